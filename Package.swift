@@ -1,0 +1,37 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// Vectorized elementwise kernels need AVX2/FMA/F16C (see ../shared/PLATFORM.md); every x86-64 server since 2015 has them.
+let simd: [SwiftSetting] = [.unsafeFlags(["-Xcc", "-march=x86-64-v3"])]
+
+let package = Package(
+    name: "gslora",
+    platforms: [.macOS(.v13)],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
+        .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+        .systemLibrary(name: "CTurboJPEG", pkgConfig: "libturbojpeg", providers: [.apt(["libturbojpeg0-dev"])]),
+        .systemLibrary(name: "CPNG", pkgConfig: "libpng16", providers: [.apt(["libpng-dev"])]),
+
+        // Libraries: data flows Format <- Convert, Format <- Apply <- Train.
+        .target(name: "Format", dependencies: ["CZlib"], swiftSettings: simd),
+        .target(name: "Convert", dependencies: ["Format", "CZlib"], swiftSettings: simd),
+        .target(name: "Apply", dependencies: ["Format", "COpenBLAS", "CZlib", "CTurboJPEG", "CPNG"], swiftSettings: simd),
+        .target(name: "Train", dependencies: ["Apply", "Format"], swiftSettings: simd),
+
+        // Thin commands.
+        .executableTarget(name: "gslora-inspect", dependencies: ["Format", "Convert", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+        .executableTarget(name: "gslora-convert", dependencies: ["Format", "Convert", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+
+        // Tests mirror Sources; TestSupport finds the fixtures and holds the tolerances.
+        .target(name: "TestSupport", dependencies: ["Format"], path: "Tests/TestSupport"),
+        .testTarget(name: "FormatTests", dependencies: ["Format", "TestSupport"]),
+        .testTarget(name: "ConvertTests", dependencies: ["Convert", "Format", "TestSupport"]),
+        .testTarget(name: "ApplyTests", dependencies: ["Apply", "Convert", "Format", "TestSupport"]),
+        .testTarget(name: "TrainTests", dependencies: ["Train", "Apply", "Convert", "Format", "TestSupport"]),
+    ],
+    swiftLanguageModes: [.v5]
+)

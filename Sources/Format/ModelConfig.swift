@@ -1,0 +1,80 @@
+/// The architecture of a ViT backbone, as a .gslr backbone header stores it (spec/FORMAT.md, spec/MODELS.md).
+/// Everything the forward pass needs is here, so no caller has to guess a size from a tensor name.
+public struct ModelConfig: Codable, Equatable, Sendable {
+    /// Which layout the weights came from; decides patch order and defaults (spec/MODELS.md).
+    public enum Family: String, Codable, Sendable {
+        case faceViT = "face_vit"             // GS-LoRA's vit_pytorch_face.ViT_face
+        case torchvisionViT = "torchvision_vit"
+        case timmViT = "timm_vit"
+    }
+
+    /// The classifier on top of the pooled embedding.
+    public struct Head: Codable, Equatable, Sendable {
+        public enum Kind: String, Codable, Sendable { case cosface, arcface, linear }
+        public var kind: Kind
+        /// Logit scale s and margin m of CosFace/ArcFace; unused for a linear head.
+        public var s: Double?
+        public var m: Double?
+
+        public init(kind: Kind, s: Double? = nil, m: Double? = nil) {
+            self.kind = kind
+            self.s = s
+            self.m = m
+        }
+
+        public static let cosface = Head(kind: .cosface, s: 64, m: 0.35)
+        public static let linear = Head(kind: .linear)
+    }
+
+    public var family: Family
+    public var imageSize: Int
+    public var patchSize: Int
+    public var channels: Int
+    public var width: Int
+    public var depth: Int
+    public var heads: Int
+    public var headDim: Int
+    public var mlpWidth: Int
+    public var numClasses: Int
+    public var head: Head
+    /// Multiplier of Q·Kᵀ. The face transformer uses width^-0.5, not headDim^-0.5 (GSLORA.md §1.1).
+    public var attentionScale: Double
+    public var layerNormEps: Double
+    /// Whether the qkv projection has a bias (torchvision and timm: yes; face: no).
+    public var qkvBias: Bool
+    /// "cls": the class-token row after the final norm.
+    public var pooling: String
+
+    public init(family: Family, imageSize: Int, patchSize: Int, channels: Int = 3, width: Int, depth: Int,
+                heads: Int, headDim: Int, mlpWidth: Int, numClasses: Int, head: Head,
+                attentionScale: Double, layerNormEps: Double, qkvBias: Bool, pooling: String = "cls") {
+        self.family = family
+        self.imageSize = imageSize
+        self.patchSize = patchSize
+        self.channels = channels
+        self.width = width
+        self.depth = depth
+        self.heads = heads
+        self.headDim = headDim
+        self.mlpWidth = mlpWidth
+        self.numClasses = numClasses
+        self.head = head
+        self.attentionScale = attentionScale
+        self.layerNormEps = layerNormEps
+        self.qkvBias = qkvBias
+        self.pooling = pooling
+    }
+
+    /// Patches per image side and in all; tokens add the class token.
+    public var gridSize: Int { imageSize / patchSize }
+    public var numPatches: Int { gridSize * gridSize }
+    public var numTokens: Int { numPatches + 1 }
+    /// Values in one flattened patch.
+    public var patchDim: Int { patchSize * patchSize * channels }
+
+    enum CodingKeys: String, CodingKey {
+        case family, imageSize = "image_size", patchSize = "patch_size", channels, width, depth, heads
+        case headDim = "head_dim", mlpWidth = "mlp_width", numClasses = "num_classes", head
+        case attentionScale = "attention_scale", layerNormEps = "layer_norm_eps", qkvBias = "qkv_bias", pooling
+    }
+}
