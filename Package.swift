@@ -25,8 +25,12 @@ let package = Package(
         // Thin commands.
         .executableTarget(name: "gslora-inspect", dependencies: ["Format", "Convert", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(name: "gslora-convert", dependencies: ["Format", "Convert", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+        .executableTarget(name: "gslora-merge", dependencies: ["Format", "Apply", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+        .executableTarget(name: "gslora-prune", dependencies: ["Format", "Apply", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+        .executableTarget(name: "gslora-infer", dependencies: ["Format", "Convert", "Apply", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+        .executableTarget(name: "gslora-eval", dependencies: ["Format", "Convert", "Apply", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         // Benchmarks, run by hand (bench/README.md); each subcommand prints a table with its anchor.
-        .executableTarget(name: "gslora-bench", dependencies: ["Format", "Convert", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+        .executableTarget(name: "gslora-bench", dependencies: ["Format", "Convert", "Apply", "Train", .product(name: "ArgumentParser", package: "swift-argument-parser")],
                           swiftSettings: simd),
 
         // Tests mirror Sources; TestSupport finds the fixtures and holds the tolerances.

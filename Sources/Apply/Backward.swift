@@ -1,0 +1,166 @@
+import Dispatch
+import Format
+
+/// Scratch of the backward pass, reused across calls.
+final class BackwardScratch {
+    let dStream = FloatBuffer(count: 0)   // ∂L/∂residual stream [rows, width]
+    let dBranch = FloatBuffer(count: 0)   // a branch output's gradient after dropout [rows, width]
+    let dNormOut = FloatBuffer(count: 0)  // ∂L/∂(LayerNorm output) [rows, width]
+    let dHidden = FloatBuffer(count: 0)   // [rows, mlp]
+    let dQKV = FloatBuffer(count: 0)      // [rows, 3·inner]
+    let dAttnOut = FloatBuffer(count: 0)  // [rows, inner]
+    let dDown = FloatBuffer(count: 0)     // ∂L/∂(x·Aᵀ) [rows, rank]
+    let dProbs = FloatBuffer(count: 0)    // per worker [tokens, tokens]
+    let dPooled = FloatBuffer(count: 0)   // [batch, width]
+}
+
+extension ViT {
+    /// Backpropagates ∂L/∂embedding (batch × width, the output of the final LayerNorm) through the last
+    /// training-mode forward and ADDS the gradients to `gradients` (LoRA factors of every adapter and, when
+    /// `gradients.parameters` exists, every backbone parameter except the head, whose gradient comes from the
+    /// loss side). With LoRA only, propagation stops at the lowest layer carrying LoRA.
+    public func backward(gradEmbeddings: [Float], into gradients: ViTGradients) throws {
+        let c = config, acts = activations, batch = acts.batch
+        guard acts.training, batch > 0 else {
+            throw ApplyError.badInput("backward needs the activations of a forward call in .train mode")
+        }
+        guard gradEmbeddings.count == batch * c.width else {
+            throw ApplyError.badInput("\(gradEmbeddings.count) embedding gradients for a batch of \(batch) × \(c.width)")
+        }
+        guard gradients.lora.count == adapters.count,
+              zip(gradients.lora, adapters).allSatisfy({ $0.fc1.count == $1.fc1.count && $0.fc1.first?.rank == $1.fc1.first?.rank }) else {
+            throw ApplyError.badAdapter("the gradient holder does not match the model's adapters; make it with ViTGradients(model:)")
+        }
+        let w = c.width, t = c.numTokens, rows = batch * t, inner = c.heads * c.headDim, m = c.mlpWidth
+        let s = backwardScratch, pg = gradients.parameters
+        s.dStream.reserve(rows * w)
+        s.dBranch.reserve(rows * w)
+        s.dNormOut.reserve(rows * w)
+        s.dHidden.reserve(rows * m)
+        s.dQKV.reserve(rows * 3 * inner)
+        s.dAttnOut.reserve(rows * inner)
+        s.dDown.reserve(rows * (adapters.map(\.rank).max() ?? 0))
+        s.dProbs.reserve(Parallel.workers * t * t)
+        s.dPooled.reserve(batch * w)
+
+        // Final LayerNorm on the class-token rows, then into row 0 of each image's stream gradient.
+        gradEmbeddings.withUnsafeBufferPointer { g in
+            Kernels.layerNormBackward(g.baseAddress!, x: acts.pooled.pointer, mean: acts.normMean.pointer, rstd: acts.normRstd.pointer,
+                                      gamma: parameters.norm.weight.pointer, rows: batch, cols: w, dx: s.dPooled.pointer,
+                                      accumulate: false, dGamma: pg?.norm.weight.pointer, dBeta: pg?.norm.bias.pointer)
+        }
+        s.dStream.fill(0)
+        for b in 0..<batch { (s.dStream.pointer + b * t * w).update(from: s.dPooled.pointer + b * w, count: w) }
+
+        let lowest = pg != nil ? 0 : (adapters.isEmpty ? c.depth : 0)
+        for l in stride(from: c.depth - 1, through: lowest, by: -1) {
+            let onlyLoRA = pg == nil
+            blockBackward(l, batch: batch, scratch: s, gradients: gradients, stopAfterFFN: onlyLoRA && l == lowest)
+        }
+        if let pg { embedBackward(batch: batch, scratch: s, into: pg) }
+    }
+
+    private func blockBackward(_ l: Int, batch: Int, scratch s: BackwardScratch, gradients: ViTGradients, stopAfterFFN: Bool) {
+        let c = config, w = c.width, rows = batch * c.numTokens, inner = c.heads * c.headDim, m = c.mlpWidth
+        let a = activations.blocks[l], prm = parameters.blocks[l], pg = gradients.parameters?.blocks[l]
+        let dX = s.dStream.pointer
+
+        // FFN branch: x_out = mid + Drop(fc2(hidden) + b2).
+        Kernels.masked(dX, a.fc2Mask.count > 0 ? a.fc2Mask.pointer : nil, out: s.dBranch.pointer, count: rows * w)
+        linearBackward(prm.fc2, input: a.hidden.pointer, dOut: s.dBranch.pointer, rows: rows, dInput: s.dHidden.pointer,
+                       grad: pg?.fc2, lora: adapters.indices.map { (adapters[$0].fc2[l], adapters[$0].scaling, a.loraFc2[$0], gradients.lora[$0].fc2[l]) },
+                       scratch: s)
+        Kernels.geluBackward(s.dHidden.pointer, h: a.fc1Out.pointer, mask: a.hiddenMask.count > 0 ? a.hiddenMask.pointer : nil, count: rows * m)
+        linearBackward(prm.fc1, input: a.ln2Out.pointer, dOut: s.dHidden.pointer, rows: rows,
+                       dInput: stopAfterFFN ? nil : s.dNormOut.pointer, grad: pg?.fc1,
+                       lora: adapters.indices.map { (adapters[$0].fc1[l], adapters[$0].scaling, a.loraFc1[$0], gradients.lora[$0].fc1[l]) },
+                       scratch: s)
+        if stopAfterFFN { return }
+        Kernels.layerNormBackward(s.dNormOut.pointer, x: a.mid.pointer, mean: a.ln2Mean.pointer, rstd: a.ln2Rstd.pointer,
+                                  gamma: prm.norm2.weight.pointer, rows: rows, cols: w, dx: dX, accumulate: true,
+                                  dGamma: pg?.norm2.weight.pointer, dBeta: pg?.norm2.bias.pointer)
+
+        // Attention branch: mid = input + Drop(proj(attn) + bp).
+        Kernels.masked(dX, a.attnMask.count > 0 ? a.attnMask.pointer : nil, out: s.dBranch.pointer, count: rows * w)
+        linearBackward(prm.proj, input: a.attnOut.pointer, dOut: s.dBranch.pointer, rows: rows, dInput: s.dAttnOut.pointer,
+                       grad: pg?.proj, lora: [], scratch: s)
+        attentionBackward(batch: batch, a: a, scratch: s)
+        linearBackward(prm.qkv, input: a.ln1Out.pointer, dOut: s.dQKV.pointer, rows: rows, dInput: s.dNormOut.pointer,
+                       grad: pg?.qkv, lora: [], scratch: s)
+        Kernels.layerNormBackward(s.dNormOut.pointer, x: a.input.pointer, mean: a.ln1Mean.pointer, rstd: a.ln1Rstd.pointer,
+                                  gamma: prm.norm1.weight.pointer, rows: rows, cols: w, dx: dX, accumulate: true,
+                                  dGamma: pg?.norm1.weight.pointer, dBeta: pg?.norm1.bias.pointer)
+    }
+
+    /// For out = input·Wᵀ + b + Σ s·(input·Aᵀ)·Bᵀ: adds ∂W, ∂b (when `grad`), ∂A, ∂B, and writes ∂input (when asked).
+    private func linearBackward(_ layer: Linear, input: UnsafePointer<Float>, dOut: UnsafePointer<Float>, rows: Int,
+                                dInput: UnsafeMutablePointer<Float>?, grad: Linear?,
+                                lora: [(LoRAFactors, Float, FloatBuffer, LoRAFactors)], scratch s: BackwardScratch) {
+        let inF = layer.inFeatures, outF = layer.outFeatures
+        if let grad {
+            BLAS.gemm(transA: true, m: outF, n: inF, k: rows, a: dOut, lda: outF, b: input, ldb: inF, beta: 1,
+                      c: grad.weight.pointer, ldc: inF)
+            if let gb = grad.bias { Kernels.addColumnSums(dOut, rows: rows, cols: outF, into: gb.pointer) }
+        }
+        if let dInput {
+            BLAS.gemm(m: rows, n: inF, k: outF, a: dOut, lda: outF, b: layer.weight.pointer, ldb: inF, c: dInput, ldc: inF)
+        }
+        for (f, scale, down, g) in lora {
+            let r = f.rank, dDown = s.dDown.pointer
+            // ∂B += s·dOutᵀ·(x·Aᵀ); ∂(x·Aᵀ) = s·dOut·B; ∂A += ∂(x·Aᵀ)ᵀ·x; ∂x += ∂(x·Aᵀ)·A.
+            BLAS.gemm(transA: true, m: outF, n: r, k: rows, alpha: scale, a: dOut, lda: outF, b: down.pointer, ldb: r, beta: 1,
+                      c: g.b.pointer, ldc: r)
+            BLAS.gemm(m: rows, n: r, k: outF, alpha: scale, a: dOut, lda: outF, b: f.b.pointer, ldb: r, c: dDown, ldc: r)
+            BLAS.gemm(transA: true, m: r, n: inF, k: rows, a: dDown, lda: r, b: input, ldb: inF, beta: 1, c: g.a.pointer, ldc: inF)
+            if let dInput {
+                BLAS.gemm(m: rows, n: inF, k: r, a: dDown, lda: r, b: f.a.pointer, ldb: inF, beta: 1, c: dInput, ldc: inF)
+            }
+        }
+    }
+
+    /// Per (image, head), from the kept probabilities: dP = dO·Vᵀ, dV = Pᵀ·dO, dS = softmax′, dQ = scale·dS·K,
+    /// dK = scale·dSᵀ·Q, written into their columns of dQKV.
+    private func attentionBackward(batch: Int, a: BlockActivations, scratch s: BackwardScratch) {
+        let c = config, t = c.numTokens, hd = c.headDim, heads = c.heads, inner = heads * hd, ld = 3 * inner
+        let scale = Float(c.attentionScale), jobs = batch * heads
+        let qkv = SendablePointer(a.qkv.pointer), probs = SendablePointer(a.probs.pointer)
+        let dO = SendablePointer(s.dAttnOut.pointer), dQKV = SendablePointer(s.dQKV.pointer), dP = SendablePointer(s.dProbs.pointer)
+        let workers = min(Parallel.workers, jobs)
+        let run: (Int) -> Void = { worker in
+            var job = worker
+            while job < jobs {
+                let b = job / heads, h = job % heads
+                let q = qkv.p + b * t * ld + h * hd, dq = dQKV.p + b * t * ld + h * hd
+                let p = probs.p + job * t * t, dp = dP.p + worker * t * t
+                let dout = dO.p + b * t * inner + h * hd
+                BLAS.gemm(transB: true, m: t, n: t, k: hd, a: dout, lda: inner, b: q + 2 * inner, ldb: ld, c: dp, ldc: t)
+                BLAS.gemm(transA: true, m: t, n: hd, k: t, a: p, lda: t, b: dout, ldb: inner, c: dq + 2 * inner, ldc: ld)
+                Kernels.softmaxBackwardRows(dp, probs: p, rows: t, cols: t)
+                BLAS.gemm(m: t, n: hd, k: t, alpha: scale, a: dp, lda: t, b: q + inner, ldb: ld, c: dq, ldc: ld)
+                BLAS.gemm(transA: true, m: t, n: hd, k: t, alpha: scale, a: dp, lda: t, b: q, ldb: ld, c: dq + inner, ldc: ld)
+                job += workers
+            }
+        }
+        if workers <= 1 {
+            run(0)
+        } else {
+            BLAS.singleThreaded { DispatchQueue.concurrentPerform(iterations: workers, execute: run) }
+        }
+    }
+
+    /// Embedding dropout, class token, position embeddings and the patch projection.
+    private func embedBackward(batch: Int, scratch s: BackwardScratch, into pg: ViTParameters) {
+        let c = config, w = c.width, t = c.numTokens, n = c.numPatches, acts = activations
+        let dTok = s.dBranch.pointer
+        Kernels.masked(s.dStream.pointer, acts.tokensMask.count > 0 ? acts.tokensMask.pointer : nil, out: dTok, count: batch * t * w)
+        for b in 0..<batch {
+            Kernels.addColumnSums(dTok + b * t * w, rows: 1, cols: w, into: pg.clsToken.pointer)
+            Kernels.addColumnSums(dTok + b * t * w, rows: 1, cols: t * w, into: pg.posEmbed.pointer)
+        }
+        // Patch rows of the token gradient, packed [batch·patches, width], are the patch projection's output gradient.
+        let dPatch = s.dNormOut.pointer
+        for b in 0..<batch { (dPatch + b * n * w).update(from: dTok + (b * t + 1) * w, count: n * w) }
+        linearBackward(parameters.patchEmbed, input: acts.patches.pointer, dOut: dPatch, rows: batch * n, dInput: nil,
+                       grad: pg.patchEmbed, lora: [], scratch: s)
+    }
+}

@@ -1,0 +1,88 @@
+/// Row-wise kernels of the backward pass (same conventions as `Kernels`).
+extension Kernels {
+    /// LayerNorm backward from the saved input and statistics. dx (+)= rstd·(g − mean(g) − x̂·mean(g·x̂)) with
+    /// g = dy·gamma, x̂ = (x − mean)·rstd; with `accumulate` the result is added to `dx`, else written.
+    /// When `dGamma`/`dBeta` are given, Σ_rows dy·x̂ and Σ_rows dy are added to them.
+    public static func layerNormBackward(_ dy: UnsafePointer<Float>, x: UnsafePointer<Float>, mean: UnsafePointer<Float>,
+                                         rstd: UnsafePointer<Float>, gamma: UnsafePointer<Float>, rows: Int, cols: Int,
+                                         dx: UnsafeMutablePointer<Float>, accumulate: Bool,
+                                         dGamma: UnsafeMutablePointer<Float>? = nil, dBeta: UnsafeMutablePointer<Float>? = nil) {
+        let dys = SendablePointer(UnsafeMutablePointer(mutating: dy)), xs = SendablePointer(UnsafeMutablePointer(mutating: x))
+        let ms = SendablePointer(UnsafeMutablePointer(mutating: mean)), rs = SendablePointer(UnsafeMutablePointer(mutating: rstd))
+        let gs = SendablePointer(UnsafeMutablePointer(mutating: gamma)), dxs = SendablePointer(dx)
+        Parallel.rows(rows, elementsPerRow: cols) { range in
+            for r in range {
+                let dyr = dys.p + r * cols, xr = xs.p + r * cols, dxr = dxs.p + r * cols
+                let mu = ms.p[r], inv = rs.p[r]
+                var sg = SIMD8<Float>(), sgx = SIMD8<Float>()
+                var j = 0
+                while j + 8 <= cols {
+                    let g = UnsafeRawPointer(dyr + j).loadUnaligned(as: SIMD8<Float>.self)
+                        * UnsafeRawPointer(gs.p + j).loadUnaligned(as: SIMD8<Float>.self)
+                    let xh = (UnsafeRawPointer(xr + j).loadUnaligned(as: SIMD8<Float>.self) - SIMD8(repeating: mu)) * inv
+                    sg += g
+                    sgx += g * xh
+                    j += 8
+                }
+                var a = sg.sum(), b = sgx.sum()
+                while j < cols { let g = dyr[j] * gs.p[j]; a += g; b += g * (xr[j] - mu) * inv; j += 1 }
+                a /= Float(cols)
+                b /= Float(cols)
+                if accumulate {
+                    for j in 0..<cols { dxr[j] += inv * (dyr[j] * gs.p[j] - a - (xr[j] - mu) * inv * b) }
+                } else {
+                    for j in 0..<cols { dxr[j] = inv * (dyr[j] * gs.p[j] - a - (xr[j] - mu) * inv * b) }
+                }
+            }
+        }
+        if let dGamma, let dBeta {
+            for r in 0..<rows {
+                let dyr = dy + r * cols, xr = x + r * cols, mu = mean[r], inv = rstd[r]
+                for j in 0..<cols {
+                    dGamma[j] += dyr[j] * (xr[j] - mu) * inv
+                    dBeta[j] += dyr[j]
+                }
+            }
+        }
+    }
+
+    /// Softmax backward in place: dS = P ⊙ (dP − rowsum(dP ⊙ P)), `dp` becomes dS.
+    public static func softmaxBackwardRows(_ dp: UnsafeMutablePointer<Float>, probs: UnsafePointer<Float>, rows: Int, cols: Int) {
+        for r in 0..<rows {
+            let d = dp + r * cols, p = probs + r * cols
+            var acc = SIMD8<Float>()
+            var j = 0
+            while j + 8 <= cols {
+                let dv = UnsafeRawPointer(d + j).loadUnaligned(as: SIMD8<Float>.self)
+                let pv = UnsafeRawPointer(p + j).loadUnaligned(as: SIMD8<Float>.self)
+                acc += dv * pv
+                j += 8
+            }
+            var s = acc.sum()
+            while j < cols { s += d[j] * p[j]; j += 1 }
+            for j in 0..<cols { d[j] = p[j] * (d[j] - s) }
+        }
+    }
+
+    /// dh = dOut·mask·GELU′(h), written over `dOut` (the FFN hidden gradient into the fc1 output gradient).
+    public static func geluBackward(_ dOut: UnsafeMutablePointer<Float>, h: UnsafePointer<Float>, mask: UnsafePointer<Float>?, count: Int) {
+        if let mask {
+            for i in 0..<count { dOut[i] *= mask[i] * FastMath.geluDerivative(h[i]) }
+        } else {
+            for i in 0..<count { dOut[i] *= FastMath.geluDerivative(h[i]) }
+        }
+    }
+
+    /// out = a ⊙ mask (dropout backward), or a copy without a mask.
+    public static func masked(_ a: UnsafePointer<Float>, _ mask: UnsafePointer<Float>?, out: UnsafeMutablePointer<Float>, count: Int) {
+        if let mask { for i in 0..<count { out[i] = a[i] * mask[i] } } else { out.update(from: a, count: count) }
+    }
+
+    /// db[j] += Σ_rows dy[r, j].
+    public static func addColumnSums(_ dy: UnsafePointer<Float>, rows: Int, cols: Int, into db: UnsafeMutablePointer<Float>) {
+        for r in 0..<rows {
+            let row = dy + r * cols
+            for j in 0..<cols { db[j] += row[j] }
+        }
+    }
+}

@@ -1,0 +1,33 @@
+/// Dropout masks from a counter-based hash: element i of call k depends only on (seed, k, i), so masks are
+/// reproducible and the generating loop vectorizes. Mask values are 0 or 1/(1−p) (inverted dropout, as PyTorch).
+public struct Dropout: Sendable {
+    public let probability: Float
+    public let seed: UInt64
+    private var calls: UInt64 = 0
+
+    public init(probability: Float, seed: UInt64) {
+        precondition(probability >= 0 && probability < 1, "dropout probability \(probability) is outside [0, 1)")
+        self.probability = probability
+        self.seed = seed
+    }
+
+    /// Fills `mask[0..<count]` with a fresh mask.
+    public mutating func fill(_ mask: UnsafeMutablePointer<Float>, count: Int) {
+        calls &+= 1
+        var mixer = SplitMix64(seed: seed ^ (calls &* 0xD1B5_4A32_D192_ED03))
+        let key = UInt32(truncatingIfNeeded: mixer.next()), key2 = UInt32(truncatingIfNeeded: mixer.next())
+        // Keep an element when its 24-bit hash is ≥ p·2^24.
+        let threshold = UInt32((Double(probability) * 16_777_216).rounded())
+        let keep = 1 / (1 - probability)
+        for i in 0..<count {
+            var h = UInt32(truncatingIfNeeded: i) &* 0x9E37_79B1 ^ key
+            h ^= h >> 16
+            h = h &* 0x85EB_CA6B
+            h ^= key2
+            h ^= h >> 13
+            h = h &* 0xC2B2_AE35
+            h ^= h >> 16
+            mask[i] = (h >> 8) >= threshold ? keep : 0
+        }
+    }
+}

@@ -1,0 +1,148 @@
+/// Elementwise and row-wise kernels over row-major float32 matrices, written as plain loops over unsafe
+/// pointers so they auto-vectorize; reductions use explicit SIMD accumulators.
+public enum Kernels {
+    @inline(__always)
+    static func sum(_ p: UnsafePointer<Float>, _ n: Int) -> Float {
+        let raw = UnsafeRawPointer(p)
+        var a0 = SIMD8<Float>(), a1 = SIMD8<Float>()
+        var i = 0
+        while i + 16 <= n {
+            a0 += raw.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self)
+            a1 += raw.loadUnaligned(fromByteOffset: (i + 8) * 4, as: SIMD8<Float>.self)
+            i += 16
+        }
+        var s = (a0 + a1).sum()
+        while i < n { s += p[i]; i += 1 }
+        return s
+    }
+
+    /// Σ (p[i] − c)².
+    @inline(__always)
+    static func sumSquaredDeviation(_ p: UnsafePointer<Float>, _ n: Int, _ c: Float) -> Float {
+        let raw = UnsafeRawPointer(p)
+        let cv = SIMD8<Float>(repeating: c)
+        var a0 = SIMD8<Float>(), a1 = SIMD8<Float>()
+        var i = 0
+        while i + 16 <= n {
+            let d0 = raw.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self) - cv
+            let d1 = raw.loadUnaligned(fromByteOffset: (i + 8) * 4, as: SIMD8<Float>.self) - cv
+            a0 += d0 * d0
+            a1 += d1 * d1
+            i += 16
+        }
+        var s = (a0 + a1).sum()
+        while i < n { let d = p[i] - c; s += d * d; i += 1 }
+        return s
+    }
+
+    @inline(__always)
+    static func maximum(_ p: UnsafePointer<Float>, _ n: Int) -> Float {
+        let raw = UnsafeRawPointer(p)
+        var m = SIMD8<Float>(repeating: -.infinity)
+        var i = 0
+        // `replace(with:where:)` compiles to a compare and blend; `pointwiseMax` is ~3× slower.
+        while i + 8 <= n {
+            let v = raw.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self)
+            m.replace(with: v, where: v .> m)
+            i += 8
+        }
+        var s = m.max()
+        while i < n { s = p[i] > s ? p[i] : s; i += 1 }
+        return s
+    }
+
+    /// out = (x − mean)·rstd·gamma + beta per row (biased variance, as PyTorch). `mean`/`rstd` receive the
+    /// per-row statistics the backward pass needs when given. `out` may alias `x`.
+    public static func layerNorm(_ x: UnsafePointer<Float>, rows: Int, cols: Int, gamma: UnsafePointer<Float>,
+                                 beta: UnsafePointer<Float>, eps: Float, out: UnsafeMutablePointer<Float>,
+                                 mean: UnsafeMutablePointer<Float>? = nil, rstd: UnsafeMutablePointer<Float>? = nil) {
+        let xs = SendablePointer(UnsafeMutablePointer(mutating: x)), os = SendablePointer(out)
+        let ms = mean.map(SendablePointer.init), rs = rstd.map(SendablePointer.init)
+        let g = SendablePointer(UnsafeMutablePointer(mutating: gamma)), b = SendablePointer(UnsafeMutablePointer(mutating: beta))
+        Parallel.rows(rows, elementsPerRow: cols) { range in
+            for r in range {
+                let xr = xs.p + r * cols, orow = os.p + r * cols
+                let mu = sum(xr, cols) / Float(cols)
+                let variance = sumSquaredDeviation(xr, cols, mu) / Float(cols)
+                let inv = 1 / (variance + eps).squareRoot()
+                ms?.p[r] = mu
+                rs?.p[r] = inv
+                for j in 0..<cols { orow[j] = (xr[j] - mu) * inv * g.p[j] + b.p[j] }
+            }
+        }
+    }
+
+    /// y[r, j] += bias[j].
+    public static func addBias(_ y: UnsafeMutablePointer<Float>, rows: Int, cols: Int, bias: UnsafePointer<Float>) {
+        let ys = SendablePointer(y), bs = SendablePointer(UnsafeMutablePointer(mutating: bias))
+        Parallel.rows(rows, elementsPerRow: cols) { range in
+            for r in range {
+                let row = ys.p + r * cols
+                for j in 0..<cols { row[j] += bs.p[j] }
+            }
+        }
+    }
+
+    /// h += bias (kept in `h`: the GELU input the backward pass needs), then out = GELU(h)·mask.
+    /// `out` may be `h` when the GELU input need not be kept; `mask` (dropout, 0 or 1/(1−p)) is optional.
+    public static func biasGELU(_ h: UnsafeMutablePointer<Float>, rows: Int, cols: Int, bias: UnsafePointer<Float>?,
+                                out: UnsafeMutablePointer<Float>, mask: UnsafePointer<Float>? = nil) {
+        let hs = SendablePointer(h), os = SendablePointer(out)
+        let bs = bias.map { SendablePointer(UnsafeMutablePointer(mutating: $0)) }
+        let ms = mask.map { SendablePointer(UnsafeMutablePointer(mutating: $0)) }
+        let inPlace = h == out && mask == nil
+        Parallel.rows(rows, elementsPerRow: cols) { range in
+            for r in range {
+                let hr = hs.p + r * cols, orow = os.p + r * cols
+                // In place through one pointer: two pointers that may alias make LLVM add an overlap check,
+                // which fails when they are equal and sends the loop down its scalar path (≈4× slower).
+                if inPlace {
+                    if let bs { for j in 0..<cols { hr[j] = FastMath.gelu(hr[j] + bs.p[j]) } } else { for j in 0..<cols { hr[j] = FastMath.gelu(hr[j]) } }
+                    continue
+                }
+                if let bs { for j in 0..<cols { hr[j] += bs.p[j] } }
+                if let ms {
+                    let mr = ms.p + r * cols
+                    for j in 0..<cols { orow[j] = FastMath.gelu(hr[j]) * mr[j] }
+                } else {
+                    for j in 0..<cols { orow[j] = FastMath.gelu(hr[j]) }
+                }
+            }
+        }
+    }
+
+    /// x += (y + bias)·mask: a residual branch with its output bias and dropout.
+    public static func residualAdd(_ x: UnsafeMutablePointer<Float>, _ y: UnsafePointer<Float>, rows: Int, cols: Int,
+                                   bias: UnsafePointer<Float>?, mask: UnsafePointer<Float>? = nil) {
+        let xs = SendablePointer(x), ys = SendablePointer(UnsafeMutablePointer(mutating: y))
+        let bs = bias.map { SendablePointer(UnsafeMutablePointer(mutating: $0)) }
+        let ms = mask.map { SendablePointer(UnsafeMutablePointer(mutating: $0)) }
+        Parallel.rows(rows, elementsPerRow: cols) { range in
+            for r in range {
+                let xr = xs.p + r * cols, yr = ys.p + r * cols
+                switch (bs, ms) {
+                case let (b?, m?): let mr = m.p + r * cols; for j in 0..<cols { xr[j] += (yr[j] + b.p[j]) * mr[j] }
+                case let (b?, nil): for j in 0..<cols { xr[j] += yr[j] + b.p[j] }
+                case let (nil, m?): let mr = m.p + r * cols; for j in 0..<cols { xr[j] += yr[j] * mr[j] }
+                case (nil, nil): for j in 0..<cols { xr[j] += yr[j] }
+                }
+            }
+        }
+    }
+
+    /// Row softmax in place (max-subtracted, fast exp). Runs on the calling thread: attention calls it per head.
+    public static func softmaxRows(_ s: UnsafeMutablePointer<Float>, rows: Int, cols: Int) {
+        for r in 0..<rows {
+            let row = s + r * cols
+            let m = maximum(row, cols)
+            for j in 0..<cols { row[j] = FastMath.exp(row[j] - m) }
+            let inv = 1 / sum(row, cols)
+            for j in 0..<cols { row[j] *= inv }
+        }
+    }
+
+    /// x[i] *= mask[i] (dropout on a whole buffer).
+    public static func multiply(_ x: UnsafeMutablePointer<Float>, by mask: UnsafePointer<Float>, count: Int) {
+        for i in 0..<count { x[i] *= mask[i] }
+    }
+}

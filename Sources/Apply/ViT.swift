@@ -1,0 +1,234 @@
+import Dispatch
+import Format
+
+/// How a forward call runs. `train` keeps every block's activations for the backward pass and applies dropout
+/// (GS-LoRA: p = 0.1 after the embedding sum, the attention projection, GELU and fc2); `eval` keeps only what
+/// the next layer needs.
+public enum ForwardMode: Equatable, Sendable {
+    case eval
+    case train(dropout: Float)
+
+    var isTraining: Bool { self != .eval }
+    var dropout: Float { if case .train(let p) = self { return p } else { return 0 } }
+}
+
+/// What a forward call returns, per image row-major.
+public struct ViTOutput: Sendable {
+    public let batch: Int
+    /// The pooled class-token row after the final LayerNorm [batch, width].
+    public let embeddings: [Float]
+    /// The class-token row before the final LayerNorm [batch, width].
+    public let preNormCLS: [Float]
+    /// Logits without margin [batch, classes]: s·cos for CosFace/ArcFace, e·Wᵀ + b for a linear head.
+    public let logits: [Float]
+    /// CosFace/ArcFace logits with the margin on each image's label column; nil without labels or for a linear head.
+    public let marginLogits: [Float]?
+
+    /// The logits a loss is computed on: with margin when there is one.
+    public var trainingLogits: [Float] { marginLogits ?? logits }
+}
+
+/// A ViT backbone with its classifier head, driven only by `ModelConfig` and canonical weights
+/// (face transformer, torchvision and timm layouts). LoRA adapters apply live (W untouched); `merged()`
+/// folds them into a copy of the weights. Not thread-safe: one forward at a time per instance
+/// (it reuses its activation buffers).
+public final class ViT: @unchecked Sendable {
+    public let config: ModelConfig
+    public let parameters: ViTParameters
+    /// Applied live, in order: y = x·Wᵀ + b + Σ scaling·(x·Aᵀ)·Bᵀ on each block's fc1 and fc2.
+    public private(set) var adapters: [LoRAAdapter]
+    /// Dropout stream for training-mode calls; reseed to reproduce a run.
+    public var dropoutSeed: UInt64 = 0x6753_4C6F_5241 { didSet { dropoutCalls = 0 } }
+    private var dropoutCalls: UInt64 = 0
+    /// The buffers of the last forward call (the backward pass reads them after a training-mode call).
+    public let activations = ViTActivations()
+    let backwardScratch = BackwardScratch()
+
+    public init(config: ModelConfig, parameters: ViTParameters, adapters: [LoRAAdapter] = []) throws {
+        try ViTParameters.validate(config)
+        self.config = config
+        self.parameters = parameters
+        self.adapters = []
+        try setAdapters(adapters)
+    }
+
+    /// Loads canonical weights (any float dtype) for `config`; every tensor is checked by name and shape.
+    public convenience init(config: ModelConfig, weights: [Tensor], adapters: [LoRAAdapter] = []) throws {
+        try self.init(config: config, parameters: try ViTParameters(config: config, weights: weights), adapters: adapters)
+    }
+
+    public func setAdapters(_ list: [LoRAAdapter]) throws {
+        for a in list { try a.check(against: config) }
+        adapters = list
+    }
+
+    /// A model whose fc1/fc2 weights are W + Σ scaling·B·A (float32, out of place) and that has no adapters.
+    /// Unchanged tensors are shared with this model.
+    public func merged() throws -> ViT {
+        let p = parameters
+        let blocks = p.blocks.enumerated().map { i, b in
+            BlockParams(norm1: b.norm1, qkv: b.qkv, proj: b.proj, norm2: b.norm2,
+                        fc1: b.fc1.merging(adapters.map { ($0.fc1[i], $0.scaling) }),
+                        fc2: b.fc2.merging(adapters.map { ($0.fc2[i], $0.scaling) }))
+        }
+        let m = try ViT(config: config, parameters: ViTParameters(clsToken: p.clsToken, posEmbed: p.posEmbed, patchEmbed: p.patchEmbed,
+                                                                  blocks: blocks, norm: p.norm, head: p.head))
+        m.dropoutSeed = dropoutSeed
+        return m
+    }
+
+    /// Runs images [batch, channels, size, size] (NCHW, float32, already preprocessed) through the model.
+    /// `labels` (one per image, in 0..<classes) turn on the CosFace/ArcFace margin for `marginLogits`.
+    public func forward(images: UnsafeBufferPointer<Float>, batch: Int, labels: [Int]? = nil,
+                        mode: ForwardMode = .eval) throws -> ViTOutput {
+        let c = config
+        guard batch > 0 else { throw ApplyError.badInput("batch is \(batch)") }
+        let perImage = c.channels * c.imageSize * c.imageSize
+        let (need, o) = perImage.multipliedReportingOverflow(by: batch)
+        guard !o, images.count == need else {
+            throw ApplyError.badInput("\(images.count) floats given, \(batch) images of \(c.channels)×\(c.imageSize)×\(c.imageSize) need \(o ? "too many" : "\(need)")")
+        }
+        if let labels {
+            guard labels.count == batch else { throw ApplyError.badInput("\(labels.count) labels for \(batch) images") }
+            if let bad = labels.first(where: { $0 < 0 || $0 >= c.numClasses }) {
+                throw ApplyError.badInput("label \(bad) is outside 0..<\(c.numClasses)")
+            }
+        }
+        let p = mode.dropout
+        guard p >= 0, p < 1 else { throw ApplyError.badInput("dropout probability \(p) is outside [0, 1)") }
+        var dropout: Dropout? = nil
+        if p > 0 {
+            dropoutCalls &+= 1
+            dropout = Dropout(probability: p, seed: dropoutSeed &+ dropoutCalls &* 0x9E37_79B9_7F4A_7C15)
+        }
+        let acts = activations
+        try acts.size(config: c, batch: batch, ranks: adapters.map(\.rank), training: mode.isTraining, dropout: dropout != nil)
+
+        embed(images.baseAddress!, batch: batch, into: acts, dropout: &dropout)
+        for l in 0..<c.depth {
+            block(l, batch: batch, acts: acts, a: acts.blocks[mode.isTraining ? l : 0], dropout: &dropout)
+        }
+        let pooled = pool(batch: batch, acts: acts)
+        let (logits, margin) = head(batch: batch, labels: labels, acts: acts)
+        return ViTOutput(batch: batch, embeddings: acts.embedding.array, preNormCLS: pooled, logits: logits, marginLogits: margin)
+    }
+
+    public func forward(images: [Float], batch: Int, labels: [Int]? = nil, mode: ForwardMode = .eval) throws -> ViTOutput {
+        try images.withUnsafeBufferPointer { try forward(images: $0, batch: batch, labels: labels, mode: mode) }
+    }
+
+    // MARK: - stages
+
+    /// Patchify, patch embedding, class token, position embedding, embedding dropout → the residual stream.
+    private func embed(_ images: UnsafePointer<Float>, batch: Int, into acts: ViTActivations, dropout: inout Dropout?) {
+        let c = config, w = c.width, t = c.numTokens, n = c.numPatches
+        Patchify.run(config: c, images: images, batch: batch, out: acts.patches.pointer)
+        let pe = parameters.patchEmbed
+        BLAS.gemm(transB: true, m: batch * n, n: w, k: c.patchDim, a: acts.patches.pointer, lda: c.patchDim,
+                  b: pe.weight.pointer, ldb: c.patchDim, c: acts.patchEmbed.pointer, ldc: w)
+        if let bias = pe.bias { Kernels.addBias(acts.patchEmbed.pointer, rows: batch * n, cols: w, bias: bias.pointer) }
+        let tok = acts.tokens.pointer, pos = parameters.posEmbed.pointer, cls = parameters.clsToken.pointer
+        for b in 0..<batch {
+            let dst = tok + b * t * w
+            for j in 0..<w { dst[j] = cls[j] + pos[j] }
+            let src = acts.patchEmbed.pointer + b * n * w
+            for i in 0..<(n * w) { dst[w + i] = src[i] + pos[w + i] }
+        }
+        acts.stream.pointer.update(from: tok, count: batch * t * w)
+        if dropout != nil {
+            dropout!.fill(acts.tokensMask.pointer, count: batch * t * w)
+            Kernels.multiply(acts.stream.pointer, by: acts.tokensMask.pointer, count: batch * t * w)
+        }
+    }
+
+    private func block(_ l: Int, batch: Int, acts: ViTActivations, a: BlockActivations, dropout: inout Dropout?) {
+        let c = config, w = c.width, rows = batch * c.numTokens, inner = c.heads * c.headDim, m = c.mlpWidth
+        let prm = parameters.blocks[l], x = acts.stream.pointer, eps = Float(c.layerNormEps)
+        let training = acts.training
+        if training { a.input.pointer.update(from: x, count: rows * w) }
+
+        // Attention branch: x += Dropout(Proj(Attn(LN1(x)))).
+        Kernels.layerNorm(x, rows: rows, cols: w, gamma: prm.norm1.weight.pointer, beta: prm.norm1.bias.pointer, eps: eps,
+                          out: a.ln1Out.pointer, mean: a.ln1Mean.pointer, rstd: a.ln1Rstd.pointer)
+        apply(prm.qkv, a.ln1Out.pointer, rows: rows, out: a.qkv.pointer, lora: [])
+        if let bias = prm.qkv.bias { Kernels.addBias(a.qkv.pointer, rows: rows, cols: 3 * inner, bias: bias.pointer) }
+        attention(batch: batch, a: a, scratch: acts.probsScratch)
+        apply(prm.proj, a.attnOut.pointer, rows: rows, out: acts.scratch.pointer, lora: [])
+        let attnMask = dropout != nil ? a.attnMask.pointer : nil
+        if let attnMask { dropout!.fill(attnMask, count: rows * w) }
+        Kernels.residualAdd(x, acts.scratch.pointer, rows: rows, cols: w, bias: prm.proj.bias?.pointer, mask: attnMask)
+        if training { a.mid.pointer.update(from: x, count: rows * w) }
+
+        // FFN branch: x += Dropout(fc2(Dropout(GELU(fc1(LN2(x)))))), LoRA live on fc1 and fc2.
+        Kernels.layerNorm(x, rows: rows, cols: w, gamma: prm.norm2.weight.pointer, beta: prm.norm2.bias.pointer, eps: eps,
+                          out: a.ln2Out.pointer, mean: a.ln2Mean.pointer, rstd: a.ln2Rstd.pointer)
+        apply(prm.fc1, a.ln2Out.pointer, rows: rows, out: a.fc1Out.pointer,
+              lora: adapters.enumerated().map { ($1.fc1[l], $1.scaling, a.loraFc1[$0]) })
+        let hidden = training ? a.hidden.pointer : a.fc1Out.pointer
+        let hiddenMask = dropout != nil ? a.hiddenMask.pointer : nil
+        if let hiddenMask { dropout!.fill(hiddenMask, count: rows * m) }
+        Kernels.biasGELU(a.fc1Out.pointer, rows: rows, cols: m, bias: prm.fc1.bias?.pointer, out: hidden, mask: hiddenMask)
+        apply(prm.fc2, hidden, rows: rows, out: acts.scratch.pointer,
+              lora: adapters.enumerated().map { ($1.fc2[l], $1.scaling, a.loraFc2[$0]) })
+        let fc2Mask = dropout != nil ? a.fc2Mask.pointer : nil
+        if let fc2Mask { dropout!.fill(fc2Mask, count: rows * w) }
+        Kernels.residualAdd(x, acts.scratch.pointer, rows: rows, cols: w, bias: prm.fc2.bias?.pointer, mask: fc2Mask)
+    }
+
+    /// out = input·Wᵀ (no bias: callers fuse it into the next elementwise pass) + Σ scaling·(input·Aᵀ)·Bᵀ,
+    /// keeping input·Aᵀ in each adapter's buffer.
+    private func apply(_ layer: Linear, _ input: UnsafePointer<Float>, rows: Int, out: UnsafeMutablePointer<Float>,
+                       lora: [(LoRAFactors, Float, FloatBuffer)]) {
+        let inF = layer.inFeatures, outF = layer.outFeatures
+        BLAS.gemm(transB: true, m: rows, n: outF, k: inF, a: input, lda: inF, b: layer.weight.pointer, ldb: inF, c: out, ldc: outF)
+        for (f, s, down) in lora {
+            BLAS.gemm(transB: true, m: rows, n: f.rank, k: inF, a: input, lda: inF, b: f.a.pointer, ldb: inF,
+                      c: down.pointer, ldc: f.rank)
+            BLAS.gemm(transB: true, m: rows, n: outF, k: f.rank, alpha: s, a: down.pointer, lda: f.rank, b: f.b.pointer,
+                      ldb: f.rank, beta: 1, c: out, ldc: outF)
+        }
+    }
+
+    /// Per (image, head): S = scale·Q·Kᵀ, row softmax, O = S·V, written head-major into attnOut. Images × heads
+    /// are split over Swift threads with single-threaded BLAS (faster than BLAS threads for these small GEMMs).
+    private func attention(batch: Int, a: BlockActivations, scratch: FloatBuffer) {
+        let c = config, t = c.numTokens, hd = c.headDim, heads = c.heads, inner = heads * hd, ld = 3 * inner
+        let scale = Float(c.attentionScale), jobs = batch * heads
+        let qkv = SendablePointer(a.qkv.pointer), out = SendablePointer(a.attnOut.pointer)
+        let probs = SendablePointer(a.probabilityStorage(scratch: scratch))
+        let keepAll = a.probs.count > 0
+        let workers = min(Parallel.workers, jobs)
+        let run: (Int) -> Void = { worker in
+            var job = worker
+            while job < jobs {
+                let b = job / heads, h = job % heads
+                let q = qkv.p + b * t * ld + h * hd
+                let s = probs.p + (keepAll ? job : worker) * t * t
+                BLAS.gemm(transB: true, m: t, n: t, k: hd, alpha: scale, a: q, lda: ld, b: q + inner, ldb: ld, c: s, ldc: t)
+                Kernels.softmaxRows(s, rows: t, cols: t)
+                BLAS.gemm(m: t, n: hd, k: t, a: s, lda: t, b: q + 2 * inner, ldb: ld, c: out.p + b * t * inner + h * hd, ldc: inner)
+                job += workers
+            }
+        }
+        if workers <= 1 {
+            run(0)
+        } else {
+            BLAS.singleThreaded { DispatchQueue.concurrentPerform(iterations: workers, execute: run) }
+        }
+    }
+
+    /// The class-token rows and the final LayerNorm; returns the pre-norm rows.
+    private func pool(batch: Int, acts: ViTActivations) -> [Float] {
+        let c = config, w = c.width
+        for b in 0..<batch { (acts.pooled.pointer + b * w).update(from: acts.stream.pointer + b * c.numTokens * w, count: w) }
+        Kernels.layerNorm(acts.pooled.pointer, rows: batch, cols: w, gamma: parameters.norm.weight.pointer,
+                          beta: parameters.norm.bias.pointer, eps: Float(c.layerNormEps), out: acts.embedding.pointer,
+                          mean: acts.normMean.pointer, rstd: acts.normRstd.pointer)
+        return acts.pooled.array
+    }
+}
+
+extension BlockActivations {
+    /// Where attention writes its probabilities: the kept buffer in training, per-worker scratch in eval.
+    func probabilityStorage(scratch: FloatBuffer) -> UnsafeMutablePointer<Float> { probs.count > 0 ? probs.pointer : scratch.pointer }
+}

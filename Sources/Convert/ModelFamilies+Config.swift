@@ -1,0 +1,176 @@
+import Format
+
+/// Reading a full `ModelConfig` off the canonical tensor shapes, and the shapes a config implies.
+extension ModelFamilies {
+    /// What the caller knows that the shapes cannot say.
+    public struct Hints: Sendable {
+        /// Attention heads; default: inner width / 64.
+        public var heads: Int?
+        /// Image channels of the face model, whose patch embedding is a Linear over patch·patch·channels; default 3.
+        public var channels: Int?
+
+        public init(heads: Int? = nil, channels: Int? = nil) {
+            self.heads = heads
+            self.channels = channels
+        }
+    }
+
+    /// The config of a model given its canonical weights (LoRA factors excluded), plus notices on what was assumed.
+    /// Every tensor is then checked against the shape the config implies, so a config returned here fits the weights.
+    public static func inferConfig(family: ModelConfig.Family, weights: [Tensor], hints: Hints = Hints(),
+                                   file: String) throws -> (config: ModelConfig, notices: [String]) {
+        var byName: [String: Tensor] = [:]
+        for t in weights { byName[t.name] = t }
+        func shape(_ name: String) throws -> [Int] {
+            guard let t = byName[name] else { throw ConvertError.badModel(file: file, tensor: name, reason: "missing") }
+            return t.shape
+        }
+        func need(_ ok: Bool, _ name: String, _ reason: @autoclosure () -> String) throws {
+            if !ok { throw ConvertError.badModel(file: file, tensor: name, reason: reason()) }
+        }
+        var notices: [String] = []
+
+        let cls = try shape("cls_token")
+        try need(cls.count == 3 && cls[0] == 1 && cls[1] == 1 && cls[2] > 0, "cls_token", "shape \(cls), expected [1, 1, width]")
+        let width = cls[2]
+
+        // Depth: the block indices present, which must be 0..<depth without holes.
+        var indices = Set<Int>()
+        for t in weights {
+            if let (i, _) = FamilyKeyMap.splitBlock(t.name, prefix: FamilyKeyMap.canonicalBlockPrefix) { indices.insert(i) }
+        }
+        let depth = indices.count
+        try need(depth > 0 && indices.max() == depth - 1, "blocks", "block indices \(indices.sorted()) are not 0..<\(depth)")
+
+        let qkv = try shape("blocks.0.attn.qkv.weight")
+        try need(qkv.count == 2 && qkv[1] == width && qkv[0] % 3 == 0 && qkv[0] > 0, "blocks.0.attn.qkv.weight",
+                 "shape \(qkv), expected [3·inner, \(width)]")
+        let inner = qkv[0] / 3
+        let heads: Int
+        if let h = hints.heads {
+            guard h > 0, inner % h == 0 else {
+                throw ConvertError.cannotInfer(file: file, what: "the head size",
+                                               hint: "--heads \(h) does not divide the attention width \(inner).")
+            }
+            heads = h
+        } else {
+            guard inner % 64 == 0 else {
+                throw ConvertError.cannotInfer(file: file, what: "the number of attention heads",
+                                               hint: "The attention width \(inner) is not a multiple of 64; pass --heads N.")
+            }
+            heads = inner / 64
+            notices.append("assumed \(heads) attention heads of 64 (attention width \(inner)); pass --heads N if the model used another count")
+        }
+
+        let fc1 = try shape("blocks.0.mlp.fc1.weight")
+        try need(fc1.count == 2 && fc1[1] == width && fc1[0] > 0, "blocks.0.mlp.fc1.weight", "shape \(fc1), expected [mlp, \(width)]")
+        let mlp = fc1[0]
+
+        let headW = try shape("head.weight")
+        try need(headW.count == 2 && headW[1] == width && headW[0] > 0, "head.weight", "shape \(headW), expected [classes, \(width)]")
+        let classes = headW[0]
+
+        let pe = try shape("patch_embed.weight")
+        let patch: Int, channels: Int
+        if family == .faceViT {
+            try need(pe.count == 2 && pe[0] == width && pe[1] > 0, "patch_embed.weight", "shape \(pe), expected [\(width), patch·patch·channels]")
+            channels = hints.channels ?? 3
+            guard channels > 0, pe[1] % channels == 0, let p = exactSqrt(pe[1] / channels) else {
+                throw ConvertError.cannotInfer(file: file, what: "the patch size",
+                                               hint: "The patch embedding takes \(pe[1]) values, which is not patch·patch·\(channels); pass --channels N.")
+            }
+            patch = p
+        } else {
+            try need(pe.count == 4 && pe[0] == width && pe[1] > 0 && pe[2] > 0 && pe[2] == pe[3], "patch_embed.weight",
+                     "shape \(pe), expected [\(width), channels, patch, patch]")
+            if let c = hints.channels, c != pe[1] {
+                throw ConvertError.cannotInfer(file: file, what: "the channels",
+                                               hint: "--channels \(c) contradicts the patch convolution, which takes \(pe[1]) channels.")
+            }
+            channels = pe[1]
+            patch = pe[2]
+        }
+
+        let pos = try shape("pos_embed")
+        try need(pos.count == 3 && pos[0] == 1 && pos[2] == width && pos[1] >= 2, "pos_embed", "shape \(pos), expected [1, tokens, \(width)]")
+        guard let grid = exactSqrt(pos[1] - 1) else {
+            throw ConvertError.cannotInfer(file: file, what: "the image size",
+                                           hint: "pos_embed has \(pos[1]) tokens; \(pos[1] - 1) patches do not form a square grid.")
+        }
+
+        let face = family == .faceViT
+        let head: ModelConfig.Head = face && byName["head.bias"] == nil ? .cosface : .linear
+        let config = ModelConfig(
+            family: family, imageSize: grid * patch, patchSize: patch, channels: channels, width: width, depth: depth,
+            heads: heads, headDim: inner / heads, mlpWidth: mlp, numClasses: classes, head: head,
+            attentionScale: face ? 1 / Double(width).squareRoot() : 1 / Double(inner / heads).squareRoot(),
+            layerNormEps: face ? 1e-5 : 1e-6, qkvBias: byName["blocks.0.attn.qkv.bias"] != nil)
+        if face { notices.append("face model head taken as CosFace (s=64, m=0.35), the head GS-LoRA trains with") }
+
+        try checkShapes(weights, config: config, file: file)
+        return (config, notices)
+    }
+
+    /// Every tensor must be one `config` expects, with the expected shape, and none may be missing.
+    public static func checkShapes(_ weights: [Tensor], config: ModelConfig, file: String) throws {
+        // A model has at least 10 tensors per block; a config promising more blocks cannot fit (and must not
+        // make us build a huge expectation list from a hostile header).
+        guard config.depth <= weights.count / 10 else {
+            throw ConvertError.badModel(file: file, tensor: "blocks", reason: "the config says depth \(config.depth) but there are only \(weights.count) tensors")
+        }
+        let expected = expectedShapes(config)
+        var wanted: [String: [Int]] = [:]
+        for (n, s) in expected { wanted[n] = s }
+        var present = Set<String>()
+        for t in weights {
+            guard let s = wanted[t.name] else {
+                throw ConvertError.badModel(file: file, tensor: t.name, reason: "not part of a \(config.family.rawValue) model with this config")
+            }
+            guard s == t.shape else {
+                throw ConvertError.badModel(file: file, tensor: t.name, reason: "shape \(t.shape), expected \(s) for \(describe(config))")
+            }
+            present.insert(t.name)
+        }
+        if let missing = expected.first(where: { !present.contains($0.name) }) {
+            throw ConvertError.badModel(file: file, tensor: missing.name, reason: "missing (expected shape \(missing.shape))")
+        }
+    }
+
+    /// Every canonical tensor of a model with `config`, in canonical order, with its shape. LoRA factors excluded.
+    public static func expectedShapes(_ c: ModelConfig) -> [(name: String, shape: [Int])] {
+        let w = c.width, inner = c.heads * c.headDim, m = c.mlpWidth
+        var out: [(String, [Int])] = [("cls_token", [1, 1, w]), ("pos_embed", [1, c.numTokens, w])]
+        out.append(("patch_embed.weight", c.family == .faceViT ? [w, c.patchDim] : [w, c.channels, c.patchSize, c.patchSize]))
+        out.append(("patch_embed.bias", [w]))
+        for i in 0..<c.depth {
+            let b = "blocks.\(i)."
+            out += [(b + "norm1.weight", [w]), (b + "norm1.bias", [w]), (b + "attn.qkv.weight", [3 * inner, w])]
+            if c.qkvBias { out.append((b + "attn.qkv.bias", [3 * inner])) }
+            out += [(b + "attn.proj.weight", [w, inner]), (b + "attn.proj.bias", [w]),
+                    (b + "norm2.weight", [w]), (b + "norm2.bias", [w]),
+                    (b + "mlp.fc1.weight", [m, w]), (b + "mlp.fc1.bias", [m]),
+                    (b + "mlp.fc2.weight", [w, m]), (b + "mlp.fc2.bias", [w])]
+        }
+        out += [("norm.weight", [w]), ("norm.bias", [w]), ("head.weight", [c.numClasses, w])]
+        if c.head.kind == .linear { out.append(("head.bias", [c.numClasses])) }
+        return out
+    }
+
+    /// The shapes of rank-r LoRA factors on the two FFN linears of block i: A is [r, in], B is [out, r].
+    public static func loraShapes(_ c: ModelConfig, block i: Int, rank r: Int) -> [(name: String, shape: [Int])] {
+        let w = c.width, m = c.mlpWidth, b = "blocks.\(i).mlp."
+        return [(b + "fc1.lora_A", [r, w]), (b + "fc1.lora_B", [m, r]), (b + "fc2.lora_A", [r, m]), (b + "fc2.lora_B", [w, r])]
+    }
+
+    static func describe(_ c: ModelConfig) -> String {
+        "width \(c.width), depth \(c.depth), heads \(c.heads)×\(c.headDim), mlp \(c.mlpWidth), patch \(c.patchSize), image \(c.imageSize), \(c.numClasses) classes"
+    }
+
+    static func exactSqrt(_ n: Int) -> Int? {
+        guard n > 0 else { return nil }
+        var r = Int(Double(n).squareRoot())
+        while r * r > n { r -= 1 }
+        while (r + 1) * (r + 1) <= n { r += 1 }
+        return r * r == n ? r : nil
+    }
+}

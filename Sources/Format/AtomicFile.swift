@@ -1,0 +1,164 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Writes a file all-or-nothing: the body streams into a temporary file in the target's folder, which is fsynced and
+/// renamed over the target only when the body returns. On any error the temporary file is removed and the target
+/// (if it existed) is untouched.
+public enum AtomicFile {
+    /// - Parameter inputs: paths the body reads from; writing to one of them is refused (`FormatError.outputIsInput`).
+    public static func write(_ path: String, inputs: [String] = [], _ body: (FileSink) throws -> Void) throws {
+        if let out = FileIdentity.of(path), inputs.contains(where: { FileIdentity.of($0) == out }) {
+            throw FormatError.outputIsInput(file: path)
+        }
+        let dir = directory(of: path)
+        var template = Array((dir + "/." + baseName(of: path) + ".tmp-XXXXXX").utf8CString)
+        let fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
+        guard fd >= 0 else { throw FormatError.io(file: path, operation: "create temporary file in \(dir)", errno: errno) }
+        let tmp = String(cString: template)
+        let sink = FileSink(fd: fd, path: path)
+        do {
+            try body(sink)
+            try sink.flush()
+            // mkstemp makes 0600 files; give the output the usual permissions the umask allows.
+            let mask = umask(0)
+            umask(mask)
+            guard fchmod(fd, 0o666 & ~mask) == 0 else { throw FormatError.io(file: path, operation: "chmod", errno: errno) }
+            guard fsync(fd) == 0 else { throw FormatError.io(file: path, operation: "fsync", errno: errno) }
+            sink.close()
+            guard rename(tmp, path) == 0 else { throw FormatError.io(file: path, operation: "rename into place", errno: errno) }
+        } catch {
+            sink.close()
+            unlink(tmp)
+            throw error
+        }
+        // Make the rename itself durable.
+        let dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        if dfd >= 0 {
+            fsync(dfd)
+            close(dfd)
+        }
+    }
+
+    /// Whether two paths name the same existing file (device + inode).
+    public static func sameFile(_ a: String, _ b: String) -> Bool {
+        guard let x = FileIdentity.of(a), let y = FileIdentity.of(b) else { return false }
+        return x == y
+    }
+
+    static func directory(of path: String) -> String {
+        guard let slash = path.lastIndex(of: "/") else { return "." }
+        let d = String(path[..<slash])
+        return d.isEmpty ? "/" : d
+    }
+
+    static func baseName(of path: String) -> String {
+        guard let slash = path.lastIndex(of: "/") else { return path }
+        return String(path[path.index(after: slash)...])
+    }
+}
+
+/// The open temporary file an `AtomicFile` body writes into. Small writes are buffered; large ones go straight
+/// through. `offset` is the logical end of what was written so far.
+public final class FileSink {
+    /// The final path (for error messages); the bytes go to a temporary file beside it.
+    public let path: String
+    public private(set) var offset = 0
+    private var fd: Int32
+    private var buffer: UnsafeMutableRawPointer
+    private var buffered = 0
+    private static let capacity = 1 << 20
+
+    init(fd: Int32, path: String) {
+        self.fd = fd
+        self.path = path
+        buffer = UnsafeMutableRawPointer.allocate(byteCount: FileSink.capacity, alignment: 4096)
+    }
+
+    deinit {
+        buffer.deallocate()
+        close()
+    }
+
+    func close() {
+        if fd >= 0 { _ = Glibc.close(fd) }
+        fd = -1
+    }
+
+    public func write(_ p: UnsafeRawBufferPointer) throws {
+        guard p.count > 0 else { return }
+        if p.count >= FileSink.capacity / 2 {
+            try flush()
+            try writeAll(p, at: offset)
+            offset += p.count
+            startWriteback(upTo: offset)
+            return
+        }
+        if buffered + p.count > FileSink.capacity { try flush() }
+        (buffer + buffered).copyMemory(from: p.baseAddress!, byteCount: p.count)
+        buffered += p.count
+        offset += p.count
+    }
+
+    public func write(_ bytes: [UInt8]) throws { try bytes.withUnsafeBytes { try write($0) } }
+
+    /// `n` zero bytes (alignment padding).
+    public func writeZeros(_ n: Int) throws {
+        var left = n
+        let zeros = [UInt8](repeating: 0, count: min(n, 1 << 16))
+        while left > 0 {
+            let k = min(left, zeros.count)
+            try zeros.withUnsafeBytes { try write(UnsafeRawBufferPointer(rebasing: $0[0..<k])) }
+            left -= k
+        }
+    }
+
+    /// Overwrites bytes already written (e.g. a header reserved before the data), without moving `offset`.
+    public func pwrite(_ p: UnsafeRawBufferPointer, at position: Int) throws {
+        guard position >= 0, position + p.count <= offset else {
+            throw FormatError.invalidInput(file: path, problem: "pwrite of \(p.count) bytes at \(position) is past the \(offset) bytes written")
+        }
+        try flush()
+        try writeAll(p, at: position)
+    }
+
+    public func pwrite(_ bytes: [UInt8], at position: Int) throws { try bytes.withUnsafeBytes { try pwrite($0, at: position) } }
+
+    /// Start of the range not yet handed to writeback.
+    private var writebackStart = 0
+    private static let writebackStep = 16 << 20
+
+    /// Asks the kernel to start writing finished ranges to disk now, so the final fsync has less left to wait for.
+    private func startWriteback(upTo end: Int) {
+        guard end - writebackStart >= FileSink.writebackStep, let start = FileSink.syncFileRange else { return }
+        _ = start(fd, Int64(writebackStart), Int64(end - writebackStart), 2 /* SYNC_FILE_RANGE_WRITE */)
+        writebackStart = end
+    }
+
+    /// Linux's sync_file_range, looked up at run time: Swift's Glibc module does not export it (it is a GNU extension).
+    private static let syncFileRange: (@convention(c) (Int32, Int64, Int64, UInt32) -> Int32)? = {
+        guard let sym = dlsym(nil, "sync_file_range") else { return nil }
+        return unsafeBitCast(sym, to: (@convention(c) (Int32, Int64, Int64, UInt32) -> Int32).self)
+    }()
+
+    /// Hands buffered bytes to the kernel.
+    public func flush() throws {
+        guard buffered > 0 else { return }
+        try writeAll(UnsafeRawBufferPointer(start: buffer, count: buffered), at: offset - buffered)
+        buffered = 0
+    }
+
+    private func writeAll(_ p: UnsafeRawBufferPointer, at position: Int) throws {
+        var done = 0
+        while done < p.count {
+            let n = Glibc.pwrite(fd, p.baseAddress! + done, min(p.count - done, 1 << 30), off_t(position + done))
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw FormatError.io(file: path, operation: "write", errno: errno)
+            }
+            done += n
+        }
+    }
+}

@@ -1,0 +1,106 @@
+import Foundation
+
+/// Writes .gslr files: validates, lays the tensors out in the given order, streams them into a temporary file while
+/// computing CRCs, then fills in the header and renames the file into place (`AtomicFile`).
+public enum GSLRWriter {
+    /// Writes `tensors` with `header` (whose `tensors` table is replaced). `inputs` are files the tensors were read
+    /// from; the output may not be one of them.
+    public static func write(_ path: String, header: GSLRHeader, tensors: [Tensor], inputs: [String] = []) throws {
+        var h = try plan(header, tensors: tensors, file: path)
+        let placeholder = try encode(h, file: path)
+        let dataStart = GSLR.alignUp(GSLR.preambleSize + placeholder.count, h.alignment)!
+        // CRCs are computed on another core while this one writes the same bytes.
+        let buffers = tensors.map { $0.data.buffer }
+        let crcs = CRCBox()
+        let hashing = DispatchGroup()
+        DispatchQueue.global().async(group: hashing) { [buffers = UncheckedSendable(buffers)] in crcs.values = buffers.value.map { CRC32.of($0) } }
+        defer { hashing.wait() }
+        try AtomicFile.write(path, inputs: inputs) { sink in
+            try sink.writeZeros(GSLR.preambleSize)
+            try sink.write(placeholder)
+            try sink.writeZeros(dataStart - sink.offset)
+            for (i, b) in buffers.enumerated() {
+                try sink.writeZeros(dataStart + h.tensors[i].offset - sink.offset)
+                try sink.write(b)
+            }
+            hashing.wait()
+            for i in h.tensors.indices { h.tensors[i].crc32 = crcs.values[i] }
+            // CRCs are fixed-width hex, so the final header has exactly the placeholder's length.
+            let final = try encode(h, file: path)
+            precondition(final.count == placeholder.count, "header length changed when CRCs were filled in")
+            try sink.pwrite(preamble(headerLength: final.count, headerCRC: CRC32.of(final)) + final, at: 0)
+        }
+    }
+
+    /// The header with its table laid out for `tensors` (CRCs zero), after every check a reader would make.
+    public static func plan(_ header: GSLRHeader, tensors: [Tensor], file: String = "(output)") throws -> GSLRHeader {
+        var h = header
+        guard GSLR.isValidAlignment(h.alignment) else {
+            throw FormatError.invalidInput(file: file, problem: "alignment \(h.alignment) is not a power of two in [\(GSLR.minAlignment), \(GSLR.maxAlignment)]")
+        }
+        var infos: [TensorInfo] = []
+        infos.reserveCapacity(tensors.count)
+        var offset = 0
+        for t in tensors {
+            guard t.shape.count <= GSLR.maxRank, let len = GSLR.byteLength(shape: t.shape, dtype: t.dtype) else {
+                throw FormatError.invalidInput(file: file, problem: "tensor '\(t.name)' has an unstorable shape \(t.shape)")
+            }
+            guard len == t.data.count else {
+                throw FormatError.invalidInput(file: file, problem: "tensor '\(t.name)' holds \(t.data.count) bytes, shape \(t.shape) × \(t.dtype.rawValue) needs \(len)")
+            }
+            if let last = infos.last {
+                guard let next = GSLR.alignUp(last.offset + last.length, h.alignment) else {
+                    throw FormatError.invalidInput(file: file, problem: "data section exceeds 64-bit offsets")
+                }
+                offset = next
+            }
+            infos.append(TensorInfo(name: t.name, dtype: t.dtype, shape: t.shape, offset: offset, length: len, crc32: 0))
+        }
+        h.tensors = infos
+        do {
+            try HeaderValidation.check(h, file: file)
+        } catch let e as FormatError {
+            throw e.asWriterError(file: file)
+        }
+        return h
+    }
+
+    static func encode(_ h: GSLRHeader, file: String) throws -> [UInt8] {
+        let enc = JSONEncoder()
+        enc.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        let bytes: [UInt8]
+        do {
+            bytes = [UInt8](try enc.encode(h))
+        } catch let EncodingError.invalidValue(v, c) {
+            let at = c.codingPath.map { $0.intValue.map { "[\($0)]" } ?? ".\($0.stringValue)" }.joined()
+            throw FormatError.invalidInput(file: file, problem: "header value \(v) at \(at.isEmpty ? "top level" : at) cannot be stored in JSON (NaN and infinity are not JSON numbers)")
+        }
+        guard bytes.count <= GSLR.maxHeaderLength else {
+            throw FormatError.invalidInput(file: file, problem: "header would be \(bytes.count) bytes, above the \(GSLR.maxHeaderLength)-byte limit")
+        }
+        return bytes
+    }
+
+    /// The 32-byte preamble (spec/FORMAT.md §2).
+    public static func preamble(headerLength: Int, headerCRC: UInt32, major: Int = GSLR.majorVersion, minor: Int = GSLR.minorVersion) -> [UInt8] {
+        var p = GSLR.magic
+        func le<T: FixedWidthInteger>(_ v: T) { withUnsafeBytes(of: v.littleEndian) { p += $0 } }
+        le(UInt16(major))
+        le(UInt16(minor))
+        le(GSLR.byteOrderMark)
+        le(UInt64(headerLength))
+        le(headerCRC)
+        le(UInt32(0))
+        return p
+    }
+}
+
+
+/// Results handed from the hashing thread to the writer; the DispatchGroup orders the accesses.
+private final class CRCBox: @unchecked Sendable { var values: [UInt32] = [] }
+
+/// Raw buffers passed to another thread; the caller keeps their memory alive until the group is waited on.
+struct UncheckedSendable<T>: @unchecked Sendable {
+    let value: T
+    init(_ value: T) { self.value = value }
+}

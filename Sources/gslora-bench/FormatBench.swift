@@ -1,0 +1,198 @@
+import ArgumentParser
+import Foundation
+import Format
+
+/// .gslr write/read/inspect/verify speed against cp and zlib, all measured in one run on synthetic files.
+struct FormatBench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "format",
+        abstract: "Write and read a ViT-B/16-sized backbone, inspect 1 MB and 1 GB files, verify against zlib crc32.")
+
+    @Option(help: "Folder for the temporary files (needs about 2.5 GB free).")
+    var dir: String?
+
+    @Option(help: "Repetitions per measurement; the table shows the median.")
+    var repeats = 5
+
+    @Option(name: .customLong("big-mib"), help: "Size of the large inspect/verify file in MiB.")
+    var bigMiB = 1024
+
+    func run() throws {
+        let root = (dir ?? NSTemporaryDirectory()) + "/gslora-format-bench-\(getpid())"
+        try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let inspectBinary = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
+            .deletingLastPathComponent().appendingPathComponent("gslora-inspect").path
+        guard FileManager.default.isExecutableFile(atPath: inspectBinary) else {
+            throw ValidationError("gslora-inspect not found beside this binary at \(inspectBinary); build all products first")
+        }
+        var rows: [(String, String, String)] = []
+
+        // 1. A ViT-B/16-shaped backbone (~346 MB of F32).
+        let backbone = vitB16Tensors()
+        let bytes = backbone.reduce(0) { $0 + $1.data.count }
+        let header = GSLRHeader(kind: .backbone, model: vitB16Config)
+        let out = root + "/backbone.gslr", copy = root + "/backbone.copy"
+        // Outputs are deleted before each timed run (untimed): freeing a replaced file's blocks is not writing.
+        let write = median(repeats, setup: { unlink(out) }) { try GSLRWriter.write(out, header: header, tensors: backbone) }
+        let cp = median(repeats, setup: { unlink(copy) }) { try run("/bin/cp", [out, copy]) }
+        let cpSync = median(repeats, setup: { unlink(copy) }) {
+            try run("/bin/cp", [out, copy])
+            try run("/bin/sync", [copy])
+        }
+        let raw = root + "/raw.bin"
+        let rawWrite = median(repeats, setup: { unlink(raw) }) { try rawWriteFile(raw, backbone, sync: false) }
+        let rawSync = median(repeats, setup: { unlink(raw) }) { try rawWriteFile(raw, backbone, sync: true) }
+        let mb = Double(bytes) / 1e6
+        rows.append(("write 346 MB backbone (stream+CRC+fsync+rename)", ms(write), String(format: "%.2f GB/s", mb / 1e3 / write)))
+        rows.append(("cp of the same file (process)", ms(cp), String(format: "write/cp = %.2f×", write / cp)))
+        rows.append(("cp + sync FILE (process, durable like ours)", ms(cpSync), String(format: "write/(cp+sync) = %.2f×", write / cpSync)))
+
+        rows.append(("floor: write() of the tensors, no fsync", ms(rawWrite), String(format: "write/floor = %.2f×", write / rawWrite)))
+        rows.append(("floor: write() of the tensors + fsync", ms(rawSync), String(format: "write/floor = %.2f×", write / rawSync)))
+
+        let openOnly = median(repeats) { _ = try GSLRFile.open(out) }
+        let openTouch = median(repeats) {
+            let f = try GSLRFile.open(out)
+            var sum = 0
+            for t in f.allTensors() {
+                let b = t.data.buffer
+                var i = 0
+                while i < b.count { sum &+= Int(b[i]); i += 4096 }
+            }
+            blackHole(sum)
+        }
+        rows.append(("open 346 MB backbone (validate header+table)", ms(openOnly), ""))
+        rows.append(("open + touch every page (warm)", ms(openTouch), String(format: "%.1f GB/s", mb / 1e3 / openTouch)))
+
+        // 2. inspect on a 1 MB and a large file: same table shape, so the cost should not move.
+        let small = root + "/small.gslr", big = root + "/big.gslr"
+        try writeUniform(small, totalBytes: 1 << 20)
+        try writeUniform(big, totalBytes: bigMiB << 20)
+        let truth = median(repeats) { try run("/bin/true", []) }
+        rows.append(("process start baseline (/bin/true)", ms(truth), ""))
+        for (label, path) in [("1 MB", small), ("\(bigMiB) MiB", big)] {
+            let work = median(repeats * 4) { _ = FileSummary(try GSLRFile.open(path), includeTable: false) }
+            let whole = median(repeats * 4) { try run(inspectBinary, [path], quiet: true) }
+            let json = median(repeats) { try run(inspectBinary, ["--json", path], quiet: true) }
+            rows.append(("inspect \(label): own work (open+summary)", ms(work), "goal < 10 ms"))
+            rows.append(("inspect \(label): whole process", ms(whole), "goal < 50 ms"))
+            rows.append(("inspect --json \(label): whole process", ms(json), ""))
+        }
+
+        // 3. verify against zlib's crc32 over the same mapped bytes.
+        let f = try GSLRFile.open(big)
+        let bigBytes = f.tensors.reduce(0) { $0 + $1.length }
+        _ = f.verify()   // warm the page cache
+        let verify = median(repeats) { precondition(f.verify().isEmpty) }
+        let data = f.mapping.bytes.buffer
+        // CRC32.of is one zlib crc32 call per GiB: the raw zlib speed, with no per-tensor bookkeeping.
+        let zlib = median(repeats) { blackHole(Int(CRC32.of(data))) }
+        let gb = Double(bigBytes) / 1e9
+        rows.append(("verify \(bigMiB) MiB (in-process, warm)", ms(verify), String(format: "%.2f GB/s", gb / verify)))
+        rows.append(("zlib crc32 over the same bytes", ms(zlib), String(format: "%.2f GB/s; verify/zlib = %.2f×", Double(data.count) / 1e9 / zlib, verify / zlib)))
+        let verifyProcess = median(max(1, repeats / 2)) { try run(inspectBinary, ["--verify", big], quiet: true) }
+        rows.append(("inspect --verify \(bigMiB) MiB: whole process", ms(verifyProcess), String(format: "%.2f GB/s", gb / verifyProcess)))
+
+        let load = (try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8))?.split(separator: " ").prefix(3).joined(separator: " ") ?? "?"
+        print("gslora-bench format  (median of \(repeats)+ runs; files in \(root); load average \(load) on \(ProcessInfo.processInfo.activeProcessorCount) cores)")
+        let w = rows.map { $0.0.count }.max()!
+        for (a, b, c) in rows {
+            print(a.padding(toLength: w, withPad: " ", startingAt: 0) + "  " + String(repeating: " ", count: max(0, 10 - b.count)) + b + "  " + c)
+        }
+    }
+
+    // MARK: data
+
+    var vitB16Config: ModelConfig {
+        ModelConfig(family: .torchvisionViT, imageSize: 224, patchSize: 16, width: 768, depth: 12, heads: 12, headDim: 64,
+                    mlpWidth: 3072, numClasses: 1000, head: .linear, attentionScale: 0.125, layerNormEps: 1e-6, qkvBias: true)
+    }
+
+    /// torchvision ViT-B/16's state-dict shapes, filled with noise (random bits compress like real weights: not at all).
+    func vitB16Tensors() -> [Tensor] {
+        var shapes: [(String, [Int])] = [("class_token", [1, 1, 768]), ("conv_proj.weight", [768, 3, 16, 16]), ("conv_proj.bias", [768]),
+                                         ("encoder.pos_embedding", [1, 197, 768])]
+        for i in 0..<12 {
+            let p = "encoder.layers.encoder_layer_\(i)."
+            shapes += [(p + "ln_1.weight", [768]), (p + "ln_1.bias", [768]),
+                       (p + "self_attention.in_proj_weight", [2304, 768]), (p + "self_attention.in_proj_bias", [2304]),
+                       (p + "self_attention.out_proj.weight", [768, 768]), (p + "self_attention.out_proj.bias", [768]),
+                       (p + "ln_2.weight", [768]), (p + "ln_2.bias", [768]),
+                       (p + "mlp.0.weight", [3072, 768]), (p + "mlp.0.bias", [3072]), (p + "mlp.3.weight", [768, 3072]), (p + "mlp.3.bias", [768])]
+        }
+        shapes += [("encoder.ln.weight", [768]), ("encoder.ln.bias", [768]), ("heads.head.weight", [1000, 768]), ("heads.head.bias", [1000])]
+        return shapes.enumerated().map { i, s in noiseTensor(s.0, s.1, seed: UInt64(i + 1)) }
+    }
+
+    func noiseTensor(_ name: String, _ shape: [Int], seed: UInt64) -> Tensor {
+        let n = shape.reduce(1, *)
+        let owner = ByteOwner.allocate(n * 4)
+        let words = UnsafeMutableRawPointer(mutating: owner.base.baseAddress!).assumingMemoryBound(to: UInt32.self)
+        var x = seed &* 0x9E37_79B9_7F4A_7C15 | 1
+        for i in 0..<n {
+            x ^= x << 13; x ^= x >> 7; x ^= x << 17
+            words[i] = UInt32(truncatingIfNeeded: x)
+        }
+        return Tensor(name: name, dtype: .f32, shape: shape, data: Bytes(owner: owner))
+    }
+
+    /// A file of about `totalBytes` with 200 tensors (a ViT-B-sized table) that all view one noise buffer.
+    func writeUniform(_ path: String, totalBytes: Int) throws {
+        let count = 200
+        let per = totalBytes / count / 4
+        let shared = noiseTensor("shared", [per], seed: 99)
+        let tensors = (0..<count).map { Tensor(name: "layer.\($0).weight", dtype: .f32, shape: [per], data: shared.data) }
+        try GSLRWriter.write(path, header: GSLRHeader(kind: .backbone, model: vitB16Config), tensors: tensors)
+    }
+
+    /// The bytes of `tensors` written back to back with plain write(2): what any writer must at least pay.
+    func rawWriteFile(_ path: String, _ tensors: [Tensor], sync: Bool) throws {
+        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        guard fd >= 0 else { throw ValidationError("cannot create \(path)") }
+        defer { close(fd) }
+        for t in tensors {
+            let b = t.data.buffer
+            var done = 0
+            while done < b.count {
+                let n = write(fd, b.baseAddress! + done, b.count - done)
+                guard n > 0 else { throw ValidationError("write to \(path) failed") }
+                done += n
+            }
+        }
+        if sync { fsync(fd) }
+    }
+
+    // MARK: timing
+
+    func median(_ n: Int, setup: () -> Void = {}, _ body: () throws -> Void) -> Double {
+        var times: [Double] = []
+        for _ in 0..<max(1, n) {
+            setup()
+            let t0 = DispatchTime.now().uptimeNanoseconds
+            do { try body() } catch { fatalError("benchmark step failed: \(error)") }
+            times.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9)
+        }
+        return times.sorted()[times.count / 2]
+    }
+
+    /// Runs a program to completion with posix_spawn (Foundation's Process adds tens of ms of its own).
+    func run(_ exe: String, _ args: [String], quiet: Bool = false) throws {
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        if quiet { posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0) }
+        let argv = ([exe] + args).map { strdup($0) } + [nil]
+        defer { argv.forEach { free($0) } }
+        var pid: pid_t = 0
+        let rc = posix_spawn(&pid, exe, &actions, nil, argv, environ)
+        guard rc == 0 else { throw ValidationError("cannot start \(exe): errno \(rc)") }
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        guard status == 0 else { throw ValidationError("\(exe) \(args.joined(separator: " ")) failed (wait status \(status))") }
+    }
+
+    func ms(_ s: Double) -> String { String(format: "%.1f ms", s * 1e3) }
+}
+
+@inline(never) func blackHole(_ x: Int) { if x == 0x7FFF_FFFF_1234 { print("") } }

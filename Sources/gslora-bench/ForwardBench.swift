@@ -1,0 +1,102 @@
+import Apply
+import ArgumentParser
+import Dispatch
+import Foundation
+import Format
+
+/// `gslora-bench forward`: eval-mode throughput and peak memory of the full-size face transformer
+/// (GSLORA.md §1.1) on random weights, against PyTorch's anchor on the same machine.
+struct ForwardBench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "forward",
+        abstract: "Forward pass of the face ViT-P8S8 (112 px, width 512, depth 6, 8 heads, MLP 2048, 100 classes), random weights.")
+
+    @Option(help: "Images per forward call.") var batch = 32
+    @Option(help: "Timed forward calls (after one warm-up call).") var iterations = 5
+    @Option(help: "LoRA rank applied live on every FFN linear (0: none, i.e. merged weights).") var loraRank = 0
+
+    func run() throws {
+        let config = ModelConfig(family: .faceViT, imageSize: 112, patchSize: 8, width: 512, depth: 6, heads: 8, headDim: 64,
+                                 mlpWidth: 2048, numClasses: 100, head: .cosface, attentionScale: 1 / 512.0.squareRoot(),
+                                 layerNormEps: 1e-5, qkvBias: false)
+        guard batch > 0, iterations > 0, loraRank >= 0 else { throw ValidationError("batch, iterations must be positive, lora-rank non-negative") }
+        let report = try ForwardBenchmark.measure(config: config, batch: batch, iterations: iterations, loraRank: loraRank)
+        print(report.table)
+    }
+}
+
+/// The measurement itself, separate from argument parsing.
+enum ForwardBenchmark {
+    struct Report {
+        var table: String
+    }
+
+    static func measure(config c: ModelConfig, batch: Int, iterations: Int, loraRank: Int) throws -> Report {
+        let adapters = loraRank > 0 ? [try LoRAAdapter(config: c, rank: loraRank, seed: 2)] : []
+        let model = try ViT(config: c, parameters: try ViTParameters.random(config: c, seed: 1), adapters: adapters)
+        var rng = SplitMix64(seed: 3)
+        let images = (0..<(batch * c.channels * c.imageSize * c.imageSize)).map { _ in rng.nextUnitFloat() }
+        let labels = (0..<batch).map { $0 % c.numClasses }
+
+        _ = try model.forward(images: images, batch: batch, labels: labels)
+        var times: [Double] = []
+        for _ in 0..<iterations {
+            let t0 = DispatchTime.now().uptimeNanoseconds
+            _ = try model.forward(images: images, batch: batch, labels: labels)
+            times.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9)
+        }
+        times.sort()
+        let median = times[times.count / 2], best = times[0]
+        let flops = Double(batch) * flopsPerImage(c, loraRank: loraRank)
+        let sgemm = sgemmGFLOPs(m: batch * c.numTokens, n: c.mlpWidth, k: c.width)
+        let rss = peakRSSMegabytes()
+        let fmt = { (x: Double, d: Int) in String(format: "%.\(d)f", x) }
+        var rows: [(String, String, String)] = []
+        rows.append(("OpenBLAS kernel / BLAS threads / cores", "\(BLAS.coreName) / \(BLAS.threads) / \(ProcessInfo.processInfo.activeProcessorCount)", ""))
+        rows.append(("batch × timed calls", "\(batch) × \(iterations)", ""))
+        rows.append(("LoRA", loraRank > 0 ? "live, rank \(loraRank)" : "none (merged)", ""))
+        rows.append(("images/s (median call)", fmt(Double(batch) / median, 1), "PyTorch ≈20 (PLATFORM.md: ≈11, noisy)"))
+        rows.append(("images/s (best call)", fmt(Double(batch) / best, 1), ""))
+        rows.append(("seconds per call (median)", fmt(median, 3), ""))
+        rows.append(("achieved GFLOP/s", fmt(flops / median / 1e9, 0), "of \(fmt(flops / 1e9, 1)) GFLOP per call"))
+        rows.append(("sgemm GFLOP/s, \(batch * c.numTokens)×\(c.mlpWidth)×\(c.width)", fmt(sgemm, 0),
+                     "fraction achieved: \(fmt(flops / median / 1e9 / sgemm * 100, 0)) %"))
+        rows.append(("peak RSS (VmHWM)", rss.map { "\(fmt($0, 0)) MB" } ?? "n/a", "PyTorch ≈1200 MB"))
+        let w0 = rows.map(\.0.count).max()!, w1 = rows.map(\.1.count).max()!
+        let lines = rows.map { $0.0.padding(toLength: w0, withPad: " ", startingAt: 0) + "  " + $0.1.padding(toLength: w1, withPad: " ", startingAt: 0) + "  " + $0.2 }
+        return Report(table: (["forward: face ViT-P8S8, eval mode, random weights"] + lines).joined(separator: "\n"))
+    }
+
+    /// Multiply-adds ×2 of every GEMM in one image's forward (elementwise work excluded).
+    static func flopsPerImage(_ c: ModelConfig, loraRank r: Int) -> Double {
+        let t = Double(c.numTokens), w = Double(c.width), inner = Double(c.heads * c.headDim), m = Double(c.mlpWidth)
+        let patch = 2 * Double(c.numPatches) * Double(c.patchDim) * w
+        let linears = 2 * t * (w * 3 * inner + inner * w + 2 * w * m)
+        let attention = 2 * 2 * Double(c.heads) * t * t * Double(c.headDim)
+        let lora = 2 * t * Double(r) * 2 * (w + m)
+        return patch + Double(c.depth) * (linears + attention + lora) + 2 * w * Double(c.numClasses)
+    }
+
+    /// The BLAS's own speed on the model's biggest GEMM shape, as the ceiling to compare with.
+    static func sgemmGFLOPs(m: Int, n: Int, k: Int) -> Double {
+        let a = FloatBuffer(count: m * k), b = FloatBuffer(count: n * k), out = FloatBuffer(count: m * n)
+        a.fill(0.5)
+        b.fill(0.25)
+        BLAS.gemm(transB: true, m: m, n: n, k: k, a: a.pointer, lda: k, b: b.pointer, ldb: k, c: out.pointer, ldc: n)
+        var best = Double.infinity
+        for _ in 0..<3 {
+            let t0 = DispatchTime.now().uptimeNanoseconds
+            BLAS.gemm(transB: true, m: m, n: n, k: k, a: a.pointer, lda: k, b: b.pointer, ldb: k, c: out.pointer, ldc: n)
+            best = min(best, Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9)
+        }
+        return 2 * Double(m) * Double(n) * Double(k) / best / 1e9
+    }
+
+    /// VmHWM from /proc/self/status, in MB (nil where there is no procfs).
+    static func peakRSSMegabytes() -> Double? {
+        guard let s = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
+              let line = s.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }),
+              let kb = Double(line.split(separator: " ").dropFirst().first ?? "") else { return nil }
+        return kb / 1024
+    }
+}

@@ -1,0 +1,78 @@
+import ArgumentParser
+import Foundation
+import Format
+
+@main
+struct Inspect: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "gslora-inspect",
+        abstract: "Show what a .gslr file holds: kind, model config, tensors, adapter groups, task and fingerprints.",
+        discussion: """
+        Reads only the header and tensor table, so it takes the same time for any file size, unless --verify is \
+        given: that reads every byte and checks each tensor's CRC32.
+
+        Examples:
+          gslora-inspect face.gslr              summary
+          gslora-inspect --tensors task1.gslr   also list every tensor
+          gslora-inspect --json *.gslr | jq '.[].fingerprint'
+          gslora-inspect --verify model.gslr    check all CRCs (exit 1 on a mismatch)
+
+        Exit codes: 0 all files fine, 1 a file is unreadable or invalid or fails --verify, 2 usage error.
+        """)
+
+    @Argument(help: "Files to inspect.")
+    var files: [String]
+
+    @Flag(name: .long, help: "List every tensor.")
+    var tensors = false
+
+    @Flag(name: .long, help: "Print a JSON array with one object per file instead of text.")
+    var json = false
+
+    @Flag(name: .long, help: "Check every tensor's CRC32 and report each mismatch by tensor name.")
+    var verify = false
+
+    mutating func validate() throws {
+        guard !files.isEmpty else { throw ValidationError("give at least one file") }
+    }
+
+    mutating func run() throws {
+        var summaries: [FileSummary] = []
+        var failed = false
+        for path in files {
+            do {
+                let s = try Summarize.file(path, includeTable: tensors, verify: verify)
+                for m in s.verification?.mismatches ?? [] {
+                    failed = true
+                    let e = FormatError.crcMismatch(file: path, tensor: m.name, expected: m.expected, actual: m.actual)
+                    FileHandle.standardError.write(Data("gslora-inspect: \(e)\n".utf8))
+                }
+                if json { summaries.append(s) } else { print(Render.text(s), terminator: files.count > 1 ? "\n" : "") }
+            } catch {
+                failed = true
+                FileHandle.standardError.write(Data("gslora-inspect: \(error)\n".utf8))
+            }
+        }
+        if json {
+            let enc = JSONEncoder()
+            enc.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+            print(String(decoding: try enc.encode(summaries), as: UTF8.self))
+        }
+        if failed { throw ExitCode(1) }
+    }
+
+    /// ArgumentParser exits 64 on usage errors; this project's convention is 2.
+    static func main() {
+        do {
+            var command = try parseAsRoot()
+            try command.run()
+        } catch {
+            let code = exitCode(for: error)
+            if code == .validationFailure {
+                FileHandle.standardError.write(Data((fullMessage(for: error) + "\n").utf8))
+                Foundation.exit(2)
+            }
+            exit(withError: error)
+        }
+    }
+}

@@ -1,0 +1,97 @@
+import Apply
+import ArgumentParser
+import Foundation
+import Format
+
+@main
+struct MergeCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "gslora-merge",
+        abstract: "Fold GS-LoRA adapters into a backbone: W ← W + scale·s·B·A, in the order given.",
+        discussion: """
+        The arithmetic is float32 whatever the stored dtype; each weight is written back in its own dtype (F16/BF16 \
+        rounded to nearest even). Every adapter must have been trained on the weights it is applied to: the base \
+        for task 1, the base with tasks 1 … t−1 merged for task t (a continual chain). Its recorded base \
+        fingerprint is compared with the fingerprint of the weights so far; a mismatch is refused unless --force. \
+        Pruned groups (tensors absent from the adapter) are not merged. The output keeps the base's config, class \
+        names and metadata and lists each merged task (task index, adapter fingerprint, scale).
+
+        Examples:
+          gslora-merge face_vit.gslr task1.gslr -o face_vit.t1.gslr
+          gslora-merge face_vit.gslr task1.gslr task2.gslr task3.gslr -o face_vit.t123.gslr
+          gslora-merge base.gslr task1.gslr --scale 0.5 -o half.gslr
+          gslora-merge base.gslr other.gslr -o out.gslr --force --json
+
+        Exit status: 0 merged, 1 bad input or failed check (fingerprint, NaN), 2 usage error.
+        """)
+
+    @Argument(help: "The backbone .gslr to merge into.")
+    var base: String
+
+    @Argument(help: "Adapter .gslr files, in the order they were trained.")
+    var adapters: [String] = []
+
+    @Option(name: [.short, .customLong("output")], help: "The backbone .gslr to write (never one of the inputs).")
+    var output: String
+
+    @Option(name: .customLong("scale"), help: "Multiplier of an adapter's scaling; repeat once per adapter, in order (default 1).")
+    var scales: [Double] = []
+
+    @Flag(help: "Merge even when an adapter's base fingerprint does not match (prints a warning).")
+    var force = false
+
+    @Flag(help: "Print the report as JSON on stdout.")
+    var json = false
+
+    func validate() throws {
+        guard !adapters.isEmpty else { throw ValidationError("give at least one adapter after the base") }
+        guard scales.count <= adapters.count else {
+            throw ValidationError("\(scales.count) --scale values for \(adapters.count) adapters; give at most one per adapter")
+        }
+        if let bad = scales.first(where: { !$0.isFinite }) { throw ValidationError("--scale \(bad) is not a finite number") }
+        for input in [base] + adapters where input == output || AtomicFile.sameFile(input, output) {
+            throw ValidationError("\(output): the output is also an input; choose a different output path")
+        }
+    }
+
+    func run() throws {
+        let report = try LoRAMerge.mergeFiles(base: base, adapters: adapters, scales: scales, output: output, force: force)
+        for w in report.warnings { FileHandle.standardError.write(Data("warning: \(w)\n".utf8)) }
+        if json {
+            let enc = JSONEncoder()
+            enc.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+            print(String(decoding: try enc.encode(report), as: UTF8.self))
+            return
+        }
+        print("merged \(report.steps.count) adapter(s) into \(report.base) → \(report.output) (\(report.bytes) bytes)")
+        for s in report.steps {
+            let check = s.forced ? "FORCED (trained on \(s.expectedBase))" : "base fingerprint ok"
+            print("  task \(s.task)  \(s.adapter)  scale \(s.scale) (s·B·A with s = \(s.scaling))  \(s.layers) layers"
+                  + (s.prunedLayers > 0 ? ", \(s.prunedLayers) pruned" : "") + "  \(check)")
+        }
+        print("fingerprint \(report.outputFingerprint)")
+    }
+
+    /// Usage errors exit 2 and failures 1 (ArgumentParser's own codes differ).
+    static func main() {
+        let command: MergeCommand
+        do {
+            var parsed = try parseAsRoot()
+            guard let c = parsed as? MergeCommand else { try parsed.run(); return }
+            command = c
+        } catch {
+            if exitCode(for: error) == .success {
+                print(fullMessage(for: error))
+                Foundation.exit(0)
+            }
+            FileHandle.standardError.write(Data("\(fullMessage(for: error))\n".utf8))
+            Foundation.exit(2)
+        }
+        do {
+            try command.run()
+        } catch {
+            FileHandle.standardError.write(Data("error: \(error)\n".utf8))
+            Foundation.exit(1)
+        }
+    }
+}

@@ -1,0 +1,247 @@
+import Foundation
+import XCTest
+import Convert
+import Format
+import TestSupport
+
+/// What the fixtures' sidecars say about each model, read from the files (never from fixture names).
+enum ModelFixtures {
+    /// Every .pth with an .expected.json sidecar, malicious ones excluded.
+    static func checkpoints() -> [URL] {
+        Fixtures.files { $0.hasSuffix(".pth") && !$0.hasPrefix("malicious_") && !$0.hasPrefix("bad_") }
+            .filter { FileManager.default.fileExists(atPath: sidecar($0, "expected.json").path) }
+    }
+
+    static func sidecar(_ pth: URL, _ ext: String) -> URL { pth.deletingPathExtension().appendingPathExtension(ext) }
+
+    static func stem(_ url: URL) -> String { url.deletingPathExtension().lastPathComponent }
+
+    /// The config a parity file states: the face model's "model_config", or the constructor call in the description
+    /// (torchvision VisionTransformer(...) / timm.create_model('vit_<size>_patch<P>_<S>', num_classes=K)).
+    static func statedConfig(parity url: URL) throws -> ModelConfig? {
+        let p = try Fixtures.json(url)
+        if let mc = p["model_config"] as? [String: Any] {
+            func i(_ k: String) throws -> Int {
+                guard let v = mc[k] as? Int else { throw FixtureError.malformed(url.lastPathComponent, "model_config.\(k) missing") }
+                return v
+            }
+            let dim = try i("dim"), heads = try i("heads"), dimHead = try i("dim_head")
+            let head: ModelConfig.Head = (mc["loss_type"] as? String) == "CosFace" ? .cosface : .linear
+            return ModelConfig(family: .faceViT, imageSize: try i("image_size"), patchSize: try i("patch_size"),
+                               channels: try i("channels"), width: dim, depth: try i("depth"), heads: heads, headDim: dimHead,
+                               mlpWidth: try i("mlp_dim"), numClasses: try i("num_class"), head: head,
+                               attentionScale: 1 / Double(dim).squareRoot(), layerNormEps: 1e-5, qkvBias: false)
+        }
+        let d = p["description"] as? String ?? ""
+        func arg(_ k: String) -> Int? {
+            guard let r = d.range(of: "\(k)=(\\d+)", options: .regularExpression) else { return nil }
+            return Int(d[r].split(separator: "=")[1])
+        }
+        if d.contains("VisionTransformer("), let img = arg("image_size"), let patch = arg("patch_size"),
+           let depth = arg("num_layers"), let heads = arg("num_heads"), let width = arg("hidden_dim"),
+           let mlp = arg("mlp_dim"), let classes = arg("num_classes") {
+            return ModelConfig(family: .torchvisionViT, imageSize: img, patchSize: patch, width: width, depth: depth,
+                               heads: heads, headDim: width / heads, mlpWidth: mlp, numClasses: classes, head: .linear,
+                               attentionScale: 1 / Double(width / heads).squareRoot(), layerNormEps: 1e-6, qkvBias: true)
+        }
+        if d.contains("timm.create_model"), let r = d.range(of: "vit_([a-z]+)_patch(\\d+)_(\\d+)", options: .regularExpression),
+           let classes = arg("num_classes") {
+            let parts = d[r].split(separator: "_")   // vit, size, patchP, S
+            // timm's published ViT sizes: (width, depth, heads); mlp ratio 4.
+            let sizes: [Substring: (Int, Int, Int)] = ["tiny": (192, 12, 3), "small": (384, 12, 6), "base": (768, 12, 12), "large": (1024, 24, 16)]
+            guard let (w, depth, heads) = sizes[parts[1]], let patch = Int(parts[2].dropFirst(5)), let img = Int(parts[3]) else { return nil }
+            return ModelConfig(family: .timmViT, imageSize: img, patchSize: patch, width: w, depth: depth, heads: heads,
+                               headDim: w / heads, mlpWidth: 4 * w, numClasses: classes, head: .linear,
+                               attentionScale: 1 / Double(w / heads).squareRoot(), layerNormEps: 1e-6, qkvBias: true)
+        }
+        return nil
+    }
+
+    /// The expected config of a checkpoint: from its own parity file, or from the parity file of the fixture its
+    /// sidecar notes say it holds (checkpoint_nested: "... of the face_vit_tiny model ..."); nil for other layouts.
+    static func expectedConfig(_ pth: URL) throws -> ModelConfig? {
+        let own = sidecar(pth, "parity.json")
+        if FileManager.default.fileExists(atPath: own.path) { return try statedConfig(parity: own) }
+        let notes = (try Fixtures.json(sidecar(pth, "expected.json"))["notes"] as? [String] ?? []).joined(separator: " ")
+        for parity in Fixtures.files(endingWith: ".parity.json") {
+            let name = parity.lastPathComponent.replacingOccurrences(of: ".parity.json", with: "")
+            if notes.contains(name) { return try statedConfig(parity: parity) }
+        }
+        return nil
+    }
+
+    /// The sidecar's tensors: dotted key → (dtype, shape, sha256).
+    static func sidecarTensors(_ pth: URL) throws -> [(key: String, dtype: String, shape: [Int], sha: String)] {
+        let e = try Fixtures.json(sidecar(pth, "expected.json"))
+        return (e["tensors"] as? [[String: Any]] ?? []).map {
+            ((($0["path"] as? [Any]) ?? []).map { "\($0)" }.joined(separator: "."), $0["dtype"] as? String ?? "",
+             $0["shape"] as? [Int] ?? [], $0["sha256"] as? String ?? "")
+        }
+    }
+
+    static func sha256(_ t: Tensor) -> String { SHA256.hex(SHA256.hash(t.data.buffer)) }
+
+    static func options(for config: ModelConfig?) -> ImportOptions {
+        ImportOptions(heads: config?.heads, channels: config?.family == .faceViT ? config?.channels : nil)
+    }
+
+    static func tempDir() throws -> URL {
+        let d = FileManager.default.temporaryDirectory.appendingPathComponent("gslora-models-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: d, withIntermediateDirectories: true)
+        return d
+    }
+}
+
+final class FamiliesTests: XCTestCase {
+    /// Every checkpoint fixture: the family is detected and the config inferred from shapes equals the stated one;
+    /// checkpoints of no known layout come out as plain tensors with a notice.
+    func testDetectionAndConfigOfEveryFixture() throws {
+        let files = ModelFixtures.checkpoints()
+        XCTAssertFalse(files.isEmpty, "no fixtures in \(Fixtures.directory.path)")
+        var withFamily = 0
+        for url in files {
+            let name = url.lastPathComponent
+            let want = try ModelFixtures.expectedConfig(url)
+            let m = try ModelImport.load(url.path, options: ModelFixtures.options(for: want))
+            guard let want else {
+                XCTAssertNil(m.family, "\(name): no model layout expected")
+                XCTAssertTrue(m.notices.contains { $0.contains("unknown model layout") }, "\(name): notice missing: \(m.notices)")
+                XCTAssertEqual(m.weights.count, try ModelFixtures.sidecarTensors(url).count, "\(name): every tensor kept")
+                continue
+            }
+            withFamily += 1
+            XCTAssertEqual(m.family, want.family, name)
+            XCTAssertEqual(m.config, want, "\(name): inferred config")
+            // Every non-optimizer tensor of the sidecar is either a weight or a LoRA factor.
+            let modelTensors = try ModelFixtures.sidecarTensors(url).filter { !$0.key.hasPrefix("optimizer.") }
+            XCTAssertEqual(m.weights.count + m.lora.count, modelTensors.count, "\(name): tensors accounted for")
+            XCTAssertEqual(Set(m.weights.map(\.name)), Set(ModelFamilies.expectedShapes(want).map(\.name)), "\(name): canonical names")
+        }
+        XCTAssertGreaterThanOrEqual(withFamily, 3, "expected the face, torchvision and timm fixtures to carry parity files")
+    }
+
+    /// Without --heads the head count is width/64 and a notice says so; a width that is no multiple of 64 asks for --heads.
+    func testDefaultHeads() throws {
+        for url in ModelFixtures.checkpoints() {
+            guard let want = try ModelFixtures.expectedConfig(url) else { continue }
+            let inner = want.heads * want.headDim
+            if inner % 64 == 0 {
+                let m = try ModelImport.load(url.path, options: ImportOptions(channels: want.family == .faceViT ? want.channels : nil))
+                XCTAssertEqual(m.config?.heads, inner / 64, url.lastPathComponent)
+                XCTAssertTrue(m.notices.contains { $0.contains("attention heads") }, url.lastPathComponent)
+            } else {
+                XCTAssertThrowsError(try ModelImport.load(url.path)) { e in
+                    guard case ConvertError.cannotInfer = e else { return XCTFail("\(url.lastPathComponent): \(e)") }
+                    XCTAssertTrue("\(e)".contains("--heads"), "\(e)")
+                }
+                // Lenient (for showing a file): the tensors under their own names, and the reason as a notice.
+                let m = try ModelImport.load(url.path, options: ImportOptions(lenient: true))
+                XCTAssertNil(m.config)
+                XCTAssertEqual(m.weights.count, try ModelFixtures.sidecarTensors(url).count, url.lastPathComponent)
+                XCTAssertTrue(m.notices.contains { $0.contains("--heads") }, "\(m.notices)")
+            }
+        }
+    }
+
+    /// Original → canonical → original is the identity for every key of every family, and the map is one-to-one.
+    func testKeyMapsInvert() {
+        for fam in ModelFamilies.all {
+            let pairs = fam.pairs(depth: 13)
+            XCTAssertEqual(Set(pairs.map(\.original)).count, pairs.count, "\(fam.family): originals unique")
+            XCTAssertEqual(Set(pairs.map(\.canonical)).count, pairs.count, "\(fam.family): canonicals unique")
+            for (o, c) in pairs {
+                XCTAssertEqual(fam.canonical(o), c, "\(fam.family): \(o)")
+                XCTAssertEqual(fam.original(c), o, "\(fam.family): \(c)")
+            }
+            for junk in ["blocks.01.norm1.weight", "blocks.x.norm1.weight", "blocks..norm1.weight", "foo", "", "blocks.0.norm3.weight"] {
+                XCTAssertNil(fam.original(junk), "\(fam.family): '\(junk)' must not map")
+            }
+        }
+        XCTAssertEqual(ModelFamilies.face.canonical("transformer.layers.5.1.fn.fn.net.3.lora_B"), "blocks.5.mlp.fc2.lora_B")
+        XCTAssertEqual(ModelFamilies.torchvision.original("blocks.11.attn.qkv.bias"), "encoder.layers.encoder_layer_11.self_attention.in_proj_bias")
+        XCTAssertEqual(ModelFamilies.timm.original("patch_embed.weight"), "patch_embed.proj.weight")
+    }
+
+    /// Each fixture's original keys map onto exactly the canonical names its config expects (and back).
+    func testFixtureKeysMapBothWays() throws {
+        for url in ModelFixtures.checkpoints() {
+            guard let want = try ModelFixtures.expectedConfig(url) else { continue }
+            let m = try ModelImport.load(url.path, options: ModelFixtures.options(for: want))
+            let map = ModelFamilies.map(for: want.family)
+            let originals = try ModelFixtures.sidecarTensors(url).map(\.key).filter { !$0.hasPrefix("optimizer.") }
+                .map { $0.hasPrefix("state_dict.module.") ? String($0.dropFirst("state_dict.module.".count)) : $0 }
+            XCTAssertEqual(Set((m.weights + m.lora).compactMap { map.original($0.name) }), Set(originals), url.lastPathComponent)
+        }
+    }
+
+    /// A checkpoint whose keys start like a family but hold foreign tensors is kept as plain tensors with a notice.
+    func testPartialLayoutFallsBackToTensors() throws {
+        let t = Tensor(name: "", shape: [2], floats: [1, 2])
+        let keys = ["cls_token", "pos_embed", "patch_embed.proj.weight", "blocks.0.norm1.weight", "blocks.0.ls1.gamma"]
+        let root = CheckpointValue.dict(keys.map { ($0, .tensor(t)) })
+        let m = try ModelImport.load(checkpoint: root, path: "partial.pth", options: ImportOptions())
+        XCTAssertNil(m.family)
+        XCTAssertEqual(m.weights.map(\.name), keys)
+        XCTAssertTrue(m.notices.contains { $0.contains("blocks.0.ls1.gamma") }, "\(m.notices)")
+    }
+
+    /// A detected family with an inconsistent shape is refused, naming the tensor.
+    func testWrongShapeIsRefused() throws {
+        guard let url = ModelFixtures.checkpoints().first(where: { (try? ModelFixtures.expectedConfig($0))??.family == .torchvisionViT }),
+              let want = try ModelFixtures.expectedConfig(url) else { throw XCTSkip("no torchvision fixture") }
+        guard case let .dict(items) = try TorchCheckpoint.load(url.path) else { return XCTFail("not a dict") }
+        let bad = items.map { kv -> (key: String, value: CheckpointValue) in
+            kv.key == "encoder.layers.encoder_layer_1.mlp.3.bias" ? (kv.key, .tensor(Tensor(name: "", shape: [3], floats: [0, 0, 0]))) : kv
+        }
+        XCTAssertThrowsError(try ModelImport.load(checkpoint: .dict(bad), path: "bad.pth", options: ModelFixtures.options(for: want))) { e in
+            guard case let ConvertError.badModel(_, tensor, _) = e else { return XCTFail("\(e)") }
+            XCTAssertEqual(tensor, "blocks.1.mlp.fc2.bias")
+        }
+    }
+
+    /// Training-checkpoint wrappers: the state dict is found, `module.` dropped, leaves kept as metadata with dotted
+    /// keys, optimizer state skipped with a notice (or kept when asked).
+    func testCheckpointWrapperMetadataAndOptimizer() throws {
+        for url in ModelFixtures.checkpoints() {
+            let e = try Fixtures.json(ModelFixtures.sidecar(url, "expected.json"))
+            let leaves = e["leaves"] as? [[String: Any]] ?? []
+            let optimizerTensors = try ModelFixtures.sidecarTensors(url).filter { $0.key.hasPrefix("optimizer.") }
+            guard !leaves.isEmpty || !optimizerTensors.isEmpty else { continue }
+            let want = try ModelFixtures.expectedConfig(url)
+            let m = try ModelImport.load(url.path, options: ModelFixtures.options(for: want))
+            let wantKeys = Set(leaves.compactMap { $0["key"] as? String }.filter { !$0.hasPrefix("optimizer.") })
+            XCTAssertEqual(Set(m.metadata.keys), wantKeys, url.lastPathComponent)
+            for leaf in leaves {
+                guard let k = leaf["key"] as? String, !k.hasPrefix("optimizer."), let v = m.metadata[k] else { continue }
+                switch leaf["value"] {
+                case let s as String: XCTAssertEqual(v, .string(s), k)
+                case let n as NSNumber where leaf["type"] as? String == "int": XCTAssertEqual(v, .int(n.intValue), k)
+                case let n as NSNumber where leaf["type"] as? String == "float": XCTAssertEqual(v, .number(n.doubleValue), k)
+                default: break
+                }
+            }
+            if !optimizerTensors.isEmpty {
+                XCTAssertTrue(m.notices.contains { $0.contains("skipped optimizer state") }, "\(m.notices)")
+                XCTAssertTrue(m.extra.isEmpty)
+                var keep = ModelFixtures.options(for: want)
+                keep.keepOptimizer = true
+                let k = try ModelImport.load(url.path, options: keep)
+                XCTAssertEqual(Set(k.extra.map(\.name)), Set(optimizerTensors.map(\.key)), url.lastPathComponent)
+            }
+            if try ModelFixtures.sidecarTensors(url).contains(where: { $0.key.hasPrefix("state_dict.module.") }) {
+                XCTAssertTrue(m.notices.contains { $0.contains("module.") }, "\(m.notices)")
+            }
+        }
+    }
+
+    /// --raw keeps every tensor under its full dotted key, exactly the sidecar's keys.
+    func testRawKeepsEveryTensor() throws {
+        for url in ModelFixtures.checkpoints() {
+            let m = try ModelImport.load(url.path, options: ImportOptions(raw: true))
+            let side = try ModelFixtures.sidecarTensors(url)
+            XCTAssertNil(m.family)
+            XCTAssertEqual(m.weights.map(\.name), side.map(\.key), url.lastPathComponent)
+            for (t, s) in zip(m.weights, side) { XCTAssertEqual(ModelFixtures.sha256(t), s.sha, "\(url.lastPathComponent) \(s.key)") }
+        }
+    }
+}
