@@ -53,12 +53,6 @@ public final class FloatBuffer: @unchecked Sendable {
     /// The elements as an array (copied).
     public var array: [Float] { Array(buffer) }
 
-    /// Elements `range` as an array (copied).
-    public func array(_ range: Range<Int>) -> [Float] {
-        precondition(range.lowerBound >= 0 && range.upperBound <= count, "range \(range) out of 0..<\(count)")
-        return Array(UnsafeBufferPointer(start: pointer + range.lowerBound, count: range.count))
-    }
-
     public func fill(_ value: Float) { pointer.update(repeating: value, count: count) }
 
     private static func allocate(_ n: Int) -> UnsafeMutablePointer<Float> {

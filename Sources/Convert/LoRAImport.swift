@@ -56,21 +56,20 @@ public enum LoRAImport {
         return Factors(tensors: ordered, rank: r, targets: targets)
     }
 
-    /// The adapter record: one group per block holding the block's factors, with its L2 norm sqrt(Σ‖T‖²).
+    /// The adapter record: one group per block holding the block's factors, with its norm Σ‖T‖_F (spec/FORMAT.md §4.3).
     public static func adapterInfo(_ f: Factors, alpha: Double, baseFingerprint: String) throws -> AdapterInfo {
         var groups: [GroupRecord] = []
         for t in f.tensors {
             guard let (i, _) = FamilyKeyMap.splitBlock(t.name, prefix: FamilyKeyMap.canonicalBlockPrefix) else { continue }
             let name = "blocks.\(i)"
-            let sq = try sumOfSquares(t)
+            let norm = try sumOfSquares(t).squareRoot()
             if let g = groups.indices.last, groups[g].name == name {
                 groups[g].members.append(t.name)
-                groups[g].norm += sq   // squared for now, rooted below
+                groups[g].norm += norm
             } else {
-                groups.append(GroupRecord(name: name, members: [t.name], norm: sq, state: .kept))
+                groups.append(GroupRecord(name: name, members: [t.name], norm: norm, state: .kept))
             }
         }
-        for g in groups.indices { groups[g].norm = groups[g].norm.squareRoot() }
         return AdapterInfo(rank: f.rank, alpha: alpha, scaling: alpha / Double(f.rank), scalingRule: "alpha/rank",
                            targets: f.targets, grouping: "block", groups: groups,
                            task: TaskRecord(index: 0, forget: [], retain: []), baseFingerprint: baseFingerprint)

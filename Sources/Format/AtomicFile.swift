@@ -14,23 +14,26 @@ public enum AtomicFile {
             throw FormatError.outputIsInput(file: path)
         }
         let dir = directory(of: path)
-        var template = Array((dir + "/." + baseName(of: path) + ".tmp-XXXXXX").utf8CString)
-        let fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
+        // A fresh name beside the target (same file system, so rename is atomic). Created with O_EXCL and mode 0666,
+        // so the umask gives the output the usual permissions.
+        var fd: Int32 = -1
+        var tmp = ""
+        for _ in 0..<16 {
+            let suffix = String(UInt64.random(in: 0...UInt64.max), radix: 36)
+            tmp = dir + "/." + baseName(of: path) + ".tmp-" + suffix
+            fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o666)
+            if fd >= 0 || errno != EEXIST { break }
+        }
         guard fd >= 0 else { throw FormatError.io(file: path, operation: "create temporary file in \(dir)", errno: errno) }
-        let tmp = String(cString: template)
         let sink = FileSink(fd: fd, path: path)
         do {
             try body(sink)
             try sink.flush()
-            // mkstemp makes 0600 files; give the output the usual permissions the umask allows.
-            let mask = umask(0)
-            umask(mask)
-            guard fchmod(fd, 0o666 & ~mask) == 0 else { throw FormatError.io(file: path, operation: "chmod", errno: errno) }
             guard fsync(fd) == 0 else { throw FormatError.io(file: path, operation: "fsync", errno: errno) }
-            sink.close()
+            sink.closeFile()
             guard rename(tmp, path) == 0 else { throw FormatError.io(file: path, operation: "rename into place", errno: errno) }
         } catch {
-            sink.close()
+            sink.closeFile()
             unlink(tmp)
             throw error
         }
@@ -79,11 +82,11 @@ public final class FileSink {
 
     deinit {
         buffer.deallocate()
-        close()
+        closeFile()
     }
 
-    func close() {
-        if fd >= 0 { _ = Glibc.close(fd) }
+    func closeFile() {
+        if fd >= 0 { close(fd) }
         fd = -1
     }
 
@@ -153,7 +156,7 @@ public final class FileSink {
     private func writeAll(_ p: UnsafeRawBufferPointer, at position: Int) throws {
         var done = 0
         while done < p.count {
-            let n = Glibc.pwrite(fd, p.baseAddress! + done, min(p.count - done, 1 << 30), off_t(position + done))
+            let n = systemPwrite(fd, p.baseAddress! + done, min(p.count - done, 1 << 30), off_t(position + done))
             if n < 0 {
                 if errno == EINTR { continue }
                 throw FormatError.io(file: path, operation: "write", errno: errno)
@@ -162,3 +165,6 @@ public final class FileSink {
         }
     }
 }
+
+/// The C pwrite, which FileSink's own `pwrite` methods shadow inside the class.
+private func systemPwrite(_ fd: Int32, _ p: UnsafeRawPointer, _ n: Int, _ at: off_t) -> Int { pwrite(fd, p, n, at) }

@@ -35,7 +35,7 @@ public enum FormatError: Error, CustomStringConvertible, Equatable {
     public var description: String {
         switch self {
         case let .io(f, op, e):
-            let hint = ["write", "fsync", "rename into place", "chmod"].contains(op) || op.hasPrefix("create")
+            let hint = ["write", "fsync", "rename into place"].contains(op) || op.hasPrefix("create")
                 ? "Check that the folder is writable and the disk has room." : "Check that the path exists and is a readable file."
             return "\(f): \(op) failed: \(errnoText(e)). \(hint)"
         case let .notGSLR(f):

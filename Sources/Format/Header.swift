@@ -66,7 +66,7 @@ public enum GroupState: String, Codable, Sendable {
 public struct GroupRecord: Codable, Equatable, Sendable {
     public var name: String
     public var members: [String]
-    /// Σ of the members' Frobenius norms (the reported form, GSLORA.md §3), at the time the file was written.
+    /// Σ of the members' Frobenius norms (the form the official scripts log, GSLORA.md §3), when the file was written.
     public var norm: Double
     public var state: GroupState
 

@@ -33,16 +33,17 @@ struct FormatBench: ParsableCommand {
         let bytes = backbone.reduce(0) { $0 + $1.data.count }
         let header = GSLRHeader(kind: .backbone, model: vitB16Config)
         let out = root + "/backbone.gslr", copy = root + "/backbone.copy"
-        // Outputs are deleted before each timed run (untimed): freeing a replaced file's blocks is not writing.
-        let write = median(repeats, setup: { unlink(out) }) { try GSLRWriter.write(out, header: header, tensors: backbone) }
-        let cp = median(repeats, setup: { unlink(copy) }) { try run("/bin/cp", [out, copy]) }
-        let cpSync = median(repeats, setup: { unlink(copy) }) {
+        // Before each timed run (untimed): delete the output (freeing a replaced file's blocks is not writing) and
+        // sync, so no run waits on the previous one's writeback.
+        let write = median(repeats, setup: { unlink(out); sync() }) { try GSLRWriter.write(out, header: header, tensors: backbone) }
+        let cp = median(repeats, setup: { unlink(copy); sync() }) { try run("/bin/cp", [out, copy]) }
+        let cpSync = median(repeats, setup: { unlink(copy); sync() }) {
             try run("/bin/cp", [out, copy])
             try run("/bin/sync", [copy])
         }
         let raw = root + "/raw.bin"
-        let rawWrite = median(repeats, setup: { unlink(raw) }) { try rawWriteFile(raw, backbone, sync: false) }
-        let rawSync = median(repeats, setup: { unlink(raw) }) { try rawWriteFile(raw, backbone, sync: true) }
+        let rawWrite = median(repeats, setup: { unlink(raw); sync() }) { try rawWriteFile(raw, backbone, sync: false) }
+        let rawSync = median(repeats, setup: { unlink(raw); sync() }) { try rawWriteFile(raw, backbone, sync: true) }
         let mb = Double(bytes) / 1e6
         rows.append(("write 346 MB backbone (stream+CRC+fsync+rename)", ms(write), String(format: "%.2f GB/s", mb / 1e3 / write)))
         rows.append(("cp of the same file (process)", ms(cp), String(format: "write/cp = %.2f×", write / cp)))

@@ -7,6 +7,8 @@ struct GsloraBench: ParsableCommand {
         abstract: "Measure gslora against its anchors (cp, zlib, PyTorch numbers). Build with -c release first.",
         subcommands: [
             FormatBench.self,
+            ForwardBench.self,
+            TrainBench.self,
         ])
 }
 

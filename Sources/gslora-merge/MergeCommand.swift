@@ -18,11 +18,12 @@ struct MergeCommand: ParsableCommand {
 
         Examples:
           gslora-merge face_vit.gslr task1.gslr -o face_vit.t1.gslr
-          gslora-merge face_vit.gslr task1.gslr task2.gslr task3.gslr -o face_vit.t123.gslr
+          gslora-merge face_vit.gslr t1.gslr t2.gslr t3.gslr -o face_vit.t123.gslr
           gslora-merge base.gslr task1.gslr --scale 0.5 -o half.gslr
           gslora-merge base.gslr other.gslr -o out.gslr --force --json
 
-        Exit status: 0 merged, 1 bad input or failed check (fingerprint, NaN), 2 usage error.
+        Exit status: 0 merged, 1 bad input or failed check (fingerprint, NaN),
+        2 usage error.
         """)
 
     @Argument(help: "The backbone .gslr to merge into.")
@@ -55,6 +56,7 @@ struct MergeCommand: ParsableCommand {
     }
 
     func run() throws {
+        BLAS.ensureFastKernel()
         let report = try LoRAMerge.mergeFiles(base: base, adapters: adapters, scales: scales, output: output, force: force)
         for w in report.warnings { FileHandle.standardError.write(Data("warning: \(w)\n".utf8)) }
         if json {

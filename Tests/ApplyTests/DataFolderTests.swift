@@ -25,6 +25,8 @@ final class DataFolderTests: XCTestCase {
         t.write("train/a/old.BMP", [0x42, 0x4D])
         t.write("train/.cache/z.png", flat(2))
         t.write("train/readme.png", flat(3))
+        // A symlink back to its own class folder must not be followed forever (or count its images twice).
+        try FileManager.default.createSymbolicLink(atPath: t.file("train/b/loop"), withDestinationPath: t.file("train/b"))
 
         let names = try ImageFolder.classNames(in: t.file("train"))
         XCTAssertEqual(names, ["A", "Zeta", "a", "b", "é"])
@@ -93,6 +95,25 @@ final class DataFolderTests: XCTestCase {
             guard case let DataError.badImage(path, _) = e else { return XCTFail("\(e)") }
             XCTAssertEqual(path, t.file("d/b/bad.jpg"))
             XCTAssertTrue("\(e)".contains("bad.jpg"))
+        }
+    }
+
+    /// A plain list of files (no classes), as inference takes them: kept indices say which files made it.
+    func testImageFilesKeepOrderAndReportFailures() throws {
+        let t = DataTemp()
+        let a = t.write("a.png", flat(10)), b = t.write("b.png", Array("nope".utf8)), c = t.write("c.png", flat(30))
+        let missing = t.file("missing.png")
+        let (images, kept, skipped) = try ImageFiles.load([c, missing, b, a], preprocessing: identity)
+        XCTAssertEqual(images.shape, [2, 1, 4, 4])
+        XCTAssertEqual(kept, [0, 3])
+        let firsts = withExtendedLifetime(images) {
+            images.data.buffer.bindMemory(to: Float.self).enumerated().filter { $0.offset % 16 == 0 }.map { Int(($0.element * 255).rounded()) }
+        }
+        XCTAssertEqual(firsts, [30, 10])
+        XCTAssertEqual(skipped.map(\.path), [missing, b])
+        XCTAssertTrue(skipped[0].reason.contains("open"), skipped[0].reason)
+        XCTAssertThrowsError(try ImageFiles.load([a, b], preprocessing: identity, strict: true)) {
+            XCTAssertTrue("\($0)".contains(b))
         }
     }
 

@@ -1,4 +1,5 @@
 import Apply
+import Format
 import XCTest
 
 final class DataPreprocessTests: XCTestCase {
@@ -113,6 +114,19 @@ final class DataPreprocessTests: XCTestCase {
         XCTAssertEqual(l, [(255 * 19595 + 32768) >> 16])
         XCTAssertEqual(try levels(Preprocessing(geometry: .direct(height: 1, width: 2), channels: 1), rgb),
                        [76, (10 * 19595 + 200 * 38470 + 30 * 7471 + 32768) >> 16])
+    }
+
+    /// Face ViT: raw [0, 1] at the input size (GSLORA.md §1.1); torchvision ViT-B/16: 256 → 224 with ImageNet
+    /// mean/std (§1.3); timm: no guess.
+    func testStandardPreprocessingPerFamily() {
+        func config(_ f: ModelConfig.Family, _ size: Int) -> ModelConfig {
+            ModelConfig(family: f, imageSize: size, patchSize: 16, width: 8, depth: 1, heads: 1, headDim: 8, mlpWidth: 8,
+                        numClasses: 2, head: .linear, attentionScale: 1, layerNormEps: 1e-6, qkvBias: true)
+        }
+        XCTAssertEqual(Preprocessing.standard(for: config(.faceViT, 112)), .direct(size: 112, channels: 3))
+        XCTAssertEqual(Preprocessing.standard(for: config(.torchvisionViT, 224)), .imageNet())
+        XCTAssertEqual(Preprocessing.standard(for: config(.torchvisionViT, 384))?.geometry, .resizeShortSide(438, crop: 384))
+        XCTAssertNil(Preprocessing.standard(for: config(.timmViT, 224)))
     }
 
     func testInvalidSettingsAreRefused() {

@@ -116,7 +116,8 @@ final class RoundTripTests: XCTestCase {
     // MARK: LoRA import
 
     /// A checkpoint with LoRA factors becomes a backbone without them plus an adapter bound to it by fingerprint,
-    /// with one group per block whose norm is sqrt(Σ‖T‖²) (the parity file's structure_block_norms).
+    /// with one group per block whose recorded norm is Σ‖T‖_F and whose loss form sqrt(Σ‖T‖²) is the parity file's
+    /// structure_block_norms.
     func testLoRAImportSplitsBackboneAndAdapter() throws {
         var checked = 0
         for url in ModelFixtures.checkpoints() {
@@ -150,7 +151,13 @@ final class RoundTripTests: XCTestCase {
                 let norms = ((p["losses"] as? [String: Any])?["structure_block_norms"] as? [NSNumber])?.map(\.doubleValue) ?? []
                 XCTAssertEqual(norms.count, info.groups.count, stem)
                 for (g, n) in zip(info.groups, norms) {
-                    XCTAssertLessThan(Tolerance.relative(g.norm, n), 1e-6, "\(stem) \(g.name): \(g.norm) vs \(n)")
+                    let frob = try g.members.map { name -> Double in
+                        try ad.tensor(name).floats().reduce(0.0) { $0 + Double($1) * Double($1) }.squareRoot()
+                    }
+                    let lossForm = frob.reduce(0.0) { $0 + $1 * $1 }.squareRoot()
+                    XCTAssertLessThan(Tolerance.relative(lossForm, n), 1e-6, "\(stem) \(g.name): \(lossForm) vs \(n)")
+                    XCTAssertLessThan(Tolerance.relative(g.norm, frob.reduce(0, +)), 1e-12, "\(stem) \(g.name) recorded norm")
+                    XCTAssertGreaterThan(g.norm, lossForm, "\(stem) \(g.name): Σ‖T‖ must exceed sqrt(Σ‖T‖²) for 4 nonzero members")
                 }
                 checked += 1
             }
@@ -242,6 +249,8 @@ final class RoundTripTests: XCTestCase {
             ("output is input", copy, ConvertOptions()),
             ("unknown extension", path("x.onnx"), ConvertOptions()),
             ("output is base", path("base.gslr"), ConvertOptions(importing: ImportOptions(base: path("base.gslr")))),
+            ("adapter output is the output", path("o.gslr"), ConvertOptions(adapterOut: path("o.gslr"))),
+            ("adapter output with a .pth output", path("o.pth"), ConvertOptions(adapterOut: path("a.gslr"))),
         ]
         try Data([1]).write(to: URL(fileURLWithPath: path("base.gslr")))
         for (what, out, opts) in cases {

@@ -78,3 +78,15 @@ final class AtomicFileTests: XCTestCase {
         XCTAssertThrowsError(try MappedFile(dir.path))
     }
 }
+
+final class AtomicFilePermissionTests: XCTestCase {
+    func testOutputGetsUmaskPermissions() throws {
+        let dir = TempDir()
+        let path = dir.file("p.bin")
+        try AtomicFile.write(path) { try $0.write([1]) }
+        let mask = umask(0o022)
+        umask(mask)
+        let mode = (try FileManager.default.attributesOfItem(atPath: path)[.posixPermissions] as? Int) ?? -1
+        XCTAssertEqual(mode, 0o666 & ~Int(mask))
+    }
+}

@@ -195,12 +195,26 @@ final class CorruptFileTests: XCTestCase {
         var x: UInt64 = 0x1234_5678
         func next() -> Int { x ^= x << 13; x ^= x >> 7; x ^= x << 17; return Int(x % UInt64(Int32.max)) }
         let path = dir.file("fuzz.gslr")
-        for _ in 0..<400 {
+        for _ in 0..<600 {
             var b = v
-            switch next() % 3 {
+            switch next() % 4 {
             case 0: for _ in 0..<(1 + next() % 4) { b[next() % b.count] = UInt8(next() & 0xFF) }
             case 1: b = Array(b[0..<(next() % b.count)])
-            default: b.insert(UInt8(next() & 0xFF), at: next() % b.count)
+            case 2: b.insert(UInt8(next() & 0xFF), at: next() % b.count)
+            default:
+                // Damage inside the header JSON with a matching CRC, so the scanner and decoder see it.
+                var json = Array(splitFileHeaderText(v).utf8)
+                for _ in 0..<(1 + next() % 3) {
+                    let at = next() % json.count
+                    switch next() % 3 {
+                    case 0:
+                        let tokens = Array("{}[]\",:0-9e\\u".utf8)
+                        json[at] = tokens[next() % tokens.count]
+                    case 1: json.remove(at: at)
+                    default: json.insert(UInt8(next() & 0xFF), at: at)
+                    }
+                }
+                b = json.withHeaderAndData(of: v)
             }
             writeFile(path, b)
             do {

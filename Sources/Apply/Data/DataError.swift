@@ -49,11 +49,14 @@ public enum DataError: Error, CustomStringConvertible, Equatable {
         case let .fashionMNISTMissing(dir, file):
             return "\(dir): Fashion-MNIST file \(file) is missing. Install it with `apt-get install dataset-fashion-mnist`, or pass the folder that holds the four *-idx*-ubyte.gz files."
         case let .badNPY(p, why):
-            return "\(p): unusable .npy file: \(why)."
+            return "\(p): unusable .npy file: \(sentence(why))"
         case let .mismatch(what, why):
-            return "\(what): \(why)."
+            return "\(what): \(sentence(why))"
         case let .badPreprocessing(why):
-            return "invalid preprocessing: \(why)."
+            return "invalid preprocessing: \(sentence(why))"
         }
     }
+
+    /// Ends a problem text with exactly one full stop, whether or not it came with one.
+    private func sentence(_ text: String) -> String { text.hasSuffix(".") ? text : text + "." }
 }

@@ -96,13 +96,13 @@ final class ImageDecoder {
     }
 
     /// Checks the size and makes room for `w × h × c` bytes.
-    private func prepare(width w: Int, height h: Int, channels c: Int, bytesPerSample: Int = 1) throws {
+    private func prepare(width w: Int, height h: Int, channels c: Int) throws {
         guard w > 0, h > 0 else { throw DecodeFailure(reason: "image has no pixels (\(w)×\(h))") }
         let (px, overflow) = w.multipliedReportingOverflow(by: h)
         guard !overflow, px <= ImageDecoder.maxPixels else {
             throw DecodeFailure(reason: "image is \(w)×\(h) pixels, above the limit of \(ImageDecoder.maxPixels) (decompression bomb?)")
         }
-        let need = px * c * bytesPerSample
+        let need = px * c
         if pixels.count < need { pixels = [UInt8](repeating: 0, count: need) }
         width = w
         height = h
@@ -133,27 +133,33 @@ final class ImageDecoder {
     }
 
     private func decodePNG(_ data: UnsafeRawBufferPointer) throws {
-        var image = png_image()
-        image.version = UInt32(PNG_IMAGE_VERSION)
-        defer { png_image_free(&image) }
-        guard png_image_begin_read_from_memory(&image, data.baseAddress, data.count) != 0 else {
-            throw DecodeFailure(reason: "corrupt PNG header: \(ImageDecoder.message(image))")
+        // libpng keeps a pointer to the control structure (its error handler writes the message into it),
+        // so it lives at a fixed heap address rather than in a Swift local that may be moved between calls.
+        let image = UnsafeMutablePointer<png_image>.allocate(capacity: 1)
+        image.initialize(to: png_image())
+        defer {
+            png_image_free(image)
+            image.deallocate()
+        }
+        image.pointee.version = UInt32(PNG_IMAGE_VERSION)
+        guard png_image_begin_read_from_memory(image, data.baseAddress, data.count) != 0 else {
+            throw DecodeFailure(reason: "corrupt PNG header: \(ImageDecoder.message(image.pointee))")
         }
         // Without this, libpng treats 16-bit samples as linear light and gamma-encodes them on the way to 8 bits.
-        image.flags |= UInt32(PNG_IMAGE_FLAG_16BIT_sRGB)
-        let color = image.format & PNG_FORMAT_FLAG_COLOR != 0
-        let alpha = image.format & PNG_FORMAT_FLAG_ALPHA != 0
-        image.format = (color ? PNG_FORMAT_FLAG_COLOR : 0) | (alpha ? PNG_FORMAT_FLAG_ALPHA : 0)
+        image.pointee.flags |= UInt32(PNG_IMAGE_FLAG_16BIT_sRGB)
+        let color = image.pointee.format & PNG_FORMAT_FLAG_COLOR != 0
+        let alpha = image.pointee.format & PNG_FORMAT_FLAG_ALPHA != 0
+        image.pointee.format = (color ? PNG_FORMAT_FLAG_COLOR : 0) | (alpha ? PNG_FORMAT_FLAG_ALPHA : 0)
         let inChannels = (color ? 3 : 1) + (alpha ? 1 : 0)
         let outChannels = color ? 3 : 1
-        try prepare(width: Int(image.width), height: Int(image.height), channels: outChannels)
+        try prepare(width: Int(image.pointee.width), height: Int(image.pointee.height), channels: outChannels)
         // Room for the alpha channel while reading; it is squeezed out in place below.
         let need = width * height * inChannels
         if pixels.count < need { pixels = [UInt8](repeating: 0, count: need) }
         let ok = pixels.withUnsafeMutableBufferPointer { dst in
-            png_image_finish_read(&image, nil, dst.baseAddress, 0, nil)
+            png_image_finish_read(image, nil, dst.baseAddress, 0, nil)
         }
-        guard ok != 0 else { throw DecodeFailure(reason: "corrupt or truncated PNG data: \(ImageDecoder.message(image))") }
+        guard ok != 0 else { throw DecodeFailure(reason: "corrupt or truncated PNG data: \(ImageDecoder.message(image.pointee))") }
         if alpha {
             let n = width * height
             pixels.withUnsafeMutableBufferPointer { p in

@@ -52,18 +52,16 @@ public enum ImageFolder {
     public static func list(root: String, classNames given: [String]? = nil) throws -> Listing {
         let root = trimmed(root)
         let found = try classNames(in: root)
-        let names: [String]
-        if let given {
-            var seen = Set<String>()
-            for n in given where !seen.insert(n).inserted { throw DataError.duplicateClass(name: n) }
-            if let unknown = found.first(where: { !seen.contains($0) }) {
-                throw DataError.unknownClass(root: root, name: unknown, known: given.count)
-            }
-            names = given
-        } else {
-            names = found
+        let names = given ?? found
+        // Swift compares strings by canonical equivalence, so two byte-different spellings of one name
+        // (NFC and NFD) count as a duplicate here instead of trapping the dictionary.
+        var index: [String: Int] = [:]
+        for (k, n) in names.enumerated() {
+            guard index.updateValue(k, forKey: n) == nil else { throw DataError.duplicateClass(name: n) }
         }
-        let index = Dictionary(uniqueKeysWithValues: names.enumerated().map { ($1, $0) })
+        if let unknown = found.first(where: { index[$0] == nil }) {
+            throw DataError.unknownClass(root: root, name: unknown, known: names.count)
+        }
         var listing = Listing(classNames: names, files: [], labels: [], unsupported: [])
         for name in found {
             let label = index[name]!
@@ -73,9 +71,9 @@ public enum ImageFolder {
             folders.sort { codePointOrder($0.path, $1.path) }
             for folder in folders {
                 for file in folder.files.sorted(by: codePointOrder) {
+                    guard let dot = file.lastIndex(of: ".") else { continue }
+                    let ext = file[file.index(after: dot)...].lowercased()
                     let path = folder.path + "/" + file
-                    let ext = file.split(separator: ".").last.map { $0.lowercased() } ?? ""
-                    guard file.contains(".") else { continue }
                     if imageExtensions.contains(ext) {
                         listing.files.append(path)
                         listing.labels.append(label)
@@ -96,57 +94,8 @@ public enum ImageFolder {
         try preprocessing.validate()
         let listing = try list(root: root, classNames: classNames)
         if strict, let first = listing.unsupported.first { throw DataError.badImage(path: first.path, reason: first.reason) }
-        let n = listing.files.count
-        let size = preprocessing.valuesPerImage
-        let (tensor, out) = allocateImages(n, preprocessing.channels, preprocessing.outputHeight, preprocessing.outputWidth, name: "images")
-
-        let failures = UnsafeMutableBufferPointer<String?>.allocate(capacity: max(n, 1))
-        failures.initialize(repeating: nil)
-        defer { failures.deallocate() }
-        let shared = LoadContext(out: out, failures: failures, next: WorkCounter(n), table: OutputTable(preprocessing))
-        let workers = max(1, min(ProcessInfo.processInfo.activeProcessorCount, n))
-        DispatchQueue.concurrentPerform(iterations: workers) { _ in
-            let decoder = ImageDecoder()
-            let scratch = ResampleScratch()
-            var file: [UInt8] = []
-            while let i = shared.next.take() {
-                let path = listing.files[i]
-                do {
-                    let length = try readFile(path, into: &file, limit: ImageDecoder.maxFileBytes)
-                    try file.withUnsafeBytes { try decoder.decode(UnsafeRawBufferPointer(rebasing: $0[0..<length])) }
-                    decoder.pixels.withUnsafeBufferPointer { px in
-                        preprocessing.run(px.baseAddress!, width: decoder.width, height: decoder.height, channels: decoder.channels,
-                                          into: shared.out + i * size, scratch: scratch, table: shared.table)
-                    }
-                } catch let f as DecodeFailure {
-                    shared.failures[i] = f.reason
-                } catch let DataError.badImage(_, reason) {
-                    shared.failures[i] = reason
-                } catch {
-                    shared.failures[i] = "\(error)"
-                }
-            }
-        }
-
-        var skipped = listing.unsupported
-        var kept: [Int] = []
-        kept.reserveCapacity(n)
-        for i in 0..<n {
-            if let reason = failures[i] {
-                if strict { throw DataError.badImage(path: listing.files[i], reason: reason) }
-                skipped.append(SkippedImage(path: listing.files[i], reason: reason))
-            } else {
-                kept.append(i)
-            }
-        }
-        // Close the gaps left by skipped files (k ≤ i, so copying front to back never overwrites a pending image).
-        for (k, i) in kept.enumerated() where k != i {
-            (out + k * size).update(from: out + i * size, count: size)
-        }
-        skipped.sort { codePointOrder($0.path, $1.path) }
-        let images = Tensor(name: tensor.name, dtype: .f32, shape: [kept.count] + tensor.shape.dropFirst(),
-                            data: Bytes(owner: tensor.data.owner,
-                                        buffer: UnsafeRawBufferPointer(rebasing: tensor.data.buffer[0..<(kept.count * size * 4)])))
+        let (images, kept, bad) = try ImageFiles.load(listing.files, preprocessing: preprocessing, strict: strict)
+        let skipped = (listing.unsupported + bad).sorted { codePointOrder($0.path, $1.path) }
         let set = ImageSet(validated: images, labels: kept.map { listing.labels[$0] }, classNames: listing.classNames,
                            paths: kept.map { listing.files[$0] })
         return (set, skipped)
@@ -203,30 +152,5 @@ public enum ImageFolder {
         for e in list where e.isFolder {
             try walk(dir + "/" + e.name, depth: depth + 1, visited: &visited, into: &folders)
         }
-    }
-}
-
-/// What the decoding workers share: output pointers and the next-file counter.
-private struct LoadContext: @unchecked Sendable {
-    let out: UnsafeMutablePointer<Float>
-    let failures: UnsafeMutableBufferPointer<String?>
-    let next: WorkCounter
-    let table: OutputTable
-}
-
-/// Hands out indices 0..<n to worker threads, one at a time, so uneven files balance across cores.
-final class WorkCounter: @unchecked Sendable {
-    private let lock = NSLock()
-    private var value = 0
-    private let limit: Int
-
-    init(_ limit: Int) { self.limit = limit }
-
-    func take() -> Int? {
-        lock.lock()
-        defer { lock.unlock() }
-        guard value < limit else { return nil }
-        value += 1
-        return value - 1
     }
 }

@@ -1,3 +1,5 @@
+import Format
+
 /// How decoded 8-bit images become model input: channel conversion, resize, centre crop, [0,1] scaling and
 /// optional per-channel normalisation, written as float32 C×H×W (PyTorch layout).
 ///
@@ -46,6 +48,24 @@ public struct Preprocessing: Equatable, Sendable {
     public static func imageNet(resize: Int = 256, crop: Int = 224) -> Preprocessing {
         Preprocessing(geometry: .resizeShortSide(resize, crop: crop), channels: 3,
                       mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225])
+    }
+
+    /// The evaluation transform each backbone was trained with, or nil when the family has no single one.
+    /// - Face ViT (GSLORA.md §1.1): the aligned faces are used as they are, in [0, 1] with no mean/std; images of
+    ///   another size are resized straight to the input size.
+    /// - torchvision ViT (§1.3): short side to `imageSize · 256 / 224` (256 for 224), centre crop, ImageNet mean/std.
+    /// - timm ViT: nil; its mean/std, interpolation and crop ratio depend on the checkpoint, so pass them explicitly.
+    public static func standard(for config: ModelConfig) -> Preprocessing? {
+        switch config.family {
+        case .faceViT:
+            return .direct(size: config.imageSize, channels: config.channels)
+        case .torchvisionViT:
+            let p = Preprocessing.imageNet(resize: config.imageSize * 256 / 224, crop: config.imageSize)
+            // ImageNet's mean/std are per RGB channel; a gray model gets the geometry only.
+            return config.channels == 3 ? p : Preprocessing(geometry: p.geometry, channels: config.channels)
+        case .timmViT:
+            return nil
+        }
     }
 
     public var outputHeight: Int {

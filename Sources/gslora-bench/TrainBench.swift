@@ -1,0 +1,113 @@
+import Apply
+import ArgumentParser
+import Dispatch
+import Foundation
+import Format
+import Train
+
+/// `gslora-bench train`: one GS-LoRA step (retain + forget batch, rank-8 LoRA on every FFN linear, block groups)
+/// and one all-parameters pre-training step on the full-size face transformer with random weights, timed by phase,
+/// against PyTorch's anchors on the same machine.
+struct TrainBench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "train",
+        abstract: "GS-LoRA step and all-parameters step of the face ViT-P8S8 (112 px, width 512, depth 6, 8 heads, MLP 2048, 100 classes).")
+
+    @Option(help: "Images per batch (each of retain and forget for GS-LoRA; the all-parameters step takes twice this).") var batch = 4
+    @Option(help: "Timed steps of each kind (after one warm-up step).") var steps = 10
+    @Option(help: "LoRA rank.") var rank = 8
+    @Option(help: "Dropout in the timed steps.") var dropout = 0.1
+
+    func run() throws {
+        guard batch > 0, steps > 0, rank > 0 else { throw ValidationError("batch, steps and rank must be positive") }
+        let c = ModelConfig(family: .faceViT, imageSize: 112, patchSize: 8, width: 512, depth: 6, heads: 8, headDim: 64,
+                            mlpWidth: 2048, numClasses: 100, head: .cosface, attentionScale: 1 / 512.0.squareRoot(),
+                            layerNormEps: 1e-5, qkvBias: false)
+        print(try TrainBenchmark.measure(config: c, batch: batch, steps: steps, rank: rank, dropout: Float(dropout)))
+    }
+}
+
+enum TrainBenchmark {
+    static func measure(config c: ModelConfig, batch: Int, steps: Int, rank: Int, dropout: Float) throws -> String {
+        var rng = SplitMix64(seed: 3)
+        let per = c.channels * c.imageSize * c.imageSize
+        let retain = (0..<(batch * per)).map { _ in rng.nextUnitFloat() }, forget = (0..<(batch * per)).map { _ in rng.nextUnitFloat() }
+        let retainLabels = (0..<batch).map { $0 % 80 }, forgetLabels = (0..<batch).map { 80 + $0 % 20 }
+        let fmt = { (x: Double, d: Int) in String(format: "%.\(d)f", x) }
+        var rows: [(String, String, String)] = []
+        let generic = ["Prescott", "Core2", "Nehalem", "Atom"].contains(BLAS.coreName)
+        rows.append(("OpenBLAS kernel / BLAS threads / cores", "\(BLAS.coreName) / \(BLAS.threads) / \(ProcessInfo.processInfo.activeProcessorCount)",
+                     generic ? "generic kernel: rerun with OPENBLAS_CORETYPE=Haswell" : ""))
+        let sgemm = ForwardBenchmark.sgemmGFLOPs(m: batch * c.numTokens, n: c.mlpWidth, k: c.width)
+        rows.append(("sgemm GFLOP/s, \(batch * c.numTokens)×\(c.mlpWidth)×\(c.width)", fmt(sgemm, 0), "the GEMM ceiling used below"))
+
+        // GS-LoRA step.
+        let adapter = try LoRAAdapter(config: c, rank: rank, seed: 2)
+        for f in adapter.fc1 + adapter.fc2 { for i in 0..<f.b.count { f.b.pointer[i] = (rng.nextUnitFloat() - 0.5) * 0.02 } }
+        let model = try ViT(config: c, parameters: try ViTParameters.random(config: c, seed: 1), adapters: [adapter])
+        let step = try GSLoRAStep(model: model, grouping: .block)
+        let embeddings = try model.forward(images: retain + forget, batch: 2 * batch).embeddings
+        let protos = try PrototypeTable.mean(embeddings: embeddings, labels: retainLabels + forgetLabels, dim: c.width, classes: c.numClasses)
+        let settings = try ObjectiveSettings(beta: 0.2, bound: 105, alpha: 1e-4, prototypeForgetWeight: 0.01, prototypeMargin: 18)
+        var gs: [StepTimings] = []
+        for i in 0...steps {
+            let r = try retain.withUnsafeBufferPointer { rp in
+                try forget.withUnsafeBufferPointer { fp in
+                    try step.step(retainImages: rp, retainLabels: retainLabels, forgetImages: fp, forgetLabels: forgetLabels,
+                                  prototypes: protos, settings: settings, lr: 1e-2, dropout: dropout)
+                }
+            }
+            if i > 0 { gs.append(r.timings) }
+        }
+        let gsRSS = ForwardBenchmark.peakRSSMegabytes()
+        let gsFlops = Double(2 * batch) * (ForwardBenchmark.flopsPerImage(c, loraRank: rank) + backwardFlopsPerImage(c, rank: rank, weights: false))
+        rows += phaseRows("GS-LoRA step (\(batch)+\(batch) images, rank \(rank), GS-LoRA++ loss)", gs, flops: gsFlops, sgemm: sgemm,
+                          anchor: "PyTorch 0.92 s", fmt: fmt)
+        rows.append(("  peak RSS (VmHWM) after the GS-LoRA steps", gsRSS.map { "\(fmt($0, 0)) MB" } ?? "n/a", "PyTorch 1.6 GB"))
+
+        // All-parameters step (pre-training), on the same 2·batch images.
+        let full = try ViT(config: c, parameters: try ViTParameters.random(config: c, seed: 1))
+        let pre = try PretrainStep(model: full)
+        let images = retain + forget, labels = retainLabels + forgetLabels
+        var ps: [StepTimings] = []
+        for i in 0...steps {
+            let r = try images.withUnsafeBufferPointer { try pre.step(images: $0, labels: labels, lr: 1e-4, dropout: dropout) }
+            if i > 0 { ps.append(r.timings) }
+        }
+        let allFlops = Double(2 * batch) * (ForwardBenchmark.flopsPerImage(c, loraRank: 0) + backwardFlopsPerImage(c, rank: 0, weights: true))
+        rows += phaseRows("all-parameters step (\(2 * batch) images)", ps, flops: allFlops, sgemm: sgemm, anchor: "PyTorch 1.34 s", fmt: fmt)
+        rows.append(("  peak RSS (VmHWM) of the whole run", ForwardBenchmark.peakRSSMegabytes().map { "\(fmt($0, 0)) MB" } ?? "n/a", ""))
+
+        let w0 = rows.map(\.0.count).max()!, w1 = rows.map(\.1.count).max()!
+        let lines = rows.map { $0.0.padding(toLength: w0, withPad: " ", startingAt: 0) + "  " + $0.1.padding(toLength: w1, withPad: " ", startingAt: 0) + "  " + $0.2 }
+        return (["train: face ViT-P8S8, random weights, median of \(steps) steps"] + lines).joined(separator: "\n")
+    }
+
+    /// Median per phase, and the share a GEMM-bound run would take (GEMM FLOPs at the measured sgemm speed).
+    static func phaseRows(_ title: String, _ t: [StepTimings], flops: Double, sgemm: Double, anchor: String,
+                          fmt: (Double, Int) -> String) -> [(String, String, String)] {
+        func median(_ f: (StepTimings) -> Double) -> Double { let v = t.map(f).sorted(); return v[v.count / 2] }
+        let total = median(\.total), gemm = flops / (sgemm * 1e9)
+        return [
+            (title, "", ""),
+            ("  seconds per step (median)", fmt(total, 3), anchor),
+            ("  forward / backward / loss+head / AdamW", [median(\.forward), median(\.backward), median(\.loss), median(\.update)].map { fmt($0, 3) }.joined(separator: " / "), "seconds"),
+            ("  GEMM work", "\(fmt(flops / 1e9, 1)) GFLOP", "≈\(fmt(gemm, 3)) s at the sgemm ceiling; the rest (≈\(fmt(max(0, total - gemm), 3)) s) is elementwise, attention softmax, GEMM below peak"),
+        ]
+    }
+
+    /// Multiply-adds ×2 of one image's backward GEMMs: input gradients through every block down to the lowest LoRA
+    /// layer (LoRA only: block 0 stops after its FFN), LoRA factor gradients, and with `weights` every weight gradient.
+    static func backwardFlopsPerImage(_ c: ModelConfig, rank r: Int, weights: Bool) -> Double {
+        let t = Double(c.numTokens), w = Double(c.width), inner = Double(c.heads * c.headDim), m = Double(c.mlpWidth), rr = Double(r)
+        let ffnInput = 2 * t * 2 * w * m
+        let attnInput = 2 * t * (w * inner + 3 * inner * w) + 4 * 2 * Double(c.heads) * t * t * Double(c.headDim)
+        let lora = 2 * t * rr * 3 * (w + m)
+        var total = Double(c.depth) * (ffnInput + lora) + Double(c.depth - 1) * attnInput
+        if weights {
+            total += attnInput   // block 0's attention and every weight gradient
+            total += Double(c.depth) * 2 * t * (w * 3 * inner + inner * w + 2 * w * m) + 2 * Double(c.numPatches) * Double(c.patchDim) * w
+        }
+        return total
+    }
+}

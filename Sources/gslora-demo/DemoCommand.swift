@@ -1,0 +1,114 @@
+import Apply
+import ArgumentParser
+import Convert
+import Foundation
+import Format
+import Train
+
+@main
+struct DemoCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "gslora-demo",
+        abstract: "Continual forgetting on Fashion-MNIST end to end: pre-train, forget 4×2 classes with GS-LoRA, prune, merge, export, report.",
+        discussion: """
+        Stages (each the library path of the named command):
+          1. pre-train a face-style ViT (CosFace head) on Fashion-MNIST (gslora-train pretrain); cached in \
+        OUT/pretrained.gslr with its settings, so a rerun with the same settings skips it;
+          2. forget 2 classes per task over 4 tasks, classes from a seeded class order (gslora-train forget), \
+        evaluating before and after every task; groups with norm < 1e-3 are pruned as each adapter is written \
+        (gslora-prune's code), so every adapter still chains onto the one before;
+          3. merge the chain into one backbone (gslora-merge) and evaluate the merged file (gslora-eval);
+          4. export it as .pth and .safetensors (gslora-convert);
+          5. write OUT/report.md, report.json and SVG plots (accuracy over tasks; group norms per block).
+        --plus adds a GS-LoRA++ run (prototype hinge) on 4 images per class.
+
+        Examples:
+          gslora-demo                       (about 10 minutes on 2 idle cores; the report is gslora-demo-out/report.md)
+          gslora-demo --plus --out run2
+          gslora-demo --quick --out /tmp/ci (a few hundred images, one epoch, small model: every stage, seconds)
+
+        Exit status: 0 done, 1 bad input or failure, 2 usage error, 130 interrupted.
+        """)
+
+    @Option(name: .customLong("out"), help: "Output folder (pretrained.gslr cache, one folder per run, the report).")
+    var output = "gslora-demo-out"
+
+    @Option(help: "Fashion-MNIST folder with the four *-idx*-ubyte(.gz) files.")
+    var data = FashionMNIST.directory
+
+    @Option(help: "Seed of pre-training, class order, subsets, initialisation, batches and dropout.")
+    var seed: UInt64 = 1337
+
+    @Flag(help: "Also run GS-LoRA++ (prototype hinge) with 4 training images per class.")
+    var plus = false
+
+    @Flag(help: "The shortened CI job: a few hundred images, one epoch, a small model.")
+    var quick = false
+
+    @Option(help: "Forget on this face_vit backbone .gslr instead of pre-training one.")
+    var backbone: String?
+
+    @Flag(help: "Print report.json on stdout at the end.")
+    var json = false
+
+    func run() throws {
+        BLAS.ensureFastKernel()
+        var o = DemoOptions(seed: seed, quick: quick)
+        o.output = output
+        o.data = data
+        o.plus = plus
+        o.backbone = backbone
+        let console = DemoConsole()
+        let demo = ForgettingDemo(options: o, exporter: Self.export)
+        demo.onEvent = { console.show($0, tasks: o.forgetting.tasks) }
+        DemoSignals.install()
+        demo.shouldStop = { demoStopRequested != 0 }
+        let report: DemoReport
+        do {
+            report = try demo.run()
+        } catch let e as TrainerError {
+            if case .interrupted = e {
+                console.message("interrupted; run the same command again (the pre-trained backbone is cached)", always: true)
+                throw ExitCode(130)
+            }
+            throw e
+        }
+        console.summary(report, folder: demo.reportFolder)
+        if json {
+            let enc = JSONEncoder()
+            enc.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+            FileHandle.standardOutput.write(try enc.encode(report) + Data([0x0A]))
+        }
+    }
+
+    /// gslora-convert's path: the merged .gslr to a .pth or .safetensors with the family's original names.
+    static func export(input: String, output: String) throws -> ExportSummary {
+        let r = try Converter.convert(input: input, output: output, options: ConvertOptions(force: true))
+        guard let out = r.outputs.first else { throw DemoError.failed(stage: "export", problem: "\(output) was not written") }
+        return ExportSummary(path: out.path, format: out.kind, tensors: out.tensors, bytes: out.bytes)
+    }
+
+    /// Usage errors exit 2, failures 1, interrupts 130 (ArgumentParser's own codes differ).
+    static func main() {
+        let command: ParsableCommand
+        do {
+            command = try parseAsRoot()
+        } catch {
+            if exitCode(for: error) == .success {
+                print(fullMessage(for: error))
+                Foundation.exit(0)
+            }
+            FileHandle.standardError.write(Data("\(fullMessage(for: error))\n".utf8))
+            Foundation.exit(2)
+        }
+        do {
+            var c = command
+            try c.run()
+        } catch let e as ExitCode {
+            Foundation.exit(e.rawValue)
+        } catch {
+            FileHandle.standardError.write(Data("error: \(error)\n".utf8))
+            Foundation.exit(1)
+        }
+    }
+}

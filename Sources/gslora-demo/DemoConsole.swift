@@ -1,0 +1,86 @@
+import Foundation
+import Train
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Set by SIGINT/SIGTERM; the trainer polls it after every step and stops cleanly.
+nonisolated(unsafe) var demoStopRequested: sig_atomic_t = 0
+
+enum DemoSignals {
+    /// The first signal asks for a clean stop; a second one kills the process as usual.
+    static func install() {
+        for sig in [SIGINT, SIGTERM] {
+            signal(sig) { s in
+                if demoStopRequested != 0 {
+                    signal(s, SIG_DFL)
+                    raise(s)
+                }
+                demoStopRequested = 1
+            }
+        }
+    }
+}
+
+/// Progress on stderr: a redrawn line while a terminal watches, and one line per stage and task result always
+/// (few enough for a CI log).
+final class DemoConsole {
+    let interactive = isatty(STDERR_FILENO) == 1
+    private var lastDraw = Date.distantPast
+    private var drawn = false
+    private let start = Date()
+
+    func progress(_ line: String, force: Bool = false) {
+        guard interactive else { return }
+        let now = Date()
+        guard force || now.timeIntervalSince(lastDraw) >= 0.25 else { return }
+        lastDraw = now
+        let text = line.count > 160 ? String(line.prefix(160)) : line
+        FileHandle.standardError.write(Data(("\r\u{1B}[K" + text).utf8))
+        drawn = true
+    }
+
+    func message(_ text: String, always: Bool = true) {
+        guard interactive || always else { return }
+        if drawn { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)); drawn = false }
+        FileHandle.standardError.write(Data((text + "\n").utf8))
+    }
+
+    private var clock: String { "[" + ProgressLine.duration(Date().timeIntervalSince(start)) + "]" }
+
+    func show(_ e: DemoEvent, tasks: Int) {
+        switch e {
+        case let .stage(s): message("\(clock) \(s)")
+        case let .note(s): message("\(clock)   \(s)")
+        case let .pretrain(.step(epoch, step, steps, loss, acc, ips)):
+            progress(String(format: "  pre-train epoch %d  step %d/%d  loss %.4f  train acc (margin) %.1f  %.0f img/s", epoch + 1, step, steps, loss, acc, ips))
+        case let .pretrain(.epochFinished(r)):
+            message(String(format: "%@   pre-train epoch %d: loss %.4f  test acc %.2f (margin %.2f)  %.1fs", clock, r.epoch + 1, r.loss,
+                           r.testAccuracy, r.testAccuracyMargin, r.seconds))
+        case let .train(run, event):
+            switch event {
+            case let .step(s): progress("  \(run) " + ProgressLine.render(s, tasks: tasks), force: s.step == s.steps)
+            case let .taskStarted(t, c, nf, nr, steps):
+                message("\(clock)   \(run) task \(t)/\(tasks): forget \(c.forget) · \(c.retain.count) retained · \(nf)+\(nr) images · \(steps) steps")
+            case let .evaluated(t, phase, m, h): message("\(clock)   \(run) task \(t) \(phase): " + ProgressLine.metrics(m, h: h))
+            case .stateSaved, .taskFinished: break
+            }
+        }
+    }
+
+    func summary(_ r: DemoReport, folder: String) {
+        message(String(format: "pre-trained: test acc %.2f %% (margin %.2f %%)%@", r.pretrain.accuracy, r.pretrain.accuracyMargin,
+                       r.pretrain.cached ? ", cached" : ""))
+        for run in r.runs {
+            for t in run.tasks {
+                func p(_ x: Double?) -> String { x.map { String(format: "%6.2f", $0) } ?? "     –" }
+                message("\(run.title) task \(t.task): Acc_r \(p(t.accRetain)) (pre-trained \(p(t.accRetainPretrained)))  Acc_f \(p(t.accForget))  Acc_o \(p(t.accOld))  H \(p(t.h))  groups kept \(t.groupsKept)/\(t.groups.count)")
+            }
+        }
+        let failed = r.checks.filter { !$0.passed }
+        if !r.checks.isEmpty {
+            message(failed.isEmpty ? "all \(r.checks.count) checks pass" : "\(failed.count) of \(r.checks.count) checks FAIL: " + failed.map(\.name).joined(separator: "; "))
+        }
+        message(String(format: "report: %@/report.md (%.0f s in all)", folder, r.seconds))
+    }
+}

@@ -1,0 +1,204 @@
+import Apply
+import CommandSupport
+import ArgumentParser
+import Foundation
+import Format
+
+@main
+struct EvalCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "gslora-eval",
+        abstract: "Accuracy on forgotten, retained and earlier-forgotten classes, per class, and H.",
+        discussion: """
+        DATA is an image folder (one sub-folder per class, named as the model's classes when the file has them), a \
+        Fashion-MNIST-style IDX folder (or an images file, with --labels or its sibling labels file), or an .npy of \
+        preprocessed N×C×H×W float32 images with --labels LABELS.npy. CLASSES are comma lists of indices, ranges \
+        (0-4) or class names. Retained classes default to every class in the data that is neither forgotten nor old.
+
+        Accuracy is the argmax of the plain logits (s·cos for a CosFace head). --margin-eval reproduces the official \
+        face numbers, which subtract s·m from the true label's logit first (GSLORA.md §8). With --before (a report \
+        written earlier by `gslora-eval --json -o`), Δ = Acc_f(before) − Acc_f and H = 2·Δ·Acc_r/(Δ+Acc_r+1e-8).
+
+        Examples:
+          gslora-eval face.gslr --data test/ --forget 0-19 --json -o before.json
+          gslora-eval face.gslr --adapter t1.gslr --data test/ --forget 0-19 \\
+              --before before.json
+          gslora-eval face.t1.gslr --adapter t2.gslr --data test/ \\
+              --forget 20-39 --old 0-19 --margin-eval
+          gslora-eval fmnist.gslr --data /usr/share/datasets/fashion-mnist \\
+              --forget Sandal,Bag
+
+        Exit status: 0 evaluated, 1 bad input or failed check, 2 usage error.
+        """)
+
+    @Argument(help: "The model: a backbone .gslr, or a .pth/.safetensors ViT.")
+    var model: String
+
+    @Option(name: .customLong("adapter"), help: "An adapter to apply (repeatable, in training order).")
+    var adapters: [String] = []
+
+    @Option(name: .customLong("scale"), help: "Multiplier of an adapter's scaling; one per adapter, in order (default 1).")
+    var scales: [Double] = []
+
+    @Flag(help: "Fold the adapters into the weights instead of applying them live.")
+    var merged = false
+
+    @Flag(help: "Apply adapters even when their base fingerprint does not match.")
+    var force = false
+
+    @Option(help: "The evaluation data: image folder, IDX folder or file, or .npy images.")
+    var data: String
+
+    @Option(help: "Labels for .npy images (an .npy of class indices) or for an IDX images file.")
+    var labels: String?
+
+    @Option(help: "Which split of an IDX folder: test (t10k-*) or train.")
+    var split: String = "test"
+
+    @Option(help: "Classes forgotten by the model (indices, ranges, names).")
+    var forget: String
+
+    @Option(help: "Classes to measure retention on (default: every other class in the data, minus --old).")
+    var retain: String?
+
+    @Option(help: "Classes forgotten by earlier tasks.")
+    var old: String?
+
+    @Option(help: "A JSON report of the model before forgetting, for Δ and H.")
+    var before: String?
+
+    @Flag(help: "Count a face image as correct only if cos_y − m beats every other cosine (the official numbers).")
+    var marginEval = false
+
+    @Option(help: "Images per forward batch.")
+    var batchSize: Int = 64
+
+    @Option(help: "Input pipeline: auto (from the model family), direct (resize to the input size, [0,1]) or imagenet.")
+    var preprocess: String = "auto"
+
+    @Option(help: "Attention heads of a .pth/.safetensors model (default: width / 64).")
+    var heads: Int?
+
+    @Option(name: [.short, .customLong("output")], help: "Write the report as JSON to this file.")
+    var output: String?
+
+    @Flag(help: "Print the report as JSON on stdout instead of a table.")
+    var json = false
+
+    func validate() throws {
+        guard batchSize > 0 else { throw ValidationError("--batch-size must be positive") }
+        guard ["auto", "direct", "imagenet"].contains(preprocess) else { throw ValidationError("--preprocess must be auto, direct or imagenet") }
+        guard ["test", "train"].contains(split) else { throw ValidationError("--split must be test or train") }
+        guard scales.count <= adapters.count else { throw ValidationError("more --scale values than --adapter files") }
+        if let o = output {
+            for input in [model, data] + adapters + [labels, before].compactMap({ $0 }) where input == o || AtomicFile.sameFile(input, o) {
+                throw ValidationError("\(o): the output is also an input; choose a different output path")
+            }
+        }
+    }
+
+    func run() throws {
+        BLAS.ensureFastKernel()
+        let loaded = try LoadedModel.load(model, heads: heads)
+        let c = loaded.config
+        let built = try loaded.adapted(adapters: adapters, scales: scales, merged: merged, force: force)
+        for s in built.steps where s.forced {
+            FileHandle.standardError.write(Data("warning: \(s.adapter) was trained on \(s.expectedBase), applied to \(s.actualBase) (--force)\n".utf8))
+        }
+        let pre: Preprocessing = preprocess == "direct" ? .direct(size: c.imageSize, channels: c.channels)
+            : preprocess == "imagenet" ? { var p = Preprocessing.imageNet(resize: c.imageSize * 256 / 224, crop: c.imageSize); p.channels = c.channels; return p }()
+            : EvalData.preprocessing(for: c)
+        let (set, skipped) = try EvalData.load(path: data, labels: labels, split: split, classNames: loaded.classes,
+                                               numClasses: c.numClasses, preprocessing: pre)
+        guard set.count > 0 else { throw EvalError.badData(path: data, problem: "holds no images") }
+        let names = set.classNames
+        let f = try ClassSelection.parse(forget, classNames: names, option: "--forget")
+        let r = try retain.map { try ClassSelection.parse($0, classNames: names, option: "--retain") }
+        let o = try old.map { try ClassSelection.parse($0, classNames: names, option: "--old") } ?? []
+        let beforeReport = try before.map(ForgettingScore.readReport)
+        let margin = marginEval && c.head.kind != .linear
+        let progress = Progress("eval")
+        let predictions = try set.withPixels { px in
+            try BatchedForward.predict(built.model, images: px, labels: set.labels, margin: margin, batchSize: batchSize,
+                                       progress: progress.update)
+        }
+        var report = try ForgettingScore.report(
+            predictions: predictions, labels: set.labels, classNames: names, forget: f, retain: r, old: o, before: beforeReport,
+            beforePath: before, criterion: c.head.kind == .linear ? "linear" : margin ? "margin" : "cosine", model: model,
+            adapters: adapters, merged: merged, data: data)
+        report.notes = loaded.notices + (marginEval && !margin ? ["--margin-eval ignored: a linear head has no margin"] : [])
+            + (skipped.isEmpty ? [] : ["\(skipped.count) image(s) skipped, first: \(skipped[0].path): \(skipped[0].reason)"]) + report.notes
+        if let output { try ForgettingScore.write(report, to: output, inputs: [model, data] + adapters) }
+        if json {
+            let enc = JSONEncoder()
+            enc.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+            print(String(decoding: try enc.encode(report), as: UTF8.self))
+        } else {
+            print(Self.table(report))
+        }
+    }
+
+    static func pct(_ x: Double?) -> String { x.map { String(format: "%.2f", $0) } ?? "-" }
+
+    /// "0-4,7" for [0,1,2,3,4,7].
+    static func ranges(_ xs: [Int]) -> String {
+        guard !xs.isEmpty else { return "-" }
+        var parts: [String] = []
+        var i = 0
+        while i < xs.count {
+            var j = i
+            while j + 1 < xs.count && xs[j + 1] == xs[j] + 1 { j += 1 }
+            parts.append(j > i ? "\(xs[i])-\(xs[j])" : "\(xs[i])")
+            i = j + 1
+        }
+        return parts.joined(separator: ",")
+    }
+
+    static func table(_ r: ForgettingReport) -> String {
+        var lines: [String] = []
+        let how = r.adapters.isEmpty ? "" : " + \(r.adapters.count) adapter(s) (\(r.merged ? "merged" : "live"))"
+        lines.append("model \(r.model)\(how); data \(r.data) (\(r.samples) images); accuracy by \(r.criterion) logits")
+        func count(_ cs: [Int]) -> Int { r.perClass.filter { cs.contains($0.index) }.reduce(0) { $0 + $1.samples } }
+        lines.append("set      images  accuracy  classes")
+        for (name, cs, acc) in [("forget", r.forget, r.accForget), ("retain", r.retain, r.accRetain), ("old", r.old, r.accOld)] {
+            lines.append(name.padding(toLength: 7, withPad: " ", startingAt: 0) + String(format: "%7d", count(cs)) + "  "
+                         + pct(acc).padding(toLength: 8, withPad: " ", startingAt: 0) + "  " + ranges(cs))
+        }
+        if let b = r.accForgetBefore {
+            lines.append("Acc_f before \(pct(b)) (\(r.before ?? "-"))  Δ \(pct(r.delta))  H \(pct(r.h))")
+        }
+        lines.append("per class:")
+        let w = max(4, r.perClass.map(\.name.count).max() ?? 0)
+        lines.append("  idx  " + "name".padding(toLength: w, withPad: " ", startingAt: 0) + "  role    images  correct  accuracy")
+        for c in r.perClass {
+            lines.append(String(format: "  %3d  ", c.index) + c.name.padding(toLength: w, withPad: " ", startingAt: 0) + "  "
+                         + c.role.rawValue.padding(toLength: 6, withPad: " ", startingAt: 0) + String(format: "  %6d  %7d  ", c.samples, c.correct)
+                         + pct(c.accuracy))
+        }
+        for n in r.notes { lines.append("note: \(n)") }
+        return lines.joined(separator: "\n")
+    }
+
+    /// Usage errors exit 2 and failures 1 (ArgumentParser's own codes differ).
+    static func main() {
+        let command: EvalCommand
+        do {
+            var parsed = try parseAsRoot()
+            guard let c = parsed as? EvalCommand else { try parsed.run(); return }
+            command = c
+        } catch {
+            if exitCode(for: error) == .success {
+                print(fullMessage(for: error))
+                Foundation.exit(0)
+            }
+            FileHandle.standardError.write(Data("\(fullMessage(for: error))\n".utf8))
+            Foundation.exit(2)
+        }
+        do {
+            try command.run()
+        } catch {
+            FileHandle.standardError.write(Data("error: \(error)\n".utf8))
+            Foundation.exit(1)
+        }
+    }
+}

@@ -1,0 +1,164 @@
+import Apply
+import CommandSupport
+import ArgumentParser
+import Foundation
+import Format
+
+@main
+struct InferCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "gslora-infer",
+        abstract: "Run a model (with adapters) on images; write logits or embeddings as .npy and print the top classes.",
+        discussion: """
+        INPUT is an .npy batch of preprocessed float32 images (N×C×H×W, or one C×H×W image), an image file \
+        (.jpg/.png), or a folder of images (searched recursively, sorted by path); images go through the model \
+        family's input pipeline (--preprocess). Adapters apply live (x·Wᵀ + s·(x·Aᵀ)·Bᵀ) unless --merged; either \
+        way each adapter's base fingerprint is checked against the model plus the adapters before it. Logits are \
+        without margin (s·cos for a CosFace head); probabilities are their softmax.
+
+        Examples:
+          gslora-infer face.gslr photo.jpg
+          gslora-infer face.gslr --adapter task1.gslr faces/ -o logits.npy --top 3
+          gslora-infer vit_b_16.pth batch.npy --embeddings -o emb.npy --json
+          gslora-infer face.gslr --adapter t1.gslr --adapter t2.gslr --merged \\
+              batch.npy -o logits.npy
+
+        Exit status: 0 done, 1 bad input or failed check, 2 usage error.
+        """)
+
+    @Argument(help: "The model: a backbone .gslr, or a .pth/.safetensors ViT.")
+    var model: String
+
+    @Argument(help: "Images: an .npy N×C×H×W float32 batch, an image file or a folder of images.")
+    var input: String
+
+    @Option(name: .customLong("adapter"), help: "An adapter to apply (repeatable, in training order).")
+    var adapters: [String] = []
+
+    @Option(name: .customLong("scale"), help: "Multiplier of an adapter's scaling; one per adapter, in order (default 1).")
+    var scales: [Double] = []
+
+    @Flag(help: "Fold the adapters into the weights instead of applying them live.")
+    var merged = false
+
+    @Flag(help: "Apply adapters even when their base fingerprint does not match.")
+    var force = false
+
+    @Option(name: [.short, .customLong("output")], help: "Write the logits (or embeddings) as a float32 .npy here.")
+    var output: String?
+
+    @Flag(help: "Write the pooled embeddings [N, width] instead of the logits.")
+    var embeddings = false
+
+    @Option(help: "How many top classes to print per image.")
+    var top: Int = 5
+
+    @Option(help: "Images per forward batch.")
+    var batchSize: Int = 64
+
+    @Option(help: "Input pipeline for image files: auto (from the model family), direct (resize, [0,1]) or imagenet.")
+    var preprocess: String = "auto"
+
+    @Option(help: "Attention heads of a .pth/.safetensors model (default: width / 64).")
+    var heads: Int?
+
+    @Flag(help: "Print the top classes as JSON.")
+    var json = false
+
+    func validate() throws {
+        guard top >= 0 else { throw ValidationError("--top must be ≥ 0") }
+        guard batchSize > 0 else { throw ValidationError("--batch-size must be positive") }
+        guard ["auto", "direct", "imagenet"].contains(preprocess) else { throw ValidationError("--preprocess must be auto, direct or imagenet") }
+        guard scales.count <= adapters.count else { throw ValidationError("more --scale values than --adapter files") }
+        if let o = output {
+            guard o.lowercased().hasSuffix(".npy") else { throw ValidationError("\(o): the output is written as .npy; name it *.npy") }
+            for i in [model, input] + adapters where i == o || AtomicFile.sameFile(i, o) {
+                throw ValidationError("\(o): the output is also an input; choose a different output path")
+            }
+        }
+    }
+
+    struct Prediction: Codable {
+        struct Entry: Codable {
+            var index: Int
+            var name: String?
+            var logit: Float
+            var probability: Double
+        }
+        var input: String
+        var top: [Entry]
+    }
+
+    func run() throws {
+        BLAS.ensureFastKernel()
+        let loaded = try LoadedModel.load(model, heads: heads)
+        let c = loaded.config
+        if isatty(STDERR_FILENO) == 1 {
+            for n in loaded.notices { FileHandle.standardError.write(Data("note: \(n)\n".utf8)) }
+        }
+        let built = try loaded.adapted(adapters: adapters, scales: scales, merged: merged, force: force)
+        for s in built.steps where s.forced {
+            FileHandle.standardError.write(Data("warning: \(s.adapter) was trained on \(s.expectedBase), applied to \(s.actualBase) (--force)\n".utf8))
+        }
+        let pre: Preprocessing = preprocess == "direct" ? .direct(size: c.imageSize, channels: c.channels)
+            : preprocess == "imagenet" ? { var p = Preprocessing.imageNet(resize: c.imageSize * 256 / 224, crop: c.imageSize); p.channels = c.channels; return p }()
+            : EvalData.preprocessing(for: c)
+        let (images, names) = try InferInput.load(path: input, preprocessing: pre)
+        let n = images.shape[0]
+        let progress = Progress("infer")
+        let floats = UnsafeBufferPointer(start: images.data.buffer.baseAddress?.assumingMemoryBound(to: Float.self), count: images.count)
+        let (logits, emb) = try withExtendedLifetime(images) {
+            try BatchedForward.run(built.model, images: floats, count: n, embeddings: embeddings, batchSize: batchSize,
+                                   progress: progress.update)
+        }
+        if let output {
+            if let emb {
+                try emb.withUnsafeBufferPointer { try NPY.write($0, shape: [n, c.width], to: output) }
+            } else {
+                try logits.withUnsafeBufferPointer { try NPY.write($0, shape: [n, c.numClasses], to: output) }
+            }
+        }
+        let classes = loaded.classes
+        let predictions = (0..<n).map { i in
+            Prediction(input: names[i], top: BatchedForward.top(logits, row: i, width: c.numClasses, k: top).map {
+                Prediction.Entry(index: $0.index, name: classes?[$0.index], logit: $0.value, probability: $0.probability)
+            })
+        }
+        if json {
+            let enc = JSONEncoder()
+            enc.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+            print(String(decoding: try enc.encode(predictions), as: UTF8.self))
+        } else {
+            for p in predictions {
+                let shown = p.top.map { e in "\(e.name ?? String(e.index)) \(String(format: "%.3f", e.probability))" }.joined(separator: ", ")
+                print("\(p.input): \(shown)")
+            }
+        }
+        if let output, !json {
+            FileHandle.standardError.write(Data("wrote \(embeddings ? "embeddings" : "logits") [\(n), \(embeddings ? c.width : c.numClasses)] to \(output)\n".utf8))
+        }
+    }
+
+    /// Usage errors exit 2 and failures 1 (ArgumentParser's own codes differ).
+    static func main() {
+        let command: InferCommand
+        do {
+            var parsed = try parseAsRoot()
+            guard let c = parsed as? InferCommand else { try parsed.run(); return }
+            command = c
+        } catch {
+            if exitCode(for: error) == .success {
+                print(fullMessage(for: error))
+                Foundation.exit(0)
+            }
+            FileHandle.standardError.write(Data("\(fullMessage(for: error))\n".utf8))
+            Foundation.exit(2)
+        }
+        do {
+            try command.run()
+        } catch {
+            FileHandle.standardError.write(Data("error: \(error)\n".utf8))
+            Foundation.exit(1)
+        }
+    }
+}

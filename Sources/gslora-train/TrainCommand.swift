@@ -1,0 +1,50 @@
+import ArgumentParser
+import Foundation
+import Train
+
+@main
+struct TrainCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "gslora-train",
+        abstract: "GS-LoRA(++) forgetting on a ViT backbone, and pre-training a small face-style ViT of your own.",
+        discussion: """
+        Examples:
+          gslora-train pretrain --data fashion-mnist --image-size 28 --patch-size 7 --channels 1 --width 64 \\
+              --depth 4 --heads 4 --mlp-width 128 --epochs 10 -o fmnist.gslr
+          gslora-train forget fmnist.gslr --data fashion-mnist --forget Sandal,Bag --epochs 20 -o run1
+          gslora-train forget face.gslr --data casia100 --tasks 4 --classes-per-task 20 --plus -o cl4x20 --log run.jsonl
+          gslora-train forget face.gslr --data casia100 --tasks 4 --classes-per-task 20 -o cl4x20 --resume
+
+        Exit status: 0 done, 1 bad input or failure, 2 usage error (also option values no run can use),
+        130 interrupted (state saved; use --resume).
+        """,
+        subcommands: [ForgetCommand.self, PretrainCommand.self])
+
+    /// Usage errors exit 2, failures 1, interrupts 130 (ArgumentParser's own codes differ).
+    static func main() {
+        var command: ParsableCommand
+        do {
+            command = try parseAsRoot()
+        } catch {
+            if exitCode(for: error) == .success {
+                print(fullMessage(for: error))
+                Foundation.exit(0)
+            }
+            FileHandle.standardError.write(Data("\(fullMessage(for: error))\n".utf8))
+            Foundation.exit(2)
+        }
+        do {
+            try command.run()
+        } catch let e as ExitCode {
+            Foundation.exit(e.rawValue)
+        } catch let e as TrainerError {
+            // A value no run can use is a usage error; everything else failed on its input.
+            FileHandle.standardError.write(Data("error: \(e)\n".utf8))
+            if case .badOption = e { Foundation.exit(2) }
+            Foundation.exit(1)
+        } catch {
+            FileHandle.standardError.write(Data("error: \(error)\n".utf8))
+            Foundation.exit(1)
+        }
+    }
+}

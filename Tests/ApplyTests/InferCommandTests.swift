@@ -1,0 +1,104 @@
+import Apply
+import Foundation
+import Format
+import XCTest
+
+/// Runs a built gslora command (it sits beside the test bundle; `swift test` builds it).
+enum CommandRunner {
+    static func binary(_ name: String) -> URL? {
+        let here = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+        return [here, here.deletingLastPathComponent(), Bundle.main.bundleURL, Bundle.main.bundleURL.deletingLastPathComponent()]
+            .map { $0.appendingPathComponent(name) }
+            .first { FileManager.default.isExecutableFile(atPath: $0.path) }
+    }
+
+    static func run(_ name: String, _ args: [String]) throws -> (code: Int32, out: String, err: String) {
+        guard let bin = binary(name) else {
+            XCTFail("\(name) is not built next to the tests (\(CommandLine.arguments[0])); run `swift build` first")
+            return (-1, "", "")
+        }
+        let p = Process()
+        p.executableURL = bin
+        p.arguments = args
+        let out = Pipe(), err = Pipe()
+        p.standardOutput = out
+        p.standardError = err
+        try p.run()
+        let o = out.fileHandleForReading.readDataToEndOfFile(), e = err.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        return (p.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
+    }
+}
+
+final class InferCommandTests: XCTestCase {
+    var dir: URL!
+    override func setUpWithError() throws { dir = try AdapterTestKit.tempDir() }
+    override func tearDownWithError() throws { try? FileManager.default.removeItem(at: dir) }
+    func path(_ n: String) -> String { dir.appendingPathComponent(n).path }
+
+    func makeFiles() throws -> (ModelConfig, [Float]) {
+        let c = AdapterTestKit.config()
+        try AdapterTestKit.writeBackbone(path("base.gslr"), config: c, weights: try AdapterTestKit.weights(c, seed: 3), classes: ["cat", "dog", "owl", "yak"])
+        try AdapterTestKit.writeAdapter(path("t1.gslr"), config: c, tensors: AdapterTestKit.adapterTensors(c, rank: 2, seed: 4),
+                                        base: try GSLRFile.open(path("base.gslr")).fingerprint, rank: 2)
+        let images = (0..<(5 * 3 * 8 * 8)).map { Float(cos(Double($0) * 0.41)) }
+        try images.withUnsafeBufferPointer { try NPY.write($0, shape: [5, 3, 8, 8], to: path("x.npy")) }
+        return (c, images)
+    }
+
+    func testLogitsMatchTheLibraryLiveAndMerged() throws {
+        let (c, images) = try makeFiles()
+        let file = try GSLRFile.open(path("base.gslr"))
+        let model = try ViT(config: c, weights: file.allTensors(), adapters: [AdapterFile.open(path("t1.gslr")).liveAdapter(config: c)])
+        let want = try model.forward(images: images, batch: 5)
+        for extra in [[], ["--merged"]] {
+            let r = try CommandRunner.run("gslora-infer", [path("base.gslr"), "--adapter", path("t1.gslr"), path("x.npy"), "-o", path("l.npy"), "--top", "2"] + extra)
+            XCTAssertEqual(r.code, 0, r.err)
+            let got = try NPY.read(path: path("l.npy"))
+            XCTAssertEqual(got.shape, [5, 4])
+            for (a, b) in zip(try got.floats(), want.logits) { XCTAssertEqual(a, b, accuracy: 1e-3, "\(extra)") }
+            let lines = r.out.split(separator: "\n")
+            XCTAssertEqual(lines.count, 5)
+            XCTAssertTrue(lines[0].hasPrefix(path("x.npy") + "[0]: "), String(lines[0]))
+            let best = BatchedForward.argmax(want.logits, row: 0, width: 4)
+            XCTAssertTrue(lines[0].contains(["cat", "dog", "owl", "yak"][best]), String(lines[0]))
+        }
+        let e = try CommandRunner.run("gslora-infer", [path("base.gslr"), path("x.npy"), "-o", path("e.npy"), "--embeddings", "--json", "--top", "1"])
+        XCTAssertEqual(e.code, 0, e.err)
+        XCTAssertEqual(try NPY.read(path: path("e.npy")).shape, [5, c.width])
+        let json = try JSONSerialization.jsonObject(with: Data(e.out.utf8)) as? [[String: Any]]
+        XCTAssertEqual(json?.count, 5)
+        XCTAssertEqual((json?[0]["top"] as? [Any])?.count, 1)
+    }
+
+    func testErrorsAndExitCodes() throws {
+        _ = try makeFiles()
+        try [Float](repeating: 0, count: 2 * 8 * 8 * 3).withUnsafeBufferPointer { try NPY.write($0, shape: [2, 8, 8, 3], to: path("hwc.npy")) }
+        var r = try CommandRunner.run("gslora-infer", [path("base.gslr"), path("hwc.npy")])
+        XCTAssertEqual(r.code, 1)
+        XCTAssertTrue(r.err.contains(path("hwc.npy")) && r.err.contains("(N, 3, 8, 8)"), r.err)
+        try Data([0x93, 0x4E, 0x55]).write(to: dir.appendingPathComponent("bad.npy"))
+        r = try CommandRunner.run("gslora-infer", [path("base.gslr"), path("bad.npy")])
+        XCTAssertEqual(r.code, 1)
+        XCTAssertTrue(r.err.contains(path("bad.npy")), r.err)
+        r = try CommandRunner.run("gslora-infer", [path("t1.gslr"), path("x.npy")])
+        XCTAssertEqual(r.code, 1)
+        XCTAssertTrue(r.err.contains("adapter, not a backbone"), r.err)
+        r = try CommandRunner.run("gslora-infer", [path("base.gslr"), path("x.npy"), "-o", path("x.npy")])
+        XCTAssertEqual(r.code, 2, "output is an input: usage error")
+        r = try CommandRunner.run("gslora-infer", [path("base.gslr")])
+        XCTAssertEqual(r.code, 2)
+        r = try CommandRunner.run("gslora-infer", ["--help"])
+        XCTAssertEqual(r.code, 0)
+        XCTAssertTrue(r.out.contains("Examples:"), r.out)
+        // An adapter trained on other weights.
+        let c = AdapterTestKit.config()
+        try AdapterTestKit.writeBackbone(path("other.gslr"), config: c, weights: try AdapterTestKit.weights(c, seed: 8))
+        r = try CommandRunner.run("gslora-infer", [path("other.gslr"), "--adapter", path("t1.gslr"), path("x.npy")])
+        XCTAssertEqual(r.code, 1)
+        XCTAssertTrue(r.err.contains("fingerprint"), r.err)
+        r = try CommandRunner.run("gslora-infer", [path("other.gslr"), "--adapter", path("t1.gslr"), path("x.npy"), "--force"])
+        XCTAssertEqual(r.code, 0, r.err)
+        XCTAssertTrue(r.err.contains("warning"), r.err)
+    }
+}
