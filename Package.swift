@@ -23,16 +23,16 @@ let package = Package(
         .target(name: "Train", dependencies: ["Apply", "Format"], swiftSettings: simd),
 
         // What several commands share: loading a model to run, progress lines.
-        .target(name: "CommandSupport", dependencies: ["Format", "Convert", "Apply"]),
+        .target(name: "CommandSupport", dependencies: ["Format", "Convert", "Apply", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
 
         // Thin commands.
-        .executableTarget(name: "gslora-inspect", dependencies: ["Format", "Convert", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
-        .executableTarget(name: "gslora-convert", dependencies: ["Format", "Convert", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
-        .executableTarget(name: "gslora-merge", dependencies: ["Format", "Apply", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
-        .executableTarget(name: "gslora-prune", dependencies: ["Format", "Apply", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+        .executableTarget(name: "gslora-inspect", dependencies: ["Format", "Convert", "CommandSupport", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+        .executableTarget(name: "gslora-convert", dependencies: ["Format", "Convert", "CommandSupport", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+        .executableTarget(name: "gslora-merge", dependencies: ["Format", "Apply", "CommandSupport", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+        .executableTarget(name: "gslora-prune", dependencies: ["Format", "Apply", "CommandSupport", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(name: "gslora-infer", dependencies: ["Format", "Convert", "Apply", "CommandSupport", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(name: "gslora-eval", dependencies: ["Format", "Convert", "Apply", "CommandSupport", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
-        .executableTarget(name: "gslora-train", dependencies: ["Format", "Convert", "Apply", "Train", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+        .executableTarget(name: "gslora-train", dependencies: ["Format", "Convert", "Apply", "Train", "CommandSupport", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(name: "gslora-demo", dependencies: ["Format", "Convert", "Apply", "Train", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         // Benchmarks, run by hand (bench/README.md); each subcommand prints a table with its anchor.
         .executableTarget(name: "gslora-bench", dependencies: ["Format", "Convert", "Apply", "Train", .product(name: "ArgumentParser", package: "swift-argument-parser")],

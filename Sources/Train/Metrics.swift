@@ -14,11 +14,4 @@ public enum ForgettingMetrics {
         }
         return 100 * Double(correct) / Double(labels.count)
     }
-
-    /// H = 2Δ·Acc_r/(Δ + Acc_r + 1e-8), Δ = Acc_f(before) − Acc_f: the continual engine's form, used for every engine
-    /// so that Δ + Acc_r = 0 gives 0 instead of a division by zero (GSLORA.md §12.20).
-    public static func harmonicMean(forgetBefore: Double, forget: Double, retain: Double) -> Double {
-        let drop = forgetBefore - forget
-        return 2 * drop * retain / (drop + retain + 1e-8)
-    }
 }

@@ -91,7 +91,7 @@ extension Trainer {
             for (i, pair) in pairs.enumerated() where e > startEpoch || i >= startStep {
                 data.train.gather(pair.retain, into: rBuf, labels: &rLabels)
                 data.train.gather(pair.forget, into: fBuf, labels: &fLabels)
-                var dropoutRNG = SplitMix64(seed: o.seed, stream: (UInt64(t + 1) << 40) | UInt64(stepsRun))
+                var dropoutRNG = SplitMix64(seed: o.seed, stream: (UInt64(t + 1) << 40) | UInt64(taskStep))
                 model.dropoutSeed = dropoutRNG.next()
                 let s0 = DispatchTime.now().uptimeNanoseconds
                 let r = try step.step(retainImages: UnsafeBufferPointer(rBuf.buffer), retainLabels: rLabels,
@@ -162,7 +162,7 @@ extension Trainer {
 
     static func h(_ before: TaskMetrics, _ now: TaskMetrics) -> Double? {
         guard let fb = before.accForget, let f = now.accForget, let r = now.accRetain else { return nil }
-        return ForgettingMetrics.harmonicMean(forgetBefore: fb, forget: f, retain: r)
+        return ForgettingScore.h(forgetBefore: fb, forget: f, retain: r)
     }
 
     /// Per-class mean embeddings of the task-start model (eval mode) over the task's training subsets.

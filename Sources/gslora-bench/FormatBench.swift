@@ -3,7 +3,7 @@ import Foundation
 import Format
 
 /// .gslr write/read/inspect/verify speed against cp and zlib, all measured in one run on synthetic files.
-struct FormatBench: ParsableCommand {
+struct FormatBench: ParsableCommand, BenchTools {
     static let configuration = CommandConfiguration(
         commandName: "format",
         abstract: "Write and read a ViT-B/16-sized backbone, inspect 1 MB and 1 GB files, verify against zlib crc32.")
@@ -102,98 +102,6 @@ struct FormatBench: ParsableCommand {
             print(a.padding(toLength: w, withPad: " ", startingAt: 0) + "  " + String(repeating: " ", count: max(0, 10 - b.count)) + b + "  " + c)
         }
     }
-
-    // MARK: data
-
-    var vitB16Config: ModelConfig {
-        ModelConfig(family: .torchvisionViT, imageSize: 224, patchSize: 16, width: 768, depth: 12, heads: 12, headDim: 64,
-                    mlpWidth: 3072, numClasses: 1000, head: .linear, attentionScale: 0.125, layerNormEps: 1e-6, qkvBias: true)
-    }
-
-    /// torchvision ViT-B/16's state-dict shapes, filled with noise (random bits compress like real weights: not at all).
-    func vitB16Tensors() -> [Tensor] {
-        var shapes: [(String, [Int])] = [("class_token", [1, 1, 768]), ("conv_proj.weight", [768, 3, 16, 16]), ("conv_proj.bias", [768]),
-                                         ("encoder.pos_embedding", [1, 197, 768])]
-        for i in 0..<12 {
-            let p = "encoder.layers.encoder_layer_\(i)."
-            shapes += [(p + "ln_1.weight", [768]), (p + "ln_1.bias", [768]),
-                       (p + "self_attention.in_proj_weight", [2304, 768]), (p + "self_attention.in_proj_bias", [2304]),
-                       (p + "self_attention.out_proj.weight", [768, 768]), (p + "self_attention.out_proj.bias", [768]),
-                       (p + "ln_2.weight", [768]), (p + "ln_2.bias", [768]),
-                       (p + "mlp.0.weight", [3072, 768]), (p + "mlp.0.bias", [3072]), (p + "mlp.3.weight", [768, 3072]), (p + "mlp.3.bias", [768])]
-        }
-        shapes += [("encoder.ln.weight", [768]), ("encoder.ln.bias", [768]), ("heads.head.weight", [1000, 768]), ("heads.head.bias", [1000])]
-        return shapes.enumerated().map { i, s in noiseTensor(s.0, s.1, seed: UInt64(i + 1)) }
-    }
-
-    func noiseTensor(_ name: String, _ shape: [Int], seed: UInt64) -> Tensor {
-        let n = shape.reduce(1, *)
-        let owner = ByteOwner.allocate(n * 4)
-        let words = UnsafeMutableRawPointer(mutating: owner.base.baseAddress!).assumingMemoryBound(to: UInt32.self)
-        var x = seed &* 0x9E37_79B9_7F4A_7C15 | 1
-        for i in 0..<n {
-            x ^= x << 13; x ^= x >> 7; x ^= x << 17
-            words[i] = UInt32(truncatingIfNeeded: x)
-        }
-        return Tensor(name: name, dtype: .f32, shape: shape, data: Bytes(owner: owner))
-    }
-
-    /// A file of about `totalBytes` with 200 tensors (a ViT-B-sized table) that all view one noise buffer.
-    func writeUniform(_ path: String, totalBytes: Int) throws {
-        let count = 200
-        let per = totalBytes / count / 4
-        let shared = noiseTensor("shared", [per], seed: 99)
-        let tensors = (0..<count).map { Tensor(name: "layer.\($0).weight", dtype: .f32, shape: [per], data: shared.data) }
-        try GSLRWriter.write(path, header: GSLRHeader(kind: .backbone, model: vitB16Config), tensors: tensors)
-    }
-
-    /// The bytes of `tensors` written back to back with plain write(2): what any writer must at least pay.
-    func rawWriteFile(_ path: String, _ tensors: [Tensor], sync: Bool) throws {
-        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-        guard fd >= 0 else { throw ValidationError("cannot create \(path)") }
-        defer { close(fd) }
-        for t in tensors {
-            let b = t.data.buffer
-            var done = 0
-            while done < b.count {
-                let n = write(fd, b.baseAddress! + done, b.count - done)
-                guard n > 0 else { throw ValidationError("write to \(path) failed") }
-                done += n
-            }
-        }
-        if sync { fsync(fd) }
-    }
-
-    // MARK: timing
-
-    func median(_ n: Int, setup: () -> Void = {}, _ body: () throws -> Void) -> Double {
-        var times: [Double] = []
-        for _ in 0..<max(1, n) {
-            setup()
-            let t0 = DispatchTime.now().uptimeNanoseconds
-            do { try body() } catch { fatalError("benchmark step failed: \(error)") }
-            times.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9)
-        }
-        return times.sorted()[times.count / 2]
-    }
-
-    /// Runs a program to completion with posix_spawn (Foundation's Process adds tens of ms of its own).
-    func run(_ exe: String, _ args: [String], quiet: Bool = false) throws {
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        if quiet { posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0) }
-        let argv = ([exe] + args).map { strdup($0) } + [nil]
-        defer { argv.forEach { free($0) } }
-        var pid: pid_t = 0
-        let rc = posix_spawn(&pid, exe, &actions, nil, argv, environ)
-        guard rc == 0 else { throw ValidationError("cannot start \(exe): errno \(rc)") }
-        var status: Int32 = 0
-        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
-        guard status == 0 else { throw ValidationError("\(exe) \(args.joined(separator: " ")) failed (wait status \(status))") }
-    }
-
-    func ms(_ s: Double) -> String { String(format: "%.1f ms", s * 1e3) }
 }
 
 @inline(never) func blackHole(_ x: Int) { if x == 0x7FFF_FFFF_1234 { print("") } }

@@ -9,6 +9,7 @@ struct GsloraBench: ParsableCommand {
             FormatBench.self,
             ForwardBench.self,
             TrainBench.self,
+            ConvertBench.self,
         ])
 }
 

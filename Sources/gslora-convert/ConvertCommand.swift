@@ -1,10 +1,11 @@
 import ArgumentParser
+import CommandSupport
 import Convert
 import Foundation
 import Format
 
 @main
-struct ConvertCommand: ParsableCommand {
+struct ConvertCommand: GsloraCommand {
     static let configuration = CommandConfiguration(
         commandName: "gslora-convert",
         abstract: "Convert a PyTorch (.pth/.pt), .safetensors or .gslr checkpoint to .gslr, .safetensors or .pth.",
@@ -97,29 +98,5 @@ struct ConvertCommand: ParsableCommand {
             for n in report.notices { FileHandle.standardError.write(Data("note: \(n)\n".utf8)) }
         }
         print(report.summary)
-    }
-
-    /// ArgumentParser's own exit codes differ from gslora's (usage errors are 2 here), so errors are mapped by hand.
-    static func main() {
-        let command: ConvertCommand
-        do {
-            var parsed = try parseAsRoot()
-            guard let c = parsed as? ConvertCommand else { try parsed.run(); return }
-            command = c
-        } catch {
-            let code = exitCode(for: error)
-            if code == .success {
-                print(fullMessage(for: error))
-                Foundation.exit(0)
-            }
-            FileHandle.standardError.write(Data("\(fullMessage(for: error))\n".utf8))
-            Foundation.exit(2)
-        }
-        do {
-            try command.run()
-        } catch {
-            FileHandle.standardError.write(Data("error: \(error)\n".utf8))
-            Foundation.exit(1)
-        }
     }
 }

@@ -5,7 +5,7 @@ import Foundation
 import Format
 
 @main
-struct EvalCommand: ParsableCommand {
+struct EvalCommand: GsloraCommand {
     static let configuration = CommandConfiguration(
         commandName: "gslora-eval",
         abstract: "Accuracy on forgotten, retained and earlier-forgotten classes, per class, and H.",
@@ -177,28 +177,5 @@ struct EvalCommand: ParsableCommand {
         }
         for n in r.notes { lines.append("note: \(n)") }
         return lines.joined(separator: "\n")
-    }
-
-    /// Usage errors exit 2 and failures 1 (ArgumentParser's own codes differ).
-    static func main() {
-        let command: EvalCommand
-        do {
-            var parsed = try parseAsRoot()
-            guard let c = parsed as? EvalCommand else { try parsed.run(); return }
-            command = c
-        } catch {
-            if exitCode(for: error) == .success {
-                print(fullMessage(for: error))
-                Foundation.exit(0)
-            }
-            FileHandle.standardError.write(Data("\(fullMessage(for: error))\n".utf8))
-            Foundation.exit(2)
-        }
-        do {
-            try command.run()
-        } catch {
-            FileHandle.standardError.write(Data("error: \(error)\n".utf8))
-            Foundation.exit(1)
-        }
     }
 }

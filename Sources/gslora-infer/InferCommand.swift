@@ -5,7 +5,7 @@ import Foundation
 import Format
 
 @main
-struct InferCommand: ParsableCommand {
+struct InferCommand: GsloraCommand {
     static let configuration = CommandConfiguration(
         commandName: "gslora-infer",
         abstract: "Run a model (with adapters) on images; write logits or embeddings as .npy and print the top classes.",
@@ -136,29 +136,6 @@ struct InferCommand: ParsableCommand {
         }
         if let output, !json {
             FileHandle.standardError.write(Data("wrote \(embeddings ? "embeddings" : "logits") [\(n), \(embeddings ? c.width : c.numClasses)] to \(output)\n".utf8))
-        }
-    }
-
-    /// Usage errors exit 2 and failures 1 (ArgumentParser's own codes differ).
-    static func main() {
-        let command: InferCommand
-        do {
-            var parsed = try parseAsRoot()
-            guard let c = parsed as? InferCommand else { try parsed.run(); return }
-            command = c
-        } catch {
-            if exitCode(for: error) == .success {
-                print(fullMessage(for: error))
-                Foundation.exit(0)
-            }
-            FileHandle.standardError.write(Data("\(fullMessage(for: error))\n".utf8))
-            Foundation.exit(2)
-        }
-        do {
-            try command.run()
-        } catch {
-            FileHandle.standardError.write(Data("error: \(error)\n".utf8))
-            Foundation.exit(1)
         }
     }
 }

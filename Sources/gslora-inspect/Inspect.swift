@@ -1,9 +1,10 @@
 import ArgumentParser
+import CommandSupport
 import Foundation
 import Format
 
 @main
-struct Inspect: ParsableCommand {
+struct Inspect: GsloraCommand {
     static let configuration = CommandConfiguration(
         commandName: "gslora-inspect",
         abstract: "Show what a .gslr, .pth or .safetensors file holds: kind, model config, tensors, adapter groups, task and fingerprints.",
@@ -62,20 +63,5 @@ struct Inspect: ParsableCommand {
             print(String(decoding: try enc.encode(summaries), as: UTF8.self))
         }
         if failed { throw ExitCode(1) }
-    }
-
-    /// ArgumentParser exits 64 on usage errors; this project's convention is 2.
-    static func main() {
-        do {
-            var command = try parseAsRoot()
-            try command.run()
-        } catch {
-            let code = exitCode(for: error)
-            if code == .validationFailure {
-                FileHandle.standardError.write(Data((fullMessage(for: error) + "\n").utf8))
-                Foundation.exit(2)
-            }
-            exit(withError: error)
-        }
     }
 }

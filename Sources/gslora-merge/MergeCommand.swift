@@ -1,10 +1,11 @@
 import Apply
 import ArgumentParser
+import CommandSupport
 import Foundation
 import Format
 
 @main
-struct MergeCommand: ParsableCommand {
+struct MergeCommand: GsloraCommand {
     static let configuration = CommandConfiguration(
         commandName: "gslora-merge",
         abstract: "Fold GS-LoRA adapters into a backbone: W ← W + scale·s·B·A, in the order given.",
@@ -72,28 +73,5 @@ struct MergeCommand: ParsableCommand {
                   + (s.prunedLayers > 0 ? ", \(s.prunedLayers) pruned" : "") + "  \(check)")
         }
         print("fingerprint \(report.outputFingerprint)")
-    }
-
-    /// Usage errors exit 2 and failures 1 (ArgumentParser's own codes differ).
-    static func main() {
-        let command: MergeCommand
-        do {
-            var parsed = try parseAsRoot()
-            guard let c = parsed as? MergeCommand else { try parsed.run(); return }
-            command = c
-        } catch {
-            if exitCode(for: error) == .success {
-                print(fullMessage(for: error))
-                Foundation.exit(0)
-            }
-            FileHandle.standardError.write(Data("\(fullMessage(for: error))\n".utf8))
-            Foundation.exit(2)
-        }
-        do {
-            try command.run()
-        } catch {
-            FileHandle.standardError.write(Data("error: \(error)\n".utf8))
-            Foundation.exit(1)
-        }
     }
 }

@@ -1,10 +1,11 @@
 import Apply
 import ArgumentParser
+import CommandSupport
 import Foundation
 import Format
 
 @main
-struct PruneCommand: ParsableCommand {
+struct PruneCommand: GsloraCommand {
     static let configuration = CommandConfiguration(
         commandName: "gslora-prune",
         abstract: "Remove weak GS-LoRA groups from an adapter (their records stay, marked pruned).",
@@ -69,28 +70,5 @@ struct PruneCommand: ParsableCommand {
         print("‖ΔW_pruned − ΔW‖_F / ‖ΔW‖_F = \(num(r.change.relative)) (‖ΔW‖_F = \(num(r.change.norm)))"
               + r.perTarget.map { "; \($0.target): \(num($0.relative))" }.joined())
         print("wrote \(r.output) (fingerprint \(r.outputFingerprint))")
-    }
-
-    /// Usage errors exit 2 and failures 1 (ArgumentParser's own codes differ).
-    static func main() {
-        let command: PruneCommand
-        do {
-            var parsed = try parseAsRoot()
-            guard let c = parsed as? PruneCommand else { try parsed.run(); return }
-            command = c
-        } catch {
-            if exitCode(for: error) == .success {
-                print(fullMessage(for: error))
-                Foundation.exit(0)
-            }
-            FileHandle.standardError.write(Data("\(fullMessage(for: error))\n".utf8))
-            Foundation.exit(2)
-        }
-        do {
-            try command.run()
-        } catch {
-            FileHandle.standardError.write(Data("error: \(error)\n".utf8))
-            Foundation.exit(1)
-        }
     }
 }

@@ -1,9 +1,10 @@
 import ArgumentParser
+import CommandSupport
 import Foundation
 import Train
 
 @main
-struct TrainCommand: ParsableCommand {
+struct TrainCommand: GsloraCommand {
     static let configuration = CommandConfiguration(
         commandName: "gslora-train",
         abstract: "GS-LoRA(++) forgetting on a ViT backbone, and pre-training a small face-style ViT of your own.",
@@ -19,32 +20,12 @@ struct TrainCommand: ParsableCommand {
         130 interrupted (state saved; use --resume).
         """,
         subcommands: [ForgetCommand.self, PretrainCommand.self])
+}
 
-    /// Usage errors exit 2, failures 1, interrupts 130 (ArgumentParser's own codes differ).
-    static func main() {
-        var command: ParsableCommand
-        do {
-            command = try parseAsRoot()
-        } catch {
-            if exitCode(for: error) == .success {
-                print(fullMessage(for: error))
-                Foundation.exit(0)
-            }
-            FileHandle.standardError.write(Data("\(fullMessage(for: error))\n".utf8))
-            Foundation.exit(2)
-        }
-        do {
-            try command.run()
-        } catch let e as ExitCode {
-            Foundation.exit(e.rawValue)
-        } catch let e as TrainerError {
-            // A value no run can use is a usage error; everything else failed on its input.
-            FileHandle.standardError.write(Data("error: \(e)\n".utf8))
-            if case .badOption = e { Foundation.exit(2) }
-            Foundation.exit(1)
-        } catch {
-            FileHandle.standardError.write(Data("error: \(error)\n".utf8))
-            Foundation.exit(1)
-        }
+/// A value no run can use is a usage error; everything else failed on its input.
+extension TrainerError: UsageProblem {
+    public var isUsageProblem: Bool {
+        if case .badOption = self { return true }
+        return false
     }
 }

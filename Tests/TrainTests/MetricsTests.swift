@@ -1,12 +1,13 @@
 import Train
+import Apply
 import XCTest
 
 /// Accuracy and H (GSLORA.md §8).
 final class MetricsTests: XCTestCase {
     func testHarmonicMeanMatchesPaperCheck() {
         // 100-20 GS-LoRA: Acc_f before 74.65, after 0.00, Acc_r 74.16 → H 74.40.
-        XCTAssertEqual(ForgettingMetrics.harmonicMean(forgetBefore: 74.65, forget: 0, retain: 74.16), 74.40, accuracy: 0.005)
-        XCTAssertEqual(ForgettingMetrics.harmonicMean(forgetBefore: 0, forget: 0, retain: 0), 0)
+        XCTAssertEqual(ForgettingScore.h(forgetBefore: 74.65, forget: 0, retain: 74.16), 74.40, accuracy: 0.005)
+        XCTAssertEqual(ForgettingScore.h(forgetBefore: 0, forget: 0, retain: 0), 0)
     }
 
     func testAccuracyWithTiesAndMargin() throws {
