@@ -19,6 +19,7 @@ struct TrainBench: ParsableCommand {
     @Option(help: "Dropout in the timed steps.") var dropout = 0.1
 
     func run() throws {
+        BLAS.ensureFastKernel()
         guard batch > 0, steps > 0, rank > 0 else { throw ValidationError("batch, steps and rank must be positive") }
         let c = ModelConfig(family: .faceViT, imageSize: 112, patchSize: 8, width: 512, depth: 6, heads: 8, headDim: 64,
                             mlpWidth: 2048, numClasses: 100, head: .cosface, attentionScale: 1 / 512.0.squareRoot(),

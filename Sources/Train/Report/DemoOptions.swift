@@ -34,7 +34,7 @@ public struct DemoOptions: Sendable {
         p.depth = 6
         p.heads = 4
         p.mlpWidth = 256
-        p.epochs = 3
+        p.epochs = 5
         p.batchSize = 128
         p.lr = 2e-3
         p.warmupEpochs = 0
