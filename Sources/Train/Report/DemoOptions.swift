@@ -23,6 +23,12 @@ public struct DemoOptions: Sendable {
     public var forgettingPlus: TrainOptions
 
     /// The default job: a 6-block face-style ViT on 28×28 Fashion-MNIST, 4 tasks × 2 classes.
+    ///
+    /// Budget, measured on the 2-core machine (CPU seconds, all threads, under load): pre-training costs ≈ 190 CPU s
+    /// per epoch (≈ 420 images per CPU second); 3 epochs gave 83.5 % plain-cosine test accuracy (79.3 / 81.3 / 83.5
+    /// per epoch), below the 85 % floor, hence 5. Forgetting at data ratio 0.05 × 5 epochs cost ≈ 160 CPU s for all
+    /// four tasks but left task 4 (95 steps: retain drives the epoch and only 2 classes remain) at Acc_f 49.9 %;
+    /// tasks with ≥ 190 steps reached 0 %, so the ratio is 0.1 (task 4: 190 steps).
     public init(seed: UInt64 = 1337, quick: Bool = false) {
         self.seed = seed
         self.quick = quick
@@ -45,7 +51,7 @@ public struct DemoOptions: Sendable {
         f.seed = seed
         f.tasks = 4
         f.classesPerTask = 2
-        f.dataRatio = 0.05
+        f.dataRatio = 0.1
         f.epochs = 5
         f.batchSize = 32
         f.rank = 8
