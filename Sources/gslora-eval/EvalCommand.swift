@@ -34,17 +34,7 @@ struct EvalCommand: GsloraCommand {
     @Argument(help: "The model: a backbone .gslr, or a .pth/.safetensors ViT.")
     var model: String
 
-    @Option(name: .customLong("adapter"), help: "An adapter to apply (repeatable, in training order).")
-    var adapters: [String] = []
-
-    @Option(name: .customLong("scale"), help: "Multiplier of an adapter's scaling; one per adapter, in order (default 1).")
-    var scales: [Double] = []
-
-    @Flag(help: "Fold the adapters into the weights instead of applying them live.")
-    var merged = false
-
-    @Flag(help: "Apply adapters even when their base fingerprint does not match.")
-    var force = false
+    @OptionGroup var adapterOptions: AdapterOptions
 
     @Option(help: "The evaluation data: image folder, IDX folder or file, or .npy images.")
     var data: String
@@ -89,9 +79,8 @@ struct EvalCommand: GsloraCommand {
         guard batchSize > 0 else { throw ValidationError("--batch-size must be positive") }
         guard ["auto", "direct", "imagenet"].contains(preprocess) else { throw ValidationError("--preprocess must be auto, direct or imagenet") }
         guard ["test", "train"].contains(split) else { throw ValidationError("--split must be test or train") }
-        guard scales.count <= adapters.count else { throw ValidationError("more --scale values than --adapter files") }
         if let o = output {
-            for input in [model, data] + adapters + [labels, before].compactMap({ $0 }) where input == o || AtomicFile.sameFile(input, o) {
+            for input in [model, data] + adapterOptions.adapters + [labels, before].compactMap({ $0 }) where input == o || AtomicFile.sameFile(input, o) {
                 throw ValidationError("\(o): the output is also an input; choose a different output path")
             }
         }
@@ -101,10 +90,7 @@ struct EvalCommand: GsloraCommand {
         BLAS.ensureFastKernel()
         let loaded = try LoadedModel.load(model, heads: heads)
         let c = loaded.config
-        let built = try loaded.adapted(adapters: adapters, scales: scales, merged: merged, force: force)
-        for s in built.steps where s.forced {
-            FileHandle.standardError.write(Data("warning: \(s.adapter) was trained on \(s.expectedBase), applied to \(s.actualBase) (--force)\n".utf8))
-        }
+        let built = try adapterOptions.apply(to: loaded)
         let pre: Preprocessing = preprocess == "direct" ? .direct(size: c.imageSize, channels: c.channels)
             : preprocess == "imagenet" ? { var p = Preprocessing.imageNet(resize: c.imageSize * 256 / 224, crop: c.imageSize); p.channels = c.channels; return p }()
             : EvalData.preprocessing(for: c)
@@ -125,10 +111,10 @@ struct EvalCommand: GsloraCommand {
         var report = try ForgettingScore.report(
             predictions: predictions, labels: set.labels, classNames: names, forget: f, retain: r, old: o, before: beforeReport,
             beforePath: before, criterion: c.head.kind == .linear ? "linear" : margin ? "margin" : "cosine", model: model,
-            adapters: adapters, merged: merged, data: data)
+            adapters: adapterOptions.adapters, merged: adapterOptions.merged, data: data)
         report.notes = loaded.notices + (marginEval && !margin ? ["--margin-eval ignored: a linear head has no margin"] : [])
             + (skipped.isEmpty ? [] : ["\(skipped.count) image(s) skipped, first: \(skipped[0].path): \(skipped[0].reason)"]) + report.notes
-        if let output { try ForgettingScore.write(report, to: output, inputs: [model, data] + adapters) }
+        if let output { try ForgettingScore.write(report, to: output, inputs: [model, data] + adapterOptions.adapters) }
         if json {
             let enc = JSONEncoder()
             enc.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]

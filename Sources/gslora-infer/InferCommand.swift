@@ -32,17 +32,7 @@ struct InferCommand: GsloraCommand {
     @Argument(help: "Images: an .npy N×C×H×W float32 batch, an image file or a folder of images.")
     var input: String
 
-    @Option(name: .customLong("adapter"), help: "An adapter to apply (repeatable, in training order).")
-    var adapters: [String] = []
-
-    @Option(name: .customLong("scale"), help: "Multiplier of an adapter's scaling; one per adapter, in order (default 1).")
-    var scales: [Double] = []
-
-    @Flag(help: "Fold the adapters into the weights instead of applying them live.")
-    var merged = false
-
-    @Flag(help: "Apply adapters even when their base fingerprint does not match.")
-    var force = false
+    @OptionGroup var adapterOptions: AdapterOptions
 
     @Option(name: [.short, .customLong("output")], help: "Write the logits (or embeddings) as a float32 .npy here.")
     var output: String?
@@ -69,10 +59,9 @@ struct InferCommand: GsloraCommand {
         guard top >= 0 else { throw ValidationError("--top must be ≥ 0") }
         guard batchSize > 0 else { throw ValidationError("--batch-size must be positive") }
         guard ["auto", "direct", "imagenet"].contains(preprocess) else { throw ValidationError("--preprocess must be auto, direct or imagenet") }
-        guard scales.count <= adapters.count else { throw ValidationError("more --scale values than --adapter files") }
         if let o = output {
             guard o.lowercased().hasSuffix(".npy") else { throw ValidationError("\(o): the output is written as .npy; name it *.npy") }
-            for i in [model, input] + adapters where i == o || AtomicFile.sameFile(i, o) {
+            for i in [model, input] + adapterOptions.adapters where i == o || AtomicFile.sameFile(i, o) {
                 throw ValidationError("\(o): the output is also an input; choose a different output path")
             }
         }
@@ -96,10 +85,7 @@ struct InferCommand: GsloraCommand {
         if isatty(STDERR_FILENO) == 1 {
             for n in loaded.notices { FileHandle.standardError.write(Data("note: \(n)\n".utf8)) }
         }
-        let built = try loaded.adapted(adapters: adapters, scales: scales, merged: merged, force: force)
-        for s in built.steps where s.forced {
-            FileHandle.standardError.write(Data("warning: \(s.adapter) was trained on \(s.expectedBase), applied to \(s.actualBase) (--force)\n".utf8))
-        }
+        let built = try adapterOptions.apply(to: loaded)
         let pre: Preprocessing = preprocess == "direct" ? .direct(size: c.imageSize, channels: c.channels)
             : preprocess == "imagenet" ? { var p = Preprocessing.imageNet(resize: c.imageSize * 256 / 224, crop: c.imageSize); p.channels = c.channels; return p }()
             : EvalData.preprocessing(for: c)
