@@ -33,7 +33,7 @@ let package = Package(
         .executableTarget(name: "gslora-infer", dependencies: ["Format", "Convert", "Apply", "CommandSupport", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(name: "gslora-eval", dependencies: ["Format", "Convert", "Apply", "CommandSupport", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(name: "gslora-train", dependencies: ["Format", "Convert", "Apply", "Train", "CommandSupport", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
-        .executableTarget(name: "gslora-demo", dependencies: ["Format", "Convert", "Apply", "Train", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+        .executableTarget(name: "gslora-demo", dependencies: ["Format", "Convert", "Apply", "Train", "CommandSupport", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         // Benchmarks, run by hand (bench/README.md); each subcommand prints a table with its anchor.
         .executableTarget(name: "gslora-bench", dependencies: ["Format", "Convert", "Apply", "Train", .product(name: "ArgumentParser", package: "swift-argument-parser")],
                           swiftSettings: simd),

@@ -1,12 +1,13 @@
 import Apply
 import ArgumentParser
+import CommandSupport
 import Convert
 import Foundation
 import Format
 import Train
 
 @main
-struct DemoCommand: ParsableCommand {
+struct DemoCommand: GsloraCommand {
     static let configuration = CommandConfiguration(
         commandName: "gslora-demo",
         abstract: "Continual forgetting on Fashion-MNIST end to end: pre-train, forget 4×2 classes with GS-LoRA, prune, merge, export, report.",
@@ -86,29 +87,5 @@ struct DemoCommand: ParsableCommand {
         let r = try Converter.convert(input: input, output: output, options: ConvertOptions(force: true))
         guard let out = r.outputs.first else { throw DemoError.failed(stage: "export", problem: "\(output) was not written") }
         return ExportSummary(path: out.path, format: out.kind, tensors: out.tensors, bytes: out.bytes)
-    }
-
-    /// Usage errors exit 2, failures 1, interrupts 130 (ArgumentParser's own codes differ).
-    static func main() {
-        let command: ParsableCommand
-        do {
-            command = try parseAsRoot()
-        } catch {
-            if exitCode(for: error) == .success {
-                print(fullMessage(for: error))
-                Foundation.exit(0)
-            }
-            FileHandle.standardError.write(Data("\(fullMessage(for: error))\n".utf8))
-            Foundation.exit(2)
-        }
-        do {
-            var c = command
-            try c.run()
-        } catch let e as ExitCode {
-            Foundation.exit(e.rawValue)
-        } catch {
-            FileHandle.standardError.write(Data("error: \(error)\n".utf8))
-            Foundation.exit(1)
-        }
     }
 }
