@@ -11,8 +11,9 @@ public struct TrainOptions: Codable, Equatable, Sendable {
     public var tasks = 1
     /// Classes forgotten per task (P), taken from the class order: task t forgets π[F−tP : F−tP+P], F = classes − P.
     public var classesPerTask = 1
-    /// Explicit forget classes (single task only); all other classes (minus missing ones) are retained.
-    public var forget: [Int]?
+    /// Explicit forget classes, one list per task (their count is the number of tasks); every class not forgotten
+    /// yet (minus missing ones) is retained, and earlier tasks' classes are old.
+    public var forget: [[Int]]?
     /// k: the first k classes of the order are never trained on (missing-class setting).
     public var missing = 0
     /// Full-data mode: the fraction of each set (forget, retain) drawn per task.
@@ -86,11 +87,12 @@ public struct TrainOptions: Codable, Equatable, Sendable {
         try need(evalBatch >= 1, "--eval-batch", "must be ≥ 1")
         if let p = pruneThreshold { try need(p.isFinite && p >= 0, "--prune-threshold", "must be finite and ≥ 0") }
         if let forget {
-            try need(tasks == 1, "--forget", "explicit forget classes make one task; drop --tasks or --forget")
-            try need(!forget.isEmpty, "--forget", "lists no class")
-            for c in forget { try need(c >= 0 && c < classes, "--forget", "class \(c) is not one of the model's classes 0…\(classes - 1)") }
-            try need(Set(forget).count == forget.count, "--forget", "lists a class twice")
-            try need(forget.count + missing < classes, "--forget", "leaves no class to retain")
+            try need(tasks == forget.count, "--forget", "gives \(forget.count) task(s) but --tasks is \(tasks); each --forget is one task")
+            try need(forget.allSatisfy { !$0.isEmpty }, "--forget", "a task lists no class")
+            let all = forget.flatMap { $0 }
+            for c in all { try need(c >= 0 && c < classes, "--forget", "class \(c) is not one of the model's classes 0…\(classes - 1)") }
+            try need(Set(all).count == all.count, "--forget", "lists a class twice (a class is forgotten once)")
+            try need(all.count + missing < classes, "--forget", "leaves no class to retain")
         } else {
             let (tp, o) = tasks.multipliedReportingOverflow(by: classesPerTask)
             try need(!o && tp + missing < classes, "--tasks/--classes-per-task",
@@ -102,9 +104,11 @@ public struct TrainOptions: Codable, Equatable, Sendable {
     /// The classes of task t (0-based) for class order `order`.
     public func taskClasses(order: [Int], task t: Int) throws -> TaskClasses {
         if let forget {
-            let f = Set(forget)
-            let rest = order.filter { !f.contains($0) }
-            return TaskClasses(retain: Array(rest.dropFirst(missing)), forget: forget.sorted(), old: [], missing: Array(rest.prefix(missing)))
+            // Missing classes come first in the order among those no task forgets, so they are the same in every task.
+            let all = Set(forget.flatMap { $0 }), done = Set(forget[0...t].flatMap { $0 })
+            let missingClasses = Array(order.filter { !all.contains($0) }.prefix(missing)), m = Set(missingClasses)
+            return TaskClasses(retain: order.filter { !done.contains($0) && !m.contains($0) }, forget: forget[t].sorted(),
+                               old: forget[0..<t].flatMap { $0 }.sorted(), missing: missingClasses)
         }
         return try ForgettingSplit.continual(order: order, firstRetain: order.count - classesPerTask, perTask: classesPerTask,
                                              task: t, missing: missing)

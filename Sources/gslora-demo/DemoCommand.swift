@@ -26,6 +26,7 @@ struct DemoCommand: GsloraCommand {
         Examples:
           gslora-demo                       (about 10 minutes on 2 idle cores; the report is gslora-demo-out/report.md)
           gslora-demo --plus --out run2
+          gslora-demo --forget Sandal,Bag --forget Shirt   (two tasks of your choice)
           gslora-demo --quick --out /tmp/ci (a few hundred images, one epoch, small model: every stage, seconds)
 
         Exit status: 0 done, 1 bad input or failure, 2 usage error, 130 interrupted.
@@ -46,6 +47,10 @@ struct DemoCommand: GsloraCommand {
     @Flag(help: "The shortened CI job: a few hundred images, one epoch, a small model.")
     var quick = false
 
+    @Option(help: ArgumentHelp("Classes to forget in one task (names or indices, e.g. Sandal,Bag); repeat for each task.",
+                               discussion: "Default: 4 tasks of 2 classes from the seeded class order."))
+    var forget: [String] = []
+
     @Option(help: "Forget on this face_vit backbone .gslr instead of pre-training one.")
     var backbone: String?
 
@@ -59,6 +64,9 @@ struct DemoCommand: GsloraCommand {
         o.data = data
         o.plus = plus
         o.backbone = backbone
+        if !forget.isEmpty {
+            o.forget(tasks: try forget.map { try ClassSelection.parse($0, classNames: FashionMNIST.classNames, option: "--forget") })
+        }
         let console = DemoConsole()
         let demo = ForgettingDemo(options: o, exporter: Self.export)
         demo.onEvent = { console.show($0, tasks: o.forgetting.tasks) }

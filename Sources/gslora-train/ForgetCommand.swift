@@ -18,7 +18,7 @@ struct ForgetCommand: ParsableCommand {
 
         Classes come from a seeded class order π: task t (1-based) forgets P = --classes-per-task classes, \
         π[F−(t−1)P : F−(t−1)P+P] with F = classes − P, and retains the rest except earlier tasks' and the first \
-        --missing classes. --forget names the classes of a single task instead. Between tasks the adapter is merged \
+        --missing classes. --forget names a task's classes instead; give it once per task, in order. Between tasks the adapter is merged \
         into the base (as gslora-merge does) and a fresh adapter trains on the merged model; each adapter records the \
         fingerprint of the exact base it trained on.
 
@@ -31,6 +31,7 @@ struct ForgetCommand: ParsableCommand {
 
         Examples:
           gslora-train forget fmnist.gslr --data fashion-mnist --forget Sandal,Bag --epochs 20 --data-ratio 0.2 -o run1
+          gslora-train forget fmnist.gslr --data fashion-mnist --forget Sandal,Bag --forget Shirt --epochs 12 -o run2
           gslora-train forget face.gslr --data casia100 --tasks 4 --classes-per-task 20 --plus --log run.jsonl -o cl
           gslora-train forget face.gslr --data casia100 --tasks 4 --classes-per-task 20 --shots 4 --batch-size 4 -o fs
           gslora-train forget face.gslr --data casia100 --tasks 4 --classes-per-task 20 -o cl --resume
@@ -43,8 +44,8 @@ struct ForgetCommand: ParsableCommand {
     @Option(help: "Labels .npy for .npy test images.") var testLabels: String?
     @Option(name: [.short, .customLong("output")], help: "Output folder for task-N.gslr and state.gslr.") var output: String
 
-    @Option(help: "Classes to forget in one task (indices, ranges 0-4, names); default: from the class order.") var forget: String?
-    @Option(help: "Continual tasks.") var tasks = 1
+    @Option(help: "Classes to forget in one task (indices, ranges 0-4, names); repeat it for each continual task; default: from the class order.") var forget: [String] = []
+    @Option(help: "Continual tasks (default: 1, or one per --forget).") var tasks: Int?
     @Option(help: "Classes forgotten per task (P).") var classesPerTask = 1
     @Option(help: "Missing classes k (never trained on).") var missing = 0
     @Option(help: "Seed of class order, subsets, initialisation, batches and dropout.") var seed: UInt64 = 1337
@@ -87,9 +88,9 @@ struct ForgetCommand: ParsableCommand {
         let names = model.classes ?? (data.train.classNames.count == model.config.numClasses ? data.train.classNames : (0..<model.config.numClasses).map(String.init))
         var o = TrainOptions()
         o.seed = seed
-        o.tasks = tasks
+        o.tasks = tasks ?? max(forget.count, 1)
         o.classesPerTask = classesPerTask
-        if let forget { o.forget = try ClassSelection.parse(forget, classNames: names, option: "--forget") }
+        if !forget.isEmpty { o.forget = try forget.map { try ClassSelection.parse($0, classNames: names, option: "--forget") } }
         o.missing = missing
         o.dataRatio = dataRatio
         o.shots = shots

@@ -161,6 +161,21 @@ final class DemoTests: XCTestCase {
         }
     }
 
+    /// Bad --forget lists are refused before any pre-training starts (nothing is written to the output folder).
+    func testBadForgetListsAreRefusedBeforePretraining() throws {
+        let data = try dataFolder()
+        for (tasks, why) in [([[3], [3]], "twice"), ([[10]], "not one of the model's classes"), ([[0, 1, 2, 3, 4], [5, 6, 7, 8, 9]], "no class to retain")] {
+            var o = quickOptions(data: data)
+            o.forget(tasks: tasks)
+            XCTAssertThrowsError(try ForgettingDemo(options: o, exporter: Self.export).run(), "\(tasks)") { e in
+                guard case TrainerError.badOption(let option, let problem) = e else { return XCTFail("\(e)") }
+                XCTAssertEqual(option, "--forget")
+                XCTAssertTrue(problem.contains(why), problem)
+            }
+            XCTAssertFalse(FileManager.default.fileExists(atPath: o.output + "/pretrained.gslr"))
+        }
+    }
+
     /// A cached pretrained.gslr (or a --backbone) of another family or class count is refused, saying what to do.
     func testACheckpointOfAnotherFamilyIsRefused() throws {
         let data = try dataFolder()

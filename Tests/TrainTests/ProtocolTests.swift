@@ -41,6 +41,19 @@ final class ProtocolTests: XCTestCase {
         XCTAssertThrowsError(try ForgettingSplit.singleStep(order: [0, 0, 1], retain: 1, forget: 1))
     }
 
+    func testExplicitForgetListsMakeContinualTasks() throws {
+        var o = TrainOptions()
+        o.tasks = 2
+        o.forget = [[5, 2], [8]]
+        o.missing = 1
+        try o.validate(classes: 10)
+        let order = [3, 2, 5, 8, 0, 1, 4, 6, 7, 9]
+        let t0 = try o.taskClasses(order: order, task: 0), t1 = try o.taskClasses(order: order, task: 1)
+        // The missing class is the first of the order that no task forgets, in both tasks.
+        XCTAssertEqual(t0, TaskClasses(retain: [8, 0, 1, 4, 6, 7, 9], forget: [2, 5], old: [], missing: [3]))
+        XCTAssertEqual(t1, TaskClasses(retain: [0, 1, 4, 6, 7, 9], forget: [8], old: [2, 5], missing: [3]))
+    }
+
     func testOwnClassOrderIsSeededPermutation() throws {
         let a = try ClassOrder.make(classes: 100, seed: 7)
         XCTAssertEqual(Set(a), Set(0..<100))

@@ -89,9 +89,12 @@ final class TrainerTests: XCTestCase {
                 XCTAssertEqual(named, option)
             }
         }
-        refused({ $0.tasks = 1; $0.forget = [TinyRun.classes] }, "--forget")
-        refused({ $0.tasks = 1; $0.forget = [0, 0] }, "--forget")
-        refused({ $0.forget = [1] }, "--forget")
+        refused({ $0.tasks = 1; $0.forget = [[TinyRun.classes]] }, "--forget")
+        refused({ $0.tasks = 1; $0.forget = [[0, 0]] }, "--forget")
+        refused({ $0.tasks = 2; $0.forget = [[0], [0]] }, "--forget")
+        refused({ $0.tasks = 2; $0.forget = [[0], []] }, "--forget")
+        refused({ $0.tasks = 1; $0.forget = [[0], [1]] }, "--forget")
+        refused({ $0.tasks = 2; $0.forget = [[1]] }, "--forget")
         refused({ $0.tasks = 6 }, "--tasks/--classes-per-task")
         refused({ $0.dataRatio = 0 }, "--data-ratio")
         refused({ $0.grouping = "rows" }, "--grouping")

@@ -22,13 +22,23 @@ public struct DemoOptions: Sendable {
     public var forgetting: TrainOptions
     public var forgettingPlus: TrainOptions
 
+    /// Forget these classes, one list per task, instead of 2 per task from the seeded class order (both runs).
+    public mutating func forget(tasks: [[Int]]) {
+        for keyPath in [\DemoOptions.forgetting, \DemoOptions.forgettingPlus] {
+            self[keyPath: keyPath].forget = tasks
+            self[keyPath: keyPath].tasks = tasks.count
+        }
+    }
+
     /// The default job: a 6-block face-style ViT on 28×28 Fashion-MNIST, 4 tasks × 2 classes.
     ///
     /// Budget, measured on the 2-core machine (CPU seconds, all threads, under load): pre-training costs ≈ 190 CPU s
     /// per epoch (≈ 420 images per CPU second); 3 epochs gave 83.5 % plain-cosine test accuracy (79.3 / 81.3 / 83.5
     /// per epoch), below the 85 % floor, hence 5. Forgetting at data ratio 0.05 × 5 epochs cost ≈ 160 CPU s for all
     /// four tasks but left task 4 (95 steps: retain drives the epoch and only 2 classes remain) at Acc_f 49.9 %;
-    /// tasks with ≥ 190 steps reached 0 %, so the ratio is 0.1 (task 4: 190 steps).
+    /// tasks with ≥ 190 steps reached 0 %, so the ratio is 0.1. At 5 epochs per task (task 4: 190 steps) the last task
+    /// brought an earlier-forgotten class back (Bag: 92.6 %, Acc_o 15.4 %); at 12 epochs per task, the count the
+    /// official Fashion-MNIST comparison uses, Acc_o stayed ≤ 0.05 % in every task (seed 1337).
     public init(seed: UInt64 = 1337, quick: Bool = false) {
         self.seed = seed
         self.quick = quick
@@ -52,7 +62,7 @@ public struct DemoOptions: Sendable {
         f.tasks = 4
         f.classesPerTask = 2
         f.dataRatio = 0.1
-        f.epochs = 5
+        f.epochs = 12
         f.batchSize = 32
         f.rank = 8
         f.pruneThreshold = 1e-3

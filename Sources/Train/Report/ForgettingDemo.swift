@@ -47,6 +47,9 @@ public final class ForgettingDemo {
         try FileManager.default.createDirectory(atPath: options.output, withIntermediateDirectories: true)
         let data = try timed("load data") { try loadData() }
         testSet = data.test
+        // Refuse bad forgetting settings (e.g. --forget classes) now, not after minutes of pre-training.
+        try options.forgetting.validate(classes: data.train.classNames.count)
+        if options.plus { try options.forgettingPlus.validate(classes: data.train.classNames.count) }
         let (backbone, pretrain) = try preparedBackbone(data)
         let reference = try timed("evaluate pre-trained") { try evaluate(backbone, modelPath: backbone.path) }
         var summary = pretrain
