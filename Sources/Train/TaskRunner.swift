@@ -40,7 +40,7 @@ extension Trainer {
         let model = try ViT(config: c, parameters: base.parameters, adapters: [adapter])
         guard let grouping = LoRAGrouping(rawValue: o.grouping) else { throw TrainerError.badOption(option: "--grouping", problem: o.grouping) }
         let step = try GSLoRAStep(model: model, grouping: grouping, weightDecay: o.weightDecay)
-        let schedule = try CosineSchedule(baseLR: o.lr, minLR: o.minLR, epochs: o.epochs)
+        let schedule = try CosineSchedule(baseLR: o.lr, minLR: o.minLR, epochs: o.epochs(task: t))
         var pairingRNG = SplitMix64(seed: o.seed, stream: 48 + UInt64(t))
         var pairing = try BatchPairing(retain: retainSet, forget: forgetSet, batchSize: o.batchSize, seed: pairingRNG.next(),
                                        fewShotSingleStep: o.shots != nil && o.tasks == 1)
@@ -76,13 +76,13 @@ extension Trainer {
             onEvent?(.stateSaved(path: statePath))
         }
 
-        let stepsPerEpoch = pairing.stepsPerEpoch, totalSteps = stepsPerEpoch * o.epochs
+        let stepsPerEpoch = pairing.stepsPerEpoch, totalSteps = stepsPerEpoch * o.epochs(task: t)
         onEvent?(.taskStarted(task: t + 1, classes: classes, forgetSamples: forgetSet.count, retainSamples: retainSet.count, steps: totalSteps))
         let rBuf = FloatBuffer(count: 0), fBuf = FloatBuffer(count: 0)
         var rLabels: [Int] = [], fLabels: [Int] = []
         let loopStart = DispatchTime.now().uptimeNanoseconds
         var stepsRun = 0
-        for e in 0..<o.epochs {
+        for e in 0..<o.epochs(task: t) {
             // Every epoch's batches are drawn, also the ones a resumed run skips, so the loaders' streams line up.
             let pairs = pairing.nextEpoch()
             if e < startEpoch { continue }
@@ -104,7 +104,7 @@ extension Trainer {
                 if let onEvent {
                     let pace = Double(now - loopStart) / 1e9 / Double(stepsRun)
                     let left = (totalSteps - taskStep) + (o.tasks - t - 1) * totalSteps
-                    onEvent(.step(StepReport(task: t + 1, epoch: e, epochs: o.epochs, step: taskStep, steps: totalSteps, lr: lr,
+                    onEvent(.step(StepReport(task: t + 1, epoch: e, epochs: o.epochs(task: t), step: taskStep, steps: totalSteps, lr: lr,
                                              ceRetain: r.terms.ceRetain, ceForget: r.terms.ceForget, boundedForget: r.terms.boundedForget,
                                              structure: r.terms.structure, klForget: r.terms.klForget, prototypeTerm: r.terms.prototypeTerm,
                                              total: r.terms.total, accRetain: r.retainAccuracy, accForget: r.forgetAccuracy,

@@ -21,7 +21,8 @@ public struct TrainOptions: Codable, Equatable, Sendable {
     /// Few-shot mode: exactly this many images per forget and retain class (overrides `dataRatio`).
     public var shots: Int?
     public var batchSize = 48
-    public var epochs = 100
+    /// Epochs per task (the last value repeats): a task whose retain set is small has few steps per epoch.
+    public var epochs = [100]
     public var lr = 1e-2
     public var minLR = 1e-5
     public var weightDecay = 0.05
@@ -59,7 +60,10 @@ public struct TrainOptions: Codable, Equatable, Sendable {
 
     public init() {}
 
-    func perTask(_ list: [Double], _ t: Int) -> Double { list.isEmpty ? 0 : list[min(t, list.count - 1)] }
+    func perTask<N: Numeric>(_ list: [N], _ t: Int) -> N { list.isEmpty ? 0 : list[min(t, list.count - 1)] }
+
+    /// Epochs of task t (0-based).
+    public func epochs(task t: Int) -> Int { perTask(epochs, t) }
 
     /// Refuses settings that cannot work, naming the option.
     public func validate(classes: Int) throws {
@@ -72,7 +76,7 @@ public struct TrainOptions: Codable, Equatable, Sendable {
         try need(dataRatio.isFinite && dataRatio > 0 && dataRatio <= 1, "--data-ratio", "must lie in (0, 1] (got \(dataRatio))")
         if let shots { try need(shots >= 1, "--shots", "must be ≥ 1 (got \(shots))") }
         try need(batchSize >= 1, "--batch-size", "must be ≥ 1 (got \(batchSize))")
-        try need(epochs >= 1, "--epochs", "must be ≥ 1 (got \(epochs))")
+        try need(!epochs.isEmpty && epochs.allSatisfy { $0 >= 1 }, "--epochs", "must be ≥ 1 (got \(epochs))")
         try need(lr.isFinite && lr >= 0 && minLR.isFinite && minLR >= 0, "--lr/--min-lr", "must be finite and ≥ 0")
         try need(weightDecay.isFinite && weightDecay >= 0, "--weight-decay", "must be finite and ≥ 0")
         try need(dropout >= 0 && dropout < 1, "--dropout", "must lie in [0, 1) (got \(dropout))")

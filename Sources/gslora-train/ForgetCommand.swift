@@ -52,7 +52,7 @@ struct ForgetCommand: ParsableCommand {
     @Option(help: "Fraction of each set (forget, retain) drawn per task.") var dataRatio = 0.1
     @Option(help: "Few-shot: images per forget and retain class (instead of --data-ratio).") var shots: Int?
     @Option(help: "Images per batch (each of retain and forget).") var batchSize = 48
-    @Option(help: "Epochs per task.") var epochs = 100
+    @Option(help: "Epochs per task, comma list per task (the last repeats).") var epochs = "100"
     @Option(help: "Peak learning rate (cosine per epoch down to --min-lr).") var lr = 1e-2
     @Option(help: "Final learning rate.") var minLR = 1e-5
     @Option(help: "AdamW weight decay (on A and B too, as the official code).") var weightDecay = 0.05
@@ -95,7 +95,10 @@ struct ForgetCommand: ParsableCommand {
         o.dataRatio = dataRatio
         o.shots = shots
         o.batchSize = batchSize
-        o.epochs = epochs
+        o.epochs = try numbers(epochs, "--epochs").map { v in
+            guard v >= 1, v <= 1_000_000, v == v.rounded() else { throw ValidationError("--epochs: '\(v)' is not a whole number ≥ 1") }
+            return Int(v)
+        }
         o.lr = lr
         o.minLR = minLR
         o.weightDecay = weightDecay

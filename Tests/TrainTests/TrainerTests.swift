@@ -50,13 +50,29 @@ final class TrainerTests: XCTestCase {
         XCTAssertEqual(a2.info.task.metrics["before_acc_f"], acc)
     }
 
+    /// Per-task epochs with explicit per-task classes: task 2 runs 3 epochs of its own step count, the last value repeats.
+    func testEpochsAndClassesPerTask() throws {
+        let dir = try TinyRun.temporaryDirectory("per-task")
+        var o = TinyRun.options
+        o.forget = [[1], [4]]
+        o.epochs = [1, 3]
+        o.shots = 2
+        let backbone = try TrainBackbone(config: TinyRun.config, tensors: try TinyRun.weights(), source: "tiny")
+        let r = try Trainer(backbone: backbone, data: try TinyRun.data(), options: o, outputDirectory: dir).run()
+        XCTAssertEqual(r.tasks.map(\.forget), [[1], [4]])
+        XCTAssertEqual(r.tasks[1].old, [1])
+        let perEpoch = { (retained: Int) in (retained * 2 + o.batchSize - 1) / o.batchSize }
+        XCTAssertEqual(r.tasks[0].steps, 1 * perEpoch(TinyRun.classes - 1))
+        XCTAssertEqual(r.tasks[1].steps, 3 * perEpoch(TinyRun.classes - 2))
+    }
+
     func testFewShotDrawsExactlyShotsPerClass() throws {
         let dir = try TinyRun.temporaryDirectory("fewshot")
         var o = TinyRun.options
         o.tasks = 1
         o.classesPerTask = 2
         o.shots = 3
-        o.epochs = 1
+        o.epochs = [1]
         let backbone = try TrainBackbone(config: TinyRun.config, tensors: try TinyRun.weights(), source: "tiny")
         let r = try Trainer(backbone: backbone, data: try TinyRun.data(), options: o, outputDirectory: dir).run()
         XCTAssertEqual(r.tasks[0].forgetSamples, 2 * 3)
@@ -99,11 +115,13 @@ final class TrainerTests: XCTestCase {
         refused({ $0.dataRatio = 0 }, "--data-ratio")
         refused({ $0.grouping = "rows" }, "--grouping")
         refused({ $0.batchSize = 0 }, "--batch-size")
+        refused({ $0.epochs = [2, 0] }, "--epochs")
+        refused({ $0.epochs = [] }, "--epochs")
 
         // An adapter is not a backbone.
         var o = TinyRun.options
         o.tasks = 1
-        o.epochs = 1
+        o.epochs = [1]
         _ = try Trainer(backbone: backbone, data: data, options: o, outputDirectory: dir).run()
         XCTAssertThrowsError(try TrainBackbone.open(dir + "/task-1.gslr")) {
             guard case TrainerError.badModel(let path, let why) = $0 else { return XCTFail("\($0)") }
@@ -176,7 +194,7 @@ enum TinyRun {
         var o = TrainOptions()
         o.tasks = 2
         o.classesPerTask = 1
-        o.epochs = 2
+        o.epochs = [2]
         o.batchSize = 4
         o.dataRatio = 1
         o.dropout = 0.1
