@@ -66,6 +66,32 @@ final class TrainerTests: XCTestCase {
         XCTAssertEqual(r.tasks[1].steps, 3 * perEpoch(TinyRun.classes - 2))
     }
 
+    /// .npy training data end to end, as `gslora-train forget --data x.npy --labels y.npy --test-data … --test-labels …`
+    /// loads it: the same images as in-memory data give the same adapter bytes.
+    func testNpyDataTrainsLikeInMemoryData() throws {
+        let dir = try TinyRun.temporaryDirectory("npy")
+        let data = try TinyRun.data()
+        func save(_ set: ImageSet, _ name: String) throws -> (String, String) {
+            let images = dir + "/\(name).npy", labels = dir + "/\(name)-labels.npy"
+            try NPY.write(set.images, to: images)
+            try NPY.write(Tensor(name: "labels", shape: [set.count], floats: set.labels.map(Float.init)), to: labels)
+            return (images, labels)
+        }
+        let (train, trainLabels) = try save(data.train, "train"), (test, testLabels) = try save(data.test, "test")
+        let loaded = try TrainData.load(data: train, testData: test, labels: trainLabels, testLabels: testLabels, classNames: nil,
+                                        classes: TinyRun.classes, preprocessing: .direct(size: 8, channels: 1))
+        XCTAssertEqual(loaded.train.labels, data.train.labels)
+        XCTAssertEqual(loaded.test.count, data.test.count)
+        var o = TinyRun.options
+        o.tasks = 1
+        o.epochs = [1]
+        let backbone = try TrainBackbone(config: TinyRun.config, tensors: try TinyRun.weights(), source: "tiny")
+        let fromFiles = try Trainer(backbone: backbone, data: loaded, options: o, outputDirectory: dir + "/files").run()
+        let inMemory = try Trainer(backbone: backbone, data: data, options: o, outputDirectory: dir + "/memory").run()
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: fromFiles.tasks[0].adapter)),
+                       try Data(contentsOf: URL(fileURLWithPath: inMemory.tasks[0].adapter)))
+    }
+
     func testFewShotDrawsExactlyShotsPerClass() throws {
         let dir = try TinyRun.temporaryDirectory("fewshot")
         var o = TinyRun.options
