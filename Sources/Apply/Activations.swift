@@ -12,7 +12,8 @@ public final class BlockActivations: @unchecked Sendable {
     public let ln1Rstd = FloatBuffer(count: 0)
     /// [rows, 3·inner]: Q | K | V, head h at columns h·headDim within each third.
     public let qkv = FloatBuffer(count: 0)
-    /// Softmax probabilities [batch, heads, tokens, tokens] (training only; eval uses per-worker scratch).
+    /// Softmax probabilities [batch, heads, tokens, tokens], or [batch, heads, tokens] for a class-only last block
+    /// (training only; eval uses per-worker scratch).
     public let probs = FloatBuffer(count: 0)
     /// Heads concatenated head-major [rows, inner]: the input of the output projection.
     public let attnOut = FloatBuffer(count: 0)
@@ -93,13 +94,16 @@ public final class ViTActivations: @unchecked Sendable {
     /// Class token + patch embeddings + position embeddings, before embedding dropout [batch·tokens, width].
     public let tokens = FloatBuffer(count: 0)
     public let tokensMask = FloatBuffer(count: 0)
-    /// The residual stream; after the last block it holds the transformer output.
+    /// The residual stream. After the last block it holds the transformer output when `ViT.allTokensInLastBlock`
+    /// is set; otherwise the last block's input (that block then runs on the class rows only, in `pooled`).
     public let stream = FloatBuffer(count: 0)
     /// Scratch for linear outputs [batch·tokens, width].
     let scratch = FloatBuffer(count: 0)
     /// Per-worker attention probabilities in eval mode.
     let probsScratch = FloatBuffer(count: 0)
     public private(set) var blocks: [BlockActivations] = []
+    /// Whether the last forward ran its last block on the class rows only (the backward pass follows suit).
+    public internal(set) var classOnlyLastBlock = false
     /// Class-token rows before the final LayerNorm [batch, width], its statistics, and the embedding after it.
     public let pooled = FloatBuffer(count: 0)
     public let normMean = FloatBuffer(count: 0)

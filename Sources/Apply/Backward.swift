@@ -49,36 +49,30 @@ extension ViT {
                                       gamma: parameters.norm.weight.pointer, rows: batch, cols: w, dx: s.dPooled.pointer,
                                       accumulate: false, dGamma: pg?.norm.weight.pointer, dBeta: pg?.norm.bias.pointer)
         }
-        s.dStream.fill(0)
-        for b in 0..<batch { (s.dStream.pointer + b * t * w).update(from: s.dPooled.pointer + b * w, count: w) }
+        if !acts.classOnlyLastBlock {
+            s.dStream.fill(0)
+            for b in 0..<batch { (s.dStream.pointer + b * t * w).update(from: s.dPooled.pointer + b * w, count: w) }
+        }
 
         let lowest = pg != nil ? 0 : (adapters.isEmpty ? c.depth : 0)
         for l in stride(from: c.depth - 1, through: lowest, by: -1) {
-            let onlyLoRA = pg == nil
-            blockBackward(l, batch: batch, scratch: s, gradients: gradients, stopAfterFFN: onlyLoRA && l == lowest)
+            let stop = pg == nil && l == lowest
+            if l == c.depth - 1 && acts.classOnlyLastBlock {
+                classBlockBackward(l, batch: batch, scratch: s, gradients: gradients, stopAfterFFN: stop)
+            } else {
+                blockBackward(l, batch: batch, scratch: s, gradients: gradients, stopAfterFFN: stop)
+            }
         }
         if let pg { embedBackward(batch: batch, scratch: s, into: pg) }
     }
 
     private func blockBackward(_ l: Int, batch: Int, scratch s: BackwardScratch, gradients: ViTGradients, stopAfterFFN: Bool) {
-        let c = config, w = c.width, rows = batch * c.numTokens, inner = c.heads * c.headDim, m = c.mlpWidth
+        let c = config, w = c.width, rows = batch * c.numTokens
         let a = activations.blocks[l], prm = parameters.blocks[l], pg = gradients.parameters?.blocks[l]
         let dX = s.dStream.pointer
 
         // FFN branch: x_out = mid + Drop(fc2(hidden) + b2).
-        Kernels.masked(dX, a.fc2Mask.count > 0 ? a.fc2Mask.pointer : nil, out: s.dBranch.pointer, count: rows * w)
-        linearBackward(prm.fc2, input: a.hidden.pointer, dOut: s.dBranch.pointer, rows: rows, dInput: s.dHidden.pointer,
-                       grad: pg?.fc2, lora: adapters.indices.map { (adapters[$0].fc2[l], adapters[$0].scaling, a.loraFc2[$0], gradients.lora[$0].fc2[l]) },
-                       scratch: s)
-        Kernels.geluBackward(s.dHidden.pointer, h: a.fc1Out.pointer, mask: a.hiddenMask.count > 0 ? a.hiddenMask.pointer : nil, count: rows * m)
-        linearBackward(prm.fc1, input: a.ln2Out.pointer, dOut: s.dHidden.pointer, rows: rows,
-                       dInput: stopAfterFFN ? nil : s.dNormOut.pointer, grad: pg?.fc1,
-                       lora: adapters.indices.map { (adapters[$0].fc1[l], adapters[$0].scaling, a.loraFc1[$0], gradients.lora[$0].fc1[l]) },
-                       scratch: s)
-        if stopAfterFFN { return }
-        Kernels.layerNormBackward(s.dNormOut.pointer, x: a.mid.pointer, mean: a.ln2Mean.pointer, rstd: a.ln2Rstd.pointer,
-                                  gamma: prm.norm2.weight.pointer, rows: rows, cols: w, dx: dX, accumulate: true,
-                                  dGamma: pg?.norm2.weight.pointer, dBeta: pg?.norm2.bias.pointer)
+        if !ffnBackward(l, rows: rows, dX: dX, scratch: s, gradients: gradients, stopAfterFFN: stopAfterFFN) { return }
 
         // Attention branch: mid = input + Drop(proj(attn) + bp).
         Kernels.masked(dX, a.attnMask.count > 0 ? a.attnMask.pointer : nil, out: s.dBranch.pointer, count: rows * w)
@@ -90,6 +84,90 @@ extension ViT {
         Kernels.layerNormBackward(s.dNormOut.pointer, x: a.input.pointer, mean: a.ln1Mean.pointer, rstd: a.ln1Rstd.pointer,
                                   gamma: prm.norm1.weight.pointer, rows: rows, cols: w, dx: dX, accumulate: true,
                                   dGamma: pg?.norm1.weight.pointer, dBeta: pg?.norm1.bias.pointer)
+    }
+
+    /// The FFN branch's backward over `rows` rows of block l whose output gradient is dX (every token, or the packed
+    /// class rows): LoRA and weight gradients, then LN2's backward added into dX. Returns false when it stopped
+    /// after the FFN (the blocks below need nothing more).
+    private func ffnBackward(_ l: Int, rows: Int, dX: UnsafeMutablePointer<Float>, scratch s: BackwardScratch, gradients: ViTGradients,
+                             stopAfterFFN: Bool) -> Bool {
+        let w = config.width, m = config.mlpWidth
+        let a = activations.blocks[l], prm = parameters.blocks[l], pg = gradients.parameters?.blocks[l]
+        Kernels.masked(dX, a.fc2Mask.count > 0 ? a.fc2Mask.pointer : nil, out: s.dBranch.pointer, count: rows * w)
+        linearBackward(prm.fc2, input: a.hidden.pointer, dOut: s.dBranch.pointer, rows: rows, dInput: s.dHidden.pointer,
+                       grad: pg?.fc2, lora: adapters.indices.map { (adapters[$0].fc2[l], adapters[$0].scaling, a.loraFc2[$0], gradients.lora[$0].fc2[l]) },
+                       scratch: s)
+        Kernels.geluBackward(s.dHidden.pointer, h: a.fc1Out.pointer, mask: a.hiddenMask.count > 0 ? a.hiddenMask.pointer : nil, count: rows * m)
+        linearBackward(prm.fc1, input: a.ln2Out.pointer, dOut: s.dHidden.pointer, rows: rows,
+                       dInput: stopAfterFFN ? nil : s.dNormOut.pointer, grad: pg?.fc1,
+                       lora: adapters.indices.map { (adapters[$0].fc1[l], adapters[$0].scaling, a.loraFc1[$0], gradients.lora[$0].fc1[l]) },
+                       scratch: s)
+        if stopAfterFFN { return false }
+        Kernels.layerNormBackward(s.dNormOut.pointer, x: a.mid.pointer, mean: a.ln2Mean.pointer, rstd: a.ln2Rstd.pointer,
+                                  gamma: prm.norm2.weight.pointer, rows: rows, cols: w, dx: dX, accumulate: true,
+                                  dGamma: pg?.norm2.weight.pointer, dBeta: pg?.norm2.bias.pointer)
+        return true
+    }
+
+    /// The class-only last block (see `classBlock`): proj and FFN on the packed class rows, starting from dPooled;
+    /// the class query's attention gives dQ for the class rows and dK, dV for every token; the stream gradient is
+    /// the class rows passed straight through plus LN1's backward over every row.
+    private func classBlockBackward(_ l: Int, batch: Int, scratch s: BackwardScratch, gradients: ViTGradients, stopAfterFFN: Bool) {
+        let c = config, w = c.width, t = c.numTokens, rows = batch * t, inner = c.heads * c.headDim, ld = 3 * inner
+        let a = activations.blocks[l], prm = parameters.blocks[l], pg = gradients.parameters?.blocks[l]
+        let dX = s.dPooled.pointer
+
+        if !ffnBackward(l, rows: batch, dX: dX, scratch: s, gradients: gradients, stopAfterFFN: stopAfterFFN) { return }
+
+        Kernels.masked(dX, a.attnMask.count > 0 ? a.attnMask.pointer : nil, out: s.dBranch.pointer, count: batch * w)
+        linearBackward(prm.proj, input: a.attnOut.pointer, dOut: s.dBranch.pointer, rows: batch, dInput: s.dAttnOut.pointer,
+                       grad: pg?.proj, lora: [], scratch: s)
+        classAttentionBackward(batch: batch, a: a, scratch: s)
+
+        // qkv: K | V columns over every row, Q columns over the class rows (row b·t), both into ∂(LN1 output).
+        let dq = s.dQKV.pointer, wq = prm.qkv.weight.pointer, x = a.ln1Out.pointer
+        BLAS.gemm(m: rows, n: w, k: 2 * inner, a: dq + inner, lda: ld, b: wq + inner * w, ldb: w, c: s.dNormOut.pointer, ldc: w)
+        BLAS.gemm(m: batch, n: w, k: inner, a: dq, lda: t * ld, b: wq, ldb: w, beta: 1, c: s.dNormOut.pointer, ldc: t * w)
+        if let g = pg?.qkv {
+            BLAS.gemm(transA: true, m: 2 * inner, n: w, k: rows, a: dq + inner, lda: ld, b: x, ldb: w, beta: 1,
+                      c: g.weight.pointer + inner * w, ldc: w)
+            BLAS.gemm(transA: true, m: inner, n: w, k: batch, a: dq, lda: t * ld, b: x, ldb: t * w, beta: 1, c: g.weight.pointer, ldc: w)
+            if let gb = g.bias {
+                Kernels.addColumnSums(dq + inner, rows: rows, cols: 2 * inner, ld: ld, into: gb.pointer + inner)
+                Kernels.addColumnSums(dq, rows: batch, cols: inner, ld: t * ld, into: gb.pointer)
+            }
+        }
+        s.dStream.fill(0)
+        for b in 0..<batch { (s.dStream.pointer + b * t * w).update(from: dX + b * w, count: w) }
+        Kernels.layerNormBackward(s.dNormOut.pointer, x: a.input.pointer, mean: a.ln1Mean.pointer, rstd: a.ln1Rstd.pointer,
+                                  gamma: prm.norm1.weight.pointer, rows: rows, cols: w, dx: s.dStream.pointer, accumulate: true,
+                                  dGamma: pg?.norm1.weight.pointer, dBeta: pg?.norm1.bias.pointer)
+    }
+
+    /// Per (image, head) of the class query, from its kept probabilities p [tokens]: dp = dO·Vᵀ, dV = p ⊗ dO,
+    /// ds = softmax′, dq = scale·ds·K, dK = scale·ds ⊗ q, into the class row's Q columns and every row's K, V columns.
+    private func classAttentionBackward(batch: Int, a: BlockActivations, scratch s: BackwardScratch) {
+        let c = config, t = c.numTokens, hd = c.headDim, heads = c.heads, inner = heads * hd, ld = 3 * inner
+        let scale = Float(c.attentionScale), jobs = batch * heads
+        let qkv = SendablePointer(a.qkv.pointer), probs = SendablePointer(a.probs.pointer)
+        let dO = SendablePointer(s.dAttnOut.pointer), dQKV = SendablePointer(s.dQKV.pointer), dP = SendablePointer(s.dProbs.pointer)
+        Parallel.jobs(jobs, singleThreadedBLAS: false) { job, worker in
+            let b = job / heads, h = job % heads
+            let q = qkv.p + b * t * ld + h * hd, dq = dQKV.p + b * t * ld + h * hd
+            let p = probs.p + job * t, dp = dP.p + worker * t, dout = dO.p + b * inner + h * hd
+            for j in 0..<t {
+                dp[j] = Kernels.dot(dout, q + j * ld + 2 * inner, hd)
+                let dv = dq + j * ld + 2 * inner, pj = p[j]
+                for d in 0..<hd { dv[d] = pj * dout[d] }
+            }
+            Kernels.softmaxBackwardRows(dp, probs: p, rows: 1, cols: t)
+            dq.update(repeating: 0, count: hd)
+            for j in 0..<t {
+                let k = q + j * ld + inner, dk = dq + j * ld + inner, g = scale * dp[j]
+                for d in 0..<hd { dq[d] += g * k[d] }
+                for d in 0..<hd { dk[d] = g * q[d] }
+            }
+        }
     }
 
     /// For out = input·Wᵀ + b + Σ s·(input·Aᵀ)·Bᵀ: adds ∂W, ∂b (when `grad`), ∂A, ∂B, and writes ∂input (when asked).
@@ -125,26 +203,16 @@ extension ViT {
         let scale = Float(c.attentionScale), jobs = batch * heads
         let qkv = SendablePointer(a.qkv.pointer), probs = SendablePointer(a.probs.pointer)
         let dO = SendablePointer(s.dAttnOut.pointer), dQKV = SendablePointer(s.dQKV.pointer), dP = SendablePointer(s.dProbs.pointer)
-        let workers = min(Parallel.workers, jobs)
-        let run: (Int) -> Void = { worker in
-            var job = worker
-            while job < jobs {
-                let b = job / heads, h = job % heads
-                let q = qkv.p + b * t * ld + h * hd, dq = dQKV.p + b * t * ld + h * hd
-                let p = probs.p + job * t * t, dp = dP.p + worker * t * t
-                let dout = dO.p + b * t * inner + h * hd
-                BLAS.gemm(transB: true, m: t, n: t, k: hd, a: dout, lda: inner, b: q + 2 * inner, ldb: ld, c: dp, ldc: t)
-                BLAS.gemm(transA: true, m: t, n: hd, k: t, a: p, lda: t, b: dout, ldb: inner, c: dq + 2 * inner, ldc: ld)
-                Kernels.softmaxBackwardRows(dp, probs: p, rows: t, cols: t)
-                BLAS.gemm(m: t, n: hd, k: t, alpha: scale, a: dp, lda: t, b: q + inner, ldb: ld, c: dq, ldc: ld)
-                BLAS.gemm(transA: true, m: t, n: hd, k: t, alpha: scale, a: dp, lda: t, b: q, ldb: ld, c: dq + inner, ldc: ld)
-                job += workers
-            }
-        }
-        if workers <= 1 {
-            run(0)
-        } else {
-            BLAS.singleThreaded { DispatchQueue.concurrentPerform(iterations: workers, execute: run) }
+        Parallel.jobs(jobs, singleThreadedBLAS: true) { job, worker in
+            let b = job / heads, h = job % heads
+            let q = qkv.p + b * t * ld + h * hd, dq = dQKV.p + b * t * ld + h * hd
+            let p = probs.p + job * t * t, dp = dP.p + worker * t * t
+            let dout = dO.p + b * t * inner + h * hd
+            BLAS.gemm(transB: true, m: t, n: t, k: hd, a: dout, lda: inner, b: q + 2 * inner, ldb: ld, c: dp, ldc: t)
+            BLAS.gemm(transA: true, m: t, n: hd, k: t, a: p, lda: t, b: dout, ldb: inner, c: dq + 2 * inner, ldc: ld)
+            Kernels.softmaxBackwardRows(dp, probs: p, rows: t, cols: t)
+            BLAS.gemm(m: t, n: hd, k: t, alpha: scale, a: dp, lda: t, b: q + inner, ldb: ld, c: dq, ldc: ld)
+            BLAS.gemm(transA: true, m: t, n: hd, k: t, alpha: scale, a: dp, lda: t, b: q, ldb: ld, c: dq + inner, ldc: ld)
         }
     }
 

@@ -78,10 +78,10 @@ extension Kernels {
         if let mask { for i in 0..<count { out[i] = a[i] * mask[i] } } else { out.update(from: a, count: count) }
     }
 
-    /// db[j] += Σ_rows dy[r, j].
-    public static func addColumnSums(_ dy: UnsafePointer<Float>, rows: Int, cols: Int, into db: UnsafeMutablePointer<Float>) {
+    /// db[j] += Σ_rows dy[r, j], rows `ld` floats apart (default: packed).
+    public static func addColumnSums(_ dy: UnsafePointer<Float>, rows: Int, cols: Int, ld: Int? = nil, into db: UnsafeMutablePointer<Float>) {
         for r in 0..<rows {
-            let row = dy + r * cols
+            let row = dy + r * (ld ?? cols)
             for j in 0..<cols { db[j] += row[j] }
         }
     }

@@ -16,6 +16,22 @@ public enum Kernels {
         return s
     }
 
+    /// Σ a[i]·b[i].
+    @inline(__always)
+    static func dot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int) -> Float {
+        let ra = UnsafeRawPointer(a), rb = UnsafeRawPointer(b)
+        var a0 = SIMD8<Float>(), a1 = SIMD8<Float>()
+        var i = 0
+        while i + 16 <= n {
+            a0 += ra.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self) * rb.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self)
+            a1 += ra.loadUnaligned(fromByteOffset: (i + 8) * 4, as: SIMD8<Float>.self) * rb.loadUnaligned(fromByteOffset: (i + 8) * 4, as: SIMD8<Float>.self)
+            i += 16
+        }
+        var s = (a0 + a1).sum()
+        while i < n { s += a[i] * b[i]; i += 1 }
+        return s
+    }
+
     /// Σ (p[i] − c)².
     @inline(__always)
     static func sumSquaredDeviation(_ p: UnsafePointer<Float>, _ n: Int, _ c: Float) -> Float {
@@ -72,12 +88,12 @@ public enum Kernels {
         }
     }
 
-    /// y[r, j] += bias[j].
-    public static func addBias(_ y: UnsafeMutablePointer<Float>, rows: Int, cols: Int, bias: UnsafePointer<Float>) {
-        let ys = SendablePointer(y), bs = SendablePointer(UnsafeMutablePointer(mutating: bias))
+    /// y[r, j] += bias[j], rows `ld` floats apart (default: packed).
+    public static func addBias(_ y: UnsafeMutablePointer<Float>, rows: Int, cols: Int, ld: Int? = nil, bias: UnsafePointer<Float>) {
+        let ys = SendablePointer(y), bs = SendablePointer(UnsafeMutablePointer(mutating: bias)), stride = ld ?? cols
         Parallel.rows(rows, elementsPerRow: cols) { range in
             for r in range {
-                let row = ys.p + r * cols
+                let row = ys.p + r * stride
                 for j in 0..<cols { row[j] += bs.p[j] }
             }
         }
@@ -100,12 +116,13 @@ public enum Kernels {
                     if let bs { for j in 0..<cols { hr[j] = FastMath.gelu(hr[j] + bs.p[j]) } } else { for j in 0..<cols { hr[j] = FastMath.gelu(hr[j]) } }
                     continue
                 }
-                if let bs { for j in 0..<cols { hr[j] += bs.p[j] } }
-                if let ms {
-                    let mr = ms.p + r * cols
-                    for j in 0..<cols { orow[j] = FastMath.gelu(hr[j]) * mr[j] }
-                } else {
-                    for j in 0..<cols { orow[j] = FastMath.gelu(hr[j]) }
+                switch (bs, ms) {
+                case let (b?, m?):
+                    let mr = m.p + r * cols
+                    for j in 0..<cols { let v = hr[j] + b.p[j]; hr[j] = v; orow[j] = FastMath.gelu(v) * mr[j] }
+                case let (b?, nil): for j in 0..<cols { let v = hr[j] + b.p[j]; hr[j] = v; orow[j] = FastMath.gelu(v) }
+                case let (nil, m?): let mr = m.p + r * cols; for j in 0..<cols { orow[j] = FastMath.gelu(hr[j]) * mr[j] }
+                case (nil, nil): for j in 0..<cols { orow[j] = FastMath.gelu(hr[j]) }
                 }
             }
         }

@@ -40,6 +40,9 @@ public final class ViT: @unchecked Sendable {
     /// Dropout stream for training-mode calls; reseed to reproduce a run.
     public var dropoutSeed: UInt64 = 0x6753_4C6F_5241 { didSet { dropoutCalls = 0 } }
     private var dropoutCalls: UInt64 = 0
+    /// Run the last block on every token, not only on the class token. The outputs are the same either way (they
+    /// read only the class row); set this to get the whole transformer output in `activations.stream`.
+    public var allTokensInLastBlock = false
     /// The buffers of the last forward call (the backward pass reads them after a training-mode call).
     public let activations = ViTActivations()
     let backwardScratch = BackwardScratch()
@@ -105,8 +108,14 @@ public final class ViT: @unchecked Sendable {
         try acts.size(config: c, batch: batch, ranks: adapters.map(\.rank), training: mode.isTraining, dropout: dropout != nil)
 
         embed(images.baseAddress!, batch: batch, into: acts, dropout: &dropout)
+        acts.classOnlyLastBlock = !allTokensInLastBlock
         for l in 0..<c.depth {
-            block(l, batch: batch, acts: acts, a: acts.blocks[mode.isTraining ? l : 0], dropout: &dropout)
+            let a = acts.blocks[mode.isTraining ? l : 0]
+            if l == c.depth - 1 && acts.classOnlyLastBlock {
+                classBlock(l, batch: batch, acts: acts, a: a, dropout: &dropout)
+            } else {
+                block(l, batch: batch, acts: acts, a: a, dropout: &dropout)
+            }
         }
         let pooled = pool(batch: batch, acts: acts)
         let (logits, margin) = head(batch: batch, labels: labels, acts: acts)
@@ -175,6 +184,54 @@ public final class ViT: @unchecked Sendable {
         Kernels.residualAdd(x, acts.scratch.pointer, rows: rows, cols: w, bias: prm.fc2.bias?.pointer, mask: fc2Mask)
     }
 
+    /// The last block for the class token only: every token's K and V (the class query attends to them all), the class
+    /// rows' Q, attention, projection and FFN. The class rows of the stream are packed into `acts.pooled` [batch, width]
+    /// and finished there; from `mid` on, this block's activations (and its dropout masks, drawn full-size like the
+    /// all-token path draws them, then packed) hold class rows only. Attention probabilities are [batch, heads, tokens].
+    private func classBlock(_ l: Int, batch: Int, acts: ViTActivations, a: BlockActivations, dropout: inout Dropout?) {
+        let c = config, w = c.width, t = c.numTokens, rows = batch * t, inner = c.heads * c.headDim, ld = 3 * inner
+        let prm = parameters.blocks[l], x = acts.stream.pointer, eps = Float(c.layerNormEps), m = c.mlpWidth
+        if acts.training { a.input.pointer.update(from: x, count: rows * w) }
+
+        Kernels.layerNorm(x, rows: rows, cols: w, gamma: prm.norm1.weight.pointer, beta: prm.norm1.bias.pointer, eps: eps,
+                          out: a.ln1Out.pointer, mean: a.ln1Mean.pointer, rstd: a.ln1Rstd.pointer)
+        let wq = prm.qkv.weight.pointer, qkv = a.qkv.pointer
+        BLAS.gemm(transB: true, m: rows, n: 2 * inner, k: w, a: a.ln1Out.pointer, lda: w, b: wq + inner * w, ldb: w,
+                  c: qkv + inner, ldc: ld)
+        BLAS.gemm(transB: true, m: batch, n: inner, k: w, a: a.ln1Out.pointer, lda: t * w, b: wq, ldb: w, c: qkv, ldc: t * ld)
+        if let bias = prm.qkv.bias {
+            Kernels.addBias(qkv + inner, rows: rows, cols: 2 * inner, ld: ld, bias: bias.pointer + inner)
+            Kernels.addBias(qkv, rows: batch, cols: inner, ld: t * ld, bias: bias.pointer)
+        }
+        classAttention(batch: batch, a: a, scratch: acts.probsScratch)
+        apply(prm.proj, a.attnOut.pointer, rows: batch, out: acts.scratch.pointer, lora: [])
+        let xc = acts.pooled.pointer
+        for b in 0..<batch { (xc + b * w).update(from: x + b * t * w, count: w) }
+        let attnMask = dropout != nil ? classRowsMask(&dropout!, a.attnMask, batch: batch, cols: w) : nil
+        Kernels.residualAdd(xc, acts.scratch.pointer, rows: batch, cols: w, bias: prm.proj.bias?.pointer, mask: attnMask)
+        if acts.training { a.mid.pointer.update(from: xc, count: batch * w) }
+
+        Kernels.layerNorm(xc, rows: batch, cols: w, gamma: prm.norm2.weight.pointer, beta: prm.norm2.bias.pointer, eps: eps,
+                          out: a.ln2Out.pointer, mean: a.ln2Mean.pointer, rstd: a.ln2Rstd.pointer)
+        apply(prm.fc1, a.ln2Out.pointer, rows: batch, out: a.fc1Out.pointer,
+              lora: adapters.enumerated().map { ($1.fc1[l], $1.scaling, a.loraFc1[$0]) })
+        let hidden = acts.training ? a.hidden.pointer : a.fc1Out.pointer
+        let hiddenMask = dropout != nil ? classRowsMask(&dropout!, a.hiddenMask, batch: batch, cols: m) : nil
+        Kernels.biasGELU(a.fc1Out.pointer, rows: batch, cols: m, bias: prm.fc1.bias?.pointer, out: hidden, mask: hiddenMask)
+        apply(prm.fc2, hidden, rows: batch, out: acts.scratch.pointer,
+              lora: adapters.enumerated().map { ($1.fc2[l], $1.scaling, a.loraFc2[$0]) })
+        let fc2Mask = dropout != nil ? classRowsMask(&dropout!, a.fc2Mask, batch: batch, cols: w) : nil
+        Kernels.residualAdd(xc, acts.scratch.pointer, rows: batch, cols: w, bias: prm.fc2.bias?.pointer, mask: fc2Mask)
+    }
+
+    /// Draws a mask over every token row (the same draw as the all-token path) and packs its class rows to the front.
+    private func classRowsMask(_ dropout: inout Dropout, _ mask: FloatBuffer, batch: Int, cols: Int) -> UnsafeMutablePointer<Float> {
+        let t = config.numTokens, p = mask.pointer
+        dropout.fill(p, count: batch * t * cols)
+        for b in stride(from: 1, to: batch, by: 1) { (p + b * cols).update(from: p + b * t * cols, count: cols) }
+        return p
+    }
+
     /// out = input·Wᵀ (no bias: callers fuse it into the next elementwise pass) + Σ scaling·(input·Aᵀ)·Bᵀ,
     /// keeping input·Aᵀ in each adapter's buffer.
     private func apply(_ layer: Linear, _ input: UnsafePointer<Float>, rows: Int, out: UnsafeMutablePointer<Float>,
@@ -197,30 +254,46 @@ public final class ViT: @unchecked Sendable {
         let qkv = SendablePointer(a.qkv.pointer), out = SendablePointer(a.attnOut.pointer)
         let probs = SendablePointer(a.probabilityStorage(scratch: scratch))
         let keepAll = a.probs.count > 0
-        let workers = min(Parallel.workers, jobs)
-        let run: (Int) -> Void = { worker in
-            var job = worker
-            while job < jobs {
-                let b = job / heads, h = job % heads
-                let q = qkv.p + b * t * ld + h * hd
-                let s = probs.p + (keepAll ? job : worker) * t * t
-                BLAS.gemm(transB: true, m: t, n: t, k: hd, alpha: scale, a: q, lda: ld, b: q + inner, ldb: ld, c: s, ldc: t)
-                Kernels.softmaxRows(s, rows: t, cols: t)
-                BLAS.gemm(m: t, n: hd, k: t, a: s, lda: t, b: q + 2 * inner, ldb: ld, c: out.p + b * t * inner + h * hd, ldc: inner)
-                job += workers
-            }
-        }
-        if workers <= 1 {
-            run(0)
-        } else {
-            BLAS.singleThreaded { DispatchQueue.concurrentPerform(iterations: workers, execute: run) }
+        Parallel.jobs(jobs, singleThreadedBLAS: true) { job, worker in
+            let b = job / heads, h = job % heads
+            let q = qkv.p + b * t * ld + h * hd
+            let s = probs.p + (keepAll ? job : worker) * t * t
+            BLAS.gemm(transB: true, m: t, n: t, k: hd, alpha: scale, a: q, lda: ld, b: q + inner, ldb: ld, c: s, ldc: t)
+            Kernels.softmaxRows(s, rows: t, cols: t)
+            BLAS.gemm(m: t, n: hd, k: t, a: s, lda: t, b: q + 2 * inner, ldb: ld, c: out.p + b * t * inner + h * hd, ldc: inner)
         }
     }
 
-    /// The class-token rows and the final LayerNorm; returns the pre-norm rows.
+    /// The class query of one image and head against every token: s = scale·q·Kᵀ, softmax, o = s·V, written packed
+    /// [batch, inner] into attnOut. Vector work, so plain SIMD loops rather than BLAS calls.
+    private func classAttention(batch: Int, a: BlockActivations, scratch: FloatBuffer) {
+        let c = config, t = c.numTokens, hd = c.headDim, heads = c.heads, inner = heads * hd, ld = 3 * inner
+        let scale = Float(c.attentionScale), jobs = batch * heads
+        let qkv = SendablePointer(a.qkv.pointer), out = SendablePointer(a.attnOut.pointer)
+        let probs = SendablePointer(a.probabilityStorage(scratch: scratch))
+        let keepAll = a.probs.count > 0
+        Parallel.jobs(jobs, singleThreadedBLAS: false) { job, worker in
+            let b = job / heads, h = job % heads
+            let q = qkv.p + b * t * ld + h * hd
+            let s = probs.p + (keepAll ? job : worker) * t
+            for j in 0..<t { s[j] = scale * Kernels.dot(q, q + j * ld + inner, hd) }
+            Kernels.softmaxRows(s, rows: 1, cols: t)
+            let o = out.p + b * inner + h * hd
+            o.update(repeating: 0, count: hd)
+            for j in 0..<t {
+                let v = q + j * ld + 2 * inner, pj = s[j]
+                for d in 0..<hd { o[d] += pj * v[d] }
+            }
+        }
+    }
+
+    /// The class-token rows and the final LayerNorm; returns the pre-norm rows. After a class-only last block
+    /// `pooled` holds them already.
     private func pool(batch: Int, acts: ViTActivations) -> [Float] {
         let c = config, w = c.width
-        for b in 0..<batch { (acts.pooled.pointer + b * w).update(from: acts.stream.pointer + b * c.numTokens * w, count: w) }
+        if !acts.classOnlyLastBlock {
+            for b in 0..<batch { (acts.pooled.pointer + b * w).update(from: acts.stream.pointer + b * c.numTokens * w, count: w) }
+        }
         Kernels.layerNorm(acts.pooled.pointer, rows: batch, cols: w, gamma: parameters.norm.weight.pointer,
                           beta: parameters.norm.bias.pointer, eps: Float(c.layerNormEps), out: acts.embedding.pointer,
                           mean: acts.normMean.pointer, rstd: acts.normRstd.pointer)

@@ -14,6 +14,8 @@ struct ForwardBench: ParsableCommand {
     @Option(help: "Images per forward call.") var batch = 32
     @Option(help: "Timed forward calls (after one warm-up call).") var iterations = 5
     @Option(help: "LoRA rank applied live on every FFN linear (0: none, i.e. merged weights).") var loraRank = 0
+    @Flag(help: "Run the last block on every token, not only the class token (same outputs, the work before the shortcut).")
+    var allTokens = false
 
     func run() throws {
         BLAS.ensureFastKernel()
@@ -21,7 +23,8 @@ struct ForwardBench: ParsableCommand {
                                  mlpWidth: 2048, numClasses: 100, head: .cosface, attentionScale: 1 / 512.0.squareRoot(),
                                  layerNormEps: 1e-5, qkvBias: false)
         guard batch > 0, iterations > 0, loraRank >= 0 else { throw ValidationError("batch, iterations must be positive, lora-rank non-negative") }
-        let report = try ForwardBenchmark.measure(config: config, batch: batch, iterations: iterations, loraRank: loraRank)
+        let report = try ForwardBenchmark.measure(config: config, batch: batch, iterations: iterations, loraRank: loraRank,
+                                                  allTokens: allTokens)
         print(report.table)
     }
 }
@@ -32,9 +35,10 @@ enum ForwardBenchmark {
         var table: String
     }
 
-    static func measure(config c: ModelConfig, batch: Int, iterations: Int, loraRank: Int) throws -> Report {
+    static func measure(config c: ModelConfig, batch: Int, iterations: Int, loraRank: Int, allTokens: Bool) throws -> Report {
         let adapters = loraRank > 0 ? [try LoRAAdapter(config: c, rank: loraRank, seed: 2)] : []
         let model = try ViT(config: c, parameters: try ViTParameters.random(config: c, seed: 1), adapters: adapters)
+        model.allTokensInLastBlock = allTokens
         var rng = SplitMix64(seed: 3)
         let images = (0..<(batch * c.channels * c.imageSize * c.imageSize)).map { _ in rng.nextUnitFloat() }
         let labels = (0..<batch).map { $0 % c.numClasses }
@@ -53,7 +57,7 @@ enum ForwardBenchmark {
         let cores = Double(ProcessInfo.processInfo.activeProcessorCount)
         times.sort()
         let median = times[times.count / 2], best = times[0]
-        let flops = Double(batch) * flopsPerImage(c, loraRank: loraRank)
+        let flops = Double(batch) * flopsPerImage(c, loraRank: loraRank, classOnlyLastBlock: !allTokens)
         let sgemm = sgemmGFLOPs(m: batch * c.numTokens, n: c.mlpWidth, k: c.width)
         let rss = peakRSSMegabytes()
         let fmt = { (x: Double, d: Int) in String(format: "%.\(d)f", x) }
@@ -64,6 +68,7 @@ enum ForwardBenchmark {
                      generic ? "generic kernel: rerun with OPENBLAS_CORETYPE=Haswell (or Cooperlake on AVX-512)" : ""))
         rows.append(("batch × timed calls", "\(batch) × \(iterations)", ""))
         rows.append(("LoRA", loraRank > 0 ? "live, rank \(loraRank)" : "none (merged)", ""))
+        rows.append(("last block", allTokens ? "every token" : "class token only (K, V for every token)", ""))
         rows.append(("images/s (median call)", fmt(Double(batch) / median, 1), "PyTorch ≈20 (PLATFORM.md: ≈11, noisy)"))
         rows.append(("images/s (best call)", fmt(Double(batch) / best, 1), ""))
         rows.append(("seconds per call (median)", fmt(median, 3), ""))
@@ -78,14 +83,17 @@ enum ForwardBenchmark {
         return Report(table: (["forward: face ViT-P8S8, eval mode, random weights"] + lines).joined(separator: "\n"))
     }
 
-    /// Multiply-adds ×2 of every GEMM in one image's forward (elementwise work excluded).
-    static func flopsPerImage(_ c: ModelConfig, loraRank r: Int) -> Double {
+    /// Multiply-adds ×2 of every GEMM in one image's forward (elementwise work excluded). A class-only last block
+    /// computes K and V for every token but Q, attention, proj and the FFN for one row.
+    static func flopsPerImage(_ c: ModelConfig, loraRank r: Int, classOnlyLastBlock: Bool) -> Double {
         let t = Double(c.numTokens), w = Double(c.width), inner = Double(c.heads * c.headDim), m = Double(c.mlpWidth)
         let patch = 2 * Double(c.numPatches) * Double(c.patchDim) * w
-        let linears = 2 * t * (w * 3 * inner + inner * w + 2 * w * m)
-        let attention = 2 * 2 * Double(c.heads) * t * t * Double(c.headDim)
-        let lora = 2 * t * Double(r) * 2 * (w + m)
-        return patch + Double(c.depth) * (linears + attention + lora) + 2 * w * Double(c.numClasses)
+        func block(queries n: Double) -> Double {
+            let linears = 2 * t * w * 2 * inner + 2 * n * (w * inner + inner * w + 2 * w * m)
+            let attention = 2 * 2 * Double(c.heads) * n * t * Double(c.headDim)
+            return linears + attention + 2 * n * Double(r) * 2 * (w + m)
+        }
+        return patch + Double(c.depth - 1) * block(queries: t) + block(queries: classOnlyLastBlock ? 1 : t) + 2 * w * Double(c.numClasses)
     }
 
     /// The BLAS's own speed on the model's biggest GEMM shape, as the ceiling to compare with.
