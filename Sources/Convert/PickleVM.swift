@@ -7,6 +7,9 @@ final class StorageTable {
     func lookup(_ key: String) -> PStorage? { byKey[key] }
 
     func add(_ s: PStorage) { byKey[s.key] = s }
+
+    /// Storages that are not views of another (in no particular order).
+    var roots: [PStorage] { byKey.values.filter { $0.viewOf == nil } }
 }
 
 /// A restricted unpickler: a loop over opcodes with an explicit stack, a closed table of globals (`PGlobal`) and

@@ -24,7 +24,7 @@ public enum PthWriter {
                 try text(".storage_alignment", String(ZipWriter.alignment))
                 try text("byteorder", "little")
                 for (key, t) in pickle.storages {
-                    try zip.add(prefix + "/data/" + key, t.data.buffer)
+                    try zip.add(prefix + "/data/" + key, t.data)
                 }
                 try text("version", "3\n")
                 try text(".data/serialization_id", serialization)

@@ -170,7 +170,7 @@ public enum SafetensorsWriter {
                 var n = UInt64(h.count).littleEndian
                 try withUnsafeBytes(of: &n) { try sink.write($0) }
                 try sink.write(h)
-                for t in tensors { try sink.write(t.data.buffer) }
+                for t in tensors { try sink.write(t.data) }
                 size = sink.offset
             }
         } catch let e as FormatError {

@@ -26,6 +26,8 @@ public enum TorchCheckpoint {
         do { file = try MappedFile(path) } catch { throw ConvertError.unreadable(file: path, reason: "\(error)") }
         switch try detectFormat(path: path, bytes: file.bytes) {
         case .torchZip:
+            // Records are read about in file order; this also keeps the pages from looking recently used.
+            file.adviseSequential()
             return try loadZip(path: path, bytes: file.bytes, options: options)
         case .torchLegacy:
             return try LegacyFormat.load(path: path, bytes: file.bytes, options: options)
@@ -60,6 +62,8 @@ public enum TorchCheckpoint {
         let vm = PickleVM(data: pickle.buffer, file: path, record: record, storages: storages)
         defer { vm.dismantle() }
         let (root, _) = try withExtendedLifetime(pickle) { try vm.run() }
+        // Check every storage record's CRC up front on all cores; the tensor builder's reads then skip it.
+        try archive.verify(storages.roots.map { "data/" + $0.key })
         let builder = TensorBuilder(file: path, storages: storages, copyBudget: options.copyBudget(fileSize: bytes.count)) { s, tensor in
             let name = "data/" + s.key
             guard archive.contains(name) else {

@@ -73,30 +73,78 @@ public final class ZipArchive {
     /// Whether a record exists, by its name inside the top folder (e.g. "data.pkl").
     public func contains(_ name: String) -> Bool { byName[prefix + "/" + name] != nil }
 
-    /// The bytes of a record named inside the top folder, CRC-checked. Stored records are zero-copy views.
+    /// The bytes of a record named inside the top folder, CRC-checked. Stored records are zero-copy views; their
+    /// pages are released from the resident set once checked (using the bytes faults them back from the page cache).
     public func read(_ name: String) throws -> Bytes {
         guard let i = byName[prefix + "/" + name] else {
             throw ConvertError.badZip(file: path, reason: "record '\(prefix)/\(name)' is missing")
         }
         let r = records[i]
-        let raw = UnsafeRawBufferPointer(rebasing: bytes.buffer[r.dataOffset..<(r.dataOffset + r.compressedSize)])
-        let out: Bytes
         switch r.method {
         case 0:
-            guard r.compressedSize == r.uncompressedSize else {
-                throw ConvertError.badZip(file: path, reason: "stored record '\(r.name)' has different compressed and uncompressed sizes")
+            let out = try storedView(r)
+            if !verified.contains(i) {
+                try accept(CRC32.of(out.buffer), of: out, record: i)
             }
-            out = Bytes(owner: bytes.owner, buffer: raw)
+            return out
         case 8:
-            out = try inflate(raw, r)
+            let raw = UnsafeRawBufferPointer(rebasing: bytes.buffer[r.dataOffset..<(r.dataOffset + r.compressedSize)])
+            let out = try inflate(raw, r)
+            try check(CRC32.of(out.buffer), r)
+            return out
         default:
             throw ConvertError.badZip(file: path, reason: "record '\(r.name)' uses compression method \(r.method); only stored and deflate are supported")
         }
-        let crc = CRC32.of(out.buffer)
+    }
+
+    /// CRC-checks the stored records among `names` (named inside the top folder) on all cores, so `read` need not
+    /// hash them again. Rounds of about 32 MB are released from the resident set before the next one starts.
+    /// Missing and deflated records are left to `read`.
+    public func verify(_ names: [String]) throws {
+        var seen = Set<Int>()
+        let todo = names.compactMap { byName[prefix + "/" + $0] }
+            .filter { records[$0].method == 0 && !verified.contains($0) && seen.insert($0).inserted }
+            .sorted { records[$0].dataOffset < records[$1].dataOffset }
+        var next = 0
+        while next < todo.count {
+            var end = next, size = 0
+            while end < todo.count, end == next || size + records[todo[end]].compressedSize <= Self.verifyRound {
+                size += records[todo[end]].compressedSize
+                end += 1
+            }
+            let round = Array(todo[next..<end])
+            let views = try round.map { try storedView(records[$0]) }
+            let crcs = CRC32.ofEach(views.map(\.buffer))
+            for (k, i) in round.enumerated() { try accept(crcs[k], of: views[k], record: i) }
+            next = end
+        }
+    }
+
+    private static let verifyRound = 32 << 20
+
+    /// Stored records whose CRC has been checked.
+    private var verified = Set<Int>()
+
+    private func storedView(_ r: ZipRecord) throws -> Bytes {
+        guard r.compressedSize == r.uncompressedSize else {
+            throw ConvertError.badZip(file: path, reason: "stored record '\(r.name)' has different compressed and uncompressed sizes")
+        }
+        return Bytes(owner: bytes.owner, buffer: UnsafeRawBufferPointer(rebasing: bytes.buffer[r.dataOffset..<(r.dataOffset + r.compressedSize)]))
+    }
+
+    /// A stored record that passed its check: remembered, its CRC offered to writers that copy it unchanged, its
+    /// pages released (they were touched only to be hashed).
+    private func accept(_ crc: UInt32, of view: Bytes, record i: Int) throws {
+        try check(crc, records[i])
+        verified.insert(i)
+        MappedFile.noteChecksum(crc, of: view)
+        MappedFile.releasePages(of: view)
+    }
+
+    private func check(_ crc: UInt32, _ r: ZipRecord) throws {
         guard crc == r.crc32 else {
             throw ConvertError.badZip(file: path, reason: "record '\(r.name)' fails its CRC-32 check (stored \(CRC32.hex(r.crc32)), computed \(CRC32.hex(crc)))")
         }
-        return out
     }
 
     private func inflate(_ src: UnsafeRawBufferPointer, _ r: ZipRecord) throws -> Bytes {

@@ -16,10 +16,19 @@ final class ZipWriter {
     }
 
     func add(_ name: String, _ data: UnsafeRawBufferPointer) throws {
+        try add(name, count: data.count, crc: CRC32.of(data)) { try sink.write(data) }
+    }
+
+    /// A record from tensor bytes: a CRC a reader verified for exactly these bytes is reused, and a view of a mapped
+    /// input is copied file to file (`FileSink.write(_: Bytes)`).
+    func add(_ name: String, _ data: Bytes) throws {
+        try add(name, count: data.count, crc: MappedFile.knownChecksum(of: data) ?? CRC32.of(data.buffer)) { try sink.write(data) }
+    }
+
+    private func add(_ name: String, count: Int, crc: UInt32, writeData: () throws -> Void) throws {
         let nameBytes = Array(name.utf8)
         let offset = sink.offset
-        let crc = CRC32.of(data)
-        let zip64 = data.count >= Self.max32
+        let zip64 = count >= Self.max32
         var h: [UInt8] = []
         le(UInt32(0x0403_4b50), into: &h)
         le(UInt16(zip64 ? 45 : 20), into: &h)  // version needed
@@ -28,8 +37,8 @@ final class ZipWriter {
         le(UInt16(0), into: &h)  // time
         le(UInt16(0x21), into: &h)  // date 1980-01-01
         le(crc, into: &h)
-        le(UInt32(zip64 ? Self.max32 : data.count), into: &h)
-        le(UInt32(zip64 ? Self.max32 : data.count), into: &h)
+        le(UInt32(zip64 ? Self.max32 : count), into: &h)
+        le(UInt32(zip64 ? Self.max32 : count), into: &h)
         le(UInt16(nameBytes.count), into: &h)
         let extraAt = h.count
         le(UInt16(0), into: &h)  // extra length, patched below
@@ -37,8 +46,8 @@ final class ZipWriter {
         if zip64 {
             le(UInt16(1), into: &h)
             le(UInt16(16), into: &h)
-            le(UInt64(data.count), into: &h)
-            le(UInt64(data.count), into: &h)
+            le(UInt64(count), into: &h)
+            le(UInt64(count), into: &h)
         }
         let pad = (Self.alignment - (offset + h.count + 4) % Self.alignment) % Self.alignment
         le(UInt16(0x4246), into: &h)  // "FB"
@@ -48,8 +57,8 @@ final class ZipWriter {
         h[extraAt] = UInt8(extraLen & 0xff)
         h[extraAt + 1] = UInt8(extraLen >> 8)
         try sink.write(h)
-        if data.count > 0 { try sink.write(data) }
-        entries.append((nameBytes, crc, data.count, offset))
+        if count > 0 { try writeData() }
+        entries.append((nameBytes, crc, count, offset))
     }
 
     func finish() throws {

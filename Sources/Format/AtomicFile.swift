@@ -107,6 +107,60 @@ public final class FileSink {
 
     public func write(_ bytes: [UInt8]) throws { try bytes.withUnsafeBytes { try write($0) } }
 
+    /// Writes `bytes`, like `write(_: UnsafeRawBufferPointer)`. A large view of a live `MappedFile` is copied file to
+    /// file by the kernel (copy_file_range, as cp does), so its pages never enter this process's resident set; a
+    /// small one is copied from memory and its pages are released afterwards.
+    public func write(_ bytes: Bytes) throws {
+        if bytes.count >= FileSink.directCopyMinimum, let src = MappingRegistry.shared.fileRange(of: bytes) {
+            try flush()
+            let copied = try copyFileRange(from: src.fd, at: src.offset, count: bytes.count)
+            // Whatever the kernel would not copy (another file system, an old kernel) is written from memory.
+            try writeAll(UnsafeRawBufferPointer(rebasing: bytes.buffer[copied...]), at: offset + copied)
+            offset += bytes.count
+            startWriteback(upTo: offset)
+        } else {
+            try write(bytes.buffer)
+        }
+        MappedFile.releasePages(of: bytes)
+    }
+
+    /// Views below this size go through the buffer: one syscall per tiny tensor would cost more than the copy.
+    private static let directCopyMinimum = 64 << 10
+
+    /// Copies up to `count` bytes from `src` at `position` to the end of what was written; returns how many were
+    /// copied before the kernel declined (0 when copy_file_range is unavailable for this pair of files).
+    private func copyFileRange(from src: Int32, at position: Int, count: Int) throws -> Int {
+        guard let copyRange = FileSink.copyFileRange else { return 0 }
+        var done = 0
+        while done < count {
+            var inOff = Int64(position + done), outOff = Int64(offset + done)
+            let n = copyRange(src, &inOff, fd, &outOff, min(count - done, 1 << 30), 0)
+            if n > 0 {
+                done += n
+                continue
+            }
+            if n == 0 {
+                // End of the input: it shrank since it was mapped (reading the mapping there would crash), or the
+                // file system copies nothing for this file (then memory has it).
+                var st = stat()
+                if fstat(src, &st) == 0, Int(st.st_size) >= position + count { return done }
+                throw FormatError.invalidInput(file: path, problem: "an input file became shorter while it was being copied")
+            }
+            switch errno {
+            case EINTR: continue
+            case EXDEV, ENOSYS, EINVAL, EOPNOTSUPP, EBADF, ETXTBSY, EPERM: return done
+            default: throw FormatError.io(file: path, operation: "copy_file_range", errno: errno)
+            }
+        }
+        return done
+    }
+
+    /// Linux's copy_file_range, looked up at run time like `syncFileRange`.
+    private static let copyFileRange: (@convention(c) (Int32, UnsafeMutablePointer<Int64>?, Int32, UnsafeMutablePointer<Int64>?, Int, UInt32) -> Int)? = {
+        guard let sym = dlsym(nil, "copy_file_range") else { return nil }
+        return unsafeBitCast(sym, to: (@convention(c) (Int32, UnsafeMutablePointer<Int64>?, Int32, UnsafeMutablePointer<Int64>?, Int, UInt32) -> Int).self)
+    }()
+
     /// `n` zero bytes (alignment padding).
     public func writeZeros(_ n: Int) throws {
         var left = n
@@ -131,11 +185,15 @@ public final class FileSink {
 
     /// Start of the range not yet handed to writeback.
     private var writebackStart = 0
-    private static let writebackStep = 16 << 20
+
+    /// Bytes written between early-writeback requests (sync_file_range); 0 turns them off, leaving all of it to the
+    /// final fsync. Process-wide; the benchmarks change it to measure both ways.
+    public nonisolated(unsafe) static var writebackStep = 16 << 20
 
     /// Asks the kernel to start writing finished ranges to disk now, so the final fsync has less left to wait for.
     private func startWriteback(upTo end: Int) {
-        guard end - writebackStart >= FileSink.writebackStep, let start = FileSink.syncFileRange else { return }
+        let step = FileSink.writebackStep
+        guard step > 0, end - writebackStart >= step, let start = FileSink.syncFileRange else { return }
         _ = start(fd, Int64(writebackStart), Int64(end - writebackStart), 2 /* SYNC_FILE_RANGE_WRITE */)
         writebackStart = end
     }

@@ -9,24 +9,60 @@ public enum GSLRWriter {
         var h = try plan(header, tensors: tensors, file: path)
         let placeholder = try encode(h, file: path)
         let dataStart = GSLR.alignUp(GSLR.preambleSize + placeholder.count, h.alignment)!
-        let buffers = tensors.map { $0.data.buffer }
+        // CRCs a reader already verified for exactly these bytes (a stored zip record copied unchanged) are reused.
+        let known = tensors.map { MappedFile.knownChecksum(of: $0.data) }
         try AtomicFile.write(path, inputs: inputs) { sink in
             try sink.writeZeros(GSLR.preambleSize)
             try sink.write(placeholder)
             try sink.writeZeros(dataStart - sink.offset)
-            for (i, b) in buffers.enumerated() {
+            for (i, t) in tensors.enumerated() {
                 try sink.writeZeros(dataStart + h.tensors[i].offset - sink.offset)
-                try sink.write(b)
+                try sink.write(t.data)
             }
             // The sink has already started writeback, so hashing (on all cores) overlaps the disk writes that the
             // final fsync waits for. (Hashing on a second thread during the writes measured slower: they compete.)
-            let crcs = CRC32.ofEach(buffers)
+            let crcs = checksums(tensors, known: known)
             for i in h.tensors.indices { h.tensors[i].crc32 = crcs[i] }
             // CRCs are fixed-width hex, so the final header has exactly the placeholder's length.
             let final = try encode(h, file: path)
             precondition(final.count == placeholder.count, "header length changed when CRCs were filled in")
             try sink.pwrite(preamble(headerLength: final.count, headerCRC: CRC32.of(final)) + final, at: 0)
         }
+    }
+
+    /// Each tensor's CRC: `known` where given, else hashed on all cores in rounds of about `round` bytes; a round's
+    /// mapped input pages are released before the next, so a large mapped input never becomes resident all at once.
+    static func checksums(_ tensors: [Tensor], known: [UInt32?], piece: Int = 32 << 20, round: Int = 64 << 20) -> [UInt32] {
+        struct Piece { let tensor: Int; let bytes: Bytes }
+        var pieces: [Piece] = []
+        for (i, t) in tensors.enumerated() where known[i] == nil {
+            let b = t.data.buffer
+            var at = 0
+            repeat {
+                let n = min(piece, b.count - at)
+                pieces.append(Piece(tensor: i, bytes: Bytes(owner: t.data.owner, buffer: UnsafeRawBufferPointer(rebasing: b[at..<(at + n)]))))
+                at += n
+            } while at < b.count
+        }
+        var crcs = known.map { $0 ?? 0 }
+        var started = Set<Int>()
+        var next = 0
+        while next < pieces.count {
+            var end = next, bytes = 0
+            while end < pieces.count, end == next || bytes + pieces[end].bytes.count <= round {
+                bytes += pieces[end].bytes.count
+                end += 1
+            }
+            let batch = pieces[next..<end]
+            let results = CRC32.ofEach(batch.map(\.bytes.buffer), piece: piece)
+            for (p, c) in zip(batch, results) {
+                // Pieces of one tensor come in order, so combining appends each to the CRC of those before it.
+                crcs[p.tensor] = started.insert(p.tensor).inserted ? c : CRC32.combine(crcs[p.tensor], c, lengthOfB: p.bytes.count)
+                MappedFile.releasePages(of: p.bytes)
+            }
+            next = end
+        }
+        return crcs
     }
 
     /// The header with its table laid out for `tensors` (CRCs zero), after every check a reader would make.

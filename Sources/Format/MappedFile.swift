@@ -3,6 +3,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import Foundation
 
 /// A whole file mapped read-only. Views (`bytes` and slices of it) keep the mapping alive after this object is gone.
 public final class MappedFile: @unchecked Sendable {
@@ -17,26 +18,115 @@ public final class MappedFile: @unchecked Sendable {
         self.path = path
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { throw FormatError.io(file: path, operation: "open", errno: errno) }
-        defer { close(fd) }
         var st = stat()
-        guard fstat(fd, &st) == 0 else { throw FormatError.io(file: path, operation: "stat", errno: errno) }
-        guard (st.st_mode & S_IFMT) == S_IFREG else { throw FormatError.io(file: path, operation: "map (not a regular file)", errno: EINVAL) }
+        guard fstat(fd, &st) == 0 else {
+            let e = errno
+            close(fd)
+            throw FormatError.io(file: path, operation: "stat", errno: e)
+        }
+        guard (st.st_mode & S_IFMT) == S_IFREG else { close(fd); throw FormatError.io(file: path, operation: "map (not a regular file)", errno: EINVAL) }
         identity = FileIdentity(device: UInt64(st.st_dev), inode: UInt64(st.st_ino))
         let size = Int(st.st_size)
         if size == 0 {
+            close(fd)
             // mmap refuses length 0; an empty buffer needs no owner memory.
             bytes = Bytes(owner: ByteOwner(base: UnsafeRawBufferPointer(start: nil, count: 0)) {})
             return
         }
         guard let p = mmap(nil, size, PROT_READ, MAP_PRIVATE, fd, 0), p != MAP_FAILED else {
-            throw FormatError.io(file: path, operation: "mmap", errno: errno)
+            let e = errno
+            close(fd)
+            throw FormatError.io(file: path, operation: "mmap", errno: e)
         }
-        bytes = Bytes(owner: ByteOwner(base: UnsafeRawBufferPointer(start: p, count: size)) { munmap(p, size) })
+        // The descriptor stays open with the mapping, so writers can copy views file to file (`FileSink.write`).
+        let base = UnsafeRawPointer(p)
+        MappingRegistry.shared.add(base, size: size, fd: fd)
+        bytes = Bytes(owner: ByteOwner(base: UnsafeRawBufferPointer(start: p, count: size)) {
+            MappingRegistry.shared.remove(base)
+            munmap(p, size)
+            close(fd)
+        })
     }
 
     /// Tell the kernel the whole file will be read front to back (read-ahead for verify and copies).
     public func adviseSequential() {
         if let p = bytes.buffer.baseAddress { _ = madvise(UnsafeMutableRawPointer(mutating: p), bytes.count, MADV_SEQUENTIAL) }
+    }
+
+    /// Drops the pages behind `bytes` from this process's resident set when they are part of a live `MappedFile`
+    /// (for anything else it does nothing). The mapping is read-only, so no data is lost: a later read faults the
+    /// pages back in from the page cache. Writers call it after copying a tensor out, so converting a file does not
+    /// keep the whole input resident.
+    public static func releasePages(of bytes: Bytes) {
+        guard bytes.count > 0, let start = bytes.buffer.baseAddress, let map = MappingRegistry.shared.mapping(of: bytes.owner) else { return }
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        // Whole pages overlapping the range, clamped to the mapping (which starts on a page boundary).
+        let lo = max(Int(bitPattern: start) & ~(page - 1), Int(bitPattern: map.base))
+        let hi = min(Int(bitPattern: start) + bytes.count, Int(bitPattern: map.base) + map.size)
+        guard hi > lo, let p = UnsafeMutableRawPointer(bitPattern: lo) else { return }
+        _ = madvise(p, hi - lo, MADV_DONTNEED)
+    }
+
+    /// Records that a reader verified the CRC-32 of exactly the bytes of `bytes` (e.g. a stored zip record), so a
+    /// writer copying them unchanged can reuse it instead of hashing them again. Kept only while the mapping lives,
+    /// and only for views of a `MappedFile`; for other bytes it does nothing.
+    public static func noteChecksum(_ crc: UInt32, of bytes: Bytes) {
+        MappingRegistry.shared.note(crc, of: bytes)
+    }
+
+    /// The CRC-32 a reader recorded with `noteChecksum` for exactly this range of a live mapping, else nil.
+    public static func knownChecksum(of bytes: Bytes) -> UInt32? {
+        MappingRegistry.shared.checksum(of: bytes)
+    }
+}
+
+/// The live `MappedFile` mappings by base address, each with its open file and the checksums readers verified for
+/// ranges of it. An entry goes away (before munmap) with its mapping, so an address reused later starts clean.
+final class MappingRegistry: @unchecked Sendable {
+    static let shared = MappingRegistry()
+
+    struct Range: Hashable {
+        let start: Int
+        let count: Int
+    }
+
+    struct Mapping {
+        let base: UnsafeRawPointer
+        let size: Int
+        let fd: Int32
+        var checksums: [Range: UInt32] = [:]
+    }
+
+    private let lock = NSLock()
+    private var live: [UnsafeRawPointer: Mapping] = [:]
+
+    func add(_ base: UnsafeRawPointer, size: Int, fd: Int32) {
+        lock.withLock { live[base] = Mapping(base: base, size: size, fd: fd) }
+    }
+
+    func remove(_ base: UnsafeRawPointer) {
+        lock.withLock { _ = live.removeValue(forKey: base) }
+    }
+
+    func mapping(of owner: ByteOwner) -> (base: UnsafeRawPointer, size: Int)? {
+        guard let base = owner.base.baseAddress else { return nil }
+        return lock.withLock { live[base].map { ($0.base, $0.size) } }
+    }
+
+    /// The mapped file's descriptor and the file offset where `bytes` start, when they are a view of a live mapping.
+    func fileRange(of bytes: Bytes) -> (fd: Int32, offset: Int)? {
+        guard let base = bytes.owner.base.baseAddress, let start = bytes.buffer.baseAddress else { return nil }
+        return lock.withLock { live[base].map { ($0.fd, start - $0.base) } }
+    }
+
+    func note(_ crc: UInt32, of bytes: Bytes) {
+        guard let base = bytes.owner.base.baseAddress, let start = bytes.buffer.baseAddress else { return }
+        lock.withLock { live[base]?.checksums[Range(start: Int(bitPattern: start), count: bytes.count)] = crc }
+    }
+
+    func checksum(of bytes: Bytes) -> UInt32? {
+        guard let base = bytes.owner.base.baseAddress, let start = bytes.buffer.baseAddress else { return nil }
+        return lock.withLock { live[base]?.checksums[Range(start: Int(bitPattern: start), count: bytes.count)] }
     }
 }
 

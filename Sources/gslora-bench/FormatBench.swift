@@ -35,7 +35,19 @@ struct FormatBench: ParsableCommand, BenchTools {
         let out = root + "/backbone.gslr", copy = root + "/backbone.copy"
         // Before each timed run (untimed): delete the output (freeing a replaced file's blocks is not writing) and
         // sync, so no run waits on the previous one's writeback.
-        let write = median(repeats, setup: { unlink(out); sync() }) { try GSLRWriter.write(out, header: header, tensors: backbone) }
+        // With and without the writer's early writeback requests (sync_file_range; without, all of it is left to the
+        // final fsync), alternating so both see the same machine load.
+        let defaultStep = FileSink.writebackStep
+        var early: [Double] = [], late: [Double] = []
+        for _ in 0..<max(1, repeats) {
+            for step in [defaultStep, 0] {
+                FileSink.writebackStep = step
+                let t = median(1, setup: { unlink(out); sync() }) { try GSLRWriter.write(out, header: header, tensors: backbone) }
+                if step == 0 { late.append(t) } else { early.append(t) }
+            }
+        }
+        FileSink.writebackStep = defaultStep
+        let write = early.sorted()[early.count / 2], writeLate = late.sorted()[late.count / 2]
         let cp = median(repeats, setup: { unlink(copy); sync() }) { try run("/bin/cp", [out, copy]) }
         let cpSync = median(repeats, setup: { unlink(copy); sync() }) {
             try run("/bin/cp", [out, copy])
@@ -46,6 +58,7 @@ struct FormatBench: ParsableCommand, BenchTools {
         let rawSync = median(repeats, setup: { unlink(raw); sync() }) { try rawWriteFile(raw, backbone, sync: true) }
         let mb = Double(bytes) / 1e6
         rows.append(("write 346 MB backbone (stream+CRC+fsync+rename)", ms(write), String(format: "%.2f GB/s", mb / 1e3 / write)))
+        rows.append(("  same, no early writeback (sync_file_range off)", ms(writeLate), String(format: "%.2f GB/s", mb / 1e3 / writeLate)))
         rows.append(("cp of the same file (process)", ms(cp), String(format: "write/cp = %.2f×", write / cp)))
         rows.append(("cp + sync FILE (process, durable like ours)", ms(cpSync), String(format: "write/(cp+sync) = %.2f×", write / cpSync)))
 
