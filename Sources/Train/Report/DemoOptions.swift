@@ -75,7 +75,9 @@ public struct DemoOptions: Sendable {
         plusOptions.batchSize = 4
         // Retain drives the epoch, so 4 shots of 8/6/4/2 retained classes make 8/6/4/2 steps per epoch. At 30 epochs
         // the last task (60 steps) left Acc_f at 34 %; at the paper's 100 epochs for every task, tasks 2–3 lost 7–12
-        // points of Acc_r; 30/30/30/100 met both bounds (seed 1337: see the report).
+        // points of Acc_r. 30/30/30/100 met every bound on a 5-epoch backbone, but on the 7-epoch one the last task
+        // (only the two shoe classes retained) leaves Shirt at 100 %: it absorbs every clothing image. 200 epochs
+        // forget it but let an earlier class come back (Acc_o 16.5 %). The few-shot last task is not solved.
         plusOptions.epochs = [30, 30, 30, 100]
         plusOptions.emaStart = nil
         plusOptions.prototypeMargin = 50
