@@ -29,7 +29,8 @@ struct DemoCommand: GsloraCommand {
           gslora-demo --forget Sandal,Bag --forget Shirt   (two tasks of your choice)
           gslora-demo --quick --out /tmp/ci (a few hundred images, one epoch, small model: every stage, seconds)
 
-        Exit status: 0 done, 1 bad input or failure, 2 usage error, 130 interrupted.
+        Exit status: 0 done and every check passed, 1 bad input, failure or a failed check (the report is still written), \
+        2 usage error, 130 interrupted.
         """)
 
     @Option(name: .customLong("out"), help: "Output folder (pretrained.gslr cache, one folder per run, the report).")
@@ -87,6 +88,12 @@ struct DemoCommand: GsloraCommand {
             let enc = JSONEncoder()
             enc.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
             FileHandle.standardOutput.write(try enc.encode(report) + Data([0x0A]))
+        }
+        // Everything is written either way; a failed acceptance check is a failed run for scripts (exit 1).
+        let failed = report.checks.filter { !$0.passed }
+        if !failed.isEmpty {
+            console.message("error: \(failed.count) of \(report.checks.count) checks failed; see \(demo.reportFolder)/report.md", always: true)
+            throw ExitCode(1)
         }
     }
 
