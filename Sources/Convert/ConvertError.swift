@@ -1,3 +1,5 @@
+import Format
+
 /// Everything that can go wrong while reading or writing a foreign checkpoint. Each case names the file and says
 /// what is wrong; `description` adds what the user can do about it.
 public enum ConvertError: Error, CustomStringConvertible, Equatable {
@@ -68,6 +70,24 @@ public enum ConvertError: Error, CustomStringConvertible, Equatable {
             return "\(f): \(r)"
         case let .badOutput(f, r):
             return "\(f): \(r)"
+        }
+    }
+}
+
+extension ConvertError {
+    /// A stored zip record whose bytes do not match the CRC-32 its central directory states.
+    static func recordCRC(file: String, record: String, stated: UInt32, computed: UInt32) -> ConvertError {
+        .badZip(file: file, reason: "record '\(record)' fails its CRC-32 check (stored \(CRC32.hex(stated)), computed \(CRC32.hex(computed)))")
+    }
+
+    /// A writer's error: a record CRC claimed by the input (`TorchLoadOptions.claimStoredRecordCRCs`) that failed
+    /// as the record was copied is reported as the reader reports it; anything else means `output` could not be
+    /// written.
+    static func writing(_ output: String, _ e: FormatError) -> ConvertError {
+        switch e {
+        case let .crcMismatch(input, record, stated, computed): return recordCRC(file: input, record: record, stated: stated, computed: computed)
+        case .outputIsInput: return .badOutput(file: output, reason: "the output is also an input; choose another output path")
+        default: return .writeFailed(file: output, reason: "\(e)")
         }
     }
 }

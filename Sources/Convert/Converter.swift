@@ -106,7 +106,7 @@ public enum Converter {
             }
         }
 
-        var m = try ModelImport.load(input, options: options.importing)
+        var (m, claims) = try importModel(input, options: options)
         m.weights = m.weights.map { DTypeCast.apply(options.dtype, to: $0) }
         m.lora = m.lora.map { DTypeCast.apply(options.dtype, to: $0) }
         m.extra = m.extra.map { DTypeCast.apply(options.dtype, to: $0) }
@@ -123,9 +123,12 @@ public enum Converter {
                 try checkOutput(adapterPath!, input: input, options: options)
             }
             if options.adapterOut != nil && adapterPath == nil { notices.append("--adapter-out ignored: there are no LoRA factors to write") }
+            // Only the first file written copies records unchecked: a bad adapter record must not follow a kept backbone.
+            try settleClaims(claims, input: input, except: m.adapter != nil ? m.lora : m.weights + m.extra)
             outputs = try writeGSLR(m, output: output, adapterPath: adapterPath, inputs: inputs, notices: &notices)
         case .safetensors:
             let tensors = try named(m, options.names) + m.extra
+            try settleClaims(claims, input: input, except: tensors)
             var meta: [String: String] = [SafetensorsMetadata.format: "pt", SafetensorsMetadata.names: options.names.rawValue]
             if let c = m.config {
                 meta[SafetensorsMetadata.family] = c.family.rawValue
@@ -137,6 +140,7 @@ public enum Converter {
             outputs = [.init(path: output, kind: "safetensors", tensors: tensors.count, parameters: count(tensors), bytes: size)]
         case .pth:
             let tensors = try named(m, options.names)
+            try settleClaims(claims, input: input, except: tensors)
             if !m.extra.isEmpty { notices.append("the .pth output holds the state dict only; \(m.extra.count) optimizer tensors were not written") }
             let size = try writePth(output, tensors: tensors, inputs: inputs)
             outputs = [.init(path: output, kind: "pth", tensors: tensors.count, parameters: count(tensors), bytes: size)]
@@ -144,6 +148,38 @@ public enum Converter {
         return ConvertReport(input: input, source: m.source.rawValue, family: m.family?.rawValue, config: m.config,
                              loraRank: m.loraRank, loraMerge: m.mergeState?.rawValue, outputs: outputs,
                              seconds: Date().timeIntervalSince(start), notices: notices)
+    }
+
+    /// Reads the input. A `torch.save` zip converted without a cast is read with its stored records' CRCs claimed,
+    /// not checked (`TorchLoadOptions.claimStoredRecordCRCs`): each record a writer copies whole is hashed as it is
+    /// written, so the input is read once instead of twice. Returns the mapping holding the claims, which the caller
+    /// settles (`settleClaims`) before writing; nil when nothing was claimed.
+    static func importModel(_ input: String, options: ConvertOptions) throws -> (ImportedModel, Bytes?) {
+        // The cases ModelImport.load sends elsewhere, and casts (which read every byte anyway), take the usual path.
+        guard options.dtype == .keep, !input.lowercased().hasSuffix(".safetensors"), let file = try? MappedFile(input),
+              (try? detectFormat(path: input, bytes: file.bytes)) == .torchZip else {
+            return (try ModelImport.load(input, options: options.importing), nil)
+        }
+        file.adviseSequential()
+        do {
+            let root = try TorchCheckpoint.loadZip(path: input, bytes: file.bytes, options: TorchLoadOptions(claimStoredRecordCRCs: true))
+            return (try ModelImport.load(checkpoint: root, path: input, options: options.importing), file.bytes)
+        } catch {
+            // A damaged record can trip a check on its values first (LoRA reconciliation); its CRC names the real cause.
+            try settleClaims(file.bytes, input: input)
+            throw error
+        }
+    }
+
+    /// Checks every record CRC still only claimed in `mapping` except those of exactly `except`'s bytes, which the
+    /// next writer hashes as it copies them (and refuses to keep its file on a mismatch).
+    static func settleClaims(_ mapping: Bytes?, input: String, except: [Tensor] = []) throws {
+        guard let mapping else { return }
+        do {
+            try MappedFile.verifyClaimedChecksums(in: mapping, except: except.map(\.data))
+        } catch let e as FormatError {
+            throw ConvertError.writing(input, e)
+        }
     }
 
     /// The output may not be the input (or the base), and is not replaced unless `force`.
@@ -222,8 +258,7 @@ public enum Converter {
         do {
             try GSLRWriter.write(path, header: h, tensors: tensors, inputs: inputs)
         } catch let e as FormatError {
-            if case .outputIsInput = e { throw ConvertError.badOutput(file: path, reason: "the output is also an input; choose another output path") }
-            throw ConvertError.writeFailed(file: path, reason: "\(e)")
+            throw ConvertError.writing(path, e)
         }
     }
 

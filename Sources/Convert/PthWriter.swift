@@ -31,7 +31,7 @@ public enum PthWriter {
                 try zip.finish()
             }
         } catch let e as FormatError {
-            throw ConvertError.writeFailed(file: path, reason: "\(e)")
+            throw ConvertError.writing(path, e)
         }
     }
 

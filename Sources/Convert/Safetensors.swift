@@ -174,8 +174,7 @@ public enum SafetensorsWriter {
                 size = sink.offset
             }
         } catch let e as FormatError {
-            if case .outputIsInput = e { throw ConvertError.badOutput(file: path, reason: "the output is also an input; choose another output path") }
-            throw ConvertError.writeFailed(file: path, reason: "\(e)")
+            throw ConvertError.writing(path, e)
         }
         return size
     }

@@ -6,10 +6,17 @@ public struct TorchLoadOptions: Sendable {
     public var maxInflatedBytes: Int
     /// Most bytes all strided (non-view) tensors may be copied into together; nil means max(2 × file size, 256 MiB).
     public var maxCopiedBytes: Int?
+    /// For a converter that copies tensors to an atomically written file, and no one else: a stored record that some
+    /// tensor views whole is not hashed here; its stated CRC is attached to the tensor's bytes as a claim
+    /// (`MappedFile.noteClaimedChecksum`), which the writer's `FileSink` checks as it copies them, before the output
+    /// is kept. Other records are checked here as usual. The caller must settle every claim still open before it
+    /// keeps an output (`MappedFile.verifyClaimedChecksums`). Off by default: readers never see unchecked bytes.
+    public var claimStoredRecordCRCs: Bool
 
-    public init(maxInflatedBytes: Int = ZipArchive.defaultMaxInflatedBytes, maxCopiedBytes: Int? = nil) {
+    public init(maxInflatedBytes: Int = ZipArchive.defaultMaxInflatedBytes, maxCopiedBytes: Int? = nil, claimStoredRecordCRCs: Bool = false) {
         self.maxInflatedBytes = maxInflatedBytes
         self.maxCopiedBytes = maxCopiedBytes
+        self.claimStoredRecordCRCs = claimStoredRecordCRCs
     }
 
     func copyBudget(fileSize: Int) -> Int {
@@ -62,8 +69,10 @@ public enum TorchCheckpoint {
         let vm = PickleVM(data: pickle.buffer, file: path, record: record, storages: storages)
         defer { vm.dismantle() }
         let (root, _) = try withExtendedLifetime(pickle) { try vm.run() }
-        // Check every storage record's CRC up front on all cores; the tensor builder's reads then skip it.
-        try archive.verify(storages.roots.map { "data/" + $0.key })
+        // Check every storage record's CRC up front on all cores; the tensor builder's reads then skip it. Or, when
+        // asked, only claim them, and after building check those no tensor views whole.
+        let storageRecords = storages.roots.map { "data/" + $0.key }
+        if options.claimStoredRecordCRCs { try archive.claim(storageRecords) } else { try archive.verify(storageRecords) }
         let builder = TensorBuilder(file: path, storages: storages, copyBudget: options.copyBudget(fileSize: bytes.count)) { s, tensor in
             let name = "data/" + s.key
             guard archive.contains(name) else {
@@ -76,6 +85,10 @@ public enum TorchCheckpoint {
             }
             return b
         }
-        return try PickleToCheckpoint.convert(root, file: path, record: record) { try builder.tensor($0, name: $1) }
+        let value = try PickleToCheckpoint.convert(root, file: path, record: record) { try builder.tensor($0, name: $1) }
+        if options.claimStoredRecordCRCs {
+            try archive.verify(storages.roots.filter { !builder.wholeViews.contains($0.key) }.map { "data/" + $0.key })
+        }
+        return value
     }
 }

@@ -11,6 +11,9 @@ final class TensorBuilder {
     private var cache: [String: Bytes] = [:]
     private var copied = 0
     private let copyBudget: Int
+    /// Keys of root storages that some tensor views whole, byte for byte (a writer copying that tensor copies the
+    /// storage record exactly).
+    private(set) var wholeViews = Set<String>()
 
     /// Most dimensions a tensor may have (torch's own limit is 64).
     static let maxRank = 64
@@ -84,6 +87,7 @@ final class TensorBuilder {
         }
         let start = t.offset * es
         if isRowMajor(t.shape, t.stride), Int(bitPattern: storage.buffer.baseAddress! + start) % es == 0 {
+            if start == 0, outBytes == storage.count, t.storage.viewOf == nil { wholeViews.insert(t.storage.key) }
             return Tensor(name: name, dtype: dtype, shape: t.shape,
                           data: Bytes(owner: storage.owner, buffer: UnsafeRawBufferPointer(rebasing: storage.buffer[start..<(start + outBytes)])))
         }

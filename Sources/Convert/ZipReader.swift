@@ -73,8 +73,9 @@ public final class ZipArchive {
     /// Whether a record exists, by its name inside the top folder (e.g. "data.pkl").
     public func contains(_ name: String) -> Bool { byName[prefix + "/" + name] != nil }
 
-    /// The bytes of a record named inside the top folder, CRC-checked. Stored records are zero-copy views; their
-    /// pages are released from the resident set once checked (using the bytes faults them back from the page cache).
+    /// The bytes of a record named inside the top folder, CRC-checked (unless `claim` deferred the check to the
+    /// caller). Stored records are zero-copy views; their pages are released from the resident set once checked
+    /// (using the bytes faults them back from the page cache).
     public func read(_ name: String) throws -> Bytes {
         guard let i = byName[prefix + "/" + name] else {
             throw ConvertError.badZip(file: path, reason: "record '\(prefix)/\(name)' is missing")
@@ -83,7 +84,7 @@ public final class ZipArchive {
         switch r.method {
         case 0:
             let out = try storedView(r)
-            if !verified.contains(i) {
+            if !verified.contains(i), !claimed.contains(i) {
                 try accept(CRC32.of(out.buffer), of: out, record: i)
             }
             return out
@@ -122,6 +123,21 @@ public final class ZipArchive {
 
     private static let verifyRound = 32 << 20
 
+    /// For a converter only: instead of hashing the stored records among `names` up front, attaches each one's CRC
+    /// from the central directory to its bytes as a claim (`MappedFile.noteClaimedChecksum`), and `read` returns
+    /// them unchecked. The caller must settle every claim before it keeps anything made from them: a `FileSink`
+    /// checks the views it writes, `verify` or `MappedFile.verifyClaimedChecksums` the rest.
+    public func claim(_ names: [String]) throws {
+        for i in names.compactMap({ byName[prefix + "/" + $0] }) where records[i].method == 0 && !verified.contains(i) {
+            let r = records[i]
+            MappedFile.noteClaimedChecksum(r.crc32, of: try storedView(r), file: path, record: r.name)
+            claimed.insert(i)
+        }
+    }
+
+    /// Stored records whose CRC is only claimed (`claim`), until `verify` checks them.
+    private var claimed = Set<Int>()
+
     /// Stored records whose CRC has been checked.
     private var verified = Set<Int>()
 
@@ -137,13 +153,14 @@ public final class ZipArchive {
     private func accept(_ crc: UInt32, of view: Bytes, record i: Int) throws {
         try check(crc, records[i])
         verified.insert(i)
+        claimed.remove(i)
         MappedFile.noteChecksum(crc, of: view)
         MappedFile.releasePages(of: view)
     }
 
     private func check(_ crc: UInt32, _ r: ZipRecord) throws {
         guard crc == r.crc32 else {
-            throw ConvertError.badZip(file: path, reason: "record '\(r.name)' fails its CRC-32 check (stored \(CRC32.hex(r.crc32)), computed \(CRC32.hex(crc)))")
+            throw ConvertError.recordCRC(file: path, record: r.name, stated: r.crc32, computed: crc)
         }
     }
 

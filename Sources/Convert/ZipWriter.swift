@@ -19,10 +19,12 @@ final class ZipWriter {
         try add(name, count: data.count, crc: CRC32.of(data)) { try sink.write(data) }
     }
 
-    /// A record from tensor bytes: a CRC a reader verified for exactly these bytes is reused, and a view of a mapped
-    /// input is copied file to file (`FileSink.write(_: Bytes)`).
+    /// A record from tensor bytes: a CRC a reader verified for exactly these bytes is reused, as is one the input only
+    /// claims (the sink checks it before the file is kept), and a view of a mapped input is copied file to file
+    /// (`FileSink.write(_: Bytes)`).
     func add(_ name: String, _ data: Bytes) throws {
-        try add(name, count: data.count, crc: MappedFile.knownChecksum(of: data) ?? CRC32.of(data.buffer)) { try sink.write(data) }
+        let crc = MappedFile.knownChecksum(of: data) ?? MappedFile.claimedChecksum(of: data) ?? CRC32.of(data.buffer)
+        try add(name, count: data.count, crc: crc) { try sink.write(data) }
     }
 
     private func add(_ name: String, count: Int, crc: UInt32, writeData: () throws -> Void) throws {

@@ -3,6 +3,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import Dispatch
 
 /// Writes a file all-or-nothing: the body streams into a temporary file in the target's folder, which is fsynced and
 /// renamed over the target only when the body returns. On any error the temporary file is removed and the target
@@ -28,6 +29,9 @@ public enum AtomicFile {
         let sink = FileSink(fd: fd, path: path)
         do {
             try body(sink)
+            // Stated input CRCs of what was copied are checked now, while the writes drain to disk, and before the
+            // rename: a mismatch leaves nothing behind.
+            try sink.checkClaims()
             try sink.flush()
             guard fsync(fd) == 0 else { throw FormatError.io(file: path, operation: "fsync", errno: errno) }
             sink.closeFile()
@@ -86,6 +90,7 @@ public final class FileSink {
     }
 
     func closeFile() {
+        writeback.sync {}  // no writeback request may outlive the descriptor
         if fd >= 0 { close(fd) }
         fd = -1
     }
@@ -110,7 +115,12 @@ public final class FileSink {
     /// Writes `bytes`, like `write(_: UnsafeRawBufferPointer)`. A large view of a live `MappedFile` is copied file to
     /// file by the kernel (copy_file_range, as cp does), so its pages never enter this process's resident set; a
     /// small one is copied from memory and its pages are released afterwards.
+    ///
+    /// When the bytes carry a CRC their input file claimed but nobody checked (`MappedFile.noteClaimedChecksum`),
+    /// they are hashed on another thread during the copies and checked before the file is kept (`checkClaims`); a
+    /// mismatch fails the whole write.
     public func write(_ bytes: Bytes) throws {
+        claims.add(bytes)
         if bytes.count >= FileSink.directCopyMinimum, let src = MappingRegistry.shared.fileRange(of: bytes) {
             try flush()
             let copied = try copyFileRange(from: src.fd, at: src.offset, count: bytes.count)
@@ -122,6 +132,15 @@ public final class FileSink {
             try write(bytes.buffer)
         }
         MappedFile.releasePages(of: bytes)
+    }
+
+    /// Hashes the views written with an open claimed CRC, in the background while the copies go on.
+    private let claims = ClaimCheck()
+
+    /// Checks the claimed CRCs of the views written; throws `FormatError.crcMismatch` naming the input file and
+    /// record on the first that does not hold.
+    func checkClaims() throws {
+        try claims.finish()
     }
 
     /// Views below this size go through the buffer: one syscall per tiny tensor would cost more than the copy.
@@ -194,9 +213,13 @@ public final class FileSink {
     private func startWriteback(upTo end: Int) {
         let step = FileSink.writebackStep
         guard step > 0, end - writebackStart >= step, let start = FileSink.syncFileRange else { return }
-        _ = start(fd, Int64(writebackStart), Int64(end - writebackStart), 2 /* SYNC_FILE_RANGE_WRITE */)
+        let (fd, from, count) = (fd, Int64(writebackStart), Int64(end - writebackStart))
+        writeback.async { _ = start(fd, from, count, 2 /* SYNC_FILE_RANGE_WRITE */) }
         writebackStart = end
     }
+
+    /// Writeback requests can block while the disk queue is full; a thread of their own keeps the copies going.
+    private let writeback = DispatchQueue(label: "gslora.writeback")
 
     /// Linux's sync_file_range, looked up at run time: Swift's Glibc module does not export it (it is a GNU extension).
     private static let syncFileRange: (@convention(c) (Int32, Int64, Int64, UInt32) -> Int32)? = {

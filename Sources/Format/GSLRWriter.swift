@@ -9,8 +9,9 @@ public enum GSLRWriter {
         var h = try plan(header, tensors: tensors, file: path)
         let placeholder = try encode(h, file: path)
         let dataStart = GSLR.alignUp(GSLR.preambleSize + placeholder.count, h.alignment)!
-        // CRCs a reader already verified for exactly these bytes (a stored zip record copied unchanged) are reused.
-        let known = tensors.map { MappedFile.knownChecksum(of: $0.data) }
+        // CRCs a reader already verified for exactly these bytes (a stored zip record copied unchanged) are reused;
+        // so are CRCs an input only claims: the sink checks those before the file is kept (`AtomicFile`).
+        let known = tensors.map { MappedFile.knownChecksum(of: $0.data) ?? MappedFile.claimedChecksum(of: $0.data) }
         try AtomicFile.write(path, inputs: inputs) { sink in
             try sink.writeZeros(GSLR.preambleSize)
             try sink.write(placeholder)

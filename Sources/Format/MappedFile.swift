@@ -78,6 +78,62 @@ public final class MappedFile: @unchecked Sendable {
     public static func knownChecksum(of bytes: Bytes) -> UInt32? {
         MappingRegistry.shared.checksum(of: bytes)
     }
+
+    /// Records the CRC-32 a file *states* for exactly the bytes of `bytes` (a stored zip record's central-directory
+    /// CRC) without checking it. Only a converter that settles every claim before its output is kept may do this:
+    /// a `FileSink` that writes exactly these bytes checks the claim before its file is renamed into place, and
+    /// `verifyClaimedChecksums` checks the rest. `file` and `record` name the input in the mismatch error.
+    public static func noteClaimedChecksum(_ crc: UInt32, of bytes: Bytes, file: String, record: String) {
+        MappingRegistry.shared.claim(ClaimedChecksum(crc: crc, file: file, record: record), of: bytes)
+    }
+
+    /// The unchecked CRC-32 claimed with `noteClaimedChecksum` for exactly this range of a live mapping, else nil.
+    public static func claimedChecksum(of bytes: Bytes) -> UInt32? {
+        MappingRegistry.shared.claimed(bytes)?.crc
+    }
+
+    /// Checks every claim still open in the mapping that `bytes` views, except those for exactly one of `except`
+    /// (which a writer will check as it copies them), on all cores. A claim that holds becomes a known checksum;
+    /// the first that does not throws `FormatError.crcMismatch` naming the claiming file and record.
+    public static func verifyClaimedChecksums(in bytes: Bytes, except: [Bytes] = []) throws {
+        let skip = Set(except.map(MappingRegistry.Range.init))
+        try MappingRegistry.shared.verifyClaims(MappingRegistry.shared.openClaims(in: bytes).filter { !skip.contains(MappingRegistry.Range($0)) })
+    }
+}
+
+/// Checks claimed CRCs while a `FileSink` copies the claimed views: one background thread hashes each view as it is
+/// handed over (the copy itself is kernel work waiting on the disk, so the second core is free), and `finish` waits
+/// for it and compares. Each view's pages are released once hashed.
+final class ClaimCheck: @unchecked Sendable {
+    private let queue = DispatchQueue(label: "gslora.claimed-crc")
+    private let group = DispatchGroup()
+    private let lock = NSLock()
+    private var hashed: [(bytes: Bytes, crc: UInt32)] = []
+    private var handed = Set<MappingRegistry.Range>()
+
+    /// Starts hashing `bytes` if they carry an open claim (and were not handed over already).
+    func add(_ bytes: Bytes) {
+        guard MappedFile.claimedChecksum(of: bytes) != nil, handed.insert(MappingRegistry.Range(bytes)).inserted else { return }
+        queue.async(group: group) { [self] in
+            let crc = CRC32.of(bytes.buffer)
+            MappedFile.releasePages(of: bytes)
+            lock.withLock { hashed.append((bytes, crc)) }
+        }
+    }
+
+    /// Waits for the hashing; throws `FormatError.crcMismatch` on the first claim that does not hold.
+    func finish() throws {
+        group.wait()
+        let results = lock.withLock { hashed }
+        for r in results { try MappingRegistry.shared.settle(r.bytes, computed: r.crc) }
+    }
+}
+
+/// A CRC-32 an input file states for a range of itself, not yet checked.
+struct ClaimedChecksum {
+    let crc: UInt32
+    let file: String
+    let record: String
 }
 
 /// The live `MappedFile` mappings by base address, each with its open file and the checksums readers verified for
@@ -88,6 +144,11 @@ final class MappingRegistry: @unchecked Sendable {
     struct Range: Hashable {
         let start: Int
         let count: Int
+
+        init(_ bytes: Bytes) {
+            start = Int(bitPattern: bytes.buffer.baseAddress)
+            count = bytes.count
+        }
     }
 
     struct Mapping {
@@ -95,6 +156,9 @@ final class MappingRegistry: @unchecked Sendable {
         let size: Int
         let fd: Int32
         var checksums: [Range: UInt32] = [:]
+        /// Stated but unchecked CRCs (`MappedFile.noteClaimedChecksum`). Ranges, not views: a view would keep the
+        /// mapping, and so this entry, alive forever.
+        var claims: [Range: ClaimedChecksum] = [:]
     }
 
     private let lock = NSLock()
@@ -119,15 +183,74 @@ final class MappingRegistry: @unchecked Sendable {
         return lock.withLock { live[base].map { ($0.fd, start - $0.base) } }
     }
 
+    /// A verified CRC; it settles any claim for the same range.
     func note(_ crc: UInt32, of bytes: Bytes) {
-        guard let base = bytes.owner.base.baseAddress, let start = bytes.buffer.baseAddress else { return }
-        lock.withLock { live[base]?.checksums[Range(start: Int(bitPattern: start), count: bytes.count)] = crc }
+        guard let base = bytes.owner.base.baseAddress, bytes.buffer.baseAddress != nil else { return }
+        lock.withLock {
+            live[base]?.checksums[Range(bytes)] = crc
+            live[base]?.claims[Range(bytes)] = nil
+        }
     }
 
     func checksum(of bytes: Bytes) -> UInt32? {
-        guard let base = bytes.owner.base.baseAddress, let start = bytes.buffer.baseAddress else { return nil }
-        return lock.withLock { live[base]?.checksums[Range(start: Int(bitPattern: start), count: bytes.count)] }
+        guard let base = bytes.owner.base.baseAddress, bytes.buffer.baseAddress != nil else { return nil }
+        return lock.withLock { live[base]?.checksums[Range(bytes)] }
     }
+
+    /// An already verified range needs no claim.
+    func claim(_ c: ClaimedChecksum, of bytes: Bytes) {
+        guard let base = bytes.owner.base.baseAddress, bytes.buffer.baseAddress != nil else { return }
+        lock.withLock {
+            guard live[base] != nil, live[base]!.checksums[Range(bytes)] == nil else { return }
+            live[base]!.claims[Range(bytes)] = c
+        }
+    }
+
+    func claimed(_ bytes: Bytes) -> ClaimedChecksum? {
+        guard let base = bytes.owner.base.baseAddress, bytes.buffer.baseAddress != nil else { return nil }
+        return lock.withLock { live[base]?.claims[Range(bytes)] }
+    }
+
+    /// The views with open claims in the mapping `bytes` belong to, in file order.
+    func openClaims(in bytes: Bytes) -> [Bytes] {
+        guard let base = bytes.owner.base.baseAddress else { return [] }
+        let ranges = lock.withLock { live[base]?.claims.keys.sorted { $0.start < $1.start } ?? [] }
+        return ranges.map { Bytes(owner: bytes.owner, buffer: UnsafeRawBufferPointer(start: UnsafeRawPointer(bitPattern: $0.start), count: $0.count)) }
+    }
+
+    /// Hashes the claimed views among `views` (others are skipped) on all cores, in rounds of about 64 MB whose
+    /// pages are released before the next round; each claim that holds becomes a known checksum.
+    func verifyClaims(_ views: [Bytes]) throws {
+        var seen = Set<Range>()
+        let todo = views.filter { claimed($0) != nil && seen.insert(Range($0)).inserted }
+        var next = 0
+        while next < todo.count {
+            var end = next, size = 0
+            while end < todo.count, end == next || size + todo[end].count <= Self.verifyRound {
+                size += todo[end].count
+                end += 1
+            }
+            let round = todo[next..<end]
+            let crcs = CRC32.ofEach(round.map(\.buffer))
+            for (c, v) in zip(crcs, round) {
+                MappedFile.releasePages(of: v)
+                try settle(v, computed: c)
+            }
+            next = end
+        }
+    }
+
+    /// Compares the CRC computed for `bytes` with their open claim: a match makes it a known checksum, a mismatch
+    /// throws `FormatError.crcMismatch` naming the claiming file and record. Without an open claim, nothing to do.
+    func settle(_ bytes: Bytes, computed crc: UInt32) throws {
+        guard let claim = claimed(bytes) else { return }
+        guard crc == claim.crc else {
+            throw FormatError.crcMismatch(file: claim.file, tensor: claim.record, expected: claim.crc, actual: crc)
+        }
+        note(crc, of: bytes)
+    }
+
+    private static let verifyRound = 64 << 20
 }
 
 /// Device + inode: two paths name the same file exactly when these are equal.
