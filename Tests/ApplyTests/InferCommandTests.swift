@@ -1,34 +1,8 @@
 import Apply
 import Foundation
 import Format
+import TestSupport
 import XCTest
-
-/// Runs a built gslora command (it sits beside the test bundle; `swift test` builds it).
-enum CommandRunner {
-    static func binary(_ name: String) -> URL? {
-        let here = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
-        return [here, here.deletingLastPathComponent(), Bundle.main.bundleURL, Bundle.main.bundleURL.deletingLastPathComponent()]
-            .map { $0.appendingPathComponent(name) }
-            .first { FileManager.default.isExecutableFile(atPath: $0.path) }
-    }
-
-    static func run(_ name: String, _ args: [String]) throws -> (code: Int32, out: String, err: String) {
-        guard let bin = binary(name) else {
-            XCTFail("\(name) is not built next to the tests (\(CommandLine.arguments[0])); run `swift build` first")
-            return (-1, "", "")
-        }
-        let p = Process()
-        p.executableURL = bin
-        p.arguments = args
-        let out = Pipe(), err = Pipe()
-        p.standardOutput = out
-        p.standardError = err
-        try p.run()
-        let o = out.fileHandleForReading.readDataToEndOfFile(), e = err.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return (p.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
-    }
-}
 
 final class InferCommandTests: XCTestCase {
     var dir: URL!

@@ -1,6 +1,7 @@
 import Apply
 import Foundation
 import Format
+import TestSupport
 import XCTest
 
 final class MergeCommandTests: XCTestCase {

@@ -11,29 +11,7 @@ final class ConvertCommandTests: XCTestCase {
     override func setUpWithError() throws { dir = try ModelFixtures.tempDir() }
     override func tearDownWithError() throws { try? FileManager.default.removeItem(at: dir) }
 
-    static var binary: URL? {
-        let here = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
-        return [here, here.deletingLastPathComponent(), Bundle.main.bundleURL, Bundle.main.bundleURL.deletingLastPathComponent()]
-            .map { $0.appendingPathComponent("gslora-convert") }
-            .first { FileManager.default.isExecutableFile(atPath: $0.path) }
-    }
-
-    func run(_ args: [String]) throws -> (code: Int32, out: String, err: String) {
-        guard let bin = Self.binary else {
-            XCTFail("gslora-convert is not built next to the tests (\(CommandLine.arguments[0])); run `swift build` first")
-            return (-1, "", "")
-        }
-        let p = Process()
-        p.executableURL = bin
-        p.arguments = args
-        let out = Pipe(), err = Pipe()
-        p.standardOutput = out
-        p.standardError = err
-        try p.run()
-        let o = out.fileHandleForReading.readDataToEndOfFile(), e = err.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return (p.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
-    }
+    func run(_ args: [String]) throws -> (code: Int32, out: String, err: String) { try CommandRunner.run("gslora-convert", args) }
 
     func path(_ n: String) -> String { dir.appendingPathComponent(n).path }
 

@@ -1,36 +1,11 @@
 import Foundation
 import XCTest
 import Format
+import TestSupport
 
 /// gslora-inspect run as a process, as users and scripts run it.
 final class InspectCommandTests: XCTestCase {
-    /// The built binary: beside the test bundle in the build products folder.
-    func binary() throws -> String {
-        var dir = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
-        for _ in 0..<4 {
-            let p = dir.appendingPathComponent("gslora-inspect").path
-            if FileManager.default.isExecutableFile(atPath: p) { return p }
-            dir = dir.deletingLastPathComponent()
-        }
-        for b in Bundle.allBundles {
-            let p = b.bundleURL.deletingLastPathComponent().appendingPathComponent("gslora-inspect").path
-            if FileManager.default.isExecutableFile(atPath: p) { return p }
-        }
-        throw XCTSkip("gslora-inspect is not built beside the tests")
-    }
-
-    func run(_ args: [String]) throws -> (status: Int32, out: String, err: String) {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: try binary())
-        p.arguments = args
-        let out = Pipe(), err = Pipe()
-        p.standardOutput = out
-        p.standardError = err
-        try p.run()
-        let o = out.fileHandleForReading.readDataToEndOfFile(), e = err.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return (p.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
-    }
+    func run(_ args: [String]) throws -> (code: Int32, out: String, err: String) { try CommandRunner.run("gslora-inspect", args) }
 
     func testSummaryJSONVerifyAndExitCodes() throws {
         let dir = TempDir()
@@ -44,13 +19,13 @@ final class InspectCommandTests: XCTestCase {
         try GSLRWriter.write(adapter, header: GSLRHeader(kind: .adapter, adapter: info), tensors: [])
 
         let text = try run([backbone, adapter])
-        XCTAssertEqual(text.status, 0, text.err)
+        XCTAssertEqual(text.code, 0, text.err)
         for w in ["backbone", "face_vit", "F32", "BF16", fp, "adapter", "block0", "pruned", "norm 0.25"] {
             XCTAssertTrue(text.out.contains(w), "summary lacks \(w):\n\(text.out)")
         }
 
         let json = try run(["--json", "--tensors", backbone, adapter])
-        XCTAssertEqual(json.status, 0, json.err)
+        XCTAssertEqual(json.code, 0, json.err)
         let arr = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(json.out.utf8)) as? [[String: Any]])
         XCTAssertEqual(arr.count, 2)
         XCTAssertEqual(arr[0]["fingerprint"] as? String, fp)
@@ -64,17 +39,17 @@ final class InspectCommandTests: XCTestCase {
         bytes[f.dataStart + (try f.info("h").offset)] ^= 0x80
         let damaged = dir.file("damaged.gslr")
         writeFile(damaged, bytes)
-        XCTAssertEqual(try run([damaged]).status, 0)
+        XCTAssertEqual(try run([damaged]).code, 0)
         let v = try run(["--verify", damaged])
-        XCTAssertEqual(v.status, 1)
+        XCTAssertEqual(v.code, 1)
         XCTAssertTrue(v.err.contains("damaged.gslr: tensor 'h': data CRC32 mismatch"), v.err)
-        XCTAssertEqual(try run(["--verify", backbone]).status, 0)
+        XCTAssertEqual(try run(["--verify", backbone]).code, 0)
 
         let missing = try run([dir.file("missing.gslr")])
-        XCTAssertEqual(missing.status, 1)
+        XCTAssertEqual(missing.code, 1)
         XCTAssertTrue(missing.err.contains("missing.gslr"))
-        XCTAssertEqual(try run([]).status, 2)
-        XCTAssertEqual(try run(["--frobnicate", backbone]).status, 2)
-        XCTAssertEqual(try run(["--help"]).status, 0)
+        XCTAssertEqual(try run([]).code, 2)
+        XCTAssertEqual(try run(["--frobnicate", backbone]).code, 2)
+        XCTAssertEqual(try run(["--help"]).code, 0)
     }
 }
