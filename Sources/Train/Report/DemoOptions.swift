@@ -35,8 +35,8 @@ public struct DemoOptions: Sendable {
     /// Budget, measured on the 2-core machine (CPU seconds, all threads, under load): pre-training costs ≈ 190 CPU s
     /// per epoch (≈ 420 images per CPU second); 3 epochs gave 83.5 % plain-cosine test accuracy (79.3 / 81.3 / 83.5
     /// per epoch), below the 85 % floor. 5 epochs gave 85.15 % and then, after a change of summation order in the
-    /// forward pass alone, 84.66 %: too close to the floor, hence 7 (≈ 32 s each on 2 idle cores). Forgetting at data ratio 0.05 × 5 epochs cost ≈ 160 CPU s for all
-    /// four tasks but left task 4 (95 steps: retain drives the epoch and only 2 classes remain) at Acc_f 49.9 %;
+    /// forward pass alone, 84.66 %: too close to the floor, hence 7 (≈ 32 s each on 2 idle cores). Forgetting at data
+    /// ratio 0.05 × 5 epochs cost ≈ 160 CPU s for all four tasks but left task 4 (95 steps: retain drives the epoch and only 2 classes remain) at Acc_f 49.9 %;
     /// tasks with ≥ 190 steps reached 0 %, so the ratio is 0.1. At 5 epochs per task (task 4: 190 steps) the last task
     /// brought an earlier-forgotten class back (Bag: 92.6 %, Acc_o 15.4 %); at 12 epochs per task, the count the
     /// official Fashion-MNIST comparison uses, Acc_o stayed ≤ 0.05 % in every task (seed 1337).

@@ -94,7 +94,7 @@ public enum ReportWriter {
             md.append("## \(run.title)")
             md.append("")
             let data = t.shots.map { "\($0) images per class" } ?? "data ratio \(t.dataRatio)"
-            md.append("\(t.tasks) tasks × \(t.classesPerTask) classes; \(data); \(Set(t.epochs).count == 1 ? "\(t.epochs[0])" : t.epochs.map(String.init).joined(separator: "/")) epochs per task, batch \(t.batchSize), "
+            md.append("\(t.tasks) tasks × \(t.classesPerTask) classes; \(data); \(t.epochs.map(String.init).joined(separator: "/")) epochs per task, batch \(t.batchSize), "
                       + "lr \(t.lr) → \(t.minLR) cosine, rank \(t.rank), \(t.grouping) groups, BND \(SVGDocument.num(t.bound)), "
                       + "β \(t.beta.map { SVGDocument.num($0) }.joined(separator: "/")), α \(t.alpha)"
                       + (t.plus ? ", prototype w_f \(t.prototypeForget.map { String($0) }.joined(separator: "/")) M \(SVGDocument.num(t.prototypeMargin))" : "")
