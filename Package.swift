@@ -15,11 +15,13 @@ let package = Package(
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         .systemLibrary(name: "CTurboJPEG", pkgConfig: "libturbojpeg", providers: [.apt(["libturbojpeg0-dev"])]),
         .systemLibrary(name: "CPNG", pkgConfig: "libpng16", providers: [.apt(["libpng-dev"])]),
+        // oneDNN ships no pkg-config file; its header and library sit on the default paths.
+        .systemLibrary(name: "CDNNL", providers: [.apt(["libdnnl-dev"])]),
 
         // Libraries: data flows Format <- Convert, Format <- Apply <- Train.
         .target(name: "Format", dependencies: ["CZlib"], swiftSettings: simd),
         .target(name: "Convert", dependencies: ["Format", "CZlib"], swiftSettings: simd),
-        .target(name: "Apply", dependencies: ["Format", "COpenBLAS", "CZlib", "CTurboJPEG", "CPNG"], swiftSettings: simd),
+        .target(name: "Apply", dependencies: ["Format", "COpenBLAS", "CDNNL", "CZlib", "CTurboJPEG", "CPNG"], swiftSettings: simd),
         .target(name: "Train", dependencies: ["Apply", "Format"], swiftSettings: simd),
 
         // What several commands share: loading a model to run, progress lines.

@@ -25,9 +25,6 @@ public struct TrainData: @unchecked Sendable {
         ((try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []).contains { $0.contains("images-idx3-ubyte") }
     }
 
-    /// The name `fashion-mnist` stands for Debian's dataset-fashion-mnist folder.
-    public static func resolve(_ path: String) -> String { path == "fashion-mnist" ? FashionMNIST.directory : path }
-
     /// Loads `data` (and `testData`) for a model with `classes` classes:
     /// - an IDX folder (Fashion-MNIST style, `fashion-mnist` for the Debian package): its train-… and t10k-… files;
     /// - an image folder with `train/` and `test/` sub-folders (one folder per class in each), or any image folder
@@ -36,7 +33,7 @@ public struct TrainData: @unchecked Sendable {
     /// `classNames` are the model's (nil: the training folder's sorted names, or indices).
     public static func load(data rawData: String, testData rawTest: String? = nil, labels: String? = nil, testLabels: String? = nil,
                             classNames: [String]?, classes: Int, preprocessing: Preprocessing) throws -> TrainData {
-        let data = resolve(rawData), testData = rawTest.map(resolve)
+        let data = FashionMNIST.resolve(rawData), testData = rawTest.map(FashionMNIST.resolve)
         var isDir: ObjCBool = false
         guard FileManager.default.fileExists(atPath: data, isDirectory: &isDir) else {
             throw TrainerError.badData(path: data, problem: "no such file or folder (give an image folder, an IDX folder, `fashion-mnist` or an .npy file)")

@@ -20,7 +20,8 @@ struct DemoCommand: GsloraCommand {
         (gslora-prune's code), so every adapter still chains onto the one before;
           3. merge the chain into one backbone (gslora-merge) and evaluate the merged file (gslora-eval);
           4. export it as .pth and .safetensors (gslora-convert);
-          5. write OUT/report.md, report.json and SVG plots (accuracy over tasks; group norms per block).
+          5. write OUT/report.md, report.json and SVG plots (accuracy over tasks; group norms per block), and PNG \
+        copies of the plots when rsvg-convert (librsvg2-bin) is installed.
         --plus adds a GS-LoRA++ run (prototype hinge) on 4 images per class.
 
         Examples:
@@ -84,6 +85,12 @@ struct DemoCommand: GsloraCommand {
             throw e
         }
         console.summary(report, folder: demo.reportFolder)
+        if let tool = PNGPlots.tool {
+            let pngs = try PNGPlots.render(report, folder: demo.reportFolder, tool: tool)
+            console.message("plots as PNG too: " + pngs.map { ($0 as NSString).lastPathComponent }.joined(separator: ", "), always: false)
+        } else {
+            console.message("PNG plots skipped: rsvg-convert is not installed (apt-get install librsvg2-bin); the SVGs are written")
+        }
         if json {
             let enc = JSONEncoder()
             enc.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]

@@ -68,7 +68,7 @@ struct ForgetCommand: ParsableCommand {
     @Option(help: "w_f of the prototype hinge, comma list per task (the last repeats).") var prototypeWeight = "0.01"
     @Option(help: "Margin M of the prototype hinge.") var prototypeMargin = 18.0
     @Option(help: "w_r (retain prototype pull).") var prototypeRetainWeight = 0.0
-    @Option(help: "EMA of ΔW from the end of this 0-based epoch (--plus); negative: no EMA.") var emaStart = 30
+    @Option(parsing: .unconditional, help: "EMA of ΔW from the end of this 0-based epoch (--plus); negative: no EMA.") var emaStart = 30
     @Option(help: "EMA decay.") var emaDecay = 0.9
     @Flag(help: "Count accuracy with the margin on the true class (the paper's face numbers).") var marginEval = false
     @Option(help: "Also evaluate on the test set every N steps (0: before and after each task only).") var evalEvery = 0

@@ -112,4 +112,19 @@ final class DataIDXTests: XCTestCase {
         let (red, green) = test.withPixels { (Array($0[0..<1024]), Array($0[1024..<2048])) }
         XCTAssertEqual(red, green, "gray replicated into RGB")
     }
+
+    /// `fashion-mnist` names Debian's folder in gslora-eval as in gslora-train; any other name is a path.
+    func testFashionMNISTNameWorksForEvaluationData() throws {
+        guard FileManager.default.fileExists(atPath: FashionMNIST.directory + "/t10k-images-idx3-ubyte.gz") else {
+            throw XCTSkip("dataset-fashion-mnist is not installed (apt-get install dataset-fashion-mnist)")
+        }
+        let (set, skipped) = try EvalData.load(path: "fashion-mnist", classNames: FashionMNIST.classNames, numClasses: 10,
+                                               preprocessing: .direct(size: 28, channels: 1))
+        XCTAssertEqual(set.count, 10000)
+        XCTAssertTrue(skipped.isEmpty)
+        XCTAssertThrowsError(try EvalData.load(path: "fashion-mnist-nonexistent", classNames: nil, numClasses: 10,
+                                               preprocessing: .direct(size: 28, channels: 1))) { e in
+            XCTAssertTrue("\(e)".contains("fashion-mnist-nonexistent"), "\(e)")
+        }
+    }
 }

@@ -5,6 +5,7 @@ import Foundation
 #if canImport(FoundationXML)
 import FoundationXML
 #endif
+import TestSupport
 import Train
 import XCTest
 
@@ -132,6 +133,26 @@ final class DemoTests: XCTestCase {
         // A second run takes the backbone from the cache.
         let again = ForgettingDemo(options: quickOptions(data: data), exporter: Self.export)
         XCTAssertTrue(try again.run().pretrain.cached)
+    }
+
+    /// The command itself: --quick exits 0 (a quick run has no acceptance checks) and, with rsvg-convert installed
+    /// (CI installs librsvg2-bin), writes each plot as a PNG beside its SVG.
+    func testCommandWritesPNGCopiesOfThePlots() throws {
+        let out = dir + "/cmd"
+        let r = try CommandRunner.run("gslora-demo", ["--quick", "--data", try dataFolder(), "--out", out])
+        XCTAssertEqual(r.code, 0, r.err)
+        let svgs = try FileManager.default.contentsOfDirectory(atPath: out).filter { $0.hasSuffix(".svg") }.sorted()
+        XCTAssertEqual(svgs.count, 2, "\(svgs)")
+        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/rsvg-convert") else {
+            XCTAssertTrue(r.err.contains("apt-get install librsvg2-bin"), r.err)
+            throw XCTSkip("rsvg-convert is not installed (apt-get install librsvg2-bin)")
+        }
+        for svg in svgs {
+            let png = try Data(contentsOf: URL(fileURLWithPath: out + "/" + svg.dropLast(4) + ".png"))
+            XCTAssertEqual(Array(png.prefix(8)), [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A], "\(svg): not a PNG")
+            XCTAssertGreaterThan(png.count, 5000, "\(svg): an empty picture")
+        }
+        XCTAssertTrue(try FileManager.default.contentsOfDirectory(atPath: out).allSatisfy { !$0.contains(".tmp-") })
     }
 
     func testMissingDataSaysHowToInstallIt() {

@@ -119,6 +119,8 @@ private struct InputPointer: @unchecked Sendable { let p: UnsafePointer<UInt8> }
 /// 28×28 gray, 10 classes.
 public enum FashionMNIST {
     public static let directory = "/usr/share/datasets/fashion-mnist"
+    /// The name `fashion-mnist` stands for Debian's dataset-fashion-mnist folder in every command that takes data.
+    public static func resolve(_ path: String) -> String { path == "fashion-mnist" ? directory : path }
     public static let classNames = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
                                     "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
 

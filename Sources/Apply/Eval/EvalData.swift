@@ -27,9 +27,11 @@ public enum EvalData {
     /// - any other folder: an ImageFolder (one sub-folder per class, named as the model's classes when it has them);
     /// - an `.npy` file: float32 N×C×H×W images already preprocessed, with `labels` an `.npy` of class indices;
     /// - any other file: IDX images, with `labels` or the sibling `…labels-idx1…` file.
-    /// `classNames` are the model's (nil when it has none); labels must be below `numClasses`.
-    public static func load(path: String, labels: String? = nil, split: String = "test", classNames: [String]?, numClasses: Int,
+    /// `classNames` are the model's (nil when it has none); labels must be below `numClasses`. The name
+    /// `fashion-mnist` stands for Debian's folder.
+    public static func load(path rawPath: String, labels: String? = nil, split: String = "test", classNames: [String]?, numClasses: Int,
                             preprocessing: Preprocessing) throws -> (set: ImageSet, skipped: [SkippedImage]) {
+        let path = FashionMNIST.resolve(rawPath)
         var isDir: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else {
             throw EvalError.badData(path: path, problem: "no such file or folder")
