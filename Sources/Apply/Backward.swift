@@ -31,6 +31,9 @@ extension ViT {
               zip(gradients.lora, adapters).allSatisfy({ $0.fc1.count == $1.fc1.count && $0.fc1.first?.rank == $1.fc1.first?.rank }) else {
             throw ApplyError.badAdapter("the gradient holder does not match the model's adapters; make it with ViTGradients(model:)")
         }
+        guard precision == .float32 || gradients.parameters == nil else {
+            throw ApplyError.badInput("precision \(precision.rawValue) needs frozen weights (its packed copies would go stale); all-parameter training runs in float32")
+        }
         let w = c.width, t = c.numTokens, rows = batch * t, inner = c.heads * c.headDim, m = c.mlpWidth
         let s = backwardScratch, pg = gradients.parameters
         s.dStream.reserve(rows * w)
@@ -58,29 +61,29 @@ extension ViT {
         for l in stride(from: c.depth - 1, through: lowest, by: -1) {
             let stop = pg == nil && l == lowest
             if l == c.depth - 1 && acts.classOnlyLastBlock {
-                classBlockBackward(l, batch: batch, scratch: s, gradients: gradients, stopAfterFFN: stop)
+                try classBlockBackward(l, batch: batch, scratch: s, gradients: gradients, stopAfterFFN: stop)
             } else {
-                blockBackward(l, batch: batch, scratch: s, gradients: gradients, stopAfterFFN: stop)
+                try blockBackward(l, batch: batch, scratch: s, gradients: gradients, stopAfterFFN: stop)
             }
         }
-        if let pg { embedBackward(batch: batch, scratch: s, into: pg) }
+        if let pg { try embedBackward(batch: batch, scratch: s, into: pg) }
     }
 
-    private func blockBackward(_ l: Int, batch: Int, scratch s: BackwardScratch, gradients: ViTGradients, stopAfterFFN: Bool) {
+    private func blockBackward(_ l: Int, batch: Int, scratch s: BackwardScratch, gradients: ViTGradients, stopAfterFFN: Bool) throws {
         let c = config, w = c.width, rows = batch * c.numTokens
         let a = activations.blocks[l], prm = parameters.blocks[l], pg = gradients.parameters?.blocks[l]
         let dX = s.dStream.pointer
 
         // FFN branch: x_out = mid + Drop(fc2(hidden) + b2).
-        if !ffnBackward(l, rows: rows, dX: dX, scratch: s, gradients: gradients, stopAfterFFN: stopAfterFFN) { return }
+        if try !ffnBackward(l, rows: rows, dX: dX, scratch: s, gradients: gradients, stopAfterFFN: stopAfterFFN) { return }
 
         // Attention branch: mid = input + Drop(proj(attn) + bp).
         Kernels.masked(dX, a.attnMask.count > 0 ? a.attnMask.pointer : nil, out: s.dBranch.pointer, count: rows * w)
-        linearBackward(prm.proj, input: a.attnOut.pointer, dOut: s.dBranch.pointer, rows: rows, dInput: s.dAttnOut.pointer,
-                       grad: pg?.proj, lora: [], scratch: s)
+        try linearBackward(prm.proj, input: a.attnOut.pointer, dOut: s.dBranch.pointer, rows: rows, dInput: s.dAttnOut.pointer,
+                           grad: pg?.proj, lora: [], scratch: s)
         attentionBackward(batch: batch, a: a, scratch: s)
-        linearBackward(prm.qkv, input: a.ln1Out.pointer, dOut: s.dQKV.pointer, rows: rows, dInput: s.dNormOut.pointer,
-                       grad: pg?.qkv, lora: [], scratch: s)
+        try linearBackward(prm.qkv, input: a.ln1Out.pointer, dOut: s.dQKV.pointer, rows: rows, dInput: s.dNormOut.pointer,
+                           grad: pg?.qkv, lora: [], scratch: s)
         Kernels.layerNormBackward(s.dNormOut.pointer, x: a.input.pointer, mean: a.ln1Mean.pointer, rstd: a.ln1Rstd.pointer,
                                   gamma: prm.norm1.weight.pointer, rows: rows, cols: w, dx: dX, accumulate: true,
                                   dGamma: pg?.norm1.weight.pointer, dBeta: pg?.norm1.bias.pointer)
@@ -90,18 +93,18 @@ extension ViT {
     /// class rows): LoRA and weight gradients, then LN2's backward added into dX. Returns false when it stopped
     /// after the FFN (the blocks below need nothing more).
     private func ffnBackward(_ l: Int, rows: Int, dX: UnsafeMutablePointer<Float>, scratch s: BackwardScratch, gradients: ViTGradients,
-                             stopAfterFFN: Bool) -> Bool {
+                             stopAfterFFN: Bool) throws -> Bool {
         let w = config.width, m = config.mlpWidth
         let a = activations.blocks[l], prm = parameters.blocks[l], pg = gradients.parameters?.blocks[l]
         Kernels.masked(dX, a.fc2Mask.count > 0 ? a.fc2Mask.pointer : nil, out: s.dBranch.pointer, count: rows * w)
-        linearBackward(prm.fc2, input: a.hidden.pointer, dOut: s.dBranch.pointer, rows: rows, dInput: s.dHidden.pointer,
-                       grad: pg?.fc2, lora: adapters.indices.map { (adapters[$0].fc2[l], adapters[$0].scaling, a.loraFc2[$0], gradients.lora[$0].fc2[l]) },
-                       scratch: s)
+        try linearBackward(prm.fc2, input: a.hidden.pointer, dOut: s.dBranch.pointer, rows: rows, dInput: s.dHidden.pointer,
+                           grad: pg?.fc2, lora: adapters.indices.map { (adapters[$0].fc2[l], adapters[$0].scaling, a.loraFc2[$0], gradients.lora[$0].fc2[l]) },
+                           scratch: s)
         Kernels.geluBackward(s.dHidden.pointer, h: a.fc1Out.pointer, mask: a.hiddenMask.count > 0 ? a.hiddenMask.pointer : nil, count: rows * m)
-        linearBackward(prm.fc1, input: a.ln2Out.pointer, dOut: s.dHidden.pointer, rows: rows,
-                       dInput: stopAfterFFN ? nil : s.dNormOut.pointer, grad: pg?.fc1,
-                       lora: adapters.indices.map { (adapters[$0].fc1[l], adapters[$0].scaling, a.loraFc1[$0], gradients.lora[$0].fc1[l]) },
-                       scratch: s)
+        try linearBackward(prm.fc1, input: a.ln2Out.pointer, dOut: s.dHidden.pointer, rows: rows,
+                           dInput: stopAfterFFN ? nil : s.dNormOut.pointer, grad: pg?.fc1,
+                           lora: adapters.indices.map { (adapters[$0].fc1[l], adapters[$0].scaling, a.loraFc1[$0], gradients.lora[$0].fc1[l]) },
+                           scratch: s)
         if stopAfterFFN { return false }
         Kernels.layerNormBackward(s.dNormOut.pointer, x: a.mid.pointer, mean: a.ln2Mean.pointer, rstd: a.ln2Rstd.pointer,
                                   gamma: prm.norm2.weight.pointer, rows: rows, cols: w, dx: dX, accumulate: true,
@@ -112,21 +115,22 @@ extension ViT {
     /// The class-only last block (see `classBlock`): proj and FFN on the packed class rows, starting from dPooled;
     /// the class query's attention gives dQ for the class rows and dK, dV for every token; the stream gradient is
     /// the class rows passed straight through plus LN1's backward over every row.
-    private func classBlockBackward(_ l: Int, batch: Int, scratch s: BackwardScratch, gradients: ViTGradients, stopAfterFFN: Bool) {
+    private func classBlockBackward(_ l: Int, batch: Int, scratch s: BackwardScratch, gradients: ViTGradients, stopAfterFFN: Bool) throws {
         let c = config, w = c.width, t = c.numTokens, rows = batch * t, inner = c.heads * c.headDim, ld = 3 * inner
         let a = activations.blocks[l], prm = parameters.blocks[l], pg = gradients.parameters?.blocks[l]
         let dX = s.dPooled.pointer
 
-        if !ffnBackward(l, rows: batch, dX: dX, scratch: s, gradients: gradients, stopAfterFFN: stopAfterFFN) { return }
+        if try !ffnBackward(l, rows: batch, dX: dX, scratch: s, gradients: gradients, stopAfterFFN: stopAfterFFN) { return }
 
         Kernels.masked(dX, a.attnMask.count > 0 ? a.attnMask.pointer : nil, out: s.dBranch.pointer, count: batch * w)
-        linearBackward(prm.proj, input: a.attnOut.pointer, dOut: s.dBranch.pointer, rows: batch, dInput: s.dAttnOut.pointer,
-                       grad: pg?.proj, lora: [], scratch: s)
+        try linearBackward(prm.proj, input: a.attnOut.pointer, dOut: s.dBranch.pointer, rows: batch, dInput: s.dAttnOut.pointer,
+                           grad: pg?.proj, lora: [], scratch: s)
         classAttentionBackward(batch: batch, a: a, scratch: s)
 
         // qkv: K | V columns over every row, Q columns over the class rows (row b·t), both into ∂(LN1 output).
         let dq = s.dQKV.pointer, wq = prm.qkv.weight.pointer, x = a.ln1Out.pointer
-        BLAS.gemm(m: rows, n: w, k: 2 * inner, a: dq + inner, lda: ld, b: wq + inner * w, ldb: w, c: s.dNormOut.pointer, ldc: w)
+        try frozenInputGradient(prm.qkv.weight, firstRow: inner, outF: 2 * inner, inF: w, dOut: dq + inner, ldd: ld, rows: rows,
+                                out: s.dNormOut.pointer)
         BLAS.gemm(m: batch, n: w, k: inner, a: dq, lda: t * ld, b: wq, ldb: w, beta: 1, c: s.dNormOut.pointer, ldc: t * w)
         if let g = pg?.qkv {
             BLAS.gemm(transA: true, m: 2 * inner, n: w, k: rows, a: dq + inner, lda: ld, b: x, ldb: w, beta: 1,
@@ -173,16 +177,14 @@ extension ViT {
     /// For out = input·Wᵀ + b + Σ s·(input·Aᵀ)·Bᵀ: adds ∂W, ∂b (when `grad`), ∂A, ∂B, and writes ∂input (when asked).
     private func linearBackward(_ layer: Linear, input: UnsafePointer<Float>, dOut: UnsafePointer<Float>, rows: Int,
                                 dInput: UnsafeMutablePointer<Float>?, grad: Linear?,
-                                lora: [(LoRAFactors, Float, FloatBuffer, LoRAFactors)], scratch s: BackwardScratch) {
+                                lora: [(LoRAFactors, Float, FloatBuffer, LoRAFactors)], scratch s: BackwardScratch) throws {
         let inF = layer.inFeatures, outF = layer.outFeatures
         if let grad {
             BLAS.gemm(transA: true, m: outF, n: inF, k: rows, a: dOut, lda: outF, b: input, ldb: inF, beta: 1,
                       c: grad.weight.pointer, ldc: inF)
             if let gb = grad.bias { Kernels.addColumnSums(dOut, rows: rows, cols: outF, into: gb.pointer) }
         }
-        if let dInput {
-            BLAS.gemm(m: rows, n: inF, k: outF, a: dOut, lda: outF, b: layer.weight.pointer, ldb: inF, c: dInput, ldc: inF)
-        }
+        if let dInput { try frozenInputGradient(layer.weight, outF: outF, inF: inF, dOut: dOut, ldd: outF, rows: rows, out: dInput) }
         for (f, scale, down, g) in lora {
             let r = f.rank, dDown = s.dDown.pointer
             // ∂B += s·dOutᵀ·(x·Aᵀ); ∂(x·Aᵀ) = s·dOut·B; ∂A += ∂(x·Aᵀ)ᵀ·x; ∂x += ∂(x·Aᵀ)·A.
@@ -217,7 +219,7 @@ extension ViT {
     }
 
     /// Embedding dropout, class token, position embeddings and the patch projection.
-    private func embedBackward(batch: Int, scratch s: BackwardScratch, into pg: ViTParameters) {
+    private func embedBackward(batch: Int, scratch s: BackwardScratch, into pg: ViTParameters) throws {
         let c = config, w = c.width, t = c.numTokens, n = c.numPatches, acts = activations
         let dTok = s.dBranch.pointer
         Kernels.masked(s.dStream.pointer, acts.tokensMask.count > 0 ? acts.tokensMask.pointer : nil, out: dTok, count: batch * t * w)
@@ -228,7 +230,7 @@ extension ViT {
         // Patch rows of the token gradient, packed [batch·patches, width], are the patch projection's output gradient.
         let dPatch = s.dNormOut.pointer
         for b in 0..<batch { (dPatch + b * n * w).update(from: dTok + (b * t + 1) * w, count: n * w) }
-        linearBackward(parameters.patchEmbed, input: acts.patches.pointer, dOut: dPatch, rows: batch * n, dInput: nil,
-                       grad: pg.patchEmbed, lora: [], scratch: s)
+        try linearBackward(parameters.patchEmbed, input: acts.patches.pointer, dOut: dPatch, rows: batch * n, dInput: nil,
+                           grad: pg.patchEmbed, lora: [], scratch: s)
     }
 }

@@ -43,6 +43,12 @@ public final class ViT: @unchecked Sendable {
     /// Run the last block on every token, not only on the class token. The outputs are the same either way (they
     /// read only the class row); set this to get the whole transformer output in `activations.stream`.
     public var allTokensInLastBlock = false
+    /// Arithmetic of the frozen linear layers, forward and (GS-LoRA training) backward; all-parameter training needs
+    /// `.float32`. Setting it drops the bf16 weight copies, which are packed on the first bf16 call: set it again after
+    /// changing weights in place.
+    public var precision: MatmulPrecision = .float32 { didSet { bf16 = BF16Matmul() } }
+    /// The bf16 products, packed weights and primitives of this model.
+    public private(set) var bf16 = BF16Matmul()
     /// The buffers of the last forward call (the backward pass reads them after a training-mode call).
     public let activations = ViTActivations()
     let backwardScratch = BackwardScratch()
@@ -77,6 +83,7 @@ public final class ViT: @unchecked Sendable {
         let m = try ViT(config: config, parameters: ViTParameters(clsToken: p.clsToken, posEmbed: p.posEmbed, patchEmbed: p.patchEmbed,
                                                                   blocks: blocks, norm: p.norm, head: p.head))
         m.dropoutSeed = dropoutSeed
+        m.precision = precision
         return m
     }
 
@@ -107,14 +114,14 @@ public final class ViT: @unchecked Sendable {
         let acts = activations
         try acts.size(config: c, batch: batch, ranks: adapters.map(\.rank), training: mode.isTraining, dropout: dropout != nil)
 
-        embed(images.baseAddress!, batch: batch, into: acts, dropout: &dropout)
+        try embed(images.baseAddress!, batch: batch, into: acts, dropout: &dropout)
         acts.classOnlyLastBlock = !allTokensInLastBlock
         for l in 0..<c.depth {
             let a = acts.blocks[mode.isTraining ? l : 0]
             if l == c.depth - 1 && acts.classOnlyLastBlock {
-                classBlock(l, batch: batch, acts: acts, a: a, dropout: &dropout)
+                try classBlock(l, batch: batch, acts: acts, a: a, dropout: &dropout)
             } else {
-                block(l, batch: batch, acts: acts, a: a, dropout: &dropout)
+                try block(l, batch: batch, acts: acts, a: a, dropout: &dropout)
             }
         }
         let pooled = pool(batch: batch, acts: acts)
@@ -129,12 +136,12 @@ public final class ViT: @unchecked Sendable {
     // MARK: - stages
 
     /// Patchify, patch embedding, class token, position embedding, embedding dropout → the residual stream.
-    private func embed(_ images: UnsafePointer<Float>, batch: Int, into acts: ViTActivations, dropout: inout Dropout?) {
+    private func embed(_ images: UnsafePointer<Float>, batch: Int, into acts: ViTActivations, dropout: inout Dropout?) throws {
         let c = config, w = c.width, t = c.numTokens, n = c.numPatches
         Patchify.run(config: c, images: images, batch: batch, out: acts.patches.pointer)
         let pe = parameters.patchEmbed
-        BLAS.gemm(transB: true, m: batch * n, n: w, k: c.patchDim, a: acts.patches.pointer, lda: c.patchDim,
-                  b: pe.weight.pointer, ldb: c.patchDim, c: acts.patchEmbed.pointer, ldc: w)
+        try frozenProduct(pe.weight, outF: w, inF: c.patchDim, input: acts.patches.pointer, lda: c.patchDim, rows: batch * n,
+                          out: acts.patchEmbed.pointer, ldc: w)
         if let bias = pe.bias { Kernels.addBias(acts.patchEmbed.pointer, rows: batch * n, cols: w, bias: bias.pointer) }
         let tok = acts.tokens.pointer, pos = parameters.posEmbed.pointer, cls = parameters.clsToken.pointer
         for b in 0..<batch {
@@ -150,7 +157,7 @@ public final class ViT: @unchecked Sendable {
         }
     }
 
-    private func block(_ l: Int, batch: Int, acts: ViTActivations, a: BlockActivations, dropout: inout Dropout?) {
+    private func block(_ l: Int, batch: Int, acts: ViTActivations, a: BlockActivations, dropout: inout Dropout?) throws {
         let c = config, w = c.width, rows = batch * c.numTokens, inner = c.heads * c.headDim, m = c.mlpWidth
         let prm = parameters.blocks[l], x = acts.stream.pointer, eps = Float(c.layerNormEps)
         let training = acts.training
@@ -159,10 +166,10 @@ public final class ViT: @unchecked Sendable {
         // Attention branch: x += Dropout(Proj(Attn(LN1(x)))).
         Kernels.layerNorm(x, rows: rows, cols: w, gamma: prm.norm1.weight.pointer, beta: prm.norm1.bias.pointer, eps: eps,
                           out: a.ln1Out.pointer, mean: a.ln1Mean.pointer, rstd: a.ln1Rstd.pointer)
-        apply(prm.qkv, a.ln1Out.pointer, rows: rows, out: a.qkv.pointer, lora: [])
+        try apply(prm.qkv, a.ln1Out.pointer, rows: rows, out: a.qkv.pointer, lora: [])
         if let bias = prm.qkv.bias { Kernels.addBias(a.qkv.pointer, rows: rows, cols: 3 * inner, bias: bias.pointer) }
         attention(batch: batch, a: a, scratch: acts.probsScratch)
-        apply(prm.proj, a.attnOut.pointer, rows: rows, out: acts.scratch.pointer, lora: [])
+        try apply(prm.proj, a.attnOut.pointer, rows: rows, out: acts.scratch.pointer, lora: [])
         let attnMask = dropout != nil ? a.attnMask.pointer : nil
         if let attnMask { dropout!.fill(attnMask, count: rows * w) }
         Kernels.residualAdd(x, acts.scratch.pointer, rows: rows, cols: w, bias: prm.proj.bias?.pointer, mask: attnMask)
@@ -171,14 +178,14 @@ public final class ViT: @unchecked Sendable {
         // FFN branch: x += Dropout(fc2(Dropout(GELU(fc1(LN2(x)))))), LoRA live on fc1 and fc2.
         Kernels.layerNorm(x, rows: rows, cols: w, gamma: prm.norm2.weight.pointer, beta: prm.norm2.bias.pointer, eps: eps,
                           out: a.ln2Out.pointer, mean: a.ln2Mean.pointer, rstd: a.ln2Rstd.pointer)
-        apply(prm.fc1, a.ln2Out.pointer, rows: rows, out: a.fc1Out.pointer,
-              lora: adapters.enumerated().map { ($1.fc1[l], $1.scaling, a.loraFc1[$0]) })
+        try apply(prm.fc1, a.ln2Out.pointer, rows: rows, out: a.fc1Out.pointer,
+                  lora: adapters.enumerated().map { ($1.fc1[l], $1.scaling, a.loraFc1[$0]) })
         let hidden = training ? a.hidden.pointer : a.fc1Out.pointer
         let hiddenMask = dropout != nil ? a.hiddenMask.pointer : nil
         if let hiddenMask { dropout!.fill(hiddenMask, count: rows * m) }
         Kernels.biasGELU(a.fc1Out.pointer, rows: rows, cols: m, bias: prm.fc1.bias?.pointer, out: hidden, mask: hiddenMask)
-        apply(prm.fc2, hidden, rows: rows, out: acts.scratch.pointer,
-              lora: adapters.enumerated().map { ($1.fc2[l], $1.scaling, a.loraFc2[$0]) })
+        try apply(prm.fc2, hidden, rows: rows, out: acts.scratch.pointer,
+                  lora: adapters.enumerated().map { ($1.fc2[l], $1.scaling, a.loraFc2[$0]) })
         let fc2Mask = dropout != nil ? a.fc2Mask.pointer : nil
         if let fc2Mask { dropout!.fill(fc2Mask, count: rows * w) }
         Kernels.residualAdd(x, acts.scratch.pointer, rows: rows, cols: w, bias: prm.fc2.bias?.pointer, mask: fc2Mask)
@@ -188,23 +195,23 @@ public final class ViT: @unchecked Sendable {
     /// rows' Q, attention, projection and FFN. The class rows of the stream are packed into `acts.pooled` [batch, width]
     /// and finished there; from `mid` on, this block's activations (and its dropout masks, drawn full-size like the
     /// all-token path draws them, then packed) hold class rows only. Attention probabilities are [batch, heads, tokens].
-    private func classBlock(_ l: Int, batch: Int, acts: ViTActivations, a: BlockActivations, dropout: inout Dropout?) {
+    private func classBlock(_ l: Int, batch: Int, acts: ViTActivations, a: BlockActivations, dropout: inout Dropout?) throws {
         let c = config, w = c.width, t = c.numTokens, rows = batch * t, inner = c.heads * c.headDim, ld = 3 * inner
         let prm = parameters.blocks[l], x = acts.stream.pointer, eps = Float(c.layerNormEps), m = c.mlpWidth
         if acts.training { a.input.pointer.update(from: x, count: rows * w) }
 
         Kernels.layerNorm(x, rows: rows, cols: w, gamma: prm.norm1.weight.pointer, beta: prm.norm1.bias.pointer, eps: eps,
                           out: a.ln1Out.pointer, mean: a.ln1Mean.pointer, rstd: a.ln1Rstd.pointer)
-        let wq = prm.qkv.weight.pointer, qkv = a.qkv.pointer
-        BLAS.gemm(transB: true, m: rows, n: 2 * inner, k: w, a: a.ln1Out.pointer, lda: w, b: wq + inner * w, ldb: w,
-                  c: qkv + inner, ldc: ld)
-        BLAS.gemm(transB: true, m: batch, n: inner, k: w, a: a.ln1Out.pointer, lda: t * w, b: wq, ldb: w, c: qkv, ldc: t * ld)
+        let wq = prm.qkv.weight, qkv = a.qkv.pointer
+        try frozenProduct(wq, firstRow: inner, outF: 2 * inner, inF: w, input: a.ln1Out.pointer, lda: w, rows: rows,
+                          out: qkv + inner, ldc: ld)
+        try frozenProduct(wq, outF: inner, inF: w, input: a.ln1Out.pointer, lda: t * w, rows: batch, out: qkv, ldc: t * ld)
         if let bias = prm.qkv.bias {
             Kernels.addBias(qkv + inner, rows: rows, cols: 2 * inner, ld: ld, bias: bias.pointer + inner)
             Kernels.addBias(qkv, rows: batch, cols: inner, ld: t * ld, bias: bias.pointer)
         }
         classAttention(batch: batch, a: a, scratch: acts.probsScratch)
-        apply(prm.proj, a.attnOut.pointer, rows: batch, out: acts.scratch.pointer, lora: [])
+        try apply(prm.proj, a.attnOut.pointer, rows: batch, out: acts.scratch.pointer, lora: [])
         let xc = acts.pooled.pointer
         for b in 0..<batch { (xc + b * w).update(from: x + b * t * w, count: w) }
         let attnMask = dropout != nil ? classRowsMask(&dropout!, a.attnMask, batch: batch, cols: w) : nil
@@ -213,13 +220,13 @@ public final class ViT: @unchecked Sendable {
 
         Kernels.layerNorm(xc, rows: batch, cols: w, gamma: prm.norm2.weight.pointer, beta: prm.norm2.bias.pointer, eps: eps,
                           out: a.ln2Out.pointer, mean: a.ln2Mean.pointer, rstd: a.ln2Rstd.pointer)
-        apply(prm.fc1, a.ln2Out.pointer, rows: batch, out: a.fc1Out.pointer,
-              lora: adapters.enumerated().map { ($1.fc1[l], $1.scaling, a.loraFc1[$0]) })
+        try apply(prm.fc1, a.ln2Out.pointer, rows: batch, out: a.fc1Out.pointer,
+                  lora: adapters.enumerated().map { ($1.fc1[l], $1.scaling, a.loraFc1[$0]) })
         let hidden = acts.training ? a.hidden.pointer : a.fc1Out.pointer
         let hiddenMask = dropout != nil ? classRowsMask(&dropout!, a.hiddenMask, batch: batch, cols: m) : nil
         Kernels.biasGELU(a.fc1Out.pointer, rows: batch, cols: m, bias: prm.fc1.bias?.pointer, out: hidden, mask: hiddenMask)
-        apply(prm.fc2, hidden, rows: batch, out: acts.scratch.pointer,
-              lora: adapters.enumerated().map { ($1.fc2[l], $1.scaling, a.loraFc2[$0]) })
+        try apply(prm.fc2, hidden, rows: batch, out: acts.scratch.pointer,
+                  lora: adapters.enumerated().map { ($1.fc2[l], $1.scaling, a.loraFc2[$0]) })
         let fc2Mask = dropout != nil ? classRowsMask(&dropout!, a.fc2Mask, batch: batch, cols: w) : nil
         Kernels.residualAdd(xc, acts.scratch.pointer, rows: batch, cols: w, bias: prm.fc2.bias?.pointer, mask: fc2Mask)
     }
@@ -235,9 +242,9 @@ public final class ViT: @unchecked Sendable {
     /// out = input·Wᵀ (no bias: callers fuse it into the next elementwise pass) + Σ scaling·(input·Aᵀ)·Bᵀ,
     /// keeping input·Aᵀ in each adapter's buffer.
     private func apply(_ layer: Linear, _ input: UnsafePointer<Float>, rows: Int, out: UnsafeMutablePointer<Float>,
-                       lora: [(LoRAFactors, Float, FloatBuffer)]) {
+                       lora: [(LoRAFactors, Float, FloatBuffer)]) throws {
         let inF = layer.inFeatures, outF = layer.outFeatures
-        BLAS.gemm(transB: true, m: rows, n: outF, k: inF, a: input, lda: inF, b: layer.weight.pointer, ldb: inF, c: out, ldc: outF)
+        try frozenProduct(layer.weight, outF: outF, inF: inF, input: input, lda: inF, rows: rows, out: out, ldc: outF)
         for (f, s, down) in lora {
             BLAS.gemm(transB: true, m: rows, n: f.rank, k: inF, a: input, lda: inF, b: f.a.pointer, ldb: inF,
                       c: down.pointer, ldc: f.rank)

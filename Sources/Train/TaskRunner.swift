@@ -38,6 +38,7 @@ extension Trainer {
         let adapter = try LoRAAdapter(config: c, rank: o.rank, scaling: Float(o.loraAlpha / Double(o.rank)),
                                       gain: t == 0 ? 1 : Float((6.0 / 51.0).squareRoot()), seed: initRNG.next())
         let model = try ViT(config: c, parameters: base.parameters, adapters: [adapter])
+        model.precision = o.precision
         guard let grouping = LoRAGrouping(rawValue: o.grouping) else { throw TrainerError.badOption(option: "--grouping", problem: o.grouping) }
         let step = try GSLoRAStep(model: model, grouping: grouping, weightDecay: o.weightDecay)
         let schedule = try CosineSchedule(baseLR: o.lr, minLR: o.minLR, epochs: o.epochs(task: t))

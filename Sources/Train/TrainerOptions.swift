@@ -1,3 +1,4 @@
+import Apply
 import Foundation
 import Format
 
@@ -57,6 +58,9 @@ public struct TrainOptions: Codable, Equatable, Sendable {
     public var pruneThreshold: Double?
     /// Images per evaluation / prototype forward call.
     public var evalBatch = 64
+    /// Arithmetic of the frozen layers in the training steps (forward products and input gradients); evaluation
+    /// and prototypes always run in float32, so before/after numbers compare across precisions.
+    public var precision: MatmulPrecision = .float32
 
     public init() {}
 

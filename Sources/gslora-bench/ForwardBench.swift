@@ -5,7 +5,8 @@ import Foundation
 import Format
 
 /// `gslora-bench forward`: eval-mode throughput and peak memory of the full-size face transformer
-/// (GSLORA.md §1.1) on random weights, against PyTorch's anchor on the same machine.
+/// (GSLORA.md §1.1) on random weights, against PyTorch's anchor on the same machine; float32, then the opt-in bf16
+/// precision on the same model and batch.
 struct ForwardBench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "forward",
@@ -43,20 +44,9 @@ enum ForwardBenchmark {
         let images = (0..<(batch * c.channels * c.imageSize * c.imageSize)).map { _ in rng.nextUnitFloat() }
         let labels = (0..<batch).map { $0 % c.numClasses }
 
-        _ = try model.forward(images: images, batch: batch, labels: labels)
-        var times: [Double] = []
-        let cpu0 = clock()
-        for _ in 0..<iterations {
-            let t0 = DispatchTime.now().uptimeNanoseconds
-            _ = try model.forward(images: images, batch: batch, labels: labels)
-            times.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9)
-        }
-        // Process CPU time (all threads) per call: on a shared, loaded host wall time mostly measures the
-        // neighbours; CPU time divided over the cores estimates an idle machine (BLAS spin-waits count, so it errs low).
-        let cpuPerCall = Double(clock() - cpu0) / Double(CLOCKS_PER_SEC) / Double(iterations)
+        let f32 = try timed(model, images: images, batch: batch, labels: labels, iterations: iterations)
         let cores = Double(ProcessInfo.processInfo.activeProcessorCount)
-        times.sort()
-        let median = times[times.count / 2], best = times[0]
+        let (median, best, cpuPerCall) = (f32.median, f32.best, f32.cpuPerCall)
         let flops = Double(batch) * flopsPerImage(c, loraRank: loraRank, classOnlyLastBlock: !allTokens)
         let sgemm = sgemmGFLOPs(m: batch * c.numTokens, n: c.mlpWidth, k: c.width)
         let rss = peakRSSMegabytes()
@@ -70,6 +60,7 @@ enum ForwardBenchmark {
         rows.append(("LoRA", loraRank > 0 ? "live, rank \(loraRank)" : "none (merged)", ""))
         rows.append(("last block", allTokens ? "every token" : "class token only (K, V for every token)", ""))
         rows.append(("images/s (median call)", fmt(Double(batch) / median, 1), "PyTorch ≈20 (PLATFORM.md: ≈11, noisy)"))
+        rows.append(("ratio to PyTorch's 20 images/s", fmt(Double(batch) / median / pyTorchImagesPerSecond, 2) + "×", "issue #4 asks 2×"))
         rows.append(("images/s (best call)", fmt(Double(batch) / best, 1), ""))
         rows.append(("seconds per call (median)", fmt(median, 3), ""))
         rows.append(("CPU seconds per call (all threads)", fmt(cpuPerCall, 3),
@@ -78,9 +69,83 @@ enum ForwardBenchmark {
         rows.append(("sgemm GFLOP/s, \(batch * c.numTokens)×\(c.mlpWidth)×\(c.width)", fmt(sgemm, 0),
                      "fraction achieved: \(fmt(flops / median / 1e9 / sgemm * 100, 0)) %"))
         rows.append(("peak RSS (VmHWM)", rss.map { "\(fmt($0, 0)) MB" } ?? "n/a", "PyTorch ≈1200 MB"))
+        rows += bf16Rows(model, images: images, batch: batch, labels: labels, iterations: iterations, float32Logits: f32.logits,
+                         flops: flops, cores: cores)
         let w0 = rows.map(\.0.count).max()!, w1 = rows.map(\.1.count).max()!
         let lines = rows.map { $0.0.padding(toLength: w0, withPad: " ", startingAt: 0) + "  " + $0.1.padding(toLength: w1, withPad: " ", startingAt: 0) + "  " + $0.2 }
         return Report(table: (["forward: face ViT-P8S8, eval mode, random weights"] + lines).joined(separator: "\n"))
+    }
+
+    static let pyTorchImagesPerSecond = 20.0
+
+    struct Timing {
+        var median, best, cpuPerCall, firstCall: Double
+        var logits: [Float]
+    }
+
+    /// One untimed warm-up call (its wall time kept as the first-call latency), then `iterations` timed calls.
+    static func timed(_ model: ViT, images: [Float], batch: Int, labels: [Int], iterations: Int) throws -> Timing {
+        let w0 = DispatchTime.now().uptimeNanoseconds
+        let logits = try model.forward(images: images, batch: batch, labels: labels).logits
+        let first = Double(DispatchTime.now().uptimeNanoseconds - w0) / 1e9
+        var times: [Double] = []
+        let cpu0 = clock()
+        for _ in 0..<iterations {
+            let t0 = DispatchTime.now().uptimeNanoseconds
+            _ = try model.forward(images: images, batch: batch, labels: labels)
+            times.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9)
+        }
+        // Process CPU time (all threads) per call: on a shared, loaded host wall time mostly measures the
+        // neighbours; CPU time divided over the cores estimates an idle machine (BLAS spin-waits count, so it errs low).
+        let cpuPerCall = Double(clock() - cpu0) / Double(CLOCKS_PER_SEC) / Double(iterations)
+        times.sort()
+        return Timing(median: times[times.count / 2], best: times[0], cpuPerCall: cpuPerCall, firstCall: first, logits: logits)
+    }
+
+    /// The same model and batch with bf16 frozen linears: throughput, its own peak RSS (the high-water mark is reset
+    /// first where the kernel allows), oneDNN's implementation, packed-weight memory and the logits' deviation from
+    /// float32. A CPU or library without bf16 support gets one row saying why.
+    static func bf16Rows(_ model: ViT, images: [Float], batch: Int, labels: [Int], iterations: Int, float32Logits: [Float],
+                         flops: Double, cores: Double) -> [(String, String, String)] {
+        let fmt = { (x: Double, d: Int) in String(format: "%.\(d)f", x) }
+        let reset = resetPeakRSS()
+        model.precision = .bf16
+        defer { model.precision = .float32 }
+        let t: Timing
+        do { t = try timed(model, images: images, batch: batch, labels: labels, iterations: iterations) } catch {
+            return [("bf16", "unavailable", "\(error)")]
+        }
+        let ips = Double(batch) / t.median
+        var dev = 0.0, ref = 0.0
+        for (a, b) in zip(t.logits, float32Logits) {
+            dev = max(dev, abs(Double(a) - Double(b)))
+            ref = max(ref, abs(Double(b)))
+        }
+        return [
+            ("bf16: images/s (median call)", fmt(ips, 1), "\(fmt(ips / pyTorchImagesPerSecond, 2))× PyTorch's 20 images/s"),
+            ("bf16: images/s (best call)", fmt(Double(batch) / t.best, 1), ""),
+            ("bf16: seconds per call (median)", fmt(t.median, 3), "first call \(fmt(t.firstCall, 3)) s (packs weights, JITs kernels)"),
+            ("bf16: CPU seconds per call (all threads)", fmt(t.cpuPerCall, 3),
+             "idle-machine estimate: \(fmt(Double(batch) / (t.cpuPerCall / cores), 1)) images/s on \(Int(cores)) cores"),
+            ("bf16: achieved GFLOP/s", fmt(flops / t.median / 1e9, 0), ""),
+            ("bf16: oneDNN implementation", model.bf16.implementations.joined(separator: ", "), ""),
+            ("bf16: OpenMP wait policy / threads", "\(env("OMP_WAIT_POLICY") ?? "unset") / \(env("OMP_NUM_THREADS") ?? "all cores")",
+             env("OMP_WAIT_POLICY") == nil ? "libgomp spins after each product; OMP_WAIT_POLICY=passive can be faster" : ""),
+            ("bf16: packed weights", "\(fmt(Double(model.bf16.packedWeightBytes) / 1e6, 1)) MB", "besides the float32 weights"),
+            ("bf16: peak RSS (VmHWM)", peakRSSMegabytes().map { "\(fmt($0, 0)) MB" } ?? "n/a",
+             reset ? "high-water mark reset before bf16" : "includes the float32 run (could not reset)"),
+            ("bf16: logits vs float32, max |Δ| / max |ref|", String(format: "%.1e", ref > 0 ? dev / ref : dev), "same batch, same weights"),
+        ]
+    }
+
+    static func env(_ name: String) -> String? { ProcessInfo.processInfo.environment[name].flatMap { $0.isEmpty ? nil : $0 } }
+
+    /// Resets VmHWM to the current RSS (Linux: write 5 to /proc/self/clear_refs); false where that is not possible.
+    static func resetPeakRSS() -> Bool {
+        let fd = open("/proc/self/clear_refs", O_WRONLY)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        return write(fd, "5", 1) == 1
     }
 
     /// Multiply-adds ×2 of every GEMM in one image's forward (elementwise work excluded). A class-only last block

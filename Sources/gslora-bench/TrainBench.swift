@@ -50,21 +50,37 @@ enum TrainBenchmark {
         let embeddings = try model.forward(images: retain + forget, batch: 2 * batch).embeddings
         let protos = try PrototypeTable.mean(embeddings: embeddings, labels: retainLabels + forgetLabels, dim: c.width, classes: c.numClasses)
         let settings = try ObjectiveSettings(beta: 0.2, bound: 105, alpha: 1e-4, prototypeForgetWeight: 0.01, prototypeMargin: 18)
-        var gs: [StepTimings] = []
-        for i in 0...steps {
-            let r = try retain.withUnsafeBufferPointer { rp in
-                try forget.withUnsafeBufferPointer { fp in
-                    try step.step(retainImages: rp, retainLabels: retainLabels, forgetImages: fp, forgetLabels: forgetLabels,
-                                  prototypes: protos, settings: settings, lr: 1e-2, dropout: dropout)
+        func gsSteps() throws -> [StepTimings] {
+            var gs: [StepTimings] = []
+            for i in 0...steps {
+                let r = try retain.withUnsafeBufferPointer { rp in
+                    try forget.withUnsafeBufferPointer { fp in
+                        try step.step(retainImages: rp, retainLabels: retainLabels, forgetImages: fp, forgetLabels: forgetLabels,
+                                      prototypes: protos, settings: settings, lr: 1e-2, dropout: dropout)
+                    }
                 }
+                if i > 0 { gs.append(r.timings) }
             }
-            if i > 0 { gs.append(r.timings) }
+            return gs
         }
+        let gs = try gsSteps()
         let gsRSS = ForwardBenchmark.peakRSSMegabytes()
         let gsFlops = Double(2 * batch) * (ForwardBenchmark.flopsPerImage(c, loraRank: rank, classOnlyLastBlock: true) + backwardFlopsPerImage(c, rank: rank, weights: false))
         rows += phaseRows("GS-LoRA step (\(batch)+\(batch) images, rank \(rank), GS-LoRA++ loss)", gs, flops: gsFlops, sgemm: sgemm,
                           anchor: "PyTorch 0.92 s", fmt: fmt)
         rows.append(("  peak RSS (VmHWM) after the GS-LoRA steps", gsRSS.map { "\(fmt($0, 0)) MB" } ?? "n/a", "PyTorch 1.6 GB"))
+
+        // The same steps with the frozen layers' products (forward and input gradients) in bf16; the warm-up step packs.
+        model.precision = .bf16
+        let bs = try gsSteps()
+        func median(_ t: [StepTimings]) -> Double { let v = t.map(\.total).sorted(); return v[v.count / 2] }
+        rows.append(("GS-LoRA step, --precision bf16 (oneDNN \(model.bf16.implementations.joined(separator: ", ")))", "", ""))
+        rows.append(("  seconds per step (median)", fmt(median(bs), 3),
+                     "\(fmt(0.92 / median(bs), 2))× faster than PyTorch's 0.92 s; float32 here \(fmt(median(gs), 3)) s"))
+        rows.append(("  forward / backward / loss+head / AdamW", [\StepTimings.forward, \.backward, \.loss, \.update].map { k in
+            let v = bs.map { $0[keyPath: k] }.sorted(); return fmt(v[v.count / 2], 3) }.joined(separator: " / "), "seconds"))
+        rows.append(("  peak RSS (VmHWM) after the bf16 steps", ForwardBenchmark.peakRSSMegabytes().map { "\(fmt($0, 0)) MB" } ?? "n/a",
+                     "packed bf16 weights \(fmt(Double(model.bf16.packedWeightBytes) / 1e6, 1)) MB"))
 
         // All-parameters step (pre-training), on the same 2·batch images.
         let full = try ViT(config: c, parameters: try ViTParameters.random(config: c, seed: 1))

@@ -11,7 +11,8 @@ struct EvalCommand: GsloraCommand {
         abstract: "Accuracy on forgotten, retained and earlier-forgotten classes, per class, and H.",
         discussion: """
         DATA is an image folder (one sub-folder per class, named as the model's classes when the file has them), a \
-        Fashion-MNIST-style IDX folder (or an images file, with --labels or its sibling labels file), or an .npy of \
+        Fashion-MNIST-style IDX folder (`fashion-mnist` names Debian's dataset-fashion-mnist; or an images file, with \
+        --labels or its sibling labels file), or an .npy of \
         preprocessed N×C×H×W float32 images with --labels LABELS.npy. CLASSES are comma lists of indices, ranges \
         (0-4) or class names. Retained classes default to every class in the data that is neither forgotten nor old.
 
@@ -25,8 +26,8 @@ struct EvalCommand: GsloraCommand {
               --before before.json
           gslora-eval face.t1.gslr --adapter t2.gslr --data test/ \\
               --forget 20-39 --old 0-19 --margin-eval
-          gslora-eval fmnist.gslr --data /usr/share/datasets/fashion-mnist \\
-              --forget Sandal,Bag
+          gslora-eval fmnist.gslr --data fashion-mnist --forget Sandal,Bag
+          gslora-eval fmnist.gslr --data fashion-mnist --forget Sandal,Bag --precision bf16
 
         Exit status: 0 evaluated, 1 bad input or failed check, 2 usage error.
         """)
@@ -35,6 +36,8 @@ struct EvalCommand: GsloraCommand {
     var model: String
 
     @OptionGroup var adapterOptions: AdapterOptions
+
+    @OptionGroup var precisionOption: PrecisionOption
 
     @Option(help: "The evaluation data: image folder, IDX folder or file, or .npy images.")
     var data: String
@@ -91,6 +94,7 @@ struct EvalCommand: GsloraCommand {
         let loaded = try LoadedModel.load(model, heads: heads)
         let c = loaded.config
         let built = try adapterOptions.apply(to: loaded)
+        precisionOption.apply(to: built.model)
         let pre: Preprocessing = preprocess == "direct" ? .direct(size: c.imageSize, channels: c.channels)
             : preprocess == "imagenet" ? { var p = Preprocessing.imageNet(resize: c.imageSize * 256 / 224, crop: c.imageSize); p.channels = c.channels; return p }()
             : EvalData.preprocessing(for: c)
@@ -114,6 +118,9 @@ struct EvalCommand: GsloraCommand {
             adapters: adapterOptions.adapters, merged: adapterOptions.merged, data: data)
         report.notes = loaded.notices + (marginEval && !margin ? ["--margin-eval ignored: a linear head has no margin"] : [])
             + (skipped.isEmpty ? [] : ["\(skipped.count) image(s) skipped, first: \(skipped[0].path): \(skipped[0].reason)"]) + report.notes
+        if precisionOption.precision != .float32 {
+            report.notes.append("frozen linear layers ran in \(precisionOption.precision.rawValue) (≈1e-3 relative error per product; float32 is the parity-tested precision)")
+        }
         if let output { try ForgettingScore.write(report, to: output, inputs: [model, data] + adapterOptions.adapters) }
         if json {
             let enc = JSONEncoder()

@@ -34,6 +34,8 @@ struct InferCommand: GsloraCommand {
 
     @OptionGroup var adapterOptions: AdapterOptions
 
+    @OptionGroup var precisionOption: PrecisionOption
+
     @Option(name: [.short, .customLong("output")], help: "Write the logits (or embeddings) as a float32 .npy here.")
     var output: String?
 
@@ -86,6 +88,7 @@ struct InferCommand: GsloraCommand {
             for n in loaded.notices { FileHandle.standardError.write(Data("note: \(n)\n".utf8)) }
         }
         let built = try adapterOptions.apply(to: loaded)
+        precisionOption.apply(to: built.model)
         let pre: Preprocessing = preprocess == "direct" ? .direct(size: c.imageSize, channels: c.channels)
             : preprocess == "imagenet" ? { var p = Preprocessing.imageNet(resize: c.imageSize * 256 / 224, crop: c.imageSize); p.channels = c.channels; return p }()
             : EvalData.preprocessing(for: c)

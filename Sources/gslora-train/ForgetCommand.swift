@@ -1,5 +1,6 @@
 import Apply
 import ArgumentParser
+import CommandSupport
 import Convert
 import Foundation
 import Format
@@ -35,6 +36,7 @@ struct ForgetCommand: ParsableCommand {
           gslora-train forget face.gslr --data casia100 --tasks 4 --classes-per-task 20 --plus --log run.jsonl -o cl
           gslora-train forget face.gslr --data casia100 --tasks 4 --classes-per-task 20 --shots 4 --batch-size 4 -o fs
           gslora-train forget face.gslr --data casia100 --tasks 4 --classes-per-task 20 -o cl --resume
+          gslora-train forget face.gslr --data casia100 --tasks 4 --classes-per-task 20 --precision bf16 -o cl16
         """)
 
     @Argument(help: "The backbone: a backbone .gslr or a .pth/.safetensors ViT.") var backbone: String
@@ -73,6 +75,7 @@ struct ForgetCommand: ParsableCommand {
     @Flag(help: "Count accuracy with the margin on the true class (the paper's face numbers).") var marginEval = false
     @Option(help: "Also evaluate on the test set every N steps (0: before and after each task only).") var evalEvery = 0
     @Option(help: "Prune groups whose norm is below this before writing each adapter.") var pruneThreshold: Double?
+    @OptionGroup var precisionOption: PrecisionOption
     @Option(help: "Images per evaluation batch.") var evalBatch = 64
     @Option(help: "Attention heads of a .pth/.safetensors backbone (default: width / 64).") var heads: Int?
     @Flag(help: "Continue from OUTDIR/state.gslr.") var resume = false
@@ -120,6 +123,7 @@ struct ForgetCommand: ParsableCommand {
         o.evalEvery = evalEvery
         o.pruneThreshold = pruneThreshold
         o.evalBatch = evalBatch
+        o.precision = precisionOption.precision
 
         let trainer = try Trainer(backbone: model, data: data, options: o, outputDirectory: output)
         let runLog = try log.map { try RunLog(path: $0) }

@@ -1,0 +1,254 @@
+import CDNNL
+
+/// bfloat16 matrix products for linear layers through oneDNN's matmul (AMX / AVX512-BF16):
+/// `out[rows, outF] = in[rows, inF] · W[firstRow ..< firstRow + outF]ᵀ` (forward), or the input gradient of a frozen
+/// layer, `out[rows, inF] = in[rows, outF] · W[firstRow ..< firstRow + outF]`; W float32 row-major [*, inF] as
+/// PyTorch stores it, float32 in and out, products in bf16 (8-bit significand) accumulated in float32.
+///
+/// Each weight (row range) is packed to bf16 once, in the layout the primitive chose, and kept while this object
+/// lives; primitives are kept by shape. The packed copy is not refreshed: after changing a weight in place, make a
+/// new `BF16Matmul`. Not thread-safe (one product at a time; oneDNN's own threads run inside each product).
+public final class BF16Matmul {
+    /// Which product of W: the forward's x·Wᵀ, or the backward's ∂y·W (∂x through a frozen layer).
+    public enum Direction: Hashable, Sendable { case forward, inputGradient }
+
+    /// [rows, k] · [k, n].
+    private struct Shape: Hashable { let rows, k, n: Int }
+    private struct WeightKey: Hashable { let buffer: ObjectIdentifier; let firstRow, outF, inF: Int; let direction: Direction }
+
+    private final class Primitive {
+        let pd: dnnl_primitive_desc_t
+        let primitive: dnnl_primitive_t
+        let weights: dnnl_memory_desc_t
+        let implementation: String
+        init(pd: dnnl_primitive_desc_t, primitive: dnnl_primitive_t, weights: dnnl_memory_desc_t) {
+            self.pd = pd
+            self.primitive = primitive
+            self.weights = weights
+            self.implementation = OneDNN.implementation(pd)
+        }
+        deinit {
+            dnnl_primitive_destroy(primitive)
+            dnnl_primitive_desc_destroy(pd)
+        }
+    }
+
+    /// A weight's bf16 copy in one layout. Holds the source buffer so its identity (the cache key) stays unique.
+    private final class Packed {
+        let source: FloatBuffer
+        var layout: dnnl_memory_desc_t
+        let memory: dnnl_memory_t
+        let bytes: Int
+        init(source: FloatBuffer, layout: dnnl_memory_desc_t, memory: dnnl_memory_t) {
+            self.source = source
+            self.layout = layout
+            self.memory = memory
+            self.bytes = dnnl_memory_desc_get_size(&self.layout)
+        }
+        deinit { dnnl_memory_destroy(memory) }
+    }
+
+    private var primitives: [Shape: Primitive] = [:]
+    private var packed: [WeightKey: [Packed]] = [:]
+    /// Activations converted to bf16 [rows, k].
+    private let inputScratch = BF16Scratch()
+    /// The product [rows, n] when the caller's output is strided: oneDNN 2.6 runs a strided destination on its
+    /// gemm:jit path, ≈3× slower than AMX into a dense buffer plus a copy.
+    private let outputScratch = BF16Scratch()
+
+    /// Made on the first product.
+    private var madeStream: dnnl_stream_t? = nil
+
+    public init() {}
+
+    deinit {
+        // Primitives and packed weights go with their dictionaries; the stream last.
+        primitives.removeAll()
+        packed.removeAll()
+        if let madeStream { dnnl_stream_destroy(madeStream) }
+    }
+
+    private func stream(_ dnnl: OneDNN) throws -> dnnl_stream_t {
+        if let madeStream { return madeStream }
+        let s = try dnnl.makeStream()
+        madeStream = s
+        return s
+    }
+
+    /// The oneDNN implementations the products so far ran on (e.g. "brg:avx512_core_amx_bf16"), distinct, sorted.
+    public var implementations: [String] { Array(Set(primitives.values.map(\.implementation))).sorted() }
+
+    /// Bytes held by packed bf16 weights (every layout of every weight).
+    public var packedWeightBytes: Int { packed.values.joined().reduce(0) { $0 + $1.bytes } }
+
+    /// `out` (row stride `ldc`) = `input` (row stride `lda`) · W[firstRow ..< firstRow + outFeatures]ᵀ with
+    /// W = `weight` viewed as float32 [*, inFeatures] — or, for `.inputGradient`, `input` [rows, outFeatures] · W
+    /// into `out` [rows, inFeatures]. No bias: callers fuse it into their next elementwise pass.
+    public func product(weight: FloatBuffer, firstRow: Int = 0, outFeatures outF: Int, inFeatures inF: Int,
+                        input: UnsafePointer<Float>, lda: Int, rows: Int,
+                        out: UnsafeMutablePointer<Float>, ldc: Int, direction: Direction = .forward) throws {
+        guard rows > 0 else { return }
+        let (k, n) = direction == .forward ? (inF, outF) : (outF, inF)
+        try BF16Matmul.checkSizes(weightCount: weight.count, firstRow: firstRow, outF: outF, inF: inF, k: k, n: n, lda: lda,
+                                  rows: rows, ldc: ldc)
+        let p = try primitive(Shape(rows: rows, k: k, n: n))
+        let w = try packedWeight(weight, firstRow: firstRow, outF: outF, inF: inF, direction: direction, layout: p.weights)
+        let src = convert(input, rows: rows, cols: k, ld: lda)
+        let dnnl = try OneDNN.shared()
+        let srcMemory = try dnnl.memory(try OneDNN.matrix(rows: rows, cols: k, type: dnnl_bf16, tag: dnnl_ab), handle: src)
+        defer { dnnl_memory_destroy(srcMemory) }
+        let dst = ldc == n ? UnsafeMutableRawPointer(out) : outputScratch.reserve(rows * n * 4)
+        let dstMemory = try dnnl.memory(try OneDNN.matrix(rows: rows, cols: n, type: dnnl_f32, tag: dnnl_ab), handle: dst)
+        defer { dnnl_memory_destroy(dstMemory) }
+        let args = [dnnl_exec_arg_t(arg: DNNL_ARG_SRC, memory: srcMemory), dnnl_exec_arg_t(arg: DNNL_ARG_WEIGHTS, memory: w.memory),
+                    dnnl_exec_arg_t(arg: DNNL_ARG_DST, memory: dstMemory)]
+        let stream = try stream(dnnl)
+        try OneDNN.check(dnnl_primitive_execute(p.primitive, stream, Int32(args.count), args),
+                         "dnnl_primitive_execute (matmul \(rows)×\(k) · \(k)×\(n))")
+        try OneDNN.check(dnnl_stream_wait(stream), "dnnl_stream_wait")
+        if ldc != n {
+            let from = SendableRaw(UnsafeRawPointer(dst)), to = SendableRaw(UnsafeRawPointer(out))
+            Parallel.rows(rows, elementsPerRow: n) { range in
+                let f = from.p.assumingMemoryBound(to: Float.self), t = UnsafeMutablePointer(mutating: to.p.assumingMemoryBound(to: Float.self))
+                for r in range { (t + r * ldc).update(from: f + r * n, count: n) }
+            }
+        }
+    }
+
+    /// Every size positive, strides at least the row length, the weight rows inside the buffer, and every extent
+    /// representable (oneDNN takes int64 dimensions; the products here are Int byte counts).
+    /// `k` and `n` are the product's inner and output widths (inF and outF forward, swapped for the input gradient).
+    static func checkSizes(weightCount: Int, firstRow: Int, outF: Int, inF: Int, k: Int, n: Int, lda: Int, rows: Int, ldc: Int) throws {
+        guard outF > 0, inF > 0, firstRow >= 0, lda >= k, ldc >= n else {
+            throw ApplyError.badInput("bf16 product: out \(outF), in \(inF), first row \(firstRow), lda \(lda), ldc \(ldc) are not valid sizes")
+        }
+        let (endRow, o1) = firstRow.addingReportingOverflow(outF)
+        let (weightEnd, o2) = endRow.multipliedReportingOverflow(by: inF)
+        guard !o1, !o2, weightEnd <= weightCount else {
+            throw ApplyError.badInput("bf16 product: weight rows \(firstRow)..<\(firstRow &+ outF) of \(inF) values exceed its \(weightCount) values")
+        }
+        let (srcCount, o3) = rows.multipliedReportingOverflow(by: k)
+        let (dstCount, o4) = rows.multipliedReportingOverflow(by: n)
+        let (dstSpan, o5) = (rows - 1).multipliedReportingOverflow(by: ldc)
+        let (inSpan, o6) = (rows - 1).multipliedReportingOverflow(by: lda)
+        guard !o3, !o4, !o5, !o6, !dstSpan.addingReportingOverflow(n).overflow, !inSpan.addingReportingOverflow(k).overflow,
+              !srcCount.multipliedReportingOverflow(by: 2).overflow, !dstCount.multipliedReportingOverflow(by: 4).overflow else {
+            throw ApplyError.tooLarge("a bf16 product of \(rows) rows × \(inF) inputs × \(outF) outputs overflows the address range")
+        }
+    }
+
+    private func primitive(_ s: Shape) throws -> Primitive {
+        if let p = primitives[s] { return p }
+        let dnnl = try OneDNN.shared()
+        var src = try OneDNN.matrix(rows: s.rows, cols: s.k, type: dnnl_bf16, tag: dnnl_ab)
+        var wei = try OneDNN.matrix(rows: s.k, cols: s.n, type: dnnl_bf16, tag: dnnl_format_tag_any)
+        var dst = try OneDNN.matrix(rows: s.rows, cols: s.n, type: dnnl_f32, tag: dnnl_ab)
+        var desc = dnnl_matmul_desc_t()
+        let shape = "\(s.rows)×\(s.k) · \(s.k)×\(s.n)"
+        try OneDNN.check(dnnl_matmul_desc_init(&desc, &src, &wei, nil, &dst), "dnnl_matmul_desc_init (\(shape))")
+        var pd: dnnl_primitive_desc_t? = nil
+        try OneDNN.check(dnnl_primitive_desc_create(&pd, &desc, nil, dnnl.engine, nil), "dnnl_primitive_desc_create (bf16 matmul \(shape))")
+        guard let pd else { throw ApplyError.oneDNN(call: "dnnl_primitive_desc_create (bf16 matmul \(shape))", status: "no descriptor returned") }
+        guard let weights = dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0)?.pointee else {
+            dnnl_primitive_desc_destroy(pd)
+            throw ApplyError.oneDNN(call: "dnnl_primitive_desc_query_md (weights of bf16 matmul \(shape))", status: "no descriptor returned")
+        }
+        var prim: dnnl_primitive_t? = nil
+        let status = dnnl_primitive_create(&prim, pd)
+        guard status == dnnl_success, let prim else {
+            dnnl_primitive_desc_destroy(pd)
+            throw ApplyError.oneDNN(call: "dnnl_primitive_create (bf16 matmul \(shape))", status: OneDNN.name(status))
+        }
+        let p = Primitive(pd: pd, primitive: prim, weights: weights)
+        primitives[s] = p
+        return p
+    }
+
+    /// The weight rows in `layout`, packed by a oneDNN reorder on first use.
+    private func packedWeight(_ weight: FloatBuffer, firstRow: Int, outF: Int, inF: Int, direction: Direction,
+                              layout: dnnl_memory_desc_t) throws -> Packed {
+        let key = WeightKey(buffer: ObjectIdentifier(weight), firstRow: firstRow, outF: outF, inF: inF, direction: direction)
+        var want = layout
+        if let hit = packed[key]?.first(where: { dnnl_memory_desc_equal(&$0.layout, &want) != 0 }) { return hit }
+        let dnnl = try OneDNN.shared()
+        // Forward, the matmul's weights are K×N = [inF, outF]: PyTorch's [outF, inF] rows with strides (1, inF). For the
+        // input gradient they are [outF, inF] itself, strides (inF, 1).
+        var from = dnnl_memory_desc_t()
+        let forward = direction == .forward
+        var dims: [dnnl_dim_t] = forward ? [dnnl_dim_t(inF), dnnl_dim_t(outF)] : [dnnl_dim_t(outF), dnnl_dim_t(inF)]
+        var strides: [dnnl_dim_t] = forward ? [1, dnnl_dim_t(inF)] : [dnnl_dim_t(inF), 1]
+        try OneDNN.check(dnnl_memory_desc_init_by_strides(&from, 2, &dims, dnnl_f32, &strides), "dnnl_memory_desc_init_by_strides (weight)")
+        let source = try dnnl.memory(from, handle: UnsafeMutableRawPointer(weight.pointer + firstRow * inF))
+        defer { dnnl_memory_destroy(source) }
+        let target = try dnnl.memory(layout, handle: nil)
+        do {
+            var pd: dnnl_primitive_desc_t? = nil
+            try OneDNN.check(dnnl_reorder_primitive_desc_create(&pd, &from, dnnl.engine, &want, dnnl.engine, nil),
+                             "dnnl_reorder_primitive_desc_create (weight \(outF)×\(inF) to bf16)")
+            guard let pd else { throw ApplyError.oneDNN(call: "dnnl_reorder_primitive_desc_create", status: "no descriptor returned") }
+            defer { dnnl_primitive_desc_destroy(pd) }
+            var reorder: dnnl_primitive_t? = nil
+            try OneDNN.check(dnnl_primitive_create(&reorder, pd), "dnnl_primitive_create (weight reorder)")
+            guard let reorder else { throw ApplyError.oneDNN(call: "dnnl_primitive_create (weight reorder)", status: "no primitive returned") }
+            defer { dnnl_primitive_destroy(reorder) }
+            let args = [dnnl_exec_arg_t(arg: DNNL_ARG_FROM, memory: source), dnnl_exec_arg_t(arg: DNNL_ARG_TO, memory: target)]
+            let stream = try stream(dnnl)
+            try OneDNN.check(dnnl_primitive_execute(reorder, stream, Int32(args.count), args), "dnnl_primitive_execute (weight reorder)")
+            try OneDNN.check(dnnl_stream_wait(stream), "dnnl_stream_wait")
+        } catch {
+            dnnl_memory_destroy(target)
+            throw error
+        }
+        let p = Packed(source: weight, layout: layout, memory: target)
+        packed[key, default: []].append(p)
+        return p
+    }
+
+    /// `src` [rows, cols] (row stride ld) rounded to bf16 (nearest, ties to even) into the packed scratch.
+    private func convert(_ src: UnsafePointer<Float>, rows: Int, cols: Int, ld: Int) -> UnsafeMutableRawPointer {
+        let scratch = inputScratch.reserve(rows * cols * 2)
+        let s = SendableRaw(UnsafeRawPointer(src)), d = SendableRaw(UnsafeRawPointer(scratch))
+        Parallel.rows(rows, elementsPerRow: cols) { range in
+            for r in range {
+                BF16Matmul.round(s.p.assumingMemoryBound(to: Float.self) + r * ld, count: cols,
+                                 into: UnsafeMutablePointer(mutating: d.p.assumingMemoryBound(to: UInt16.self)) + r * cols)
+            }
+        }
+        return scratch
+    }
+
+    /// float32 → bfloat16, round to nearest even: add 0x7FFF plus the kept part's lowest bit, keep the top 16 bits.
+    /// NaNs stay (quiet) NaNs instead of carrying into the exponent; overflow rounds to ∞ as IEEE says.
+    /// A plain loop with a select, so LLVM vectorizes it.
+    static func round(_ src: UnsafePointer<Float>, count: Int, into dst: UnsafeMutablePointer<UInt16>) {
+        let bits = UnsafeRawPointer(src).assumingMemoryBound(to: UInt32.self)
+        for i in 0..<count {
+            let v = bits[i]
+            let rounded = (v &+ 0x7FFF &+ ((v &>> 16) & 1)) &>> 16
+            dst[i] = UInt16(truncatingIfNeeded: (v & 0x7FFF_FFFF) > 0x7F80_0000 ? (v &>> 16) | 0x40 : rounded)
+        }
+    }
+}
+
+/// 64-byte-aligned bytes that grow to the largest size asked for (sizes are checked by `checkSizes` first).
+private final class BF16Scratch {
+    private var pointer = UnsafeMutableRawPointer.allocate(byteCount: 64, alignment: 64)
+    private var bytes = 64
+
+    deinit { pointer.deallocate() }
+
+    func reserve(_ n: Int) -> UnsafeMutableRawPointer {
+        if n > bytes {
+            pointer.deallocate()
+            pointer = UnsafeMutableRawPointer.allocate(byteCount: n, alignment: 64)
+            bytes = n
+        }
+        return pointer
+    }
+}
+
+/// A raw pointer handed to `Parallel.rows` closures.
+private struct SendableRaw: @unchecked Sendable {
+    let p: UnsafeRawPointer
+    init(_ p: UnsafeRawPointer) { self.p = p }
+}
