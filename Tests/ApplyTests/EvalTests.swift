@@ -100,7 +100,8 @@ final class EvalTests: XCTestCase {
         var want = 0
         for (i, y) in labels.enumerated() {
             let cos = out.logits[(i * 4)..<(i * 4 + 4)].map { $0 / s }
-            if cos[y] - m > cos.indices.filter { $0 != y }.map { cos[$0] }.max()! { want += 1 }
+            let rival = cos.indices.filter({ $0 != y }).map({ cos[$0] }).max()!
+            if cos[y] - m > rival { want += 1 }
         }
         let got = try images.withUnsafeBufferPointer { try BatchedForward.predict(model, images: $0, labels: labels, margin: true, batchSize: 16) }
         XCTAssertEqual(zip(got, labels).filter { $0 == $1 }.count, want)
