@@ -126,3 +126,22 @@ extension BenchTools {
         return path
     }
 }
+
+/// This process's peak resident memory (Linux VmHWM) and resetting it, for the tables' memory rows.
+enum PeakRSS {
+    /// VmHWM from /proc/self/status, in MB (nil where there is no procfs).
+    static func megabytes() -> Double? {
+        guard let s = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
+              let line = s.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }),
+              let kb = Double(line.split(separator: " ").dropFirst().first ?? "") else { return nil }
+        return kb / 1024
+    }
+
+    /// Resets VmHWM to the current RSS (Linux: "5" into /proc/self/clear_refs); false where that is not possible.
+    static func reset() -> Bool {
+        let fd = open("/proc/self/clear_refs", O_WRONLY)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        return write(fd, "5", 1) == 1
+    }
+}

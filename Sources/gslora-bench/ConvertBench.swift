@@ -28,7 +28,8 @@ struct ConvertBench: ParsableCommand, BenchTools {
         // A child started with posix_spawn inherits this process's peak RSS as its own ru_maxrss starting point (the
         // kernel records the old address space's high-water mark at exec). The weights are freed by now; reset the
         // mark to what is resident, which is then the floor of every peak measured below.
-        let floor = resetPeakRSS()
+        _ = PeakRSS.reset()
+        let floor = Int((PeakRSS.megabytes() ?? 0) * 1_048_576)
         let heads = ["--heads", "12"]
 
         var rows: [(String, String, String)] = []
@@ -80,14 +81,4 @@ struct ConvertBench: ParsableCommand, BenchTools {
         return tensors.count
     }
 
-    /// Resets this process's peak RSS to its current RSS (Linux: "5" into /proc/self/clear_refs) and returns it.
-    private func resetPeakRSS() -> Int {
-        if let h = FileHandle(forWritingAtPath: "/proc/self/clear_refs") {
-            h.write(Data("5".utf8))
-            try? h.close()
-        }
-        let status = String(decoding: FileHandle(forReadingAtPath: "/proc/self/status")?.readDataToEndOfFile() ?? Data(), as: UTF8.self)
-        let line = status.split(separator: "\n").first { $0.hasPrefix("VmHWM:") }
-        return (line?.split(separator: " ").dropFirst().first.flatMap { Int($0) } ?? 0) * 1024
-    }
 }

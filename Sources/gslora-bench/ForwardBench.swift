@@ -49,7 +49,7 @@ enum ForwardBenchmark {
         let (median, best, cpuPerCall) = (f32.median, f32.best, f32.cpuPerCall)
         let flops = Double(batch) * flopsPerImage(c, loraRank: loraRank, classOnlyLastBlock: !allTokens)
         let sgemm = sgemmGFLOPs(m: batch * c.numTokens, n: c.mlpWidth, k: c.width)
-        let rss = peakRSSMegabytes()
+        let rss = PeakRSS.megabytes()
         let fmt = { (x: Double, d: Int) in String(format: "%.\(d)f", x) }
         var rows: [(String, String, String)] = []
         // OpenBLAS 0.3.21 falls back to its SSE kernel on CPUs it does not know (PLATFORM.md: OPENBLAS_CORETYPE).
@@ -108,7 +108,7 @@ enum ForwardBenchmark {
     static func bf16Rows(_ model: ViT, images: [Float], batch: Int, labels: [Int], iterations: Int, float32Logits: [Float],
                          flops: Double, cores: Double) -> [(String, String, String)] {
         let fmt = { (x: Double, d: Int) in String(format: "%.\(d)f", x) }
-        let reset = resetPeakRSS()
+        let reset = PeakRSS.reset()
         model.precision = .bf16
         defer { model.precision = .float32 }
         let t: Timing
@@ -132,7 +132,7 @@ enum ForwardBenchmark {
             ("bf16: OpenMP wait policy / threads", "\(env("OMP_WAIT_POLICY") ?? "unset") / \(env("OMP_NUM_THREADS") ?? "all cores")",
              env("OMP_WAIT_POLICY") == nil ? "libgomp spins after each product; OMP_WAIT_POLICY=passive can be faster" : ""),
             ("bf16: packed weights", "\(fmt(Double(model.bf16.packedWeightBytes) / 1e6, 1)) MB", "besides the float32 weights"),
-            ("bf16: peak RSS (VmHWM)", peakRSSMegabytes().map { "\(fmt($0, 0)) MB" } ?? "n/a",
+            ("bf16: peak RSS (VmHWM)", PeakRSS.megabytes().map { "\(fmt($0, 0)) MB" } ?? "n/a",
              reset ? "high-water mark reset before bf16" : "includes the float32 run (could not reset)"),
             ("bf16: logits vs float32, max |Δ| / max |ref|", String(format: "%.1e", ref > 0 ? dev / ref : dev), "same batch, same weights"),
         ]
@@ -140,13 +140,6 @@ enum ForwardBenchmark {
 
     static func env(_ name: String) -> String? { ProcessInfo.processInfo.environment[name].flatMap { $0.isEmpty ? nil : $0 } }
 
-    /// Resets VmHWM to the current RSS (Linux: write 5 to /proc/self/clear_refs); false where that is not possible.
-    static func resetPeakRSS() -> Bool {
-        let fd = open("/proc/self/clear_refs", O_WRONLY)
-        guard fd >= 0 else { return false }
-        defer { close(fd) }
-        return write(fd, "5", 1) == 1
-    }
 
     /// Multiply-adds ×2 of every GEMM in one image's forward (elementwise work excluded). A class-only last block
     /// computes K and V for every token but Q, attention, proj and the FFN for one row.
@@ -176,11 +169,4 @@ enum ForwardBenchmark {
         return 2 * Double(m) * Double(n) * Double(k) / best / 1e9
     }
 
-    /// VmHWM from /proc/self/status, in MB (nil where there is no procfs).
-    static func peakRSSMegabytes() -> Double? {
-        guard let s = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
-              let line = s.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }),
-              let kb = Double(line.split(separator: " ").dropFirst().first ?? "") else { return nil }
-        return kb / 1024
-    }
 }

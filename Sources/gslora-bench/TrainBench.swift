@@ -64,7 +64,7 @@ enum TrainBenchmark {
             return gs
         }
         let gs = try gsSteps()
-        let gsRSS = ForwardBenchmark.peakRSSMegabytes()
+        let gsRSS = PeakRSS.megabytes()
         let gsFlops = Double(2 * batch) * (ForwardBenchmark.flopsPerImage(c, loraRank: rank, classOnlyLastBlock: true) + backwardFlopsPerImage(c, rank: rank, weights: false))
         rows += phaseRows("GS-LoRA step (\(batch)+\(batch) images, rank \(rank), GS-LoRA++ loss)", gs, flops: gsFlops, sgemm: sgemm,
                           anchor: "PyTorch 0.92 s", fmt: fmt)
@@ -79,7 +79,7 @@ enum TrainBenchmark {
                      "\(fmt(0.92 / median(bs), 2))× faster than PyTorch's 0.92 s; float32 here \(fmt(median(gs), 3)) s"))
         rows.append(("  forward / backward / loss+head / AdamW", [\StepTimings.forward, \.backward, \.loss, \.update].map { k in
             let v = bs.map { $0[keyPath: k] }.sorted(); return fmt(v[v.count / 2], 3) }.joined(separator: " / "), "seconds"))
-        rows.append(("  peak RSS (VmHWM) after the bf16 steps", ForwardBenchmark.peakRSSMegabytes().map { "\(fmt($0, 0)) MB" } ?? "n/a",
+        rows.append(("  peak RSS (VmHWM) after the bf16 steps", PeakRSS.megabytes().map { "\(fmt($0, 0)) MB" } ?? "n/a",
                      "packed bf16 weights \(fmt(Double(model.bf16.packedWeightBytes) / 1e6, 1)) MB"))
 
         // All-parameters step (pre-training), on the same 2·batch images.
@@ -93,7 +93,7 @@ enum TrainBenchmark {
         }
         let allFlops = Double(2 * batch) * (ForwardBenchmark.flopsPerImage(c, loraRank: 0, classOnlyLastBlock: true) + backwardFlopsPerImage(c, rank: 0, weights: true))
         rows += phaseRows("all-parameters step (\(2 * batch) images)", ps, flops: allFlops, sgemm: sgemm, anchor: "PyTorch 1.34 s", fmt: fmt)
-        rows.append(("  peak RSS (VmHWM) of the whole run", ForwardBenchmark.peakRSSMegabytes().map { "\(fmt($0, 0)) MB" } ?? "n/a", ""))
+        rows.append(("  peak RSS (VmHWM) of the whole run", PeakRSS.megabytes().map { "\(fmt($0, 0)) MB" } ?? "n/a", ""))
 
         let w0 = rows.map(\.0.count).max()!, w1 = rows.map(\.1.count).max()!
         let lines = rows.map { $0.0.padding(toLength: w0, withPad: " ", startingAt: 0) + "  " + $0.1.padding(toLength: w1, withPad: " ", startingAt: 0) + "  " + $0.2 }
