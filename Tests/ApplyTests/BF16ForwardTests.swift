@@ -41,6 +41,19 @@ final class BF16ForwardTests: XCTestCase {
         return 2 * (2 * log(Double(max(count, 2)))).squareRoot() * layers.squareRoot() * sigma1 + Tolerance.forward
     }
 
+    /// oneDNN has no bf16 product on CPUs without AVX-512 (it says "unimplemented"): there the precision is refused
+    /// with that message (checked here) and the numeric tests cannot run. Every machine this project targets has it.
+    override func setUpWithError() throws {
+        let one = FloatBuffer([1])
+        var out: Float = 0, x: Float = 1
+        do {
+            try BF16Matmul().product(weight: one, outFeatures: 1, inFeatures: 1, input: &x, lda: 1, rows: 1, out: &out, ldc: 1)
+        } catch let ApplyError.oneDNN(call, status) where status == "unimplemented" {
+            XCTAssertTrue("\(ApplyError.oneDNN(call: call, status: status))".contains("use precision float32"))
+            throw XCTSkip("oneDNN has no bf16 matrix product on this CPU (\(call)); bf16 needs AVX-512")
+        }
+    }
+
     // MARK: - the bf16 linear
 
     /// Random weights and inputs (including a weight row range and strided input and output) against a float64
