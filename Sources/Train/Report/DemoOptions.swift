@@ -73,14 +73,14 @@ public struct DemoOptions: Sendable {
         plusOptions.plus = true
         plusOptions.shots = 4
         plusOptions.batchSize = 4
-        // Retain drives the epoch, so 4 shots of 8/6/4/2 retained classes make 8/6/4/2 steps per epoch. At 30 epochs
-        // the last task (60 steps) left Acc_f at 34 %; at the paper's 100 epochs for every task, tasks 2–3 lost 7–12
-        // points of Acc_r. 30/30/30/100 met every bound on a 5-epoch backbone, but on the 7-epoch one the last task
-        // (only the two shoe classes retained) leaves Shirt at 100 %: it absorbs every clothing image. 200 epochs
-        // forget it but let an earlier class come back (Acc_o 16.5 %). The few-shot last task is not solved: on this
-        // backbone the outcome depends on the draw (forgetting seeds 1 and 3 pass every check, 2 lets an earlier class
-        // back to 2.6 %, 1337 keeps Shirt), and neither a per-sample BND nor replaying forgotten classes made it robust.
-        plusOptions.epochs = [30, 30, 30, 100]
+        // Retain drives the epoch, so 4 shots of 8/6/4/2 retained classes make 8/6/4/2 steps per epoch; the last task
+        // keeps only the two shoe classes. At the paper's lr 1e-2 (30/30/30/100 epochs) that task failed on this
+        // backbone for some draws: its 4 Shirt images stay Shirt with p ≈ 1, where the pushed-up CE has no gradient,
+        // and every clothing image follows them (seed 1337: Acc_f 50 %; seed 2: an old class back at 2.6 %). At lr 3e-2
+        // they leave; 20 epochs in task 1 keep its retained classes within bounds (30 lost 6.3 points). This recipe
+        // passed every check for forgetting seeds 1, 2, 3 and 1337 on the 7-epoch backbone.
+        plusOptions.epochs = [20, 30, 30, 100]
+        plusOptions.lr = 3e-2
         plusOptions.emaStart = nil
         plusOptions.prototypeMargin = 50
         // The paper's continual few-shot recipe (GSLORA.md §7): β and w_f per task, M 50.
