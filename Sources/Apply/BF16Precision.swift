@@ -25,6 +25,15 @@ extension ViT {
         }
     }
 
+    /// Runs a forward or backward call with OpenBLAS single-threaded when the frozen products go to oneDNN: what
+    /// OpenBLAS still does then (LoRA's rank-r products, per-head attention, the head) is small, and its idle worker
+    /// would spin (sched_yield, ≈18 % of a bench profile) against oneDNN's and our own threads on the same cores.
+    /// bf16 GS-LoRA step with OPENBLAS_NUM_THREADS=1 against 2: 0.509 against 0.578 s (five pairs); this switch
+    /// against the build before it: 0.600 against 0.626 s (three pairs, inside this VM's noise).
+    func withPrecisionThreads<R>(_ body: () throws -> R) rethrows -> R {
+        precision == .float32 ? try body() : try BLAS.singleThreaded(body)
+    }
+
     /// out [rows, inF] = dOut (row stride ldd) [rows, outF] · W[firstRow ..< firstRow + outF]: the input gradient
     /// through a frozen weight, in the model's precision.
     func frozenInputGradient(_ weight: FloatBuffer, firstRow: Int = 0, outF: Int, inF: Int, dOut: UnsafePointer<Float>, ldd: Int,

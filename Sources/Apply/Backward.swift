@@ -20,6 +20,10 @@ extension ViT {
     /// `gradients.parameters` exists, every backbone parameter except the head, whose gradient comes from the
     /// loss side). With LoRA only, propagation stops at the lowest layer carrying LoRA.
     public func backward(gradEmbeddings: [Float], into gradients: ViTGradients) throws {
+        try withPrecisionThreads { try runBackward(gradEmbeddings: gradEmbeddings, into: gradients) }
+    }
+
+    private func runBackward(gradEmbeddings: [Float], into gradients: ViTGradients) throws {
         let c = config, acts = activations, batch = acts.batch
         guard acts.training, batch > 0 else {
             throw ApplyError.badInput("backward needs the activations of a forward call in .train mode")

@@ -91,6 +91,10 @@ public final class ViT: @unchecked Sendable {
     /// `labels` (one per image, in 0..<classes) turn on the CosFace/ArcFace margin for `marginLogits`.
     public func forward(images: UnsafeBufferPointer<Float>, batch: Int, labels: [Int]? = nil,
                         mode: ForwardMode = .eval) throws -> ViTOutput {
+        try withPrecisionThreads { try run(images: images, batch: batch, labels: labels, mode: mode) }
+    }
+
+    private func run(images: UnsafeBufferPointer<Float>, batch: Int, labels: [Int]?, mode: ForwardMode) throws -> ViTOutput {
         let c = config
         guard batch > 0 else { throw ApplyError.badInput("batch is \(batch)") }
         let perImage = c.channels * c.imageSize * c.imageSize
