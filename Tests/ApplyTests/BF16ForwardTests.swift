@@ -1,5 +1,4 @@
 import Apply
-import Convert
 import Foundation
 import Format
 import TestSupport
@@ -135,29 +134,10 @@ final class BF16ForwardTests: XCTestCase {
 
     // MARK: - forward against PyTorch
 
-    struct Case {
-        let name: String
-        let json: [String: Any]
-        let model: ViT
-    }
+    typealias Case = ForwardParityTests.Case
 
-    /// Every parity file with a forward pass, its model built from the sibling .pth (as ForwardParityTests does).
-    func cases() throws -> [Case] {
-        try Fixtures.files(endingWith: ".parity.json").compactMap { url in
-            let json = try Fixtures.json(url)
-            guard json["forward"] != nil || json["logits"] != nil else { return nil }
-            let pth = url.deletingLastPathComponent()
-                .appendingPathComponent(url.lastPathComponent.replacingOccurrences(of: ".parity.json", with: ".pth"))
-            let imported = try ModelImport.load(pth.path, options: ImportOptions(heads: ForwardParityTests.statedHeads(json)))
-            let config = try XCTUnwrap(imported.config, "\(pth.lastPathComponent): converter found no model config")
-            var adapters: [LoRAAdapter] = []
-            if !imported.lora.isEmpty {
-                let rank = try XCTUnwrap(imported.loraRank), alpha = try XCTUnwrap(imported.loraAlpha)
-                adapters.append(try LoRAAdapter(config: config, tensors: imported.lora, scaling: Float(alpha / Double(rank))))
-            }
-            return Case(name: url.lastPathComponent, json: json, model: try ViT(config: config, weights: imported.weights, adapters: adapters))
-        }
-    }
+    /// Every parity file with a forward pass and a fresh model (the tests switch its precision).
+    func cases() throws -> [Case] { try ForwardParityTests.cases() }
 
     /// bf16 within its tolerance of PyTorch, and not equal to our float32 output (else the bf16 path did not run).
     func check(_ bf16: [Float], float32: [Float], _ expected: Any?, depth: Int, _ what: String) throws {

@@ -15,8 +15,9 @@ final class ForwardParityTests: XCTestCase {
         let model: ViT
     }
 
-    /// Parity files that describe a forward pass, with the model built from their sibling checkpoint.
-    func cases() throws -> [Case] {
+    /// Parity files that describe a forward pass, each with a fresh model built from its sibling checkpoint (the
+    /// bf16 tests use them too).
+    static func cases() throws -> [Case] {
         var out: [Case] = []
         for url in Fixtures.files(endingWith: ".parity.json") {
             let json = try Fixtures.json(url)
@@ -53,11 +54,11 @@ final class ForwardParityTests: XCTestCase {
     }
 
     func testFixturesHoldForwardParityFiles() throws {
-        XCTAssertGreaterThanOrEqual(try cases().count, 3, "expected the face, torchvision and timm parity files")
+        XCTAssertGreaterThanOrEqual(try Self.cases().count, 3, "expected the face, torchvision and timm parity files")
     }
 
     func testForwardMatchesPyTorch() throws {
-        for c in try cases() {
+        for c in try Self.cases() {
             let m = c.model, cfg = m.config
             if let fwd = c.json["forward"] as? [String: Any] {
                 let inputs = try XCTUnwrap(c.json["inputs"] as? [String: Any], "\(c.name): no inputs")
@@ -100,7 +101,7 @@ final class ForwardParityTests: XCTestCase {
     /// Live LoRA and weights merged out of place give the same outputs (and both match the reference above).
     func testLiveAndMergedLoRAAgree() throws {
         var checked = 0
-        for c in try cases() where !c.model.adapters.isEmpty {
+        for c in try Self.cases() where !c.model.adapters.isEmpty {
             let merged = try c.model.merged()
             XCTAssertTrue(merged.adapters.isEmpty)
             let cfg = c.model.config
