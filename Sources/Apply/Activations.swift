@@ -24,11 +24,11 @@ public final class BlockActivations: @unchecked Sendable {
     public let ln2Out = FloatBuffer(count: 0)
     public let ln2Mean = FloatBuffer(count: 0)
     public let ln2Rstd = FloatBuffer(count: 0)
-    /// fc1 output including bias and LoRA: the GELU input [rows, mlp].
+    /// fc1's product x·Wᵀ [rows, mlp]; then in training GELU′(v)·mask of the GELU input v = fc1(x) (bias and LoRA
+    /// included), all the backward pass needs of v and the hidden dropout mask. In eval the GELU runs in place here.
     public let fc1Out = FloatBuffer(count: 0)
-    /// GELU output after dropout: the fc2 input [rows, mlp] (training; in eval the GELU runs in place on fc1Out).
+    /// GELU output after dropout: the fc2 input [rows, mlp] (training only).
     public let hidden = FloatBuffer(count: 0)
-    public let hiddenMask = FloatBuffer(count: 0)
     /// Dropout mask after fc2 [rows, width] (training with dropout only).
     public let fc2Mask = FloatBuffer(count: 0)
     /// Per adapter: x·Aᵀ for fc1 and fc2 [rows, rank].
@@ -52,7 +52,6 @@ public final class BlockActivations: @unchecked Sendable {
         ln2Rstd.reserve(rows)
         fc1Out.reserve(rows * mlp)
         hidden.reserve(rows * mlp * keep)
-        hiddenMask.reserve(rows * mlp * drop)
         fc2Mask.reserve(rows * w * drop)
         while loraFc1.count < ranks.count { loraFc1.append(FloatBuffer(count: 0)); loraFc2.append(FloatBuffer(count: 0)) }
         loraFc1.removeLast(loraFc1.count - ranks.count)
@@ -76,7 +75,7 @@ public final class BlockActivations: @unchecked Sendable {
             return !o
         }
         let k = training ? 1 : 0
-        guard add(rows, w, 4 + 3 * k), add(rows, 3 * inner), add(rows, inner), add(rows, mlp, 1 + 2 * k), add(rows, 4),
+        guard add(rows, w, 4 + 3 * k), add(rows, 3 * inner), add(rows, inner), add(rows, mlp, 1 + k), add(rows, 4),
               add(batch, heads, tokens, tokens, k) else { return nil }
         for r in ranks { guard add(rows, r, 2) else { return nil } }
         return total
@@ -101,6 +100,8 @@ public final class ViTActivations: @unchecked Sendable {
     let scratch = FloatBuffer(count: 0)
     /// Per-worker attention probabilities in eval mode.
     let probsScratch = FloatBuffer(count: 0)
+    /// The current block's LoRA B factors transposed, fc1 then fc2 per adapter (see `LoRAView`).
+    let loraBt = FloatBuffer(count: 0)
     public private(set) var blocks: [BlockActivations] = []
     /// Whether the last forward ran its last block on the class rows only (the backward pass follows suit).
     public internal(set) var classOnlyLastBlock = false

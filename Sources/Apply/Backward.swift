@@ -9,7 +9,8 @@ final class BackwardScratch {
     let dHidden = FloatBuffer(count: 0)   // [rows, mlp]
     let dQKV = FloatBuffer(count: 0)      // [rows, 3·inner]
     let dAttnOut = FloatBuffer(count: 0)  // [rows, inner]
-    let dDown = FloatBuffer(count: 0)     // ∂L/∂(x·Aᵀ) [rows, rank]
+    let dDown = FloatBuffer(count: 0)     // ∂L/∂(x·Aᵀ) of fc1 and fc2 per adapter [rows, rank] each
+    let partials = FloatBuffer(count: 0)  // per-row-range partial sums of LoRA gradients
     let dProbs = FloatBuffer(count: 0)    // per worker [tokens, tokens]
     let dPooled = FloatBuffer(count: 0)   // [batch, width]
 }
@@ -46,7 +47,6 @@ extension ViT {
         s.dHidden.reserve(rows * m)
         s.dQKV.reserve(rows * 3 * inner)
         s.dAttnOut.reserve(rows * inner)
-        s.dDown.reserve(rows * (adapters.map(\.rank).max() ?? 0))
         s.dProbs.reserve(Parallel.workers * t * t)
         s.dPooled.reserve(batch * w)
 
@@ -84,10 +84,10 @@ extension ViT {
         // Attention branch: mid = input + Drop(proj(attn) + bp).
         Kernels.masked(dX, a.attnMask.count > 0 ? a.attnMask.pointer : nil, out: s.dBranch.pointer, count: rows * w)
         try linearBackward(prm.proj, input: a.attnOut.pointer, dOut: s.dBranch.pointer, rows: rows, dInput: s.dAttnOut.pointer,
-                           grad: pg?.proj, lora: [], scratch: s)
+                           grad: pg?.proj)
         attentionBackward(batch: batch, a: a, scratch: s)
         try linearBackward(prm.qkv, input: a.ln1Out.pointer, dOut: s.dQKV.pointer, rows: rows, dInput: s.dNormOut.pointer,
-                           grad: pg?.qkv, lora: [], scratch: s)
+                           grad: pg?.qkv)
         Kernels.layerNormBackward(s.dNormOut.pointer, x: a.input.pointer, mean: a.ln1Mean.pointer, rstd: a.ln1Rstd.pointer,
                                   gamma: prm.norm1.weight.pointer, rows: rows, cols: w, dx: dX, accumulate: true,
                                   dGamma: pg?.norm1.weight.pointer, dBeta: pg?.norm1.bias.pointer)
@@ -100,17 +100,17 @@ extension ViT {
                              stopAfterFFN: Bool) throws -> Bool {
         let w = config.width, m = config.mlpWidth
         let a = activations.blocks[l], prm = parameters.blocks[l], pg = gradients.parameters?.blocks[l]
+        let lora = loraGradViews(l, a: a, rows: rows, gradients: gradients, dDown: s.dDown)
         Kernels.masked(dX, a.fc2Mask.count > 0 ? a.fc2Mask.pointer : nil, out: s.dBranch.pointer, count: rows * w)
-        try linearBackward(prm.fc2, input: a.hidden.pointer, dOut: s.dBranch.pointer, rows: rows, dInput: s.dHidden.pointer,
-                           grad: pg?.fc2, lora: adapters.indices.map { (adapters[$0].fc2[l], adapters[$0].scaling, a.loraFc2[$0], gradients.lora[$0].fc2[l]) },
-                           scratch: s)
-        Kernels.geluBackward(s.dHidden.pointer, h: a.fc1Out.pointer, mask: a.hiddenMask.count > 0 ? a.hiddenMask.pointer : nil, count: rows * m)
-        try linearBackward(prm.fc1, input: a.ln2Out.pointer, dOut: s.dHidden.pointer, rows: rows,
-                           dInput: stopAfterFFN ? nil : s.dNormOut.pointer, grad: pg?.fc1,
-                           lora: adapters.indices.map { (adapters[$0].fc1[l], adapters[$0].scaling, a.loraFc1[$0], gradients.lora[$0].fc1[l]) },
-                           scratch: s)
-        if stopAfterFFN { return false }
-        Kernels.layerNormBackward(s.dNormOut.pointer, x: a.mid.pointer, mean: a.ln2Mean.pointer, rstd: a.ln2Rstd.pointer,
+        try linearBackward(prm.fc2, input: a.hidden.pointer, dOut: s.dBranch.pointer, rows: rows, dInput: s.dHidden.pointer, grad: pg?.fc2)
+        LoRAKernels.outputGradient(s.dBranch.pointer, rows: rows, cols: w, lora.fc2, partials: s.partials)
+        LoRAKernels.ffnMiddleBackward(s.dHidden.pointer, derivative: a.fc1Out.pointer, hidden: a.hidden.pointer, rows: rows, cols: m,
+                                      fc2: lora.fc2, fc1: lora.fc1, partials: s.partials)
+        let dNorm = stopAfterFFN ? nil : s.dNormOut.pointer
+        try linearBackward(prm.fc1, input: a.ln2Out.pointer, dOut: s.dHidden.pointer, rows: rows, dInput: dNorm, grad: pg?.fc1)
+        LoRAKernels.inputGradient(a.ln2Out.pointer, ldx: w, rows: rows, cols: w, lora.fc1, dx: dNorm, partials: s.partials)
+        guard let dNorm else { return false }
+        Kernels.layerNormBackward(dNorm, x: a.mid.pointer, mean: a.ln2Mean.pointer, rstd: a.ln2Rstd.pointer,
                                   gamma: prm.norm2.weight.pointer, rows: rows, cols: w, dx: dX, accumulate: true,
                                   dGamma: pg?.norm2.weight.pointer, dBeta: pg?.norm2.bias.pointer)
         return true
@@ -128,7 +128,7 @@ extension ViT {
 
         Kernels.masked(dX, a.attnMask.count > 0 ? a.attnMask.pointer : nil, out: s.dBranch.pointer, count: batch * w)
         try linearBackward(prm.proj, input: a.attnOut.pointer, dOut: s.dBranch.pointer, rows: batch, dInput: s.dAttnOut.pointer,
-                           grad: pg?.proj, lora: [], scratch: s)
+                           grad: pg?.proj)
         classAttentionBackward(batch: batch, a: a, scratch: s)
 
         // qkv: K | V columns over every row, Q columns over the class rows (row b·t), both into ∂(LN1 output).
@@ -178,10 +178,10 @@ extension ViT {
         }
     }
 
-    /// For out = input·Wᵀ + b + Σ s·(input·Aᵀ)·Bᵀ: adds ∂W, ∂b (when `grad`), ∂A, ∂B, and writes ∂input (when asked).
+    /// For out = input·Wᵀ + b (LoRA's part is the LoRA kernels'): adds ∂W, ∂b (when `grad`), and writes ∂input
+    /// (when asked).
     private func linearBackward(_ layer: Linear, input: UnsafePointer<Float>, dOut: UnsafePointer<Float>, rows: Int,
-                                dInput: UnsafeMutablePointer<Float>?, grad: Linear?,
-                                lora: [(LoRAFactors, Float, FloatBuffer, LoRAFactors)], scratch s: BackwardScratch) throws {
+                                dInput: UnsafeMutablePointer<Float>?, grad: Linear?) throws {
         let inF = layer.inFeatures, outF = layer.outFeatures
         if let grad {
             BLAS.gemm(transA: true, m: outF, n: inF, k: rows, a: dOut, lda: outF, b: input, ldb: inF, beta: 1,
@@ -189,17 +189,6 @@ extension ViT {
             if let gb = grad.bias { Kernels.addColumnSums(dOut, rows: rows, cols: outF, into: gb.pointer) }
         }
         if let dInput { try frozenInputGradient(layer.weight, outF: outF, inF: inF, dOut: dOut, ldd: outF, rows: rows, out: dInput) }
-        for (f, scale, down, g) in lora {
-            let r = f.rank, dDown = s.dDown.pointer
-            // ∂B += s·dOutᵀ·(x·Aᵀ); ∂(x·Aᵀ) = s·dOut·B; ∂A += ∂(x·Aᵀ)ᵀ·x; ∂x += ∂(x·Aᵀ)·A.
-            BLAS.gemm(transA: true, m: outF, n: r, k: rows, alpha: scale, a: dOut, lda: outF, b: down.pointer, ldb: r, beta: 1,
-                      c: g.b.pointer, ldc: r)
-            BLAS.gemm(m: rows, n: r, k: outF, alpha: scale, a: dOut, lda: outF, b: f.b.pointer, ldb: r, c: dDown, ldc: r)
-            BLAS.gemm(transA: true, m: r, n: inF, k: rows, a: dDown, lda: r, b: input, ldb: inF, beta: 1, c: g.a.pointer, ldc: inF)
-            if let dInput {
-                BLAS.gemm(m: rows, n: inF, k: r, a: dDown, lda: r, b: f.a.pointer, ldb: inF, beta: 1, c: dInput, ldc: inF)
-            }
-        }
     }
 
     /// Per (image, head), from the kept probabilities: dP = dO·Vᵀ, dV = Pᵀ·dO, dS = softmax′, dQ = scale·dS·K,
@@ -235,6 +224,6 @@ extension ViT {
         let dPatch = s.dNormOut.pointer
         for b in 0..<batch { (dPatch + b * n * w).update(from: dTok + (b * t + 1) * w, count: n * w) }
         try linearBackward(parameters.patchEmbed, input: acts.patches.pointer, dOut: dPatch, rows: batch * n, dInput: nil,
-                           grad: pg.patchEmbed, lora: [], scratch: s)
+                           grad: pg.patchEmbed)
     }
 }

@@ -64,15 +64,6 @@ extension Kernels {
         }
     }
 
-    /// dh = dOut·mask·GELU′(h), written over `dOut` (the FFN hidden gradient into the fc1 output gradient).
-    public static func geluBackward(_ dOut: UnsafeMutablePointer<Float>, h: UnsafePointer<Float>, mask: UnsafePointer<Float>?, count: Int) {
-        if let mask {
-            for i in 0..<count { dOut[i] *= mask[i] * FastMath.geluDerivative(h[i]) }
-        } else {
-            for i in 0..<count { dOut[i] *= FastMath.geluDerivative(h[i]) }
-        }
-    }
-
     /// out = a ⊙ mask (dropout backward), or a copy without a mask.
     public static func masked(_ a: UnsafePointer<Float>, _ mask: UnsafePointer<Float>?, out: UnsafeMutablePointer<Float>, count: Int) {
         if let mask { for i in 0..<count { out[i] = a[i] * mask[i] } } else { out.update(from: a, count: count) }

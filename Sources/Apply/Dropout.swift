@@ -1,5 +1,6 @@
 /// Dropout masks from a counter-based hash: element i of call k depends only on (seed, k, i), so masks are
-/// reproducible and the generating loop vectorizes. Mask values are 0 or 1/(1−p) (inverted dropout, as PyTorch).
+/// reproducible, the generating loop vectorizes, and fused kernels can draw a mask element where they use it
+/// instead of reading a stored mask. Mask values are 0 or 1/(1−p) (inverted dropout, as PyTorch).
 public struct Dropout: Sendable {
     public let probability: Float
     public let seed: UInt64
@@ -11,23 +12,40 @@ public struct Dropout: Sendable {
         self.seed = seed
     }
 
-    /// Fills `mask[0..<count]` with a fresh mask.
-    public mutating func fill(_ mask: UnsafeMutablePointer<Float>, count: Int) {
+    /// The next call's mask, as a function of the element index.
+    public mutating func nextMask() -> DropoutMask {
         calls &+= 1
         var mixer = SplitMix64(seed: seed ^ (calls &* 0xD1B5_4A32_D192_ED03))
         let key = UInt32(truncatingIfNeeded: mixer.next()), key2 = UInt32(truncatingIfNeeded: mixer.next())
         // Keep an element when its 24-bit hash is ≥ p·2^24.
         let threshold = UInt32((Double(probability) * 16_777_216).rounded())
-        let keep = 1 / (1 - probability)
-        for i in 0..<count {
-            var h = UInt32(truncatingIfNeeded: i) &* 0x9E37_79B1 ^ key
-            h ^= h >> 16
-            h = h &* 0x85EB_CA6B
-            h ^= key2
-            h ^= h >> 13
-            h = h &* 0xC2B2_AE35
-            h ^= h >> 16
-            mask[i] = (h >> 8) >= threshold ? keep : 0
-        }
+        return DropoutMask(key: key, key2: key2, threshold: threshold, keep: 1 / (1 - probability))
+    }
+
+    /// Fills `mask[0..<count]` with the next call's mask.
+    public mutating func fill(_ mask: UnsafeMutablePointer<Float>, count: Int) {
+        let m = nextMask()
+        for i in 0..<count { mask[i] = m.value(at: i) }
+    }
+}
+
+/// One dropout call's mask: element i is 0 or 1/(1−p), computed from i alone. Loops that call `value(at:)` vectorize
+/// only when the index arithmetic cannot trap: write `base &+ j`, not `base + j`.
+public struct DropoutMask: Sendable {
+    let key: UInt32
+    let key2: UInt32
+    let threshold: UInt32
+    let keep: Float
+
+    @inline(__always)
+    public func value(at i: Int) -> Float {
+        var h = UInt32(truncatingIfNeeded: i) &* 0x9E37_79B1 ^ key
+        h ^= h >> 16
+        h = h &* 0x85EB_CA6B
+        h ^= key2
+        h ^= h >> 13
+        h = h &* 0xC2B2_AE35
+        h ^= h >> 16
+        return (h >> 8) >= threshold ? keep : 0
     }
 }

@@ -73,9 +73,11 @@ public enum FastMath {
         0.5 * x * (1 + erf(x * 0.70710678118654752))
     }
 
-    /// dGELU/dx = Φ(x) + x·φ(x), for the backward pass.
+    /// GELU(x) and its derivative Φ(x) + x·φ(x) from one erf: the training forward keeps the derivative for the
+    /// backward pass.
     @inline(__always)
-    public static func geluDerivative(_ x: Float) -> Float {
-        0.5 * (1 + erf(x * 0.70710678118654752)) + x * 0.39894228040143268 * exp(-0.5 * x * x)
+    public static func geluWithDerivative(_ x: Float) -> (value: Float, derivative: Float) {
+        let phi = 0.5 * (1 + erf(x * 0.70710678118654752))
+        return (x * phi, phi + x * 0.39894228040143268 * exp(-0.5 * x * x))
     }
 }

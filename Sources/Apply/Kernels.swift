@@ -99,44 +99,17 @@ public enum Kernels {
         }
     }
 
-    /// h += bias (kept in `h`: the GELU input the backward pass needs), then out = GELU(h)·mask.
-    /// `out` may be `h` when the GELU input need not be kept; `mask` (dropout, 0 or 1/(1−p)) is optional.
-    public static func biasGELU(_ h: UnsafeMutablePointer<Float>, rows: Int, cols: Int, bias: UnsafePointer<Float>?,
-                                out: UnsafeMutablePointer<Float>, mask: UnsafePointer<Float>? = nil) {
-        let hs = SendablePointer(h), os = SendablePointer(out)
-        let bs = bias.map { SendablePointer(UnsafeMutablePointer(mutating: $0)) }
-        let ms = mask.map { SendablePointer(UnsafeMutablePointer(mutating: $0)) }
-        let inPlace = h == out && mask == nil
-        Parallel.rows(rows, elementsPerRow: cols) { range in
-            for r in range {
-                let hr = hs.p + r * cols, orow = os.p + r * cols
-                // In place through one pointer: two pointers that may alias make LLVM add an overlap check,
-                // which fails when they are equal and sends the loop down its scalar path (≈4× slower).
-                if inPlace {
-                    if let bs { for j in 0..<cols { hr[j] = FastMath.gelu(hr[j] + bs.p[j]) } } else { for j in 0..<cols { hr[j] = FastMath.gelu(hr[j]) } }
-                    continue
-                }
-                switch (bs, ms) {
-                case let (b?, m?):
-                    let mr = m.p + r * cols
-                    for j in 0..<cols { let v = hr[j] + b.p[j]; hr[j] = v; orow[j] = FastMath.gelu(v) * mr[j] }
-                case let (b?, nil): for j in 0..<cols { let v = hr[j] + b.p[j]; hr[j] = v; orow[j] = FastMath.gelu(v) }
-                case let (nil, m?): let mr = m.p + r * cols; for j in 0..<cols { orow[j] = FastMath.gelu(hr[j]) * mr[j] }
-                case (nil, nil): for j in 0..<cols { orow[j] = FastMath.gelu(hr[j]) }
-                }
-            }
-        }
-    }
-
-    /// x += (y + bias)·mask: a residual branch with its output bias and dropout.
-    public static func residualAdd(_ x: UnsafeMutablePointer<Float>, _ y: UnsafePointer<Float>, rows: Int, cols: Int,
-                                   bias: UnsafePointer<Float>?, mask: UnsafePointer<Float>? = nil) {
-        let xs = SendablePointer(x), ys = SendablePointer(UnsafeMutablePointer(mutating: y))
+    /// x += (y + bias)·mask: a residual branch with its output bias and dropout; `lora` adds its up-projection to y
+    /// first (y is changed).
+    static func residualAdd(_ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, rows: Int, cols: Int,
+                            bias: UnsafePointer<Float>?, mask: UnsafePointer<Float>? = nil, lora: [LoRAView] = []) {
+        let xs = SendablePointer(x), ys = SendablePointer(y)
         let bs = bias.map { SendablePointer(UnsafeMutablePointer(mutating: $0)) }
         let ms = mask.map { SendablePointer(UnsafeMutablePointer(mutating: $0)) }
         Parallel.rows(rows, elementsPerRow: cols) { range in
             for r in range {
                 let xr = xs.p + r * cols, yr = ys.p + r * cols
+                LoRAKernels.addUp(yr, row: r, cols: cols, lora)
                 switch (bs, ms) {
                 case let (b?, m?): let mr = m.p + r * cols; for j in 0..<cols { xr[j] += (yr[j] + b.p[j]) * mr[j] }
                 case let (b?, nil): for j in 0..<cols { xr[j] += yr[j] + b.p[j] }

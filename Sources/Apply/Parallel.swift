@@ -7,10 +7,21 @@ enum Parallel {
 
     /// Calls `body` on disjoint row ranges covering 0..<rows, concurrently when there is enough work.
     static func rows(_ rows: Int, elementsPerRow: Int, _ body: (Range<Int>) -> Void) {
-        let chunks = rows * elementsPerRow < 1 << 15 ? 1 : min(workers, rows)
-        if chunks <= 1 { body(0..<rows); return }
+        chunkedRows(rows, elementsPerRow: elementsPerRow) { _, range in body(range) }
+    }
+
+    /// How many row ranges `chunkedRows` splits this work into.
+    static func chunks(rows: Int, elementsPerRow: Int) -> Int {
+        rows * elementsPerRow < 1 << 15 ? 1 : max(1, min(workers, rows))
+    }
+
+    /// `rows` with the range's index in 0..<chunks(rows:elementsPerRow:), for per-range partial sums. The split
+    /// depends only on the sizes and the core count, so sums reduced in index order are deterministic.
+    static func chunkedRows(_ rows: Int, elementsPerRow: Int, _ body: (_ chunk: Int, Range<Int>) -> Void) {
+        let chunks = chunks(rows: rows, elementsPerRow: elementsPerRow)
+        if chunks <= 1 { body(0, 0..<rows); return }
         DispatchQueue.concurrentPerform(iterations: chunks) { c in
-            body(rows * c / chunks ..< rows * (c + 1) / chunks)
+            body(c, rows * c / chunks ..< rows * (c + 1) / chunks)
         }
     }
 

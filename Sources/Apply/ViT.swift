@@ -170,10 +170,10 @@ public final class ViT: @unchecked Sendable {
         // Attention branch: x += Dropout(Proj(Attn(LN1(x)))).
         Kernels.layerNorm(x, rows: rows, cols: w, gamma: prm.norm1.weight.pointer, beta: prm.norm1.bias.pointer, eps: eps,
                           out: a.ln1Out.pointer, mean: a.ln1Mean.pointer, rstd: a.ln1Rstd.pointer)
-        try apply(prm.qkv, a.ln1Out.pointer, rows: rows, out: a.qkv.pointer, lora: [])
+        try apply(prm.qkv, a.ln1Out.pointer, rows: rows, out: a.qkv.pointer)
         if let bias = prm.qkv.bias { Kernels.addBias(a.qkv.pointer, rows: rows, cols: 3 * inner, bias: bias.pointer) }
         attention(batch: batch, a: a, scratch: acts.probsScratch)
-        try apply(prm.proj, a.attnOut.pointer, rows: rows, out: acts.scratch.pointer, lora: [])
+        try apply(prm.proj, a.attnOut.pointer, rows: rows, out: acts.scratch.pointer)
         let attnMask = dropout != nil ? a.attnMask.pointer : nil
         if let attnMask { dropout!.fill(attnMask, count: rows * w) }
         Kernels.residualAdd(x, acts.scratch.pointer, rows: rows, cols: w, bias: prm.proj.bias?.pointer, mask: attnMask)
@@ -182,17 +182,26 @@ public final class ViT: @unchecked Sendable {
         // FFN branch: x += Dropout(fc2(Dropout(GELU(fc1(LN2(x)))))), LoRA live on fc1 and fc2.
         Kernels.layerNorm(x, rows: rows, cols: w, gamma: prm.norm2.weight.pointer, beta: prm.norm2.bias.pointer, eps: eps,
                           out: a.ln2Out.pointer, mean: a.ln2Mean.pointer, rstd: a.ln2Rstd.pointer)
-        try apply(prm.fc1, a.ln2Out.pointer, rows: rows, out: a.fc1Out.pointer,
-                  lora: adapters.enumerated().map { ($1.fc1[l], $1.scaling, a.loraFc1[$0]) })
-        let hidden = training ? a.hidden.pointer : a.fc1Out.pointer
-        let hiddenMask = dropout != nil ? a.hiddenMask.pointer : nil
-        if let hiddenMask { dropout!.fill(hiddenMask, count: rows * m) }
-        Kernels.biasGELU(a.fc1Out.pointer, rows: rows, cols: m, bias: prm.fc1.bias?.pointer, out: hidden, mask: hiddenMask)
-        try apply(prm.fc2, hidden, rows: rows, out: acts.scratch.pointer,
-                  lora: adapters.enumerated().map { ($1.fc2[l], $1.scaling, a.loraFc2[$0]) })
+        let fc2Lora = try ffn(l, a: a, rows: rows, dropout: &dropout, maskRowStride: m)
         let fc2Mask = dropout != nil ? a.fc2Mask.pointer : nil
         if let fc2Mask { dropout!.fill(fc2Mask, count: rows * w) }
-        Kernels.residualAdd(x, acts.scratch.pointer, rows: rows, cols: w, bias: prm.fc2.bias?.pointer, mask: fc2Mask)
+        Kernels.residualAdd(x, acts.scratch.pointer, rows: rows, cols: w, bias: prm.fc2.bias?.pointer, mask: fc2Mask, lora: fc2Lora)
+    }
+
+    /// fc1 with its LoRA, bias, GELU and dropout, then fc2's product into `activations.scratch`; returns fc2's LoRA,
+    /// whose up-projection the residual add applies with fc2's bias and dropout. Reads LN2's output in `a.ln2Out`
+    /// [rows, width]; the hidden mask element of row r is drawn at r·maskRowStride + column.
+    private func ffn(_ l: Int, a: BlockActivations, rows: Int, dropout: inout Dropout?, maskRowStride: Int) throws -> [LoRAView] {
+        let c = config, w = c.width, m = c.mlpWidth, prm = parameters.blocks[l], training = activations.training
+        let lora = loraViews(l, a: a)
+        try frozenProduct(prm.fc1.weight, outF: m, inF: w, input: a.ln2Out.pointer, lda: w, rows: rows, out: a.fc1Out.pointer, ldc: m)
+        LoRAKernels.down(a.ln2Out.pointer, ldx: w, rows: rows, cols: w, lora.fc1)
+        let hidden = training ? a.hidden.pointer : a.fc1Out.pointer
+        let mask = dropout != nil ? dropout!.nextMask() : nil
+        LoRAKernels.ffnMiddle(a.fc1Out.pointer, rows: rows, cols: m, bias: prm.fc1.bias?.pointer, fc1: lora.fc1, mask: mask,
+                              maskRowStride: maskRowStride, hidden: hidden, keepDerivative: training, fc2: lora.fc2)
+        try frozenProduct(prm.fc2.weight, outF: w, inF: m, input: hidden, lda: m, rows: rows, out: activations.scratch.pointer, ldc: w)
+        return lora.fc2
     }
 
     /// The last block for the class token only: every token's K and V (the class query attends to them all), the class
@@ -215,7 +224,7 @@ public final class ViT: @unchecked Sendable {
             Kernels.addBias(qkv, rows: batch, cols: inner, ld: t * ld, bias: bias.pointer)
         }
         classAttention(batch: batch, a: a, scratch: acts.probsScratch)
-        try apply(prm.proj, a.attnOut.pointer, rows: batch, out: acts.scratch.pointer, lora: [])
+        try apply(prm.proj, a.attnOut.pointer, rows: batch, out: acts.scratch.pointer)
         let xc = acts.pooled.pointer
         for b in 0..<batch { (xc + b * w).update(from: x + b * t * w, count: w) }
         let attnMask = dropout != nil ? classRowsMask(&dropout!, a.attnMask, batch: batch, cols: w) : nil
@@ -224,15 +233,9 @@ public final class ViT: @unchecked Sendable {
 
         Kernels.layerNorm(xc, rows: batch, cols: w, gamma: prm.norm2.weight.pointer, beta: prm.norm2.bias.pointer, eps: eps,
                           out: a.ln2Out.pointer, mean: a.ln2Mean.pointer, rstd: a.ln2Rstd.pointer)
-        try apply(prm.fc1, a.ln2Out.pointer, rows: batch, out: a.fc1Out.pointer,
-                  lora: adapters.enumerated().map { ($1.fc1[l], $1.scaling, a.loraFc1[$0]) })
-        let hidden = acts.training ? a.hidden.pointer : a.fc1Out.pointer
-        let hiddenMask = dropout != nil ? classRowsMask(&dropout!, a.hiddenMask, batch: batch, cols: m) : nil
-        Kernels.biasGELU(a.fc1Out.pointer, rows: batch, cols: m, bias: prm.fc1.bias?.pointer, out: hidden, mask: hiddenMask)
-        try apply(prm.fc2, hidden, rows: batch, out: acts.scratch.pointer,
-                  lora: adapters.enumerated().map { ($1.fc2[l], $1.scaling, a.loraFc2[$0]) })
+        let fc2Lora = try ffn(l, a: a, rows: batch, dropout: &dropout, maskRowStride: t * m)
         let fc2Mask = dropout != nil ? classRowsMask(&dropout!, a.fc2Mask, batch: batch, cols: w) : nil
-        Kernels.residualAdd(xc, acts.scratch.pointer, rows: batch, cols: w, bias: prm.fc2.bias?.pointer, mask: fc2Mask)
+        Kernels.residualAdd(xc, acts.scratch.pointer, rows: batch, cols: w, bias: prm.fc2.bias?.pointer, mask: fc2Mask, lora: fc2Lora)
     }
 
     /// Draws a mask over every token row (the same draw as the all-token path) and packs its class rows to the front.
@@ -243,18 +246,10 @@ public final class ViT: @unchecked Sendable {
         return p
     }
 
-    /// out = input·Wᵀ (no bias: callers fuse it into the next elementwise pass) + Σ scaling·(input·Aᵀ)·Bᵀ,
-    /// keeping input·Aᵀ in each adapter's buffer.
-    private func apply(_ layer: Linear, _ input: UnsafePointer<Float>, rows: Int, out: UnsafeMutablePointer<Float>,
-                       lora: [(LoRAFactors, Float, FloatBuffer)]) throws {
-        let inF = layer.inFeatures, outF = layer.outFeatures
-        try frozenProduct(layer.weight, outF: outF, inF: inF, input: input, lda: inF, rows: rows, out: out, ldc: outF)
-        for (f, s, down) in lora {
-            BLAS.gemm(transB: true, m: rows, n: f.rank, k: inF, a: input, lda: inF, b: f.a.pointer, ldb: inF,
-                      c: down.pointer, ldc: f.rank)
-            BLAS.gemm(transB: true, m: rows, n: outF, k: f.rank, alpha: s, a: down.pointer, lda: f.rank, b: f.b.pointer,
-                      ldb: f.rank, beta: 1, c: out, ldc: outF)
-        }
+    /// out = input·Wᵀ for a frozen linear layer; no bias: callers fuse it into the next elementwise pass.
+    private func apply(_ layer: Linear, _ input: UnsafePointer<Float>, rows: Int, out: UnsafeMutablePointer<Float>) throws {
+        try frozenProduct(layer.weight, outF: layer.outFeatures, inF: layer.inFeatures, input: input, lda: layer.inFeatures,
+                          rows: rows, out: out, ldc: layer.outFeatures)
     }
 
     /// Per (image, head): S = scale·Q·Kᵀ, row softmax, O = S·V, written head-major into attnOut. Images × heads

@@ -17,19 +17,28 @@ struct TrainBench: ParsableCommand {
     @Option(help: "Timed steps of each kind (after one warm-up step).") var steps = 10
     @Option(help: "LoRA rank.") var rank = 8
     @Option(help: "Dropout in the timed steps.") var dropout = 0.1
+    @Option(help: "Precisions of the GS-LoRA steps, in order (float32, bf16; comma-separated).")
+    var precision = "float32,bf16"
+    @Flag(help: "Skip the all-parameters step (e.g. to profile the GS-LoRA step alone).") var skipAllParameters = false
 
     func run() throws {
         BLAS.ensureFastKernel()
         guard batch > 0, steps > 0, rank > 0 else { throw ValidationError("batch, steps and rank must be positive") }
+        let precisions = try precision.split(separator: ",").map { p in
+            guard let m = MatmulPrecision(rawValue: String(p)) else { throw ValidationError("unknown precision '\(p)': use float32 or bf16") }
+            return m
+        }
         let c = ModelConfig(family: .faceViT, imageSize: 112, patchSize: 8, width: 512, depth: 6, heads: 8, headDim: 64,
                             mlpWidth: 2048, numClasses: 100, head: .cosface, attentionScale: 1 / 512.0.squareRoot(),
                             layerNormEps: 1e-5, qkvBias: false)
-        print(try TrainBenchmark.measure(config: c, batch: batch, steps: steps, rank: rank, dropout: Float(dropout)))
+        print(try TrainBenchmark.measure(config: c, batch: batch, steps: steps, rank: rank, dropout: Float(dropout), precisions: precisions,
+                                         allParameters: !skipAllParameters))
     }
 }
 
 enum TrainBenchmark {
-    static func measure(config c: ModelConfig, batch: Int, steps: Int, rank: Int, dropout: Float) throws -> String {
+    static func measure(config c: ModelConfig, batch: Int, steps: Int, rank: Int, dropout: Float, precisions: [MatmulPrecision],
+                        allParameters: Bool) throws -> String {
         var rng = SplitMix64(seed: 3)
         let per = c.channels * c.imageSize * c.imageSize
         let retain = (0..<(batch * per)).map { _ in rng.nextUnitFloat() }, forget = (0..<(batch * per)).map { _ in rng.nextUnitFloat() }
@@ -63,37 +72,43 @@ enum TrainBenchmark {
             }
             return gs
         }
-        let gs = try gsSteps()
-        let gsRSS = PeakRSS.megabytes()
-        let gsFlops = Double(2 * batch) * (ForwardBenchmark.flopsPerImage(c, loraRank: rank, classOnlyLastBlock: true) + backwardFlopsPerImage(c, rank: rank, weights: false))
-        rows += phaseRows("GS-LoRA step (\(batch)+\(batch) images, rank \(rank), GS-LoRA++ loss)", gs, flops: gsFlops, sgemm: sgemm,
-                          anchor: "PyTorch 0.92 s", fmt: fmt)
-        rows.append(("  peak RSS (VmHWM) after the GS-LoRA steps", gsRSS.map { "\(fmt($0, 0)) MB" } ?? "n/a", "PyTorch 1.6 GB"))
-
-        // The same steps with the frozen layers' products (forward and input gradients) in bf16; the warm-up step packs.
-        model.precision = .bf16
-        let bs = try gsSteps()
         func median(_ t: [StepTimings]) -> Double { let v = t.map(\.total).sorted(); return v[v.count / 2] }
-        rows.append(("GS-LoRA step, --precision bf16 (oneDNN \(model.bf16.implementations.joined(separator: ", ")))", "", ""))
-        rows.append(("  seconds per step (median)", fmt(median(bs), 3),
-                     "\(fmt(0.92 / median(bs), 2))× faster than PyTorch's 0.92 s; float32 here \(fmt(median(gs), 3)) s"))
-        rows.append(("  forward / backward / loss+head / AdamW", [\StepTimings.forward, \.backward, \.loss, \.update].map { k in
-            let v = bs.map { $0[keyPath: k] }.sorted(); return fmt(v[v.count / 2], 3) }.joined(separator: " / "), "seconds"))
-        rows.append(("  peak RSS (VmHWM) after the bf16 steps", PeakRSS.megabytes().map { "\(fmt($0, 0)) MB" } ?? "n/a",
-                     "packed bf16 weights \(fmt(Double(model.bf16.packedWeightBytes) / 1e6, 1)) MB"))
-
-        // All-parameters step (pre-training), on the same 2·batch images.
-        let full = try ViT(config: c, parameters: try ViTParameters.random(config: c, seed: 1))
-        let pre = try PretrainStep(model: full)
-        let images = retain + forget, labels = retainLabels + forgetLabels
-        var ps: [StepTimings] = []
-        for i in 0...steps {
-            let r = try images.withUnsafeBufferPointer { try pre.step(images: $0, labels: labels, lr: 1e-4, dropout: dropout) }
-            if i > 0 { ps.append(r.timings) }
+        var float32Median: Double? = nil
+        for p in precisions {
+            // The first (warm-up) step of a bf16 run packs the weights.
+            model.precision = p
+            let t = try gsSteps()
+            switch p {
+            case .float32:
+                float32Median = median(t)
+                let flops = Double(2 * batch) * (ForwardBenchmark.flopsPerImage(c, loraRank: rank, classOnlyLastBlock: true) + backwardFlopsPerImage(c, rank: rank, weights: false))
+                rows += phaseRows("GS-LoRA step (\(batch)+\(batch) images, rank \(rank), GS-LoRA++ loss)", t, flops: flops, sgemm: sgemm,
+                                  anchor: "PyTorch 0.92 s", fmt: fmt)
+            case .bf16:
+                rows.append(("GS-LoRA step, --precision bf16 (oneDNN \(model.bf16.implementations.joined(separator: ", ")))", "", ""))
+                rows.append(("  seconds per step (median)", fmt(median(t), 3),
+                             "\(fmt(0.92 / median(t), 2))× faster than PyTorch's 0.92 s" + (float32Median.map { "; float32 here \(fmt($0, 3)) s" } ?? "")))
+                rows.append(("  forward / backward / loss+head / AdamW", [\StepTimings.forward, \.backward, \.loss, \.update].map { k in
+                    let v = t.map { $0[keyPath: k] }.sorted(); return fmt(v[v.count / 2], 3) }.joined(separator: " / "), "seconds"))
+            }
+            rows.append(("  peak RSS (VmHWM) after the \(p.rawValue) steps", PeakRSS.megabytes().map { "\(fmt($0, 0)) MB" } ?? "n/a",
+                         p == .bf16 ? "packed bf16 weights \(fmt(Double(model.bf16.packedWeightBytes) / 1e6, 1)) MB; PyTorch 1.6 GB" : "PyTorch 1.6 GB"))
         }
-        let allFlops = Double(2 * batch) * (ForwardBenchmark.flopsPerImage(c, loraRank: 0, classOnlyLastBlock: true) + backwardFlopsPerImage(c, rank: 0, weights: true))
-        rows += phaseRows("all-parameters step (\(2 * batch) images)", ps, flops: allFlops, sgemm: sgemm, anchor: "PyTorch 1.34 s", fmt: fmt)
-        rows.append(("  peak RSS (VmHWM) of the whole run", PeakRSS.megabytes().map { "\(fmt($0, 0)) MB" } ?? "n/a", ""))
+
+        if allParameters {
+            // All-parameters step (pre-training), on the same 2·batch images.
+            let full = try ViT(config: c, parameters: try ViTParameters.random(config: c, seed: 1))
+            let pre = try PretrainStep(model: full)
+            let images = retain + forget, labels = retainLabels + forgetLabels
+            var ps: [StepTimings] = []
+            for i in 0...steps {
+                let r = try images.withUnsafeBufferPointer { try pre.step(images: $0, labels: labels, lr: 1e-4, dropout: dropout) }
+                if i > 0 { ps.append(r.timings) }
+            }
+            let allFlops = Double(2 * batch) * (ForwardBenchmark.flopsPerImage(c, loraRank: 0, classOnlyLastBlock: true) + backwardFlopsPerImage(c, rank: 0, weights: true))
+            rows += phaseRows("all-parameters step (\(2 * batch) images)", ps, flops: allFlops, sgemm: sgemm, anchor: "PyTorch 1.34 s", fmt: fmt)
+            rows.append(("  peak RSS (VmHWM) of the whole run", PeakRSS.megabytes().map { "\(fmt($0, 0)) MB" } ?? "n/a", ""))
+        }
 
         let w0 = rows.map(\.0.count).max()!, w1 = rows.map(\.1.count).max()!
         let lines = rows.map { $0.0.padding(toLength: w0, withPad: " ", startingAt: 0) + "  " + $0.1.padding(toLength: w1, withPad: " ", startingAt: 0) + "  " + $0.2 }

@@ -125,4 +125,28 @@ final class BackwardTests: XCTestCase {
         _ = try s.model.forward(images: s.images, batch: s.batch, mode: .eval)
         XCTAssertThrowsError(try s.model.backward(gradEmbeddings: s.weights, into: g))
     }
+
+    /// The FFN's hidden dropout is drawn inside the fused GELU kernel rather than stored: each (row, column) has its
+    /// own draw at the configured rate, and each call draws afresh. (The gradient checks above cannot see a mask
+    /// that repeats per row: the backward pass reuses whatever the forward drew.)
+    func testHiddenDropoutDrawsEveryElement() throws {
+        let t = Self.tinyConfig(.faceViT)
+        let c = ModelConfig(family: t.family, imageSize: t.imageSize, patchSize: t.patchSize, width: t.width, depth: t.depth, heads: t.heads,
+                            headDim: t.headDim, mlpWidth: 512, numClasses: t.numClasses, head: t.head, attentionScale: t.attentionScale,
+                            layerNormEps: t.layerNormEps, qkvBias: t.qkvBias)
+        let model = try ViT(config: c, parameters: try ViTParameters.random(config: c, seed: 5))
+        var rng = SplitMix64(seed: 6)
+        let batch = 3, images = (0..<(batch * c.channels * c.imageSize * c.imageSize)).map { _ in rng.nextUnitFloat() }
+        func droppedPattern() throws -> [[Bool]] {
+            _ = try model.forward(images: images, batch: batch, mode: .train(dropout: 0.5))
+            let h = model.activations.blocks[0].hidden.array
+            return stride(from: 0, to: h.count, by: c.mlpWidth).map { h[$0..<($0 + c.mlpWidth)].map { $0 == 0 } }
+        }
+        let first = try droppedPattern()
+        XCTAssertEqual(first.count, batch * c.numTokens)
+        let rate = Double(first.joined().filter { $0 }.count) / Double(first.count * c.mlpWidth)
+        XCTAssertEqual(rate, 0.5, accuracy: 0.03, "dropped fraction")
+        XCTAssertEqual(Set(first).count, first.count, "every row must draw its own mask")
+        XCTAssertNotEqual(try droppedPattern(), first, "a second call must draw a fresh mask")
+    }
 }

@@ -28,7 +28,9 @@ final class KernelTests: XCTestCase {
             let d = Double(x), h = 1e-4
             func g(_ v: Double) -> Double { 0.5 * v * (1 + Foundation.erf(v / 2.0.squareRoot())) }
             let ref = (g(d + h) - g(d - h)) / (2 * h)
-            XCTAssertEqual(Double(FastMath.geluDerivative(x)), ref, accuracy: 1e-6, "x = \(x)")
+            let both = FastMath.geluWithDerivative(x)
+            XCTAssertEqual(Double(both.derivative), ref, accuracy: 1e-6, "x = \(x)")
+            XCTAssertEqual(both.value, FastMath.gelu(x), "x = \(x)")
         }
     }
 
