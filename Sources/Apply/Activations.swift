@@ -98,7 +98,7 @@ public final class ViTActivations: @unchecked Sendable {
     public let stream = FloatBuffer(count: 0)
     /// Scratch for linear outputs [batch·tokens, width].
     let scratch = FloatBuffer(count: 0)
-    /// Per-worker attention probabilities in eval mode.
+    /// Attention probabilities in eval mode: per worker for the class-only block, per image group otherwise.
     let probsScratch = FloatBuffer(count: 0)
     /// The current block's LoRA B factors transposed, fc1 then fc2 per adapter (see `LoRAView`).
     let loraBt = FloatBuffer(count: 0)
@@ -138,7 +138,7 @@ public final class ViTActivations: @unchecked Sendable {
         tokensMask.reserve(training && dropout ? rows * w : 0)
         stream.reserve(rows * w)
         scratch.reserve(rows * w)
-        probsScratch.reserve(training ? 0 : Parallel.workers * c.numTokens * c.numTokens)
+        probsScratch.reserve(training ? 0 : max(Parallel.workers, min(b, ViT.evalAttentionImages) * c.heads) * c.numTokens * c.numTokens)
         let count = training ? c.depth : 1
         while blocks.count < count { blocks.append(BlockActivations()) }
         blocks.removeLast(blocks.count - count)

@@ -11,7 +11,7 @@ final class BackwardScratch {
     let dAttnOut = FloatBuffer(count: 0)  // [rows, inner]
     let dDown = FloatBuffer(count: 0)     // ∂L/∂(x·Aᵀ) of fc1 and fc2 per adapter [rows, rank] each
     let partials = FloatBuffer(count: 0)  // per-row-range partial sums of LoRA gradients
-    let dProbs = FloatBuffer(count: 0)    // per worker [tokens, tokens]
+    let dProbs = FloatBuffer(count: 0)    // [batch, heads, tokens, tokens]
     let dPooled = FloatBuffer(count: 0)   // [batch, width]
 }
 
@@ -47,7 +47,7 @@ extension ViT {
         s.dHidden.reserve(rows * m)
         s.dQKV.reserve(rows * 3 * inner)
         s.dAttnOut.reserve(rows * inner)
-        s.dProbs.reserve(Parallel.workers * t * t)
+        s.dProbs.reserve(max(Parallel.workers, batch * c.heads) * t * t)
         s.dPooled.reserve(batch * w)
 
         // Final LayerNorm on the class-token rows, then into row 0 of each image's stream gradient.
@@ -85,7 +85,7 @@ extension ViT {
         Kernels.masked(dX, a.attnMask.count > 0 ? a.attnMask.pointer : nil, out: s.dBranch.pointer, count: rows * w)
         try linearBackward(prm.proj, input: a.attnOut.pointer, dOut: s.dBranch.pointer, rows: rows, dInput: s.dAttnOut.pointer,
                            grad: pg?.proj)
-        attentionBackward(batch: batch, a: a, scratch: s)
+        try attentionBackward(batch: batch, a: a, dOut: s.dAttnOut.pointer, dProbs: s.dProbs, dQKV: s.dQKV.pointer)
         try linearBackward(prm.qkv, input: a.ln1Out.pointer, dOut: s.dQKV.pointer, rows: rows, dInput: s.dNormOut.pointer,
                            grad: pg?.qkv)
         Kernels.layerNormBackward(s.dNormOut.pointer, x: a.input.pointer, mean: a.ln1Mean.pointer, rstd: a.ln1Rstd.pointer,
@@ -159,7 +159,7 @@ extension ViT {
         let scale = Float(c.attentionScale), jobs = batch * heads
         let qkv = SendablePointer(a.qkv.pointer), probs = SendablePointer(a.probs.pointer)
         let dO = SendablePointer(s.dAttnOut.pointer), dQKV = SendablePointer(s.dQKV.pointer), dP = SendablePointer(s.dProbs.pointer)
-        Parallel.jobs(jobs, singleThreadedBLAS: false) { job, worker in
+        Parallel.jobs(jobs) { job, worker in
             let b = job / heads, h = job % heads
             let q = qkv.p + b * t * ld + h * hd, dq = dQKV.p + b * t * ld + h * hd
             let p = probs.p + job * t, dp = dP.p + worker * t, dout = dO.p + b * inner + h * hd
@@ -189,26 +189,6 @@ extension ViT {
             if let gb = grad.bias { Kernels.addColumnSums(dOut, rows: rows, cols: outF, into: gb.pointer) }
         }
         if let dInput { try frozenInputGradient(layer.weight, outF: outF, inF: inF, dOut: dOut, ldd: outF, rows: rows, out: dInput) }
-    }
-
-    /// Per (image, head), from the kept probabilities: dP = dO·Vᵀ, dV = Pᵀ·dO, dS = softmax′, dQ = scale·dS·K,
-    /// dK = scale·dSᵀ·Q, written into their columns of dQKV.
-    private func attentionBackward(batch: Int, a: BlockActivations, scratch s: BackwardScratch) {
-        let c = config, t = c.numTokens, hd = c.headDim, heads = c.heads, inner = heads * hd, ld = 3 * inner
-        let scale = Float(c.attentionScale), jobs = batch * heads
-        let qkv = SendablePointer(a.qkv.pointer), probs = SendablePointer(a.probs.pointer)
-        let dO = SendablePointer(s.dAttnOut.pointer), dQKV = SendablePointer(s.dQKV.pointer), dP = SendablePointer(s.dProbs.pointer)
-        Parallel.jobs(jobs, singleThreadedBLAS: true) { job, worker in
-            let b = job / heads, h = job % heads
-            let q = qkv.p + b * t * ld + h * hd, dq = dQKV.p + b * t * ld + h * hd
-            let p = probs.p + job * t * t, dp = dP.p + worker * t * t
-            let dout = dO.p + b * t * inner + h * hd
-            BLAS.gemm(transB: true, m: t, n: t, k: hd, a: dout, lda: inner, b: q + 2 * inner, ldb: ld, c: dp, ldc: t)
-            BLAS.gemm(transA: true, m: t, n: hd, k: t, a: p, lda: t, b: dout, ldb: inner, c: dq + 2 * inner, ldc: ld)
-            Kernels.softmaxBackwardRows(dp, probs: p, rows: t, cols: t)
-            BLAS.gemm(m: t, n: hd, k: t, alpha: scale, a: dp, lda: t, b: q + inner, ldb: ld, c: dq, ldc: ld)
-            BLAS.gemm(transA: true, m: t, n: hd, k: t, alpha: scale, a: dp, lda: t, b: q, ldb: ld, c: dq + inner, ldc: ld)
-        }
     }
 
     /// Embedding dropout, class token, position embeddings and the patch projection.

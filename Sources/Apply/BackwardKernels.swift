@@ -46,8 +46,10 @@ extension Kernels {
         }
     }
 
-    /// Softmax backward in place: dS = P ⊙ (dP − rowsum(dP ⊙ P)), `dp` becomes dS.
-    public static func softmaxBackwardRows(_ dp: UnsafeMutablePointer<Float>, probs: UnsafePointer<Float>, rows: Int, cols: Int) {
+    /// Softmax backward in place: dS = scale·P ⊙ (dP − rowsum(dP ⊙ P)), `dp` becomes dS (the gradient of the softmax
+    /// input when the softmax was taken of scale·S, with respect to S).
+    public static func softmaxBackwardRows(_ dp: UnsafeMutablePointer<Float>, probs: UnsafePointer<Float>, rows: Int, cols: Int,
+                                           scale: Float = 1) {
         for r in 0..<rows {
             let d = dp + r * cols, p = probs + r * cols
             var acc = SIMD8<Float>()
@@ -60,7 +62,7 @@ extension Kernels {
             }
             var s = acc.sum()
             while j < cols { s += d[j] * p[j]; j += 1 }
-            for j in 0..<cols { d[j] = p[j] * (d[j] - s) }
+            for j in 0..<cols { d[j] = scale * p[j] * (d[j] - s) }
         }
     }
 

@@ -120,10 +120,11 @@ public enum Kernels {
         }
     }
 
-    /// Row softmax in place (max-subtracted, fast exp). Runs on the calling thread: attention calls it per head.
-    public static func softmaxRows(_ s: UnsafeMutablePointer<Float>, rows: Int, cols: Int) {
+    /// Row softmax of scale·s in place (max-subtracted, fast exp), on the calling thread.
+    public static func softmaxRows(_ s: UnsafeMutablePointer<Float>, rows: Int, cols: Int, scale: Float = 1) {
         for r in 0..<rows {
             let row = s + r * cols
+            if scale != 1 { for j in 0..<cols { row[j] *= scale } }
             let m = maximum(row, cols)
             for j in 0..<cols { row[j] = FastMath.exp(row[j] - m) }
             let inv = 1 / sum(row, cols)

@@ -26,19 +26,12 @@ enum Parallel {
     }
 
     /// Calls `body(job, worker)` for every job in 0..<jobs; worker w takes jobs w, w + workers, …, so per-worker
-    /// scratch is private. With `singleThreadedBLAS`, BLAS calls inside run on one thread each (for small per-job
-    /// GEMMs that beats OpenBLAS's own threads).
-    static func jobs(_ jobs: Int, singleThreadedBLAS: Bool, _ body: @escaping (_ job: Int, _ worker: Int) -> Void) {
+    /// scratch is private.
+    static func jobs(_ jobs: Int, _ body: @escaping (_ job: Int, _ worker: Int) -> Void) {
         let workers = min(Parallel.workers, jobs)
         let run: (Int) -> Void = { worker in
             for job in stride(from: worker, to: jobs, by: workers) { body(job, worker) }
         }
-        if workers <= 1 {
-            run(0)
-        } else if singleThreadedBLAS {
-            BLAS.singleThreaded { DispatchQueue.concurrentPerform(iterations: workers, execute: run) }
-        } else {
-            DispatchQueue.concurrentPerform(iterations: workers, execute: run)
-        }
+        if workers <= 1 { run(0) } else { DispatchQueue.concurrentPerform(iterations: workers, execute: run) }
     }
 }

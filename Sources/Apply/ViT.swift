@@ -49,6 +49,8 @@ public final class ViT: @unchecked Sendable {
     public var precision: MatmulPrecision = .float32 { didSet { bf16 = BF16Matmul() } }
     /// The bf16 products, packed weights and primitives of this model.
     public private(set) var bf16 = BF16Matmul()
+    /// Attention's batched float32 products and their primitives.
+    let attentionProducts = BatchedMatmul()
     /// The buffers of the last forward call (the backward pass reads them after a training-mode call).
     public let activations = ViTActivations()
     let backwardScratch = BackwardScratch()
@@ -172,7 +174,7 @@ public final class ViT: @unchecked Sendable {
                           out: a.ln1Out.pointer, mean: a.ln1Mean.pointer, rstd: a.ln1Rstd.pointer)
         try apply(prm.qkv, a.ln1Out.pointer, rows: rows, out: a.qkv.pointer)
         if let bias = prm.qkv.bias { Kernels.addBias(a.qkv.pointer, rows: rows, cols: 3 * inner, bias: bias.pointer) }
-        attention(batch: batch, a: a, scratch: acts.probsScratch)
+        try attention(batch: batch, a: a, scratch: acts.probsScratch)
         try apply(prm.proj, a.attnOut.pointer, rows: rows, out: acts.scratch.pointer)
         let attnMask = dropout != nil ? a.attnMask.pointer : nil
         if let attnMask { dropout!.fill(attnMask, count: rows * w) }
@@ -252,24 +254,6 @@ public final class ViT: @unchecked Sendable {
                           rows: rows, out: out, ldc: layer.outFeatures)
     }
 
-    /// Per (image, head): S = scale·Q·Kᵀ, row softmax, O = S·V, written head-major into attnOut. Images × heads
-    /// are split over Swift threads with single-threaded BLAS (faster than BLAS threads for these small GEMMs).
-    private func attention(batch: Int, a: BlockActivations, scratch: FloatBuffer) {
-        let c = config, t = c.numTokens, hd = c.headDim, heads = c.heads, inner = heads * hd, ld = 3 * inner
-        let scale = Float(c.attentionScale), jobs = batch * heads
-        let qkv = SendablePointer(a.qkv.pointer), out = SendablePointer(a.attnOut.pointer)
-        let probs = SendablePointer(a.probabilityStorage(scratch: scratch))
-        let keepAll = a.probs.count > 0
-        Parallel.jobs(jobs, singleThreadedBLAS: true) { job, worker in
-            let b = job / heads, h = job % heads
-            let q = qkv.p + b * t * ld + h * hd
-            let s = probs.p + (keepAll ? job : worker) * t * t
-            BLAS.gemm(transB: true, m: t, n: t, k: hd, alpha: scale, a: q, lda: ld, b: q + inner, ldb: ld, c: s, ldc: t)
-            Kernels.softmaxRows(s, rows: t, cols: t)
-            BLAS.gemm(m: t, n: hd, k: t, a: s, lda: t, b: q + 2 * inner, ldb: ld, c: out.p + b * t * inner + h * hd, ldc: inner)
-        }
-    }
-
     /// The class query of one image and head against every token: s = scale·q·Kᵀ, softmax, o = s·V, written packed
     /// [batch, inner] into attnOut. Vector work, so plain SIMD loops rather than BLAS calls.
     private func classAttention(batch: Int, a: BlockActivations, scratch: FloatBuffer) {
@@ -278,7 +262,7 @@ public final class ViT: @unchecked Sendable {
         let qkv = SendablePointer(a.qkv.pointer), out = SendablePointer(a.attnOut.pointer)
         let probs = SendablePointer(a.probabilityStorage(scratch: scratch))
         let keepAll = a.probs.count > 0
-        Parallel.jobs(jobs, singleThreadedBLAS: false) { job, worker in
+        Parallel.jobs(jobs) { job, worker in
             let b = job / heads, h = job % heads
             let q = qkv.p + b * t * ld + h * hd
             let s = probs.p + (keepAll ? job : worker) * t

@@ -1,0 +1,101 @@
+import CDNNL
+
+/// float32 products of strided matrices batched over images × heads, one oneDNN matmul call each (gemm:jit,
+/// float32 sums like sgemm: the model's precision setting does not apply here). Attention's products per head are
+/// small (197×64 by 64×197 for the face model): as per-head OpenBLAS calls split over the cores they ran at
+/// ≈28 GFLOP/s per core on this machine; as one oneDNN call over every image and head at ≈160–200 GFLOP/s on
+/// two cores. Primitives are kept per shape. Not thread-safe (oneDNN's own threads run inside each call).
+final class BatchedMatmul {
+    /// One rows × cols matrix per (image, head), addressed by element strides from a base pointer.
+    struct Layout: Hashable {
+        let rows, cols: Int
+        let imageStride, headStride, rowStride, colStride: Int
+
+        /// The same elements read as the transposed matrix.
+        var transposed: Layout {
+            Layout(rows: cols, cols: rows, imageStride: imageStride, headStride: headStride, rowStride: colStride, colStride: rowStride)
+        }
+    }
+
+    private struct Key: Hashable { let images, heads: Int; let a, b, c: Layout }
+
+    private final class Primitive {
+        let pd: dnnl_primitive_desc_t
+        let primitive: dnnl_primitive_t
+        let descriptors: [dnnl_memory_desc_t]
+        init(pd: dnnl_primitive_desc_t, primitive: dnnl_primitive_t, descriptors: [dnnl_memory_desc_t]) {
+            self.pd = pd
+            self.primitive = primitive
+            self.descriptors = descriptors
+        }
+        deinit {
+            dnnl_primitive_destroy(primitive)
+            dnnl_primitive_desc_destroy(pd)
+        }
+    }
+
+    private var primitives: [Key: Primitive] = [:]
+    private var madeStream: dnnl_stream_t? = nil
+
+    init() {}
+
+    deinit {
+        primitives.removeAll()
+        if let madeStream { dnnl_stream_destroy(madeStream) }
+    }
+
+    /// c[i, h] = a[i, h] · b[i, h] for every image i < images and head h < heads (c is overwritten).
+    func run(images: Int, heads: Int, a: Layout, _ pa: UnsafePointer<Float>, b: Layout, _ pb: UnsafePointer<Float>,
+             c: Layout, _ pc: UnsafeMutablePointer<Float>) throws {
+        precondition(a.cols == b.rows && a.rows == c.rows && b.cols == c.cols, "batched product of mismatched shapes")
+        guard images > 0, heads > 0 else { return }
+        let dnnl = try OneDNN.shared()
+        let p = try primitive(Key(images: images, heads: heads, a: a, b: b, c: c), dnnl)
+        var memories: [dnnl_memory_t] = []
+        defer { memories.forEach { dnnl_memory_destroy($0) } }
+        for (md, handle) in zip(p.descriptors, [UnsafeMutableRawPointer(mutating: pa), UnsafeMutableRawPointer(mutating: pb), UnsafeMutableRawPointer(pc)]) {
+            memories.append(try dnnl.memory(md, handle: handle))
+        }
+        let args = [dnnl_exec_arg_t(arg: DNNL_ARG_SRC, memory: memories[0]), dnnl_exec_arg_t(arg: DNNL_ARG_WEIGHTS, memory: memories[1]),
+                    dnnl_exec_arg_t(arg: DNNL_ARG_DST, memory: memories[2])]
+        let stream = try stream(dnnl)
+        try OneDNN.check(dnnl_primitive_execute(p.primitive, stream, Int32(args.count), args),
+                         "dnnl_primitive_execute (batched matmul \(images)×\(heads) × \(a.rows)×\(a.cols) · \(b.rows)×\(b.cols))")
+        try OneDNN.check(dnnl_stream_wait(stream), "dnnl_stream_wait")
+    }
+
+    private func stream(_ dnnl: OneDNN) throws -> dnnl_stream_t {
+        if let madeStream { return madeStream }
+        let s = try dnnl.makeStream()
+        madeStream = s
+        return s
+    }
+
+    private func primitive(_ key: Key, _ dnnl: OneDNN) throws -> Primitive {
+        if let p = primitives[key] { return p }
+        func descriptor(_ l: Layout) throws -> dnnl_memory_desc_t {
+            var md = dnnl_memory_desc_t()
+            var dims: [dnnl_dim_t] = [key.images, key.heads, l.rows, l.cols].map { dnnl_dim_t($0) }
+            var strides: [dnnl_dim_t] = [l.imageStride, l.headStride, l.rowStride, l.colStride].map { dnnl_dim_t($0) }
+            try OneDNN.check(dnnl_memory_desc_init_by_strides(&md, 4, &dims, dnnl_f32, &strides),
+                             "dnnl_memory_desc_init_by_strides [\(key.images), \(key.heads), \(l.rows), \(l.cols)]")
+            return md
+        }
+        var src = try descriptor(key.a), wei = try descriptor(key.b), dst = try descriptor(key.c)
+        let shape = "\(key.images)×\(key.heads) × \(key.a.rows)×\(key.a.cols) · \(key.b.rows)×\(key.b.cols)"
+        var desc = dnnl_matmul_desc_t()
+        try OneDNN.check(dnnl_matmul_desc_init(&desc, &src, &wei, nil, &dst), "dnnl_matmul_desc_init (\(shape))")
+        var pd: dnnl_primitive_desc_t? = nil
+        try OneDNN.check(dnnl_primitive_desc_create(&pd, &desc, nil, dnnl.engine, nil), "dnnl_primitive_desc_create (batched matmul \(shape))")
+        guard let pd else { throw ApplyError.oneDNN(call: "dnnl_primitive_desc_create (batched matmul \(shape))", status: "no descriptor returned") }
+        var prim: dnnl_primitive_t? = nil
+        let status = dnnl_primitive_create(&prim, pd)
+        guard status == dnnl_success, let prim else {
+            dnnl_primitive_desc_destroy(pd)
+            throw ApplyError.oneDNN(call: "dnnl_primitive_create (batched matmul \(shape))", status: OneDNN.name(status))
+        }
+        let p = Primitive(pd: pd, primitive: prim, descriptors: [src, wei, dst])
+        primitives[key] = p
+        return p
+    }
+}
