@@ -21,40 +21,50 @@ struct LoRAGradView: @unchecked Sendable {
 /// LoRA's rank-r products as single passes over the activation rows, fused with the elementwise work around them.
 /// A BLAS call for a [rows × 2048]·[2048 × 8] product packs the big operand first (a copy as large as the
 /// activation), and the bias, GELU, dropout and LoRA passes each stream the whole [rows × mlp] buffer again; here
-/// each row is read once while it sits in L1, the cores split the rows, and gradient sums over rows go to
-/// per-range partials reduced in range order (deterministic for a given core count).
+/// each block of rows is read once, a column tile at a time while it sits in L1, the cores split the rows, and
+/// gradient sums over rows go to per-range partials reduced in range order (deterministic for a given core count).
 enum LoRAKernels {
     /// down[r, k] = x[r]·A[k] for every adapter; x [rows, cols] with row stride ldx.
     static func down(_ x: UnsafePointer<Float>, ldx: Int, rows: Int, cols: Int, _ terms: [LoRAView]) {
         guard !terms.isEmpty else { return }
         let xs = SendablePointer(UnsafeMutablePointer(mutating: x))
         Parallel.rows(rows, elementsPerRow: cols * terms.count) { range in
-            for r in range { rowDown(xs.p + r * ldx, row: r, cols: cols, terms) }
+            forEachBlock(of: range) { block in
+                forEachTile(of: cols) { c0, n in
+                    for r in block { rowDown(xs.p + r * ldx + c0, row: r, columns: c0, count: n, cols: cols, terms) }
+                }
+            }
         }
     }
 
     /// y[r] += Σ scale·down[r, k]·Bᵀ[k] over every adapter: the up-projection of one output row.
     @inline(__always)
     static func addUp(_ y: UnsafeMutablePointer<Float>, row r: Int, cols: Int, _ terms: [LoRAView]) {
-        for t in terms {
-            for k in 0..<t.rank {
-                let c = t.scale * t.down[r * t.rank + k], b = t.bt + k * cols
-                for j in 0..<cols { y[j] += c * b[j] }
-            }
-        }
+        addUp(y, row: r, columns: 0, count: cols, cols: cols, terms)
     }
 
+    /// `addUp` on columns c0..<c0+n of a row of length cols; y points at column c0.
     @inline(__always)
-    static func rowDown(_ x: UnsafePointer<Float>, row r: Int, cols: Int, _ terms: [LoRAView]) {
+    static func addUp(_ y: UnsafeMutablePointer<Float>, row r: Int, columns c0: Int, count n: Int, cols: Int, _ terms: [LoRAView]) {
         for t in terms {
-            for k in 0..<t.rank { t.down[r * t.rank + k] = Kernels.dot(x, t.a + k * cols, cols) }
+            RowKernels.addCombination(y, rows: t.bt + c0, stride: cols, count: t.rank, cols: n,
+                                      coefficients: t.down + r * t.rank, coefficientStride: 1, scale: t.scale)
         }
     }
 
-    /// The FFN's middle, one pass per row of fc1's product h [rows, cols] (W·x only): v = h + bias + fc1's LoRA,
-    /// hidden = GELU(v)·mask and, with `keepDerivative`, GELU′(v)·mask written over h (all the backward pass needs
-    /// of v and the mask); then fc2's LoRA down-projection of the hidden row while it is in cache. The mask element
-    /// of row r, column j is `mask.value(at: r·maskRowStride + j)`. Without `keepDerivative`, `hidden` may be `h`.
+    /// down[r, k] = x·A[k] from columns c0..<c0+n (x points at column c0), added to the earlier tiles' part.
+    @inline(__always)
+    static func rowDown(_ x: UnsafePointer<Float>, row r: Int, columns c0: Int, count n: Int, cols: Int, _ terms: [LoRAView]) {
+        for t in terms {
+            RowKernels.dots(x, rows: t.a + c0, stride: cols, count: t.rank, cols: n, scale: 1, into: t.down + r * t.rank, accumulate: c0 > 0)
+        }
+    }
+
+    /// The FFN's middle, one pass over fc1's product h [rows, cols] (W·x only) by row blocks and column tiles:
+    /// v = h + bias + fc1's LoRA, hidden = GELU(v)·mask and, with `keepDerivative`, GELU′(v)·mask written over h (all
+    /// the backward pass needs of v and the mask); then fc2's LoRA down-projection of the hidden tile while it is in
+    /// cache. The mask element of row r, column j is `mask.value(at: r·maskRowStride + j)`. Without `keepDerivative`,
+    /// `hidden` may be `h`.
     static func ffnMiddle(_ h: UnsafeMutablePointer<Float>, rows: Int, cols: Int, bias: UnsafePointer<Float>?, fc1: [LoRAView],
                           mask: DropoutMask?, maskRowStride: Int, hidden: UnsafeMutablePointer<Float>, keepDerivative: Bool,
                           fc2: [LoRAView]) {
@@ -62,29 +72,33 @@ enum LoRAKernels {
         let hs = SendablePointer(h), os = SendablePointer(hidden)
         let bs = bias.map { SendablePointer(UnsafeMutablePointer(mutating: $0)) }
         Parallel.rows(rows, elementsPerRow: cols * (4 + fc1.count + fc2.count)) { range in
-            for r in range {
-                let v = hs.p + r * cols, out = os.p + r * cols
-                if let bs { for j in 0..<cols { v[j] += bs.p[j] } }
-                addUp(v, row: r, cols: cols, fc1)
-                switch (keepDerivative, mask) {
-                case (true, let m?):
-                    let base = r * maskRowStride
-                    for j in 0..<cols {
-                        let g = FastMath.geluWithDerivative(v[j]), keep = m.value(at: base &+ j)
-                        out[j] = g.value * keep
-                        v[j] = g.derivative * keep
+            forEachBlock(of: range) { block in
+                forEachTile(of: cols) { c0, n in
+                    for r in block {
+                        let v = hs.p + r * cols + c0, out = os.p + r * cols + c0
+                        if let bs { let b = bs.p + c0; for j in 0..<n { v[j] += b[j] } }
+                        addUp(v, row: r, columns: c0, count: n, cols: cols, fc1)
+                        switch (keepDerivative, mask) {
+                        case (true, let m?):
+                            let base = r * maskRowStride + c0
+                            for j in 0..<n {
+                                let g = FastMath.geluWithDerivative(v[j]), keep = m.value(at: base &+ j)
+                                out[j] = g.value * keep
+                                v[j] = g.derivative * keep
+                            }
+                        case (true, nil):
+                            for j in 0..<n { let g = FastMath.geluWithDerivative(v[j]); out[j] = g.value; v[j] = g.derivative }
+                        case (false, let m?):
+                            let base = r * maskRowStride + c0
+                            for j in 0..<n { out[j] = FastMath.gelu(v[j]) * m.value(at: base &+ j) }
+                        case (false, nil):
+                            // In place through one pointer: two pointers that may alias make LLVM add an overlap check,
+                            // which fails when they are equal and sends the loop down its scalar path (≈4× slower).
+                            if out == v { for j in 0..<n { v[j] = FastMath.gelu(v[j]) } } else { for j in 0..<n { out[j] = FastMath.gelu(v[j]) } }
+                        }
+                        rowDown(out, row: r, columns: c0, count: n, cols: cols, fc2)
                     }
-                case (true, nil):
-                    for j in 0..<cols { let g = FastMath.geluWithDerivative(v[j]); out[j] = g.value; v[j] = g.derivative }
-                case (false, let m?):
-                    let base = r * maskRowStride
-                    for j in 0..<cols { out[j] = FastMath.gelu(v[j]) * m.value(at: base &+ j) }
-                case (false, nil):
-                    // In place through one pointer: two pointers that may alias make LLVM add an overlap check,
-                    // which fails when they are equal and sends the loop down its scalar path (≈4× slower).
-                    if out == v { for j in 0..<cols { v[j] = FastMath.gelu(v[j]) } } else { for j in 0..<cols { out[j] = FastMath.gelu(v[j]) } }
                 }
-                rowDown(out, row: r, cols: cols, fc2)
             }
         }
     }
@@ -97,7 +111,12 @@ enum LoRAKernels {
         let dys = SendablePointer(UnsafeMutablePointer(mutating: dy))
         Parallel.chunkedRows(rows, elementsPerRow: work) { chunk, range in
             let acc = sums.chunk(chunk)
-            for r in range { rowOutputGradient(dys.p + r * cols, row: r, cols: cols, terms, acc) }
+            forEachBlock(of: range) { block in
+                forEachTile(of: cols) { c0, n in
+                    for r in block { rowOutputGradient(dys.p + r * cols + c0, row: r, columns: c0, count: n, cols: cols, terms) }
+                    addOutputSums(dys.p + c0, rows: block, columns: c0, count: n, cols: cols, terms, acc)
+                }
+            }
         }
         sums.reduceTransposedInto(terms.map(\.dB), ranks: terms.map(\.view.rank))
     }
@@ -111,14 +130,19 @@ enum LoRAKernels {
         let xs = SendablePointer(UnsafeMutablePointer(mutating: x)), dxs = dx.map(SendablePointer.init)
         Parallel.chunkedRows(rows, elementsPerRow: work) { chunk, range in
             let acc = sums.chunk(chunk)
-            for r in range { rowInputGradient(xs.p + r * ldx, row: r, cols: cols, terms, dx: dxs.map { $0.p + r * cols }, acc) }
+            forEachBlock(of: range) { block in
+                forEachTile(of: cols) { c0, n in
+                    if let dxs { for r in block { rowInputGradient(dxs.p + r * cols + c0, row: r, columns: c0, count: n, cols: cols, terms) } }
+                    addInputSums(xs.p + c0, ldx: ldx, rows: block, columns: c0, count: n, cols: cols, terms, acc)
+                }
+            }
         }
         sums.reduceInto(terms.map(\.dA), ranks: terms.map(\.view.rank))
     }
 
-    /// The FFN middle's backward, one pass per row of ∂hidden [rows, cols] (fc2's input gradient through W₂ alone):
-    /// fc2's LoRA adds ∂(x₂·A₂ᵀ)·A₂ and takes ∂A₂ += ∂(x₂·A₂ᵀ)ᵀ·hidden; the row times GELU′(v)·mask is ∂v, written
-    /// over ∂hidden; from it fc1's LoRA takes ∂(x₁·A₁ᵀ) = scale·∂v·B₁ and ∂B₁ += scale·∂vᵀ·(x₁·A₁ᵀ).
+    /// The FFN middle's backward over ∂hidden [rows, cols] (fc2's input gradient through W₂ alone), by blocks of rows
+    /// and tiles of columns: fc2's LoRA adds ∂(x₂·A₂ᵀ)·A₂ and takes ∂A₂ += ∂(x₂·A₂ᵀ)ᵀ·hidden; the row times GELU′(v)·mask
+    /// is ∂v, written over ∂hidden; from it fc1's LoRA takes ∂(x₁·A₁ᵀ) = scale·∂v·B₁ and ∂B₁ += scale·∂vᵀ·(x₁·A₁ᵀ).
     static func ffnMiddleBackward(_ dHidden: UnsafeMutablePointer<Float>, derivative: UnsafePointer<Float>, hidden: UnsafePointer<Float>,
                                   rows: Int, cols: Int, fc2: [LoRAGradView], fc1: [LoRAGradView], partials: FloatBuffer) {
         let work = cols * (2 + 2 * (fc1.count + fc2.count))
@@ -128,43 +152,107 @@ enum LoRAKernels {
         let fc2Size = fc2.reduce(0) { $0 + $1.view.rank * cols }
         Parallel.chunkedRows(rows, elementsPerRow: work) { chunk, range in
             let acc = sums.chunk(chunk)
-            for r in range {
-                let g = gs.p + r * cols, d = ds.p + r * cols
-                rowInputGradient(hs.p + r * cols, row: r, cols: cols, fc2, dx: g, acc)
-                for j in 0..<cols { g[j] *= d[j] }
-                rowOutputGradient(g, row: r, cols: cols, fc1, acc + fc2Size)
+            forEachBlock(of: range) { block in
+                forEachTile(of: cols) { c0, n in
+                    for r in block {
+                        let g = gs.p + r * cols + c0, d = ds.p + r * cols + c0
+                        rowInputGradient(g, row: r, columns: c0, count: n, cols: cols, fc2)
+                        for j in 0..<n { g[j] *= d[j] }
+                        rowOutputGradient(g, row: r, columns: c0, count: n, cols: cols, fc1)
+                    }
+                    addInputSums(hs.p + c0, ldx: cols, rows: block, columns: c0, count: n, cols: cols, fc2, acc)
+                    addOutputSums(gs.p + c0, rows: block, columns: c0, count: n, cols: cols, fc1, acc + fc2Size)
+                }
             }
         }
         sums.reduceInto(fc2.map(\.dA), ranks: fc2.map(\.view.rank))
         sums.reduceTransposedInto(fc1.map(\.dB), ranks: fc1.map(\.view.rank), skipping: fc2Size)
     }
 
+    /// Rows per block and columns per tile of the row passes. A block walks the columns tile by tile, so the factor
+    /// rows' tile (rank × tile floats) and the partial sums' tile are read from L2 once per block and then from L1;
+    /// row by row over whole rows, [8 × 2048] factors do not fit L1 and every row streams them from L2.
+    static let rowBlock = 4, columnTile = 512
+
+    /// Calls `body` on consecutive blocks of at most `rowBlock` rows that cover `range` in order.
     @inline(__always)
-    static func rowOutputGradient(_ dy: UnsafePointer<Float>, row r: Int, cols: Int, _ terms: [LoRAGradView], _ acc: UnsafeMutablePointer<Float>) {
-        var off = 0
+    static func forEachBlock(of range: Range<Int>, _ body: (Range<Int>) -> Void) {
+        var r = range.lowerBound
+        while r < range.upperBound {
+            let end = min(r + rowBlock, range.upperBound)
+            body(r..<end)
+            r = end
+        }
+    }
+
+    /// Calls `body(c0, n)` on consecutive column tiles c0..<c0+n covering 0..<cols in order (once, empty, for cols = 0,
+    /// so the dots are still written).
+    @inline(__always)
+    static func forEachTile(of cols: Int, _ body: (_ c0: Int, _ n: Int) -> Void) {
+        var c0 = 0
+        repeat {
+            let n = min(columnTile, cols - c0)
+            body(c0, n)
+            c0 += n
+        } while c0 < cols
+    }
+
+    /// ∂(x·Aᵀ)[r] = scale·dy·B from columns c0..<c0+n (dy points at column c0), added to the earlier tiles' part.
+    @inline(__always)
+    static func rowOutputGradient(_ dy: UnsafePointer<Float>, row r: Int, columns c0: Int, count n: Int, cols: Int, _ terms: [LoRAGradView]) {
         for t in terms {
             let v = t.view
-            for k in 0..<v.rank {
-                t.dDown[r * v.rank + k] = v.scale * Kernels.dot(dy, v.bt + k * cols, cols)
-                let c = v.scale * v.down[r * v.rank + k], s = acc + off + k * cols
-                for j in 0..<cols { s[j] += c * dy[j] }
-            }
+            RowKernels.dots(dy, rows: v.bt + c0, stride: cols, count: v.rank, cols: n, scale: v.scale, into: t.dDown + r * v.rank,
+                            accumulate: c0 > 0)
+        }
+    }
+
+    /// dx += ∂(x·Aᵀ)[r]·A on columns c0..<c0+n (dx points at column c0).
+    @inline(__always)
+    static func rowInputGradient(_ dx: UnsafeMutablePointer<Float>, row r: Int, columns c0: Int, count n: Int, cols: Int, _ terms: [LoRAGradView]) {
+        for t in terms {
+            let v = t.view
+            RowKernels.addCombination(dx, rows: v.a + c0, stride: cols, count: v.rank, cols: n,
+                                      coefficients: t.dDown + r * v.rank, coefficientStride: 1, scale: 1)
+        }
+    }
+
+    /// ∂B's partial sums (blocks [rank, cols] from acc on) += scale·(x·Aᵀ)ᵀ·dy over a block of rows of dy [·, cols],
+    /// on columns c0..<c0+n (dy points at column c0 of the first row).
+    @inline(__always)
+    static func addOutputSums(_ dy: UnsafePointer<Float>, rows block: Range<Int>, columns c0: Int, count n: Int, cols: Int,
+                              _ terms: [LoRAGradView], _ acc: UnsafeMutablePointer<Float>) {
+        var off = c0
+        for t in terms {
+            let v = t.view
+            addOuterProducts(acc + off, rank: v.rank, cols: cols, count: n, rows: dy + block.lowerBound * cols, stride: cols,
+                             rowCount: block.count, coefficients: v.down + block.lowerBound * v.rank, scale: v.scale)
             off += v.rank * cols
         }
     }
 
+    /// ∂A's partial sums (blocks [rank, cols] from acc on) += ∂(x·Aᵀ)ᵀ·x over a block of rows of x (stride ldx), on
+    /// columns c0..<c0+n (x points at column c0 of row 0).
     @inline(__always)
-    static func rowInputGradient(_ x: UnsafePointer<Float>, row r: Int, cols: Int, _ terms: [LoRAGradView],
-                                 dx: UnsafeMutablePointer<Float>?, _ acc: UnsafeMutablePointer<Float>) {
-        var off = 0
+    static func addInputSums(_ x: UnsafePointer<Float>, ldx: Int, rows block: Range<Int>, columns c0: Int, count n: Int, cols: Int,
+                             _ terms: [LoRAGradView], _ acc: UnsafeMutablePointer<Float>) {
+        var off = c0
         for t in terms {
             let v = t.view
-            for k in 0..<v.rank {
-                let d = t.dDown[r * v.rank + k], s = acc + off + k * cols
-                for j in 0..<cols { s[j] += d * x[j] }
-                if let dx { let a = v.a + k * cols; for j in 0..<cols { dx[j] += d * a[j] } }
-            }
+            addOuterProducts(acc + off, rank: v.rank, cols: cols, count: n, rows: x + block.lowerBound * ldx, stride: ldx,
+                             rowCount: block.count, coefficients: t.dDown + block.lowerBound * v.rank, scale: 1)
             off += v.rank * cols
+        }
+    }
+
+    /// acc[k] += scale·Σᵢ c[i, k]·xᵢ for k < rank over n columns: acc's rows `cols` apart, `rowCount` rows xᵢ
+    /// (`stride` apart), coefficients c [rowCount, rank].
+    @inline(__always)
+    static func addOuterProducts(_ acc: UnsafeMutablePointer<Float>, rank: Int, cols: Int, count n: Int, rows x: UnsafePointer<Float>,
+                                 stride: Int, rowCount: Int, coefficients c: UnsafePointer<Float>, scale: Float) {
+        for k in 0..<rank {
+            RowKernels.addCombination(acc + k * cols, rows: x, stride: stride, count: rowCount, cols: n,
+                                      coefficients: c + k, coefficientStride: rank, scale: scale)
         }
     }
 
@@ -212,6 +300,97 @@ private struct PartialSums: @unchecked Sendable {
                 for k in 0..<rank { for j in 0..<cols { t[j * rank + k] += p[k * cols + j] } }
             }
             off += rank * cols
+        }
+    }
+}
+
+/// SIMD loops for the rank-r products. One k (or one row) at a time, a dot costs two loads per FMA and an axpy a load
+/// and a store of the target per FMA; taking four rows of the other operand per pass shares each loaded chunk of x
+/// (or of the target) among four FMAs.
+private enum RowKernels {
+    typealias V = SIMD8<Float>
+    // `a.addingProduct(b, c)` compiles to one vfmadd; LLVM does not contract `a + b * c` by itself.
+
+    @inline(__always)
+    static func load(_ p: UnsafeRawPointer, _ byteOffset: Int) -> V { p.loadUnaligned(fromByteOffset: byteOffset, as: V.self) }
+
+    /// out[k] = scale·(x·mₖ) for the `count` rows mₖ of m, `stride` floats apart, each of length `cols`; with
+    /// `accumulate`, out[k] += scale·(x·mₖ).
+    @inline(__always)
+    static func dots(_ x: UnsafePointer<Float>, rows m: UnsafePointer<Float>, stride: Int, count: Int, cols: Int, scale: Float,
+                     into out: UnsafeMutablePointer<Float>, accumulate: Bool) {
+        var k = 0
+        while k &+ 4 <= count {
+            let s = dots4(x, rows: m + k &* stride, stride: stride, cols: cols) * scale
+            for i in 0..<4 { out[k &+ i] = accumulate ? out[k &+ i] + s[i] : s[i] }
+            k &+= 4
+        }
+        while k < count {
+            let s = scale * Kernels.dot(x, m + k &* stride, cols)
+            out[k] = accumulate ? out[k] + s : s
+            k &+= 1
+        }
+    }
+
+    /// Four dots of x; two chunks per step give eight independent accumulators, enough to hide the FMA latency.
+    @inline(__always)
+    static func dots4(_ x: UnsafePointer<Float>, rows m: UnsafePointer<Float>, stride: Int, cols: Int) -> SIMD4<Float> {
+        let px = UnsafeRawPointer(x), p0 = UnsafeRawPointer(m), p1 = UnsafeRawPointer(m + stride)
+        let p2 = UnsafeRawPointer(m + 2 &* stride), p3 = UnsafeRawPointer(m + 3 &* stride)
+        var a0 = V(), a1 = V(), a2 = V(), a3 = V(), b0 = V(), b1 = V(), b2 = V(), b3 = V()
+        var j = 0
+        while j &+ 16 <= cols {
+            let o = j &* 4, o8 = o &+ 32
+            let x0 = load(px, o), x8 = load(px, o8)
+            a0 = a0.addingProduct(x0, load(p0, o)); b0 = b0.addingProduct(x8, load(p0, o8))
+            a1 = a1.addingProduct(x0, load(p1, o)); b1 = b1.addingProduct(x8, load(p1, o8))
+            a2 = a2.addingProduct(x0, load(p2, o)); b2 = b2.addingProduct(x8, load(p2, o8))
+            a3 = a3.addingProduct(x0, load(p3, o)); b3 = b3.addingProduct(x8, load(p3, o8))
+            j &+= 16
+        }
+        var s = SIMD4<Float>((a0 + b0).sum(), (a1 + b1).sum(), (a2 + b2).sum(), (a3 + b3).sum())
+        while j < cols {
+            s += x[j] * SIMD4(m[j], m[stride &+ j], m[2 &* stride &+ j], m[3 &* stride &+ j])
+            j &+= 1
+        }
+        return s
+    }
+
+    /// y += scale·Σᵢ c[i·coefficientStride]·mᵢ over the `count` rows mᵢ of m, `stride` floats apart.
+    @inline(__always)
+    static func addCombination(_ y: UnsafeMutablePointer<Float>, rows m: UnsafePointer<Float>, stride: Int, count: Int, cols: Int,
+                               coefficients c: UnsafePointer<Float>, coefficientStride cs: Int, scale: Float) {
+        var i = 0
+        while i &+ 4 <= count {
+            let ci = c + i &* cs
+            let w = scale * SIMD4(ci[0], ci[cs], ci[2 &* cs], ci[3 &* cs])
+            axpy4(y, rows: m + i &* stride, stride: stride, w, cols: cols)
+            i &+= 4
+        }
+        while i < count {
+            let w = scale * c[i &* cs], mi = m + i &* stride
+            for j in 0..<cols { y[j] += w * mi[j] }
+            i &+= 1
+        }
+    }
+
+    /// y += Σᵢ w[i]·mᵢ for four rows mᵢ, `stride` floats apart: y's chunk is loaded and stored once for four FMAs.
+    @inline(__always)
+    static func axpy4(_ y: UnsafeMutablePointer<Float>, rows m: UnsafePointer<Float>, stride: Int, _ w: SIMD4<Float>, cols: Int) {
+        let py = UnsafeMutableRawPointer(y), p0 = UnsafeRawPointer(m), p1 = UnsafeRawPointer(m + stride)
+        let p2 = UnsafeRawPointer(m + 2 &* stride), p3 = UnsafeRawPointer(m + 3 &* stride)
+        let w0 = V(repeating: w[0]), w1 = V(repeating: w[1]), w2 = V(repeating: w[2]), w3 = V(repeating: w[3])
+        var j = 0
+        while j &+ 8 <= cols {
+            let o = j &* 4
+            let v = load(py, o).addingProduct(w0, load(p0, o)).addingProduct(w1, load(p1, o))
+                .addingProduct(w2, load(p2, o)).addingProduct(w3, load(p3, o))
+            py.storeBytes(of: v, toByteOffset: o, as: V.self)
+            j &+= 8
+        }
+        while j < cols {
+            y[j] += (w[0] * m[j] + w[1] * m[stride &+ j]) + (w[2] * m[2 &* stride &+ j] + w[3] * m[3 &* stride &+ j])
+            j &+= 1
         }
     }
 }
