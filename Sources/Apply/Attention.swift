@@ -1,17 +1,20 @@
 import Format
 
 /// Multi-head self-attention over every token, forward and backward, as batched products over all images and heads
-/// (`BatchedMatmul`) with the row softmax split over the cores between them.
+/// (`BatchedMatmul`) with the row softmax split over the cores between them. The products read their operands
+/// dense and head-major ([batch, heads, tokens, head_dim], gathered from the qkv rows in one pass): oneDNN runs
+/// dense batched products on its brgemm kernels (AMX in bf16), strided ones on a slower gemm. In precision bf16
+/// the gathered operands (Q, K, V, P, dO, dS) are rounded to bf16 and the products sum in float32; the softmax
+/// and everything else stay float32.
 extension ViT {
-    /// Per image and head: Q, K and V inside the qkv rows [tokens, 3·inner] (K and V at offsets inner and 2·inner),
-    /// the probabilities [tokens, tokens] (heads·tokens² per image), and the head's columns of the attention output
-    /// [tokens, inner].
+    /// Per image and head: Q, K, V and dO gathered dense [tokens, head_dim]; the probabilities [tokens, tokens]; the
+    /// head's columns of the attention output (and of each dense part of its gradient) [tokens, inner].
     struct AttentionLayouts {
-        let qkv, probs, out: BatchedMatmul.Layout
+        let heads, probs, out: BatchedMatmul.Layout
 
         init(_ c: ModelConfig) {
             let t = c.numTokens, hd = c.headDim, inner = c.heads * hd
-            qkv = .init(rows: t, cols: hd, imageStride: t * 3 * inner, headStride: hd, rowStride: 3 * inner, colStride: 1)
+            heads = .init(rows: t, cols: hd, imageStride: c.heads * t * hd, headStride: t * hd, rowStride: hd, colStride: 1)
             probs = .init(rows: t, cols: t, imageStride: c.heads * t * t, headStride: t * t, rowStride: t, colStride: 1)
             out = .init(rows: t, cols: hd, imageStride: t * inner, headStride: hd, rowStride: inner, colStride: 1)
         }
@@ -21,38 +24,90 @@ extension ViT {
     /// probabilities anyway and runs the whole batch at once).
     static let evalAttentionImages = 8
 
-    /// S = scale·Q·Kᵀ, row softmax P, O = P·V written head-major into attnOut; P is kept in `a.probs` in training.
+    /// S = scale·Q·Kᵀ, row softmax P, O = P·V written head-major into attnOut; P is kept in `a.probs` in training,
+    /// and Q, K, V gathered in `a.qkvHeads` for the backward pass.
     func attention(batch: Int, a: BlockActivations, scratch: FloatBuffer) throws {
         let c = config, t = c.numTokens, heads = c.heads, inner = heads * c.headDim, l = AttentionLayouts(c)
         let keep = a.probs.count > 0, group = keep ? batch : min(batch, ViT.evalAttentionImages)
-        let scale = Float(c.attentionScale)
+        let scale = Float(c.attentionScale), half = precision == .bf16, part = batch * t * inner
+        a.attentionInBF16 = half
+        let q = gatherHeads(a.qkv.pointer, ld: 3 * inner, parts: 3, batch: batch, bf16: half, into: a.qkvHeads)
         for first in stride(from: 0, to: batch, by: group) {
-            let n = min(group, batch - first), q = a.qkv.pointer + first * t * 3 * inner
+            let n = min(group, batch - first), o = first * t * inner
             let p = keep ? a.probs.pointer + first * heads * t * t : scratch.pointer
-            try attentionProducts.run(images: n, heads: heads, a: l.qkv, q, b: l.qkv.transposed, q + inner, c: l.probs, p)
+            try attentionProducts.run(images: n, heads: heads, a: l.heads, q + o, b: l.heads.transposed, q + part + o, c: l.probs, p)
             let ps = SendablePointer(p)
             Parallel.rows(n * heads * t, elementsPerRow: t) { range in
                 Kernels.softmaxRows(ps.p + range.lowerBound * t, rows: range.count, cols: t, scale: scale)
             }
-            try attentionProducts.run(images: n, heads: heads, a: l.probs, p, b: l.qkv, q + 2 * inner, c: l.out,
-                                      a.attnOut.pointer + first * t * inner)
+            try attentionProducts.run(images: n, heads: heads, a: l.probs, operand(p, count: n * heads * t * t, bf16: half, copy: a.probs16),
+                                      b: l.heads, q + 2 * part + o, c: l.out, a.attnOut.pointer + o)
         }
     }
 
-    /// From dO (`dAttnOut`) and the kept probabilities: dP = dO·Vᵀ, dV = Pᵀ·dO, dS = scale·softmax′(dP),
-    /// dQ = dS·K, dK = dSᵀ·Q, written into their columns of dQKV.
-    func attentionBackward(batch: Int, a: BlockActivations, dOut: UnsafePointer<Float>, dProbs: FloatBuffer,
-                           dQKV: UnsafeMutablePointer<Float>) throws {
+    /// From dO (`dAttnOut`) and the forward's kept operands: dP = dO·Vᵀ, dV = Pᵀ·dO, dS = scale·softmax′(dP),
+    /// dQ = dS·K, dK = dSᵀ·Q, written into their columns of dQKV. Runs in the precision the forward ran in. dQ, dK
+    /// and dV land in dense [rows, inner] parts first (oneDNN's brgemm needs a destination without gaps) and are then
+    /// copied into the qkv rows.
+    func attentionBackward(batch: Int, a: BlockActivations, scratch s: BackwardScratch) throws {
         let c = config, t = c.numTokens, heads = c.heads, inner = heads * c.headDim, l = AttentionLayouts(c)
-        let q = a.qkv.pointer, p = a.probs.pointer, dp = dProbs.pointer, scale = Float(c.attentionScale)
-        try attentionProducts.run(images: batch, heads: heads, a: l.out, dOut, b: l.qkv.transposed, q + 2 * inner, c: l.probs, dp)
-        try attentionProducts.run(images: batch, heads: heads, a: l.probs.transposed, p, b: l.out, dOut, c: l.qkv, dQKV + 2 * inner)
-        let dps = SendablePointer(dp), ps = SendablePointer(p)
+        let scale = Float(c.attentionScale), dp = s.dProbs.pointer, n = batch * heads * t * t
+        let half = a.attentionInBF16, part = batch * t * inner
+        let q = headsOperand(a.qkvHeads, bf16: half)
+        let p: BatchedMatmul.Operand = half ? .init(bf16: a.probs16.pointer.assumingMemoryBound(to: UInt16.self)) : .init(a.probs.pointer)
+        let dOut = gatherHeads(s.dAttnOut.pointer, ld: inner, parts: 1, batch: batch, bf16: half, into: s.dAttnOutHeads)
+        s.dQKVParts.reserve(3 * part)
+        let parts = s.dQKVParts.pointer
+        try attentionProducts.run(images: batch, heads: heads, a: l.heads, dOut, b: l.heads.transposed, q + 2 * part, c: l.probs, dp)
+        try attentionProducts.run(images: batch, heads: heads, a: l.probs.transposed, p, b: l.heads, dOut, c: l.out, parts + 2 * part)
+        let dps = SendablePointer(dp), ps = SendablePointer(a.probs.pointer)
         Parallel.rows(batch * heads * t, elementsPerRow: 2 * t) { range in
             let o = range.lowerBound * t
             Kernels.softmaxBackwardRows(dps.p + o, probs: ps.p + o, rows: range.count, cols: t, scale: scale)
         }
-        try attentionProducts.run(images: batch, heads: heads, a: l.probs, dp, b: l.qkv, q + inner, c: l.qkv, dQKV)
-        try attentionProducts.run(images: batch, heads: heads, a: l.probs.transposed, dp, b: l.qkv, q, c: l.qkv, dQKV + inner)
+        let dS = operand(dp, count: n, bf16: half, copy: s.dProbs16)
+        try attentionProducts.run(images: batch, heads: heads, a: l.probs, dS, b: l.heads, q + part, c: l.out, parts)
+        try attentionProducts.run(images: batch, heads: heads, a: l.probs.transposed, dS, b: l.heads, q, c: l.out, parts + part)
+        let from = SendablePointer(parts), to = SendablePointer(s.dQKV.pointer)
+        Parallel.rows(batch * t, elementsPerRow: 3 * inner) { range in
+            for row in range {
+                for k in 0..<3 { (to.p + row * 3 * inner + k * inner).update(from: from.p + k * part + row * inner, count: inner) }
+            }
+        }
+    }
+
+    /// `count` floats as a product operand: themselves, or with `bf16` rounded into `copy`.
+    private func operand(_ p: UnsafePointer<Float>, count: Int, bf16: Bool, copy: BF16Scratch) -> BatchedMatmul.Operand {
+        guard bf16 else { return .init(p) }
+        let half = copy.reserve(count * 2)
+        BF16Matmul.round(p, count: count, into: half)
+        return .init(bf16: half.assumingMemoryBound(to: UInt16.self))
+    }
+
+    private func headsOperand(_ buffer: BF16Scratch, bf16: Bool) -> BatchedMatmul.Operand {
+        bf16 ? .init(bf16: buffer.pointer.assumingMemoryBound(to: UInt16.self)) : .init(buffer.pointer.assumingMemoryBound(to: Float.self))
+    }
+
+    /// The heads of `parts` column blocks of the rows [batch·tokens, ld] (part p, head h at columns p·inner + h·hd),
+    /// gathered dense into `into` as [parts][batch, heads, tokens, hd], float32 or rounded to bf16.
+    private func gatherHeads(_ src: UnsafePointer<Float>, ld: Int, parts: Int, batch: Int, bf16: Bool, into buffer: BF16Scratch) -> BatchedMatmul.Operand {
+        let c = config, t = c.numTokens, hd = c.headDim, heads = c.heads, inner = heads * hd, part = batch * t * inner
+        let base = SendableRaw(UnsafeRawPointer(buffer.reserve(parts * part * (bf16 ? 2 : 4)))), from = SendablePointer(UnsafeMutablePointer(mutating: src))
+        Parallel.rows(batch * t, elementsPerRow: parts * inner) { range in
+            for row in range {
+                let b = row / t, token = row % t
+                for p in 0..<parts {
+                    for h in 0..<heads {
+                        let s = from.p + row * ld + p * inner + h * hd, d = p * part + ((b * heads + h) * t + token) * hd
+                        if bf16 {
+                            BF16Matmul.round(s, count: hd, into: UnsafeMutablePointer(mutating: base.p.assumingMemoryBound(to: UInt16.self)) + d)
+                        } else {
+                            (UnsafeMutablePointer(mutating: base.p.assumingMemoryBound(to: Float.self)) + d).update(from: s, count: hd)
+                        }
+                    }
+                }
+            }
+        }
+        return headsOperand(buffer, bf16: bf16)
     }
 }

@@ -217,6 +217,16 @@ public final class BF16Matmul {
         return scratch
     }
 
+    /// `count` floats rounded to bf16 into `dst`, split over the cores.
+    static func round(_ src: UnsafePointer<Float>, count: Int, into dst: UnsafeMutableRawPointer) {
+        let s = SendableRaw(UnsafeRawPointer(src)), d = SendableRaw(UnsafeRawPointer(dst)), chunk = 4096
+        Parallel.rows((count + chunk - 1) / chunk, elementsPerRow: chunk) { range in
+            let lo = range.lowerBound * chunk, hi = min(count, range.upperBound * chunk)
+            BF16Matmul.round(s.p.assumingMemoryBound(to: Float.self) + lo, count: hi - lo,
+                             into: UnsafeMutablePointer(mutating: d.p.assumingMemoryBound(to: UInt16.self)) + lo)
+        }
+    }
+
     /// float32 → bfloat16, round to nearest even: add 0x7FFF plus the kept part's lowest bit, keep the top 16 bits.
     /// NaNs stay (quiet) NaNs instead of carrying into the exponent; overflow rounds to ∞ as IEEE says.
     /// A plain loop with a select, so LLVM vectorizes it.
@@ -230,9 +240,9 @@ public final class BF16Matmul {
     }
 }
 
-/// 64-byte-aligned bytes that grow to the largest size asked for (sizes are checked by `checkSizes` first).
-private final class BF16Scratch {
-    private var pointer = UnsafeMutableRawPointer.allocate(byteCount: 64, alignment: 64)
+/// 64-byte-aligned bytes that grow to the largest size asked for (sizes are checked by their callers first).
+final class BF16Scratch {
+    private(set) var pointer = UnsafeMutableRawPointer.allocate(byteCount: 64, alignment: 64)
     private var bytes = 64
 
     deinit { pointer.deallocate() }
@@ -248,7 +258,7 @@ private final class BF16Scratch {
 }
 
 /// A raw pointer handed to `Parallel.rows` closures.
-private struct SendableRaw: @unchecked Sendable {
+struct SendableRaw: @unchecked Sendable {
     let p: UnsafeRawPointer
     init(_ p: UnsafeRawPointer) { self.p = p }
 }

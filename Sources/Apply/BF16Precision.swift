@@ -1,11 +1,13 @@
-/// The arithmetic of a model's frozen linear layers (patch embedding, qkv, proj, fc1, fc2): their forward products
-/// and, in training with frozen weights (GS-LoRA), the input gradients through them. LoRA factors and their
-/// gradients, attention, LayerNorm and the head always run in float32.
+/// The arithmetic of a model's large matrix products: the frozen linear layers (patch embedding, qkv, proj, fc1,
+/// fc2) and attention's Q·Kᵀ and P·V, forward and, in training with frozen weights (GS-LoRA), backward (the input
+/// gradients through the frozen layers, attention's four gradient products). LoRA's rank-r products and their
+/// gradients, the softmax, LayerNorm, GELU and the head always run in float32.
 public enum MatmulPrecision: String, CaseIterable, Codable, Sendable {
-    /// OpenBLAS sgemm: what parity with PyTorch is tested on (1e-4).
+    /// float32 products (OpenBLAS sgemm for the linear layers, oneDNN for attention): what parity with PyTorch is
+    /// tested on (1e-4).
     case float32
     /// oneDNN bf16 matmul (AMX / AVX512-BF16): about 2× the throughput where the CPU has them, about 1e-3 relative
-    /// error per product (inputs and weights rounded to an 8-bit significand, sums in float32). Not for training
+    /// error per product (both operands rounded to an 8-bit significand, sums in float32), as PyTorch's bf16 autocast. Not for training
     /// the weights themselves (all-parameter training), whose packed copies would go stale.
     case bf16
 }

@@ -12,6 +12,9 @@ final class BackwardScratch {
     let dDown = FloatBuffer(count: 0)     // ∂L/∂(x·Aᵀ) of fc1 and fc2 per adapter [rows, rank] each
     let partials = FloatBuffer(count: 0)  // per-row-range partial sums of LoRA gradients
     let dProbs = FloatBuffer(count: 0)    // [batch, heads, tokens, tokens]
+    let dAttnOutHeads = BF16Scratch()     // dAttnOut gathered per head, float32 or bf16
+    let dQKVParts = FloatBuffer(count: 0) // dQ | dK | dV, each [rows, inner]
+    let dProbs16 = BF16Scratch()
     let dPooled = FloatBuffer(count: 0)   // [batch, width]
 }
 
@@ -85,7 +88,7 @@ extension ViT {
         Kernels.masked(dX, a.attnMask.count > 0 ? a.attnMask.pointer : nil, out: s.dBranch.pointer, count: rows * w)
         try linearBackward(prm.proj, input: a.attnOut.pointer, dOut: s.dBranch.pointer, rows: rows, dInput: s.dAttnOut.pointer,
                            grad: pg?.proj)
-        try attentionBackward(batch: batch, a: a, dOut: s.dAttnOut.pointer, dProbs: s.dProbs, dQKV: s.dQKV.pointer)
+        try attentionBackward(batch: batch, a: a, scratch: s)
         try linearBackward(prm.qkv, input: a.ln1Out.pointer, dOut: s.dQKV.pointer, rows: rows, dInput: s.dNormOut.pointer,
                            grad: pg?.qkv)
         Kernels.layerNormBackward(s.dNormOut.pointer, x: a.input.pointer, mean: a.ln1Mean.pointer, rstd: a.ln1Rstd.pointer,

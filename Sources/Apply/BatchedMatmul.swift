@@ -1,9 +1,9 @@
 import CDNNL
 
-/// float32 products of strided matrices batched over images × heads, one oneDNN matmul call each (gemm:jit,
-/// float32 sums like sgemm: the model's precision setting does not apply here). Attention's products per head are
-/// small (197×64 by 64×197 for the face model): as per-head OpenBLAS calls split over the cores they ran at
-/// ≈28 GFLOP/s per core on this machine; as one oneDNN call over every image and head at ≈160–200 GFLOP/s on
+/// Products of strided matrices batched over images × heads, one oneDNN matmul call each: float32 operands (gemm:jit,
+/// float32 sums like sgemm) or bf16 ones (AMX, float32 sums), always a float32 result. Attention's products per head
+/// are small (197×64 by 64×197 for the face model): as per-head OpenBLAS calls split over the cores they ran at
+/// ≈28 GFLOP/s per core on this machine; as one float32 oneDNN call over every image and head at ≈160–200 GFLOP/s on
 /// two cores. Primitives are kept per shape. Not thread-safe (oneDNN's own threads run inside each call).
 final class BatchedMatmul {
     /// One rows × cols matrix per (image, head), addressed by element strides from a base pointer.
@@ -17,7 +17,22 @@ final class BatchedMatmul {
         }
     }
 
-    private struct Key: Hashable { let images, heads: Int; let a, b, c: Layout }
+    /// An operand's first element and element type (float32, or bf16 bit patterns).
+    struct Operand {
+        let pointer: UnsafeRawPointer
+        let isBF16: Bool
+
+        init(_ p: UnsafePointer<Float>) { pointer = UnsafeRawPointer(p); isBF16 = false }
+        init(bf16 p: UnsafePointer<UInt16>) { pointer = UnsafeRawPointer(p); isBF16 = true }
+
+        /// The operand `elements` elements further on.
+        static func + (o: Operand, elements: Int) -> Operand {
+            o.isBF16 ? Operand(bf16: o.pointer.assumingMemoryBound(to: UInt16.self) + elements)
+                     : Operand(o.pointer.assumingMemoryBound(to: Float.self) + elements)
+        }
+    }
+
+    private struct Key: Hashable { let images, heads: Int; let a, b, c: Layout; let bf16: Bool }
 
     private final class Primitive {
         let pd: dnnl_primitive_desc_t
@@ -44,16 +59,18 @@ final class BatchedMatmul {
         if let madeStream { dnnl_stream_destroy(madeStream) }
     }
 
-    /// c[i, h] = a[i, h] · b[i, h] for every image i < images and head h < heads (c is overwritten).
-    func run(images: Int, heads: Int, a: Layout, _ pa: UnsafePointer<Float>, b: Layout, _ pb: UnsafePointer<Float>,
-             c: Layout, _ pc: UnsafeMutablePointer<Float>) throws {
-        precondition(a.cols == b.rows && a.rows == c.rows && b.cols == c.cols, "batched product of mismatched shapes")
+    /// c[i, h] = a[i, h] · b[i, h] for every image i < images and head h < heads (c is overwritten, float32); a and b
+    /// are both float32 or both bf16.
+    func run(images: Int, heads: Int, a: Layout, _ pa: Operand, b: Layout, _ pb: Operand, c: Layout, _ pc: UnsafeMutablePointer<Float>) throws {
+        precondition(a.cols == b.rows && a.rows == c.rows && b.cols == c.cols && pa.isBF16 == pb.isBF16,
+                     "batched product of mismatched shapes or types")
         guard images > 0, heads > 0 else { return }
         let dnnl = try OneDNN.shared()
-        let p = try primitive(Key(images: images, heads: heads, a: a, b: b, c: c), dnnl)
+        let p = try primitive(Key(images: images, heads: heads, a: a, b: b, c: c, bf16: pa.isBF16), dnnl)
         var memories: [dnnl_memory_t] = []
         defer { memories.forEach { dnnl_memory_destroy($0) } }
-        for (md, handle) in zip(p.descriptors, [UnsafeMutableRawPointer(mutating: pa), UnsafeMutableRawPointer(mutating: pb), UnsafeMutableRawPointer(pc)]) {
+        for (md, handle) in zip(p.descriptors, [UnsafeMutableRawPointer(mutating: pa.pointer), UnsafeMutableRawPointer(mutating: pb.pointer),
+                                                UnsafeMutableRawPointer(pc)]) {
             memories.append(try dnnl.memory(md, handle: handle))
         }
         let args = [dnnl_exec_arg_t(arg: DNNL_ARG_SRC, memory: memories[0]), dnnl_exec_arg_t(arg: DNNL_ARG_WEIGHTS, memory: memories[1]),
@@ -73,15 +90,16 @@ final class BatchedMatmul {
 
     private func primitive(_ key: Key, _ dnnl: OneDNN) throws -> Primitive {
         if let p = primitives[key] { return p }
-        func descriptor(_ l: Layout) throws -> dnnl_memory_desc_t {
+        func descriptor(_ l: Layout, _ type: dnnl_data_type_t) throws -> dnnl_memory_desc_t {
             var md = dnnl_memory_desc_t()
             var dims: [dnnl_dim_t] = [key.images, key.heads, l.rows, l.cols].map { dnnl_dim_t($0) }
             var strides: [dnnl_dim_t] = [l.imageStride, l.headStride, l.rowStride, l.colStride].map { dnnl_dim_t($0) }
-            try OneDNN.check(dnnl_memory_desc_init_by_strides(&md, 4, &dims, dnnl_f32, &strides),
+            try OneDNN.check(dnnl_memory_desc_init_by_strides(&md, 4, &dims, type, &strides),
                              "dnnl_memory_desc_init_by_strides [\(key.images), \(key.heads), \(l.rows), \(l.cols)]")
             return md
         }
-        var src = try descriptor(key.a), wei = try descriptor(key.b), dst = try descriptor(key.c)
+        let input = key.bf16 ? dnnl_bf16 : dnnl_f32
+        var src = try descriptor(key.a, input), wei = try descriptor(key.b, input), dst = try descriptor(key.c, dnnl_f32)
         let shape = "\(key.images)×\(key.heads) × \(key.a.rows)×\(key.a.cols) · \(key.b.rows)×\(key.b.cols)"
         var desc = dnnl_matmul_desc_t()
         try OneDNN.check(dnnl_matmul_desc_init(&desc, &src, &wei, nil, &dst), "dnnl_matmul_desc_init (\(shape))")

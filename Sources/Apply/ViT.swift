@@ -43,8 +43,8 @@ public final class ViT: @unchecked Sendable {
     /// Run the last block on every token, not only on the class token. The outputs are the same either way (they
     /// read only the class row); set this to get the whole transformer output in `activations.stream`.
     public var allTokensInLastBlock = false
-    /// Arithmetic of the frozen linear layers, forward and (GS-LoRA training) backward; all-parameter training needs
-    /// `.float32`. Setting it drops the bf16 weight copies, which are packed on the first bf16 call: set it again after
+    /// Arithmetic of the frozen linear layers' and attention's products, forward and (GS-LoRA training) backward;
+    /// all-parameter training needs `.float32`. Setting it drops the bf16 weight copies, which are packed on the first bf16 call: set it again after
     /// changing weights in place.
     public var precision: MatmulPrecision = .float32 { didSet { bf16 = BF16Matmul() } }
     /// The bf16 products, packed weights and primitives of this model.
