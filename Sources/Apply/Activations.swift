@@ -17,8 +17,8 @@ public final class BlockActivations: @unchecked Sendable {
     public let probs = FloatBuffer(count: 0)
     /// Q, K and V gathered dense per head [3][batch, heads, tokens, head_dim], float32 or bf16, and in precision bf16
     /// a bf16 copy of the probabilities: the operands of attention's products (grown on first use).
-    let qkvHeads = BF16Scratch()
-    let probs16 = BF16Scratch()
+    let qkvHeads = ScratchBytes()
+    let probs16 = ScratchBytes()
     /// Whether the last forward's attention products ran in bf16 (the backward pass runs as the forward did).
     var attentionInBF16 = false
     /// Heads concatenated head-major [rows, inner]: the input of the output projection.

@@ -77,20 +77,20 @@ extension ViT {
     }
 
     /// `count` floats as a product operand: themselves, or with `bf16` rounded into `copy`.
-    private func operand(_ p: UnsafePointer<Float>, count: Int, bf16: Bool, copy: BF16Scratch) -> BatchedMatmul.Operand {
+    private func operand(_ p: UnsafePointer<Float>, count: Int, bf16: Bool, copy: ScratchBytes) -> BatchedMatmul.Operand {
         guard bf16 else { return .init(p) }
         let half = copy.reserve(count * 2)
         BF16Matmul.round(p, count: count, into: half)
         return .init(bf16: half.assumingMemoryBound(to: UInt16.self))
     }
 
-    private func headsOperand(_ buffer: BF16Scratch, bf16: Bool) -> BatchedMatmul.Operand {
+    private func headsOperand(_ buffer: ScratchBytes, bf16: Bool) -> BatchedMatmul.Operand {
         bf16 ? .init(bf16: buffer.pointer.assumingMemoryBound(to: UInt16.self)) : .init(buffer.pointer.assumingMemoryBound(to: Float.self))
     }
 
     /// The heads of `parts` column blocks of the rows [batch·tokens, ld] (part p, head h at columns p·inner + h·hd),
     /// gathered dense into `into` as [parts][batch, heads, tokens, hd], float32 or rounded to bf16.
-    private func gatherHeads(_ src: UnsafePointer<Float>, ld: Int, parts: Int, batch: Int, bf16: Bool, into buffer: BF16Scratch) -> BatchedMatmul.Operand {
+    private func gatherHeads(_ src: UnsafePointer<Float>, ld: Int, parts: Int, batch: Int, bf16: Bool, into buffer: ScratchBytes) -> BatchedMatmul.Operand {
         let c = config, t = c.numTokens, hd = c.headDim, heads = c.heads, inner = heads * hd, part = batch * t * inner
         let base = SendableRaw(UnsafeRawPointer(buffer.reserve(parts * part * (bf16 ? 2 : 4)))), from = SendablePointer(UnsafeMutablePointer(mutating: src))
         Parallel.rows(batch * t, elementsPerRow: parts * inner) { range in

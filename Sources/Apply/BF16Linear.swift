@@ -16,23 +16,6 @@ public final class BF16Matmul {
     private struct Shape: Hashable { let rows, k, n: Int }
     private struct WeightKey: Hashable { let buffer: ObjectIdentifier; let firstRow, outF, inF: Int; let direction: Direction }
 
-    private final class Primitive {
-        let pd: dnnl_primitive_desc_t
-        let primitive: dnnl_primitive_t
-        let weights: dnnl_memory_desc_t
-        let implementation: String
-        init(pd: dnnl_primitive_desc_t, primitive: dnnl_primitive_t, weights: dnnl_memory_desc_t) {
-            self.pd = pd
-            self.primitive = primitive
-            self.weights = weights
-            self.implementation = OneDNN.implementation(pd)
-        }
-        deinit {
-            dnnl_primitive_destroy(primitive)
-            dnnl_primitive_desc_destroy(pd)
-        }
-    }
-
     /// A weight's bf16 copy in one layout. Holds the source buffer so its identity (the cache key) stays unique.
     private final class Packed {
         let source: FloatBuffer
@@ -48,31 +31,22 @@ public final class BF16Matmul {
         deinit { dnnl_memory_destroy(memory) }
     }
 
-    private var primitives: [Shape: Primitive] = [:]
+    private var primitives: [Shape: MatmulPrimitive] = [:]
     private var packed: [WeightKey: [Packed]] = [:]
     /// Activations converted to bf16 [rows, k].
-    private let inputScratch = BF16Scratch()
+    private let inputScratch = ScratchBytes()
     /// The product [rows, n] when the caller's output is strided: oneDNN 2.6 runs a strided destination on its
     /// gemm:jit path, ≈3× slower than AMX into a dense buffer plus a copy.
-    private let outputScratch = BF16Scratch()
+    private let outputScratch = ScratchBytes()
 
-    /// Made on the first product.
-    private var madeStream: dnnl_stream_t? = nil
+    private let stream = OneDNNStream()
 
     public init() {}
 
     deinit {
-        // Primitives and packed weights go with their dictionaries; the stream last.
+        // Primitives and packed weights first; the stream goes with the stored properties after this.
         primitives.removeAll()
         packed.removeAll()
-        if let madeStream { dnnl_stream_destroy(madeStream) }
-    }
-
-    private func stream(_ dnnl: OneDNN) throws -> dnnl_stream_t {
-        if let madeStream { return madeStream }
-        let s = try dnnl.makeStream()
-        madeStream = s
-        return s
     }
 
     /// The oneDNN implementations the products so far ran on (e.g. "brg:avx512_core_amx_bf16"), distinct, sorted.
@@ -100,12 +74,7 @@ public final class BF16Matmul {
         let dst = ldc == n ? UnsafeMutableRawPointer(out) : outputScratch.reserve(rows * n * 4)
         let dstMemory = try dnnl.memory(try OneDNN.matrix(rows: rows, cols: n, type: dnnl_f32, tag: dnnl_ab), handle: dst)
         defer { dnnl_memory_destroy(dstMemory) }
-        let args = [dnnl_exec_arg_t(arg: DNNL_ARG_SRC, memory: srcMemory), dnnl_exec_arg_t(arg: DNNL_ARG_WEIGHTS, memory: w.memory),
-                    dnnl_exec_arg_t(arg: DNNL_ARG_DST, memory: dstMemory)]
-        let stream = try stream(dnnl)
-        try OneDNN.check(dnnl_primitive_execute(p.primitive, stream, Int32(args.count), args),
-                         "dnnl_primitive_execute (matmul \(rows)×\(k) · \(k)×\(n))")
-        try OneDNN.check(dnnl_stream_wait(stream), "dnnl_stream_wait")
+        try p.run(src: srcMemory, weights: w.memory, dst: dstMemory, on: stream)
         if ldc != n {
             let from = SendableRaw(UnsafeRawPointer(dst)), to = SendableRaw(UnsafeRawPointer(out))
             Parallel.rows(rows, elementsPerRow: n) { range in
@@ -137,29 +106,12 @@ public final class BF16Matmul {
         }
     }
 
-    private func primitive(_ s: Shape) throws -> Primitive {
+    private func primitive(_ s: Shape) throws -> MatmulPrimitive {
         if let p = primitives[s] { return p }
-        let dnnl = try OneDNN.shared()
-        var src = try OneDNN.matrix(rows: s.rows, cols: s.k, type: dnnl_bf16, tag: dnnl_ab)
-        var wei = try OneDNN.matrix(rows: s.k, cols: s.n, type: dnnl_bf16, tag: dnnl_format_tag_any)
-        var dst = try OneDNN.matrix(rows: s.rows, cols: s.n, type: dnnl_f32, tag: dnnl_ab)
-        var desc = dnnl_matmul_desc_t()
-        let shape = "\(s.rows)×\(s.k) · \(s.k)×\(s.n)"
-        try OneDNN.check(dnnl_matmul_desc_init(&desc, &src, &wei, nil, &dst), "dnnl_matmul_desc_init (\(shape))")
-        var pd: dnnl_primitive_desc_t? = nil
-        try OneDNN.check(dnnl_primitive_desc_create(&pd, &desc, nil, dnnl.engine, nil), "dnnl_primitive_desc_create (bf16 matmul \(shape))")
-        guard let pd else { throw ApplyError.oneDNN(call: "dnnl_primitive_desc_create (bf16 matmul \(shape))", status: "no descriptor returned") }
-        guard let weights = dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0)?.pointee else {
-            dnnl_primitive_desc_destroy(pd)
-            throw ApplyError.oneDNN(call: "dnnl_primitive_desc_query_md (weights of bf16 matmul \(shape))", status: "no descriptor returned")
-        }
-        var prim: dnnl_primitive_t? = nil
-        let status = dnnl_primitive_create(&prim, pd)
-        guard status == dnnl_success, let prim else {
-            dnnl_primitive_desc_destroy(pd)
-            throw ApplyError.oneDNN(call: "dnnl_primitive_create (bf16 matmul \(shape))", status: OneDNN.name(status))
-        }
-        let p = Primitive(pd: pd, primitive: prim, weights: weights)
+        let p = try MatmulPrimitive(src: try OneDNN.matrix(rows: s.rows, cols: s.k, type: dnnl_bf16, tag: dnnl_ab),
+                                    weights: try OneDNN.matrix(rows: s.k, cols: s.n, type: dnnl_bf16, tag: dnnl_format_tag_any),
+                                    dst: try OneDNN.matrix(rows: s.rows, cols: s.n, type: dnnl_f32, tag: dnnl_ab),
+                                    what: "bf16 matmul \(s.rows)×\(s.k) · \(s.k)×\(s.n)")
         primitives[s] = p
         return p
     }
@@ -192,9 +144,9 @@ public final class BF16Matmul {
             guard let reorder else { throw ApplyError.oneDNN(call: "dnnl_primitive_create (weight reorder)", status: "no primitive returned") }
             defer { dnnl_primitive_destroy(reorder) }
             let args = [dnnl_exec_arg_t(arg: DNNL_ARG_FROM, memory: source), dnnl_exec_arg_t(arg: DNNL_ARG_TO, memory: target)]
-            let stream = try stream(dnnl)
-            try OneDNN.check(dnnl_primitive_execute(reorder, stream, Int32(args.count), args), "dnnl_primitive_execute (weight reorder)")
-            try OneDNN.check(dnnl_stream_wait(stream), "dnnl_stream_wait")
+            let s = try stream.get()
+            try OneDNN.check(dnnl_primitive_execute(reorder, s, Int32(args.count), args), "dnnl_primitive_execute (weight reorder)")
+            try OneDNN.check(dnnl_stream_wait(s), "dnnl_stream_wait")
         } catch {
             dnnl_memory_destroy(target)
             throw error
@@ -238,27 +190,4 @@ public final class BF16Matmul {
             dst[i] = UInt16(truncatingIfNeeded: (v & 0x7FFF_FFFF) > 0x7F80_0000 ? (v &>> 16) | 0x40 : rounded)
         }
     }
-}
-
-/// 64-byte-aligned bytes that grow to the largest size asked for (sizes are checked by their callers first).
-final class BF16Scratch {
-    private(set) var pointer = UnsafeMutableRawPointer.allocate(byteCount: 64, alignment: 64)
-    private var bytes = 64
-
-    deinit { pointer.deallocate() }
-
-    func reserve(_ n: Int) -> UnsafeMutableRawPointer {
-        if n > bytes {
-            pointer.deallocate()
-            pointer = UnsafeMutableRawPointer.allocate(byteCount: n, alignment: 64)
-            bytes = n
-        }
-        return pointer
-    }
-}
-
-/// A raw pointer handed to `Parallel.rows` closures.
-struct SendableRaw: @unchecked Sendable {
-    let p: UnsafeRawPointer
-    init(_ p: UnsafeRawPointer) { self.p = p }
 }

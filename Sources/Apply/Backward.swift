@@ -12,9 +12,9 @@ final class BackwardScratch {
     let dDown = FloatBuffer(count: 0)     // ∂L/∂(x·Aᵀ) of fc1 and fc2 per adapter [rows, rank] each
     let partials = FloatBuffer(count: 0)  // per-row-range partial sums of LoRA gradients
     let dProbs = FloatBuffer(count: 0)    // [batch, heads, tokens, tokens]
-    let dAttnOutHeads = BF16Scratch()     // dAttnOut gathered per head, float32 or bf16
+    let dAttnOutHeads = ScratchBytes()     // dAttnOut gathered per head, float32 or bf16
     let dQKVParts = FloatBuffer(count: 0) // dQ | dK | dV, each [rows, inner]
-    let dProbs16 = BF16Scratch()
+    let dProbs16 = ScratchBytes()
     let dPooled = FloatBuffer(count: 0)   // [batch, width]
 }
 

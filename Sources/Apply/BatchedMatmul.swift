@@ -34,29 +34,15 @@ final class BatchedMatmul {
 
     private struct Key: Hashable { let images, heads: Int; let a, b, c: Layout; let bf16: Bool }
 
-    private final class Primitive {
-        let pd: dnnl_primitive_desc_t
-        let primitive: dnnl_primitive_t
-        let descriptors: [dnnl_memory_desc_t]
-        init(pd: dnnl_primitive_desc_t, primitive: dnnl_primitive_t, descriptors: [dnnl_memory_desc_t]) {
-            self.pd = pd
-            self.primitive = primitive
-            self.descriptors = descriptors
-        }
-        deinit {
-            dnnl_primitive_destroy(primitive)
-            dnnl_primitive_desc_destroy(pd)
-        }
-    }
-
-    private var primitives: [Key: Primitive] = [:]
-    private var madeStream: dnnl_stream_t? = nil
+    /// Each with the operand descriptors it was made for.
+    private var primitives: [Key: (MatmulPrimitive, [dnnl_memory_desc_t])] = [:]
+    private let stream = OneDNNStream()
 
     init() {}
 
     deinit {
+        // Primitives first; the stream goes with the stored properties after this.
         primitives.removeAll()
-        if let madeStream { dnnl_stream_destroy(madeStream) }
     }
 
     /// c[i, h] = a[i, h] · b[i, h] for every image i < images and head h < heads (c is overwritten, float32); a and b
@@ -66,29 +52,17 @@ final class BatchedMatmul {
                      "batched product of mismatched shapes or types")
         guard images > 0, heads > 0 else { return }
         let dnnl = try OneDNN.shared()
-        let p = try primitive(Key(images: images, heads: heads, a: a, b: b, c: c, bf16: pa.isBF16), dnnl)
+        let (p, descriptors) = try primitive(Key(images: images, heads: heads, a: a, b: b, c: c, bf16: pa.isBF16))
         var memories: [dnnl_memory_t] = []
         defer { memories.forEach { dnnl_memory_destroy($0) } }
-        for (md, handle) in zip(p.descriptors, [UnsafeMutableRawPointer(mutating: pa.pointer), UnsafeMutableRawPointer(mutating: pb.pointer),
-                                                UnsafeMutableRawPointer(pc)]) {
+        for (md, handle) in zip(descriptors, [UnsafeMutableRawPointer(mutating: pa.pointer), UnsafeMutableRawPointer(mutating: pb.pointer),
+                                              UnsafeMutableRawPointer(pc)]) {
             memories.append(try dnnl.memory(md, handle: handle))
         }
-        let args = [dnnl_exec_arg_t(arg: DNNL_ARG_SRC, memory: memories[0]), dnnl_exec_arg_t(arg: DNNL_ARG_WEIGHTS, memory: memories[1]),
-                    dnnl_exec_arg_t(arg: DNNL_ARG_DST, memory: memories[2])]
-        let stream = try stream(dnnl)
-        try OneDNN.check(dnnl_primitive_execute(p.primitive, stream, Int32(args.count), args),
-                         "dnnl_primitive_execute (batched matmul \(images)×\(heads) × \(a.rows)×\(a.cols) · \(b.rows)×\(b.cols))")
-        try OneDNN.check(dnnl_stream_wait(stream), "dnnl_stream_wait")
+        try p.run(src: memories[0], weights: memories[1], dst: memories[2], on: stream)
     }
 
-    private func stream(_ dnnl: OneDNN) throws -> dnnl_stream_t {
-        if let madeStream { return madeStream }
-        let s = try dnnl.makeStream()
-        madeStream = s
-        return s
-    }
-
-    private func primitive(_ key: Key, _ dnnl: OneDNN) throws -> Primitive {
+    private func primitive(_ key: Key) throws -> (MatmulPrimitive, [dnnl_memory_desc_t]) {
         if let p = primitives[key] { return p }
         func descriptor(_ l: Layout, _ type: dnnl_data_type_t) throws -> dnnl_memory_desc_t {
             var md = dnnl_memory_desc_t()
@@ -99,20 +73,9 @@ final class BatchedMatmul {
             return md
         }
         let input = key.bf16 ? dnnl_bf16 : dnnl_f32
-        var src = try descriptor(key.a, input), wei = try descriptor(key.b, input), dst = try descriptor(key.c, dnnl_f32)
-        let shape = "\(key.images)×\(key.heads) × \(key.a.rows)×\(key.a.cols) · \(key.b.rows)×\(key.b.cols)"
-        var desc = dnnl_matmul_desc_t()
-        try OneDNN.check(dnnl_matmul_desc_init(&desc, &src, &wei, nil, &dst), "dnnl_matmul_desc_init (\(shape))")
-        var pd: dnnl_primitive_desc_t? = nil
-        try OneDNN.check(dnnl_primitive_desc_create(&pd, &desc, nil, dnnl.engine, nil), "dnnl_primitive_desc_create (batched matmul \(shape))")
-        guard let pd else { throw ApplyError.oneDNN(call: "dnnl_primitive_desc_create (batched matmul \(shape))", status: "no descriptor returned") }
-        var prim: dnnl_primitive_t? = nil
-        let status = dnnl_primitive_create(&prim, pd)
-        guard status == dnnl_success, let prim else {
-            dnnl_primitive_desc_destroy(pd)
-            throw ApplyError.oneDNN(call: "dnnl_primitive_create (batched matmul \(shape))", status: OneDNN.name(status))
-        }
-        let p = Primitive(pd: pd, primitive: prim, descriptors: [src, wei, dst])
+        let descriptors = [try descriptor(key.a, input), try descriptor(key.b, input), try descriptor(key.c, dnnl_f32)]
+        let what = "batched \(key.bf16 ? "bf16" : "float32") matmul \(key.images)×\(key.heads) × \(key.a.rows)×\(key.a.cols) · \(key.b.rows)×\(key.b.cols)"
+        let p = (try MatmulPrimitive(src: descriptors[0], weights: descriptors[1], dst: descriptors[2], what: what), descriptors)
         primitives[key] = p
         return p
     }

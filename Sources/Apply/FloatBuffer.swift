@@ -68,3 +68,26 @@ struct SendablePointer: @unchecked Sendable {
     let p: UnsafeMutablePointer<Float>
     init(_ p: UnsafeMutablePointer<Float>) { self.p = p }
 }
+
+/// 64-byte-aligned bytes that grow to the largest size asked for (sizes are checked by their callers first).
+final class ScratchBytes {
+    private(set) var pointer = UnsafeMutableRawPointer.allocate(byteCount: 64, alignment: 64)
+    private var bytes = 64
+
+    deinit { pointer.deallocate() }
+
+    func reserve(_ n: Int) -> UnsafeMutableRawPointer {
+        if n > bytes {
+            pointer.deallocate()
+            pointer = UnsafeMutableRawPointer.allocate(byteCount: n, alignment: 64)
+            bytes = n
+        }
+        return pointer
+    }
+}
+
+/// A raw pointer handed to `Parallel.rows` closures.
+struct SendableRaw: @unchecked Sendable {
+    let p: UnsafeRawPointer
+    init(_ p: UnsafeRawPointer) { self.p = p }
+}

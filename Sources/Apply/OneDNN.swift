@@ -68,3 +68,69 @@ final class OneDNN: @unchecked Sendable {
         return String(cString: s)
     }
 }
+
+/// A matmul primitive with its descriptor, destroyed together; callers make one per shape and keep it.
+final class MatmulPrimitive {
+    let pd: dnnl_primitive_desc_t
+    let primitive: dnnl_primitive_t
+    /// The weights' descriptor as the primitive chose it (a blocked layout when asked with `dnnl_format_tag_any`).
+    let weights: dnnl_memory_desc_t
+    /// oneDNN's name for the implementation it picked, e.g. "brg:avx512_core_amx_bf16".
+    let implementation: String
+    /// Names the product in errors, e.g. "bf16 matmul 788×512 · 512×2048".
+    let what: String
+
+    init(src: dnnl_memory_desc_t, weights: dnnl_memory_desc_t, dst: dnnl_memory_desc_t, what: String) throws {
+        var src = src, wei = weights, dst = dst
+        let dnnl = try OneDNN.shared()
+        var desc = dnnl_matmul_desc_t()
+        try OneDNN.check(dnnl_matmul_desc_init(&desc, &src, &wei, nil, &dst), "dnnl_matmul_desc_init (\(what))")
+        var made: dnnl_primitive_desc_t? = nil
+        try OneDNN.check(dnnl_primitive_desc_create(&made, &desc, nil, dnnl.engine, nil), "dnnl_primitive_desc_create (\(what))")
+        guard let pd = made else { throw ApplyError.oneDNN(call: "dnnl_primitive_desc_create (\(what))", status: "no descriptor returned") }
+        guard let chosen = dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0)?.pointee else {
+            dnnl_primitive_desc_destroy(pd)
+            throw ApplyError.oneDNN(call: "dnnl_primitive_desc_query_md (weights of \(what))", status: "no descriptor returned")
+        }
+        var prim: dnnl_primitive_t? = nil
+        let status = dnnl_primitive_create(&prim, pd)
+        guard status == dnnl_success, let prim else {
+            dnnl_primitive_desc_destroy(pd)
+            throw ApplyError.oneDNN(call: "dnnl_primitive_create (\(what))", status: OneDNN.name(status))
+        }
+        self.pd = pd
+        self.primitive = prim
+        self.weights = chosen
+        self.implementation = OneDNN.implementation(pd)
+        self.what = what
+    }
+
+    deinit {
+        dnnl_primitive_destroy(primitive)
+        dnnl_primitive_desc_destroy(pd)
+    }
+
+    /// Runs the product on `stream` with these memories and waits for it.
+    func run(src: dnnl_memory_t, weights: dnnl_memory_t, dst: dnnl_memory_t, on stream: OneDNNStream) throws {
+        let args = [dnnl_exec_arg_t(arg: DNNL_ARG_SRC, memory: src), dnnl_exec_arg_t(arg: DNNL_ARG_WEIGHTS, memory: weights),
+                    dnnl_exec_arg_t(arg: DNNL_ARG_DST, memory: dst)]
+        let s = try stream.get()
+        try OneDNN.check(dnnl_primitive_execute(primitive, s, Int32(args.count), args), "dnnl_primitive_execute (\(what))")
+        try OneDNN.check(dnnl_stream_wait(s), "dnnl_stream_wait")
+    }
+}
+
+/// An execution stream made on first use and destroyed with its owner (after the owner's primitives and memories).
+final class OneDNNStream {
+    private var made: dnnl_stream_t? = nil
+
+    func get() throws -> dnnl_stream_t {
+        if let made { return made }
+        let s = try OneDNN.shared().makeStream()
+        made = s
+        return s
+    }
+
+    deinit { if let made { dnnl_stream_destroy(made) } }
+}
+
