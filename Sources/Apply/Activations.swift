@@ -81,8 +81,10 @@ public final class BlockActivations: @unchecked Sendable {
             return !o
         }
         let k = training ? 1 : 0
-        guard add(rows, w, 4 + 3 * k), add(rows, 3 * inner), add(rows, inner), add(rows, mlp, 1 + k), add(rows, 4),
-              add(batch, heads, tokens, tokens, k) else { return nil }
+        // qkv and its dense per-head copy (qkvHeads, float32 at most); the kept probabilities and their bf16 copy
+        // (probs16, counted as floats).
+        guard add(rows, w, 4 + 3 * k), add(rows, 3 * inner, 2), add(rows, inner), add(rows, mlp, 1 + k), add(rows, 4),
+              add(batch, heads, tokens, tokens, 2 * k) else { return nil }
         for r in ranks { guard add(rows, r, 2) else { return nil } }
         return total
     }
@@ -128,11 +130,15 @@ public final class ViTActivations: @unchecked Sendable {
     static let capFloats = 1 << 32
 
     func size(config c: ModelConfig, batch b: Int, ranks: [Int], training: Bool, dropout: Bool) throws {
-        let inner = c.heads * c.headDim
-        let (rows, o1) = b.multipliedReportingOverflow(by: c.numTokens)
-        guard !o1, let perBlock = BlockActivations.floats(rows: rows, batch: b, width: c.width, inner: inner, mlp: c.mlpWidth,
-                                                          tokens: c.numTokens, heads: c.heads, ranks: ranks, training: training),
-              perBlock <= ViTActivations.capFloats, (training ? c.depth : 1) * perBlock <= ViTActivations.capFloats else {
+        let inner = c.heads * c.headDim, t = c.numTokens
+        let (rows, o1) = b.multipliedReportingOverflow(by: t)
+        // In eval the attention probabilities live in a scratch for up to `evalAttentionImages` images (and a bf16
+        // copy of it), outside the per-block count.
+        let (evalProbs, o2) = (max(Parallel.workers, min(b, ViT.evalAttentionImages) * c.heads) * 2).multipliedReportingOverflow(by: t * t)
+        guard !o1, !o2, let perBlock = BlockActivations.floats(rows: rows, batch: b, width: c.width, inner: inner, mlp: c.mlpWidth,
+                                                               tokens: t, heads: c.heads, ranks: ranks, training: training),
+              perBlock <= ViTActivations.capFloats, (training ? c.depth : 1) * perBlock <= ViTActivations.capFloats,
+              training || perBlock + evalProbs <= ViTActivations.capFloats else {
             throw ApplyError.tooLarge("batch \(b) needs more than \(ViTActivations.capFloats * 4 >> 30) GiB of activations")
         }
         self.batch = b
