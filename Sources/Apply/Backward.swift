@@ -14,7 +14,7 @@ final class BackwardScratch {
     let dProbs = FloatBuffer(count: 0)    // [batch, heads, tokens, tokens]
     let dAttnOutHeads = ScratchBytes()     // dAttnOut gathered per head, float32 or bf16
     let dQKVParts = FloatBuffer(count: 0) // dQ | dK | dV, each [rows, inner]
-    let dProbs16 = ScratchBytes()
+    let dProbs16 = ScratchBytes()         // dS rounded to bf16 in precision bf16
     let dPooled = FloatBuffer(count: 0)   // [batch, width]
 }
 

@@ -44,12 +44,12 @@ public final class ViT: @unchecked Sendable {
     /// read only the class row); set this to get the whole transformer output in `activations.stream`.
     public var allTokensInLastBlock = false
     /// Arithmetic of the frozen linear layers' and attention's products, forward and (GS-LoRA training) backward;
-    /// all-parameter training needs `.float32`. Setting it drops the bf16 weight copies, which are packed on the first bf16 call: set it again after
-    /// changing weights in place.
+    /// all-parameter training needs `.float32`. Setting it drops the bf16 weight copies, which are packed on the
+    /// first bf16 call: set it again after changing weights in place.
     public var precision: MatmulPrecision = .float32 { didSet { bf16 = BF16Matmul() } }
     /// The bf16 products, packed weights and primitives of this model.
     public private(set) var bf16 = BF16Matmul()
-    /// Attention's batched float32 products and their primitives.
+    /// Attention's batched products (float32, or bf16 in precision bf16) and their primitives.
     let attentionProducts = BatchedMatmul()
     /// The buffers of the last forward call (the backward pass reads them after a training-mode call).
     public let activations = ViTActivations()
