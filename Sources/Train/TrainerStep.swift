@@ -50,10 +50,11 @@ public struct StepResult: Sendable {
 }
 
 /// One GS-LoRA(++) optimiser step on a model that carries exactly one (trainable) adapter (GSLORA.md §§3–7,
-/// spec/TRAINING.md §2): the retain batch forward in train mode (labels → margin logits), CE_r (+ w_r·K_r) and
-/// ∂L/∂e through the head, backward into the LoRA gradients; the forget batch the same way with β·relu(BND − CE_f)
-/// (+ w_f·relu(M − K_f)); α·T/‖g‖ added per factor; AdamW on the factors in place. Each hinge acts on its own batch
-/// mean, so running the batches one after the other is exact. Training, tests and the benchmark all run this.
+/// spec/TRAINING.md §2): the retain and forget batches forward together in train mode (labels → margin logits); on
+/// the retain rows CE_r (+ w_r·K_r), on the forget rows β·relu(BND − CE_f) (+ w_f·relu(M − K_f)), each with ∂L/∂e
+/// through the head; one backward into the LoRA gradients; α·T/‖g‖ added per factor; AdamW on the factors in place.
+/// Each hinge acts on its own batch mean and the backbone treats rows independently, so this is exactly the
+/// reference's two passes. Training, tests and the benchmark all run this.
 public final class GSLoRAStep {
     public let model: ViT
     public let factors: LoRAFactorList
@@ -65,6 +66,8 @@ public final class GSLoRAStep {
     public let gradients: ViTGradients
     private let headWeight: [Float]
     private let gradBuffers: [FloatBuffer]
+    /// Both batches' images, in the order the forward takes them.
+    private var combinedImages: [Float] = []
 
     public init(model: ViT, grouping: LoRAGrouping = .block, beta1: Double = 0.9, beta2: Double = 0.999, eps: Double = 1e-8,
                 weightDecay: Double = 0.05) throws {
@@ -88,7 +91,8 @@ public final class GSLoRAStep {
 
     /// Losses and the full gradient at the current factors, without changing them. `structure` false leaves the
     /// group-lasso term out entirely (α warm-up before its start epoch, as the single-step engine does).
-    /// `forgetFirst` runs the forget batch's forward/backward first (single-step few-shot with forget driving).
+    /// `forgetFirst` puts the forget batch first in the combined batch (single-step few-shot with forget driving, where
+    /// the reference runs its forward first); only the dropout draws and the order of summation depend on it.
     public func computeGradients(retainImages: UnsafeBufferPointer<Float>, retainLabels: [Int],
                                  forgetImages: UnsafeBufferPointer<Float>, forgetLabels: [Int],
                                  prototypes: PrototypeTable?, settings: ObjectiveSettings, dropout: Float,
@@ -100,24 +104,35 @@ public final class GSLoRAStep {
             return try body()
         }
         gradients.zero()
-        let mode = ForwardMode.train(dropout: dropout)
-        let classes = model.config.numClasses
-        var parts: [Bool: (loss: BatchLoss<Float>, accuracy: Double)] = [:]
-        for isForget in forgetFirst ? [true, false] : [false, true] {
-            let images = isForget ? forgetImages : retainImages, labels = isForget ? forgetLabels : retainLabels
-            let out = try timed(\.forward) { try model.forward(images: images, batch: labels.count, labels: labels, mode: mode) }
-            let loss: BatchLoss<Float> = try timed(\.loss) {
-                isForget
-                    ? try GSLoRAObjective.forgetPart(head: head, headWeight: headWeight, embeddings: out.embeddings, labels: labels,
-                                                     prototypes: prototypes, settings: settings)
-                    : try GSLoRAObjective.retainPart(head: head, headWeight: headWeight, embeddings: out.embeddings, labels: labels,
-                                                     prototypes: prototypes, settings: settings)
-            }
-            try timed(\.backward) { try model.backward(gradEmbeddings: loss.gradEmbeddings, into: gradients) }
-            let acc = try ForgettingMetrics.accuracy(logits: marginAccuracy ? out.trainingLogits : out.logits, labels: labels, classes: classes)
-            parts[isForget] = (loss, acc)
+        let classes = model.config.numClasses, w = model.config.width
+        // Both batches in one forward and one backward: each loss term reads only its own batch's rows, so this is the
+        // two passes' arithmetic in half the calls, with products twice as tall.
+        let first = forgetFirst ? (forgetImages, forgetLabels) : (retainImages, retainLabels)
+        let second = forgetFirst ? (retainImages, retainLabels) : (forgetImages, forgetLabels)
+        let labels = first.1 + second.1
+        combinedImages.removeAll(keepingCapacity: true)
+        combinedImages.append(contentsOf: first.0)
+        combinedImages.append(contentsOf: second.0)
+        let out = try timed(\.forward) {
+            try model.forward(images: combinedImages, batch: labels.count, labels: labels, mode: .train(dropout: dropout))
         }
-        let r = parts[false]!, f = parts[true]!
+        let firstRows = 0..<first.1.count, secondRows = first.1.count..<labels.count
+        let (forgetRows, retainRows) = forgetFirst ? (firstRows, secondRows) : (secondRows, firstRows)
+        func rows<T>(_ v: [T], _ r: Range<Int>, _ width: Int) -> [T] { Array(v[(r.lowerBound * width)..<(r.upperBound * width)]) }
+        let (retainLoss, forgetLoss): (BatchLoss<Float>, BatchLoss<Float>) = try timed(\.loss) {
+            (try GSLoRAObjective.retainPart(head: head, headWeight: headWeight, embeddings: rows(out.embeddings, retainRows, w),
+                                            labels: retainLabels, prototypes: prototypes, settings: settings),
+             try GSLoRAObjective.forgetPart(head: head, headWeight: headWeight, embeddings: rows(out.embeddings, forgetRows, w),
+                                            labels: forgetLabels, prototypes: prototypes, settings: settings))
+        }
+        let gradEmbeddings = forgetFirst ? forgetLoss.gradEmbeddings + retainLoss.gradEmbeddings
+                                         : retainLoss.gradEmbeddings + forgetLoss.gradEmbeddings
+        try timed(\.backward) { try model.backward(gradEmbeddings: gradEmbeddings, into: gradients) }
+        let logits = marginAccuracy ? out.trainingLogits : out.logits
+        let r = (loss: retainLoss, accuracy: try ForgettingMetrics.accuracy(logits: rows(logits, retainRows, classes), labels: retainLabels,
+                                                                            classes: classes))
+        let f = (loss: forgetLoss, accuracy: try ForgettingMetrics.accuracy(logits: rows(logits, forgetRows, classes), labels: forgetLabels,
+                                                                            classes: classes))
         let result = try timed(\.loss) { () throws -> ObjectiveResult<Float> in
             let values = factors.values.map(\.array)
             let res = try GSLoRAObjective.combine(r.loss, f.loss, lora: values, lasso: structure ? lasso : nil, settings: settings)
