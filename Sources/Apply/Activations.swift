@@ -10,7 +10,8 @@ public final class BlockActivations: @unchecked Sendable {
     public let ln1Out = FloatBuffer(count: 0)
     public let ln1Mean = FloatBuffer(count: 0)
     public let ln1Rstd = FloatBuffer(count: 0)
-    /// [rows, 3·inner]: Q | K | V, head h at columns h·headDim within each third.
+    /// [rows, 3·inner]: Q | K | V, head h at columns h·headDim within each third. Kept only by a class-only last block
+    /// in training, whose backward reads it; other blocks write `ViTActivations.qkv` and keep the per-head copies.
     public let qkv = FloatBuffer(count: 0)
     /// Softmax probabilities [batch, heads, tokens, tokens], or [batch, heads, tokens] for a class-only last block
     /// (training only; eval uses per-worker scratch).
@@ -23,8 +24,9 @@ public final class BlockActivations: @unchecked Sendable {
     var attentionInBF16 = false
     /// Heads concatenated head-major [rows, inner]: the input of the output projection.
     public let attnOut = FloatBuffer(count: 0)
-    /// Dropout mask after the attention projection [rows, width] (training with dropout only).
-    public let attnMask = FloatBuffer(count: 0)
+    /// Dropout after the attention projection and after fc2 (nil without dropout), recomputed by the backward pass.
+    var attnDropout: RowDropout?
+    var fc2Dropout: RowDropout?
     /// Residual stream after the attention branch [rows, width] (training only).
     public let mid = FloatBuffer(count: 0)
     public let ln2Out = FloatBuffer(count: 0)
@@ -35,30 +37,26 @@ public final class BlockActivations: @unchecked Sendable {
     public let fc1Out = FloatBuffer(count: 0)
     /// GELU output after dropout: the fc2 input [rows, mlp] (training only).
     public let hidden = FloatBuffer(count: 0)
-    /// Dropout mask after fc2 [rows, width] (training with dropout only).
-    public let fc2Mask = FloatBuffer(count: 0)
     /// Per adapter: x·Aᵀ for fc1 and fc2 [rows, rank].
     public private(set) var loraFc1: [FloatBuffer] = []
     public private(set) var loraFc2: [FloatBuffer] = []
 
     func size(rows: Int, batch: Int, width w: Int, inner: Int, mlp: Int, tokens: Int, heads: Int,
-              ranks: [Int], training: Bool, dropout: Bool) {
-        let keep = training ? 1 : 0, drop = training && dropout ? 1 : 0
+              ranks: [Int], training: Bool, keepQKV: Bool) {
+        let keep = training ? 1 : 0
         input.reserve(rows * w * keep)
         ln1Out.reserve(rows * w)
         ln1Mean.reserve(rows)
         ln1Rstd.reserve(rows)
-        qkv.reserve(rows * 3 * inner)
+        qkv.reserve(keepQKV ? rows * 3 * inner : 0)
         probs.reserve(batch * heads * tokens * tokens * keep)
         attnOut.reserve(rows * inner)
-        attnMask.reserve(rows * w * drop)
         mid.reserve(rows * w * keep)
         ln2Out.reserve(rows * w)
         ln2Mean.reserve(rows)
         ln2Rstd.reserve(rows)
         fc1Out.reserve(rows * mlp)
         hidden.reserve(rows * mlp * keep)
-        fc2Mask.reserve(rows * w * drop)
         while loraFc1.count < ranks.count { loraFc1.append(FloatBuffer(count: 0)); loraFc2.append(FloatBuffer(count: 0)) }
         loraFc1.removeLast(loraFc1.count - ranks.count)
         loraFc2.removeLast(loraFc2.count - ranks.count)
@@ -81,8 +79,8 @@ public final class BlockActivations: @unchecked Sendable {
             return !o
         }
         let k = training ? 1 : 0
-        // qkv and its dense per-head copy (qkvHeads, float32 at most); the kept probabilities and their bf16 copy
-        // (probs16, counted as floats).
+        // qkv (shared, or kept by the last block) and its dense per-head copy (qkvHeads, float32 at most); the kept
+        // probabilities and their bf16 copy (probs16, counted as floats).
         guard add(rows, w, 4 + 3 * k), add(rows, 3 * inner, 2), add(rows, inner), add(rows, mlp, 1 + k), add(rows, 4),
               add(batch, heads, tokens, tokens, 2 * k) else { return nil }
         for r in ranks { guard add(rows, r, 2) else { return nil } }
@@ -100,12 +98,15 @@ public final class ViTActivations: @unchecked Sendable {
     public let patchEmbed = FloatBuffer(count: 0)
     /// Class token + patch embeddings + position embeddings, before embedding dropout [batch·tokens, width].
     public let tokens = FloatBuffer(count: 0)
-    public let tokensMask = FloatBuffer(count: 0)
+    /// Dropout after the embedding sum (nil without dropout).
+    var tokensDropout: RowDropout?
     /// The residual stream. After the last block it holds the transformer output when `ViT.allTokensInLastBlock`
     /// is set; otherwise the last block's input (that block then runs on the class rows only, in `pooled`).
     public let stream = FloatBuffer(count: 0)
     /// Scratch for linear outputs [batch·tokens, width].
     let scratch = FloatBuffer(count: 0)
+    /// The qkv rows of the block being run [batch·tokens, 3·inner] (see `BlockActivations.qkv`).
+    let qkv = FloatBuffer(count: 0)
     /// Attention probabilities in eval mode: per worker for the class-only block, per image group otherwise.
     let probsScratch = FloatBuffer(count: 0)
     /// The current block's LoRA B factors transposed, fc1 then fc2 per adapter (see `LoRAView`).
@@ -129,7 +130,8 @@ public final class ViTActivations: @unchecked Sendable {
     /// Largest activation footprint accepted, in floats (16 GiB).
     static let capFloats = 1 << 32
 
-    func size(config c: ModelConfig, batch b: Int, ranks: [Int], training: Bool, dropout: Bool) throws {
+    /// `classOnlyLastBlock`: the last block will run on the class rows only (and, in training, keep its qkv rows).
+    func size(config c: ModelConfig, batch b: Int, ranks: [Int], training: Bool, classOnlyLastBlock: Bool) throws {
         let inner = c.heads * c.headDim, t = c.numTokens
         let (rows, o1) = b.multipliedReportingOverflow(by: t)
         // In eval the attention probabilities live in a scratch for up to `evalAttentionImages` images (and a bf16
@@ -147,17 +149,18 @@ public final class ViTActivations: @unchecked Sendable {
         patches.reserve(n * c.patchDim)
         patchEmbed.reserve(n * w)
         tokens.reserve(rows * w)
-        tokensMask.reserve(training && dropout ? rows * w : 0)
         stream.reserve(rows * w)
         scratch.reserve(rows * w)
+        qkv.reserve(rows * 3 * inner)
         probsScratch.reserve(training ? 0 : max(Parallel.workers, min(b, ViT.evalAttentionImages) * c.heads) * c.numTokens * c.numTokens)
         let count = training ? c.depth : 1
         while blocks.count < count { blocks.append(BlockActivations()) }
         blocks.removeLast(blocks.count - count)
-        for a in blocks {
+        for (l, a) in blocks.enumerated() {
             a.size(rows: rows, batch: b, width: w, inner: inner, mlp: c.mlpWidth, tokens: c.numTokens, heads: c.heads,
-                   ranks: ranks, training: training, dropout: dropout)
+                   ranks: ranks, training: training, keepQKV: training && classOnlyLastBlock && l == c.depth - 1)
         }
+        self.classOnlyLastBlock = classOnlyLastBlock
         pooled.reserve(b * w)
         normMean.reserve(b)
         normRstd.reserve(b)

@@ -24,14 +24,14 @@ extension ViT {
     /// probabilities anyway and runs the whole batch at once).
     static let evalAttentionImages = 8
 
-    /// S = scale·Q·Kᵀ, row softmax P, O = P·V written head-major into attnOut; P is kept in `a.probs` in training,
-    /// and Q, K, V gathered in `a.qkvHeads` for the backward pass.
-    func attention(batch: Int, a: BlockActivations, scratch: FloatBuffer) throws {
+    /// From the qkv rows [batch·tokens, 3·inner]: S = scale·Q·Kᵀ, row softmax P, O = P·V written head-major into
+    /// attnOut; P is kept in `a.probs` in training, and Q, K, V gathered in `a.qkvHeads` for the backward pass.
+    func attention(_ qkv: UnsafePointer<Float>, batch: Int, a: BlockActivations, scratch: FloatBuffer) throws {
         let c = config, t = c.numTokens, heads = c.heads, inner = heads * c.headDim, l = AttentionLayouts(c)
         let keep = a.probs.count > 0, group = keep ? batch : min(batch, ViT.evalAttentionImages)
         let scale = Float(c.attentionScale), half = precision == .bf16, part = batch * t * inner
         a.attentionInBF16 = half
-        let q = gatherHeads(a.qkv.pointer, ld: 3 * inner, parts: 3, batch: batch, bf16: half, into: a.qkvHeads)
+        let q = gatherHeads(qkv, ld: 3 * inner, parts: 3, batch: batch, bf16: half, into: a.qkvHeads)
         for first in stride(from: 0, to: batch, by: group) {
             let n = min(group, batch - first), o = first * t * inner
             let p = keep ? a.probs.pointer + first * heads * t * t : scratch.pointer

@@ -85,7 +85,7 @@ extension ViT {
         if try !ffnBackward(l, rows: rows, dX: dX, scratch: s, gradients: gradients, stopAfterFFN: stopAfterFFN) { return }
 
         // Attention branch: mid = input + Drop(proj(attn) + bp).
-        Kernels.masked(dX, a.attnMask.count > 0 ? a.attnMask.pointer : nil, out: s.dBranch.pointer, count: rows * w)
+        Kernels.masked(dX, a.attnDropout, rows: rows, cols: w, out: s.dBranch.pointer)
         try linearBackward(prm.proj, input: a.attnOut.pointer, dOut: s.dBranch.pointer, rows: rows, dInput: s.dAttnOut.pointer,
                            grad: pg?.proj)
         try attentionBackward(batch: batch, a: a, scratch: s)
@@ -104,7 +104,7 @@ extension ViT {
         let w = config.width, m = config.mlpWidth
         let a = activations.blocks[l], prm = parameters.blocks[l], pg = gradients.parameters?.blocks[l]
         let lora = loraGradViews(l, a: a, rows: rows, gradients: gradients, dDown: s.dDown)
-        Kernels.masked(dX, a.fc2Mask.count > 0 ? a.fc2Mask.pointer : nil, out: s.dBranch.pointer, count: rows * w)
+        Kernels.masked(dX, a.fc2Dropout, rows: rows, cols: w, out: s.dBranch.pointer)
         try linearBackward(prm.fc2, input: a.hidden.pointer, dOut: s.dBranch.pointer, rows: rows, dInput: s.dHidden.pointer, grad: pg?.fc2)
         LoRAKernels.outputGradient(s.dBranch.pointer, rows: rows, cols: w, lora.fc2, partials: s.partials)
         LoRAKernels.ffnMiddleBackward(s.dHidden.pointer, derivative: a.fc1Out.pointer, hidden: a.hidden.pointer, rows: rows, cols: m,
@@ -129,7 +129,7 @@ extension ViT {
 
         if try !ffnBackward(l, rows: batch, dX: dX, scratch: s, gradients: gradients, stopAfterFFN: stopAfterFFN) { return }
 
-        Kernels.masked(dX, a.attnMask.count > 0 ? a.attnMask.pointer : nil, out: s.dBranch.pointer, count: batch * w)
+        Kernels.masked(dX, a.attnDropout, rows: batch, cols: w, out: s.dBranch.pointer)
         try linearBackward(prm.proj, input: a.attnOut.pointer, dOut: s.dBranch.pointer, rows: batch, dInput: s.dAttnOut.pointer,
                            grad: pg?.proj)
         classAttentionBackward(batch: batch, a: a, scratch: s)
@@ -198,7 +198,7 @@ extension ViT {
     private func embedBackward(batch: Int, scratch s: BackwardScratch, into pg: ViTParameters) throws {
         let c = config, w = c.width, t = c.numTokens, n = c.numPatches, acts = activations
         let dTok = s.dBranch.pointer
-        Kernels.masked(s.dStream.pointer, acts.tokensMask.count > 0 ? acts.tokensMask.pointer : nil, out: dTok, count: batch * t * w)
+        Kernels.masked(s.dStream.pointer, acts.tokensDropout, rows: batch * t, cols: w, out: dTok)
         for b in 0..<batch {
             Kernels.addColumnSums(dTok + b * t * w, rows: 1, cols: w, into: pg.clsToken.pointer)
             Kernels.addColumnSums(dTok + b * t * w, rows: 1, cols: t * w, into: pg.posEmbed.pointer)

@@ -66,9 +66,16 @@ extension Kernels {
         }
     }
 
-    /// out = a ⊙ mask (dropout backward), or a copy without a mask.
-    public static func masked(_ a: UnsafePointer<Float>, _ mask: UnsafePointer<Float>?, out: UnsafeMutablePointer<Float>, count: Int) {
-        if let mask { for i in 0..<count { out[i] = a[i] * mask[i] } } else { out.update(from: a, count: count) }
+    /// out = a ⊙ mask over [rows, cols] (dropout backward), or a copy without a mask.
+    static func masked(_ a: UnsafePointer<Float>, _ mask: RowDropout?, rows: Int, cols: Int, out: UnsafeMutablePointer<Float>) {
+        guard let mask else { out.update(from: a, count: rows * cols); return }
+        let src = SendablePointer(UnsafeMutablePointer(mutating: a)), dst = SendablePointer(out)
+        Parallel.rows(rows, elementsPerRow: cols) { range in
+            for r in range {
+                let ar = src.p + r * cols, o = dst.p + r * cols, base = mask.start(of: r)
+                for j in 0..<cols { o[j] = ar[j] * mask.mask.value(at: base &+ j) }
+            }
+        }
     }
 
     /// db[j] += Σ_rows dy[r, j], rows `ld` floats apart (default: packed).

@@ -22,11 +22,9 @@ public struct Dropout: Sendable {
         return DropoutMask(key: key, key2: key2, threshold: threshold, keep: 1 / (1 - probability))
     }
 
-    /// Fills `mask[0..<count]` with the next call's mask.
-    public mutating func fill(_ mask: UnsafeMutablePointer<Float>, count: Int) {
-        let m = nextMask()
-        for i in 0..<count { mask[i] = m.value(at: i) }
-    }
+    /// The next call's mask laid over buffer rows `rowStride` elements apart.
+    mutating func nextRows(rowStride: Int) -> RowDropout { RowDropout(mask: nextMask(), rowStride: rowStride) }
+
 }
 
 /// One dropout call's mask: element i is 0 or 1/(1−p), computed from i alone. Loops that call `value(at:)` vectorize
@@ -48,4 +46,15 @@ public struct DropoutMask: Sendable {
         h ^= h >> 16
         return (h >> 8) >= threshold ? keep : 0
     }
+}
+
+/// A dropout mask laid over [rows, cols] buffer rows: row r, column j is element r·rowStride + j. A stride larger than
+/// the row length picks rows out of a larger draw (the class rows of a mask drawn over every token, so the class-only
+/// last block drops exactly what the all-token path drops). Nothing is stored: the backward pass recomputes it.
+struct RowDropout: Sendable {
+    let mask: DropoutMask
+    let rowStride: Int
+
+    @inline(__always)
+    func start(of row: Int) -> Int { row &* rowStride }
 }

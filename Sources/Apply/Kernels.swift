@@ -100,20 +100,19 @@ public enum Kernels {
     }
 
     /// x += (y + bias)·mask: a residual branch with its output bias and dropout; `lora` adds its up-projection to y
-    /// first (y is changed).
+    /// first (y is changed). The mask of row r, column j is element r·rowStride + j of its draw.
     static func residualAdd(_ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, rows: Int, cols: Int,
-                            bias: UnsafePointer<Float>?, mask: UnsafePointer<Float>? = nil, lora: [LoRAView] = []) {
+                            bias: UnsafePointer<Float>?, mask: RowDropout? = nil, lora: [LoRAView] = []) {
         let xs = SendablePointer(x), ys = SendablePointer(y)
         let bs = bias.map { SendablePointer(UnsafeMutablePointer(mutating: $0)) }
-        let ms = mask.map { SendablePointer(UnsafeMutablePointer(mutating: $0)) }
         Parallel.rows(rows, elementsPerRow: cols) { range in
             for r in range {
                 let xr = xs.p + r * cols, yr = ys.p + r * cols
                 LoRAKernels.addUp(yr, row: r, cols: cols, lora)
-                switch (bs, ms) {
-                case let (b?, m?): let mr = m.p + r * cols; for j in 0..<cols { xr[j] += (yr[j] + b.p[j]) * mr[j] }
+                switch (bs, mask) {
+                case let (b?, m?): let base = m.start(of: r); for j in 0..<cols { xr[j] += (yr[j] + b.p[j]) * m.mask.value(at: base &+ j) }
                 case let (b?, nil): for j in 0..<cols { xr[j] += yr[j] + b.p[j] }
-                case let (nil, m?): let mr = m.p + r * cols; for j in 0..<cols { xr[j] += yr[j] * mr[j] }
+                case let (nil, m?): let base = m.start(of: r); for j in 0..<cols { xr[j] += yr[j] * m.mask.value(at: base &+ j) }
                 case (nil, nil): for j in 0..<cols { xr[j] += yr[j] }
                 }
             }
@@ -132,8 +131,14 @@ public enum Kernels {
         }
     }
 
-    /// x[i] *= mask[i] (dropout on a whole buffer).
-    public static func multiply(_ x: UnsafeMutablePointer<Float>, by mask: UnsafePointer<Float>, count: Int) {
-        for i in 0..<count { x[i] *= mask[i] }
+    /// x[r, j] *= mask (dropout on a [rows, cols] buffer), in place.
+    static func applyDropout(_ x: UnsafeMutablePointer<Float>, rows: Int, cols: Int, _ mask: RowDropout) {
+        let xs = SendablePointer(x)
+        Parallel.rows(rows, elementsPerRow: cols) { range in
+            for r in range {
+                let row = xs.p + r * cols, base = mask.start(of: r)
+                for j in 0..<cols { row[j] *= mask.mask.value(at: base &+ j) }
+            }
+        }
     }
 }

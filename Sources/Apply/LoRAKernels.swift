@@ -63,11 +63,10 @@ enum LoRAKernels {
     /// The FFN's middle, one pass over fc1's product h [rows, cols] (W·x only) by row blocks and column tiles:
     /// v = h + bias + fc1's LoRA, hidden = GELU(v)·mask and, with `keepDerivative`, GELU′(v)·mask written over h (all
     /// the backward pass needs of v and the mask); then fc2's LoRA down-projection of the hidden tile while it is in
-    /// cache. The mask element of row r, column j is `mask.value(at: r·maskRowStride + j)`. Without `keepDerivative`,
-    /// `hidden` may be `h`.
+    /// cache. The mask of row r, column j is element r·rowStride + j of its draw. Without `keepDerivative`, `hidden` may be
+    /// `h`.
     static func ffnMiddle(_ h: UnsafeMutablePointer<Float>, rows: Int, cols: Int, bias: UnsafePointer<Float>?, fc1: [LoRAView],
-                          mask: DropoutMask?, maskRowStride: Int, hidden: UnsafeMutablePointer<Float>, keepDerivative: Bool,
-                          fc2: [LoRAView]) {
+                          mask: RowDropout?, hidden: UnsafeMutablePointer<Float>, keepDerivative: Bool, fc2: [LoRAView]) {
         precondition(!keepDerivative || hidden != h, "the GELU derivative needs its own buffer")
         let hs = SendablePointer(h), os = SendablePointer(hidden)
         let bs = bias.map { SendablePointer(UnsafeMutablePointer(mutating: $0)) }
@@ -80,17 +79,17 @@ enum LoRAKernels {
                         addUp(v, row: r, columns: c0, count: n, cols: cols, fc1)
                         switch (keepDerivative, mask) {
                         case (true, let m?):
-                            let base = r * maskRowStride + c0
+                            let base = m.start(of: r) &+ c0
                             for j in 0..<n {
-                                let g = FastMath.geluWithDerivative(v[j]), keep = m.value(at: base &+ j)
+                                let g = FastMath.geluWithDerivative(v[j]), keep = m.mask.value(at: base &+ j)
                                 out[j] = g.value * keep
                                 v[j] = g.derivative * keep
                             }
                         case (true, nil):
                             for j in 0..<n { let g = FastMath.geluWithDerivative(v[j]); out[j] = g.value; v[j] = g.derivative }
                         case (false, let m?):
-                            let base = r * maskRowStride + c0
-                            for j in 0..<n { out[j] = FastMath.gelu(v[j]) * m.value(at: base &+ j) }
+                            let base = m.start(of: r) &+ c0
+                            for j in 0..<n { out[j] = FastMath.gelu(v[j]) * m.mask.value(at: base &+ j) }
                         case (false, nil):
                             // In place through one pointer: two pointers that may alias make LLVM add an overlap check,
                             // which fails when they are equal and sends the loop down its scalar path (≈4× slower).

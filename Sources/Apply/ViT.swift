@@ -118,10 +118,10 @@ public final class ViT: @unchecked Sendable {
             dropout = Dropout(probability: p, seed: dropoutSeed &+ dropoutCalls &* 0x9E37_79B9_7F4A_7C15)
         }
         let acts = activations
-        try acts.size(config: c, batch: batch, ranks: adapters.map(\.rank), training: mode.isTraining, dropout: dropout != nil)
+        try acts.size(config: c, batch: batch, ranks: adapters.map(\.rank), training: mode.isTraining,
+                      classOnlyLastBlock: !allTokensInLastBlock)
 
         try embed(images.baseAddress!, batch: batch, into: acts, dropout: &dropout)
-        acts.classOnlyLastBlock = !allTokensInLastBlock
         for l in 0..<c.depth {
             let a = acts.blocks[mode.isTraining ? l : 0]
             if l == c.depth - 1 && acts.classOnlyLastBlock {
@@ -157,10 +157,8 @@ public final class ViT: @unchecked Sendable {
             for i in 0..<(n * w) { dst[w + i] = src[i] + pos[w + i] }
         }
         acts.stream.pointer.update(from: tok, count: batch * t * w)
-        if dropout != nil {
-            dropout!.fill(acts.tokensMask.pointer, count: batch * t * w)
-            Kernels.multiply(acts.stream.pointer, by: acts.tokensMask.pointer, count: batch * t * w)
-        }
+        acts.tokensDropout = dropout?.nextRows(rowStride: w)
+        if let mask = acts.tokensDropout { Kernels.applyDropout(acts.stream.pointer, rows: batch * t, cols: w, mask) }
     }
 
     private func block(_ l: Int, batch: Int, acts: ViTActivations, a: BlockActivations, dropout: inout Dropout?) throws {
@@ -172,22 +170,21 @@ public final class ViT: @unchecked Sendable {
         // Attention branch: x += Dropout(Proj(Attn(LN1(x)))).
         Kernels.layerNorm(x, rows: rows, cols: w, gamma: prm.norm1.weight.pointer, beta: prm.norm1.bias.pointer, eps: eps,
                           out: a.ln1Out.pointer, mean: a.ln1Mean.pointer, rstd: a.ln1Rstd.pointer)
-        try apply(prm.qkv, a.ln1Out.pointer, rows: rows, out: a.qkv.pointer)
-        if let bias = prm.qkv.bias { Kernels.addBias(a.qkv.pointer, rows: rows, cols: 3 * inner, bias: bias.pointer) }
-        try attention(batch: batch, a: a, scratch: acts.probsScratch)
+        let qkv = acts.qkv.pointer
+        try apply(prm.qkv, a.ln1Out.pointer, rows: rows, out: qkv)
+        if let bias = prm.qkv.bias { Kernels.addBias(qkv, rows: rows, cols: 3 * inner, bias: bias.pointer) }
+        try attention(qkv, batch: batch, a: a, scratch: acts.probsScratch)
         try apply(prm.proj, a.attnOut.pointer, rows: rows, out: acts.scratch.pointer)
-        let attnMask = dropout != nil ? a.attnMask.pointer : nil
-        if let attnMask { dropout!.fill(attnMask, count: rows * w) }
-        Kernels.residualAdd(x, acts.scratch.pointer, rows: rows, cols: w, bias: prm.proj.bias?.pointer, mask: attnMask)
+        a.attnDropout = dropout?.nextRows(rowStride: w)
+        Kernels.residualAdd(x, acts.scratch.pointer, rows: rows, cols: w, bias: prm.proj.bias?.pointer, mask: a.attnDropout)
         if training { a.mid.pointer.update(from: x, count: rows * w) }
 
         // FFN branch: x += Dropout(fc2(Dropout(GELU(fc1(LN2(x)))))), LoRA live on fc1 and fc2.
         Kernels.layerNorm(x, rows: rows, cols: w, gamma: prm.norm2.weight.pointer, beta: prm.norm2.bias.pointer, eps: eps,
                           out: a.ln2Out.pointer, mean: a.ln2Mean.pointer, rstd: a.ln2Rstd.pointer)
         let fc2Lora = try ffn(l, a: a, rows: rows, dropout: &dropout, maskRowStride: m)
-        let fc2Mask = dropout != nil ? a.fc2Mask.pointer : nil
-        if let fc2Mask { dropout!.fill(fc2Mask, count: rows * w) }
-        Kernels.residualAdd(x, acts.scratch.pointer, rows: rows, cols: w, bias: prm.fc2.bias?.pointer, mask: fc2Mask, lora: fc2Lora)
+        a.fc2Dropout = dropout?.nextRows(rowStride: w)
+        Kernels.residualAdd(x, acts.scratch.pointer, rows: rows, cols: w, bias: prm.fc2.bias?.pointer, mask: a.fc2Dropout, lora: fc2Lora)
     }
 
     /// fc1 with its LoRA, bias, GELU and dropout, then fc2's product into `activations.scratch`; returns fc2's LoRA,
@@ -199,17 +196,18 @@ public final class ViT: @unchecked Sendable {
         try frozenProduct(prm.fc1.weight, outF: m, inF: w, input: a.ln2Out.pointer, lda: w, rows: rows, out: a.fc1Out.pointer, ldc: m)
         LoRAKernels.down(a.ln2Out.pointer, ldx: w, rows: rows, cols: w, lora.fc1)
         let hidden = training ? a.hidden.pointer : a.fc1Out.pointer
-        let mask = dropout != nil ? dropout!.nextMask() : nil
+        let mask = dropout?.nextRows(rowStride: maskRowStride)
         LoRAKernels.ffnMiddle(a.fc1Out.pointer, rows: rows, cols: m, bias: prm.fc1.bias?.pointer, fc1: lora.fc1, mask: mask,
-                              maskRowStride: maskRowStride, hidden: hidden, keepDerivative: training, fc2: lora.fc2)
+                              hidden: hidden, keepDerivative: training, fc2: lora.fc2)
         try frozenProduct(prm.fc2.weight, outF: w, inF: m, input: hidden, lda: m, rows: rows, out: activations.scratch.pointer, ldc: w)
         return lora.fc2
     }
 
     /// The last block for the class token only: every token's K and V (the class query attends to them all), the class
     /// rows' Q, attention, projection and FFN. The class rows of the stream are packed into `acts.pooled` [batch, width]
-    /// and finished there; from `mid` on, this block's activations (and its dropout masks, drawn full-size like the
-    /// all-token path draws them, then packed) hold class rows only. Attention probabilities are [batch, heads, tokens].
+    /// and finished there; from `mid` on, this block's activations hold class rows only, and its dropout masks are the
+    /// class rows of masks over every token (what the all-token path draws). Attention probabilities are [batch, heads,
+    /// tokens]. In training the qkv rows stay in `a.qkv` for the backward pass.
     private func classBlock(_ l: Int, batch: Int, acts: ViTActivations, a: BlockActivations, dropout: inout Dropout?) throws {
         let c = config, w = c.width, t = c.numTokens, rows = batch * t, inner = c.heads * c.headDim, ld = 3 * inner
         let prm = parameters.blocks[l], x = acts.stream.pointer, eps = Float(c.layerNormEps), m = c.mlpWidth
@@ -217,7 +215,7 @@ public final class ViT: @unchecked Sendable {
 
         Kernels.layerNorm(x, rows: rows, cols: w, gamma: prm.norm1.weight.pointer, beta: prm.norm1.bias.pointer, eps: eps,
                           out: a.ln1Out.pointer, mean: a.ln1Mean.pointer, rstd: a.ln1Rstd.pointer)
-        let wq = prm.qkv.weight, qkv = a.qkv.pointer
+        let wq = prm.qkv.weight, qkv = (acts.training ? a.qkv : acts.qkv).pointer
         try frozenProduct(wq, firstRow: inner, outF: 2 * inner, inF: w, input: a.ln1Out.pointer, lda: w, rows: rows,
                           out: qkv + inner, ldc: ld)
         try frozenProduct(wq, outF: inner, inF: w, input: a.ln1Out.pointer, lda: t * w, rows: batch, out: qkv, ldc: t * ld)
@@ -225,27 +223,19 @@ public final class ViT: @unchecked Sendable {
             Kernels.addBias(qkv + inner, rows: rows, cols: 2 * inner, ld: ld, bias: bias.pointer + inner)
             Kernels.addBias(qkv, rows: batch, cols: inner, ld: t * ld, bias: bias.pointer)
         }
-        classAttention(batch: batch, a: a, scratch: acts.probsScratch)
+        classAttention(qkv, batch: batch, a: a, scratch: acts.probsScratch)
         try apply(prm.proj, a.attnOut.pointer, rows: batch, out: acts.scratch.pointer)
         let xc = acts.pooled.pointer
         for b in 0..<batch { (xc + b * w).update(from: x + b * t * w, count: w) }
-        let attnMask = dropout != nil ? classRowsMask(&dropout!, a.attnMask, batch: batch, cols: w) : nil
-        Kernels.residualAdd(xc, acts.scratch.pointer, rows: batch, cols: w, bias: prm.proj.bias?.pointer, mask: attnMask)
+        a.attnDropout = dropout?.nextRows(rowStride: t * w)
+        Kernels.residualAdd(xc, acts.scratch.pointer, rows: batch, cols: w, bias: prm.proj.bias?.pointer, mask: a.attnDropout)
         if acts.training { a.mid.pointer.update(from: xc, count: batch * w) }
 
         Kernels.layerNorm(xc, rows: batch, cols: w, gamma: prm.norm2.weight.pointer, beta: prm.norm2.bias.pointer, eps: eps,
                           out: a.ln2Out.pointer, mean: a.ln2Mean.pointer, rstd: a.ln2Rstd.pointer)
         let fc2Lora = try ffn(l, a: a, rows: batch, dropout: &dropout, maskRowStride: t * m)
-        let fc2Mask = dropout != nil ? classRowsMask(&dropout!, a.fc2Mask, batch: batch, cols: w) : nil
-        Kernels.residualAdd(xc, acts.scratch.pointer, rows: batch, cols: w, bias: prm.fc2.bias?.pointer, mask: fc2Mask, lora: fc2Lora)
-    }
-
-    /// Draws a mask over every token row (the same draw as the all-token path) and packs its class rows to the front.
-    private func classRowsMask(_ dropout: inout Dropout, _ mask: FloatBuffer, batch: Int, cols: Int) -> UnsafeMutablePointer<Float> {
-        let t = config.numTokens, p = mask.pointer
-        dropout.fill(p, count: batch * t * cols)
-        for b in stride(from: 1, to: batch, by: 1) { (p + b * cols).update(from: p + b * t * cols, count: cols) }
-        return p
+        a.fc2Dropout = dropout?.nextRows(rowStride: t * w)
+        Kernels.residualAdd(xc, acts.scratch.pointer, rows: batch, cols: w, bias: prm.fc2.bias?.pointer, mask: a.fc2Dropout, lora: fc2Lora)
     }
 
     /// out = input·Wᵀ for a frozen linear layer; no bias: callers fuse it into the next elementwise pass.
@@ -254,12 +244,12 @@ public final class ViT: @unchecked Sendable {
                           rows: rows, out: out, ldc: layer.outFeatures)
     }
 
-    /// The class query of one image and head against every token: s = scale·q·Kᵀ, softmax, o = s·V, written packed
+    /// The class query of one image and head against every token of the qkv rows: s = scale·q·Kᵀ, softmax, o = s·V, written packed
     /// [batch, inner] into attnOut. Vector work, so plain SIMD loops rather than BLAS calls.
-    private func classAttention(batch: Int, a: BlockActivations, scratch: FloatBuffer) {
+    private func classAttention(_ qkvRows: UnsafeMutablePointer<Float>, batch: Int, a: BlockActivations, scratch: FloatBuffer) {
         let c = config, t = c.numTokens, hd = c.headDim, heads = c.heads, inner = heads * hd, ld = 3 * inner
         let scale = Float(c.attentionScale), jobs = batch * heads
-        let qkv = SendablePointer(a.qkv.pointer), out = SendablePointer(a.attnOut.pointer)
+        let qkv = SendablePointer(qkvRows), out = SendablePointer(a.attnOut.pointer)
         let probs = SendablePointer(a.probabilityStorage(scratch: scratch))
         let keepAll = a.probs.count > 0
         Parallel.jobs(jobs) { job, worker in
