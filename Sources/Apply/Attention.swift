@@ -48,8 +48,9 @@ extension ViT {
     /// From dO (`dAttnOut`) and the forward's kept operands: dP = dO·Vᵀ, dV = Pᵀ·dO, dS = scale·softmax′(dP),
     /// dQ = dS·K, dK = dSᵀ·Q, written into their columns of dQKV. Runs in the precision the forward ran in. dQ, dK
     /// and dV land in dense [rows, inner] parts first (oneDNN's brgemm needs a destination without gaps) and are then
-    /// copied into the qkv rows.
-    func attentionBackward(batch: Int, a: BlockActivations, scratch s: BackwardScratch) throws {
+    /// copied into the qkv rows: in precision bf16 only rounded, into `roundedInputSlot` for the qkv input-gradient
+    /// product (then the result is true and dQKV is not written; that precision trains no weights, which would read it).
+    func attentionBackward(batch: Int, a: BlockActivations, scratch s: BackwardScratch) throws -> Bool {
         let c = config, t = c.numTokens, heads = c.heads, inner = heads * c.headDim, l = AttentionLayouts(c)
         let scale = Float(c.attentionScale), dp = s.dProbs.pointer, n = batch * heads * t * t
         let half = a.attentionInBF16, part = batch * t * inner
@@ -69,11 +70,16 @@ extension ViT {
         try attentionProducts.run(images: batch, heads: heads, a: l.probs, dS, b: l.heads, q + part, c: l.out, parts)
         try attentionProducts.run(images: batch, heads: heads, a: l.probs.transposed, dS, b: l.heads, q, c: l.out, parts + part)
         let from = SendablePointer(parts), to = SendablePointer(s.dQKV.pointer)
+        let rounded = roundedInputSlot(rows: batch * t, cols: 3 * inner).map(SendableBF16.init)
         Parallel.rows(batch * t, elementsPerRow: 3 * inner) { range in
             for row in range {
-                for k in 0..<3 { (to.p + row * 3 * inner + k * inner).update(from: from.p + k * part + row * inner, count: inner) }
+                for k in 0..<3 {
+                    let src = from.p + k * part + row * inner, o = row * 3 * inner + k * inner
+                    if let rounded { BF16Matmul.round(src, count: inner, into: rounded.p + o) } else { (to.p + o).update(from: src, count: inner) }
+                }
             }
         }
+        return rounded != nil
     }
 
     /// `count` floats as a product operand: themselves, or with `bf16` rounded into `copy`.

@@ -61,13 +61,27 @@ public final class BF16Matmul {
     public func product(weight: FloatBuffer, firstRow: Int = 0, outFeatures outF: Int, inFeatures inF: Int,
                         input: UnsafePointer<Float>, lda: Int, rows: Int,
                         out: UnsafeMutablePointer<Float>, ldc: Int, direction: Direction = .forward) throws {
+        try product(weight: weight, firstRow: firstRow, outFeatures: outF, inFeatures: inF, input: input, lda: lda, rows: rows,
+                    out: out, ldc: ldc, direction: direction, rounded: false)
+    }
+
+    /// Where a kernel that produces a product's input writes it rounded to bf16 [rows, cols] (dense) as it goes, for
+    /// the next `product(…, rounded: true)`: that call then skips its own rounding pass over the input.
+    func inputSlot(rows: Int, cols: Int) -> UnsafeMutablePointer<UInt16> {
+        inputScratch.reserve(rows * cols * 2).assumingMemoryBound(to: UInt16.self)
+    }
+
+    /// `product`, where `rounded` says the input's bf16 copy is in `inputSlot` already (`input` is then not read).
+    func product(weight: FloatBuffer, firstRow: Int = 0, outFeatures outF: Int, inFeatures inF: Int,
+                 input: UnsafePointer<Float>, lda: Int, rows: Int,
+                 out: UnsafeMutablePointer<Float>, ldc: Int, direction: Direction = .forward, rounded: Bool) throws {
         guard rows > 0 else { return }
         let (k, n) = direction == .forward ? (inF, outF) : (outF, inF)
         try BF16Matmul.checkSizes(weightCount: weight.count, firstRow: firstRow, outF: outF, inF: inF, k: k, n: n, lda: lda,
                                   rows: rows, ldc: ldc)
         let p = try primitive(Shape(rows: rows, k: k, n: n))
         let w = try packedWeight(weight, firstRow: firstRow, outF: outF, inF: inF, direction: direction, layout: p.weights)
-        let src = convert(input, rows: rows, cols: k, ld: lda)
+        let src = rounded ? UnsafeMutableRawPointer(inputSlot(rows: rows, cols: k)) : convert(input, rows: rows, cols: k, ld: lda)
         let dnnl = try OneDNN.shared()
         let srcMemory = try dnnl.memory(try OneDNN.matrix(rows: rows, cols: k, type: dnnl_bf16, tag: dnnl_ab), handle: src)
         defer { dnnl_memory_destroy(srcMemory) }

@@ -13,17 +13,23 @@ public enum MatmulPrecision: String, CaseIterable, Codable, Sendable {
 }
 
 extension ViT {
+    /// Where a kernel producing the next frozen product's input [rows, cols] also writes it rounded to bf16, or nil in
+    /// precision float32. Pass `inputRounded: true` to that product when the kernel did.
+    func roundedInputSlot(rows: Int, cols: Int) -> UnsafeMutablePointer<UInt16>? {
+        precision == .bf16 ? bf16.inputSlot(rows: rows, cols: cols) : nil
+    }
+
     /// out (row stride ldc) = input (row stride lda) · W[firstRow ..< firstRow + outF]ᵀ for a frozen weight, in the
-    /// model's precision.
+    /// model's precision. `inputRounded`: in bf16, the input's rounded copy is in `roundedInputSlot` already.
     func frozenProduct(_ weight: FloatBuffer, firstRow: Int = 0, outF: Int, inF: Int, input: UnsafePointer<Float>, lda: Int,
-                       rows: Int, out: UnsafeMutablePointer<Float>, ldc: Int) throws {
+                       rows: Int, out: UnsafeMutablePointer<Float>, ldc: Int, inputRounded: Bool = false) throws {
         switch precision {
         case .float32:
             BLAS.gemm(transB: true, m: rows, n: outF, k: inF, a: input, lda: lda, b: weight.pointer + firstRow * inF, ldb: inF,
                       c: out, ldc: ldc)
         case .bf16:
             try bf16.product(weight: weight, firstRow: firstRow, outFeatures: outF, inFeatures: inF, input: input, lda: lda,
-                             rows: rows, out: out, ldc: ldc)
+                             rows: rows, out: out, ldc: ldc, rounded: inputRounded)
         }
     }
 
@@ -37,15 +43,15 @@ extension ViT {
     }
 
     /// out [rows, inF] = dOut (row stride ldd) [rows, outF] · W[firstRow ..< firstRow + outF]: the input gradient
-    /// through a frozen weight, in the model's precision.
+    /// through a frozen weight, in the model's precision (`inputRounded` as for `frozenProduct`).
     func frozenInputGradient(_ weight: FloatBuffer, firstRow: Int = 0, outF: Int, inF: Int, dOut: UnsafePointer<Float>, ldd: Int,
-                             rows: Int, out: UnsafeMutablePointer<Float>) throws {
+                             rows: Int, out: UnsafeMutablePointer<Float>, inputRounded: Bool = false) throws {
         switch precision {
         case .float32:
             BLAS.gemm(m: rows, n: inF, k: outF, a: dOut, lda: ldd, b: weight.pointer + firstRow * inF, ldb: inF, c: out, ldc: inF)
         case .bf16:
             try bf16.product(weight: weight, firstRow: firstRow, outFeatures: outF, inFeatures: inF, input: dOut, lda: ldd,
-                             rows: rows, out: out, ldc: inF, direction: .inputGradient)
+                             rows: rows, out: out, ldc: inF, direction: .inputGradient, rounded: inputRounded)
         }
     }
 }

@@ -85,12 +85,13 @@ extension ViT {
         if try !ffnBackward(l, rows: rows, dX: dX, scratch: s, gradients: gradients, stopAfterFFN: stopAfterFFN) { return }
 
         // Attention branch: mid = input + Drop(proj(attn) + bp).
-        Kernels.masked(dX, a.attnDropout, rows: rows, cols: w, out: s.dBranch.pointer)
+        let dBranchRounded = roundedInputSlot(rows: rows, cols: w)
+        Kernels.masked(dX, a.attnDropout, rows: rows, cols: w, out: s.dBranch.pointer, rounded: dBranchRounded)
         try linearBackward(prm.proj, input: a.attnOut.pointer, dOut: s.dBranch.pointer, rows: rows, dInput: s.dAttnOut.pointer,
-                           grad: pg?.proj)
-        try attentionBackward(batch: batch, a: a, scratch: s)
+                           grad: pg?.proj, inputRounded: dBranchRounded != nil)
+        let dQKVRounded = try attentionBackward(batch: batch, a: a, scratch: s)
         try linearBackward(prm.qkv, input: a.ln1Out.pointer, dOut: s.dQKV.pointer, rows: rows, dInput: s.dNormOut.pointer,
-                           grad: pg?.qkv)
+                           grad: pg?.qkv, inputRounded: dQKVRounded)
         Kernels.layerNormBackward(s.dNormOut.pointer, x: a.input.pointer, mean: a.ln1Mean.pointer, rstd: a.ln1Rstd.pointer,
                                   gamma: prm.norm1.weight.pointer, rows: rows, cols: w, dx: dX, accumulate: true,
                                   dGamma: pg?.norm1.weight.pointer, dBeta: pg?.norm1.bias.pointer)
@@ -104,13 +105,17 @@ extension ViT {
         let w = config.width, m = config.mlpWidth
         let a = activations.blocks[l], prm = parameters.blocks[l], pg = gradients.parameters?.blocks[l]
         let lora = loraGradViews(l, a: a, rows: rows, gradients: gradients, dDown: s.dDown)
-        Kernels.masked(dX, a.fc2Dropout, rows: rows, cols: w, out: s.dBranch.pointer)
-        try linearBackward(prm.fc2, input: a.hidden.pointer, dOut: s.dBranch.pointer, rows: rows, dInput: s.dHidden.pointer, grad: pg?.fc2)
+        let dBranchRounded = roundedInputSlot(rows: rows, cols: w)
+        Kernels.masked(dX, a.fc2Dropout, rows: rows, cols: w, out: s.dBranch.pointer, rounded: dBranchRounded)
+        try linearBackward(prm.fc2, input: a.hidden.pointer, dOut: s.dBranch.pointer, rows: rows, dInput: s.dHidden.pointer, grad: pg?.fc2,
+                           inputRounded: dBranchRounded != nil)
         LoRAKernels.outputGradient(s.dBranch.pointer, rows: rows, cols: w, lora.fc2, partials: s.partials)
-        LoRAKernels.ffnMiddleBackward(s.dHidden.pointer, derivative: a.fc1Out.pointer, hidden: a.hidden.pointer, rows: rows, cols: m,
-                                      fc2: lora.fc2, fc1: lora.fc1, partials: s.partials)
         let dNorm = stopAfterFFN ? nil : s.dNormOut.pointer
-        try linearBackward(prm.fc1, input: a.ln2Out.pointer, dOut: s.dHidden.pointer, rows: rows, dInput: dNorm, grad: pg?.fc1)
+        let dHiddenRounded = dNorm == nil ? nil : roundedInputSlot(rows: rows, cols: m)
+        LoRAKernels.ffnMiddleBackward(s.dHidden.pointer, derivative: a.fc1Out.pointer, hidden: a.hidden.pointer, rows: rows, cols: m,
+                                      fc2: lora.fc2, fc1: lora.fc1, partials: s.partials, rounded: dHiddenRounded)
+        try linearBackward(prm.fc1, input: a.ln2Out.pointer, dOut: s.dHidden.pointer, rows: rows, dInput: dNorm, grad: pg?.fc1,
+                           inputRounded: dHiddenRounded != nil)
         LoRAKernels.inputGradient(a.ln2Out.pointer, ldx: w, rows: rows, cols: w, lora.fc1, dx: dNorm, partials: s.partials)
         guard let dNorm else { return false }
         Kernels.layerNormBackward(dNorm, x: a.mid.pointer, mean: a.ln2Mean.pointer, rstd: a.ln2Rstd.pointer,
@@ -129,9 +134,10 @@ extension ViT {
 
         if try !ffnBackward(l, rows: batch, dX: dX, scratch: s, gradients: gradients, stopAfterFFN: stopAfterFFN) { return }
 
-        Kernels.masked(dX, a.attnDropout, rows: batch, cols: w, out: s.dBranch.pointer)
+        let dBranchRounded = roundedInputSlot(rows: batch, cols: w)
+        Kernels.masked(dX, a.attnDropout, rows: batch, cols: w, out: s.dBranch.pointer, rounded: dBranchRounded)
         try linearBackward(prm.proj, input: a.attnOut.pointer, dOut: s.dBranch.pointer, rows: batch, dInput: s.dAttnOut.pointer,
-                           grad: pg?.proj)
+                           grad: pg?.proj, inputRounded: dBranchRounded != nil)
         classAttentionBackward(batch: batch, a: a, scratch: s)
 
         // qkv: K | V columns over every row, Q columns over the class rows (row b·t), both into ∂(LN1 output).
@@ -182,16 +188,18 @@ extension ViT {
     }
 
     /// For out = input·Wᵀ + b (LoRA's part is the LoRA kernels'): adds ∂W, ∂b (when `grad`), and writes ∂input
-    /// (when asked).
+    /// (when asked). `inputRounded`: dOut's bf16 copy is in `roundedInputSlot` already (dOut is then read only for ∂W).
     private func linearBackward(_ layer: Linear, input: UnsafePointer<Float>, dOut: UnsafePointer<Float>, rows: Int,
-                                dInput: UnsafeMutablePointer<Float>?, grad: Linear?) throws {
+                                dInput: UnsafeMutablePointer<Float>?, grad: Linear?, inputRounded: Bool = false) throws {
         let inF = layer.inFeatures, outF = layer.outFeatures
         if let grad {
             BLAS.gemm(transA: true, m: outF, n: inF, k: rows, a: dOut, lda: outF, b: input, ldb: inF, beta: 1,
                       c: grad.weight.pointer, ldc: inF)
             if let gb = grad.bias { Kernels.addColumnSums(dOut, rows: rows, cols: outF, into: gb.pointer) }
         }
-        if let dInput { try frozenInputGradient(layer.weight, outF: outF, inF: inF, dOut: dOut, ldd: outF, rows: rows, out: dInput) }
+        if let dInput {
+            try frozenInputGradient(layer.weight, outF: outF, inF: inF, dOut: dOut, ldd: outF, rows: rows, out: dInput, inputRounded: inputRounded)
+        }
     }
 
     /// Embedding dropout, class token, position embeddings and the patch projection.

@@ -66,14 +66,21 @@ extension Kernels {
         }
     }
 
-    /// out = a ⊙ mask over [rows, cols] (dropout backward), or a copy without a mask.
-    static func masked(_ a: UnsafePointer<Float>, _ mask: RowDropout?, rows: Int, cols: Int, out: UnsafeMutablePointer<Float>) {
-        guard let mask else { out.update(from: a, count: rows * cols); return }
-        let src = SendablePointer(UnsafeMutablePointer(mutating: a)), dst = SendablePointer(out)
+    /// out = a ⊙ mask over [rows, cols] (dropout backward), or a copy without a mask; `rounded` receives out rounded
+    /// to bf16 [rows, cols].
+    static func masked(_ a: UnsafePointer<Float>, _ mask: RowDropout?, rows: Int, cols: Int, out: UnsafeMutablePointer<Float>,
+                       rounded: UnsafeMutablePointer<UInt16>? = nil) {
+        let src = SendablePointer(UnsafeMutablePointer(mutating: a)), dst = SendablePointer(out), hs = rounded.map(SendableBF16.init)
         Parallel.rows(rows, elementsPerRow: cols) { range in
             for r in range {
-                let ar = src.p + r * cols, o = dst.p + r * cols, base = mask.start(of: r)
-                for j in 0..<cols { o[j] = ar[j] * mask.mask.value(at: base &+ j) }
+                let ar = src.p + r * cols, o = dst.p + r * cols
+                if let mask {
+                    let base = mask.start(of: r)
+                    for j in 0..<cols { o[j] = ar[j] * mask.mask.value(at: base &+ j) }
+                } else {
+                    o.update(from: ar, count: cols)
+                }
+                if let hs { BF16Matmul.round(o, count: cols, into: hs.p + r * cols) }
             }
         }
     }

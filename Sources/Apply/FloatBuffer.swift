@@ -87,6 +87,12 @@ final class ScratchBytes {
 }
 
 /// A raw pointer handed to `Parallel.rows` closures.
+/// bf16 values (as UInt16 bit patterns) that cross into concurrent closures.
+struct SendableBF16: @unchecked Sendable {
+    let p: UnsafeMutablePointer<UInt16>
+    init(_ p: UnsafeMutablePointer<UInt16>) { self.p = p }
+}
+
 struct SendableRaw: @unchecked Sendable {
     let p: UnsafeRawPointer
     init(_ p: UnsafeRawPointer) { self.p = p }

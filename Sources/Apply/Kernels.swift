@@ -68,12 +68,14 @@ public enum Kernels {
     }
 
     /// out = (x − mean)·rstd·gamma + beta per row (biased variance, as PyTorch). `mean`/`rstd` receive the
-    /// per-row statistics the backward pass needs when given. `out` may alias `x`.
+    /// per-row statistics the backward pass needs when given; `rounded` receives out rounded to bf16 (bit patterns,
+    /// [rows, cols]). `out` may alias `x`.
     public static func layerNorm(_ x: UnsafePointer<Float>, rows: Int, cols: Int, gamma: UnsafePointer<Float>,
                                  beta: UnsafePointer<Float>, eps: Float, out: UnsafeMutablePointer<Float>,
-                                 mean: UnsafeMutablePointer<Float>? = nil, rstd: UnsafeMutablePointer<Float>? = nil) {
+                                 mean: UnsafeMutablePointer<Float>? = nil, rstd: UnsafeMutablePointer<Float>? = nil,
+                                 rounded: UnsafeMutablePointer<UInt16>? = nil) {
         let xs = SendablePointer(UnsafeMutablePointer(mutating: x)), os = SendablePointer(out)
-        let ms = mean.map(SendablePointer.init), rs = rstd.map(SendablePointer.init)
+        let ms = mean.map(SendablePointer.init), rs = rstd.map(SendablePointer.init), hs = rounded.map(SendableBF16.init)
         let g = SendablePointer(UnsafeMutablePointer(mutating: gamma)), b = SendablePointer(UnsafeMutablePointer(mutating: beta))
         Parallel.rows(rows, elementsPerRow: cols) { range in
             for r in range {
@@ -84,6 +86,7 @@ public enum Kernels {
                 ms?.p[r] = mu
                 rs?.p[r] = inv
                 for j in 0..<cols { orow[j] = (xr[j] - mu) * inv * g.p[j] + b.p[j] }
+                if let hs { BF16Matmul.round(orow, count: cols, into: hs.p + r * cols) }
             }
         }
     }

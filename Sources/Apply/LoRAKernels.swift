@@ -64,11 +64,12 @@ enum LoRAKernels {
     /// v = h + bias + fc1's LoRA, hidden = GELU(v)·mask and, with `keepDerivative`, GELU′(v)·mask written over h (all
     /// the backward pass needs of v and the mask); then fc2's LoRA down-projection of the hidden tile while it is in
     /// cache. The mask of row r, column j is element r·rowStride + j of its draw. Without `keepDerivative`, `hidden` may be
-    /// `h`.
+    /// `h`. `rounded` receives hidden rounded to bf16 [rows, cols] (fc2's product input in precision bf16).
     static func ffnMiddle(_ h: UnsafeMutablePointer<Float>, rows: Int, cols: Int, bias: UnsafePointer<Float>?, fc1: [LoRAView],
-                          mask: RowDropout?, hidden: UnsafeMutablePointer<Float>, keepDerivative: Bool, fc2: [LoRAView]) {
+                          mask: RowDropout?, hidden: UnsafeMutablePointer<Float>, keepDerivative: Bool, fc2: [LoRAView],
+                          rounded: UnsafeMutablePointer<UInt16>?) {
         precondition(!keepDerivative || hidden != h, "the GELU derivative needs its own buffer")
-        let hs = SendablePointer(h), os = SendablePointer(hidden)
+        let hs = SendablePointer(h), os = SendablePointer(hidden), hb = rounded.map(SendableBF16.init)
         let bs = bias.map { SendablePointer(UnsafeMutablePointer(mutating: $0)) }
         Parallel.rows(rows, elementsPerRow: cols * (4 + fc1.count + fc2.count)) { range in
             forEachBlock(of: range) { block in
@@ -96,6 +97,7 @@ enum LoRAKernels {
                             if out == v { for j in 0..<n { v[j] = FastMath.gelu(v[j]) } } else { for j in 0..<n { out[j] = FastMath.gelu(v[j]) } }
                         }
                         rowDown(out, row: r, columns: c0, count: n, cols: cols, fc2)
+                        if let hb { BF16Matmul.round(out, count: n, into: hb.p + r * cols + c0) }
                     }
                 }
             }
@@ -141,13 +143,15 @@ enum LoRAKernels {
 
     /// The FFN middle's backward over ∂hidden [rows, cols] (fc2's input gradient through W₂ alone), by blocks of rows
     /// and tiles of columns: fc2's LoRA adds ∂(x₂·A₂ᵀ)·A₂ and takes ∂A₂ += ∂(x₂·A₂ᵀ)ᵀ·hidden; the row times GELU′(v)·mask
-    /// is ∂v, written over ∂hidden; from it fc1's LoRA takes ∂(x₁·A₁ᵀ) = scale·∂v·B₁ and ∂B₁ += scale·∂vᵀ·(x₁·A₁ᵀ).
+    /// is ∂v, written over ∂hidden (and, given `rounded`, rounded to bf16 there [rows, cols]: fc1's input-gradient
+    /// product input); from it fc1's LoRA takes ∂(x₁·A₁ᵀ) = scale·∂v·B₁ and ∂B₁ += scale·∂vᵀ·(x₁·A₁ᵀ).
     static func ffnMiddleBackward(_ dHidden: UnsafeMutablePointer<Float>, derivative: UnsafePointer<Float>, hidden: UnsafePointer<Float>,
-                                  rows: Int, cols: Int, fc2: [LoRAGradView], fc1: [LoRAGradView], partials: FloatBuffer) {
+                                  rows: Int, cols: Int, fc2: [LoRAGradView], fc1: [LoRAGradView], partials: FloatBuffer,
+                                  rounded: UnsafeMutablePointer<UInt16>?) {
         let work = cols * (2 + 2 * (fc1.count + fc2.count))
         let sums = PartialSums(fc2 + fc1, cols: cols, rows: rows, elementsPerRow: work, buffer: partials)
         let gs = SendablePointer(dHidden), ds = SendablePointer(UnsafeMutablePointer(mutating: derivative))
-        let hs = SendablePointer(UnsafeMutablePointer(mutating: hidden))
+        let hs = SendablePointer(UnsafeMutablePointer(mutating: hidden)), gb = rounded.map(SendableBF16.init)
         let fc2Size = fc2.reduce(0) { $0 + $1.view.rank * cols }
         Parallel.chunkedRows(rows, elementsPerRow: work) { chunk, range in
             let acc = sums.chunk(chunk)
@@ -157,6 +161,7 @@ enum LoRAKernels {
                         let g = gs.p + r * cols + c0, d = ds.p + r * cols + c0
                         rowInputGradient(g, row: r, columns: c0, count: n, cols: cols, fc2)
                         for j in 0..<n { g[j] *= d[j] }
+                        if let gb { BF16Matmul.round(g, count: n, into: gb.p + r * cols + c0) }
                         rowOutputGradient(g, row: r, columns: c0, count: n, cols: cols, fc1)
                     }
                     addInputSums(hs.p + c0, ldx: cols, rows: block, columns: c0, count: n, cols: cols, fc2, acc)

@@ -168,10 +168,11 @@ public final class ViT: @unchecked Sendable {
         if training { a.input.pointer.update(from: x, count: rows * w) }
 
         // Attention branch: x += Dropout(Proj(Attn(LN1(x)))).
+        let ln1Rounded = roundedInputSlot(rows: rows, cols: w)
         Kernels.layerNorm(x, rows: rows, cols: w, gamma: prm.norm1.weight.pointer, beta: prm.norm1.bias.pointer, eps: eps,
-                          out: a.ln1Out.pointer, mean: a.ln1Mean.pointer, rstd: a.ln1Rstd.pointer)
+                          out: a.ln1Out.pointer, mean: a.ln1Mean.pointer, rstd: a.ln1Rstd.pointer, rounded: ln1Rounded)
         let qkv = acts.qkv.pointer
-        try apply(prm.qkv, a.ln1Out.pointer, rows: rows, out: qkv)
+        try apply(prm.qkv, a.ln1Out.pointer, rows: rows, out: qkv, inputRounded: ln1Rounded != nil)
         if let bias = prm.qkv.bias { Kernels.addBias(qkv, rows: rows, cols: 3 * inner, bias: bias.pointer) }
         try attention(qkv, batch: batch, a: a, scratch: acts.probsScratch)
         try apply(prm.proj, a.attnOut.pointer, rows: rows, out: acts.scratch.pointer)
@@ -180,26 +181,31 @@ public final class ViT: @unchecked Sendable {
         if training { a.mid.pointer.update(from: x, count: rows * w) }
 
         // FFN branch: x += Dropout(fc2(Dropout(GELU(fc1(LN2(x)))))), LoRA live on fc1 and fc2.
-        Kernels.layerNorm(x, rows: rows, cols: w, gamma: prm.norm2.weight.pointer, beta: prm.norm2.bias.pointer, eps: eps,
-                          out: a.ln2Out.pointer, mean: a.ln2Mean.pointer, rstd: a.ln2Rstd.pointer)
-        let fc2Lora = try ffn(l, a: a, rows: rows, dropout: &dropout, maskRowStride: m)
+        let fc2Lora = try ffn(l, x, a: a, rows: rows, dropout: &dropout, maskRowStride: m)
         a.fc2Dropout = dropout?.nextRows(rowStride: w)
         Kernels.residualAdd(x, acts.scratch.pointer, rows: rows, cols: w, bias: prm.fc2.bias?.pointer, mask: a.fc2Dropout, lora: fc2Lora)
     }
 
-    /// fc1 with its LoRA, bias, GELU and dropout, then fc2's product into `activations.scratch`; returns fc2's LoRA,
-    /// whose up-projection the residual add applies with fc2's bias and dropout. Reads LN2's output in `a.ln2Out`
-    /// [rows, width]; the hidden mask element of row r is drawn at r·maskRowStride + column.
-    private func ffn(_ l: Int, a: BlockActivations, rows: Int, dropout: inout Dropout?, maskRowStride: Int) throws -> [LoRAView] {
+    /// LN2 of the stream rows x [rows, width] into `a.ln2Out`, fc1 with its LoRA, bias, GELU and dropout, then fc2's
+    /// product into `activations.scratch`; returns fc2's LoRA, whose up-projection the residual add applies with fc2's
+    /// bias and dropout. The hidden mask element of row r is drawn at r·maskRowStride + column.
+    private func ffn(_ l: Int, _ x: UnsafePointer<Float>, a: BlockActivations, rows: Int, dropout: inout Dropout?,
+                     maskRowStride: Int) throws -> [LoRAView] {
         let c = config, w = c.width, m = c.mlpWidth, prm = parameters.blocks[l], training = activations.training
+        let ln2Rounded = roundedInputSlot(rows: rows, cols: w)
+        Kernels.layerNorm(x, rows: rows, cols: w, gamma: prm.norm2.weight.pointer, beta: prm.norm2.bias.pointer, eps: Float(c.layerNormEps),
+                          out: a.ln2Out.pointer, mean: a.ln2Mean.pointer, rstd: a.ln2Rstd.pointer, rounded: ln2Rounded)
         let lora = loraViews(l, a: a)
-        try frozenProduct(prm.fc1.weight, outF: m, inF: w, input: a.ln2Out.pointer, lda: w, rows: rows, out: a.fc1Out.pointer, ldc: m)
+        try frozenProduct(prm.fc1.weight, outF: m, inF: w, input: a.ln2Out.pointer, lda: w, rows: rows, out: a.fc1Out.pointer, ldc: m,
+                          inputRounded: ln2Rounded != nil)
         LoRAKernels.down(a.ln2Out.pointer, ldx: w, rows: rows, cols: w, lora.fc1)
         let hidden = training ? a.hidden.pointer : a.fc1Out.pointer
         let mask = dropout?.nextRows(rowStride: maskRowStride)
+        let hiddenRounded = roundedInputSlot(rows: rows, cols: m)
         LoRAKernels.ffnMiddle(a.fc1Out.pointer, rows: rows, cols: m, bias: prm.fc1.bias?.pointer, fc1: lora.fc1, mask: mask,
-                              hidden: hidden, keepDerivative: training, fc2: lora.fc2)
-        try frozenProduct(prm.fc2.weight, outF: w, inF: m, input: hidden, lda: m, rows: rows, out: activations.scratch.pointer, ldc: w)
+                              hidden: hidden, keepDerivative: training, fc2: lora.fc2, rounded: hiddenRounded)
+        try frozenProduct(prm.fc2.weight, outF: w, inF: m, input: hidden, lda: m, rows: rows, out: activations.scratch.pointer, ldc: w,
+                          inputRounded: hiddenRounded != nil)
         return lora.fc2
     }
 
@@ -213,11 +219,12 @@ public final class ViT: @unchecked Sendable {
         let prm = parameters.blocks[l], x = acts.stream.pointer, eps = Float(c.layerNormEps), m = c.mlpWidth
         if acts.training { a.input.pointer.update(from: x, count: rows * w) }
 
+        let ln1Rounded = roundedInputSlot(rows: rows, cols: w)
         Kernels.layerNorm(x, rows: rows, cols: w, gamma: prm.norm1.weight.pointer, beta: prm.norm1.bias.pointer, eps: eps,
-                          out: a.ln1Out.pointer, mean: a.ln1Mean.pointer, rstd: a.ln1Rstd.pointer)
+                          out: a.ln1Out.pointer, mean: a.ln1Mean.pointer, rstd: a.ln1Rstd.pointer, rounded: ln1Rounded)
         let wq = prm.qkv.weight, qkv = (acts.training ? a.qkv : acts.qkv).pointer
         try frozenProduct(wq, firstRow: inner, outF: 2 * inner, inF: w, input: a.ln1Out.pointer, lda: w, rows: rows,
-                          out: qkv + inner, ldc: ld)
+                          out: qkv + inner, ldc: ld, inputRounded: ln1Rounded != nil)
         try frozenProduct(wq, outF: inner, inF: w, input: a.ln1Out.pointer, lda: t * w, rows: batch, out: qkv, ldc: t * ld)
         if let bias = prm.qkv.bias {
             Kernels.addBias(qkv + inner, rows: rows, cols: 2 * inner, ld: ld, bias: bias.pointer + inner)
@@ -231,17 +238,16 @@ public final class ViT: @unchecked Sendable {
         Kernels.residualAdd(xc, acts.scratch.pointer, rows: batch, cols: w, bias: prm.proj.bias?.pointer, mask: a.attnDropout)
         if acts.training { a.mid.pointer.update(from: xc, count: batch * w) }
 
-        Kernels.layerNorm(xc, rows: batch, cols: w, gamma: prm.norm2.weight.pointer, beta: prm.norm2.bias.pointer, eps: eps,
-                          out: a.ln2Out.pointer, mean: a.ln2Mean.pointer, rstd: a.ln2Rstd.pointer)
-        let fc2Lora = try ffn(l, a: a, rows: batch, dropout: &dropout, maskRowStride: t * m)
+        let fc2Lora = try ffn(l, xc, a: a, rows: batch, dropout: &dropout, maskRowStride: t * m)
         a.fc2Dropout = dropout?.nextRows(rowStride: t * w)
         Kernels.residualAdd(xc, acts.scratch.pointer, rows: batch, cols: w, bias: prm.fc2.bias?.pointer, mask: a.fc2Dropout, lora: fc2Lora)
     }
 
     /// out = input·Wᵀ for a frozen linear layer; no bias: callers fuse it into the next elementwise pass.
-    private func apply(_ layer: Linear, _ input: UnsafePointer<Float>, rows: Int, out: UnsafeMutablePointer<Float>) throws {
+    private func apply(_ layer: Linear, _ input: UnsafePointer<Float>, rows: Int, out: UnsafeMutablePointer<Float>,
+                       inputRounded: Bool = false) throws {
         try frozenProduct(layer.weight, outF: layer.outFeatures, inF: layer.inFeatures, input: input, lda: layer.inFeatures,
-                          rows: rows, out: out, ldc: layer.outFeatures)
+                          rows: rows, out: out, ldc: layer.outFeatures, inputRounded: inputRounded)
     }
 
     /// The class query of one image and head against every token of the qkv rows: s = scale·q·Kᵀ, softmax, o = s·V, written packed
