@@ -8,7 +8,7 @@ import XCTest
 /// moves, and the written backbone opens with its config and class names and runs.
 final class PretrainTests: XCTestCase {
     func testPretrainLearnsAndWritesABackbone() throws {
-        let dir = try TinyRun.temporaryDirectory("pretrain")
+        let dir = try temporaryDirectory("pretrain")
         var o = PretrainOptions()
         o.imageSize = 8
         o.patchSize = 4

@@ -10,14 +10,14 @@ final class ResumeTests: XCTestCase {
     func testStoppedAndResumedRunWritesTheSameAdapters() throws {
         let data = try TinyRun.data()
         let backbone = try TrainBackbone(config: TinyRun.config, tensors: try TinyRun.weights(), source: "tiny")
-        let straight = try TinyRun.temporaryDirectory("straight")
+        let straight = try temporaryDirectory("straight")
         let report = try Trainer(backbone: backbone, data: data, options: TinyRun.options, outputDirectory: straight).run()
         XCTAssertEqual(report.tasks.count, 2)
         XCTAssertFalse(FileManager.default.fileExists(atPath: straight + "/state.gslr"), "a finished run leaves no state")
         let stepsPerTask = report.tasks[0].steps
         XCTAssertGreaterThan(stepsPerTask, 2, "the test needs several steps per epoch")
 
-        let stopped = try TinyRun.temporaryDirectory("stopped")
+        let stopped = try temporaryDirectory("stopped")
         // Stop after 3 steps (mid-epoch of task 1), then at the last step of task 1, then 1 step into task 2.
         var stops = [3, stepsPerTask - 3, 1]
         var resumed = false, interrupts = 0
@@ -49,7 +49,7 @@ final class ResumeTests: XCTestCase {
     func testResumeRefusesAnotherBackboneOrOtherOptions() throws {
         let data = try TinyRun.data()
         let backbone = try TrainBackbone(config: TinyRun.config, tensors: try TinyRun.weights(), source: "tiny")
-        let dir = try TinyRun.temporaryDirectory("refuse")
+        let dir = try temporaryDirectory("refuse")
         XCTAssertThrowsError(try Trainer(backbone: backbone, data: data, options: TinyRun.options, outputDirectory: dir).run(resume: true)) {
             guard case TrainerError.badState = $0 else { return XCTFail("\($0)") }
         }

@@ -9,7 +9,7 @@ import XCTest
 final class TrainerTests: XCTestCase {
     /// Task 1 trains on the backbone file, task 2 on backbone ⊕ adapter 1 exactly as gslora-merge writes it.
     func testContinualTasksChainThroughMergedBases() throws {
-        let dir = try TinyRun.temporaryDirectory("chain")
+        let dir = try temporaryDirectory("chain")
         let backbonePath = try TinyRun.backboneFile(in: dir)
         let backbone = try TrainBackbone.open(backbonePath)
         let data = try TinyRun.data()
@@ -52,7 +52,7 @@ final class TrainerTests: XCTestCase {
 
     /// Per-task epochs with explicit per-task classes: task 2 runs 3 epochs of its own step count, the last value repeats.
     func testEpochsAndClassesPerTask() throws {
-        let dir = try TinyRun.temporaryDirectory("per-task")
+        let dir = try temporaryDirectory("per-task")
         var o = TinyRun.options
         o.forget = [[1], [4]]
         o.epochs = [1, 3]
@@ -69,7 +69,7 @@ final class TrainerTests: XCTestCase {
     /// .npy training data end to end, as `gslora-train forget --data x.npy --labels y.npy --test-data … --test-labels …`
     /// loads it: the same images as in-memory data give the same adapter bytes.
     func testNpyDataTrainsLikeInMemoryData() throws {
-        let dir = try TinyRun.temporaryDirectory("npy")
+        let dir = try temporaryDirectory("npy")
         let data = try TinyRun.data()
         func save(_ set: ImageSet, _ name: String) throws -> (String, String) {
             let images = dir + "/\(name).npy", labels = dir + "/\(name)-labels.npy"
@@ -93,7 +93,7 @@ final class TrainerTests: XCTestCase {
     }
 
     func testFewShotDrawsExactlyShotsPerClass() throws {
-        let dir = try TinyRun.temporaryDirectory("fewshot")
+        let dir = try temporaryDirectory("fewshot")
         var o = TinyRun.options
         o.tasks = 1
         o.classesPerTask = 2
@@ -120,7 +120,7 @@ final class TrainerTests: XCTestCase {
     }
 
     func testBadArgumentsAreRefusedByName() throws {
-        let dir = try TinyRun.temporaryDirectory("bad")
+        let dir = try temporaryDirectory("bad")
         let backbone = try TrainBackbone(config: TinyRun.config, tensors: try TinyRun.weights(), source: "tiny")
         let data = try TinyRun.data()
         func refused(_ change: (inout TrainOptions) -> Void, _ option: String) {
@@ -234,10 +234,14 @@ enum TinyRun {
         o.evalBatch = 16
         return o
     }
+}
 
-    static func temporaryDirectory(_ name: String) throws -> String {
+extension XCTestCase {
+    /// A fresh folder for one test's files, removed when the test ends.
+    func temporaryDirectory(_ name: String) throws -> String {
         let dir = NSTemporaryDirectory() + "gslora-trainer-\(name)-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        addTeardownBlock { try? FileManager.default.removeItem(atPath: dir) }
         return dir
     }
 }
