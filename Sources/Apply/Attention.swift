@@ -36,12 +36,14 @@ extension ViT {
             let n = min(group, batch - first), o = first * t * inner
             let p = keep ? a.probs.pointer + first * heads * t * t : scratch.pointer
             try attentionProducts.run(images: n, heads: heads, a: l.heads, q + o, b: l.heads.transposed, q + part + o, c: l.probs, p)
-            let ps = SendablePointer(p)
+            let ps = SendablePointer(p), p16 = half ? SendableBF16(roundedCopy(a.probs16, count: n * heads * t * t)) : nil
             Parallel.rows(n * heads * t, elementsPerRow: t) { range in
-                Kernels.softmaxRows(ps.p + range.lowerBound * t, rows: range.count, cols: t, scale: scale)
+                let o = range.lowerBound * t
+                Kernels.softmaxRows(ps.p + o, rows: range.count, cols: t, scale: scale)
+                if let p16 { BF16Matmul.round(ps.p + o, count: range.count * t, into: p16.p + o) }
             }
-            try attentionProducts.run(images: n, heads: heads, a: l.probs, operand(p, count: n * heads * t * t, bf16: half, copy: a.probs16),
-                                      b: l.heads, q + 2 * part + o, c: l.out, a.attnOut.pointer + o)
+            let probs: BatchedMatmul.Operand = p16.map { .init(bf16: $0.p) } ?? .init(p)
+            try attentionProducts.run(images: n, heads: heads, a: l.probs, probs, b: l.heads, q + 2 * part + o, c: l.out, a.attnOut.pointer + o)
         }
     }
 
@@ -61,12 +63,13 @@ extension ViT {
         let parts = s.dQKVParts.pointer
         try attentionProducts.run(images: batch, heads: heads, a: l.heads, dOut, b: l.heads.transposed, q + 2 * part, c: l.probs, dp)
         try attentionProducts.run(images: batch, heads: heads, a: l.probs.transposed, p, b: l.heads, dOut, c: l.out, parts + 2 * part)
-        let dps = SendablePointer(dp), ps = SendablePointer(a.probs.pointer)
+        let dps = SendablePointer(dp), ps = SendablePointer(a.probs.pointer), dS16 = half ? SendableBF16(roundedCopy(s.dProbs16, count: n)) : nil
         Parallel.rows(batch * heads * t, elementsPerRow: 2 * t) { range in
             let o = range.lowerBound * t
             Kernels.softmaxBackwardRows(dps.p + o, probs: ps.p + o, rows: range.count, cols: t, scale: scale)
+            if let dS16 { BF16Matmul.round(dps.p + o, count: range.count * t, into: dS16.p + o) }
         }
-        let dS = operand(dp, count: n, bf16: half, copy: s.dProbs16)
+        let dS: BatchedMatmul.Operand = dS16.map { .init(bf16: $0.p) } ?? .init(dp)
         try attentionProducts.run(images: batch, heads: heads, a: l.probs, dS, b: l.heads, q + part, c: l.out, parts)
         try attentionProducts.run(images: batch, heads: heads, a: l.probs.transposed, dS, b: l.heads, q, c: l.out, parts + part)
         let from = SendablePointer(parts), to = SendablePointer(s.dQKV.pointer)
@@ -82,12 +85,9 @@ extension ViT {
         return rounded != nil
     }
 
-    /// `count` floats as a product operand: themselves, or with `bf16` rounded into `copy`.
-    private func operand(_ p: UnsafePointer<Float>, count: Int, bf16: Bool, copy: ScratchBytes) -> BatchedMatmul.Operand {
-        guard bf16 else { return .init(p) }
-        let half = copy.reserve(count * 2)
-        BF16Matmul.round(p, count: count, into: half)
-        return .init(bf16: half.assumingMemoryBound(to: UInt16.self))
+    /// Room for `count` bf16 values in `copy`, which the softmax passes fill as they go (the products' operands).
+    private func roundedCopy(_ copy: ScratchBytes, count: Int) -> UnsafeMutablePointer<UInt16> {
+        copy.reserve(count * 2).assumingMemoryBound(to: UInt16.self)
     }
 
     private func headsOperand(_ buffer: ScratchBytes, bf16: Bool) -> BatchedMatmul.Operand {

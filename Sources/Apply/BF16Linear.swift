@@ -89,13 +89,7 @@ public final class BF16Matmul {
         let dstMemory = try dnnl.memory(try OneDNN.matrix(rows: rows, cols: n, type: dnnl_f32, tag: dnnl_ab), handle: dst)
         defer { dnnl_memory_destroy(dstMemory) }
         try p.run(src: srcMemory, weights: w.memory, dst: dstMemory, on: stream)
-        if ldc != n {
-            let from = SendableRaw(UnsafeRawPointer(dst)), to = SendableRaw(UnsafeRawPointer(out))
-            Parallel.rows(rows, elementsPerRow: n) { range in
-                let f = from.p.assumingMemoryBound(to: Float.self), t = UnsafeMutablePointer(mutating: to.p.assumingMemoryBound(to: Float.self))
-                for r in range { (t + r * ldc).update(from: f + r * n, count: n) }
-            }
-        }
+        if ldc != n { Kernels.copyRows(dst.assumingMemoryBound(to: Float.self), rows: rows, cols: n, into: out, ldc: ldc) }
     }
 
     /// Every size positive, strides at least the row length, the weight rows inside the buffer, and every extent
@@ -181,16 +175,6 @@ public final class BF16Matmul {
             }
         }
         return scratch
-    }
-
-    /// `count` floats rounded to bf16 into `dst`, split over the cores.
-    static func round(_ src: UnsafePointer<Float>, count: Int, into dst: UnsafeMutableRawPointer) {
-        let s = SendableRaw(UnsafeRawPointer(src)), d = SendableRaw(UnsafeRawPointer(dst)), chunk = 4096
-        Parallel.rows((count + chunk - 1) / chunk, elementsPerRow: chunk) { range in
-            let lo = range.lowerBound * chunk, hi = min(count, range.upperBound * chunk)
-            BF16Matmul.round(s.p.assumingMemoryBound(to: Float.self) + lo, count: hi - lo,
-                             into: UnsafeMutablePointer(mutating: d.p.assumingMemoryBound(to: UInt16.self)) + lo)
-        }
     }
 
     /// float32 → bfloat16, round to nearest even: add 0x7FFF plus the kept part's lowest bit, keep the top 16 bits.

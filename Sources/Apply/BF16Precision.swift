@@ -3,8 +3,8 @@
 /// gradients through the frozen layers, attention's four gradient products). LoRA's rank-r products and their
 /// gradients, the softmax, LayerNorm, GELU and the head always run in float32.
 public enum MatmulPrecision: String, CaseIterable, Codable, Sendable {
-    /// float32 products (OpenBLAS sgemm for the linear layers, oneDNN for attention): what parity with PyTorch is
-    /// tested on (1e-4).
+    /// float32 products (oneDNN's matmul for the linear layers and attention; OpenBLAS for the few with strided
+    /// inputs): what parity with PyTorch is tested on (1e-4).
     case float32
     /// oneDNN bf16 matmul (AMX / AVX512-BF16): about 2× the throughput where the CPU has them, about 1e-3 relative
     /// error per product (both operands rounded to an 8-bit significand, sums in float32), as PyTorch's bf16 autocast. Not for training
@@ -24,6 +24,9 @@ extension ViT {
     func frozenProduct(_ weight: FloatBuffer, firstRow: Int = 0, outF: Int, inF: Int, input: UnsafePointer<Float>, lda: Int,
                        rows: Int, out: UnsafeMutablePointer<Float>, ldc: Int, inputRounded: Bool = false) throws {
         switch precision {
+        case .float32 where lda == inF:
+            try f32.product(weight: weight, firstRow: firstRow, outFeatures: outF, inFeatures: inF, input: input, rows: rows,
+                            out: out, ldc: ldc)
         case .float32:
             BLAS.gemm(transB: true, m: rows, n: outF, k: inF, a: input, lda: lda, b: weight.pointer + firstRow * inF, ldb: inF,
                       c: out, ldc: ldc)
@@ -47,6 +50,9 @@ extension ViT {
     func frozenInputGradient(_ weight: FloatBuffer, firstRow: Int = 0, outF: Int, inF: Int, dOut: UnsafePointer<Float>, ldd: Int,
                              rows: Int, out: UnsafeMutablePointer<Float>, inputRounded: Bool = false) throws {
         switch precision {
+        case .float32 where ldd == outF:
+            try f32.product(weight: weight, firstRow: firstRow, outFeatures: outF, inFeatures: inF, input: dOut, rows: rows, out: out,
+                            ldc: inF, direction: .inputGradient)
         case .float32:
             BLAS.gemm(m: rows, n: inF, k: outF, a: dOut, lda: ldd, b: weight.pointer + firstRow * inF, ldb: inF, c: out, ldc: inF)
         case .bf16:

@@ -91,6 +91,14 @@ public enum Kernels {
         }
     }
 
+    /// Dense rows [rows, cols] into rows `ldc` floats apart, split over the cores.
+    static func copyRows(_ src: UnsafePointer<Float>, rows: Int, cols: Int, into dst: UnsafeMutablePointer<Float>, ldc: Int) {
+        let from = SendablePointer(UnsafeMutablePointer(mutating: src)), to = SendablePointer(dst)
+        Parallel.rows(rows, elementsPerRow: cols) { range in
+            for r in range { (to.p + r * ldc).update(from: from.p + r * cols, count: cols) }
+        }
+    }
+
     /// y[r, j] += bias[j], rows `ld` floats apart (default: packed).
     public static func addBias(_ y: UnsafeMutablePointer<Float>, rows: Int, cols: Int, ld: Int? = nil, bias: UnsafePointer<Float>) {
         let ys = SendablePointer(y), bs = SendablePointer(UnsafeMutablePointer(mutating: bias)), stride = ld ?? cols

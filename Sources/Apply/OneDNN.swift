@@ -1,7 +1,7 @@
 import CDNNL
 
-/// The CPU engine every bf16 product runs on: one per process, created on first use and kept for the process's
-/// lifetime (an engine and primitives may be shared across threads; each `BF16Matmul` has its own stream).
+/// The CPU engine every oneDNN product runs on: one per process, created on first use and kept for the process's
+/// lifetime (an engine and primitives may be shared across threads; each product holder has its own stream).
 final class OneDNN: @unchecked Sendable {
     let engine: dnnl_engine_t
 

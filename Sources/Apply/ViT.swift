@@ -49,6 +49,8 @@ public final class ViT: @unchecked Sendable {
     public var precision: MatmulPrecision = .float32 { didSet { bf16 = BF16Matmul() } }
     /// The bf16 products, packed weights and primitives of this model.
     public private(set) var bf16 = BF16Matmul()
+    /// The float32 products of the frozen linear layers (dense inputs; strided ones go to OpenBLAS).
+    public let f32 = F32Matmul()
     /// Attention's batched products (float32, or bf16 in precision bf16) and their primitives.
     let attentionProducts = BatchedMatmul()
     /// The buffers of the last forward call (the backward pass reads them after a training-mode call).

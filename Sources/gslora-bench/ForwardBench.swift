@@ -156,14 +156,29 @@ enum ForwardBenchmark {
 
     /// The BLAS's own speed on the model's biggest GEMM shape, as the ceiling to compare with.
     static func sgemmGFLOPs(m: Int, n: Int, k: Int) -> Double {
+        productGFLOPs(m: m, n: n, k: k) { a, b, out in
+            BLAS.gemm(transB: true, m: m, n: n, k: k, a: a.pointer, lda: k, b: b.pointer, ldb: k, c: out.pointer, ldc: n)
+        }
+    }
+
+    /// The same product on oneDNN's float32 matmul (what the frozen linear layers run on in precision float32).
+    static func oneDNNGFLOPs(m: Int, n: Int, k: Int) throws -> Double {
+        let mm = F32Matmul()
+        return try productGFLOPs(m: m, n: n, k: k) { a, b, out in
+            try mm.product(weight: b, outFeatures: n, inFeatures: k, input: a.pointer, rows: m, out: out.pointer, ldc: n)
+        }
+    }
+
+    /// GFLOP/s of out [m, n] = a [m, k] · bᵀ (b [n, k]), best of three after a warm-up call.
+    private static func productGFLOPs(m: Int, n: Int, k: Int, _ run: (FloatBuffer, FloatBuffer, FloatBuffer) throws -> Void) rethrows -> Double {
         let a = FloatBuffer(count: m * k), b = FloatBuffer(count: n * k), out = FloatBuffer(count: m * n)
         a.fill(0.5)
         b.fill(0.25)
-        BLAS.gemm(transB: true, m: m, n: n, k: k, a: a.pointer, lda: k, b: b.pointer, ldb: k, c: out.pointer, ldc: n)
+        try run(a, b, out)
         var best = Double.infinity
         for _ in 0..<3 {
             let t0 = DispatchTime.now().uptimeNanoseconds
-            BLAS.gemm(transB: true, m: m, n: n, k: k, a: a.pointer, lda: k, b: b.pointer, ldb: k, c: out.pointer, ldc: n)
+            try run(a, b, out)
             best = min(best, Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9)
         }
         return 2 * Double(m) * Double(n) * Double(k) / best / 1e9
