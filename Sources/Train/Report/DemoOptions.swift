@@ -39,7 +39,9 @@ public struct DemoOptions: Sendable {
     /// ratio 0.05 × 5 epochs cost ≈ 160 CPU s for all four tasks but left task 4 (95 steps: retain drives the epoch and only 2 classes remain) at Acc_f 49.9 %;
     /// tasks with ≥ 190 steps reached 0 %, so the ratio is 0.1. At 5 epochs per task (task 4: 190 steps) the last task
     /// brought an earlier-forgotten class back (Bag: 92.6 %, Acc_o 15.4 %); at 12 epochs per task, the count the
-    /// official Fashion-MNIST comparison uses, Acc_o stayed ≤ 0.05 % in every task (seed 1337).
+    /// official Fashion-MNIST comparison uses, Acc_o stayed ≤ 0.05 % in every task (seed 1337) until session 5's
+    /// changes (retain and forget in one batch, so other dropout draws; a new GELU; oneDNN's float32 products in
+    /// pre-training) moved it to 1.0 / 2.83 % in tasks 2 / 3, over the 2 % check. 15 epochs keep Acc_o ≤ 0.05 %.
     public init(seed: UInt64 = 1337, quick: Bool = false) {
         self.seed = seed
         self.quick = quick
@@ -63,7 +65,7 @@ public struct DemoOptions: Sendable {
         f.tasks = 4
         f.classesPerTask = 2
         f.dataRatio = 0.1
-        f.epochs = [12]
+        f.epochs = [15]
         f.batchSize = 32
         f.rank = 8
         f.pruneThreshold = 1e-3
