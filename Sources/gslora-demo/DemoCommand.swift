@@ -25,7 +25,7 @@ struct DemoCommand: GsloraCommand {
         --plus adds a GS-LoRA++ run (prototype hinge) on 4 images per class.
 
         Examples:
-          gslora-demo                       (6½–7½ minutes on 2 idle cores; the report is gslora-demo-out/report.md)
+          gslora-demo                       (5–6 minutes on 2 idle cores; the report is gslora-demo-out/report.md)
           gslora-demo --plus --out run2
           gslora-demo --forget Sandal,Bag --forget Shirt   (two tasks of your choice)
           gslora-demo --quick --out /tmp/ci (a few hundred images, one epoch, small model: every stage, seconds)
