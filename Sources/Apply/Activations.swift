@@ -113,7 +113,7 @@ public final class ViTActivations: @unchecked Sendable {
     let loraBt = FloatBuffer(count: 0)
     public private(set) var blocks: [BlockActivations] = []
     /// Whether the last forward ran its last block on the class rows only (the backward pass follows suit).
-    public internal(set) var classOnlyLastBlock = false
+    public private(set) var classOnlyLastBlock = false
     /// Class-token rows before the final LayerNorm [batch, width], its statistics, and the embedding after it.
     public let pooled = FloatBuffer(count: 0)
     public let normMean = FloatBuffer(count: 0)
