@@ -29,7 +29,7 @@ let package = Package(
 
         // Thin commands.
         .executableTarget(name: "gslora-inspect", dependencies: ["Format", "Convert", "CommandSupport", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
-        .executableTarget(name: "gslora-convert", dependencies: ["Format", "Convert", "CommandSupport", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+        .executableTarget(name: "gslora-convert", dependencies: ["Format", "Convert", "Apply", "CommandSupport", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(name: "gslora-merge", dependencies: ["Format", "Apply", "CommandSupport", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(name: "gslora-prune", dependencies: ["Format", "Apply", "CommandSupport", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(name: "gslora-infer", dependencies: ["Format", "Convert", "Apply", "CommandSupport", .product(name: "ArgumentParser", package: "swift-argument-parser")]),

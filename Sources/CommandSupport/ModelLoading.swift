@@ -9,6 +9,8 @@ public struct LoadedModel {
     /// The tensors the ViT uses (a backbone may carry others that still count in its fingerprint).
     public let modelTensors: Set<String>
     public let classes: [String]?
+    /// The stored image pipeline (a .gslr's record, or a timm config.json's beside a checkpoint).
+    public let preprocess: PreprocessRecord?
     public let notices: [String]
 
     /// A .gslr backbone keeps its table's fingerprint; .pth/.safetensors go through Convert's import and get the
@@ -26,7 +28,7 @@ public struct LoadedModel {
         let weights = imported.source == .gslr ? try MergedWeights(file: GSLRFile.open(path))
                                                : try MergedWeights(tensors: imported.weights, merged: imported.merged ?? [], source: path)
         return LoadedModel(config: config, weights: weights, modelTensors: Set(imported.weights.map(\.name)), classes: imported.classes,
-                           notices: notices)
+                           preprocess: imported.preprocess, notices: notices)
     }
 
     /// The model with `adapters` applied (live, or merged).

@@ -18,6 +18,9 @@ public struct ConvertOptions: Sendable {
     public var adapterOut: String?
     /// Replace existing output files.
     public var force: Bool
+    /// The image pipeline to store in a .gslr backbone, given the model's config and the pipeline read from the
+    /// input (a .gslr record or config.json; spec/FORMAT.md §4.6). nil keeps the one read.
+    public var pipeline: (@Sendable (ModelConfig, PreprocessRecord?) throws -> PreprocessRecord)?
 
     public init(importing: ImportOptions = ImportOptions(), dtype: DTypeCast.Target = .keep, names: Names = .original,
                 adapterOut: String? = nil, force: Bool = false) {
@@ -107,6 +110,16 @@ public enum Converter {
         }
 
         var (m, claims) = try importModel(input, options: options)
+        if let make = options.pipeline {
+            guard let c = m.config else {
+                throw ConvertError.badOutput(file: output, reason: "an image pipeline (--mean, --std, --interpolation, --resize, --crop-pct) is stored with a recognised backbone only, and \(input) is not one")
+            }
+            let p = try make(c, m.preprocess)
+            if let problem = p.problem(channels: c.channels, imageSize: c.imageSize) {
+                throw ConvertError.badOutput(file: output, reason: "image pipeline: \(problem)")
+            }
+            m.preprocess = p
+        }
         m.weights = m.weights.map { DTypeCast.apply(options.dtype, to: $0) }
         m.lora = m.lora.map { DTypeCast.apply(options.dtype, to: $0) }
         m.extra = m.extra.map { DTypeCast.apply(options.dtype, to: $0) }
@@ -145,6 +158,11 @@ public enum Converter {
             let size = try writePth(output, tensors: tensors, inputs: inputs)
             outputs = [.init(path: output, kind: "pth", tensors: tensors.count, parameters: count(tensors), bytes: size)]
         }
+        if let p = m.preprocess, m.config != nil {
+            notices.append(format == .gslr ? "image pipeline stored: resize \(p.resize) (\(p.interpolation.rawValue)), crop \(p.crop)"
+                + (p.mean.map { ", mean \($0) std \(p.std ?? [])" } ?? "")
+                : "the image pipeline is stored in .gslr outputs only; this \(format) file does not carry it")
+        }
         return ConvertReport(input: input, source: m.source.rawValue, family: m.family?.rawValue, config: m.config,
                              loraRank: m.loraRank, loraMerge: m.mergeState?.rawValue, outputs: outputs,
                              seconds: Date().timeIntervalSince(start), notices: notices)
@@ -163,7 +181,9 @@ public enum Converter {
         file.adviseSequential()
         do {
             let root = try TorchCheckpoint.loadZip(path: input, bytes: file.bytes, options: TorchLoadOptions(claimStoredRecordCRCs: true))
-            return (try ModelImport.load(checkpoint: root, path: input, options: options.importing), file.bytes)
+            var m = try ModelImport.load(checkpoint: root, path: input, options: options.importing)
+            try ModelImport.readPipeline(&m, options: options.importing)
+            return (m, file.bytes)
         } catch {
             // A damaged record can trip a check on its values first (LoRA reconciliation); its CRC names the real cause.
             try settleClaims(file.bytes, input: input)
@@ -237,7 +257,8 @@ public enum Converter {
         let backbone = m.weights + m.extra
         if !m.extra.isEmpty { notices.append("\(m.extra.count) optimizer tensors stored after the model weights") }
         let kind: FileKind = m.config == nil ? .tensors : .backbone
-        let h = GSLRHeader(kind: kind, model: m.config, classes: m.classes, merged: m.merged, metadata: metadata)
+        let h = GSLRHeader(kind: kind, model: m.config, classes: m.classes, merged: m.merged, preprocess: m.config == nil ? nil : m.preprocess,
+                           metadata: metadata)
         try gslrWrite(output, h, backbone, inputs: inputs)
         outs.append(.init(path: output, kind: kind.rawValue, tensors: backbone.count, parameters: count(backbone), bytes: fileSize(output)))
 

@@ -57,6 +57,8 @@ public struct ImportedModel {
     /// From a .gslr adapter: its record (the factors are in `lora`).
     public var adapter: AdapterInfo?
     public var notices: [String]
+    /// The image pipeline: a .gslr backbone's record, or a timm config.json's beside a checkpoint (`PreprocessConfig`).
+    public var preprocess: PreprocessRecord? = nil
 
     /// Weights and LoRA in one list, each LoRA pair right after its linear's last tensor (as loralib's state_dict
     /// orders them), for writers of single-file formats.
@@ -90,12 +92,29 @@ public struct ImportedModel {
 public enum ModelImport {
     public static func load(_ path: String, options: ImportOptions = ImportOptions()) throws -> ImportedModel {
         // A .safetensors name goes straight to its validating reader, so a damaged header gets a precise error.
-        if path.lowercased().hasSuffix(".safetensors") { return try loadSafetensors(path, options: options) }
-        switch try detectFormat(path: path) {
-        case .gslr: return try loadGSLR(path, options: options)
-        case .safetensors: return try loadSafetensors(path, options: options)
-        case .torchZip, .torchLegacy, .torchTar: return try load(checkpoint: TorchCheckpoint.load(path), path: path, options: options)
+        var model: ImportedModel
+        if path.lowercased().hasSuffix(".safetensors") {
+            model = try loadSafetensors(path, options: options)
+        } else {
+            switch try detectFormat(path: path) {
+            case .gslr: return try loadGSLR(path, options: options)
+            case .safetensors: model = try loadSafetensors(path, options: options)
+            case .torchZip, .torchLegacy, .torchTar: model = try load(checkpoint: TorchCheckpoint.load(path), path: path, options: options)
+            }
         }
+        try readPipeline(&model, options: options)
+        return model
+    }
+
+    /// The image pipeline of a checkpoint's `config.json` (timm's pretrained_cfg), for recognised backbones.
+    static func readPipeline(_ model: inout ImportedModel, options: ImportOptions) throws {
+        guard model.config != nil, model.source != .gslr else { return }
+        do {
+            model.preprocess = try PreprocessConfig.beside(model.path)
+        } catch let e as ConvertError where options.lenient {
+            model.notices.append("image pipeline not read: \(e)")
+        }
+        if let p = model.preprocess { model.notices.append("image pipeline from \(p.source ?? "config.json")") }
     }
 
     /// Imports an already-unpickled checkpoint tree (the .pth path, and tests with synthetic trees).
@@ -231,7 +250,7 @@ public enum ModelImport {
         let h = f.header
         var model = ImportedModel(path: path, source: .gslr, config: h.model, family: h.model?.family, weights: [], lora: [],
                                   loraRank: nil, loraAlpha: nil, loraTargets: [], mergeState: nil, extra: [], metadata: h.metadata,
-                                  classes: h.classes, merged: h.merged, adapter: h.adapter, notices: [])
+                                  classes: h.classes, merged: h.merged, adapter: h.adapter, notices: [], preprocess: h.preprocess)
         let tensors = f.allTensors()
         switch h.kind {
         case .backbone:

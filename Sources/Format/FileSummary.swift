@@ -37,6 +37,8 @@ public struct FileSummary: Codable, Sendable {
     public var byDType: [DTypeTotal]
     public var adapter: AdapterInfo?
     public var merged: [MergedTask]?
+    /// The stored image pipeline, when the file has one.
+    public var preprocess: PreprocessRecord?
     /// `Fingerprint.of` the table (what an adapter trained on this file records as its base).
     public var fingerprint: String
     public var metadata: [String: JSONValue]
@@ -79,11 +81,12 @@ public struct FileSummary: Codable, Sendable {
         self.init(path: f.path, format: "gslr \(f.majorVersion).\(f.minorVersion)", fileBytes: f.fileSize, kind: h.kind,
                   model: h.model, classes: h.classes, adapter: h.adapter, merged: h.merged, metadata: h.metadata,
                   table: h.tensors, includeTable: includeTable)
+        preprocess = h.preprocess
     }
 
     enum CodingKeys: String, CodingKey {
         case path, format, fileBytes = "file_bytes", kind, model, classes, tensorCount = "tensor_count", parameters
-        case tensorBytes = "tensor_bytes", byDType = "by_dtype", adapter, merged, fingerprint, metadata, tensors, verification
+        case tensorBytes = "tensor_bytes", byDType = "by_dtype", adapter, merged, preprocess, fingerprint, metadata, tensors, verification
     }
 }
 

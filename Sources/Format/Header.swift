@@ -166,25 +166,28 @@ public struct GSLRHeader: Codable, Sendable {
     public var adapter: AdapterInfo?
     /// Adapters already folded into these weights, in the order they were merged.
     public var merged: [MergedTask]?
+    /// The image pipeline the backbone expects, when known (spec/FORMAT.md §4.6).
+    public var preprocess: PreprocessRecord?
     /// Free-form data the format does not interpret (converter provenance, checkpoint leaves...).
     public var metadata: [String: JSONValue]
     /// The table, in data order. The writer fills offsets, lengths and CRCs.
     public var tensors: [TensorInfo]
 
     public init(kind: FileKind, alignment: Int = GSLR.defaultAlignment, model: ModelConfig? = nil, classes: [String]? = nil,
-                adapter: AdapterInfo? = nil, merged: [MergedTask]? = nil, metadata: [String: JSONValue] = [:],
-                tensors: [TensorInfo] = []) {
+                adapter: AdapterInfo? = nil, merged: [MergedTask]? = nil, preprocess: PreprocessRecord? = nil,
+                metadata: [String: JSONValue] = [:], tensors: [TensorInfo] = []) {
         self.kind = kind
         self.alignment = alignment
         self.model = model
         self.classes = classes
         self.adapter = adapter
         self.merged = merged
+        self.preprocess = preprocess
         self.metadata = metadata
         self.tensors = tensors
     }
 
-    enum CodingKeys: String, CodingKey { case kind, alignment, model, classes, adapter, merged, metadata, tensors }
+    enum CodingKeys: String, CodingKey { case kind, alignment, model, classes, adapter, merged, preprocess, metadata, tensors }
 
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
@@ -194,6 +197,7 @@ public struct GSLRHeader: Codable, Sendable {
         classes = try c.decodeIfPresent([String].self, forKey: .classes)
         adapter = try c.decodeIfPresent(AdapterInfo.self, forKey: .adapter)
         merged = try c.decodeIfPresent([MergedTask].self, forKey: .merged)
+        preprocess = try c.decodeIfPresent(PreprocessRecord.self, forKey: .preprocess)
         metadata = try c.decodeIfPresent([String: JSONValue].self, forKey: .metadata) ?? [:]
         // Check the count before building the entries, so a hostile table cannot make us allocate for it.
         var table = try c.nestedUnkeyedContainer(forKey: .tensors)

@@ -119,6 +119,9 @@ enum HeaderValidation {
                 throw FormatError.badHeader(file: file, problem: "\(c.count) class names for a model with \(m.numClasses) classes")
             }
         }
+        if let p = h.preprocess, let problem = p.problem(channels: h.model?.channels, imageSize: h.model?.imageSize) {
+            throw FormatError.badHeader(file: file, problem: "preprocess: \(problem)")
+        }
         switch h.kind {
         case .backbone:
             guard h.model != nil else { throw FormatError.badHeader(file: file, problem: "a backbone file needs a 'model' config") }

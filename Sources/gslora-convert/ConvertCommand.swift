@@ -1,3 +1,4 @@
+import Apply
 import ArgumentParser
 import CommandSupport
 import Convert
@@ -13,7 +14,9 @@ struct ConvertCommand: GsloraCommand {
         The output format follows the extension of -o. Face transformers (GS-LoRA's ViT_face), torchvision ViTs \
         and timm ViTs are recognised from their keys; their config is read off the tensor shapes and their weights \
         are stored under canonical names (spec/MODELS.md). Other layouts are stored as plain tensors. A checkpoint \
-        with LoRA factors becomes a backbone plus an adapter file. Notices go to stderr when stdout is a terminal; \
+        with LoRA factors becomes a backbone plus an adapter file. A .gslr backbone stores its image pipeline \
+        (spec/FORMAT.md §4.6): from a timm config.json beside the input (its pretrained_cfg), with the pipeline \
+        options overriding it field by field; gslora-infer, -eval and -train use it. Notices go to stderr when stdout is a terminal; \
         otherwise only the result line is printed (use --json to get everything).
 
         Examples:
@@ -24,6 +27,9 @@ struct ConvertCommand: GsloraCommand {
               --adapter-out task1.lora.gslr
           gslora-convert edited.gslr -o edited.pth    (original key names)
           gslora-convert ckpt.pth -o all.gslr --raw   (every tensor)
+          gslora-convert hub/deit/model.safetensors -o deit.gslr   (pipeline from hub/deit/config.json)
+          gslora-convert vit.pth -o vit.gslr --interpolation bicubic --crop-pct 0.9 \\
+              --mean 0.5,0.5,0.5 --std 0.5,0.5,0.5
 
         Exit status: 0 converted, 1 bad input or failed write, 2 usage error.
         """)
@@ -67,6 +73,9 @@ struct ConvertCommand: GsloraCommand {
     @Flag(help: "Replace existing output files.")
     var force = false
 
+    @OptionGroup(title: "Image pipeline to store (over a timm config.json's pretrained_cfg beside the input)")
+    var preprocessOptions: PreprocessOptions
+
     func validate() throws {
         guard DTypeCast.Target(rawValue: dtype) != nil else { throw ValidationError("--dtype must be f32, f16, bf16 or keep, not '\(dtype)'") }
         guard ConvertOptions.Names(rawValue: names) != nil else { throw ValidationError("--names must be original or canonical, not '\(names)'") }
@@ -82,11 +91,21 @@ struct ConvertCommand: GsloraCommand {
     }
 
     func run() throws {
-        let options = ConvertOptions(
+        var options = ConvertOptions(
             importing: ImportOptions(raw: raw, heads: heads, channels: channels, keepOptimizer: keepOptimizer,
                                      loraAlpha: loraAlpha, base: base),
             dtype: DTypeCast.Target(rawValue: dtype)!, names: ConvertOptions.Names(rawValue: names)!,
             adapterOut: adapterOut, force: force)
+        if !preprocessOptions.isEmpty {
+            let request = try preprocessOptions.request(), input = self.input
+            options.pipeline = { (config: ModelConfig, stored: PreprocessRecord?) throws -> PreprocessRecord in
+                let choice = try PreprocessChoice.resolve(config: config, stored: stored, modelPath: input, request: request)
+                guard let record = choice.record(source: "gslora-convert options; \(choice.origin)") else {
+                    throw ValidationError("--preprocess direct cannot be stored: a stored pipeline resizes the short side and crops")
+                }
+                return record
+            }
+        }
         let report = try Converter.convert(input: input, output: output, options: options)
         if json {
             let enc = JSONEncoder()

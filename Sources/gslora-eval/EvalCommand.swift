@@ -14,7 +14,9 @@ struct EvalCommand: GsloraCommand {
         Fashion-MNIST-style IDX folder (`fashion-mnist` names Debian's dataset-fashion-mnist; or an images file, with \
         --labels or its sibling labels file), or an .npy of \
         preprocessed N×C×H×W float32 images with --labels LABELS.npy. CLASSES are comma lists of indices, ranges \
-        (0-4) or class names. Retained classes default to every class in the data that is neither forgotten nor old.
+        (0-4) or class names. Retained classes default to every class in the data that is neither forgotten nor old. \
+        Image files go through the model's pipeline (stored in the .gslr, else the family default; --mean, --std, \
+        --interpolation, --resize, --crop-pct override it), printed on stderr.
 
         Accuracy is the argmax of the plain logits (s·cos for a CosFace head). --margin-eval reproduces the official \
         face numbers, which subtract s·m from the true label's logit first (GSLORA.md §8). With --before (a report \
@@ -38,6 +40,8 @@ struct EvalCommand: GsloraCommand {
     @OptionGroup var adapterOptions: AdapterOptions
 
     @OptionGroup var precisionOption: PrecisionOption
+
+    @OptionGroup(title: "Image pipeline") var preprocessOptions: PreprocessOptions
 
     @Option(help: "The evaluation data: image folder, IDX folder or file, or .npy images.")
     var data: String
@@ -66,9 +70,6 @@ struct EvalCommand: GsloraCommand {
     @Option(help: "Images per forward batch.")
     var batchSize: Int = 64
 
-    @Option(help: "Input pipeline: auto (from the model family), direct (resize to the input size, [0,1]) or imagenet.")
-    var preprocess: String = "auto"
-
     @Option(help: "Attention heads of a .pth/.safetensors model (default: width / 64).")
     var heads: Int?
 
@@ -80,7 +81,6 @@ struct EvalCommand: GsloraCommand {
 
     func validate() throws {
         guard batchSize > 0 else { throw ValidationError("--batch-size must be positive") }
-        guard ["auto", "direct", "imagenet"].contains(preprocess) else { throw ValidationError("--preprocess must be auto, direct or imagenet") }
         guard ["test", "train"].contains(split) else { throw ValidationError("--split must be test or train") }
         if let o = output {
             for input in [model, data] + adapterOptions.adapters + [labels, before].compactMap({ $0 }) where input == o || AtomicFile.sameFile(input, o) {
@@ -95,9 +95,7 @@ struct EvalCommand: GsloraCommand {
         let c = loaded.config
         let built = try adapterOptions.apply(to: loaded)
         precisionOption.apply(to: built.model)
-        let pre: Preprocessing = preprocess == "direct" ? .direct(size: c.imageSize, channels: c.channels)
-            : preprocess == "imagenet" ? { var p = Preprocessing.imageNet(resize: c.imageSize * 256 / 224, crop: c.imageSize); p.channels = c.channels; return p }()
-            : EvalData.preprocessing(for: c)
+        let pre = try preprocessOptions.pipeline(for: c, stored: loaded.preprocess, modelPath: model, inputs: [data])
         let (set, skipped) = try EvalData.load(path: data, labels: labels, split: split, classNames: loaded.classes,
                                                numClasses: c.numClasses, preprocessing: pre)
         guard set.count > 0 else { throw EvalError.badData(path: data, problem: "holds no images") }

@@ -11,8 +11,9 @@ struct InferCommand: GsloraCommand {
         abstract: "Run a model (with adapters) on images; write logits or embeddings as .npy and print the top classes.",
         discussion: """
         INPUT is an .npy batch of preprocessed float32 images (N×C×H×W, or one C×H×W image), an image file \
-        (.jpg/.png), or a folder of images (searched recursively, sorted by path); images go through the model \
-        family's input pipeline (--preprocess). Adapters apply live (x·Wᵀ + s·(x·Aᵀ)·Bᵀ) unless --merged; either \
+        (.jpg/.png), or a folder of images (searched recursively, sorted by path); images go through the model's \
+        input pipeline: the one stored in the .gslr (or a timm config.json beside a checkpoint), else the family's \
+        default, with --mean/--std/--interpolation/--resize/--crop-pct overriding it; it is printed on stderr. Adapters apply live (x·Wᵀ + s·(x·Aᵀ)·Bᵀ) unless --merged; either \
         way each adapter's base fingerprint is checked against the model plus the adapters before it. Logits are \
         without margin (s·cos for a CosFace head); probabilities are their softmax.
 
@@ -20,6 +21,8 @@ struct InferCommand: GsloraCommand {
           gslora-infer face.gslr photo.jpg
           gslora-infer face.gslr --adapter task1.gslr faces/ -o logits.npy --top 3
           gslora-infer vit_b_16.pth batch.npy --embeddings -o emb.npy --json
+          gslora-infer deit.safetensors photo.jpg --mean 0.485,0.456,0.406 \\
+              --std 0.229,0.224,0.225 --interpolation bicubic --crop-pct 0.9
           gslora-infer face.gslr --adapter t1.gslr --adapter t2.gslr --merged \\
               batch.npy -o logits.npy
 
@@ -36,6 +39,8 @@ struct InferCommand: GsloraCommand {
 
     @OptionGroup var precisionOption: PrecisionOption
 
+    @OptionGroup(title: "Image pipeline") var preprocessOptions: PreprocessOptions
+
     @Option(name: [.short, .customLong("output")], help: "Write the logits (or embeddings) as a float32 .npy here.")
     var output: String?
 
@@ -48,9 +53,6 @@ struct InferCommand: GsloraCommand {
     @Option(help: "Images per forward batch.")
     var batchSize: Int = 64
 
-    @Option(help: "Input pipeline for image files: auto (from the model family), direct (resize, [0,1]) or imagenet.")
-    var preprocess: String = "auto"
-
     @Option(help: "Attention heads of a .pth/.safetensors model (default: width / 64).")
     var heads: Int?
 
@@ -60,7 +62,6 @@ struct InferCommand: GsloraCommand {
     func validate() throws {
         guard top >= 0 else { throw ValidationError("--top must be ≥ 0") }
         guard batchSize > 0 else { throw ValidationError("--batch-size must be positive") }
-        guard ["auto", "direct", "imagenet"].contains(preprocess) else { throw ValidationError("--preprocess must be auto, direct or imagenet") }
         if let o = output {
             guard o.lowercased().hasSuffix(".npy") else { throw ValidationError("\(o): the output is written as .npy; name it *.npy") }
             for i in [model, input] + adapterOptions.adapters where i == o || AtomicFile.sameFile(i, o) {
@@ -84,14 +85,10 @@ struct InferCommand: GsloraCommand {
         BLAS.ensureFastKernel()
         let loaded = try LoadedModel.load(model, heads: heads)
         let c = loaded.config
-        if isatty(STDERR_FILENO) == 1 {
-            for n in loaded.notices { FileHandle.standardError.write(Data("note: \(n)\n".utf8)) }
-        }
+        for n in loaded.notices { FileHandle.standardError.write(Data("note: \(n)\n".utf8)) }
         let built = try adapterOptions.apply(to: loaded)
         precisionOption.apply(to: built.model)
-        let pre: Preprocessing = preprocess == "direct" ? .direct(size: c.imageSize, channels: c.channels)
-            : preprocess == "imagenet" ? { var p = Preprocessing.imageNet(resize: c.imageSize * 256 / 224, crop: c.imageSize); p.channels = c.channels; return p }()
-            : EvalData.preprocessing(for: c)
+        let pre = try preprocessOptions.pipeline(for: c, stored: loaded.preprocess, modelPath: model, inputs: [input])
         let (images, names) = try InferInput.load(path: input, preprocessing: pre)
         let n = images.shape[0]
         let progress = Progress("infer")

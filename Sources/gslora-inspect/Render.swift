@@ -14,6 +14,10 @@ enum Render {
             if let mm = m.head.m { head += " m=\(num(mm))" }
             row("head", "\(head); attention scale \(num(m.attentionScale)); layer-norm eps \(num(m.layerNormEps)); qkv bias \(m.qkvBias ? "yes" : "no"); pooling \(m.pooling)")
         }
+        if let p = s.preprocess {
+            let norm = p.mean.map { m in ", mean \(m.map(num).joined(separator: ",")) std \((p.std ?? []).map(num).joined(separator: ","))" } ?? ", no mean/std"
+            row("preprocess", "resize short side \(p.resize) (\(p.interpolation.rawValue)), centre crop \(p.crop)\(norm)" + (p.source.map { "; from \($0)" } ?? ""))
+        }
         if let c = s.classes {
             let shown = c.prefix(5).joined(separator: ", ") + (c.count > 5 ? ", …" : "")
             row("classes", "\(c.count) (\(shown))")

@@ -36,6 +36,7 @@ enum Summarize {
         var s = FileSummary(path: path, format: format.rawValue, fileBytes: size, kind: kind, model: m.config,
                             classes: m.classes, adapter: m.adapter, merged: m.merged, metadata: metadata,
                             table: table, includeTable: includeTable)
+        s.preprocess = m.preprocess
         // The fingerprint a converted backbone will have: its weights only, LoRA factors and optimizer state aside.
         s.fingerprint = Fingerprint.of(Array(table.prefix(m.weights.count)))
         return s

@@ -15,7 +15,9 @@ struct ForgetCommand: ParsableCommand {
         BACKBONE is a backbone .gslr (gslora-convert or gslora-train pretrain makes one) or a .pth/.safetensors ViT. \
         DATA is an image folder with train/ and test/ sub-folders (one folder per class; or any image folder plus \
         --test-data), a Fashion-MNIST-style IDX folder (`fashion-mnist` for Debian's dataset-fashion-mnist), or an \
-        .npy of preprocessed N×C×H×W float32 images with --labels (and --test-data/--test-labels).
+        .npy of preprocessed N×C×H×W float32 images with --labels (and --test-data/--test-labels). Image files go \
+        through the backbone's pipeline (stored in the .gslr, else the family default; --mean, --std, \
+        --interpolation, --resize, --crop-pct override it), printed on stderr.
 
         Classes come from a seeded class order π: task t (1-based) forgets P = --classes-per-task classes, \
         π[F−(t−1)P : F−(t−1)P+P] with F = classes − P, and retains the rest except earlier tasks' and the first \
@@ -76,6 +78,7 @@ struct ForgetCommand: ParsableCommand {
     @Option(help: "Also evaluate on the test set every N steps (0: before and after each task only).") var evalEvery = 0
     @Option(help: "Prune groups whose norm is below this before writing each adapter.") var pruneThreshold: Double?
     @OptionGroup var precisionOption: PrecisionOption
+    @OptionGroup(title: "Image pipeline") var preprocessOptions: PreprocessOptions
     @Option(help: "Images per evaluation batch.") var evalBatch = 64
     @Option(help: "Attention heads of a .pth/.safetensors backbone (default: width / 64).") var heads: Int?
     @Flag(help: "Continue from OUTDIR/state.gslr.") var resume = false
@@ -85,9 +88,11 @@ struct ForgetCommand: ParsableCommand {
     func run() throws {
         BLAS.ensureFastKernel()
         let console = Console()
-        let model = try loadBackbone()
+        let (model, stored) = try loadBackbone()
+        let pipeline = try preprocessOptions.pipeline(for: model.config, stored: stored, modelPath: backbone,
+                                                      inputs: [self.data] + (testData.map { [$0] } ?? []))
         let data = try TrainData.load(data: self.data, testData: testData, labels: labels, testLabels: testLabels, classNames: model.classes,
-                                      classes: model.config.numClasses, preprocessing: EvalData.preprocessing(for: model.config))
+                                      classes: model.config.numClasses, preprocessing: pipeline)
         let names = model.classes ?? (data.train.classNames.count == model.config.numClasses ? data.train.classNames : (0..<model.config.numClasses).map(String.init))
         var o = TrainOptions()
         o.seed = seed
@@ -167,8 +172,12 @@ struct ForgetCommand: ParsableCommand {
         }
     }
 
-    private func loadBackbone() throws -> TrainBackbone {
-        if (try? detectFormat(path: backbone)) == .gslr { return try TrainBackbone.open(backbone) }
+    /// The backbone and its stored image pipeline.
+    private func loadBackbone() throws -> (TrainBackbone, PreprocessRecord?) {
+        if (try? detectFormat(path: backbone)) == .gslr {
+            let b = try TrainBackbone.open(backbone)
+            return (b, try GSLRFile.open(backbone).header.preprocess)
+        }
         let imported: ImportedModel
         do { imported = try ModelImport.load(backbone, options: ImportOptions(heads: heads)) } catch {
             throw TrainerError.badModel(path: backbone, problem: "\(error)")
@@ -177,6 +186,6 @@ struct ForgetCommand: ParsableCommand {
             throw TrainerError.badModel(path: backbone, problem: imported.adapter != nil ? "it is an adapter, not a backbone"
                                                                     : "no supported ViT family (face_vit, torchvision_vit, timm_vit) was recognised in it")
         }
-        return try TrainBackbone(config: config, tensors: imported.weights, classes: imported.classes, source: backbone)
+        return (try TrainBackbone(config: config, tensors: imported.weights, classes: imported.classes, source: backbone), imported.preprocess)
     }
 }

@@ -116,17 +116,58 @@ final class DataPreprocessTests: XCTestCase {
                        [76, (10 * 19595 + 200 * 38470 + 30 * 7471 + 32768) >> 16])
     }
 
-    /// Face ViT: raw [0, 1] at the input size (GSLORA.md §1.1); torchvision ViT-B/16: 256 → 224 with ImageNet
-    /// mean/std (§1.3); timm: no guess.
-    func testStandardPreprocessingPerFamily() {
-        func config(_ f: ModelConfig.Family, _ size: Int) -> ModelConfig {
-            ModelConfig(family: f, imageSize: size, patchSize: 16, width: 8, depth: 1, heads: 1, headDim: 8, mlpWidth: 8,
-                        numClasses: 2, head: .linear, attentionScale: 1, layerNormEps: 1e-6, qkvBias: true)
+    func config(_ f: ModelConfig.Family, _ size: Int, channels: Int = 3) -> ModelConfig {
+        ModelConfig(family: f, imageSize: size, patchSize: 16, channels: channels, width: 8, depth: 1, heads: 1, headDim: 8, mlpWidth: 8,
+                    numClasses: 2, head: .linear, attentionScale: 1, layerNormEps: 1e-6, qkvBias: true)
+    }
+
+    /// Face ViT: raw [0, 1] at the input size (GSLORA.md §1.1); torchvision ViT: its weights' transform for the
+    /// size (224: IMAGENET1K_V1, bilinear 256; 384/512/518: SWAG_E2E, bicubic, no crop margin; other sizes:
+    /// ImageClassification's proportions, with a note); timm: no default.
+    func testFamilyDefaults() throws {
+        XCTAssertEqual(PreprocessChoice.familyDefault(config(.faceViT, 112))?.pipeline, .direct(size: 112, channels: 3))
+        XCTAssertEqual(PreprocessChoice.familyDefault(config(.torchvisionViT, 224))?.pipeline, .imageNet())
+        let swag = try XCTUnwrap(PreprocessChoice.familyDefault(config(.torchvisionViT, 384)))
+        XCTAssertEqual(swag.pipeline.geometry, .resizeShortSide(384, crop: 384))
+        XCTAssertEqual(swag.pipeline.interpolation, .bicubic)
+        let odd = try XCTUnwrap(PreprocessChoice.familyDefault(config(.torchvisionViT, 32, channels: 1)))
+        XCTAssertEqual(odd.pipeline, Preprocessing(geometry: .resizeShortSide(36, crop: 32), channels: 1))
+        XCTAssertTrue(odd.notes.first?.contains("no torchvision weights exist at this size") == true)
+        XCTAssertNil(PreprocessChoice.familyDefault(config(.timmViT, 224)))
+    }
+
+    /// Options over the stored record over the family default; timm without a record needs mean, std,
+    /// interpolation and a crop ratio (or resize), and the error names what is missing.
+    func testResolutionOrderAndRefusals() throws {
+        let timm = config(.timmViT, 224)
+        XCTAssertThrowsError(try PreprocessChoice.resolve(config: timm, stored: nil, modelPath: "m.pth", request: PreprocessRequest())) {
+            let text = "\($0)"
+            XCTAssertTrue(text.hasPrefix("m.pth: its image pipeline is not known") && text.contains("missing: --mean and --std, --interpolation, --crop-pct (or --resize)"), text)
         }
-        XCTAssertEqual(Preprocessing.standard(for: config(.faceViT, 112)), .direct(size: 112, channels: 3))
-        XCTAssertEqual(Preprocessing.standard(for: config(.torchvisionViT, 224)), .imageNet())
-        XCTAssertEqual(Preprocessing.standard(for: config(.torchvisionViT, 384))?.geometry, .resizeShortSide(438, crop: 384))
-        XCTAssertNil(Preprocessing.standard(for: config(.timmViT, 224)))
+        let flags = PreprocessRequest(mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5], interpolation: .bicubic, cropPct: 0.9)
+        let fromFlags = try PreprocessChoice.resolve(config: timm, stored: nil, modelPath: "m.pth", request: flags)
+        XCTAssertEqual(fromFlags.pipeline, Preprocessing(geometry: .resizeShortSide(248, crop: 224), channels: 3, mean: [0.5, 0.5, 0.5],
+                                                         std: [0.5, 0.5, 0.5], interpolation: .bicubic))
+        XCTAssertEqual(fromFlags.record(source: "x"), PreprocessRecord(resize: 248, crop: 224, interpolation: .bicubic, mean: [0.5, 0.5, 0.5],
+                                                                       std: [0.5, 0.5, 0.5], source: "x"))
+        let stored = PreprocessRecord(resize: 248, crop: 224, interpolation: .bicubic, mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225], source: "cfg")
+        let s = try PreprocessChoice.resolve(config: timm, stored: stored, modelPath: "/a/m.gslr", request: PreprocessRequest())
+        XCTAssertEqual(s.pipeline, Preprocessing(record: stored, channels: 3))
+        XCTAssertEqual(s.origin, "m.gslr's preprocess record: cfg")
+        let o = try PreprocessChoice.resolve(config: timm, stored: stored, modelPath: "m.gslr", request: PreprocessRequest(interpolation: .bilinear, resize: 256))
+        XCTAssertEqual(o.pipeline.geometry, .resizeShortSide(256, crop: 224))
+        XCTAssertEqual(o.pipeline.interpolation, .bilinear)
+        XCTAssertEqual(o.pipeline.mean, stored.mean!.map(Float.init))
+        XCTAssertTrue(o.origin.hasSuffix("with --interpolation bilinear --resize 256 from the command line"), o.origin)
+        // torchvision's default, and --preprocess direct on any family.
+        XCTAssertEqual(try PreprocessChoice.resolve(config: config(.torchvisionViT, 224), stored: nil, modelPath: "v.pth", request: PreprocessRequest()).pipeline,
+                       .imageNet())
+        XCTAssertEqual(try PreprocessChoice.resolve(config: timm, stored: nil, modelPath: "m", request: PreprocessRequest(base: .direct)).pipeline,
+                       .direct(size: 224, channels: 3))
+        for bad in [PreprocessRequest(base: .imagenet, crop: 200), PreprocessRequest(base: .imagenet, resize: 256, cropPct: 0.9),
+                    PreprocessRequest(base: .imagenet, cropPct: 1.5), PreprocessRequest(base: .imagenet, mean: [0.5])] {
+            XCTAssertThrowsError(try PreprocessChoice.resolve(config: timm, stored: nil, modelPath: "m", request: bad), "\(bad)")
+        }
     }
 
     func testInvalidSettingsAreRefused() {

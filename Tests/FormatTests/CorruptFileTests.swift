@@ -124,6 +124,14 @@ final class CorruptFileTests: XCTestCase {
         add("shape is a string", edited(v, editTensor(0) { $0["shape"] = "10" }), ["shape"]) { if case .badHeader = $0 { return true }; return false }
         add("backbone without model", edited(v) { $0["kind"] = "backbone" }, ["model"]) { if case .badHeader = $0 { return true }; return false }
         add("adapter without record", edited(v) { $0["kind"] = "adapter" }, ["adapter"]) { if case .badHeader = $0 { return true }; return false }
+        let pipeline: [String: Any] = ["resize": 256, "crop": 224, "interpolation": "bicubic", "mean": [0.5], "std": [0.5]]
+        func pre(_ change: [String: Any]) -> [UInt8] { edited(v) { $0["preprocess"] = pipeline.merging(change) { _, b in b } } }
+        add("preprocess crop > resize", pre(["resize": 200]), ["preprocess", "crop ≤ resize"]) { if case .badHeader = $0 { return true }; return false }
+        add("preprocess unknown filter", pre(["interpolation": "lanczos"]), ["preprocess", "interpolation"]) { if case .badHeader = $0 { return true }; return false }
+        add("preprocess zero std", pre(["std": [0.0]]), ["preprocess", "non-zero"]) { if case .badHeader = $0 { return true }; return false }
+        add("preprocess mean without std", edited(v) { var p = pipeline; p["std"] = nil; $0["preprocess"] = p }, ["preprocess", "both mean and std"]) {
+            if case .badHeader = $0 { return true }; return false
+        }
         return c
     }
 

@@ -27,6 +27,8 @@ public enum DataError: Error, CustomStringConvertible, Equatable {
     case mismatch(what: String, problem: String)
     /// The preprocessing settings cannot work.
     case badPreprocessing(problem: String)
+    /// Nothing determines a model's image pipeline (no stored record, no family default, too few options).
+    case pipelineUnknown(model: String, problem: String)
 
     public var description: String {
         switch self {
@@ -54,6 +56,8 @@ public enum DataError: Error, CustomStringConvertible, Equatable {
             return "\(what): \(sentence(why))"
         case let .badPreprocessing(why):
             return "invalid preprocessing: \(sentence(why))"
+        case let .pipelineUnknown(model, why):
+            return "\(model): its image pipeline is not known: \(sentence(why))"
         }
     }
 

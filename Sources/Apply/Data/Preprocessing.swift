@@ -4,14 +4,14 @@ import Format
 /// optional per-channel normalisation, written as float32 C×H×W (PyTorch layout).
 ///
 /// The reference pipeline is torchvision on PIL images (ImageFolder's loader, `Resize`, `CenterCrop`, `ToTensor`,
-/// `Normalize`), and this reproduces it bit for bit on 8-bit input (checked against Pillow on random images):
-/// - Resize is PIL's `Image.resize(..., BILINEAR)`: a separable triangle filter whose support widens by the
-///   scale factor when shrinking (antialiasing; torchvision's `antialias=True` tensor path uses the same weights
-///   in float), with 22-bit fixed-point weights, a horizontal pass then a vertical pass, each rounded and clipped
-///   to 8 bits. Enlarging is plain bilinear with half-pixel centres and edge clamping. A pass is skipped when its
-///   size is unchanged, so an image already at the target size passes through untouched. Pillow ≥ 13 runs the
-///   vertical pass first when the height shrinks by more than twice as many pixels as the width; for those
-///   (tall) images its values can differ from these, and from older Pillow, by one level.
+/// `Normalize`; timm's eval transform is the same), and this reproduces it bit for bit on 8-bit input (checked
+/// against Pillow on random images, Tests/Fixtures/preprocess/resample.json):
+/// - Resize is PIL's `Image.resize(..., BILINEAR or BICUBIC)`: a separable filter (triangle, or Keys' cubic with
+///   a = −0.5) whose support widens by the scale factor when shrinking (antialiasing; torchvision's
+///   `antialias=True` tensor path uses the same weights in float), with 22-bit fixed-point weights, a horizontal
+///   pass then a vertical pass, each rounded and clipped to 8 bits (vertical first when the height shrinks by more
+///   than twice as many pixels as the width, as Pillow ≥ 13 does). A pass is skipped when its size is unchanged,
+///   so an image already at the target size passes through untouched.
 /// - `resizeShortSide(s, crop: c)`: the short side becomes s, the long side `⌊s·long/short⌋`; the crop offset is
 ///   Python's `round((size − c) / 2)` (half to even). Only the cropped part of the resized image is computed.
 /// - Channel conversion happens before resizing, like `Image.convert`: gray → RGB replicates the value;
@@ -26,17 +26,28 @@ public struct Preprocessing: Equatable, Sendable {
         case direct(height: Int, width: Int)
     }
 
+    public typealias Interpolation = PreprocessRecord.Interpolation
+
     public var geometry: Geometry
     /// Channels of the output: 1 (gray) or 3 (RGB).
     public var channels: Int
     public var mean: [Float]?
     public var std: [Float]?
+    public var interpolation: Interpolation
 
-    public init(geometry: Geometry, channels: Int, mean: [Float]? = nil, std: [Float]? = nil) {
+    public init(geometry: Geometry, channels: Int, mean: [Float]? = nil, std: [Float]? = nil, interpolation: Interpolation = .bilinear) {
         self.geometry = geometry
         self.channels = channels
         self.mean = mean
         self.std = std
+        self.interpolation = interpolation
+    }
+
+    /// A stored record's pipeline for a model of `channels` channels (mean and std rounded to float32, as
+    /// `Normalize` rounds them to the tensor's dtype).
+    public init(record r: PreprocessRecord, channels: Int) {
+        self.init(geometry: .resizeShortSide(r.resize, crop: r.crop), channels: channels, mean: r.mean.map { $0.map(Float.init) },
+                  std: r.std.map { $0.map(Float.init) }, interpolation: r.interpolation)
     }
 
     /// Resize straight to size × size, values in [0, 1].
@@ -48,24 +59,6 @@ public struct Preprocessing: Equatable, Sendable {
     public static func imageNet(resize: Int = 256, crop: Int = 224) -> Preprocessing {
         Preprocessing(geometry: .resizeShortSide(resize, crop: crop), channels: 3,
                       mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225])
-    }
-
-    /// The evaluation transform each backbone was trained with, or nil when the family has no single one.
-    /// - Face ViT (GSLORA.md §1.1): the aligned faces are used as they are, in [0, 1] with no mean/std; images of
-    ///   another size are resized straight to the input size.
-    /// - torchvision ViT (§1.3): short side to `imageSize · 256 / 224` (256 for 224), centre crop, ImageNet mean/std.
-    /// - timm ViT: nil; its mean/std, interpolation and crop ratio depend on the checkpoint, so pass them explicitly.
-    public static func standard(for config: ModelConfig) -> Preprocessing? {
-        switch config.family {
-        case .faceViT:
-            return .direct(size: config.imageSize, channels: config.channels)
-        case .torchvisionViT:
-            let p = Preprocessing.imageNet(resize: config.imageSize * 256 / 224, crop: config.imageSize)
-            // ImageNet's mean/std are per RGB channel; a gray model gets the geometry only.
-            return config.channels == 3 ? p : Preprocessing(geometry: p.geometry, channels: config.channels)
-        case .timmViT:
-            return nil
-        }
     }
 
     public var outputHeight: Int {
@@ -172,7 +165,7 @@ public struct Preprocessing: Equatable, Sendable {
         }
         let L = layout(sourceWidth: w, sourceHeight: h)
         let ow = outputWidth, oh = outputHeight
-        let resized = Resampler.resize(pixels, width: w, height: h, channels: c, layout: L, outWidth: ow, outHeight: oh, scratch: scratch)
+        let resized = Resampler.resize(pixels, width: w, height: h, channels: c, filter: interpolation, layout: L, outWidth: ow, outHeight: oh, scratch: scratch)
         // resized: oh rows × ow pixels × c, row stride `resized.stride`.
         let plane = ow * oh
         for oc in 0..<channels {

@@ -3,24 +3,6 @@ import Format
 
 /// Labelled evaluation data in any of the layouts gslora reads, preprocessed for one model.
 public enum EvalData {
-    /// The input pipeline a model family was trained with: the face transformer takes the image resized to its
-    /// input size in [0, 1] (GSLORA.md §1.1); torchvision ViTs take the ImageNet transform scaled to their input
-    /// size (§1.3); timm ViTs the same geometry with mean = std = 0.5.
-    public static func preprocessing(for c: ModelConfig) -> Preprocessing {
-        switch c.family {
-        case .faceViT:
-            return .direct(size: c.imageSize, channels: c.channels)
-        case .torchvisionViT:
-            var p = Preprocessing.imageNet(resize: c.imageSize * 256 / 224, crop: c.imageSize)
-            p.channels = c.channels
-            if c.channels != 3 { p.mean = nil; p.std = nil }
-            return p
-        case .timmViT:
-            let half = [Float](repeating: 0.5, count: c.channels)
-            return Preprocessing(geometry: .resizeShortSide(c.imageSize * 256 / 224, crop: c.imageSize), channels: c.channels, mean: half, std: half)
-        }
-    }
-
     /// Loads `path` as:
     /// - a folder with `*-images-idx3-ubyte[.gz]` files: an IDX (Fashion-MNIST-style) folder; `split` picks
     ///   "t10k" (test) or "train" files, the labels file is the matching `*-labels-idx1-ubyte[.gz]`;
