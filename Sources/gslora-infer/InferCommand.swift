@@ -20,8 +20,10 @@ struct InferCommand: GsloraCommand {
           gslora-infer face.gslr photo.jpg
           gslora-infer face.gslr --adapter task1.gslr faces/ -o logits.npy --top 3
           gslora-infer vit_b_16.pth batch.npy --embeddings -o emb.npy --json
-          gslora-infer face.gslr --adapter t1.gslr --adapter t2.gslr --merged \\
+          gslora-infer face.gslr --adapter t1.gslr --adapter t2.gslr --merged --force \\
               batch.npy -o logits.npy
+
+        Notes and warnings go to stderr; an existing -o file is replaced only with --force.
 
         Exit status: 0 done, 1 bad input or failed check, 2 usage error.
         """)
@@ -57,6 +59,9 @@ struct InferCommand: GsloraCommand {
     @Flag(help: "Print the top classes as JSON.")
     var json = false
 
+    @Flag(help: "Replace an existing -o file (never an input).")
+    var force = false
+
     func validate() throws {
         guard top >= 0 else { throw ValidationError("--top must be ≥ 0") }
         guard batchSize > 0 else { throw ValidationError("--batch-size must be positive") }
@@ -81,12 +86,11 @@ struct InferCommand: GsloraCommand {
     }
 
     func run() throws {
+        if let output { try OutputPolicy.checkFile(output, inputs: [model, input] + adapterOptions.adapters, force: force) }
         BLAS.ensureFastKernel()
         let loaded = try LoadedModel.load(model, heads: heads)
         let c = loaded.config
-        if isatty(STDERR_FILENO) == 1 {
-            for n in loaded.notices { FileHandle.standardError.write(Data("note: \(n)\n".utf8)) }
-        }
+        StatusLine().notes(loaded.notices)
         let built = try adapterOptions.apply(to: loaded)
         precisionOption.apply(to: built.model)
         let pre: Preprocessing = preprocess == "direct" ? .direct(size: c.imageSize, channels: c.channels)
