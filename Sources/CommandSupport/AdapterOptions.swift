@@ -13,8 +13,8 @@ public struct AdapterOptions: ParsableArguments {
     @Flag(help: "Fold the adapters into the weights instead of applying them live.")
     public var merged = false
 
-    @Flag(help: "Apply adapters even when their base fingerprint does not match.")
-    public var force = false
+    @Flag(help: "Apply adapters even when their base fingerprint does not match (prints a warning).")
+    public var allowBaseMismatch = false
 
     public init() {}
 
@@ -22,11 +22,11 @@ public struct AdapterOptions: ParsableArguments {
         guard scales.count <= adapters.count else { throw ValidationError("more --scale values than --adapter files") }
     }
 
-    /// The model with the adapters applied; each fingerprint mismatch let through by --force is warned about on stderr.
+    /// The model with the adapters applied; each fingerprint mismatch let through by --allow-base-mismatch is warned about on stderr.
     public func apply(to model: LoadedModel) throws -> AdaptedModel {
-        let built = try model.adapted(adapters: adapters, scales: scales, merged: merged, force: force)
+        let built = try model.adapted(adapters: adapters, scales: scales, merged: merged, force: allowBaseMismatch)
         for s in built.steps where s.forced {
-            FileHandle.standardError.write(Data("warning: \(s.adapter) was trained on \(s.expectedBase), applied to \(s.actualBase) (--force)\n".utf8))
+            FileHandle.standardError.write(Data("warning: \(s.adapter) was trained on \(s.expectedBase), applied to \(s.actualBase) (--allow-base-mismatch)\n".utf8))
         }
         return built
     }

@@ -55,6 +55,10 @@ public final class Trainer {
     /// Runs every task (continuing from `state.gslr` with `resume`) and returns the report.
     public func run(resume: Bool = false) throws -> TrainReport {
         let t0 = DispatchTime.now().uptimeNanoseconds
+        // The run folder's files are replaced as the run goes; the backbone must not be one of them.
+        for p in [statePath] + (0..<options.tasks).map(adapterPath) where p == backbone.path || AtomicFile.sameFile(p, backbone.path) {
+            throw TrainerError.badOption(option: "-o", problem: "\(p) is the backbone; choose another output folder")
+        }
         try FileManager.default.createDirectory(atPath: outputDirectory, withIntermediateDirectories: true)
         let c = backbone.config
         let order = try ClassOrder.make(classes: c.numClasses, seed: options.seed)

@@ -11,16 +11,24 @@ struct ConvertCommand: GsloraCommand {
         commandName: "gslora-convert",
         abstract: "Convert a PyTorch (.pth/.pt), .safetensors or .gslr checkpoint to .gslr, .safetensors or .pth.",
         discussion: """
-        The output format follows the extension of -o. Face transformers (GS-LoRA's ViT_face), torchvision ViTs \
+        The output format follows the extension of -o; without -o, IN is written as a .gslr beside it (model.pth → \
+        model.gslr). Face transformers (GS-LoRA's ViT_face), torchvision ViTs \
         and timm ViTs are recognised from their keys; their config is read off the tensor shapes and their weights \
         are stored under canonical names (spec/MODELS.md). Other layouts are stored as plain tensors. A checkpoint \
+<<<<<<< HEAD
         with LoRA factors becomes a backbone plus an adapter file. A .gslr backbone stores its image pipeline \
         (spec/FORMAT.md §4.6): from a timm config.json beside the input (its pretrained_cfg), with the pipeline \
         options overriding it field by field; gslora-infer, -eval and -train use it. Notices go to stderr when stdout is a terminal; \
         otherwise only the result line is printed (use --json to get everything).
+=======
+        with LoRA factors becomes a backbone plus an adapter file. The result line goes to stdout, notices (`note:`) \
+        to stderr; --json prints the full report (notices too) on stdout instead of the line. An existing output is replaced only with --force, and never \
+        an input.
+>>>>>>> h-cli
 
         Examples:
-          gslora-convert face_vit.pth -o face_vit.gslr
+          gslora-convert face_vit.pth                 (writes face_vit.gslr)
+          gslora-convert face_vit.pth -o face_vit.gslr --force
           gslora-convert vit_b_16.pth -o vit_b_16.safetensors --dtype bf16
           gslora-convert tiny.pth -o tiny.gslr --heads 4
           gslora-convert task1.pth -o task1.gslr --base pretrained.pth \\
@@ -37,8 +45,11 @@ struct ConvertCommand: GsloraCommand {
     @Argument(help: "The checkpoint to read (.pth/.pt/.bin, .safetensors or .gslr).")
     var input: String
 
-    @Option(name: [.short, .customLong("output")], help: "The file to write; its extension (.gslr, .safetensors, .pth) picks the format.")
-    var output: String
+    @Option(name: [.short, .customLong("output")], help: ArgumentHelp("The file to write; its extension (.gslr, .safetensors, .pth) picks the format (default: IN as .gslr beside it).", valueName: "file"))
+    var outputOption: String?
+
+    /// -o, or the input's name with .gslr.
+    var output: String { outputOption ?? OutputPolicy.beside(input, suffix: ".gslr") }
 
     @Flag(help: "Keep every tensor under its full dotted key (optimizer state included); no model layout applied.")
     var raw = false
@@ -70,7 +81,7 @@ struct ConvertCommand: GsloraCommand {
     @Flag(help: "Print the full report as JSON on stdout.")
     var json = false
 
-    @Flag(help: "Replace existing output files.")
+    @Flag(help: "Replace existing output files (never an input).")
     var force = false
 
     @OptionGroup(title: "Image pipeline to store (over a timm config.json's pretrained_cfg beside the input)")
@@ -83,7 +94,8 @@ struct ConvertCommand: GsloraCommand {
             throw ValidationError("\(output): unknown output extension; use .gslr, .safetensors or .pth")
         }
         if output == input || AtomicFile.sameFile(input, output) {
-            throw ValidationError("\(output): the output is the input; choose a different output path")
+            throw ValidationError(outputOption == nil ? "\(input) is already the .gslr the default output would be; give -o with another path"
+                                                      : "\(output): the output is the input; choose a different output path")
         }
         if let h = heads, h < 1 { throw ValidationError("--heads must be positive") }
         if let c = channels, c < 1 { throw ValidationError("--channels must be positive") }
@@ -91,7 +103,13 @@ struct ConvertCommand: GsloraCommand {
     }
 
     func run() throws {
+<<<<<<< HEAD
         var options = ConvertOptions(
+=======
+        let inputs = [input] + [base].compactMap { $0 }
+        for path in [output] + [adapterOut].compactMap({ $0 }) { try OutputPolicy.checkFile(path, inputs: inputs, force: force) }
+        let options = ConvertOptions(
+>>>>>>> h-cli
             importing: ImportOptions(raw: raw, heads: heads, channels: channels, keepOptimizer: keepOptimizer,
                                      loraAlpha: loraAlpha, base: base),
             dtype: DTypeCast.Target(rawValue: dtype)!, names: ConvertOptions.Names(rawValue: names)!,
@@ -107,14 +125,12 @@ struct ConvertCommand: GsloraCommand {
             }
         }
         let report = try Converter.convert(input: input, output: output, options: options)
+        StatusLine().notes(report.notices)
         if json {
             let enc = JSONEncoder()
             enc.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
             print(String(decoding: try enc.encode(report), as: UTF8.self))
             return
-        }
-        if isatty(STDOUT_FILENO) == 1 {
-            for n in report.notices { FileHandle.standardError.write(Data("note: \(n)\n".utf8)) }
         }
         print(report.summary)
     }

@@ -14,7 +14,8 @@ struct DemoCommand: GsloraCommand {
         discussion: """
         Stages (each the library path of the named command):
           1. pre-train a face-style ViT (CosFace head) on Fashion-MNIST (gslora-train pretrain); cached in \
-        OUT/pretrained.gslr with its settings, so a rerun with the same settings skips it;
+        OUT/pretrained.gslr with its settings, so a rerun with the same settings skips it (a rerun into a folder \
+        that holds an earlier run's results needs --force);
           2. forget 2 classes per task over 4 tasks, classes from a seeded class order (gslora-train forget), \
         evaluating before and after every task; groups with norm < 1e-3 are pruned as each adapter is written \
         (gslora-prune's code), so every adapter still chains onto the one before;
@@ -26,16 +27,21 @@ struct DemoCommand: GsloraCommand {
 
         Examples:
           gslora-demo                       (5–6 minutes on 2 idle cores; the report is gslora-demo-out/report.md)
-          gslora-demo --plus --out run2
+          gslora-demo --plus -o run2
+          gslora-demo --force               (run again into gslora-demo-out, replacing its results)
           gslora-demo --forget Sandal,Bag --forget Shirt   (two tasks of your choice)
-          gslora-demo --quick --out /tmp/ci (a few hundred images, one epoch, small model: every stage, seconds)
+          gslora-demo --quick -o /tmp/ci    (a few hundred images, one epoch, small model: every stage, seconds)
 
         Exit status: 0 done and every check passed, 1 bad input, failure or a failed check (the report is still written), \
         2 usage error, 130 interrupted.
         """)
 
-    @Option(name: .customLong("out"), help: "Output folder (pretrained.gslr cache, one folder per run, the report).")
+    @Option(name: [.short, .customLong("output"), .customLong("out")],
+            help: ArgumentHelp("Output folder (pretrained.gslr cache, one folder per run, the report).", valueName: "folder"))
     var output = "gslora-demo-out"
+
+    @Flag(help: "Run into an output folder that holds an earlier run's results, replacing them (never an input).")
+    var force = false
 
     @Option(help: "Fashion-MNIST folder with the four *-idx*-ubyte(.gz) files.")
     var data = FashionMNIST.directory
@@ -69,8 +75,11 @@ struct DemoCommand: GsloraCommand {
         if !forget.isEmpty {
             o.forget(tasks: try forget.map { try ClassSelection.parse($0, classNames: FashionMNIST.classNames, option: "--forget") })
         }
-        let console = DemoConsole()
         let demo = ForgettingDemo(options: o, exporter: Self.export)
+        try OutputPolicy.checkFolderOutputs(output, files: demo.outputFiles, inputs: [data] + [backbone].compactMap { $0 }, force: force) { _ in
+            "\(output) holds an earlier run's results; pass --force to replace them (the cached pre-trained backbone is reused), or choose another -o"
+        }
+        let console = DemoConsole()
         demo.onEvent = { console.show($0, tasks: o.forgetting.tasks) }
         DemoSignals.install()
         demo.shouldStop = { demoStopRequested != 0 }
@@ -79,7 +88,7 @@ struct DemoCommand: GsloraCommand {
             report = try demo.run()
         } catch let e as TrainerError {
             if case .interrupted = e {
-                console.message("interrupted; run the same command again (the pre-trained backbone is cached)", always: true)
+                console.message("interrupted; run the same command again with --force (the pre-trained backbone is cached)")
                 throw ExitCode(130)
             }
             throw e
@@ -87,7 +96,7 @@ struct DemoCommand: GsloraCommand {
         console.summary(report, folder: demo.reportFolder)
         if let tool = PNGPlots.tool {
             let pngs = try PNGPlots.render(report, folder: demo.reportFolder, tool: tool)
-            console.message("plots as PNG too: " + pngs.map { ($0 as NSString).lastPathComponent }.joined(separator: ", "), always: false)
+            console.message("plots as PNG too: " + pngs.map { ($0 as NSString).lastPathComponent }.joined(separator: ", "))
         } else {
             console.message("PNG plots skipped: rsvg-convert is not installed (apt-get install librsvg2-bin); the SVGs are written")
         }
@@ -99,7 +108,7 @@ struct DemoCommand: GsloraCommand {
         // Everything is written either way; a failed acceptance check is a failed run for scripts (exit 1).
         let failed = report.checks.filter { !$0.passed }
         if !failed.isEmpty {
-            console.message("error: \(failed.count) of \(report.checks.count) checks failed; see \(demo.reportFolder)/report.md", always: true)
+            console.message("error: \(failed.count) of \(report.checks.count) checks failed; see \(demo.reportFolder)/report.md")
             throw ExitCode(1)
         }
     }

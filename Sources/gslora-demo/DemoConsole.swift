@@ -1,3 +1,4 @@
+import CommandSupport
 import Foundation
 import Train
 #if canImport(Glibc)
@@ -22,29 +23,15 @@ enum DemoSignals {
     }
 }
 
-/// Progress on stderr: a redrawn line while a terminal watches, and one line per stage and task result always
-/// (few enough for a CI log).
+/// Progress and messages on stderr (`StatusLine`: a redrawn line on a terminal; elsewhere one plain line per epoch
+/// or 30 s), and one line per stage and task result whatever stderr is.
 final class DemoConsole {
-    let interactive = isatty(STDERR_FILENO) == 1
-    private var lastDraw = Date.distantPast
-    private var drawn = false
+    private let status = StatusLine()
     private let start = Date()
 
-    func progress(_ line: String, force: Bool = false) {
-        guard interactive else { return }
-        let now = Date()
-        guard force || now.timeIntervalSince(lastDraw) >= 0.25 else { return }
-        lastDraw = now
-        let text = line.count > 160 ? String(line.prefix(160)) : line
-        FileHandle.standardError.write(Data(("\r\u{1B}[K" + text).utf8))
-        drawn = true
-    }
+    func progress(_ line: String, force: Bool = false) { status.progress(line, force: force) }
 
-    func message(_ text: String, always: Bool = true) {
-        guard interactive || always else { return }
-        if drawn { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)); drawn = false }
-        FileHandle.standardError.write(Data((text + "\n").utf8))
-    }
+    func message(_ text: String) { status.message(text) }
 
     private var clock: String { "[" + ProgressLine.duration(Date().timeIntervalSince(start)) + "]" }
 
@@ -63,7 +50,8 @@ final class DemoConsole {
             case let .taskStarted(t, c, nf, nr, steps):
                 message("\(clock)   \(run) task \(t)/\(tasks): forget \(c.forget) · \(c.retain.count) retained · \(nf)+\(nr) images · \(steps) steps")
             case let .evaluated(t, phase, m, h): message("\(clock)   \(run) task \(t) \(phase): " + ProgressLine.metrics(m, h: h))
-            case .stateSaved, .taskFinished: break
+            case .stateSaved: status.milestone()
+            case .taskFinished: break
             }
         }
     }

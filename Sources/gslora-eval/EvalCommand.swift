@@ -31,6 +31,8 @@ struct EvalCommand: GsloraCommand {
           gslora-eval fmnist.gslr --data fashion-mnist --forget Sandal,Bag
           gslora-eval fmnist.gslr --data fashion-mnist --forget Sandal,Bag --precision bf16
 
+        The report's notes also go to stderr (`note:` lines); an existing -o file is replaced only with --force.
+
         Exit status: 0 evaluated, 1 bad input or failed check, 2 usage error.
         """)
 
@@ -79,6 +81,9 @@ struct EvalCommand: GsloraCommand {
     @Flag(help: "Print the report as JSON on stdout instead of a table.")
     var json = false
 
+    @Flag(help: "Replace an existing -o file (never an input).")
+    var force = false
+
     func validate() throws {
         guard batchSize > 0 else { throw ValidationError("--batch-size must be positive") }
         guard ["test", "train"].contains(split) else { throw ValidationError("--split must be test or train") }
@@ -90,6 +95,9 @@ struct EvalCommand: GsloraCommand {
     }
 
     func run() throws {
+        if let output {
+            try OutputPolicy.checkFile(output, inputs: [model, data] + adapterOptions.adapters + [labels, before].compactMap { $0 }, force: force)
+        }
         BLAS.ensureFastKernel()
         let loaded = try LoadedModel.load(model, heads: heads)
         let c = loaded.config
@@ -120,6 +128,7 @@ struct EvalCommand: GsloraCommand {
             report.notes.append("frozen linear layers ran in \(precisionOption.precision.rawValue) (≈1e-3 relative error per product; float32 is the parity-tested precision)")
         }
         if let output { try ForgettingScore.write(report, to: output, inputs: [model, data] + adapterOptions.adapters) }
+        StatusLine().notes(report.notes)
         if json {
             let enc = JSONEncoder()
             enc.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
@@ -166,7 +175,6 @@ struct EvalCommand: GsloraCommand {
                          + c.role.rawValue.padding(toLength: 6, withPad: " ", startingAt: 0) + String(format: "  %6d  %7d  ", c.samples, c.correct)
                          + pct(c.accuracy))
         }
-        for n in r.notes { lines.append("note: \(n)") }
         return lines.joined(separator: "\n")
     }
 }

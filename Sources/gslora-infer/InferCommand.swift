@@ -23,8 +23,10 @@ struct InferCommand: GsloraCommand {
           gslora-infer vit_b_16.pth batch.npy --embeddings -o emb.npy --json
           gslora-infer deit.safetensors photo.jpg --mean 0.485,0.456,0.406 \\
               --std 0.229,0.224,0.225 --interpolation bicubic --crop-pct 0.9
-          gslora-infer face.gslr --adapter t1.gslr --adapter t2.gslr --merged \\
+          gslora-infer face.gslr --adapter t1.gslr --adapter t2.gslr --merged --force \\
               batch.npy -o logits.npy
+
+        Notes and warnings go to stderr; an existing -o file is replaced only with --force.
 
         Exit status: 0 done, 1 bad input or failed check, 2 usage error.
         """)
@@ -59,6 +61,9 @@ struct InferCommand: GsloraCommand {
     @Flag(help: "Print the top classes as JSON.")
     var json = false
 
+    @Flag(help: "Replace an existing -o file (never an input).")
+    var force = false
+
     func validate() throws {
         guard top >= 0 else { throw ValidationError("--top must be ≥ 0") }
         guard batchSize > 0 else { throw ValidationError("--batch-size must be positive") }
@@ -82,10 +87,11 @@ struct InferCommand: GsloraCommand {
     }
 
     func run() throws {
+        if let output { try OutputPolicy.checkFile(output, inputs: [model, input] + adapterOptions.adapters, force: force) }
         BLAS.ensureFastKernel()
         let loaded = try LoadedModel.load(model, heads: heads)
         let c = loaded.config
-        for n in loaded.notices { FileHandle.standardError.write(Data("note: \(n)\n".utf8)) }
+        StatusLine().notes(loaded.notices)
         let built = try adapterOptions.apply(to: loaded)
         precisionOption.apply(to: built.model)
         let pre = try preprocessOptions.pipeline(for: c, stored: loaded.preprocess, modelPath: model, inputs: [input])

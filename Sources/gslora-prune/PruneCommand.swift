@@ -14,11 +14,14 @@ struct PruneCommand: GsloraCommand {
         §4.4, GSLORA.md §3's reported form). The report also shows the group-lasso loss form sqrt(Σ_T ‖T‖_F²), \
         both computed from the data, and how much of ΔW = s·B·A the pruning removes: \
         ‖ΔW_pruned − ΔW‖_F / ‖ΔW‖_F over all LoRA layers and per target (mlp.fc1, mlp.fc2 over all blocks), \
-        computed exactly. Pruned tensors leave the file; merging the result skips them.
+        computed exactly. Pruned tensors leave the file; merging the result skips them. Without -o the result is \
+        ADAPTER.pruned.gslr beside ADAPTER (task1.gslr → task1.pruned.gslr); an existing output is replaced only \
+        with --force, and never the input.
 
         Examples:
           gslora-prune task1.gslr --threshold 1e-3 -o task1.pruned.gslr
           gslora-prune task1.gslr --keep 2 -o task1.top2.gslr --json
+          gslora-prune task1.gslr --threshold 1e-3          (writes task1.pruned.gslr)
 
         Exit status: 0 pruned, 1 bad input or failed write, 2 usage error.
         """)
@@ -26,8 +29,10 @@ struct PruneCommand: GsloraCommand {
     @Argument(help: "The adapter .gslr to prune.")
     var adapter: String
 
-    @Option(name: [.short, .customLong("output")], help: "The adapter .gslr to write (never the input).")
-    var output: String
+    @Option(name: [.short, .customLong("output")], help: ArgumentHelp("The adapter .gslr to write (default: ADAPTER.pruned.gslr beside ADAPTER).", valueName: "file"))
+    var outputOption: String?
+
+    var output: String { outputOption ?? OutputPolicy.beside(adapter, suffix: ".pruned.gslr") }
 
     @Option(help: "Prune every group whose recorded norm (Σ‖T‖_F) is below this value; 0 keeps all.")
     var threshold: Double?
@@ -37,6 +42,9 @@ struct PruneCommand: GsloraCommand {
 
     @Flag(help: "Print the report as JSON on stdout.")
     var json = false
+
+    @Flag(help: "Replace an existing output file (never the input).")
+    var force = false
 
     func validate() throws {
         guard (threshold == nil) != (keep == nil) else { throw ValidationError("give exactly one of --threshold and --keep") }
@@ -48,6 +56,7 @@ struct PruneCommand: GsloraCommand {
     }
 
     func run() throws {
+        try OutputPolicy.checkFile(output, inputs: [adapter], force: force)
         let rule: PruneRule = threshold.map { .threshold($0) } ?? .keep(keep!)
         let r = try AdapterPrune.pruneFile(input: adapter, output: output, rule: rule)
         for w in r.warnings { FileHandle.standardError.write(Data("warning: \(w)\n".utf8)) }

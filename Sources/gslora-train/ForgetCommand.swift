@@ -30,7 +30,9 @@ struct ForgetCommand: ParsableCommand {
         --plus adds GS-LoRA++'s prototype hinge (w_f 0.01, margin 18) and an EMA report from epoch 30 (decay 0.9).
 
         The state (OUTDIR/state.gslr) is saved after every epoch and on Ctrl-C/SIGTERM (exit 130); --resume continues \
-        to the same adapter bytes as an uninterrupted run.
+        to the same adapter bytes as an uninterrupted run. An OUTDIR that holds a run's state.gslr or task-N.gslr is \
+        refused unless --resume (continue it) or --force (start over, replacing them); the backbone and data are \
+        never replaced. Off a terminal, progress is one plain line per epoch (and every 30 s) on stderr.
 
         Examples:
           gslora-train forget fmnist.gslr --data fashion-mnist --forget Sandal,Bag --epochs 20 --data-ratio 0.2 -o run1
@@ -82,10 +84,29 @@ struct ForgetCommand: ParsableCommand {
     @Option(help: "Images per evaluation batch.") var evalBatch = 64
     @Option(help: "Attention heads of a .pth/.safetensors backbone (default: width / 64).") var heads: Int?
     @Flag(help: "Continue from OUTDIR/state.gslr.") var resume = false
+    @Flag(help: "Start over in an OUTDIR that holds a run's state.gslr or task-N.gslr, replacing them (never an input).") var force = false
     @Option(help: "Append every step's numbers as JSON lines to this file.") var log: String?
     @Flag(help: "Print the final report as JSON on stdout.") var json = false
 
+    func validate() throws {
+        guard !(resume && force) else { throw ValidationError("--resume continues the run in OUTDIR and --force starts it over; give one") }
+    }
+
+    /// OUTDIR's files may be written: none is an input, and an earlier run's are only continued (--resume) or
+    /// replaced (--force). Checked before the backbone and data are loaded.
+    private func checkOutputs() throws {
+        let taskCount = tasks ?? max(forget.count, 1)
+        let state = output + "/state.gslr"
+        let files = [state] + (0..<max(taskCount, 1)).map { output + "/task-\($0 + 1).gslr" }
+        let inputs = [backbone, data, testData, labels, testLabels, log].compactMap { $0 }
+        try OutputPolicy.checkFolderOutputs(output, files: files, inputs: inputs, force: force || resume) { path in
+            path == state ? "\(output) holds an interrupted run (\(state)); pass --resume to continue it or --force to start over"
+                : "\(path) exists; pass --force to replace it (or --resume to continue an interrupted run), or choose another -o"
+        }
+    }
+
     func run() throws {
+        try checkOutputs()
         BLAS.ensureFastKernel()
         let console = Console()
         let (model, stored) = try loadBackbone()
@@ -139,7 +160,7 @@ struct ForgetCommand: ParsableCommand {
             case let .taskStarted(t, c, nf, nr, steps):
                 console.message("task \(t)/\(o.tasks): forget \(c.forget.map { names[$0] }.joined(separator: ",")) · \(c.retain.count) retained · \(nf)+\(nr) training images · \(steps) steps")
             case let .evaluated(t, phase, m, h): console.message("task \(t) \(phase): \(ProgressLine.metrics(m, h: h))")
-            case .stateSaved: break
+            case .stateSaved: console.epochEnded()
             case let .taskFinished(r): console.message("task \(r.index) → \(r.adapter)")
             }
         }
@@ -150,13 +171,13 @@ struct ForgetCommand: ParsableCommand {
             report = try trainer.run(resume: resume)
         } catch let e as TrainerError {
             if case .interrupted = e {
-                console.message("\(e)", always: true)
+                console.message("\(e)")
                 throw ExitCode(130)
             }
             throw e
         }
         for t in report.tasks {
-            console.message("task \(t.index): \(ProgressLine.metrics(t.after, h: t.h))  (before: acc_r \(fmt(t.before.accRetain)) acc_f \(fmt(t.before.accForget)))  → \(t.adapter)", always: true)
+            console.message("task \(t.index): \(ProgressLine.metrics(t.after, h: t.h))  (before: acc_r \(fmt(t.before.accRetain)) acc_f \(fmt(t.before.accForget)))  → \(t.adapter)")
         }
         if json { try Console.json(report) }
     }

@@ -1,30 +1,18 @@
+import CommandSupport
 import Foundation
 import Format
 
-/// Where the command's words go: progress redrawn on stderr when it is a terminal, messages on stderr, the
-/// `--json` report on stdout.
+/// Where the command's words go: progress and messages on stderr (`StatusLine`), the `--json` report on stdout.
 final class Console {
-    let interactive = isatty(STDERR_FILENO) == 1
-    private var lastDraw = Date.distantPast
-    private var drawn = false
+    private let status = StatusLine()
 
-    func progress(_ line: String, force: Bool = false) {
-        guard interactive else { return }
-        let now = Date()
-        guard force || now.timeIntervalSince(lastDraw) >= 0.25 else { return }
-        lastDraw = now
-        let width = 160
-        let text = line.count > width ? String(line.prefix(width)) : line
-        FileHandle.standardError.write(Data(("\r\u{1B}[K" + text).utf8))
-        drawn = true
-    }
+    func progress(_ line: String, force: Bool = false) { status.progress(line, force: force) }
 
-    /// A line that stays (ends any progress line first). Quiet runs only show `always` lines.
-    func message(_ text: String, always: Bool = false) {
-        guard interactive || always else { return }
-        if drawn { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)); drawn = false }
-        FileHandle.standardError.write(Data((text + "\n").utf8))
-    }
+    /// An epoch ended: off a terminal its last progress line is printed.
+    func epochEnded() { status.milestone() }
+
+    /// A line that stays (ends any progress line first); printed whatever stderr is.
+    func message(_ text: String) { status.message(text) }
 
     static func json<T: Encodable>(_ value: T) throws {
         let enc = JSONEncoder()

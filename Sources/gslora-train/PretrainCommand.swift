@@ -2,6 +2,7 @@ import Apply
 import ArgumentParser
 import Foundation
 import Format
+import CommandSupport
 import Train
 
 /// `gslora-train pretrain`: a face-style ViT with a CosFace head trained from scratch, written as a backbone .gslr.
@@ -44,8 +45,10 @@ struct PretrainCommand: ParsableCommand {
     @Option(help: "Seed of weights, batch order and dropout.") var seed: UInt64 = 1337
     @Option(help: "Append every step's numbers as JSON lines to this file.") var log: String?
     @Flag(help: "Print the final report as JSON on stdout.") var json = false
+    @Flag(help: "Replace an existing output file (never an input).") var force = false
 
     func run() throws {
+        try OutputPolicy.checkFile(output, inputs: [data, testData, labels, testLabels, log].compactMap { $0 }, force: force)
         BLAS.ensureFastKernel()
         var o = PretrainOptions()
         o.imageSize = imageSize
@@ -90,7 +93,7 @@ struct PretrainCommand: ParsableCommand {
         let report = try trainer.run(output: output)
         if let last = report.epochs.last {
             console.message(output + String(format: ": %d parameters, %d classes, test acc %.2f (margin %.2f), %.0fs", report.parameters,
-                                            d.train.classNames.count, last.testAccuracy, last.testAccuracyMargin, report.seconds), always: true)
+                                            d.train.classNames.count, last.testAccuracy, last.testAccuracyMargin, report.seconds))
         }
         if json { try Console.json(report) }
     }

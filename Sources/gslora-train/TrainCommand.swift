@@ -16,7 +16,8 @@ struct TrainCommand: GsloraCommand {
           gslora-train forget face.gslr --data casia100 --tasks 4 --classes-per-task 20 --plus -o cl4x20 --log run.jsonl
           gslora-train forget face.gslr --data casia100 --tasks 4 --classes-per-task 20 -o cl4x20 --resume
 
-        Exit status: 0 done, 1 bad input or failure, 2 usage error (also option values no run can use),
+        Exit status: 0 done, 1 bad input or failure, 2 usage error (also option values no run can use, and outputs that
+        exist without --force or are inputs),
         130 interrupted (state saved; use --resume).
         """,
         subcommands: [ForgetCommand.self, PretrainCommand.self])

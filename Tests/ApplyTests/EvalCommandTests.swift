@@ -29,6 +29,12 @@ final class EvalCommandTests: XCTestCase {
         XCTAssertEqual(r.code, 0, r.err)
         let before = try ForgettingScore.readReport(path("before.json"))
         XCTAssertEqual(before.accForget, 100)
+        let written = try Data(contentsOf: URL(fileURLWithPath: path("before.json")))
+        r = try CommandRunner.run("gslora-eval", [path("base.gslr"), "--data", path("x.npy"), "--labels", path("y.npy"), "--forget", forget,
+                                                  "--margin-eval", "-o", path("before.json")])
+        XCTAssertEqual(r.code, 2, "an existing -o file is replaced only with --force: \(r.err)")
+        XCTAssertTrue(r.err.contains("--force"), r.err)
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: path("before.json"))), written)
         XCTAssertEqual(before.forget, [preds[0]])
 
         r = try CommandRunner.run("gslora-eval", [path("base.gslr"), "--adapter", path("t1.gslr"), "--data", path("x.npy"), "--labels", path("y.npy"),

@@ -26,7 +26,7 @@ final class InferCommandTests: XCTestCase {
         let model = try ViT(config: c, weights: file.allTensors(), adapters: [AdapterFile.open(path("t1.gslr")).liveAdapter(config: c)])
         let want = try model.forward(images: images, batch: 5)
         for extra in [[], ["--merged"]] {
-            let r = try CommandRunner.run("gslora-infer", [path("base.gslr"), "--adapter", path("t1.gslr"), path("x.npy"), "-o", path("l.npy"), "--top", "2"] + extra)
+            let r = try CommandRunner.run("gslora-infer", [path("base.gslr"), "--adapter", path("t1.gslr"), path("x.npy"), "-o", path("l.npy"), "--top", "2", "--force"] + extra)
             XCTAssertEqual(r.code, 0, r.err)
             let got = try NPY.read(path: path("l.npy"))
             XCTAssertEqual(got.shape, [5, 4])
@@ -72,7 +72,20 @@ final class InferCommandTests: XCTestCase {
         XCTAssertEqual(r.code, 1)
         XCTAssertTrue(r.err.contains("fingerprint"), r.err)
         r = try CommandRunner.run("gslora-infer", [path("other.gslr"), "--adapter", path("t1.gslr"), path("x.npy"), "--force"])
+        XCTAssertEqual(r.code, 1, "--force replaces outputs; it does not let a mismatch through: \(r.err)")
+        r = try CommandRunner.run("gslora-infer", [path("other.gslr"), "--adapter", path("t1.gslr"), path("x.npy"), "--allow-base-mismatch"])
         XCTAssertEqual(r.code, 0, r.err)
-        XCTAssertTrue(r.err.contains("warning"), r.err)
+        XCTAssertTrue(r.err.contains("warning") && r.err.contains("--allow-base-mismatch"), r.err)
+        // An existing -o file is replaced only with --force.
+        r = try CommandRunner.run("gslora-infer", [path("base.gslr"), path("x.npy"), "-o", path("l.npy")])
+        XCTAssertEqual(r.code, 0, r.err)
+        let logits = try Data(contentsOf: URL(fileURLWithPath: path("l.npy")))
+        r = try CommandRunner.run("gslora-infer", [path("base.gslr"), path("x.npy"), "-o", path("l.npy"), "--embeddings"])
+        XCTAssertEqual(r.code, 2, r.err)
+        XCTAssertTrue(r.err.contains("exists") && r.err.contains("--force"), r.err)
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: path("l.npy"))), logits)
+        r = try CommandRunner.run("gslora-infer", [path("base.gslr"), path("x.npy"), "-o", path("l.npy"), "--embeddings", "--force"])
+        XCTAssertEqual(r.code, 0, r.err)
+        XCTAssertNotEqual(try Data(contentsOf: URL(fileURLWithPath: path("l.npy"))), logits)
     }
 }

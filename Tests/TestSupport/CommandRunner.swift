@@ -29,4 +29,25 @@ public enum CommandRunner {
         p.waitUntilExit()
         return (p.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
     }
+
+    /// Like `run`, with stderr going to a file (as under nohup or a batch scheduler) instead of a pipe; returns what
+    /// the file holds.
+    public static func runWithStderrInFile(_ name: String, _ args: [String]) throws -> (code: Int32, out: String, err: String) {
+        let file = NSTemporaryDirectory() + "/gslora-stderr-\(getpid())-\(UInt64.random(in: 0...UInt64.max)).txt"
+        guard FileManager.default.createFile(atPath: file, contents: nil), let handle = FileHandle(forWritingAtPath: file) else {
+            throw CocoaError(.fileWriteUnknown, userInfo: [NSFilePathErrorKey: file])
+        }
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        let p = Process()
+        p.executableURL = try binary(name)
+        p.arguments = args
+        let out = Pipe()
+        p.standardOutput = out
+        p.standardError = handle
+        try p.run()
+        let o = out.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        try handle.close()
+        return (p.terminationStatus, String(decoding: o, as: UTF8.self), try String(contentsOfFile: file, encoding: .utf8))
+    }
 }

@@ -32,7 +32,7 @@ public enum LoRAMerge {
             let adapter = try AdapterFile.open(path)
             let step = try weights.fold(adapter, scale: i < scales.count ? scales[i] : 1, force: force)
             if step.forced {
-                warnings.append("\(path): trained on \(step.expectedBase) but merged into \(step.actualBase) because of --force")
+                warnings.append("\(path): trained on \(step.expectedBase) but merged into \(step.actualBase) because of --allow-base-mismatch")
             }
         }
         var header = file.header

@@ -36,6 +36,20 @@ public final class ForgettingDemo {
 
     private var stages: [StageTiming] = []
 
+    /// The folders (in the output folder) of the GS-LoRA run and of the --plus run.
+    static let runName = "gslora", plusRunName = "gslora-plus"
+
+    /// Every file a run writes except the pre-training cache (reused when its settings match): the report, and each
+    /// forgetting run's state, adapters and merged model. A command checks them before it starts.
+    public var outputFiles: [String] {
+        var runs = [(Self.runName, options.forgetting)]
+        if options.plus { runs.append((Self.plusRunName, options.forgettingPlus)) }
+        return ["report.json", "report.md"].map { reportFolder + "/" + $0 } + runs.flatMap { name, o in
+            (["state.gslr"] + (0..<max(o.tasks, 1)).map { "task-\($0 + 1).gslr" } + ["merged.gslr", "merged.pth", "merged.safetensors"])
+                .map { options.output + "/" + name + "/" + $0 }
+        }
+    }
+
     public init(options: DemoOptions, exporter: @escaping DemoExporter) {
         self.options = options
         self.exporter = exporter
@@ -58,11 +72,11 @@ public final class ForgettingDemo {
         summary.perClass = (0..<backbone.config.numClasses).map { k in reference.cosine.perClass.first { $0.index == k }?.accuracy }
 
         var runs: [RunSummary] = []
-        runs.append(try forgettingRun(name: "gslora", title: "GS-LoRA", options: options.forgetting, backbone: backbone, data: data,
+        runs.append(try forgettingRun(name: Self.runName, title: "GS-LoRA", options: options.forgetting, backbone: backbone, data: data,
                                       reference: reference.cosine))
         if options.plus {
             let shots = options.forgettingPlus.shots.map { "\($0)-shot" } ?? "full data"
-            runs.append(try forgettingRun(name: "gslora-plus", title: "GS-LoRA++ (\(shots))", options: options.forgettingPlus,
+            runs.append(try forgettingRun(name: Self.plusRunName, title: "GS-LoRA++ (\(shots))", options: options.forgettingPlus,
                                           backbone: backbone, data: data, reference: reference.cosine))
         }
         let order = try ClassOrder.make(classes: backbone.config.numClasses, seed: options.forgetting.seed)
