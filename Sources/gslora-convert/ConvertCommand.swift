@@ -15,16 +15,11 @@ struct ConvertCommand: GsloraCommand {
         model.gslr). Face transformers (GS-LoRA's ViT_face), torchvision ViTs \
         and timm ViTs are recognised from their keys; their config is read off the tensor shapes and their weights \
         are stored under canonical names (spec/MODELS.md). Other layouts are stored as plain tensors. A checkpoint \
-<<<<<<< HEAD
         with LoRA factors becomes a backbone plus an adapter file. A .gslr backbone stores its image pipeline \
         (spec/FORMAT.md §4.6): from a timm config.json beside the input (its pretrained_cfg), with the pipeline \
-        options overriding it field by field; gslora-infer, -eval and -train use it. Notices go to stderr when stdout is a terminal; \
-        otherwise only the result line is printed (use --json to get everything).
-=======
-        with LoRA factors becomes a backbone plus an adapter file. The result line goes to stdout, notices (`note:`) \
-        to stderr; --json prints the full report (notices too) on stdout instead of the line. An existing output is replaced only with --force, and never \
-        an input.
->>>>>>> h-cli
+        options overriding it field by field; gslora-infer, -eval and -train use it. The result line goes to stdout, \
+        notices (`note:`) to stderr; --json prints the full report (notices too) on stdout instead of the line. An \
+        existing output is replaced only with --force, and never an input.
 
         Examples:
           gslora-convert face_vit.pth                 (writes face_vit.gslr)
@@ -103,13 +98,9 @@ struct ConvertCommand: GsloraCommand {
     }
 
     func run() throws {
-<<<<<<< HEAD
-        var options = ConvertOptions(
-=======
         let inputs = [input] + [base].compactMap { $0 }
         for path in [output] + [adapterOut].compactMap({ $0 }) { try OutputPolicy.checkFile(path, inputs: inputs, force: force) }
-        let options = ConvertOptions(
->>>>>>> h-cli
+        var options = ConvertOptions(
             importing: ImportOptions(raw: raw, heads: heads, channels: channels, keepOptimizer: keepOptimizer,
                                      loraAlpha: loraAlpha, base: base),
             dtype: DTypeCast.Target(rawValue: dtype)!, names: ConvertOptions.Names(rawValue: names)!,
