@@ -43,12 +43,16 @@ public final class StatusLine {
         drawn = false
     }
 
+    /// Erases a redrawn progress line.
+    public func clear() {
+        guard drawn else { return }
+        FileHandle.standardError.write(Data("\r\u{1B}[K".utf8))
+        drawn = false
+    }
+
     /// A line that stays (ends a redrawn progress line first).
     public func message(_ text: String) {
-        if drawn {
-            FileHandle.standardError.write(Data("\r\u{1B}[K".utf8))
-            drawn = false
-        }
+        clear()
         FileHandle.standardError.write(Data((text + "\n").utf8))
     }
 

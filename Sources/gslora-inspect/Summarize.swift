@@ -1,3 +1,4 @@
+import CommandSupport
 import Convert
 import Foundation
 import Format
@@ -43,23 +44,21 @@ enum Summarize {
     }
 }
 
-/// A one-line progress display on stderr, shown only when stderr is a terminal.
+/// Verification progress on stderr (`StatusLine`: redrawn on a terminal, a plain line every 30 s elsewhere).
 final class Progress {
     let path: String
-    let enabled = isatty(2) == 1
+    private let status = StatusLine()
     private var lastPercent = -1
 
     init(path: String) { self.path = path }
 
     func update(_ done: Int, _ total: Int) {
-        guard enabled, total > 0 else { return }
+        guard total > 0 else { return }
         let p = Int(Double(done) / Double(total) * 100)
         guard p != lastPercent else { return }
         lastPercent = p
-        FileHandle.standardError.write(Data("\rverifying \(path): \(p)%".utf8))
+        status.progress("verifying \(path): \(p)%", force: true)
     }
 
-    func finish() {
-        if enabled && lastPercent >= 0 { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
-    }
+    func finish() { status.clear() }
 }
