@@ -9,7 +9,7 @@ Run from the repository root:
 
 Everything is seeded; a rerun with the same versions writes the same files.
 
-What it writes (README.md in OUT_DIR says the same):
+What it writes (Tests/Fixtures/preprocess/README.md says the same):
 - images/*.png|jpg: seeded gradients + noise, RGB and gray, square and not, smaller and larger than the crop.
 - timm_vit_base/, timm_deit/: timm's HF-hub layout (model.safetensors + config.json, by timm's own save_for_hf)
   of timm.create_model('vit_base_patch16_224.augreg2_in21k_ft_in1k' / 'deit_tiny_patch16_224.fb_in1k',

@@ -149,6 +149,7 @@ public enum Converter {
             }
             let md = provenance(m).merging(m.metadata) { a, _ in a }
             meta[SafetensorsMetadata.metadata] = SafetensorsMetadata.encode(md)
+            if let p = m.preprocess, m.config != nil { meta[SafetensorsMetadata.preprocess] = SafetensorsMetadata.encode(p) }
             let size = try SafetensorsWriter.write(output, tensors: tensors, metadata: meta, inputs: inputs)
             outputs = [.init(path: output, kind: "safetensors", tensors: tensors.count, parameters: count(tensors), bytes: size)]
         case .pth:
@@ -159,9 +160,9 @@ public enum Converter {
             outputs = [.init(path: output, kind: "pth", tensors: tensors.count, parameters: count(tensors), bytes: size)]
         }
         if let p = m.preprocess, m.config != nil {
-            notices.append(format == .gslr ? "image pipeline stored: resize \(p.resize) (\(p.interpolation.rawValue)), crop \(p.crop)"
+            notices.append(format != .pth ? "image pipeline stored: resize \(p.resize) (\(p.interpolation.rawValue)), crop \(p.crop)"
                 + (p.mean.map { ", mean \($0) std \(p.std ?? [])" } ?? "")
-                : "the image pipeline is stored in .gslr outputs only; this \(format) file does not carry it")
+                : "the image pipeline is stored in .gslr and .safetensors outputs only; this .pth file does not carry it")
         }
         return ConvertReport(input: input, source: m.source.rawValue, family: m.family?.rawValue, config: m.config,
                              loraRank: m.loraRank, loraMerge: m.mergeState?.rawValue, outputs: outputs,

@@ -106,9 +106,10 @@ public enum ModelImport {
         return model
     }
 
-    /// The image pipeline of a checkpoint's `config.json` (timm's pretrained_cfg), for recognised backbones.
+    /// The image pipeline of a checkpoint's `config.json` (timm's pretrained_cfg), for recognised backbones whose
+    /// file stores none itself.
     static func readPipeline(_ model: inout ImportedModel, options: ImportOptions) throws {
-        guard model.config != nil, model.source != .gslr else { return }
+        guard model.config != nil, model.source != .gslr, model.preprocess == nil else { return }
         do {
             model.preprocess = try PreprocessConfig.beside(model.path)
         } catch let e as ConvertError where options.lenient {
@@ -224,9 +225,14 @@ public enum ModelImport {
                                   loraAlpha: nil, loraTargets: [], mergeState: nil, extra: [], metadata: [:], classes: nil,
                                   merged: nil, adapter: nil, notices: [])
         var stored: ModelConfig?
+        var pipeline: PreprocessRecord?
         for (k, v) in f.metadata {
             switch k {
             case SafetensorsMetadata.config: stored = SafetensorsMetadata.decodeConfig(v)
+            case SafetensorsMetadata.preprocess:
+                do { pipeline = try SafetensorsMetadata.decodePipeline(v) } catch {
+                    throw ConvertError.badSafetensors(file: path, reason: "__metadata__[\"\(k)\"] is not an image pipeline record (\(error))")
+                }
             case SafetensorsMetadata.metadata: model.metadata.merge(SafetensorsMetadata.decodeMetadata(v)) { a, _ in a }
             case SafetensorsMetadata.family, SafetensorsMetadata.names: break
             default: model.metadata[k] = .string(v)
@@ -242,6 +248,12 @@ public enum ModelImport {
             opts.channels = opts.channels ?? s.channels
         }
         try applyFamilyOrKeep(&model, tensors: f.tensors, stored: stored, options: opts)
+        if let p = pipeline, let c = model.config {
+            if let problem = p.problem(channels: c.channels, imageSize: c.imageSize) {
+                throw ConvertError.badSafetensors(file: path, reason: "__metadata__[\"\(SafetensorsMetadata.preprocess)\"]: \(problem)")
+            }
+            model.preprocess = p
+        }
         return model
     }
 

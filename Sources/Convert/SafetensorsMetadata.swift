@@ -13,6 +13,8 @@ enum SafetensorsMetadata {
     static let names = "gslora.names"
     /// The checkpoint's other metadata as a JSON object.
     static let metadata = "gslora.metadata"
+    /// The image pipeline (PreprocessRecord) as JSON.
+    static let preprocess = "gslora.preprocess"
 
     static func encode<T: Encodable>(_ v: T) -> String {
         let enc = JSONEncoder()
@@ -22,6 +24,10 @@ enum SafetensorsMetadata {
 
     static func decodeConfig(_ s: String) -> ModelConfig? {
         try? JSONDecoder().decode(ModelConfig.self, from: Data(s.utf8))
+    }
+
+    static func decodePipeline(_ s: String) throws -> PreprocessRecord {
+        try JSONDecoder().decode(PreprocessRecord.self, from: Data(s.utf8))
     }
 
     static func decodeMetadata(_ s: String) -> [String: JSONValue] {

@@ -95,6 +95,9 @@ struct ConvertCommand: GsloraCommand {
         if let h = heads, h < 1 { throw ValidationError("--heads must be positive") }
         if let c = channels, c < 1 { throw ValidationError("--channels must be positive") }
         if let a = loraAlpha, !(a.isFinite && a > 0) { throw ValidationError("--lora-alpha must be a positive number") }
+        if preprocessOptions.preprocess == .direct && preprocessOptions.resize == nil && preprocessOptions.cropPct == nil {
+            throw ValidationError("--preprocess direct cannot be stored: a stored pipeline resizes the short side (--resize or --crop-pct) and crops")
+        }
     }
 
     func run() throws {

@@ -61,6 +61,24 @@ final class PreprocessCommandTests: XCTestCase {
         XCTAssertTrue(r.err.contains("resize short side to 248 (bicubic, antialiased)") && r.err.contains("deit.gslr's preprocess record"), r.err)
         try checkLogits(path("l.npy"), c, "deit.gslr with its stored pipeline")
 
+        // A .safetensors output carries the pipeline in its metadata, without the config.json.
+        r = try CommandRunner.run("gslora-convert", [path("deit.gslr"), "-o", path("deit.safetensors")])
+        XCTAssertEqual(r.code, 0, r.err)
+        r = try CommandRunner.run("gslora-infer", [path("deit.safetensors"), images, "-o", path("s.npy")])
+        XCTAssertEqual(r.code, 0, r.err)
+        XCTAssertTrue(r.err.contains("pipeline read with deit.safetensors: config.json pretrained_cfg of deit_tiny_patch16_224.fb_in1k, crop_pct 0.9"), r.err)
+        try checkLogits(path("s.npy"), c, "deit.safetensors with the pipeline in its metadata")
+
+        // gslora-eval reads the same record and says so once.
+        for (k, cls) in ["a", "b"].enumerated() {
+            try FileManager.default.createDirectory(atPath: path("data/\(cls)"), withIntermediateDirectories: true)
+            try FileManager.default.copyItem(atPath: fixture(k == 0 ? "images/small_96x80.png" : "images/photo_400x300.jpg"), toPath: path("data/\(cls)/x" + (k == 0 ? ".png" : ".jpg")))
+        }
+        r = try CommandRunner.run("gslora-eval", [path("deit.gslr"), "--data", path("data"), "--forget", "0"])
+        XCTAssertEqual(r.code, 0, r.err)
+        XCTAssertEqual(r.err.components(separatedBy: "preprocess: ").count - 1, 1, "printed once: \(r.err)")
+        XCTAssertTrue(r.err.contains("deit.gslr's preprocess record"), r.err)
+
         // Options override the stored record: the flags case on the same model.
         let f = try XCTUnwrap(cases.first { $0.name == "timm_deit_flags.case.json" }?.json)
         r = try CommandRunner.run("gslora-infer", [path("deit.gslr"), images, "-o", path("f.npy"), "--interpolation", "bilinear", "--crop-pct", "0.875"])

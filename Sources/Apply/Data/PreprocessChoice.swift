@@ -94,7 +94,7 @@ public struct PreprocessChoice: Sendable {
                 (mean, std) = (s.mean, s.std)
                 let name = (modelPath as NSString).lastPathComponent
                 origin = name.lowercased().hasSuffix(".gslr") ? "\(name)'s preprocess record" + (s.source.map { ": \($0)" } ?? "")
-                                                              : (s.source ?? "stored pipeline") + " beside \(name)"
+                                                              : "pipeline read with \(name)" + (s.source.map { ": \($0)" } ?? "")
             } else if let d = familyDefault(c) {
                 (p, origin) = (d.pipeline, d.origin)
                 if p.mean != nil { (mean, std) = (imageNetMean, imageNetStd) }
