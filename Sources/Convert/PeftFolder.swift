@@ -139,6 +139,9 @@ public enum PeftFolder {
             guard info.rank == r, abs(info.scaling - scaling) <= 1e-12 * max(1, abs(scaling)) else {
                 throw bad("adapter_config.json (r \(r), scaling \(scaling)) disagrees with the gslora record in \(weightsName) (rank \(info.rank), scaling \(info.scaling)); the folder was edited by hand")
             }
+            if info.baseFingerprint != base.fingerprint {
+                notices.append("\(dir): the adapter was trained on \(info.baseFingerprint.prefix(19))…, not on \(base.name) (\(base.fingerprint.prefix(19))…); its recorded base is kept")
+            }
         } else {
             info = try LoRAImport.adapterInfo(factors, alpha: alpha, baseFingerprint: base.fingerprint,
                                               scaling: scaling, scalingRule: rslora ? rsloraRule : "alpha/rank")

@@ -45,6 +45,9 @@ final class PeftAdapterCommandTests: XCTestCase {
             let r = try infer([exported], "\(ext).npy")
             XCTAssertEqual(r.code, 0, r.err)
             XCTAssertEqual(r.logits, want.logits, "--adapter t1.\(ext)")
+            let shown = try CommandRunner.run("gslora-inspect", [exported])
+            let fingerprint = try GSLRFile.open(path("t1.gslr")).fingerprint
+            XCTAssertTrue(shown.out.contains("kind         adapter") && shown.out.contains(fingerprint), shown.out)
         }
         let none = try infer([], "n.npy")
         XCTAssertNotEqual(none.logits, want.logits, "the adapter must change the logits for this test to mean anything")
