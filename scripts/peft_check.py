@@ -5,7 +5,8 @@ gslora → PEFT: a loralib-style checkpoint is split by gslora-convert into a ba
 exported as a PEFT folder, and PeftModel.from_pretrained(model, folder) must give the logits gslora-infer gives with
 that adapter (from the .gslr adapter and from the folder itself, via --adapter folder/).
 PEFT → gslora: get_peft_model + save_pretrained writes a folder (plain and rsLoRA scaling); gslora-infer --adapter
-folder/ and the .gslr gslora-convert makes of it must give PeftModel's logits.
+folder/ and the .gslr gslora-convert makes of it must give PeftModel's logits, and that .gslr exported as a PEFT
+folder again must load into PEFT with the same logits.
 
 Each comparison: max |gslora − PyTorch| ≤ 1e-5 (absolute; the logits here are of order 1) over the whole
 [N, classes] batch, and each adapter must move PyTorch's logits by more than 1e-2, so a dropped adapter fails.
@@ -135,6 +136,12 @@ def check_family(family, bin_dir, work, results):
         converted = os.path.join(d, f"from_peft{'_rslora' if rslora else ''}.gslr")
         run([conv, folder, "-o", converted, "--base", backbone, "--force"])
         compare(f"{family}: gslora adapter converted from PEFT-saved {tag}folder vs PeftModel", infer(bin_dir, backbone, x_path, os.path.join(d, "d.npy"), converted), want, results)
+        # And out again: the converted adapter exported as a PEFT folder loads into PEFT with the same scaling.
+        again = os.path.join(d, f"peft_again{'_rslora' if rslora else ''}/")
+        run([conv, converted, "-o", again, "--base", backbone, "--force"])
+        with torch.no_grad():
+            back = PeftModel.from_pretrained(base_model(family, 0), again).eval()(x).numpy()
+        compare(f"{family}: PeftModel(re-exported {tag}folder) vs PeftModel(PEFT-saved folder)", back, want, results)
 
 
 def main():

@@ -29,9 +29,9 @@ final class PeftParityTests: XCTestCase {
         let last = o.split(separator: "\n").last.map(String.init) ?? ""
         let summary = try JSONSerialization.jsonObject(with: Data(last.utf8)) as? [String: Any]
         let checks = summary?["checks"] as? [[String: Any]] ?? []
-        // 2 families × (1 + 2 exported-folder checks + 2 scalings × (1 + 2 PEFT-saved checks)); each "1" checks that
+        // 2 families × (1 + 2 exported-folder checks + 2 scalings × (1 + 3 PEFT-saved checks)); each "1" checks that
         // the adapter moves the logits.
-        XCTAssertEqual(checks.count, 18, "checks run: \(checks.map { $0["check"] ?? "?" })")
+        XCTAssertEqual(checks.count, 22, "checks run: \(checks.map { $0["check"] ?? "?" })")
         XCTAssertTrue(checks.allSatisfy { $0["ok"] as? Bool == true }, "\(checks)")
     }
 }
