@@ -4,7 +4,7 @@ import Foundation
 
 /// The adapter flags of the commands that run a model (gslora-eval, gslora-infer).
 public struct AdapterOptions: ParsableArguments {
-    @Option(name: .customLong("adapter"), help: "An adapter to apply (repeatable, in training order).")
+    @Option(name: .customLong("adapter"), help: "An adapter to apply: a .gslr adapter, a PEFT LoRA folder, or an adapter exported as .safetensors/.pth (repeatable, in training order).")
     public var adapters: [String] = []
 
     @Option(name: .customLong("scale"), help: "Multiplier of an adapter's scaling; one per adapter, in order (default 1).")

@@ -33,7 +33,7 @@ public struct LoadedModel {
 
     /// The model with `adapters` applied (live, or merged).
     public func adapted(adapters: [String], scales: [Double], merged: Bool, force: Bool) throws -> AdaptedModel {
-        try AdaptedModel.build(config: config, weights: weights, modelTensors: modelTensors, adapters: adapters.map(AdapterFile.open),
+        try AdaptedModel.build(config: config, weights: weights, modelTensors: modelTensors, adapters: openAdapters(adapters),
                                scales: scales, merged: merged, force: force)
     }
 }

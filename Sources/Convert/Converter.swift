@@ -36,7 +36,7 @@ public struct ConvertOptions: Sendable {
 public struct ConvertReport: Codable, Sendable {
     public struct Output: Codable, Sendable {
         public var path: String
-        /// "backbone", "adapter", "tensors" (.gslr kinds), "safetensors" or "pth".
+        /// "backbone", "adapter", "tensors" (.gslr kinds), "safetensors", "pth" or "peft" (a PEFT folder).
         public var kind: String
         public var tensors: Int
         public var parameters: Int
@@ -55,7 +55,7 @@ public struct ConvertReport: Codable, Sendable {
 
     /// "face_vit → out.gslr (backbone): 25 tensors, 118,346 params, 474,112 bytes; + out.adapter.gslr ...; 0.02 s"
     public var summary: String {
-        let what = family ?? (outputs.first?.kind == "adapter" ? "adapter" : "tensors")
+        let what = family ?? (loraRank != nil ? "adapter" : "tensors")
         let outs = outputs.map { "\($0.path) (\($0.kind)): \($0.tensors) tensors, \(Self.grouped($0.parameters)) params, \(Self.grouped($0.bytes)) bytes" }
         return "\(what) → " + outs.joined(separator: "; + ") + String(format: "; %.2f s", seconds)
     }
@@ -75,10 +75,12 @@ public struct ConvertReport: Codable, Sendable {
 /// split LoRA, cast, and write .gslr, .safetensors or .pth chosen by the output's extension.
 public enum Converter {
     public enum OutputFormat: String, CaseIterable, Sendable {
-        case gslr, safetensors, pth
+        case gslr, safetensors, pth, peft
 
-        /// From the extension: .gslr, .safetensors, .pth/.pt/.bin.
+        /// From the extension: .gslr, .safetensors, .pth/.pt/.bin; a folder (a directory, or a path ending in "/")
+        /// is a PEFT LoRA folder.
         public init?(path: String) {
+            if PeftFolder.isFolder(path) { self = .peft; return }
             let ext = (path as NSString).pathExtension.lowercased()
             switch ext {
             case "gslr": self = .gslr
@@ -92,7 +94,7 @@ public enum Converter {
     public static func convert(input: String, output: String, options: ConvertOptions) throws -> ConvertReport {
         let start = Date()
         guard let format = OutputFormat(path: output) else {
-            throw ConvertError.badOutput(file: output, reason: "unknown output extension '.\((output as NSString).pathExtension)'; use .gslr, .safetensors or .pth")
+            throw ConvertError.badOutput(file: output, reason: "unknown output extension '.\((output as NSString).pathExtension)'; use .gslr, .safetensors, .pth or a folder ending in / (PEFT)")
         }
         guard FileManager.default.fileExists(atPath: input) else {
             throw ConvertError.unreadable(file: input, reason: "no such file")
@@ -147,6 +149,10 @@ public enum Converter {
                 meta[SafetensorsMetadata.family] = c.family.rawValue
                 meta[SafetensorsMetadata.config] = SafetensorsMetadata.encode(c)
             }
+            // What a .gslr header carries beyond the tensors, so the file converts back to the same thing.
+            if let a = m.adapter { meta[SafetensorsMetadata.adapter] = SafetensorsMetadata.encode(a) }
+            if let c = m.classes { meta[SafetensorsMetadata.classes] = SafetensorsMetadata.encode(c) }
+            if let g = m.merged, !g.isEmpty { meta[SafetensorsMetadata.merged] = SafetensorsMetadata.encode(g) }
             let md = provenance(m).merging(m.metadata) { a, _ in a }
             meta[SafetensorsMetadata.metadata] = SafetensorsMetadata.encode(md)
             if let p = m.preprocess, m.config != nil { meta[SafetensorsMetadata.preprocess] = SafetensorsMetadata.encode(p) }
@@ -156,8 +162,16 @@ public enum Converter {
             let tensors = try named(m, options.names)
             try settleClaims(claims, input: input, except: tensors)
             if !m.extra.isEmpty { notices.append("the .pth output holds the state dict only; \(m.extra.count) optimizer tensors were not written") }
-            let size = try writePth(output, tensors: tensors, inputs: inputs)
+            let size = try writePth(output, tensors: tensors, leaves: pthLeaves(m, notices: &notices), inputs: inputs)
             outputs = [.init(path: output, kind: "pth", tensors: tensors.count, parameters: count(tensors), bytes: size)]
+        case .peft:
+            let (info, base) = try peftBinding(m, output: output, options: options)
+            try settleClaims(claims, input: input, except: m.lora)
+            let md = m.source == .gslr ? m.metadata : provenance(m).merging(m.metadata) { a, _ in a }
+            let size = try PeftFolder.write(output, info: info, tensors: m.lora, base: base, classes: m.classes, metadata: md,
+                                            force: options.force, inputs: inputs)
+            outputs = [.init(path: output, kind: "peft", tensors: m.lora.count, parameters: count(m.lora), bytes: size)]
+            notices.append("PEFT folder for \(base.config.family.rawValue) written; load it with PeftModel.from_pretrained(model, \"\(output)\")")
         }
         if let p = m.preprocess, m.config != nil {
             notices.append(format != .pth ? "image pipeline stored: resize \(p.resize) (\(p.interpolation.rawValue)), crop \(p.crop)"
@@ -209,7 +223,8 @@ public enum Converter {
         for p in others where p == output || AtomicFile.sameFile(p, output) {
             throw ConvertError.badOutput(file: output, reason: "the output is the input file \(p); choose a different output path")
         }
-        if !options.force && FileManager.default.fileExists(atPath: output) {
+        // A PEFT folder may exist; PeftFolder.write checks the files inside it.
+        if !options.force && FileManager.default.fileExists(atPath: output) && !PeftFolder.isFolder(output) {
             throw ConvertError.badOutput(file: output, reason: "the file exists; pass --force to replace it")
         }
     }
@@ -251,7 +266,7 @@ public enum Converter {
         var outs: [ConvertReport.Output] = []
         if let a = m.adapter {
             // Re-export of an adapter file.
-            let h = GSLRHeader(kind: .adapter, adapter: a, metadata: metadata)
+            let h = GSLRHeader(kind: .adapter, classes: m.classes, adapter: a, metadata: metadata)
             try gslrWrite(output, h, m.lora, inputs: inputs)
             return [.init(path: output, kind: "adapter", tensors: m.lora.count, parameters: count(m.lora), bytes: fileSize(output))]
         }

@@ -57,7 +57,9 @@ public enum LoRAImport {
     }
 
     /// The adapter record: one group per block holding the block's factors, with its norm Σ‖T‖_F (spec/FORMAT.md §4.3).
-    public static func adapterInfo(_ f: Factors, alpha: Double, baseFingerprint: String) throws -> AdapterInfo {
+    /// `scaling` defaults to loralib's alpha / rank.
+    public static func adapterInfo(_ f: Factors, alpha: Double, baseFingerprint: String, scaling: Double? = nil,
+                                   scalingRule: String = "alpha/rank") throws -> AdapterInfo {
         var groups: [GroupRecord] = []
         for t in f.tensors {
             guard let (i, _) = FamilyKeyMap.splitBlock(t.name, prefix: FamilyKeyMap.canonicalBlockPrefix) else { continue }
@@ -70,9 +72,15 @@ public enum LoRAImport {
                 groups.append(GroupRecord(name: name, members: [t.name], norm: norm, state: .kept))
             }
         }
-        return AdapterInfo(rank: f.rank, alpha: alpha, scaling: alpha / Double(f.rank), scalingRule: "alpha/rank",
+        return AdapterInfo(rank: f.rank, alpha: alpha, scaling: scaling ?? alpha / Double(f.rank), scalingRule: scalingRule,
                            targets: f.targets, grouping: "block", groups: groups,
                            task: TaskRecord(index: 0, forget: [], retain: []), baseFingerprint: baseFingerprint)
+    }
+
+    /// `X` for a factor `X.lora_A` / `X.lora_B`, nil for other names.
+    static func layer(of name: String) -> String? {
+        guard ModelFamilies.isLoRA(name) else { return nil }
+        return String(name.dropLast(".lora_A".count))
     }
 
     static func sumOfSquares(_ t: Tensor) throws -> Double {

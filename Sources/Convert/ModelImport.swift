@@ -32,7 +32,7 @@ public struct ImportOptions: Sendable {
 
 /// A checkpoint read into gslora's terms: canonical weights and config when the family is known.
 public struct ImportedModel {
-    public enum Source: String, Codable, Sendable { case pytorch, safetensors, gslr }
+    public enum Source: String, Codable, Sendable { case pytorch, safetensors, gslr, peft }
 
     public var path: String
     public var source: Source
@@ -88,9 +88,10 @@ public struct ImportedModel {
     public var parameterCount: Int { (weights + lora + extra).reduce(0) { $0 + $1.count } }
 }
 
-/// Reads .pth (zip or legacy), .safetensors and .gslr files into an `ImportedModel`.
+/// Reads .pth (zip or legacy), .safetensors and .gslr files, and PEFT LoRA folders, into an `ImportedModel`.
 public enum ModelImport {
     public static func load(_ path: String, options: ImportOptions = ImportOptions()) throws -> ImportedModel {
+        if PeftFolder.isFolder(path) { return try loadPeft(path, options: options) }
         // A .safetensors name goes straight to its validating reader, so a damaged header gets a precise error.
         var model: ImportedModel
         if path.lowercased().hasSuffix(".safetensors") {
@@ -130,6 +131,10 @@ public enum ModelImport {
         if options.raw {
             model.weights = u.stateDict
             model.notices.append("--raw: kept all \(u.stateDict.count) tensors under their full keys; no model layout applied")
+            return model
+        }
+        if case let .string(record)? = u.metadata[SafetensorsMetadata.adapter] {
+            try adoptPthAdapter(&model, record: record, tensors: u.stateDict)
             return model
         }
         try applyFamilyOrKeep(&model, tensors: u.stateDict, stored: nil, options: options)
@@ -226,6 +231,7 @@ public enum ModelImport {
                                   merged: nil, adapter: nil, notices: [])
         var stored: ModelConfig?
         var pipeline: PreprocessRecord?
+        var record: String?
         for (k, v) in f.metadata {
             switch k {
             case SafetensorsMetadata.config: stored = SafetensorsMetadata.decodeConfig(v)
@@ -233,6 +239,9 @@ public enum ModelImport {
                 do { pipeline = try SafetensorsMetadata.decodePipeline(v) } catch {
                     throw ConvertError.badSafetensors(file: path, reason: "__metadata__[\"\(k)\"] is not an image pipeline record (\(error))")
                 }
+            case SafetensorsMetadata.adapter: record = v
+            case SafetensorsMetadata.classes: model.classes = try SafetensorsMetadata.decode([String].self, v, key: k, file: path)
+            case SafetensorsMetadata.merged: model.merged = try SafetensorsMetadata.decode([MergedTask].self, v, key: k, file: path)
             case SafetensorsMetadata.metadata: model.metadata.merge(SafetensorsMetadata.decodeMetadata(v)) { a, _ in a }
             case SafetensorsMetadata.family, SafetensorsMetadata.names: break
             default: model.metadata[k] = .string(v)
@@ -240,6 +249,10 @@ public enum ModelImport {
         }
         if options.raw {
             model.weights = f.tensors
+            return model
+        }
+        if let record {
+            try adoptAdapter(&model, record: record, tensors: f.tensors)
             return model
         }
         var opts = options

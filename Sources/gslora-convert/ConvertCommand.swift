@@ -9,7 +9,7 @@ import Format
 struct ConvertCommand: GsloraCommand {
     static let configuration = CommandConfiguration(
         commandName: "gslora-convert",
-        abstract: "Convert a PyTorch (.pth/.pt), .safetensors or .gslr checkpoint to .gslr, .safetensors or .pth.",
+        abstract: "Convert a PyTorch (.pth/.pt), .safetensors or .gslr checkpoint to .gslr, .safetensors or .pth; adapters also to and from Hugging Face PEFT folders.",
         discussion: """
         The output format follows the extension of -o; without -o, IN is written as a .gslr beside it (model.pth → \
         model.gslr). Face transformers (GS-LoRA's ViT_face), torchvision ViTs \
@@ -20,6 +20,21 @@ struct ConvertCommand: GsloraCommand {
         options overriding it field by field; gslora-infer, -eval and -train use it. The result line goes to stdout, \
         notices (`note:`) to stderr; --json prints the full report (notices too) on stdout instead of the line. An \
         existing output is replaced only with --force, and never an input.
+
+        An adapter written as .safetensors or .pth keeps its record (rank, scaling, groups and norms, task, base \
+        fingerprint, classes, metadata): in the safetensors metadata, or as string entries of the .pth state dict \
+        (load it with load_state_dict(sd, strict=False), as loralib does). Either converts back to the same adapter.
+
+        PEFT: an output or input that is a folder (a directory, or a path ending in /) is a Hugging Face PEFT LoRA \
+        folder (adapter_config.json + adapter_model.safetensors), for PeftModel.from_pretrained(model, folder). Both \
+        directions need --base, the backbone the adapter belongs to: its family names the modules, and an exported \
+        adapter must have been trained on exactly it. A PEFT folder gslora did not write records no base \
+        fingerprint, so it is bound to --base. Only LoRA on the FFN linears with bias "none" can be read (no DoRA, \
+        modules_to_save, rank or alpha patterns); use_rslora is supported.
+
+        A merged face model written as .pth has GS-LoRA's ViT_face keys and no LoRA factors: build the official \
+        ViT_face with lora_rank=0 and load it strictly, or load it with strict=False into a model with LoRA layers \
+        (loralib starts lora_B at zero, so they add nothing).
 
         Examples:
           gslora-convert face_vit.pth                 (writes face_vit.gslr)
@@ -33,14 +48,16 @@ struct ConvertCommand: GsloraCommand {
           gslora-convert hub/deit/model.safetensors -o deit.gslr   (pipeline from hub/deit/config.json)
           gslora-convert vit.pth -o vit.gslr --interpolation bicubic --crop-pct 0.9 \\
               --mean 0.5,0.5,0.5 --std 0.5,0.5,0.5
+          gslora-convert task1.lora.gslr -o task1_peft/ --base task1.gslr   (PEFT folder)
+          gslora-convert peft_out/ -o task1.lora.gslr --base vit.gslr      (from PEFT)
 
         Exit status: 0 converted, 1 bad input or failed write, 2 usage error.
         """)
 
-    @Argument(help: "The checkpoint to read (.pth/.pt/.bin, .safetensors or .gslr).")
+    @Argument(help: "The checkpoint to read (.pth/.pt/.bin, .safetensors or .gslr), or a PEFT LoRA folder.")
     var input: String
 
-    @Option(name: [.short, .customLong("output")], help: ArgumentHelp("The file to write; its extension (.gslr, .safetensors, .pth) picks the format (default: IN as .gslr beside it).", valueName: "file"))
+    @Option(name: [.short, .customLong("output")], help: ArgumentHelp("The file to write; its extension (.gslr, .safetensors, .pth) picks the format; a folder (ending in /) is a PEFT folder (default: IN as .gslr beside it).", valueName: "file"))
     var outputOption: String?
 
     /// -o, or the input's name with .gslr.
@@ -61,7 +78,7 @@ struct ConvertCommand: GsloraCommand {
     @Option(help: "loralib lora_alpha of the LoRA factors (default 1, so scaling = 1/rank).")
     var loraAlpha: Double?
 
-    @Option(help: "The model the LoRA was trained on; tells merged (saved after eval()) from unmerged weights.")
+    @Option(help: "The model the LoRA was trained on; tells merged (saved after eval()) from unmerged weights. Required to write or read a PEFT folder.")
     var base: String?
 
     @Option(help: "Where to write the adapter of a LoRA checkpoint (default: OUT with .adapter.gslr).")
@@ -86,7 +103,7 @@ struct ConvertCommand: GsloraCommand {
         guard DTypeCast.Target(rawValue: dtype) != nil else { throw ValidationError("--dtype must be f32, f16, bf16 or keep, not '\(dtype)'") }
         guard ConvertOptions.Names(rawValue: names) != nil else { throw ValidationError("--names must be original or canonical, not '\(names)'") }
         guard Converter.OutputFormat(path: output) != nil else {
-            throw ValidationError("\(output): unknown output extension; use .gslr, .safetensors or .pth")
+            throw ValidationError("\(output): unknown output extension; use .gslr, .safetensors, .pth or a folder ending in / (PEFT)")
         }
         if output == input || AtomicFile.sameFile(input, output) {
             throw ValidationError(outputOption == nil ? "\(input) is already the .gslr the default output would be; give -o with another path"

@@ -30,7 +30,7 @@ enum Summarize {
         let table = zip(all, crcs).map { t, crc in
             TensorInfo(name: t.name, dtype: t.dtype, shape: t.shape, offset: 0, length: t.data.count, crc32: crc)
         }
-        let kind: FileKind = m.config == nil ? .tensors : .backbone
+        let kind: FileKind = m.adapter != nil ? .adapter : m.config == nil ? .tensors : .backbone
         var metadata = m.metadata
         if !m.notices.isEmpty { metadata["gslora.notices"] = .array(m.notices.map { .string($0) }) }
         let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
@@ -38,8 +38,9 @@ enum Summarize {
                             classes: m.classes, adapter: m.adapter, merged: m.merged, metadata: metadata,
                             table: table, includeTable: includeTable)
         s.preprocess = m.preprocess
-        // The fingerprint a converted backbone will have: its weights only, LoRA factors and optimizer state aside.
-        s.fingerprint = Fingerprint.of(Array(table.prefix(m.weights.count)))
+        // The fingerprint a converted backbone will have: its weights only, LoRA factors and optimizer state aside;
+        // an exported adapter's is its factors' (it has no weights), as its .gslr file's.
+        s.fingerprint = Fingerprint.of(Array(table.prefix(m.adapter != nil ? m.lora.count : m.weights.count)))
         return s
     }
 }

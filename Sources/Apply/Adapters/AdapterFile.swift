@@ -26,6 +26,21 @@ public struct AdapterFile: @unchecked Sendable {
 
     public static func open(_ path: String) throws -> AdapterFile { try AdapterFile(file: try GSLRFile.open(path)) }
 
+    /// An adapter built in memory (e.g. read from a PEFT folder), checked as the writer checks a file's header and
+    /// table; its fingerprint is the one the file written from it would have.
+    public init(path: String, header: GSLRHeader, tensors: [Tensor]) throws {
+        let h = try GSLRWriter.plan(header, tensors: tensors, file: path)
+        guard h.kind == .adapter, let info = h.adapter else {
+            throw AdapterError.wrongKind(file: path, expected: "adapter", actual: h.kind.rawValue)
+        }
+        self.path = path
+        self.info = info
+        self.tensors = tensors
+        fingerprint = Fingerprint.of(tensors)
+        fileSize = tensors.reduce(0) { $0 + $1.data.count }
+        self.header = h
+    }
+
     /// Names of the members of pruned groups: their factors are absent on purpose.
     public var prunedMembers: Set<String> {
         Set(info.groups.filter { $0.state == .pruned }.flatMap(\.members))
