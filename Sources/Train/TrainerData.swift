@@ -111,7 +111,8 @@ enum TaskEvaluation {
         guard !idx.isEmpty else { return TaskMetrics() }
         let sub = test.subset(indices: idx)
         let predictions = try sub.withPixels { try BatchedForward.predict(model, images: $0, labels: sub.labels, margin: margin, batchSize: batch) }
-        var samples = [Int](repeating: 0, count: test.classNames.count), correct = samples
+        // A test set may name fewer classes than the model has; those classes simply have no test images.
+        var samples = [Int](repeating: 0, count: max(test.classNames.count, model.config.numClasses)), correct = samples
         for (p, y) in zip(predictions, sub.labels) {
             samples[y] += 1
             if p == y { correct[y] += 1 }

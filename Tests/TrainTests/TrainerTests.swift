@@ -66,6 +66,24 @@ final class TrainerTests: XCTestCase {
         XCTAssertEqual(r.tasks[1].steps, 3 * perEpoch(TinyRun.classes - 2))
     }
 
+    /// A test folder with fewer classes than the model (a 6-class model, test images of classes 0–3 only) is
+    /// evaluated on the classes it has; the model's other classes count as having no test images.
+    func testTestSetWithFewerClassesThanTheModel() throws {
+        let dir = try temporaryDirectory("fewer-test-classes")
+        var o = TinyRun.options
+        o.tasks = 1
+        o.epochs = [1]
+        o.forget = [[1]]
+        let full = try TinyRun.images(perClass: 3, seed: 12)
+        let some = full.subset(indices: full.labels.indices.filter { full.labels[$0] < 4 })
+        let test = try ImageSet(images: some.images, labels: some.labels, classNames: Array(full.classNames.prefix(4)))
+        let backbone = try TrainBackbone(config: TinyRun.config, tensors: try TinyRun.weights(), source: "tiny")
+        let r = try Trainer(backbone: backbone, data: try TrainData(train: try TinyRun.images(perClass: 6, seed: 11), test: test,
+                                                                   source: "synthetic"), options: o, outputDirectory: dir).run()
+        XCTAssertNotNil(r.tasks[0].after.accForget)
+        XCTAssertNotNil(r.tasks[0].after.accRetain)
+    }
+
     /// .npy training data end to end, as `gslora-train forget --data x.npy --labels y.npy --test-data … --test-labels …`
     /// loads it: the same images as in-memory data give the same adapter bytes.
     func testNpyDataTrainsLikeInMemoryData() throws {
