@@ -69,8 +69,7 @@ struct EvalCommand: GsloraCommand {
     @Option(help: "Input pipeline: auto (from the model family), direct (resize to the input size, [0,1]) or imagenet.")
     var preprocess: String = "auto"
 
-    @Option(help: "Attention heads of a .pth/.safetensors model (default: width / 64).")
-    var heads: Int?
+    @OptionGroup var modelOptions: ModelOptions
 
     @Option(name: [.short, .customLong("output")], help: "Write the report as JSON to this file.")
     var output: String?
@@ -91,7 +90,7 @@ struct EvalCommand: GsloraCommand {
 
     func run() throws {
         BLAS.ensureFastKernel()
-        let loaded = try LoadedModel.load(model, heads: heads)
+        let loaded = try LoadedModel.load(model, options: modelOptions)
         let c = loaded.config
         let built = try adapterOptions.apply(to: loaded)
         precisionOption.apply(to: built.model)

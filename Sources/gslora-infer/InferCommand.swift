@@ -51,8 +51,7 @@ struct InferCommand: GsloraCommand {
     @Option(help: "Input pipeline for image files: auto (from the model family), direct (resize, [0,1]) or imagenet.")
     var preprocess: String = "auto"
 
-    @Option(help: "Attention heads of a .pth/.safetensors model (default: width / 64).")
-    var heads: Int?
+    @OptionGroup var modelOptions: ModelOptions
 
     @Flag(help: "Print the top classes as JSON.")
     var json = false
@@ -82,7 +81,7 @@ struct InferCommand: GsloraCommand {
 
     func run() throws {
         BLAS.ensureFastKernel()
-        let loaded = try LoadedModel.load(model, heads: heads)
+        let loaded = try LoadedModel.load(model, options: modelOptions)
         let c = loaded.config
         if isatty(STDERR_FILENO) == 1 {
             for n in loaded.notices { FileHandle.standardError.write(Data("note: \(n)\n".utf8)) }

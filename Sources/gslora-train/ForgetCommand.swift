@@ -77,7 +77,7 @@ struct ForgetCommand: ParsableCommand {
     @Option(help: "Prune groups whose norm is below this before writing each adapter.") var pruneThreshold: Double?
     @OptionGroup var precisionOption: PrecisionOption
     @Option(help: "Images per evaluation batch.") var evalBatch = 64
-    @Option(help: "Attention heads of a .pth/.safetensors backbone (default: width / 64).") var heads: Int?
+    @OptionGroup var modelOptions: ModelOptions
     @Flag(help: "Continue from OUTDIR/state.gslr.") var resume = false
     @Option(help: "Append every step's numbers as JSON lines to this file.") var log: String?
     @Flag(help: "Print the final report as JSON on stdout.") var json = false
@@ -170,13 +170,14 @@ struct ForgetCommand: ParsableCommand {
     private func loadBackbone() throws -> TrainBackbone {
         if (try? detectFormat(path: backbone)) == .gslr { return try TrainBackbone.open(backbone) }
         let imported: ImportedModel
-        do { imported = try ModelImport.load(backbone, options: ImportOptions(heads: heads)) } catch {
+        do { imported = try ModelImport.load(backbone, options: modelOptions.importOptions) } catch {
             throw TrainerError.badModel(path: backbone, problem: "\(error)")
         }
         guard let config = imported.config else {
             throw TrainerError.badModel(path: backbone, problem: imported.adapter != nil ? "it is an adapter, not a backbone"
                                                                     : "no supported ViT family (face_vit, torchvision_vit, timm_vit) was recognised in it")
         }
-        return try TrainBackbone(config: config, tensors: imported.weights, classes: imported.classes, source: backbone)
+        // Embedded LoRA factors are part of the model PyTorch runs: training starts from W + s·B·A.
+        return try TrainBackbone(config: config, tensors: imported.runnableWeights(), classes: imported.classes, source: backbone)
     }
 }
