@@ -76,28 +76,28 @@ extension ModelFamilies {
         }
         func fileSays(_ f: (value: Int, file: ConfigFile, key: String)) -> String { "\(f.key) \(f.value) in \(f.file.path)" }
 
-        let heads: Int
-        let fileHeads = fromFile("heads")
-        if let h = hints.heads {
-            guard h > 0, inner % h == 0 else {
-                throw ConvertError.cannotInfer(file: file, what: "the head size",
-                                               hint: "--heads \(h) does not divide the attention width \(inner).")
+        // A value the shapes do not fix: the option, else the last config file stating it, else the table entries
+        // when they agree; nil when none decides. `misfit` says why a value cannot be the tensors' (nil: it fits).
+        func decide(_ field: String, option: String, entry: (Architecture) -> Int, misfit: (Int) -> String?) throws -> Int? {
+            if let v = field == "heads" ? hints.heads : hints.channels {
+                if let why = misfit(v) { throw ConvertError.cannotInfer(file: file, what: "the \(field)", hint: "\(option) \(v) does not fit: \(why).") }
+                provenance[field] = "given"
+                return v
             }
-            if let f = fileHeads, f.value != h {
-                throw ConvertError.badConfigFile(file: f.file.path, reason: "it says \(f.key) \(f.value), but --heads \(h) was given for \(file)")
+            if let f = fromFile(field) {
+                if let why = misfit(f.value) { throw ConvertError.badConfigFile(file: f.file.path, reason: "it says \(f.key) \(f.value), but in \(file) \(why)") }
+                provenance[field] = "file:\(f.file.path)"
+                return f.value
             }
-            heads = h
-            provenance["heads"] = "given"
-        } else if let f = fileHeads {
-            guard inner % f.value == 0 else {
-                throw ConvertError.badConfigFile(file: f.file.path, reason: "it says \(f.key) \(f.value), but the attention width of \(file) is \(inner), which \(f.value) heads do not divide")
+            if let a = matches.first, matches.allSatisfy({ entry($0) == entry(a) }) {
+                provenance[field] = "architecture:" + matches.map(\.name).joined(separator: ",")
+                return entry(a)
             }
-            heads = f.value
-            provenance["heads"] = "file:\(f.file.path)"
-        } else if let a = matches.first, matches.allSatisfy({ $0.heads == a.heads }) {
-            heads = a.heads
-            provenance["heads"] = "architecture:" + matches.map(\.name).joined(separator: ",")
-        } else {
+            return nil
+        }
+
+        guard let heads = try decide("heads", option: "--heads", entry: \.heads,
+                                     misfit: { $0 > 0 && inner % $0 == 0 ? nil : "the attention width \(inner) is not a multiple of \($0)" }) else {
             let listed = matches.isEmpty
                 ? "it matches no architecture of spec/MODELS.md; head counts up to 64 that divide it (heads×size): "
                     + divisors(inner).map { "\($0)×\(inner / $0)" }.joined(separator: ", ")
@@ -110,22 +110,9 @@ extension ModelFamilies {
         if family == .faceViT {
             try need(pe.count == 2 && pe[0] == width && pe[1] > 0, "patch_embed.weight", "shape \(pe), expected [\(width), patch·patch·channels]")
             func fits(_ c: Int) -> Bool { c > 0 && pe[1] % c == 0 && exactSqrt(pe[1] / c) != nil }
-            if let c = hints.channels {
-                guard fits(c) else {
-                    throw ConvertError.cannotInfer(file: file, what: "the patch size",
-                                                   hint: "The patch embedding takes \(pe[1]) values, which is not patch·patch·\(c); --channels \(c) does not fit.")
-                }
+            if let c = try decide("channels", option: "--channels", entry: \.channels,
+                                  misfit: { fits($0) ? nil : "the patch embedding takes \(pe[1]) values per patch, not patch·patch·\($0)" }) {
                 channels = c
-                provenance["channels"] = "given"
-            } else if let f = fromFile("channels") {
-                guard fits(f.value) else {
-                    throw ConvertError.badConfigFile(file: f.file.path, reason: "it says \(f.key) \(f.value), but the patch embedding of \(file) takes \(pe[1]) values, which is not patch·patch·\(f.value)")
-                }
-                channels = f.value
-                provenance["channels"] = "file:\(f.file.path)"
-            } else if let a = matches.first, matches.allSatisfy({ $0.channels == a.channels }) {
-                channels = a.channels
-                provenance["channels"] = "architecture:" + matches.map(\.name).joined(separator: ",")
             } else {
                 let fitting = channelCandidates.filter(fits)
                 guard fitting.count == 1 else {
@@ -158,12 +145,14 @@ extension ModelFamilies {
         }
 
         // Every other value a config file states must be the tensors' own.
-        let actual: [String: Int] = ["width": width, "depth": depth, "mlp_width": mlp, "patch_size": patch, "image_size": grid * patch,
+        let actual: [String: Int] = ["heads": heads, "width": width, "depth": depth, "mlp_width": mlp, "patch_size": patch, "image_size": grid * patch,
                                      "num_classes": classes, "channels": channels]
         for f in hints.files {
-            for field in ["width", "depth", "mlp_width", "patch_size", "channels", "image_size", "num_classes"] {
+            for field in ["width", "depth", "mlp_width", "patch_size", "channels", "heads", "image_size", "num_classes"] {
                 guard let s = f.settings[field], let a = actual[field], a != s.value else { continue }
-                throw ConvertError.badConfigFile(file: f.path, reason: "it says \(s.key) \(s.value), but \(file) has \(field.replacingOccurrences(of: "_", with: " ")) \(a)")
+                let ours = provenance[field] == "given" ? "--\(field) \(a) was given for \(file)"
+                    : "\(file) has \(field.replacingOccurrences(of: "_", with: " ")) \(a)"
+                throw ConvertError.badConfigFile(file: f.path, reason: "it says \(s.key) \(s.value), but \(ours)")
             }
         }
 

@@ -72,6 +72,10 @@ final class ModelConfigSourceTests: XCTestCase {
             XCTAssertEqual(model["heads"] as? Int, heads)
             XCTAssertEqual((model["provenance"] as? [String: String])?["heads"], "file:\(beside)", r.out)
 
+            r = try CommandRunner.run("gslora-infer", [pth, input, "--heads", String(heads * 2)])
+            XCTAssertEqual(r.code, 1, r.err)
+            XCTAssertTrue(r.err.contains("model_args.num_heads \(heads)") && r.err.contains("--heads \(heads * 2)"), r.err)
+
             // A config file that contradicts the tensors is refused, naming both values; nothing is written.
             var text = try String(contentsOfFile: beside, encoding: .utf8)
             text = text.replacingOccurrences(of: "\"embed_dim\": 320", with: "\"embed_dim\": 384")
