@@ -18,10 +18,6 @@ public struct LoadedModel {
         try load(path, importing: options.importOptions)
     }
 
-    public static func load(_ path: String, heads: Int?, channels: Int? = nil) throws -> LoadedModel {
-        try load(path, importing: ImportOptions(heads: heads, channels: channels))
-    }
-
     static func load(_ path: String, importing: ImportOptions) throws -> LoadedModel {
         let imported = try ModelImport.load(path, options: importing)
         guard let config = imported.config else {

@@ -1,4 +1,5 @@
 import Apply
+import Convert
 import Foundation
 import Format
 import TestSupport
@@ -125,6 +126,20 @@ final class ModelConfigSourceTests: XCTestCase {
         XCTAssertEqual(r.code, 0, r.err)
         XCTAssertTrue(r.out.contains("backbone with an embedded adapter") && r.out.contains("rank 4"), r.out)
         XCTAssertTrue(r.out.contains("heads given") && r.out.contains("channels shapes") && r.out.contains("head default"), r.out)
+
+        // Training starts from the model PyTorch runs: the adapter's base is W + s·B·A, not the bare backbone.
+        let n = 20
+        let images = (0..<(n * 3 * 40 * 40)).map { Float((sin(Double($0) * 0.37) + 1) / 2) }
+        try images.withUnsafeBufferPointer { try NPY.write($0, shape: [n, 3, 40, 40], to: path("train.npy")) }
+        try (0..<n).map { Float($0 % 10) }.withUnsafeBufferPointer { try NPY.write($0, shape: [n], to: path("labels.npy")) }
+        r = try CommandRunner.run("gslora-train", ["forget", pth, "--heads", "4", "--data", path("train.npy"), "--labels", path("labels.npy"),
+                                                   "--test-data", path("train.npy"), "--test-labels", path("labels.npy"), "--forget", "0",
+                                                   "--epochs", "1", "--shots", "2", "--batch-size", "2", "--rank", "2", "-o", path("run")])
+        XCTAssertEqual(r.code, 0, r.err)
+        let imported = try ModelImport.load(pth, options: ImportOptions(heads: 4))
+        let base = try XCTUnwrap(try GSLRFile.open(path("run/task-1.gslr")).header.adapter?.baseFingerprint)
+        XCTAssertEqual(base, Fingerprint.of(try imported.runnableWeights()))
+        XCTAssertNotEqual(base, Fingerprint.of(imported.weights))
 
         // The official results folder's config.txt (str(cfg) of its scripts) says EMBEDDING_SIZE 512.
         let txt = sub.appendingPathComponent("config.txt").path
