@@ -13,20 +13,27 @@ public struct LoadedModel {
     public let preprocess: PreprocessRecord?
     public let notices: [String]
 
-    /// A .gslr backbone keeps its table's fingerprint; .pth/.safetensors go through Convert's import and get the
-    /// fingerprint the converted .gslr would have.
-    public static func load(_ path: String, heads: Int?) throws -> LoadedModel {
-        let imported = try ModelImport.load(path, options: ImportOptions(heads: heads))
+    /// A .gslr backbone keeps its table's fingerprint; .pth/.safetensors go through Convert's import. A checkpoint
+    /// holding LoRA factors runs as PyTorch runs it, W + s·B·A, and its fingerprint is that of those weights; without
+    /// factors it is the fingerprint the converted .gslr would have.
+    public static func load(_ path: String, options: ModelOptions) throws -> LoadedModel {
+        try load(path, importing: options.importOptions)
+    }
+
+    static func load(_ path: String, importing: ImportOptions) throws -> LoadedModel {
+        let imported = try ModelImport.load(path, options: importing)
         guard let config = imported.config else {
             let what = imported.adapter != nil ? "it is an adapter, not a backbone (pass it with --adapter)" : "no ViT model layout was recognised in it"
             throw EvalError.notAModel(path: path, problem: what)
         }
         var notices = imported.notices
-        if !imported.lora.isEmpty {
-            notices.append("the file's LoRA factors are not applied; split them off with gslora-convert and pass the adapter with --adapter")
+        let runnable = try imported.runnableWeights()
+        if !imported.lora.isEmpty, let r = imported.loraRank {
+            let s = (imported.loraAlpha ?? 1) / Double(r)
+            notices.append("the file's LoRA factors (rank \(r), scaling \(s)) are applied as PyTorch applies them: W + s·B·A on \(imported.loraTargets.joined(separator: ", "))")
         }
         let weights = imported.source == .gslr ? try MergedWeights(file: GSLRFile.open(path))
-                                               : try MergedWeights(tensors: imported.weights, merged: imported.merged ?? [], source: path)
+                                               : try MergedWeights(tensors: runnable, merged: imported.merged ?? [], source: path)
         return LoadedModel(config: config, weights: weights, modelTensors: Set(imported.weights.map(\.name)), classes: imported.classes,
                            preprocess: imported.preprocess, notices: notices)
     }

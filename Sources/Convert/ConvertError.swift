@@ -33,6 +33,8 @@ public enum ConvertError: Error, CustomStringConvertible, Equatable {
     case cannotInfer(file: String, what: String, hint: String)
     /// LoRA factors do not fit their weights, or the weights are neither base nor base + s·B·A.
     case badLoRA(file: String, reason: String)
+    /// A config file beside a checkpoint that cannot be read or that contradicts the checkpoint's tensors.
+    case badConfigFile(file: String, reason: String)
     /// The output path or extension cannot be used.
     case badOutput(file: String, reason: String)
 
@@ -68,6 +70,8 @@ public enum ConvertError: Error, CustomStringConvertible, Equatable {
             return "\(f): cannot infer \(what) from the tensor shapes. \(hint)"
         case let .badLoRA(f, r):
             return "\(f): \(r)"
+        case let .badConfigFile(f, r):
+            return "\(f): \(r). Fix or move the config file, or pass the value it should set as an option."
         case let .badOutput(f, r):
             return "\(f): \(r)"
         }

@@ -183,3 +183,32 @@ public enum LoRAImport {
         return s
     }
 }
+
+extension ImportedModel {
+    /// The weights of the model PyTorch runs from this checkpoint: with embedded LoRA factors folded in as
+    /// W + s·B·A (s = alpha/rank), which is what loralib computes in eval mode; the plain weights otherwise.
+    public func runnableWeights() throws -> [Tensor] {
+        guard !lora.isEmpty, source != .gslr, let rank = loraRank else { return weights }
+        let scaling = (loraAlpha ?? 1) / Double(rank)
+        var factors: [String: Tensor] = [:]
+        for t in lora { factors[t.name] = t }
+        return try weights.map { w in
+            guard w.name.hasSuffix(".weight") else { return w }
+            let module = String(w.name.dropLast(".weight".count))
+            guard let a = factors[module + ".lora_A"], let b = factors[module + ".lora_B"] else { return w }
+            let d = try LoRAImport.delta(a: a, b: b, scaling: scaling)
+            let sum = zip(try w.floats(), d).map { $0 + $1 }
+            return Tensor(name: w.name, shape: w.shape, floats: sum, dtype: w.dtype)
+        }
+    }
+}
+
+extension ImportedModel {
+    /// The adapter record of the LoRA factors a .pth/.safetensors backbone carries (base: the backbone without them),
+    /// or nil when it carries none.
+    public func embeddedAdapter(baseFingerprint: String) throws -> AdapterInfo? {
+        guard !lora.isEmpty, source != .gslr, let rank = loraRank else { return nil }
+        let f = LoRAImport.Factors(tensors: lora, rank: rank, targets: loraTargets)
+        return try LoRAImport.adapterInfo(f, alpha: loraAlpha ?? 1, baseFingerprint: baseFingerprint)
+    }
+}

@@ -4,19 +4,29 @@ import Format
 extension ModelFamilies {
     /// What the caller knows that the shapes cannot say.
     public struct Hints: Sendable {
-        /// Attention heads; default: inner width / 64.
+        /// Attention heads (`--heads`).
         public var heads: Int?
-        /// Image channels of the face model, whose patch embedding is a Linear over patch·patch·channels; default 3.
+        /// Image channels of the face model, whose patch embedding is a Linear over patch·patch·channels (`--channels`).
         public var channels: Int?
+        /// Config files found beside the checkpoint; each value they hold is checked against the tensors.
+        public var files: [ConfigFile]
 
-        public init(heads: Int? = nil, channels: Int? = nil) {
+        public init(heads: Int? = nil, channels: Int? = nil, files: [ConfigFile] = []) {
             self.heads = heads
             self.channels = channels
+            self.files = files
         }
     }
 
-    /// The config of a model given its canonical weights (LoRA factors excluded), plus notices on what was assumed.
-    /// Every tensor is then checked against the shape the config implies, so a config returned here fits the weights.
+    /// Face-model channel counts considered when only the shapes speak: those of image files (gray, gray+alpha, RGB,
+    /// RGBA). A 1-channel p×p patch and a 4-channel (p/2)×(p/2) one have the same length, so those two need --channels.
+    static let channelCandidates = [1, 2, 3, 4]
+
+    /// The config of a model given its canonical weights (LoRA factors excluded), plus notices. Shapes fix most
+    /// values; heads (and a face model's channels) come from `--heads`/`--channels`, a config file, or the
+    /// architecture table, in that order, and are refused, naming the option and the candidates, when none decides.
+    /// `config.provenance` records where each came from. Every tensor is then checked against the shape the config
+    /// implies, so a config returned here fits the weights.
     public static func inferConfig(family: ModelConfig.Family, weights: [Tensor], hints: Hints = Hints(),
                                    file: String) throws -> (config: ModelConfig, notices: [String]) {
         var byName: [String: Tensor] = [:]
@@ -29,6 +39,7 @@ extension ModelFamilies {
             if !ok { throw ConvertError.badModel(file: file, tensor: name, reason: reason()) }
         }
         var notices: [String] = []
+        var provenance: [String: String] = [:]
 
         let cls = try shape("cls_token")
         try need(cls.count == 3 && cls[0] == 1 && cls[1] == 1 && cls[2] > 0, "cls_token", "shape \(cls), expected [1, 1, width]")
@@ -46,21 +57,6 @@ extension ModelFamilies {
         try need(qkv.count == 2 && qkv[1] == width && qkv[0] % 3 == 0 && qkv[0] > 0, "blocks.0.attn.qkv.weight",
                  "shape \(qkv), expected [3·inner, \(width)]")
         let inner = qkv[0] / 3
-        let heads: Int
-        if let h = hints.heads {
-            guard h > 0, inner % h == 0 else {
-                throw ConvertError.cannotInfer(file: file, what: "the head size",
-                                               hint: "--heads \(h) does not divide the attention width \(inner).")
-            }
-            heads = h
-        } else {
-            guard inner % 64 == 0 else {
-                throw ConvertError.cannotInfer(file: file, what: "the number of attention heads",
-                                               hint: "The attention width \(inner) is not a multiple of 64; pass --heads N.")
-            }
-            heads = inner / 64
-            notices.append("assumed \(heads) attention heads of 64 (attention width \(inner)); pass --heads N if the model used another count")
-        }
 
         let fc1 = try shape("blocks.0.mlp.fc1.weight")
         try need(fc1.count == 2 && fc1[1] == width && fc1[0] > 0, "blocks.0.mlp.fc1.weight", "shape \(fc1), expected [mlp, \(width)]")
@@ -69,17 +65,66 @@ extension ModelFamilies {
         let headW = try shape("head.weight")
         try need(headW.count == 2 && headW[1] == width && headW[0] > 0, "head.weight", "shape \(headW), expected [classes, \(width)]")
         let classes = headW[0]
-
+        let qkvBias = byName["blocks.0.attn.qkv.bias"] != nil
         let pe = try shape("patch_embed.weight")
+        let matches = Architectures.matching(family: family, width: width, depth: depth, mlpWidth: mlp, qkvBias: qkvBias, patchEmbed: pe)
+
+        // A value set by a config file: the last file that sets it, and the label for provenance and messages.
+        func fromFile(_ field: String) -> (value: Int, file: ConfigFile, key: String)? {
+            for f in hints.files.reversed() { if let s = f.settings[field] { return (s.value, f, s.key) } }
+            return nil
+        }
+        func fileSays(_ f: (value: Int, file: ConfigFile, key: String)) -> String { "\(f.key) \(f.value) in \(f.file.path)" }
+
+        // A value the shapes do not fix: the option, else the last config file stating it, else the table entries
+        // when they agree; nil when none decides. `misfit` says why a value cannot be the tensors' (nil: it fits).
+        func decide(_ field: String, option: String, entry: (Architecture) -> Int, misfit: (Int) -> String?) throws -> Int? {
+            if let v = field == "heads" ? hints.heads : hints.channels {
+                if let why = misfit(v) { throw ConvertError.cannotInfer(file: file, what: "the \(field)", hint: "\(option) \(v) does not fit: \(why).") }
+                provenance[field] = "given"
+                return v
+            }
+            if let f = fromFile(field) {
+                if let why = misfit(f.value) { throw ConvertError.badConfigFile(file: f.file.path, reason: "it says \(f.key) \(f.value), but in \(file) \(why)") }
+                provenance[field] = "file:\(f.file.path)"
+                return f.value
+            }
+            if let a = matches.first, matches.allSatisfy({ entry($0) == entry(a) }) {
+                provenance[field] = "architecture:" + matches.map(\.name).joined(separator: ",")
+                return entry(a)
+            }
+            return nil
+        }
+
+        guard let heads = try decide("heads", option: "--heads", entry: \.heads,
+                                     misfit: { $0 > 0 && inner % $0 == 0 ? nil : "the attention width \(inner) is not a multiple of \($0)" }) else {
+            let listed = matches.isEmpty
+                ? "it matches no architecture of spec/MODELS.md; head counts up to 64 that divide it (heads×size): "
+                    + divisors(inner).map { "\($0)×\(inner / $0)" }.joined(separator: ", ")
+                : "it matches architectures that disagree: " + matches.map { "\($0.name) (\($0.heads)×\(inner / $0.heads))" }.joined(separator: ", ")
+            throw ConvertError.cannotInfer(file: file, what: "the number of attention heads",
+                                           hint: "The attention width is \(inner); \(listed). Pass --heads N (the model's num_heads), or put its config file beside the checkpoint.")
+        }
+
         let patch: Int, channels: Int
         if family == .faceViT {
             try need(pe.count == 2 && pe[0] == width && pe[1] > 0, "patch_embed.weight", "shape \(pe), expected [\(width), patch·patch·channels]")
-            channels = hints.channels ?? 3
-            guard channels > 0, pe[1] % channels == 0, let p = exactSqrt(pe[1] / channels) else {
-                throw ConvertError.cannotInfer(file: file, what: "the patch size",
-                                               hint: "The patch embedding takes \(pe[1]) values, which is not patch·patch·\(channels); pass --channels N.")
+            func fits(_ c: Int) -> Bool { c > 0 && pe[1] % c == 0 && exactSqrt(pe[1] / c) != nil }
+            if let c = try decide("channels", option: "--channels", entry: \.channels,
+                                  misfit: { fits($0) ? nil : "the patch embedding takes \(pe[1]) values per patch, not patch·patch·\($0)" }) {
+                channels = c
+            } else {
+                let fitting = channelCandidates.filter(fits)
+                guard fitting.count == 1 else {
+                    let listed = fitting.isEmpty ? "no channel count of 1–4 fits"
+                        : "it fits " + fitting.map { "\($0) channel\($0 == 1 ? "" : "s") of \(exactSqrt(pe[1] / $0)!)×\(exactSqrt(pe[1] / $0)!) patches" }.joined(separator: " or ")
+                    throw ConvertError.cannotInfer(file: file, what: "the image channels",
+                                                   hint: "The face model's patch embedding takes \(pe[1]) values per patch; \(listed). Pass --channels N.")
+                }
+                channels = fitting[0]
+                provenance["channels"] = "shapes"
             }
-            patch = p
+            patch = exactSqrt(pe[1] / channels)!
         } else {
             try need(pe.count == 4 && pe[0] == width && pe[1] > 0 && pe[2] > 0 && pe[2] == pe[3], "patch_embed.weight",
                      "shape \(pe), expected [\(width), channels, patch, patch]")
@@ -89,6 +134,7 @@ extension ModelFamilies {
             }
             channels = pe[1]
             patch = pe[2]
+            provenance["channels"] = "shapes"
         }
 
         let pos = try shape("pos_embed")
@@ -98,18 +144,51 @@ extension ModelFamilies {
                                            hint: "pos_embed has \(pos[1]) tokens; \(pos[1] - 1) patches do not form a square grid.")
         }
 
+        // Every other value a config file states must be the tensors' own.
+        let actual: [String: Int] = ["heads": heads, "width": width, "depth": depth, "mlp_width": mlp, "patch_size": patch, "image_size": grid * patch,
+                                     "num_classes": classes, "channels": channels]
+        for f in hints.files {
+            for field in ["width", "depth", "mlp_width", "patch_size", "channels", "heads", "image_size", "num_classes"] {
+                guard let s = f.settings[field], let a = actual[field], a != s.value else { continue }
+                let ours = provenance[field] == "given" ? "--\(field) \(a) was given for \(file)"
+                    : "\(file) has \(field.replacingOccurrences(of: "_", with: " ")) \(a)"
+                throw ConvertError.badConfigFile(file: f.path, reason: "it says \(s.key) \(s.value), but \(ours)")
+            }
+        }
+
         let face = family == .faceViT
-        let head: ModelConfig.Head = face && byName["head.bias"] == nil ? .cosface : .linear
+        var head: ModelConfig.Head = .linear
+        if face {
+            let fileHead = hints.files.last(where: { $0.head != nil })
+            if byName["head.bias"] != nil {
+                if let f = fileHead, f.head!.kind != .linear {
+                    throw ConvertError.badConfigFile(file: f.path, reason: "it names a \(f.head!.kind.rawValue) head, but \(file) has a head bias (a Softmax head)")
+                }
+                provenance["head"] = "shapes"
+            } else if let f = fileHead {
+                guard f.head!.kind != .linear else {
+                    throw ConvertError.badConfigFile(file: f.path, reason: "it names a Softmax head, but \(file) has no head bias")
+                }
+                head = f.head!
+                provenance["head"] = "file:\(f.path)"
+            } else {
+                head = .cosface
+                provenance["head"] = "default"
+                notices.append("face model head taken as CosFace (s=64, m=0.35), the head GS-LoRA trains with")
+            }
+        }
         let config = ModelConfig(
             family: family, imageSize: grid * patch, patchSize: patch, channels: channels, width: width, depth: depth,
             heads: heads, headDim: inner / heads, mlpWidth: mlp, numClasses: classes, head: head,
             attentionScale: face ? 1 / Double(width).squareRoot() : 1 / Double(inner / heads).squareRoot(),
-            layerNormEps: face ? 1e-5 : 1e-6, qkvBias: byName["blocks.0.attn.qkv.bias"] != nil)
-        if face { notices.append("face model head taken as CosFace (s=64, m=0.35), the head GS-LoRA trains with") }
+            layerNormEps: face ? 1e-5 : 1e-6, qkvBias: qkvBias, provenance: provenance)
 
         try checkShapes(weights, config: config, file: file)
         return (config, notices)
     }
+
+    /// Head counts up to 64 that divide `n`: the candidates named when nothing decides.
+    static func divisors(_ n: Int) -> [Int] { (1...max(1, min(n, 64))).filter { n % $0 == 0 } }
 
     /// Every tensor must be one `config` expects, with the expected shape, and none may be missing.
     public static func checkShapes(_ weights: [Tensor], config: ModelConfig, file: String) throws {

@@ -4,10 +4,12 @@ import Format
 public struct ImportOptions: Sendable {
     /// Skip family detection and unwrapping: every tensor under its full dotted path, optimizer state included.
     public var raw: Bool
-    /// Attention heads (default: attention width / 64).
+    /// Attention heads (`--heads`); without it a config file or the architecture table must decide (spec/MODELS.md).
     public var heads: Int?
-    /// Image channels of a face model (default 3).
+    /// Image channels of a face model (`--channels`); without it a config file, the table or the shapes decide.
     public var channels: Int?
+    /// Read config.json / config.txt beside a .pth or .safetensors (spec/MODELS.md §Config files).
+    public var configFiles: Bool
     /// Keep optimizer tensors (under their dotted path) instead of skipping them.
     public var keepOptimizer: Bool
     /// loralib's `lora_alpha`; scaling = alpha / rank. Default 1 (loralib's default).
@@ -19,10 +21,11 @@ public struct ImportOptions: Sendable {
     public var lenient: Bool
 
     public init(raw: Bool = false, heads: Int? = nil, channels: Int? = nil, keepOptimizer: Bool = false,
-                loraAlpha: Double? = nil, base: String? = nil, lenient: Bool = false) {
+                loraAlpha: Double? = nil, base: String? = nil, lenient: Bool = false, configFiles: Bool = true) {
         self.raw = raw
         self.heads = heads
         self.channels = channels
+        self.configFiles = configFiles
         self.keepOptimizer = keepOptimizer
         self.loraAlpha = loraAlpha
         self.base = base
@@ -186,12 +189,22 @@ public enum ModelImport {
         }
 
         let (weights, lora) = LoRAImport.split(canonical)
-        // Shapes decide the config; a stored config (safetensors metadata) only supplies heads, channels (as hints,
-        // via the options) and the head kind, which shapes cannot tell apart (CosFace or ArcFace).
+        // Shapes decide the config; a stored config (safetensors metadata) supplies heads, channels and the head
+        // kind, which shapes cannot tell apart (CosFace or ArcFace), unless an option overrides them.
+        let files = options.configFiles && model.source != .gslr ? try ConfigFile.beside(path) : []
+        let storedHeads = options.heads == nil ? stored?.heads : nil
+        let storedChannels = options.channels == nil && family == .faceViT ? stored?.channels : nil
         let r = try ModelFamilies.inferConfig(family: family, weights: weights,
-                                              hints: .init(heads: options.heads, channels: options.channels), file: path)
+                                              hints: .init(heads: options.heads ?? storedHeads, channels: options.channels ?? storedChannels,
+                                                           files: storedHeads == nil ? files : []), file: path)
         var config = r.config
-        if let s = stored, s.family == family, s.head.kind != .linear, config.head.kind != .linear { config.head = s.head }
+        let storedSource = "file:\(path)"
+        if storedHeads != nil { config.provenance?["heads"] = stored?.provenance?["heads"] ?? storedSource }
+        if storedChannels != nil { config.provenance?["channels"] = stored?.provenance?["channels"] ?? storedSource }
+        if let s = stored, s.family == family, s.head.kind != .linear, config.head.kind != .linear {
+            config.head = s.head
+            config.provenance?["head"] = s.provenance?["head"] ?? storedSource
+        }
         model.notices += r.notices
         model.family = family
         model.config = config
@@ -211,7 +224,7 @@ public enum ModelImport {
         model.loraAlpha = alpha
         model.loraTargets = factors.targets
         if let basePath = options.base {
-            let base = try load(basePath, options: ImportOptions(heads: config.heads, channels: config.channels))
+            let base = try load(basePath, options: ImportOptions(heads: config.heads, channels: config.channels, configFiles: false))
             let state = try LoRAImport.reconcile(weights: &model.weights, factors: factors, scaling: alpha / Double(factors.rank),
                                                  base: base.weights, file: path, basePath: basePath)
             model.mergeState = state
@@ -255,12 +268,7 @@ public enum ModelImport {
             try adoptAdapter(&model, record: record, tensors: f.tensors)
             return model
         }
-        var opts = options
-        if let s = stored {
-            opts.heads = opts.heads ?? s.heads
-            opts.channels = opts.channels ?? s.channels
-        }
-        try applyFamilyOrKeep(&model, tensors: f.tensors, stored: stored, options: opts)
+        try applyFamilyOrKeep(&model, tensors: f.tensors, stored: stored, options: options)
         if let p = pipeline, let c = model.config {
             if let problem = p.problem(channels: c.channels, imageSize: c.imageSize) {
                 throw ConvertError.badSafetensors(file: path, reason: "__metadata__[\"\(SafetensorsMetadata.preprocess)\"]: \(problem)")

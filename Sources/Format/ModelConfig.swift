@@ -44,10 +44,15 @@ public struct ModelConfig: Codable, Equatable, Sendable {
     public var qkvBias: Bool
     /// "cls": the class-token row after the final norm.
     public var pooling: String
+    /// Where the values the tensor shapes cannot fix came from, by key ("heads", "channels", "head"): "given" (an
+    /// option), "file:<path>" (a config file beside the checkpoint), "architecture:<names>" (spec/MODELS.md's
+    /// table), "shapes" (only one value fits the tensors) or "default" (GS-LoRA's CosFace head). Optional.
+    public var provenance: [String: String]?
 
     public init(family: Family, imageSize: Int, patchSize: Int, channels: Int = 3, width: Int, depth: Int,
                 heads: Int, headDim: Int, mlpWidth: Int, numClasses: Int, head: Head,
-                attentionScale: Double, layerNormEps: Double, qkvBias: Bool, pooling: String = "cls") {
+                attentionScale: Double, layerNormEps: Double, qkvBias: Bool, pooling: String = "cls",
+                provenance: [String: String]? = nil) {
         self.family = family
         self.imageSize = imageSize
         self.patchSize = patchSize
@@ -63,6 +68,7 @@ public struct ModelConfig: Codable, Equatable, Sendable {
         self.layerNormEps = layerNormEps
         self.qkvBias = qkvBias
         self.pooling = pooling
+        self.provenance = provenance
     }
 
     /// Patches per image side and in all; tokens add the class token.
@@ -72,9 +78,21 @@ public struct ModelConfig: Codable, Equatable, Sendable {
     /// Values in one flattened patch.
     public var patchDim: Int { patchSize * patchSize * channels }
 
+    /// Two configs are equal when they describe the same model; where a value came from is not part of it.
+    public static func == (a: ModelConfig, b: ModelConfig) -> Bool {
+        a.isSameModel(b)
+    }
+
+    private func isSameModel(_ o: ModelConfig) -> Bool {
+        family == o.family && imageSize == o.imageSize && patchSize == o.patchSize && channels == o.channels && width == o.width
+            && depth == o.depth && heads == o.heads && headDim == o.headDim && mlpWidth == o.mlpWidth && numClasses == o.numClasses
+            && head == o.head && attentionScale == o.attentionScale && layerNormEps == o.layerNormEps && qkvBias == o.qkvBias
+            && pooling == o.pooling
+    }
+
     enum CodingKeys: String, CodingKey {
         case family, imageSize = "image_size", patchSize = "patch_size", channels, width, depth, heads
         case headDim = "head_dim", mlpWidth = "mlp_width", numClasses = "num_classes", head
-        case attentionScale = "attention_scale", layerNormEps = "layer_norm_eps", qkvBias = "qkv_bias", pooling
+        case attentionScale = "attention_scale", layerNormEps = "layer_norm_eps", qkvBias = "qkv_bias", pooling, provenance
     }
 }

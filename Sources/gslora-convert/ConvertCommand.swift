@@ -69,10 +69,10 @@ struct ConvertCommand: GsloraCommand {
     @Option(help: "Float dtype of the output: f32, f16, bf16 or keep (integers are never changed).")
     var dtype: String = "keep"
 
-    @Option(help: "Attention heads (default: attention width / 64).")
+    @Option(help: "Attention heads, when no config file beside the checkpoint and no published architecture decides them (spec/MODELS.md).")
     var heads: Int?
 
-    @Option(help: "Image channels of a face transformer (default 3).")
+    @Option(help: "Image channels of a face transformer, when its patch embedding fits more than one count.")
     var channels: Int?
 
     @Option(help: "loralib lora_alpha of the LoRA factors (default 1, so scaling = 1/rank).")

@@ -72,8 +72,7 @@ struct EvalCommand: GsloraCommand {
     @Option(help: "Images per forward batch.")
     var batchSize: Int = 64
 
-    @Option(help: "Attention heads of a .pth/.safetensors model (default: width / 64).")
-    var heads: Int?
+    @OptionGroup var modelOptions: ModelOptions
 
     @Option(name: [.short, .customLong("output")], help: "Write the report as JSON to this file.")
     var output: String?
@@ -99,7 +98,7 @@ struct EvalCommand: GsloraCommand {
             try OutputPolicy.checkFile(output, inputs: [model, data] + adapterOptions.adapters + [labels, before].compactMap { $0 }, force: force)
         }
         BLAS.ensureFastKernel()
-        let loaded = try LoadedModel.load(model, heads: heads)
+        let loaded = try LoadedModel.load(model, options: modelOptions)
         let c = loaded.config
         let built = try adapterOptions.apply(to: loaded)
         precisionOption.apply(to: built.model)

@@ -55,8 +55,7 @@ struct InferCommand: GsloraCommand {
     @Option(help: "Images per forward batch.")
     var batchSize: Int = 64
 
-    @Option(help: "Attention heads of a .pth/.safetensors model (default: width / 64).")
-    var heads: Int?
+    @OptionGroup var modelOptions: ModelOptions
 
     @Flag(help: "Print the top classes as JSON.")
     var json = false
@@ -89,7 +88,7 @@ struct InferCommand: GsloraCommand {
     func run() throws {
         if let output { try OutputPolicy.checkFile(output, inputs: [model, input] + adapterOptions.adapters, force: force) }
         BLAS.ensureFastKernel()
-        let loaded = try LoadedModel.load(model, heads: heads)
+        let loaded = try LoadedModel.load(model, options: modelOptions)
         let c = loaded.config
         StatusLine().notes(loaded.notices)
         let built = try adapterOptions.apply(to: loaded)

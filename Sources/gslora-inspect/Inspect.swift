@@ -36,6 +36,8 @@ struct Inspect: GsloraCommand {
     @Flag(name: .long, help: "Check every tensor's CRC32 and report each mismatch by tensor name.")
     var verify = false
 
+    @OptionGroup var modelOptions: ModelOptions
+
     mutating func validate() throws {
         guard !files.isEmpty else { throw ValidationError("give at least one file") }
     }
@@ -45,7 +47,7 @@ struct Inspect: GsloraCommand {
         var failed = false
         for path in files {
             do {
-                let s = try Summarize.file(path, includeTable: tensors, verify: verify)
+                let s = try Summarize.file(path, includeTable: tensors, verify: verify, importing: modelOptions.importOptions)
                 for m in s.verification?.mismatches ?? [] {
                     failed = true
                     let e = FormatError.crcMismatch(file: path, tensor: m.name, expected: m.expected, actual: m.actual)

@@ -6,12 +6,16 @@ enum Render {
     static func text(_ s: FileSummary) -> String {
         var out = "\(s.path)  (\(s.format), \(bytes(s.fileBytes)))\n"
         func row(_ k: String, _ v: String) { out += "  " + k.padding(toLength: 13, withPad: " ", startingAt: 0) + v + "\n" }
-        row("kind", s.kind.rawValue)
+        row("kind", s.kind == .backbone && s.adapter != nil
+            ? "backbone with an embedded adapter (run as W + s·B·A, as PyTorch does; gslora-convert splits it off)" : s.kind.rawValue)
         if let m = s.model {
             row("model", "\(m.family.rawValue): image \(m.imageSize), patch \(m.patchSize), channels \(m.channels), width \(m.width), depth \(m.depth), heads \(m.heads)×\(m.headDim), mlp \(m.mlpWidth), classes \(m.numClasses)")
             var head = m.head.kind.rawValue
             if let sc = m.head.s { head += " s=\(num(sc))" }
             if let mm = m.head.m { head += " m=\(num(mm))" }
+            if let p = m.provenance, !p.isEmpty {
+                row("config from", p.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: "; "))
+            }
             row("head", "\(head); attention scale \(num(m.attentionScale)); layer-norm eps \(num(m.layerNormEps)); qkv bias \(m.qkvBias ? "yes" : "no"); pooling \(m.pooling)")
         }
         if let p = s.preprocess {

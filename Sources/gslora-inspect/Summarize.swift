@@ -5,9 +5,9 @@ import Format
 
 /// Turns any supported file into a `FileSummary`: .gslr from its header alone; .pth and .safetensors through Convert.
 enum Summarize {
-    static func file(_ path: String, includeTable: Bool, verify: Bool) throws -> FileSummary {
+    static func file(_ path: String, includeTable: Bool, verify: Bool, importing: ImportOptions = ImportOptions()) throws -> FileSummary {
         let format = try detectFormat(path: path)
-        guard format == .gslr else { return try foreign(path, format: format, includeTable: includeTable) }
+        guard format == .gslr else { return try foreign(path, format: format, includeTable: includeTable, importing: importing) }
         let f = try GSLRFile.open(path)
         var s = FileSummary(f, includeTable: includeTable)
         if verify {
@@ -23,8 +23,10 @@ enum Summarize {
 
     /// A PyTorch or safetensors file, read (never executed) by the importer in lenient mode so an unusual layout is
     /// still shown. Such files carry no CRCs, so they are computed here: unlike .gslr, this reads every byte.
-    private static func foreign(_ path: String, format: CheckpointFormat, includeTable: Bool) throws -> FileSummary {
-        let m = try ModelImport.load(path, options: ImportOptions(lenient: true))
+    private static func foreign(_ path: String, format: CheckpointFormat, includeTable: Bool, importing: ImportOptions) throws -> FileSummary {
+        var options = importing
+        options.lenient = true
+        let m = try ModelImport.load(path, options: options)
         let all = m.weights + m.lora + m.extra
         let crcs = CRC32.ofEach(all.map(\.data.buffer))
         let table = zip(all, crcs).map { t, crc in
@@ -41,6 +43,8 @@ enum Summarize {
         // The fingerprint a converted backbone will have: its weights only, LoRA factors and optimizer state aside;
         // an exported adapter's is its factors' (it has no weights), as its .gslr file's.
         s.fingerprint = Fingerprint.of(Array(table.prefix(m.adapter != nil ? m.lora.count : m.weights.count)))
+        // LoRA factors in a model checkpoint are part of the model PyTorch runs: a backbone with an embedded adapter.
+        if m.config != nil, m.adapter == nil, let a = try m.embeddedAdapter(baseFingerprint: s.fingerprint) { s.adapter = a }
         return s
     }
 }

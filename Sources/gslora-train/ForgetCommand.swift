@@ -82,7 +82,7 @@ struct ForgetCommand: ParsableCommand {
     @OptionGroup var precisionOption: PrecisionOption
     @OptionGroup(title: "Image pipeline") var preprocessOptions: PreprocessOptions
     @Option(help: "Images per evaluation batch.") var evalBatch = 64
-    @Option(help: "Attention heads of a .pth/.safetensors backbone (default: width / 64).") var heads: Int?
+    @OptionGroup var modelOptions: ModelOptions
     @Flag(help: "Continue from OUTDIR/state.gslr.") var resume = false
     @Flag(help: "Start over in an OUTDIR that holds a run's state.gslr or task-N.gslr, replacing them (never an input).") var force = false
     @Option(help: "Append every step's numbers as JSON lines to this file.") var log: String?
@@ -200,13 +200,15 @@ struct ForgetCommand: ParsableCommand {
             return (b, try GSLRFile.open(backbone).header.preprocess)
         }
         let imported: ImportedModel
-        do { imported = try ModelImport.load(backbone, options: ImportOptions(heads: heads)) } catch {
+        do { imported = try ModelImport.load(backbone, options: modelOptions.importOptions) } catch {
             throw TrainerError.badModel(path: backbone, problem: "\(error)")
         }
         guard let config = imported.config else {
             throw TrainerError.badModel(path: backbone, problem: imported.adapter != nil ? "it is an adapter, not a backbone"
                                                                     : "no supported ViT family (face_vit, torchvision_vit, timm_vit) was recognised in it")
         }
-        return (try TrainBackbone(config: config, tensors: imported.weights, classes: imported.classes, source: backbone), imported.preprocess)
+        // Embedded LoRA factors are part of the model PyTorch runs: training starts from W + s·B·A.
+        return (try TrainBackbone(config: config, tensors: imported.runnableWeights(), classes: imported.classes, source: backbone),
+                imported.preprocess)
     }
 }
