@@ -24,7 +24,7 @@ public struct LoadedModel {
             notices.append("the file's LoRA factors are not applied; split them off with gslora-convert and pass the adapter with --adapter")
         }
         let weights = imported.source == .gslr ? try MergedWeights(file: GSLRFile.open(path))
-                                               : try MergedWeights(tensors: imported.weights, merged: imported.merged ?? [], source: path)
+                                               : try MergedWeights(tensors: imported.weights, model: config, merged: imported.merged ?? [], source: path)
         return LoadedModel(config: config, weights: weights, modelTensors: Set(imported.weights.map(\.name)), classes: imported.classes,
                            notices: notices)
     }

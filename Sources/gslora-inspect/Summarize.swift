@@ -37,7 +37,7 @@ enum Summarize {
                             classes: m.classes, adapter: m.adapter, merged: m.merged, metadata: metadata,
                             table: table, includeTable: includeTable)
         // The fingerprint a converted backbone will have: its weights only, LoRA factors and optimizer state aside.
-        s.fingerprint = Fingerprint.of(Array(table.prefix(m.weights.count)))
+        s.fingerprint = Fingerprint.of(Array(table.prefix(m.weights.count)), binding: m.config.map { .model($0) } ?? .none)
         return s
     }
 }
