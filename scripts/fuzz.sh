@@ -42,7 +42,7 @@ seeds() {  # target -> seed folder
              printf '%*s\n' $((117 - 60)) '' | tr -d '\n' >> "$dir/a.npy"; head -c 24 /dev/zero >> "$dir/a.npy" ;;
         idx) printf '\x00\x00\x08\x03\x00\x00\x00\x02\x00\x00\x00\x02\x00\x00\x00\x02' > "$dir/images.idx"; head -c 8 /dev/urandom >> "$dir/images.idx"
              printf '\x00\x00\x08\x01\x00\x00\x00\x03\x01\x02\x03' > "$dir/labels.idx" ;;
-        image) { find / -xdev \( -name '*.png' -o -name '*.jpg' \) -size -64k 2>/dev/null | head -20 | while read -r f; do cp "$f" "$dir/" || true; done; } || true ;;
+        image) { find /usr/share /usr/lib /opt \( -name '*.png' -o -name '*.jpg' \) -size -64k 2>/dev/null | head -20 | while read -r f; do cp "$f" "$dir/" || true; done; } || true ;;
     esac
 }
 
