@@ -33,7 +33,7 @@ public struct LoadedModel {
             notices.append("the file's LoRA factors (rank \(r), scaling \(s)) are applied as PyTorch applies them: W + s·B·A on \(imported.loraTargets.joined(separator: ", "))")
         }
         let weights = imported.source == .gslr ? try MergedWeights(file: GSLRFile.open(path))
-                                               : try MergedWeights(tensors: runnable, merged: imported.merged ?? [], source: path)
+                                               : try MergedWeights(tensors: runnable, model: config, merged: imported.merged ?? [], source: path)
         return LoadedModel(config: config, weights: weights, modelTensors: Set(imported.weights.map(\.name)), classes: imported.classes,
                            preprocess: imported.preprocess, notices: notices)
     }

@@ -280,7 +280,7 @@ public enum Converter {
 
         if let adapterPath, let rank = m.loraRank, let alpha = m.loraAlpha {
             let factors = LoRAImport.Factors(tensors: m.lora, rank: rank, targets: m.loraTargets)
-            let info = try LoRAImport.adapterInfo(factors, alpha: alpha, baseFingerprint: Fingerprint.of(backbone))
+            let info = try LoRAImport.adapterInfo(factors, alpha: alpha, baseFingerprint: Fingerprint.of(backbone, binding: m.config.map { .model($0) } ?? .none))
             var md = provenance(m)
             md["base_file"] = .string((output as NSString).lastPathComponent)
             let ah = GSLRHeader(kind: .adapter, adapter: info, metadata: md)

@@ -43,7 +43,8 @@ func detectFormat(path: String, bytes: Bytes) throws -> CheckpointFormat {
     let protoSkip = starts([0x80]) ? 2 : 0
     if starts([0x8a, 0x0a], at: protoSkip), starts(legacyMagic, at: protoSkip + 2) { return .torchLegacy }
     if starts(ascii("ustar"), at: 257) { return .torchTar }
-    if starts(Array(GSLR.magic.prefix(6))) { return .gslr }
+    // A file shorter than the magic whose bytes begin it is a truncated .gslr (spec/FORMAT.md §2), for the reader to say so.
+    if starts(Array(GSLR.magic.prefix(min(6, b.count)))) { return .gslr }
     if b.count >= 9, let n = b.le(0, UInt64.self), n > 0, n <= UInt64(b.count - 8), b[8] == UInt8(ascii: "{") { return .safetensors }
 
     if starts(ascii("version https://git-lfs")) {

@@ -50,7 +50,7 @@ public enum PeftFolder {
             guard let c = m.config else {
                 throw ConvertError.badLoRA(file: path, reason: "--base must be a ViT backbone; no model layout was recognised in it")
             }
-            return Base(config: c, fingerprint: Fingerprint.of(m.weights + m.extra), name: name)
+            return Base(config: c, fingerprint: Fingerprint.of(m.weights + m.extra, binding: .model(c)), name: name)
         }
     }
 

@@ -7,7 +7,8 @@ import Dispatch
 
 /// Writes a file all-or-nothing: the body streams into a temporary file in the target's folder, which is fsynced and
 /// renamed over the target only when the body returns. On any error the temporary file is removed and the target
-/// (if it existed) is untouched.
+/// (if it existed) is untouched. The temporary name carries the writer's pid (`.NAME.tmp-PID-RANDOM`), so the next
+/// write of the same target removes what a killed writer left behind (and keeps a live writer's file).
 public enum AtomicFile {
     /// - Parameter inputs: paths the body reads from; writing to one of them is refused (`FormatError.outputIsInput`).
     public static func write(_ path: String, inputs: [String] = [], _ body: (FileSink) throws -> Void) throws {
@@ -15,13 +16,14 @@ public enum AtomicFile {
             throw FormatError.outputIsInput(file: path)
         }
         let dir = directory(of: path)
+        removeStaleTemporaries(of: path)
         // A fresh name beside the target (same file system, so rename is atomic). Created with O_EXCL and mode 0666,
         // so the umask gives the output the usual permissions.
         var fd: Int32 = -1
         var tmp = ""
         for _ in 0..<16 {
             let suffix = String(UInt64.random(in: 0...UInt64.max), radix: 36)
-            tmp = dir + "/." + baseName(of: path) + ".tmp-" + suffix
+            tmp = dir + "/." + baseName(of: path) + ".tmp-\(getpid())-" + suffix
             fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o666)
             if fd >= 0 || errno != EEXIST { break }
         }
@@ -47,6 +49,25 @@ public enum AtomicFile {
             fsync(dfd)
             close(dfd)
         }
+    }
+
+    /// Deletes `.NAME.tmp-PID-…` files beside `path` whose writer process no longer exists. Best effort: a folder that
+    /// cannot be listed, or a file that cannot be removed, is left as it is (the write itself reports real problems).
+    static func removeStaleTemporaries(of path: String) {
+        let dir = directory(of: path)
+        let prefix = "." + baseName(of: path) + ".tmp-"
+        guard let d = opendir(dir) else { return }
+        defer { closedir(d) }
+        var stale: [String] = []
+        while let e = readdir(d) {
+            let name = withUnsafePointer(to: e.pointee.d_name) { $0.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) } }
+            guard name.hasPrefix(prefix) else { continue }
+            let rest = name.dropFirst(prefix.count)
+            guard let dash = rest.firstIndex(of: "-"), let pid = Int32(rest[..<dash]), pid > 0, pid != getpid() else { continue }
+            // ESRCH: no such process. EPERM means it exists under another user: keep its file.
+            if kill(pid, 0) != 0 && errno == ESRCH { stale.append(dir + "/" + name) }
+        }
+        for f in stale { unlink(f) }
     }
 
     /// Whether two paths name the same existing file (device + inode).

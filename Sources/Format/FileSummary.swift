@@ -39,7 +39,7 @@ public struct FileSummary: Codable, Sendable {
     public var merged: [MergedTask]?
     /// The stored image pipeline, when the file has one.
     public var preprocess: PreprocessRecord?
-    /// `Fingerprint.of` the table (what an adapter trained on this file records as its base).
+    /// `Fingerprint.of` the table and the kind's binding (what an adapter trained on this file records as its base).
     public var fingerprint: String
     public var metadata: [String: JSONValue]
     /// The full table, when asked for.
@@ -71,7 +71,13 @@ public struct FileSummary: Codable, Sendable {
         parameters = params
         tensorBytes = bytes
         byDType = DType.allCases.compactMap { totals[$0] }
-        fingerprint = Fingerprint.of(table)
+        let binding: Fingerprint.Binding
+        switch kind {
+        case .backbone: binding = model.map { .model($0) } ?? .none
+        case .adapter: binding = adapter.map { .adapter(scaling: $0.scaling, base: $0.baseFingerprint) } ?? .none
+        case .tensors: binding = .none
+        }
+        fingerprint = Fingerprint.of(table, binding: binding)
         tensors = includeTable ? table : nil
     }
 

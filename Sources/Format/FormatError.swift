@@ -42,8 +42,10 @@ public enum FormatError: Error, CustomStringConvertible, Equatable {
             return "\(f): not a .gslr file (wrong magic bytes). Convert .pth/.safetensors files with gslora-convert first."
         case let .truncated(f, what, need, have):
             return "\(f): file is truncated: the \(what) needs \(need) bytes but only \(have) are there. The file was cut short (interrupted copy or download); fetch it again."
+        case let .unsupportedVersion(f, major, minor) where major < GSLR.majorVersion:
+            return "\(f): the preamble says format version \(major).\(minor), but no .gslr version below \(GSLR.majorVersion).0 exists. The file is damaged or was not written by a .gslr writer."
         case let .unsupportedVersion(f, major, minor):
-            return "\(f): written by format version \(major).\(minor), but this build reads major version \(GSLR.majorVersion) only. Upgrade gslora to read it."
+            return "\(f): written by format version \(major).\(minor), but this build reads major version \(GSLR.majorVersion) only. A newer reader is needed: upgrade gslora to read it."
         case let .badPreamble(f, p):
             return "\(f): corrupt preamble: \(p). The file is damaged or was not written by a .gslr writer."
         case let .headerChecksum(f, e, a):

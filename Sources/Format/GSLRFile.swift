@@ -101,8 +101,9 @@ public final class GSLRFile: @unchecked Sendable {
         }
     }
 
-    /// `Fingerprint.of` the table: names this exact set of weights without reading them.
-    public var fingerprint: String { Fingerprint.of(header.tensors) }
+    /// `Fingerprint.of` the table and the header's binding: names this exact set of weights, and what decides the
+    /// numbers they produce, without reading them.
+    public var fingerprint: String { Fingerprint.of(header.tensors, binding: Fingerprint.Binding(header)) }
 }
 
 /// A tensor whose bytes do not match the CRC32 in the table, as found by `GSLRFile.verify()`.

@@ -191,6 +191,11 @@ public struct GSLRHeader: Codable, Sendable {
 
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
+        // An optional key is left out, never `null` (spec/FORMAT.md §4.0); decodeIfPresent alone would take null as absent.
+        for k in [CodingKeys.model, .classes, .adapter, .merged, .preprocess, .metadata] where c.contains(k) {
+            guard try c.decodeNil(forKey: k) else { continue }
+            throw DecodingError.typeMismatch(Never.self, .init(codingPath: c.codingPath + [k], debugDescription: "null is not a value; leave an optional key out"))
+        }
         kind = try c.decode(FileKind.self, forKey: .kind)
         alignment = try c.decode(Int.self, forKey: .alignment)
         model = try c.decodeIfPresent(ModelConfig.self, forKey: .model)

@@ -10,6 +10,14 @@ enum HeaderValidation {
             throw FormatError.limitExceeded(file: file, what: "header JSON nesting depth", value: depth, limit: GSLR.maxHeaderDepth)
         } catch HeaderScan.Problem.duplicateKey(let key) {
             throw FormatError.badHeader(file: file, problem: "key \"\(key.prefix(100))\" appears twice in one JSON object")
+        } catch HeaderScan.Problem.byteOrderMark {
+            throw FormatError.badHeader(file: file, problem: "the header starts with a UTF-8 byte-order mark; it must be UTF-8 without one")
+        } catch HeaderScan.Problem.invalidUTF8(let at) {
+            throw FormatError.badHeader(file: file, problem: "the header is not valid UTF-8 (byte \(at) of the header)")
+        } catch HeaderScan.Problem.notAnInteger(let token, let path) {
+            throw FormatError.badHeader(file: file, problem: "bad value at \(path): \(token) is not written as an integer (no fraction or exponent)")
+        } catch HeaderScan.Problem.numberOutOfRange(let token, let at) {
+            throw FormatError.badHeader(file: file, problem: "the number \(token) (byte \(at) of the header) is beyond the range of a binary64")
         }
         let data = json.count == 0 ? Data() : Data(bytesNoCopy: UnsafeMutableRawPointer(mutating: json.baseAddress!), count: json.count, deallocator: .none)
         do {
@@ -37,7 +45,10 @@ enum HeaderValidation {
             // Foundation's message for broken JSON carries the underlying parse error.
             let why = c.debugDescription.hasSuffix(".") ? String(c.debugDescription.dropLast()) : c.debugDescription
             let under = (c.underlyingError as NSError?).flatMap { $0.userInfo[NSDebugDescriptionErrorKey] as? String }.map { " (\($0))" } ?? ""
-            return c.codingPath.isEmpty ? "not valid JSON: \(why)\(under)" : "bad value at \(path(c)): \(why)"
+            // Only a parse failure carries an underlying error; a value of the wrong type or range at the top level
+            // (an enum case, an integer with a fraction) is a schema error, not broken JSON.
+            if c.codingPath.isEmpty && c.underlyingError != nil { return "not valid JSON: \(why)\(under)" }
+            return "bad value at \(path(c)): \(why)"
         @unknown default: return "\(e)"
         }
     }
@@ -101,53 +112,116 @@ enum HeaderValidation {
         return (expected, index)
     }
 
+    /// The values every 1.x reader knows; anything else is refused (spec/FORMAT.md §4.3-4.4: closed lists).
+    static let poolings: Set<String> = ["cls"]
+    static let groupings: Set<String> = ["block", "lora", "matrix"]
+    static let scalingRules: Set<String> = ["alpha/rank", "alpha/sqrt(rank)"]
+
     static func checkKind(_ h: GSLRHeader, file: String, index: [[UInt8]: Int]) throws {
+        func bad(_ p: String) -> FormatError { .badHeader(file: file, problem: p) }
         if let m = h.model {
             let dims: [(String, Int)] = [("image_size", m.imageSize), ("patch_size", m.patchSize), ("channels", m.channels),
                                          ("width", m.width), ("depth", m.depth), ("heads", m.heads), ("head_dim", m.headDim),
                                          ("mlp_width", m.mlpWidth), ("num_classes", m.numClasses)]
             for (k, v) in dims where v < 1 || v > 1 << 20 {
-                throw FormatError.badHeader(file: file, problem: "model.\(k) is \(v), outside 1...\(1 << 20)")
+                throw bad("model.\(k) is \(v), outside 1...\(1 << 20)")
             }
             guard m.imageSize % m.patchSize == 0 else {
-                throw FormatError.badHeader(file: file, problem: "model.image_size \(m.imageSize) is not a multiple of patch_size \(m.patchSize)")
+                throw bad("model.image_size \(m.imageSize) is not a multiple of patch_size \(m.patchSize)")
             }
             guard m.attentionScale.isFinite, m.attentionScale > 0, m.layerNormEps.isFinite, m.layerNormEps > 0 else {
-                throw FormatError.badHeader(file: file, problem: "model.attention_scale and model.layer_norm_eps must be finite and positive")
+                throw bad("model.attention_scale and model.layer_norm_eps must be finite and positive")
+            }
+            guard poolings.contains(m.pooling) else {
+                throw bad("model.pooling \"\(m.pooling.prefix(40))\" is not one of \(poolings.sorted())")
+            }
+            if m.head.kind != .linear {
+                guard let sc = m.head.s, let mg = m.head.m, sc.isFinite, mg.isFinite else {
+                    throw bad("model.head of kind \(m.head.kind.rawValue) needs finite numbers s and m")
+                }
             }
             if let c = h.classes, c.count != m.numClasses {
-                throw FormatError.badHeader(file: file, problem: "\(c.count) class names for a model with \(m.numClasses) classes")
+                throw bad("\(c.count) class names for a model with \(m.numClasses) classes")
             }
+            if h.kind == .backbone, let (name, block) = highestBlock(h.tensors, family: m.family), block >= m.depth {
+                throw bad("tensor '\(name)' belongs to block \(block), but model.depth is \(m.depth) (blocks 0...\(m.depth - 1)); the config does not describe these weights")
+            }
+        }
+        for (i, t) in (h.merged ?? []).enumerated() {
+            guard t.task >= 0 else { throw bad("merged[\(i)].task is \(t.task); task indices are ≥ 0") }
+            guard Fingerprint.isWellFormed(t.adapterFingerprint) else {
+                throw bad("merged[\(i)].adapter_fingerprint \"\(t.adapterFingerprint.prefix(80))\" is not a fingerprint (\"\(Fingerprint.prefix)\" or \"\(Fingerprint.tableOnlyPrefix)\" + 64 lowercase hex digits)")
+            }
+            guard t.scale.isFinite else { throw bad("merged[\(i)].scale \(t.scale) is not finite") }
         }
         if let p = h.preprocess, let problem = p.problem(channels: h.model?.channels, imageSize: h.model?.imageSize) {
             throw FormatError.badHeader(file: file, problem: "preprocess: \(problem)")
         }
         switch h.kind {
         case .backbone:
-            guard h.model != nil else { throw FormatError.badHeader(file: file, problem: "a backbone file needs a 'model' config") }
+            guard h.model != nil else { throw bad("a backbone file needs a 'model' config") }
         case .adapter:
-            guard let a = h.adapter else { throw FormatError.badHeader(file: file, problem: "an adapter file needs an 'adapter' record") }
-            guard a.rank >= 1, a.rank <= 1 << 16 else { throw FormatError.badHeader(file: file, problem: "adapter.rank \(a.rank) is outside 1...65536") }
-            guard a.alpha.isFinite, a.scaling.isFinite else { throw FormatError.badHeader(file: file, problem: "adapter.alpha and adapter.scaling must be finite") }
+            guard let a = h.adapter else { throw bad("an adapter file needs an 'adapter' record") }
+            guard a.rank >= 1, a.rank <= 1 << 16 else { throw bad("adapter.rank \(a.rank) is outside 1...65536") }
+            guard a.alpha.isFinite, a.scaling.isFinite else { throw bad("adapter.alpha and adapter.scaling must be finite") }
+            guard scalingRules.contains(a.scalingRule) else {
+                throw bad("adapter.scaling_rule \"\(a.scalingRule.prefix(40))\" is not one of \(scalingRules.sorted())")
+            }
+            let rsLoRA = a.scalingRule == "alpha/sqrt(rank)"
+            let expected = rsLoRA ? a.alpha / Double(a.rank).squareRoot() : a.alpha / Double(a.rank)
+            guard a.scaling == expected else {
+                throw bad("adapter.scaling \(a.scaling) is not \(a.scalingRule) = \(expected) for alpha \(a.alpha) and rank \(a.rank), as scaling_rule \"\(a.scalingRule)\" says")
+            }
+            guard groupings.contains(a.grouping) else {
+                throw bad("adapter.grouping \"\(a.grouping.prefix(40))\" is not one of \(groupings.sorted())")
+            }
             guard Fingerprint.isWellFormed(a.baseFingerprint) else {
-                throw FormatError.badHeader(file: file, problem: "adapter.base_fingerprint \"\(a.baseFingerprint.prefix(80))\" is not \"sha256:\" + 64 lowercase hex digits")
+                throw bad("adapter.base_fingerprint \"\(a.baseFingerprint.prefix(80))\" is not a fingerprint (\"\(Fingerprint.prefix)\" or \"\(Fingerprint.tableOnlyPrefix)\" + 64 lowercase hex digits)")
+            }
+            guard a.task.index >= 0 else { throw bad("adapter.task.index is \(a.task.index); it is ≥ 1 in a chain, 0 outside one") }
+            for (k, list) in [("forget", a.task.forget), ("retain", a.task.retain), ("old", a.task.old)] {
+                if let c = list.first(where: { $0 < 0 }) { throw bad("adapter.task.\(k) holds class \(c); class indices are ≥ 0") }
             }
             var seen = Set<[UInt8]>()
             for g in a.groups {
-                guard g.norm.isFinite, g.norm >= 0 else { throw FormatError.badHeader(file: file, problem: "group '\(g.name)' has norm \(g.norm)") }
+                guard g.norm.isFinite, g.norm >= 0 else { throw bad("group '\(g.name)' has norm \(g.norm)") }
                 for m in g.members {
-                    guard seen.insert(Array(m.utf8)).inserted else { throw FormatError.badHeader(file: file, problem: "tensor '\(m)' is a member of two groups") }
+                    guard seen.insert(Array(m.utf8)).inserted else { throw bad("tensor '\(m)' is a member of two groups") }
                     let present = index[Array(m.utf8)] != nil
                     if g.state == .kept && !present {
-                        throw FormatError.badHeader(file: file, problem: "kept group '\(g.name)' lists tensor '\(m)', which is not in the table")
+                        throw bad("kept group '\(g.name)' lists tensor '\(m)', which is not in the table")
                     }
                     if g.state == .pruned && present {
-                        throw FormatError.badHeader(file: file, problem: "pruned group '\(g.name)' lists tensor '\(m)', which is still in the table")
+                        throw bad("pruned group '\(g.name)' lists tensor '\(m)', which is still in the table")
                     }
                 }
             }
         case .tensors:
             break
         }
+    }
+
+    /// Block name prefixes: the family's source layout and the canonical `blocks.{i}.` (spec/MODELS.md).
+    static func blockPrefixes(_ f: ModelConfig.Family) -> [String] {
+        switch f {
+        case .faceViT: return ["transformer.layers.", "blocks."]
+        case .torchvisionViT: return ["encoder.layers.encoder_layer_", "blocks."]
+        case .timmViT: return ["blocks."]
+        }
+    }
+
+    /// The tensor with the highest block index `i` in a name `PREFIX{i}.…`, if any.
+    static func highestBlock(_ tensors: [TensorInfo], family: ModelConfig.Family) -> (String, Int)? {
+        var best: (String, Int)?
+        for t in tensors {
+            for p in blockPrefixes(family) where t.name.hasPrefix(p) {
+                let digits = t.name.utf8.dropFirst(p.utf8.count).prefix(while: { $0 >= 0x30 && $0 <= 0x39 })
+                let rest = t.name.utf8.dropFirst(p.utf8.count + digits.count)
+                guard !digits.isEmpty, rest.first == 0x2E else { continue }
+                let i = Int(String(decoding: digits, as: UTF8.self)) ?? Int.max
+                if best == nil || i > best!.1 { best = (t.name, i) }
+            }
+        }
+        return best
     }
 }

@@ -22,6 +22,20 @@ public struct ModelConfig: Codable, Equatable, Sendable {
             self.m = m
         }
 
+        enum CodingKeys: String, CodingKey { case kind, s, m }
+
+        public init(from decoder: Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            // An optional key is left out, never `null` (spec/FORMAT.md §4.0).
+            for k in [CodingKeys.s, .m] where c.contains(k) {
+                guard try c.decodeNil(forKey: k) else { continue }
+                throw DecodingError.typeMismatch(Double.self, .init(codingPath: c.codingPath + [k], debugDescription: "null is not a value; leave an optional key out"))
+            }
+            kind = try c.decode(Kind.self, forKey: .kind)
+            s = try c.decodeIfPresent(Double.self, forKey: .s)
+            m = try c.decodeIfPresent(Double.self, forKey: .m)
+        }
+
         public static let cosface = Head(kind: .cosface, s: 64, m: 0.35)
         public static let linear = Head(kind: .linear)
     }

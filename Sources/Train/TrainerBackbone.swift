@@ -13,7 +13,7 @@ public struct TrainBackbone: @unchecked Sendable {
 
     /// In-memory weights (canonical names), e.g. from `ModelImport` or a test.
     public init(config: ModelConfig, tensors: [Tensor], classes: [String]? = nil, source: String) throws {
-        try self.init(config: config, weights: try MergedWeights(tensors: tensors, source: source),
+        try self.init(config: config, weights: try MergedWeights(tensors: tensors, model: config, source: source),
                       modelTensors: Set(tensors.map(\.name)), classes: classes, path: source)
     }
 

@@ -98,9 +98,19 @@ struct InferCommand: GsloraCommand {
         let n = images.shape[0]
         let progress = Progress("infer")
         let floats = UnsafeBufferPointer(start: images.data.buffer.baseAddress?.assumingMemoryBound(to: Float.self), count: images.count)
+        // NaN/Inf input gives NaN logits, which would print as probabilities: refuse it, naming the image.
+        let perImage = n > 0 ? images.count / n : 0
+        if let bad = floats.firstIndex(where: { !$0.isFinite }) {
+            let i = bad / max(perImage, 1)
+            let count = floats.reduce(0) { $1.isFinite ? $0 : $0 + 1 }
+            throw EvalError.badInput(path: input, problem: "image \(i) (\(names[i])) holds a value that is NaN or infinite (\(count) such values in the input); give finite pixel values")
+        }
         let (logits, emb) = try withExtendedLifetime(images) {
             try BatchedForward.run(built.model, images: floats, count: n, embeddings: embeddings, batchSize: batchSize,
                                    progress: progress.update)
+        }
+        if let row = (0..<n).first(where: { i in (0..<c.numClasses).contains { !logits[i * c.numClasses + $0].isFinite } }) {
+            throw EvalError.badInput(path: input, problem: "the model's logits for image \(row) (\(names[row])) are not finite; the weights or the input overflow float32")
         }
         if let output {
             if let emb {

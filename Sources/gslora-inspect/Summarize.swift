@@ -42,7 +42,9 @@ enum Summarize {
         s.preprocess = m.preprocess
         // The fingerprint a converted backbone will have: its weights only, LoRA factors and optimizer state aside;
         // an exported adapter's is its factors' (it has no weights), as its .gslr file's.
-        s.fingerprint = Fingerprint.of(Array(table.prefix(m.adapter != nil ? m.lora.count : m.weights.count)))
+        let binding: Fingerprint.Binding = m.adapter.map { .adapter(scaling: $0.scaling, base: $0.baseFingerprint) }
+            ?? m.config.map { .model($0) } ?? .none
+        s.fingerprint = Fingerprint.of(Array(table.prefix(m.adapter != nil ? m.lora.count : m.weights.count)), binding: binding)
         // LoRA factors in a model checkpoint are part of the model PyTorch runs: a backbone with an embedded adapter.
         if m.config != nil, m.adapter == nil, let a = try m.embeddedAdapter(baseFingerprint: s.fingerprint) { s.adapter = a }
         return s

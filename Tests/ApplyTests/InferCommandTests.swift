@@ -45,6 +45,20 @@ final class InferCommandTests: XCTestCase {
         XCTAssertEqual((json?[0]["top"] as? [Any])?.count, 1)
     }
 
+    func testNonFiniteInputIsRefusedNotPrintedAsProbabilities() throws {
+        _ = try makeFiles()
+        for bad in [Float.nan, .infinity, -.infinity] {
+            var images = (0..<(2 * 3 * 8 * 8)).map { Float(sin(Double($0))) }
+            images[3 * 8 * 8 + 5] = bad  // image 1
+            try images.withUnsafeBufferPointer { try NPY.write($0, shape: [2, 3, 8, 8], to: path("bad.npy")) }
+            let r = try CommandRunner.run("gslora-infer", [path("base.gslr"), path("bad.npy"), "-o", path("bad-out.npy")])
+            XCTAssertEqual(r.code, 1, "\(bad): \(r.out)")
+            XCTAssertTrue(r.err.contains("bad.npy") && r.err.contains("image 1") && r.err.contains("NaN or infinite"), r.err)
+            XCTAssertFalse(r.out.lowercased().contains("nan"), r.out)
+            XCTAssertFalse(FileManager.default.fileExists(atPath: path("bad-out.npy")))
+        }
+    }
+
     func testErrorsAndExitCodes() throws {
         _ = try makeFiles()
         try [Float](repeating: 0, count: 2 * 8 * 8 * 3).withUnsafeBufferPointer { try NPY.write($0, shape: [2, 8, 8, 3], to: path("hwc.npy")) }

@@ -17,7 +17,7 @@ final class PruneTests: XCTestCase {
         for i in ts.indices where ts[i].name.hasPrefix("blocks.1.") {
             ts[i] = Tensor(name: ts[i].name, shape: ts[i].shape, floats: try ts[i].floats().map { $0 * 0.01 })
         }
-        try AdapterTestKit.writeAdapter(path("a.gslr"), config: c, tensors: ts, base: Fingerprint.of([TensorInfo]()), rank: 3)
+        try AdapterTestKit.writeAdapter(path("a.gslr"), config: c, tensors: ts, base: Fingerprint.of([TensorInfo](), binding: .none), rank: 3)
         return (c, path("a.gslr"), ts)
     }
 
@@ -99,7 +99,7 @@ final class PruneTests: XCTestCase {
             groups.append(GroupRecord(name: "blocks.\(i)", members: members.map(\.name), norm: l2, state: .kept))
         }
         let info = AdapterInfo(rank: 3, alpha: 1, scaling: 1.0 / 3, targets: ["mlp.fc1", "mlp.fc2"], grouping: "block", groups: groups,
-                               task: TaskRecord(index: 1, forget: [0], retain: [1]), baseFingerprint: Fingerprint.of([TensorInfo]()))
+                               task: TaskRecord(index: 1, forget: [0], retain: [1]), baseFingerprint: Fingerprint.of([TensorInfo](), binding: .none))
         try GSLRWriter.write(path("l2.gslr"), header: GSLRHeader(kind: .adapter, adapter: info), tensors: ts)
         let r = try AdapterPrune.pruneFile(input: path("l2.gslr"), output: path("l2p.gslr"), rule: .threshold(0))
         XCTAssertEqual(r.warnings.count, 2)
@@ -122,7 +122,7 @@ final class PruneTests: XCTestCase {
         XCTAssertFalse(FileManager.default.fileExists(atPath: path("x.gslr")))
     }
     func testMalformedFactorsAreRefused() throws {
-        let base = Fingerprint.of([TensorInfo]())
+        let base = Fingerprint.of([TensorInfo](), binding: .none)
         func write(_ name: String, _ ts: [Tensor], members: [String]? = nil, state: GroupState = .kept) throws -> String {
             let g = GroupRecord(name: "blocks.0", members: members ?? ts.map(\.name), norm: 1, state: state)
             let info = AdapterInfo(rank: 4, alpha: 1, scaling: 0.25, targets: ["mlp.fc1"], grouping: "block", groups: [g],

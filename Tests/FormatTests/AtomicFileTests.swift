@@ -1,3 +1,4 @@
+import Foundation
 import XCTest
 import Format
 
@@ -14,6 +15,21 @@ final class AtomicFileTests: XCTestCase {
         })
         XCTAssertEqual(readFile(path), [1, 2, 3])
         XCTAssertEqual(dir.contents, ["out.bin"])
+    }
+
+    func testStaleTemporaryOfDeadWriterIsRemovedByTheNextWrite() throws {
+        let dir = TempDir()
+        // A pid that existed and is gone: a child that has exited and been reaped.
+        let child = Process()
+        child.executableURL = URL(fileURLWithPath: "/bin/true")
+        try child.run()
+        child.waitUntilExit()
+        let dead = child.processIdentifier
+        let live = ProcessInfo.processInfo.processIdentifier == 1 ? 1 : getppid()  // our parent is alive
+        let stale = ".out.gslr.tmp-\(dead)-abc", kept = ".out.gslr.tmp-\(live)-def", other = ".other.gslr.tmp-\(dead)-ghi"
+        for f in [stale, kept, other] { writeFile(dir.file(f), [0]) }
+        try AtomicFile.write(dir.file("out.gslr")) { try $0.write([1, 2]) }
+        XCTAssertEqual(Set(dir.contents), Set(["out.gslr", kept, other]), "only the dead writer's temporary of this target goes")
     }
 
     func testWriterRefusalLeavesNothing() throws {

@@ -54,7 +54,10 @@ final class CorruptFileTests: XCTestCase {
         add("wrong magic", b, ["not a .gslr"]) { if case .notGSLR = $0 { return true }; return false }
         add("empty file", [], ["not a .gslr"]) { if case .notGSLR = $0 { return true }; return false }
         b = v; b[8] = 2
-        add("future major version", b, ["version 2.0", "Upgrade"]) { if case .unsupportedVersion(_, 2, 0) = $0 { return true }; return false }
+        // The writer writes 1.1, so the damaged copy claims 2.1; the spec (§2) wants "a newer reader is needed".
+        add("future major version", b, ["version 2.1", "newer reader"]) { if case .unsupportedVersion(_, 2, 1) = $0 { return true }; return false }
+        b = v; b[8] = 0
+        add("major version 0", b, ["version 0.1", "damaged"]) { if case .unsupportedVersion(_, 0, 1) = $0 { return true }; return false }
         b = v; b[12] = 1; b[15] = 4
         add("byte order mark", b, ["byte-order"]) { if case .badPreamble = $0 { return true }; return false }
         b = v; b[28] = 1

@@ -28,7 +28,7 @@ final class RoundTripTests: XCTestCase {
             XCTAssertEqual(info.crc32, CRC32.of(t.data.buffer))
         }
         XCTAssertEqual(f.verify(), [])
-        XCTAssertEqual(f.fingerprint, Fingerprint.of(tensors), "fingerprint from the table equals the one from the bytes")
+        XCTAssertEqual(f.fingerprint, Fingerprint.of(tensors, binding: .none), "fingerprint from the table equals the one from the bytes")
         // The file ends exactly at the last tensor's last byte.
         let last = f.tensors.last!
         XCTAssertEqual(f.fileSize, f.dataStart + last.offset + last.length)
@@ -104,8 +104,8 @@ final class RoundTripTests: XCTestCase {
     func testAdapterFileKeepsPrunedGroupsInTheRecordOnly() throws {
         let dir = TempDir()
         let base = [sampleTensor("w", .f32, [4, 4])]
-        let fp = Fingerprint.of(base)
-        XCTAssertTrue(fp.hasPrefix("sha256:") && fp.count == 71)
+        let fp = Fingerprint.of(base, binding: .none)
+        XCTAssertTrue(fp.hasPrefix(Fingerprint.prefix) && fp.count == Fingerprint.prefix.count + 64)
         let path = dir.file("task2.gslr")
         let kept = [sampleTensor("blocks.0.mlp.fc1.lora_A", .f32, [4, 64]), sampleTensor("blocks.0.mlp.fc1.lora_B", .f32, [128, 4])]
         try GSLRWriter.write(path, header: adapterHeader(base: fp, prunedSecond: true), tensors: kept)
@@ -129,7 +129,7 @@ final class RoundTripTests: XCTestCase {
         var task = TaskRecord(index: 1, forget: [0], retain: [1])
         task.metrics["loss"] = .nan
         let a = AdapterInfo(rank: 1, alpha: 1, scaling: 1, targets: [], grouping: "block", groups: [], task: task,
-                            baseFingerprint: Fingerprint.of([TensorInfo]()))
+                            baseFingerprint: Fingerprint.of([TensorInfo](), binding: .none))
         XCTAssertThrowsError(try GSLRWriter.write(dir.file("nan.gslr"), header: GSLRHeader(kind: .adapter, adapter: a), tensors: [])) {
             guard case .invalidInput? = $0 as? FormatError else { return XCTFail("\($0)") }
             XCTAssertTrue("\($0)".contains("loss"), "\($0)")
@@ -139,13 +139,40 @@ final class RoundTripTests: XCTestCase {
 
     func testFingerprintIsCanonical() {
         let a = sampleTensor("b", .f32, [2]), b = sampleTensor("a", .bf16, [])
-        // Order-independent, and defined by the spec's canonical lines.
-        XCTAssertEqual(Fingerprint.of([a, b]), Fingerprint.of([b, a]))
+        // Order-independent, and defined by the spec's canonical lines (§7); a `tensors` file has no binding line.
+        XCTAssertEqual(Fingerprint.of([a, b], binding: .none), Fingerprint.of([b, a], binding: .none))
         let lines = "a\tBF16\t\t\(CRC32.hex(CRC32.of(b.data.buffer)))\nb\tF32\t2\t\(CRC32.hex(CRC32.of(a.data.buffer)))\n"
-        XCTAssertEqual(Fingerprint.of([a, b]), "sha256:" + SHA256.hex(SHA256.hash(Array(lines.utf8))))
+        XCTAssertEqual(Fingerprint.of([a, b], binding: .none), "gslr1.1-sha256:" + SHA256.hex(SHA256.hash(Array(lines.utf8))))
         var c = a
         c.shape = [2, 1]
-        XCTAssertNotEqual(Fingerprint.of([c, b]), Fingerprint.of([a, b]))
+        XCTAssertNotEqual(Fingerprint.of([c, b], binding: .none), Fingerprint.of([a, b], binding: .none))
+    }
+
+    func testFingerprintBindsConfigAndScaling() throws {
+        let t = [sampleTensor("w", .f32, [2])]
+        let infos = t.map { TensorInfo(name: $0.name, dtype: $0.dtype, shape: $0.shape, offset: 0, length: $0.data.count, crc32: CRC32.of($0.data.buffer)) }
+        let table = "w\tF32\t2\t\(CRC32.hex(infos[0].crc32))\n"
+        // The binding lines of spec §7, spelled out: binary64 values as their bit patterns.
+        let modelLine = "#model\tface_vit\t40\t8\t3\t64\t2\t4\t16\t128\t3\tcosface\t4050000000000000\t3fd6666666666666\t3fa6a09e667f3bcc\t3ee4f8b588e368f1\t0\tcls\n"
+        XCTAssertEqual(Fingerprint.of(infos, binding: .model(tinyConfig)), "gslr1.1-sha256:" + SHA256.hex(SHA256.hash(Array((modelLine + table).utf8))))
+        let base = "sha256:" + String(repeating: "0", count: 64)
+        let adapterLine = "#adapter\t3fd0000000000000\t\(base)\n"
+        XCTAssertEqual(Fingerprint.of(infos, binding: .adapter(scaling: 0.25, base: base)),
+                       "gslr1.1-sha256:" + SHA256.hex(SHA256.hash(Array((adapterLine + table).utf8))))
+        // Every bound value changes it: the config, the scaling, the base.
+        var other = tinyConfig
+        other.attentionScale = 0.25
+        XCTAssertNotEqual(Fingerprint.of(infos, binding: .model(tinyConfig)), Fingerprint.of(infos, binding: .model(other)))
+        XCTAssertNotEqual(Fingerprint.of(infos, binding: .adapter(scaling: 0.25, base: base)), Fingerprint.of(infos, binding: .adapter(scaling: 0.5, base: base)))
+        XCTAssertNotEqual(Fingerprint.of([TensorInfo](), binding: .adapter(scaling: 0.25, base: base)),
+                          Fingerprint.of([TensorInfo](), binding: .adapter(scaling: 0.25, base: Fingerprint.of(infos, binding: .none))),
+                          "fully pruned adapters of different bases differ")
+        // The 1.0 scheme (table only) stays comparable: a stored value is matched in the scheme it is spelled in.
+        let old = Fingerprint.tableOnly(infos)
+        XCTAssertEqual(old, "sha256:" + SHA256.hex(SHA256.hash(Array(table.utf8))))
+        XCTAssertTrue(Fingerprint.matches(old, infos, binding: .model(tinyConfig)))
+        XCTAssertTrue(Fingerprint.matches(Fingerprint.of(infos, binding: .model(tinyConfig)), infos, binding: .model(tinyConfig)))
+        XCTAssertFalse(Fingerprint.matches(Fingerprint.of(infos, binding: .model(other)), infos, binding: .model(tinyConfig)))
     }
 
     func testFloatConversions() throws {

@@ -36,7 +36,7 @@ public struct AdapterFile: @unchecked Sendable {
         self.path = path
         self.info = info
         self.tensors = tensors
-        fingerprint = Fingerprint.of(tensors)
+        fingerprint = Fingerprint.of(tensors, binding: .adapter(scaling: info.scaling, base: info.baseFingerprint))
         fileSize = tensors.reduce(0) { $0 + $1.data.count }
         self.header = h
     }

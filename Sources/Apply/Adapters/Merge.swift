@@ -34,12 +34,15 @@ public struct MergedWeights: @unchecked Sendable {
     public private(set) var steps: [MergeStep] = []
     /// Names the base by in error messages.
     public let source: String
+    /// The config a backbone file of these weights records; it is part of their fingerprint (nil: a `tensors` file).
+    public let model: ModelConfig?
     private var crcs: [UInt32]
     private let index: [String: Int]
 
-    /// Weights from anywhere (e.g. a converted .pth); their CRCs are computed now.
-    public init(tensors: [Tensor], merged: [MergedTask] = [], source: String) throws {
-        self.init(tensors: tensors, crcs: CRC32.ofEach(tensors.map { $0.data.buffer }), merged: merged, source: source)
+    /// Weights from anywhere (e.g. a converted .pth) with the config a backbone file of them would record; their
+    /// CRCs are computed now.
+    public init(tensors: [Tensor], model: ModelConfig?, merged: [MergedTask] = [], source: String) throws {
+        self.init(tensors: tensors, crcs: CRC32.ofEach(tensors.map { $0.data.buffer }), model: model, merged: merged, source: source)
     }
 
     /// A backbone file's weights; the fingerprint comes from its table, nothing is read until a tensor changes.
@@ -47,12 +50,14 @@ public struct MergedWeights: @unchecked Sendable {
         guard file.kind == .backbone || file.kind == .tensors else {
             throw AdapterError.wrongKind(file: file.path, expected: "backbone", actual: file.kind.rawValue)
         }
-        self.init(tensors: file.allTensors(), crcs: file.tensors.map(\.crc32), merged: file.header.merged ?? [], source: file.path)
+        self.init(tensors: file.allTensors(), crcs: file.tensors.map(\.crc32), model: file.kind == .backbone ? file.header.model : nil,
+                  merged: file.header.merged ?? [], source: file.path)
     }
 
-    private init(tensors: [Tensor], crcs: [UInt32], merged: [MergedTask], source: String) {
+    private init(tensors: [Tensor], crcs: [UInt32], model: ModelConfig?, merged: [MergedTask], source: String) {
         self.tensors = tensors
         self.crcs = crcs
+        self.model = model
         self.merged = merged
         self.source = source
         var index: [String: Int] = [:]
@@ -65,8 +70,10 @@ public struct MergedWeights: @unchecked Sendable {
         zip(tensors, crcs).map { t, crc in TensorInfo(name: t.name, dtype: t.dtype, shape: t.shape, offset: 0, length: t.data.count, crc32: crc) }
     }
 
-    /// `Fingerprint` of the weights as they would be stored now.
-    public var fingerprint: String { Fingerprint.of(infos) }
+    /// `Fingerprint` of the weights (and their config) as a backbone file would store them now.
+    public var fingerprint: String { Fingerprint.of(infos, binding: binding) }
+
+    private var binding: Fingerprint.Binding { model.map { .model($0) } ?? .none }
 
     public func tensor(_ name: String) -> Tensor? { index[name].map { tensors[$0] } }
 
@@ -78,8 +85,9 @@ public struct MergedWeights: @unchecked Sendable {
         guard scale.isFinite, s.isFinite else {
             throw AdapterError.invalidArgument("\(adapter.path): scale \(scale) × the adapter's scaling \(adapter.info.scaling) is not a finite number")
         }
-        let before = fingerprint
         let expected = adapter.info.baseFingerprint
+        // In the scheme the adapter recorded (a 1.0 adapter holds a table-only fingerprint).
+        let before = Fingerprint.of(infos, binding: binding, schemeOf: expected)
         if expected != before && !force {
             throw AdapterError.fingerprintMismatch(adapter: adapter.path, expected: expected, actual: before, hint: mismatchHint(adapter))
         }
@@ -113,7 +121,8 @@ public struct MergedWeights: @unchecked Sendable {
 
     /// Why the fingerprints may differ, from what the base's own record says.
     private func mismatchHint(_ adapter: AdapterFile) -> String {
-        if merged.contains(where: { $0.adapterFingerprint == adapter.fingerprint }) {
+        let legacy = Fingerprint.tableOnly(adapter.header.tensors)
+        if merged.contains(where: { $0.adapterFingerprint == adapter.fingerprint || $0.adapterFingerprint == legacy }) {
             return "This adapter is already merged into \(source); merging it again would apply it twice."
         }
         if let i = steps.firstIndex(where: { $0.actualBase == adapter.info.baseFingerprint }) {

@@ -1,0 +1,11 @@
+import Foundation
+@testable import Apply
+import Format
+
+/// .npy headers and data.
+@_cdecl("LLVMFuzzerTestOneInput")
+public func fuzzNPY(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
+    let path = FuzzFile.write(data, size)
+    _ = try? NPY.read(path: path)
+    return 0
+}
