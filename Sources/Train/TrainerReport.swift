@@ -52,11 +52,14 @@ public struct TaskReport: Codable, Sendable {
     public var groupNorms: [Double]
     public var prunedGroups: Int
     public var seconds: Double
+    /// Baselines: the parameters the task changed and the bytes of the file it wrote (nil for GS-LoRA's adapters).
+    public var parametersChanged: Int? = nil
+    public var bytes: Int? = nil
 
     enum CodingKeys: String, CodingKey {
         case index, forget, retain, old, missing, forgetSamples = "forget_samples", retainSamples = "retain_samples", steps, adapter
         case adapterFingerprint = "adapter_fingerprint", baseFingerprint = "base_fingerprint", before, after, h, ema
-        case groupNorms = "group_norms", prunedGroups = "pruned_groups", seconds
+        case groupNorms = "group_norms", prunedGroups = "pruned_groups", seconds, parametersChanged = "parameters_changed", bytes
     }
 }
 

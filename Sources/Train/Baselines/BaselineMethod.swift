@@ -83,6 +83,6 @@ public struct BaselineSettings: Codable, Equatable, Sendable {
         try need(scrubGamma.isFinite && scrubAlpha.isFinite, "--gamma/--alpha", "must be finite")
         try need(scrubSWABeta.isFinite && scrubSWABeta > 0 && scrubSWABeta <= 1, "--swa-beta", "must lie in (0, 1]")
         try need(scrubSuperEpochs >= 1, "--super-epochs", "must be ≥ 1")
-        try need(relabelModulus.map { $0 >= 2 } ?? true, "--relabel-modulus", "must be ≥ 2")
+        try need(relabelModulus.map { $0 >= 1 } ?? true, "--relabel-modulus", "must be ≥ 1")
     }
 }
