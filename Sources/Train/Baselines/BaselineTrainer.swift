@@ -96,20 +96,9 @@ public final class BaselineTrainer {
         let t0 = DispatchTime.now().uptimeNanoseconds
         let c = backbone.config, o = options, s = settings, method = s.method
         let classes = try o.taskClasses(order: order, task: t)
-        // The same training subsets as the GS-LoRA trainer draws for this task (its streams 16 + t).
-        var rng = SplitMix64(seed: o.seed, stream: 16 + UInt64(t))
+        // The same training subsets as the GS-LoRA trainer draws for this task.
         let index = try LabelIndex(labels: data.train.labels, classes: c.numClasses)
-        let forgetSet: [Int], retainSet: [Int]
-        if let shots = o.shots {
-            forgetSet = try TrainingSubset.fewShot(index, classes: classes.forget, shots: shots, rng: &rng)
-            retainSet = try TrainingSubset.fewShot(index, classes: classes.retain, shots: shots, rng: &rng)
-        } else {
-            forgetSet = try TrainingSubset.ratio(try index.samples(of: classes.forget), ratio: o.dataRatio, rng: &rng)
-            retainSet = try TrainingSubset.ratio(try index.samples(of: classes.retain), ratio: o.dataRatio, rng: &rng)
-        }
-        for (set, name) in [(forgetSet, "forget"), (retainSet, "retain")] where set.isEmpty {
-            throw TrainerError.badOption(option: o.shots == nil ? "--data-ratio" : "--shots", problem: "task \(t + 1) draws no \(name) training image; raise it or use more data")
-        }
+        let (forgetSet, retainSet) = try TrainingSubset.task(t, classes: classes, options: o, index: index)
         let before = try evaluate(current, classes)
         onEvent?(.evaluated(task: t + 1, phase: "before", metrics: before, h: nil))
 

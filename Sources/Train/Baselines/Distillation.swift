@@ -69,19 +69,12 @@ public enum Distillation {
             throw TrainError.invalidArgument("KL columns \(columns) outside 0..<\(classes)")
         }
         let b = student.count / classes, n = columns.count
-        let sub = { (z: [Float], r: Int) -> [Float] in Array(z[(r * classes + columns.lowerBound)..<(r * classes + columns.upperBound)]) }
-        var v = 0.0
+        func slice(_ z: [Float]) -> [Float] { (0..<b).flatMap { r in z[(r * classes + columns.lowerBound)..<(r * classes + columns.upperBound)] } }
+        // The same divergence as SCRUB's KD on the kept columns; its gradient goes back to those columns.
+        let kd = try scrubKD(student: slice(student), teacher: slice(teacher), classes: n, temperature: t)
         var g = [Float](repeating: 0, count: student.count)
-        for r in 0..<b {
-            let ls = logSoftmax(sub(student, r), row: 0, classes: n, scale: 1 / t)
-            let lt = logSoftmax(sub(teacher, r), row: 0, classes: n, scale: 1 / t)
-            for k in 0..<n {
-                let pt = Foundation.exp(lt[k]), ps = Foundation.exp(ls[k])
-                v += pt * (lt[k] - ls[k])
-                g[r * classes + columns.lowerBound + k] = Float(t * (ps - pt) / Double(b))
-            }
-        }
-        return LossGradient(value: t * t * v / Double(b), gradient: g)
+        for r in 0..<b { for k in 0..<n { g[r * classes + columns.lowerBound + k] = kd.gradient[r * n + k] } }
+        return LossGradient(value: kd.value, gradient: g)
     }
 
     /// The knowledge-distillation term LwF's official code computes (`L_old_kd_loss`): it takes the log of a
