@@ -21,11 +21,13 @@ public struct StepReport: Codable, Sendable {
     /// Seconds left in the whole run, from this task's pace.
     public var eta: Double
     public var seconds: Double
+    /// Baselines: every loss term of the step by its name in the official code (nil for GS-LoRA).
+    public var terms: [String: Double]? = nil
 
     enum CodingKeys: String, CodingKey {
         case task, epoch, epochs, step, steps, lr, ceRetain = "ce_r", ceForget = "ce_f", boundedForget = "bounded_f", structure
         case klForget = "kl_f", prototypeTerm = "prototype", total, accRetain = "train_acc_r", accForget = "train_acc_f"
-        case imagesPerSecond = "images_per_s", eta, seconds
+        case imagesPerSecond = "images_per_s", eta, seconds, terms
     }
 }
 

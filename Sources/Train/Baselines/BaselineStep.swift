@@ -74,6 +74,17 @@ public final class BaselineStep {
 
     private let forgetClassCount: Int
     private var classes: Int { student.head.classes }
+    /// Per image of the last step's batches, whether the student's margin logits put it on the label it trained on:
+    /// "joint", "forget", "retain" (progress reports; SCRUB's forget step fills "forget").
+    public private(set) var lastCorrect: [String: [Bool]] = [:]
+
+    private func record(_ role: String, _ pass: FullParameterModel.Pass, _ labels: [Int]) {
+        let c = classes
+        lastCorrect[role] = labels.enumerated().map { r, y in
+            let row = pass.logits[(r * c)..<((r + 1) * c)]
+            return row.indices.max { row[$0] < row[$1] }.map { $0 - r * c } == y
+        }
+    }
 
     /// Recreates the optimiser (the official code builds a new one at the start of every task).
     public func resetOptimizer() throws {
@@ -84,27 +95,30 @@ public final class BaselineStep {
     /// Computes the loss terms and gradients of one step (no update). SCRUB methods need `phase`.
     public func computeGradients(_ input: BaselineInput, phase: SCRUBPhase? = nil, dropout: Float) throws -> [String: Double] {
         student.zeroGradients()
+        lastCorrect = [:]
         let s = settings
         func need(_ b: BaselineBatch?, _ what: String) throws -> BaselineBatch {
             guard let b, !b.labels.isEmpty else { throw TrainError.emptySet("\(s.method.rawValue) needs a \(what) batch") }
             return b
         }
         /// CE of a fresh student pass, its gradient scaled by `weight` added; returns (CE, pass).
-        func ce(_ b: BaselineBatch, weight: Double) throws -> Double {
+        func ce(_ b: BaselineBatch, weight: Double, role: String) throws -> Double {
             let pass = try student.forward(images: b.images, labels: b.labels, dropout: dropout)
+            record(role, pass, b.labels)
             let r = try CrossEntropy.mean(logits: pass.logits, labels: b.labels, classes: classes)
             if weight != 0 { try student.backward(pass, gradLogits: r.gradLogits.map { $0 * Float(weight) }) }
             return r.mean
         }
         switch s.method {
         case .finetune, .l2, .ewc, .mas, .retrain:
-            let c = try ce(try need(input.joint, s.method == .retrain ? "retain" : "forget+retain"), weight: 1)
+            let c = try ce(try need(input.joint, s.method == .retrain ? "retain" : "forget+retain"), weight: 1, role: "joint")
             let reg = try penalty.apply(to: student)
             return ["CE": c, "regularization": reg, "total": c + reg]
         case .lwf:
-            let cf = try ce(try need(input.forget, "forget"), weight: 1)
+            let cf = try ce(try need(input.forget, "forget"), weight: 1, role: "forget")
             let r = try need(input.retain, "retain")
             let pass = try student.forward(images: r.images, labels: r.labels, dropout: dropout)
+            record("retain", pass, r.labels)
             let cr = try CrossEntropy.mean(logits: pass.logits, labels: r.labels, classes: classes)
             let kd: LossGradient
             if s.lwfIntendedKD {
@@ -117,26 +131,28 @@ public final class BaselineStep {
             try student.backward(pass, gradLogits: g)
             return ["CE": cf, "KD": kd.value, "remain": cr.mean, "total": cf + s.lwfLambdaKD * kd.value + s.lwfLambdaRemain * cr.mean]
         case .der, .derpp:
-            let cf = try ce(try need(input.forget, "forget"), weight: 1)
+            let cf = try ce(try need(input.forget, "forget"), weight: 1, role: "forget")
             let r = try need(input.retain, "retain")
             let t = try teacher!.forward(images: r.images, labels: r.labels)
             let pass = try student.forward(images: r.images, labels: r.labels, dropout: dropout)
+            record("retain", pass, r.labels)
             let der = try Distillation.der(student: pass.embeddings, teacher: t.embeddings)
             try student.backward(pass, gradLogits: nil, gradEmbeddings: der.gradient.map { $0 * Float(s.lambda) })
             var terms = ["CE": cf, "DER": der.value]
             var total = cf + s.lambda * der.value
             if s.method == .derpp {
-                let next = try ce(try need(input.next, "second retain"), weight: s.lambdaPlus)
+                let next = try ce(try need(input.next, "second retain"), weight: s.lambdaPlus, role: "next")
                 terms["CE_next"] = next
                 total += s.lambdaPlus * next
             }
             terms["total"] = total
             return terms
         case .fdr:
-            let cf = try ce(try need(input.forget, "forget"), weight: 1)
+            let cf = try ce(try need(input.forget, "forget"), weight: 1, role: "forget")
             let r = try need(input.retain, "retain")
             let t = try teacher!.forward(images: r.images, labels: r.labels)
             let pass = try student.forward(images: r.images, labels: r.labels, dropout: dropout)
+            record("retain", pass, r.labels)
             let fdr = try Distillation.fdr(student: pass.logits, teacher: t.logits, classes: classes)
             try student.backward(pass, gradLogits: fdr.gradient.map { $0 * Float(s.lambda) })
             return ["CE": cf, "FDR": fdr.value, "total": cf + s.lambda * fdr.value]
@@ -147,6 +163,7 @@ public final class BaselineStep {
             let b = try need(phase == .forget ? input.forget : input.retain, phase.rawValue)
             let t = try teacher!.forward(images: b.images, labels: b.labels)
             let pass = try student.forward(images: b.images, labels: b.labels, dropout: dropout)
+            record(phase == .forget ? "forget" : "retain", pass, b.labels)
             let kd = try Distillation.scrubKD(student: pass.logits, teacher: t.logits, classes: classes, temperature: s.scrubTemperature)
             let dist = try average!.distance(to: student, addingGradientTimes: s.scrubSmoothing)
             let smooth = s.scrubSmoothing * dist
@@ -170,6 +187,7 @@ public final class BaselineStep {
         let b = f.labels.count, c = student.model.config
         let t = try teacher!.forward(images: f.images, labels: f.labels, streamBlock: split)
         let pass = try student.forward(images: f.images, labels: f.labels, dropout: dropout)
+        record("forget", pass, f.labels)
         let ce = try CrossEntropy.mean(logits: pass.logits, labels: f.labels, classes: classes)
         let at = try Distillation.attentionTransfer(student: student.streamEntering(split, batch: b), teacher: t.stream!,
                                                     batch: b, tokens: c.numTokens, width: c.width)
@@ -180,6 +198,7 @@ public final class BaselineStep {
         let depositCE = try CrossEntropy.mean(logits: t.logits, labels: f.labels, classes: classes).mean
         let ptRE = (1 - a) * depositCE
         let replayPass = try student.forward(images: r.images, labels: r.labels, dropout: dropout)
+        record("retain", replayPass, r.labels)
         let replay = try CrossEntropy.mean(logits: replayPass.logits, labels: r.labels, classes: classes)
         try student.backward(replayPass, gradLogits: replay.gradLogits.map { 5 * $0 })
         let ceTerm = (1 - a) * ce.mean, kpTerm = a * kp.value

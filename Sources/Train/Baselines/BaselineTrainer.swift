@@ -99,7 +99,8 @@ public final class BaselineTrainer {
         // The same training subsets as the GS-LoRA trainer draws for this task.
         let index = try LabelIndex(labels: data.train.labels, classes: c.numClasses)
         let (forgetSet, retainSet) = try TrainingSubset.task(t, classes: classes, options: o, index: index)
-        let before = try evaluate(current, classes)
+        // Retrain's "before" is the pretrained model's (BASELINES.md §5 item 7): its previous model is a fresh one.
+        let before = try evaluate(method == .retrain ? try backbone.model(backbone.weights) : current, classes)
         onEvent?(.evaluated(task: t + 1, phase: "before", metrics: before, h: nil))
 
         // The step: Retrain builds a fresh model every task; the others keep one step (teacher, averaged model and
@@ -148,30 +149,49 @@ public final class BaselineTrainer {
         onEvent?(.taskStarted(task: t + 1, classes: classes, forgetSamples: forgetSet.count, retainSamples: retainSet.count, steps: totalSteps))
 
         var taskStep = 0
+        var jointIndices: [Int]?
         let loopStart = DispatchTime.now().uptimeNanoseconds
         func run(_ input: BaselineInput, phase: SCRUBPhase?, lr: Double, epoch: Int) throws {
             var dropoutRNG = SplitMix64(seed: o.seed, stream: (UInt64(t + 1) << 40) | UInt64(taskStep))
             student.model.dropoutSeed = dropoutRNG.next()
             let s0 = DispatchTime.now().uptimeNanoseconds
             let terms = try st.computeGradients(input, phase: phase, dropout: Float(o.dropout))
+            // Train-batch accuracies on the labels trained on; a joint batch splits by membership of the forget set.
+            var correct = st.lastCorrect
+            if let j = correct["joint"], let b = jointIndices {
+                correct["forget"] = zip(j, b).filter { forgetMembers.contains($0.1) }.map(\.0)
+                correct["retain"] = zip(j, b).filter { !forgetMembers.contains($0.1) }.map(\.0)
+            }
+            func acc(_ k: String) -> Double {
+                guard let c = correct[k], !c.isEmpty else { return 0 }
+                return 100 * Double(c.filter { $0 }.count) / Double(c.count)
+            }
             try st.applyUpdate(lr: lr)
             taskStep += 1
             let now = DispatchTime.now().uptimeNanoseconds
             let images = [input.joint, input.forget, input.retain, input.next].compactMap { $0?.labels.count }.reduce(0, +)
             let pace = Double(now - loopStart) / 1e9 / Double(taskStep)
-            onEvent?(.step(StepReport(task: t + 1, epoch: epoch, epochs: epochs, step: taskStep, steps: totalSteps, lr: lr,
-                                      ceRetain: terms["remain"] ?? terms["CE"] ?? 0, ceForget: terms["CE"] ?? terms["kd_forget"] ?? 0,
+            // ce_f / ce_r: the forget-side and retain-side terms (both the joint CE for the joint methods).
+            let forgetTerm = phase == .remain ? 0 : terms["CE"] ?? terms["kd_forget"] ?? 0
+            let retainTerm = phase == .forget ? 0 : terms["remain"] ?? terms["DER"] ?? terms["FDR"] ?? terms["CE"] ?? 0
+            var report = StepReport(task: t + 1, epoch: epoch, epochs: epochs, step: taskStep, steps: totalSteps, lr: lr,
+                                      ceRetain: retainTerm, ceForget: forgetTerm,
                                       boundedForget: 0, structure: nil, klForget: nil, prototypeTerm: 0,
-                                      total: terms["total"] ?? terms["total_forget"] ?? terms["total_remain"] ?? 0, accRetain: 0, accForget: 0,
+                                      total: terms["total"] ?? terms["total_forget"] ?? terms["total_remain"] ?? 0, accRetain: acc("retain"), accForget: acc("forget"),
                                       imagesPerSecond: Double(images) / (Double(now - s0) / 1e9),
-                                      eta: pace * Double(totalSteps - taskStep + (o.tasks - t - 1) * totalSteps), seconds: Double(now - s0) / 1e9)))
+                                      eta: pace * Double(totalSteps - taskStep + (o.tasks - t - 1) * totalSteps), seconds: Double(now - s0) / 1e9)
+            report.terms = terms
+            onEvent?(.step(report))
             if shouldStop() { throw TrainerError.interrupted(statePath: outputDirectory) }
         }
         for e in 0..<epochs {
             let lr = schedule.lr(epoch: e)
             switch method {
             case .retrain, .finetune, .l2, .ewc, .mas:
-                for b in joint.pass() { try run(BaselineInput(joint: batch(b, rewrite: method != .retrain)), phase: nil, lr: lr, epoch: e) }
+                for b in joint.pass() {
+                    jointIndices = b
+                    try run(BaselineInput(joint: batch(b, rewrite: method != .retrain)), phase: nil, lr: lr, epoch: e)
+                }
             case .scrub, .scrubS:
                 for round in 0..<10 {
                     let rlr = st.scrubLR(superEpoch: e, round: round)
