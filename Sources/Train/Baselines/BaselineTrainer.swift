@@ -78,7 +78,7 @@ public final class BaselineTrainer {
                 firstTask = t + 1
             }
             if settings.method.isSCRUB && firstTask > 0 && firstTask < o.tasks {
-                throw TrainerError.badState(path: outputPath(task: firstTask - 1), problem: "SCRUB's averaged model lives only in memory, so a SCRUB run resumes only from its first task; rerun with --force")
+                throw TrainerError.badState(path: outputPath(task: firstTask - 1), problem: "SCRUB's averaged model lives only in memory, so a SCRUB run resumes only from its first task; run it again into a new -o folder")
             }
         }
         var step: BaselineStep?
@@ -182,6 +182,10 @@ public final class BaselineTrainer {
                                       eta: pace * Double(totalSteps - taskStep + (o.tasks - t - 1) * totalSteps), seconds: Double(now - s0) / 1e9)
             report.terms = terms
             onEvent?(.step(report))
+            if o.evalEvery > 0 && taskStep % o.evalEvery == 0 {
+                let m = try evaluate(student.model, classes)
+                onEvent?(.evaluated(task: t + 1, phase: "step \(taskStep)", metrics: m, h: Trainer.h(before, m)))
+            }
             if shouldStop() { throw TrainerError.interrupted(statePath: outputDirectory) }
         }
         for e in 0..<epochs {
