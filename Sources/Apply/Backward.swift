@@ -22,12 +22,14 @@ extension ViT {
     /// Backpropagates ∂L/∂embedding (batch × width, the output of the final LayerNorm) through the last
     /// training-mode forward and ADDS the gradients to `gradients` (LoRA factors of every adapter and, when
     /// `gradients.parameters` exists, every backbone parameter except the head, whose gradient comes from the
-    /// loss side). With LoRA only, propagation stops at the lowest layer carrying LoRA.
-    public func backward(gradEmbeddings: [Float], into gradients: ViTGradients) throws {
-        try withPrecisionThreads { try runBackward(gradEmbeddings: gradEmbeddings, into: gradients) }
+    /// loss side). With LoRA only, propagation stops at the lowest layer carrying LoRA. `stream` adds a loss's gradient
+    /// with respect to the residual stream entering block `stream.block` (all tokens, [batch·tokens, width]), for a loss
+    /// on an intermediate representation (LIRF's attention transfer).
+    public func backward(gradEmbeddings: [Float], into gradients: ViTGradients, stream: (block: Int, gradient: [Float])? = nil) throws {
+        try withPrecisionThreads { try runBackward(gradEmbeddings: gradEmbeddings, into: gradients, stream: stream) }
     }
 
-    private func runBackward(gradEmbeddings: [Float], into gradients: ViTGradients) throws {
+    private func runBackward(gradEmbeddings: [Float], into gradients: ViTGradients, stream: (block: Int, gradient: [Float])?) throws {
         let c = config, acts = activations, batch = acts.batch
         guard acts.training, batch > 0 else {
             throw ApplyError.badInput("backward needs the activations of a forward call in .train mode")
@@ -65,12 +67,20 @@ extension ViT {
         }
 
         let lowest = pg != nil ? 0 : (adapters.isEmpty ? c.depth : 0)
+        if let stream {
+            guard pg != nil, (0..<c.depth).contains(stream.block), stream.gradient.count == rows * w else {
+                throw ApplyError.badInput("a stream gradient needs all-parameter gradients, a block in 0..<\(c.depth) and \(rows * w) values (got block \(stream.block), \(stream.gradient.count) values)")
+            }
+        }
         for l in stride(from: c.depth - 1, through: lowest, by: -1) {
             let stop = pg == nil && l == lowest
             if l == c.depth - 1 && acts.classOnlyLastBlock {
                 try classBlockBackward(l, batch: batch, scratch: s, gradients: gradients, stopAfterFFN: stop)
             } else {
                 try blockBackward(l, batch: batch, scratch: s, gradients: gradients, stopAfterFFN: stop)
+            }
+            if let stream, stream.block == l {
+                stream.gradient.withUnsafeBufferPointer { g in for i in 0..<(rows * w) { s.dStream.pointer[i] += g[i] } }
             }
         }
         if let pg { try embedBackward(batch: batch, scratch: s, into: pg) }

@@ -19,7 +19,7 @@ public struct ConvertOptions: Sendable {
     /// Replace existing output files.
     public var force: Bool
     /// The image pipeline to store in a .gslr backbone, given the model's config and the pipeline read from the
-    /// input (a .gslr record or config.json; spec/FORMAT.md §4.6). nil keeps the one read.
+    /// input (a .gslr record or config.json; spec/FORMAT.md §4.7). nil keeps the one read.
     public var pipeline: (@Sendable (ModelConfig, PreprocessRecord?) throws -> PreprocessRecord)?
 
     public init(importing: ImportOptions = ImportOptions(), dtype: DTypeCast.Target = .keep, names: Names = .original,

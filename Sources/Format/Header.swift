@@ -166,7 +166,7 @@ public struct GSLRHeader: Codable, Sendable {
     public var adapter: AdapterInfo?
     /// Adapters already folded into these weights, in the order they were merged.
     public var merged: [MergedTask]?
-    /// The image pipeline the backbone expects, when known (spec/FORMAT.md §4.6).
+    /// The image pipeline the backbone expects, when known (spec/FORMAT.md §4.7).
     public var preprocess: PreprocessRecord?
     /// Free-form data the format does not interpret (converter provenance, checkpoint leaves...).
     public var metadata: [String: JSONValue]

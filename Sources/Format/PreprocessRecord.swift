@@ -1,4 +1,4 @@
-/// The image pipeline a backbone expects (spec/FORMAT.md §4.6): the image's short side resized to `resize` with
+/// The image pipeline a backbone expects (spec/FORMAT.md §4.7): the image's short side resized to `resize` with
 /// `interpolation` (PIL's antialiased filters), a centre crop of `crop` × `crop`, values v / 255, then
 /// (x − mean) / std per channel when `mean` and `std` are given. It is what torchvision's `Resize(resize)`,
 /// `CenterCrop(crop)`, `ToTensor`, `Normalize(mean, std)` do on a PIL image.

@@ -56,4 +56,23 @@ public enum TrainingSubset {
         rng.fisherYates(&picked)
         return picked
     }
+
+    /// The forget and retain training subsets of task t (0-based) under `options` (few-shot or data ratio), from the
+    /// task's own stream 16 + t: the GS-LoRA trainer and the baselines draw the same images for the same task.
+    static func task(_ t: Int, classes: TaskClasses, options o: TrainOptions, index: LabelIndex) throws -> (forget: [Int], retain: [Int]) {
+        var rng = SplitMix64(seed: o.seed, stream: 16 + UInt64(t))
+        let forgetSet: [Int], retainSet: [Int]
+        if let shots = o.shots {
+            forgetSet = try fewShot(index, classes: classes.forget, shots: shots, rng: &rng)
+            retainSet = try fewShot(index, classes: classes.retain, shots: shots, rng: &rng)
+        } else {
+            forgetSet = try ratio(try index.samples(of: classes.forget), ratio: o.dataRatio, rng: &rng)
+            retainSet = try ratio(try index.samples(of: classes.retain), ratio: o.dataRatio, rng: &rng)
+        }
+        for (set, name) in [(forgetSet, "forget"), (retainSet, "retain")] where set.isEmpty {
+            throw TrainerError.badOption(option: o.shots == nil ? "--data-ratio" : "--shots",
+                                         problem: "task \(t + 1) draws no \(name) training image; raise it or use more data")
+        }
+        return (forgetSet, retainSet)
+    }
 }

@@ -14,20 +14,8 @@ extension Trainer {
         let base = try backbone.model(weights)
 
         // Training subsets of this task (spec/TRAINING.md §5), from the task's own stream.
-        var rng = SplitMix64(seed: o.seed, stream: 16 + UInt64(t))
         let index = try LabelIndex(labels: data.train.labels, classes: c.numClasses)
-        let forgetSet: [Int], retainSet: [Int]
-        if let shots = o.shots {
-            forgetSet = try TrainingSubset.fewShot(index, classes: classes.forget, shots: shots, rng: &rng)
-            retainSet = try TrainingSubset.fewShot(index, classes: classes.retain, shots: shots, rng: &rng)
-        } else {
-            forgetSet = try TrainingSubset.ratio(try index.samples(of: classes.forget), ratio: o.dataRatio, rng: &rng)
-            retainSet = try TrainingSubset.ratio(try index.samples(of: classes.retain), ratio: o.dataRatio, rng: &rng)
-        }
-        for (set, name) in [(forgetSet, "forget"), (retainSet, "retain")] where set.isEmpty {
-            throw TrainerError.badOption(option: o.shots == nil ? "--data-ratio" : "--shots",
-                                         problem: "task \(t + 1) draws no \(name) training image; raise it or use more data")
-        }
+        let (forgetSet, retainSet) = try TrainingSubset.task(t, classes: classes, options: o, index: index)
 
         let prototypes = o.plus ? try prototypeTable(base, samples: forgetSet + retainSet) : nil
         let before = try evaluate(base, classes)

@@ -21,11 +21,13 @@ public struct StepReport: Codable, Sendable {
     /// Seconds left in the whole run, from this task's pace.
     public var eta: Double
     public var seconds: Double
+    /// Baselines: every loss term of the step by its name in the official code (nil for GS-LoRA).
+    public var terms: [String: Double]? = nil
 
     enum CodingKeys: String, CodingKey {
         case task, epoch, epochs, step, steps, lr, ceRetain = "ce_r", ceForget = "ce_f", boundedForget = "bounded_f", structure
         case klForget = "kl_f", prototypeTerm = "prototype", total, accRetain = "train_acc_r", accForget = "train_acc_f"
-        case imagesPerSecond = "images_per_s", eta, seconds
+        case imagesPerSecond = "images_per_s", eta, seconds, terms
     }
 }
 
@@ -52,11 +54,14 @@ public struct TaskReport: Codable, Sendable {
     public var groupNorms: [Double]
     public var prunedGroups: Int
     public var seconds: Double
+    /// Baselines: the parameters the task changed and the bytes of the file it wrote (nil for GS-LoRA's adapters).
+    public var parametersChanged: Int? = nil
+    public var bytes: Int? = nil
 
     enum CodingKeys: String, CodingKey {
         case index, forget, retain, old, missing, forgetSamples = "forget_samples", retainSamples = "retain_samples", steps, adapter
         case adapterFingerprint = "adapter_fingerprint", baseFingerprint = "base_fingerprint", before, after, h, ema
-        case groupNorms = "group_norms", prunedGroups = "pruned_groups", seconds
+        case groupNorms = "group_norms", prunedGroups = "pruned_groups", seconds, parametersChanged = "parameters_changed", bytes
     }
 }
 

@@ -16,7 +16,7 @@ struct ConvertCommand: GsloraCommand {
         and timm ViTs are recognised from their keys; their config is read off the tensor shapes and their weights \
         are stored under canonical names (spec/MODELS.md). Other layouts are stored as plain tensors. A checkpoint \
         with LoRA factors becomes a backbone plus an adapter file. A .gslr backbone stores its image pipeline \
-        (spec/FORMAT.md §4.6): from a timm config.json beside the input (its pretrained_cfg), with the pipeline \
+        (spec/FORMAT.md §4.7): from a timm config.json beside the input (its pretrained_cfg), with the pipeline \
         options overriding it field by field; gslora-infer, -eval and -train use it. The result line goes to stdout, \
         notices (`note:`) to stderr; --json prints the full report (notices too) on stdout instead of the line. An \
         existing output is replaced only with --force, and never an input.

@@ -47,6 +47,15 @@ enum Render {
             if !t.settings.isEmpty { row("settings", t.settings.sorted { $0.key < $1.key }.map { "\($0.key)=\(jsonText($0.value))" }.joined(separator: ", ")) }
             row("base", a.baseFingerprint)
         }
+        if case .object(let b)? = s.metadata["gslora_baseline"] {
+            // A baseline's lineage record (spec/FORMAT.md §4.8).
+            row("baseline", "\(b["method"].map(jsonText) ?? "?"), started from \(b["started_from"].map(jsonText) ?? "?")")
+            if case .object(let t)? = b["task"] {
+                row("task", ["index", "forget", "retain", "old", "base_fingerprint", "parameters_changed"].compactMap { k in t[k].map { "\(k) \(jsonText($0))" } }.joined(separator: ", "))
+                for phase in ["before", "after"] { if let m = t[phase] { row(phase, jsonText(m)) } }
+            }
+            if let st = b["settings"] { row("settings", jsonText(st)) }
+        }
         if !s.metadata.isEmpty {
             let keys = s.metadata.keys.sorted()
             row("metadata", keys.prefix(12).joined(separator: ", ") + (keys.count > 12 ? ", … (\(keys.count) keys)" : ""))

@@ -29,6 +29,11 @@ struct ForgetCommand: ParsableCommand {
         batch 48, data ratio 0.1, rank 8, block groups, BND 105, β 0.2, α 1e-4, AdamW wd 0.05, dropout 0.1. \
         --plus adds GS-LoRA++'s prototype hinge (w_f 0.01, margin 18) and an EMA report from epoch 30 (decay 0.9).
 
+        --method picks a baseline of the paper's main table instead (spec/TRAINING.md §7): finetune, retrain, l2, ewc, \
+        mas, lwf, der, der++, fdr, scrub, scrub-s, lirf, with the official scripts' values as defaults (lr, λ, …; \
+        batch 48). They train the backbone itself and write the whole backbone per task, with a lineage record \
+        (method, settings, classes, metrics, starting fingerprint) in its header; --resume keeps the finished tasks.
+
         The state (OUTDIR/state.gslr) is saved after every epoch and on Ctrl-C/SIGTERM (exit 130); --resume continues \
         to the same adapter bytes as an uninterrupted run. An OUTDIR that holds a run's state.gslr or task-N.gslr is \
         refused unless --resume (continue it) or --force (start over, replacing them); the backbone and data are \
@@ -41,6 +46,7 @@ struct ForgetCommand: ParsableCommand {
           gslora-train forget face.gslr --data casia100 --tasks 4 --classes-per-task 20 --shots 4 --batch-size 4 -o fs
           gslora-train forget face.gslr --data casia100 --tasks 4 --classes-per-task 20 -o cl --resume
           gslora-train forget face.gslr --data casia100 --tasks 4 --classes-per-task 20 --precision bf16 -o cl16
+          gslora-train forget face.gslr --data casia100 --tasks 4 --classes-per-task 20 --method ewc --lambda 10 -o ewc
         """)
 
     @Argument(help: "The backbone: a backbone .gslr or a .pth/.safetensors ViT.") var backbone: String
@@ -59,7 +65,7 @@ struct ForgetCommand: ParsableCommand {
     @Option(help: "Few-shot: images per forget and retain class (instead of --data-ratio).") var shots: Int?
     @Option(help: "Images per batch (each of retain and forget).") var batchSize = 48
     @Option(help: "Epochs per task, comma list per task (the last repeats).") var epochs = "100"
-    @Option(help: "Peak learning rate (cosine per epoch down to --min-lr).") var lr = 1e-2
+    @Option(help: "Peak learning rate (cosine per epoch down to --min-lr; default 1e-2, a baseline's own with --method).") var lr: Double?
     @Option(help: "Final learning rate.") var minLR = 1e-5
     @Option(help: "AdamW weight decay (on A and B too, as the official code).") var weightDecay = 0.05
     @Option(help: "Dropout in training.") var dropout = 0.1
@@ -87,6 +93,7 @@ struct ForgetCommand: ParsableCommand {
     @Flag(help: "Start over in an OUTDIR that holds a run's state.gslr or task-N.gslr, replacing them (never an input).") var force = false
     @Option(help: "Append every step's numbers as JSON lines to this file.") var log: String?
     @Flag(help: "Print the final report as JSON on stdout.") var json = false
+    @OptionGroup var methodOptions: MethodOptions
 
     func validate() throws {
         guard !(resume && force) else { throw ValidationError("--resume continues the run in OUTDIR and --force starts it over; give one") }
@@ -128,7 +135,9 @@ struct ForgetCommand: ParsableCommand {
             guard v >= 1, v <= 1_000_000, v == v.rounded() else { throw ValidationError("--epochs: '\(v)' is not a whole number ≥ 1") }
             return Int(v)
         }
-        o.lr = lr
+        let method = try methodOptions.resolvedMethod(plus: plus)
+        let baseline = methodOptions.baselineSettings(method: method, lr: lr, weightDecay: MethodOptions.given.contains("--weight-decay") ? weightDecay : nil)
+        o.lr = lr ?? 1e-2
         o.minLR = minLR
         o.weightDecay = weightDecay
         o.dropout = dropout
@@ -139,7 +148,7 @@ struct ForgetCommand: ParsableCommand {
         o.beta = try numbers(beta, "--beta")
         o.alpha = alpha
         o.alphaStartEpoch = alphaStartEpoch
-        o.plus = plus
+        o.plus = method == "gslora++"
         o.prototypeForget = try numbers(prototypeWeight, "--prototype-weight")
         o.prototypeMargin = prototypeMargin
         o.prototypeRetain = prototypeRetainWeight
@@ -151,7 +160,8 @@ struct ForgetCommand: ParsableCommand {
         o.evalBatch = evalBatch
         o.precision = precisionOption.precision
 
-        let trainer = try Trainer(backbone: model, data: data, options: o, outputDirectory: output)
+        let trainer: ForgettingRun = try baseline.map { try BaselineTrainer(backbone: model, data: data, options: o, settings: $0, outputDirectory: output) }
+            ?? Trainer(backbone: model, data: data, options: o, outputDirectory: output)
         let runLog = try log.map { try RunLog(path: $0) }
         trainer.onEvent = { e in
             try? runLog?.write(e)
@@ -178,6 +188,7 @@ struct ForgetCommand: ParsableCommand {
         }
         for t in report.tasks {
             console.message("task \(t.index): \(ProgressLine.metrics(t.after, h: t.h))  (before: acc_r \(fmt(t.before.accRetain)) acc_f \(fmt(t.before.accForget)))  → \(t.adapter)")
+            if let n = t.parametersChanged, let b = t.bytes { console.message("task \(t.index): \(method) changed \(n) parameters, wrote \(b) bytes") }
         }
         if json { try Console.json(report) }
     }

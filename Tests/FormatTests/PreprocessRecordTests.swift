@@ -2,7 +2,7 @@ import Foundation
 import XCTest
 import Format
 
-/// The optional `preprocess` record of a backbone header (spec/FORMAT.md §4.6) survives a write and read, and is
+/// The optional `preprocess` record of a backbone header (spec/FORMAT.md §4.7) survives a write and read, and is
 /// checked against the model it belongs to.
 final class PreprocessRecordTests: XCTestCase {
     let config = ModelConfig(family: .timmViT, imageSize: 224, patchSize: 16, width: 8, depth: 1, heads: 1, headDim: 8, mlpWidth: 8,

@@ -121,4 +121,25 @@ final class TrainCommandTests: XCTestCase {
         XCTAssertEqual(r.code, 1, r.err)
         XCTAssertTrue(r.err.contains("no-such-data"), r.err)
     }
+
+    /// `--method`: an unknown method lists the known ones; a flag of another method is refused naming its methods;
+    /// both are usage errors (exit 2) found before anything is loaded.
+    func testMethodUsageErrors() throws {
+        let out = NSTemporaryDirectory() + "/method-test"
+        let unknown = try CommandRunner.run("gslora-train", ["forget", "/nonexistent.gslr", "--data", "fashion-mnist", "-o", out, "--method", "sgd"])
+        XCTAssertEqual(unknown.code, 2, unknown.err)
+        for m in ["gslora++", "retrain", "ewc", "der++", "scrub-s", "lirf"] { XCTAssertTrue(unknown.err.contains(m), unknown.err) }
+        let foreign = try CommandRunner.run("gslora-train", ["forget", "/nonexistent.gslr", "--data", "fashion-mnist", "-o", out,
+                                                             "--method", "ewc", "--smoothing", "0.1"])
+        XCTAssertEqual(foreign.code, 2, foreign.err)
+        XCTAssertTrue(foreign.err.contains("--smoothing belongs to scrub, scrub-s"), foreign.err)
+        let gsloraFlag = try CommandRunner.run("gslora-train", ["forget", "/nonexistent.gslr", "--data", "fashion-mnist", "-o", out,
+                                                                "--method", "der", "--rank", "4"])
+        XCTAssertEqual(gsloraFlag.code, 2, gsloraFlag.err)
+        XCTAssertTrue(gsloraFlag.err.contains("--rank belongs to gslora, gslora++"), gsloraFlag.err)
+        // A flag of the chosen method passes the check (the run then fails on the missing backbone, exit 1).
+        let own = try CommandRunner.run("gslora-train", ["forget", "/nonexistent.gslr", "--data", "fashion-mnist", "-o", out,
+                                                         "--method", "scrub-s", "--smoothing", "0.1"])
+        XCTAssertEqual(own.code, 1, own.err)
+    }
 }
