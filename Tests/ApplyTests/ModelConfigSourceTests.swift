@@ -138,8 +138,8 @@ final class ModelConfigSourceTests: XCTestCase {
         XCTAssertEqual(r.code, 0, r.err)
         let imported = try ModelImport.load(pth, options: ImportOptions(heads: 4))
         let base = try XCTUnwrap(try GSLRFile.open(path("run/task-1.gslr")).header.adapter?.baseFingerprint)
-        XCTAssertEqual(base, Fingerprint.of(try imported.runnableWeights()))
-        XCTAssertNotEqual(base, Fingerprint.of(imported.weights))
+        XCTAssertEqual(base, Fingerprint.of(try imported.runnableWeights(), binding: .model(try XCTUnwrap(imported.config))))
+        XCTAssertNotEqual(base, Fingerprint.of(imported.weights, binding: .model(try XCTUnwrap(imported.config))))
 
         // The official results folder's config.txt (str(cfg) of its scripts) says EMBEDDING_SIZE 512.
         let txt = sub.appendingPathComponent("config.txt").path
