@@ -34,6 +34,10 @@ struct ForgetCommand: ParsableCommand {
         refused unless --resume (continue it) or --force (start over, replacing them); the backbone and data are \
         never replaced. Off a terminal, progress is one plain line per epoch (and every 30 s) on stderr.
 
+        Under mpirun or srun (README "More than one machine") every global batch is split across the ranks, with the \
+        same results as one process up to float32 summation order; rank 0 alone writes OUTDIR (which every rank must \
+        see) and reports; --plus runs on one process only.
+
         Examples:
           gslora-train forget fmnist.gslr --data fashion-mnist --forget Sandal,Bag --epochs 20 --data-ratio 0.2 -o run1
           gslora-train forget fmnist.gslr --data fashion-mnist --forget Sandal,Bag --forget Shirt --epochs 12 -o run2
@@ -105,7 +109,10 @@ struct ForgetCommand: ParsableCommand {
         }
     }
 
-    func run() throws {
+    func run() throws { try ClusterRun.run(train) }
+
+    /// The run; under MPI every rank trains its share of each batch and rank 0 alone writes files and reports.
+    func train(_ world: Communicator) throws {
         try checkOutputs()
         BLAS.ensureFastKernel()
         let console = Console()
@@ -152,8 +159,9 @@ struct ForgetCommand: ParsableCommand {
         o.precision = precisionOption.precision
 
         let trainer = try Trainer(backbone: model, data: data, options: o, outputDirectory: output)
-        let runLog = try log.map { try RunLog(path: $0) }
-        trainer.onEvent = { e in
+        trainer.communicator = world
+        let runLog = world.isRoot ? try log.map { try RunLog(path: $0) } : nil
+        if world.isRoot { trainer.onEvent = { e in
             try? runLog?.write(e)
             switch e {
             case let .step(s): console.progress(ProgressLine.render(s, tasks: o.tasks), force: s.step == s.steps)
@@ -163,7 +171,7 @@ struct ForgetCommand: ParsableCommand {
             case .stateSaved: console.epochEnded()
             case let .taskFinished(r): console.message("task \(r.index) → \(r.adapter)")
             }
-        }
+        } }
         Signals.install()
         trainer.shouldStop = { stopRequested != 0 }
         let report: TrainReport
@@ -171,11 +179,12 @@ struct ForgetCommand: ParsableCommand {
             report = try trainer.run(resume: resume)
         } catch let e as TrainerError {
             if case .interrupted = e {
-                console.message("\(e)")
+                if world.isRoot { console.message("\(e)") }
                 throw ExitCode(130)
             }
             throw e
         }
+        guard world.isRoot else { return }
         for t in report.tasks {
             console.message("task \(t.index): \(ProgressLine.metrics(t.after, h: t.h))  (before: acc_r \(fmt(t.before.accRetain)) acc_f \(fmt(t.before.accForget)))  → \(t.adapter)")
         }
