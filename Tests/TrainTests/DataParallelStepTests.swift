@@ -111,8 +111,10 @@ final class DataParallelStepTests: XCTestCase {
         let group = LocalGroup(size: ranks)
         let steps = try (0..<ranks).map { _ in try makeStep() }
         var results = [StepResult?](repeating: nil, count: ranks), errors = [Error?](repeating: nil, count: ranks)
-        let lock = NSLock()
-        DispatchQueue.concurrentPerform(iterations: ranks) { k in
+        let lock = NSLock(), done = DispatchGroup()
+        // One thread per rank (concurrentPerform may run fewer at once than there are ranks, and a collective waits
+        // for all of them).
+        func rank(_ k: Int) {
             let rows = GlobalRows(retainTotal: retain, forgetTotal: forget, rank: k, size: ranks)
             let rb = r.rows(rows.retain), fb = f.rows(rows.forget)
             do {
@@ -128,6 +130,11 @@ final class DataParallelStepTests: XCTestCase {
                 lock.withLock { errors[k] = error }
             }
         }
+        for k in 0..<ranks {
+            done.enter()
+            Thread { rank(k); done.leave() }.start()
+        }
+        done.wait()
         for e in errors.compactMap({ $0 }) { throw e }
         let tag = "\(ranks) ranks, \(retain)+\(forget) rows, BND \(bound), forgetFirst \(forgetFirst)"
         for (k, res) in results.enumerated() {
