@@ -56,7 +56,8 @@ check test "$code" -ne 0
 check grep -qi 'rank 1' "$T/killed.err"
 check test ! -e "$T/killed.json"
 if [ "$fail" -ne 0 ]; then echo "--- killed-rank stderr:" >&2; cat "$T/killed.err" >&2; fi
-check bash -c "! pgrep -f '$BIN/gslora-eval' >/dev/null"
+sleep 1
+check test -z "$(pgrep -f "$BIN/gslora-eval" || true)"
 
 echo "mpi: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]
