@@ -8,8 +8,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DEBIAN_FRONTEND=noninteractive apt-get install -y openmpi-bin libopenmpi-dev >/dev/null
-swift build -c release
-BIN=$(swift build -c release --show-bin-path)
+# --build-tests: the same build configuration as `swift test`, so neither rebuilds the other's products.
+swift build -c release --build-tests
+BIN=$(swift build -c release --build-tests --show-bin-path)
 T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
 # One BLAS/OpenMP thread per rank: two ranks on two cores.
