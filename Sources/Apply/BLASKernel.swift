@@ -15,7 +15,11 @@ extension BLAS {
     /// and take a core from our own worker threads (+10–25 % bf16 throughput measured on 2 cores; in a later
     /// interleaved series of GS-LoRA bf16 steps, passive 0.43–0.46 s against active 0.51–0.54 s); libgomp too reads
     /// it only when it loads.
+    ///
+    /// Under an MPI launcher the process is not re-executed (Open MPI's MPI_Init then fails in the new image): set
+    /// both variables for mpirun/srun instead (README "More than one machine").
     public static func ensureFastKernel() {
+        if Cluster.launched() { return }
         let env = ProcessInfo.processInfo.environment
         var changed = false
         let generic: Set<String> = ["prescott", "core2", "katmai", "coppermine", "northwood", "banias", "atom", "nehalem", "unknown"]

@@ -5,6 +5,9 @@ public struct Dropout: Sendable {
     public let probability: Float
     public let seed: UInt64
     private var calls: UInt64 = 0
+    /// The global sample index of each batch row's image (nil: its batch position): data-parallel ranks draw the
+    /// masks of the samples they hold, as one process holding the whole batch would.
+    var samples: [Int]?
 
     public init(probability: Float, seed: UInt64) {
         precondition(probability >= 0 && probability < 1, "dropout probability \(probability) is outside [0, 1)")
@@ -22,8 +25,10 @@ public struct Dropout: Sendable {
         return DropoutMask(key: key, key2: key2, threshold: threshold, keep: 1 / (1 - probability))
     }
 
-    /// The next call's mask laid over buffer rows `rowStride` elements apart.
-    mutating func nextRows(rowStride: Int) -> RowDropout { RowDropout(mask: nextMask(), rowStride: rowStride) }
+    /// The next call's mask laid over buffer rows `rowStride` elements apart, `rowsPerSample` rows to an image.
+    mutating func nextRows(rowStride: Int, rowsPerSample: Int) -> RowDropout {
+        RowDropout(mask: nextMask(), rowStride: rowStride, rowsPerSample: rowsPerSample, samples: samples)
+    }
 
 }
 
@@ -51,10 +56,17 @@ public struct DropoutMask: Sendable {
 /// A dropout mask laid over [rows, cols] buffer rows: row r, column j is element r·rowStride + j. A stride larger than
 /// the row length picks rows out of a larger draw (the class rows of a mask drawn over every token, so the class-only
 /// last block drops exactly what the all-token path drops). Nothing is stored: the backward pass recomputes it.
+/// With `samples`, image s's rows are drawn where image samples[s]'s rows lie in the whole batch's draw.
 struct RowDropout: Sendable {
     let mask: DropoutMask
     let rowStride: Int
+    let rowsPerSample: Int
+    let samples: [Int]?
 
     @inline(__always)
-    func start(of row: Int) -> Int { row &* rowStride }
+    func start(of row: Int) -> Int {
+        guard let samples else { return row &* rowStride }
+        let s = row / rowsPerSample
+        return (row &+ (samples[s] &- s) &* rowsPerSample) &* rowStride
+    }
 }

@@ -40,6 +40,9 @@ public final class ViT: @unchecked Sendable {
     /// Dropout stream for training-mode calls; reseed to reproduce a run.
     public var dropoutSeed: UInt64 = 0x6753_4C6F_5241 { didSet { dropoutCalls = 0 } }
     private var dropoutCalls: UInt64 = 0
+    /// The global sample index of each image of the next training-mode calls (nil: the batch position). Dropout masks
+    /// are drawn per global sample, so a batch split across data-parallel ranks drops what one process would.
+    public var dropoutSamples: [Int]?
     /// Run the last block on every token, not only on the class token. The outputs are the same either way (they
     /// read only the class row); set this to get the whole transformer output in `activations.stream`.
     public var allTokensInLastBlock = false
@@ -118,6 +121,10 @@ public final class ViT: @unchecked Sendable {
         if p > 0 {
             dropoutCalls &+= 1
             dropout = Dropout(probability: p, seed: dropoutSeed &+ dropoutCalls &* 0x9E37_79B9_7F4A_7C15)
+            if let samples = dropoutSamples {
+                guard samples.count == batch else { throw ApplyError.badInput("\(samples.count) dropout sample indices for \(batch) images") }
+                dropout?.samples = samples
+            }
         }
         let acts = activations
         try acts.size(config: c, batch: batch, ranks: adapters.map(\.rank), training: mode.isTraining,
@@ -159,7 +166,7 @@ public final class ViT: @unchecked Sendable {
             for i in 0..<(n * w) { dst[w + i] = src[i] + pos[w + i] }
         }
         acts.stream.pointer.update(from: tok, count: batch * t * w)
-        acts.tokensDropout = dropout?.nextRows(rowStride: w)
+        acts.tokensDropout = dropout?.nextRows(rowStride: w, rowsPerSample: t)
         if let mask = acts.tokensDropout { Kernels.applyDropout(acts.stream.pointer, rows: batch * t, cols: w, mask) }
     }
 
@@ -178,13 +185,13 @@ public final class ViT: @unchecked Sendable {
         if let bias = prm.qkv.bias { Kernels.addBias(qkv, rows: rows, cols: 3 * inner, bias: bias.pointer) }
         try attention(qkv, batch: batch, a: a, scratch: acts.probsScratch)
         try apply(prm.proj, a.attnOut.pointer, rows: rows, out: acts.scratch.pointer)
-        a.attnDropout = dropout?.nextRows(rowStride: w)
+        a.attnDropout = dropout?.nextRows(rowStride: w, rowsPerSample: c.numTokens)
         Kernels.residualAdd(x, acts.scratch.pointer, rows: rows, cols: w, bias: prm.proj.bias?.pointer, mask: a.attnDropout)
         if training { a.mid.pointer.update(from: x, count: rows * w) }
 
         // FFN branch: x += Dropout(fc2(Dropout(GELU(fc1(LN2(x)))))), LoRA live on fc1 and fc2.
         let fc2Lora = try ffn(l, x, a: a, rows: rows, dropout: &dropout, maskRowStride: m)
-        a.fc2Dropout = dropout?.nextRows(rowStride: w)
+        a.fc2Dropout = dropout?.nextRows(rowStride: w, rowsPerSample: c.numTokens)
         Kernels.residualAdd(x, acts.scratch.pointer, rows: rows, cols: w, bias: prm.fc2.bias?.pointer, mask: a.fc2Dropout, lora: fc2Lora)
     }
 
@@ -202,7 +209,7 @@ public final class ViT: @unchecked Sendable {
                           inputRounded: ln2Rounded != nil)
         LoRAKernels.down(a.ln2Out.pointer, ldx: w, rows: rows, cols: w, lora.fc1)
         let hidden = training ? a.hidden.pointer : a.fc1Out.pointer
-        let mask = dropout?.nextRows(rowStride: maskRowStride)
+        let mask = dropout?.nextRows(rowStride: maskRowStride, rowsPerSample: maskRowStride == m ? c.numTokens : 1)
         let hiddenRounded = roundedInputSlot(rows: rows, cols: m)
         LoRAKernels.ffnMiddle(a.fc1Out.pointer, rows: rows, cols: m, bias: prm.fc1.bias?.pointer, fc1: lora.fc1, mask: mask,
                               hidden: hidden, keepDerivative: training, fc2: lora.fc2, rounded: hiddenRounded)
@@ -236,12 +243,12 @@ public final class ViT: @unchecked Sendable {
         try apply(prm.proj, a.attnOut.pointer, rows: batch, out: acts.scratch.pointer)
         let xc = acts.pooled.pointer
         for b in 0..<batch { (xc + b * w).update(from: x + b * t * w, count: w) }
-        a.attnDropout = dropout?.nextRows(rowStride: t * w)
+        a.attnDropout = dropout?.nextRows(rowStride: t * w, rowsPerSample: 1)
         Kernels.residualAdd(xc, acts.scratch.pointer, rows: batch, cols: w, bias: prm.proj.bias?.pointer, mask: a.attnDropout)
         if acts.training { a.mid.pointer.update(from: xc, count: batch * w) }
 
         let fc2Lora = try ffn(l, xc, a: a, rows: batch, dropout: &dropout, maskRowStride: t * m)
-        a.fc2Dropout = dropout?.nextRows(rowStride: t * w)
+        a.fc2Dropout = dropout?.nextRows(rowStride: t * w, rowsPerSample: 1)
         Kernels.residualAdd(xc, acts.scratch.pointer, rows: batch, cols: w, bias: prm.fc2.bias?.pointer, mask: a.fc2Dropout, lora: fc2Lora)
     }
 

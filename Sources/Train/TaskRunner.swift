@@ -57,6 +57,7 @@ extension Trainer {
         }
 
         func save(epoch: Int, stepInEpoch: Int) throws {
+            guard communicator.isRoot else { return }
             let rec = TrainState.Record(options: o, backboneFingerprint: backboneFingerprint, baseFingerprint: baseFingerprint,
                                         adapterFingerprints: finished, task: t, epoch: epoch, stepInEpoch: stepInEpoch, taskStep: taskStep,
                                         adamSteps: step.optimizer.steps, emaCount: 0)
@@ -78,15 +79,24 @@ extension Trainer {
             let lr = schedule.lr(epoch: e)
             let settings = try o.objective(task: t, epoch: e)
             for (i, pair) in pairs.enumerated() where e > startEpoch || i >= startStep {
-                data.train.gather(pair.retain, into: rBuf, labels: &rLabels)
-                data.train.gather(pair.forget, into: fBuf, labels: &fLabels)
+                // This rank's rows of the global pair (all of it in one process).
+                let rows = GlobalRows(retainTotal: pair.retain.count, forgetTotal: pair.forget.count, rank: communicator.rank,
+                                      size: communicator.size)
+                data.train.gather(Array(pair.retain[rows.retain]), into: rBuf, labels: &rLabels)
+                data.train.gather(Array(pair.forget[rows.forget]), into: fBuf, labels: &fLabels)
                 var dropoutRNG = SplitMix64(seed: o.seed, stream: (UInt64(t + 1) << 40) | UInt64(taskStep))
                 model.dropoutSeed = dropoutRNG.next()
                 let s0 = DispatchTime.now().uptimeNanoseconds
-                let r = try step.step(retainImages: UnsafeBufferPointer(rBuf.buffer), retainLabels: rLabels,
-                                      forgetImages: UnsafeBufferPointer(fBuf.buffer), forgetLabels: fLabels, prototypes: prototypes,
-                                      settings: settings, lr: lr, dropout: Float(o.dropout), structure: o.structureOn(epoch: e),
-                                      forgetFirst: pairing.driver == .forget, marginAccuracy: o.marginEval)
+                let r = communicator.size == 1
+                    ? try step.step(retainImages: UnsafeBufferPointer(rBuf.buffer), retainLabels: rLabels,
+                                    forgetImages: UnsafeBufferPointer(fBuf.buffer), forgetLabels: fLabels, prototypes: prototypes,
+                                    settings: settings, lr: lr, dropout: Float(o.dropout), structure: o.structureOn(epoch: e),
+                                    forgetFirst: pairing.driver == .forget, marginAccuracy: o.marginEval)
+                    : try step.dataParallelStep(retainImages: UnsafeBufferPointer(rBuf.buffer), retainLabels: rLabels,
+                                                forgetImages: UnsafeBufferPointer(fBuf.buffer), forgetLabels: fLabels, rows: rows,
+                                                communicator: communicator, prototypes: prototypes, settings: settings, lr: lr,
+                                                dropout: Float(o.dropout), structure: o.structureOn(epoch: e),
+                                                forgetFirst: pairing.driver == .forget, marginAccuracy: o.marginEval)
                 let now = DispatchTime.now().uptimeNanoseconds
                 taskStep += 1
                 stepsRun += 1
@@ -97,21 +107,21 @@ extension Trainer {
                                              ceRetain: r.terms.ceRetain, ceForget: r.terms.ceForget, boundedForget: r.terms.boundedForget,
                                              structure: r.terms.structure, klForget: r.terms.klForget, prototypeTerm: r.terms.prototypeTerm,
                                              total: r.terms.total, accRetain: r.retainAccuracy, accForget: r.forgetAccuracy,
-                                             imagesPerSecond: Double(rLabels.count + fLabels.count) / (Double(now - s0) / 1e9),
+                                             imagesPerSecond: Double(pair.retain.count + pair.forget.count) / (Double(now - s0) / 1e9),
                                              eta: pace * Double(left), seconds: Double(now - s0) / 1e9)))
                 }
                 if o.evalEvery > 0 && taskStep % o.evalEvery == 0 {
                     let m = try evaluate(model, classes)
                     onEvent?(.evaluated(task: t + 1, phase: "step \(taskStep)", metrics: m, h: Self.h(before, m)))
                 }
-                if shouldStop() {
+                if try stopRequested() {
                     try save(epoch: e, stepInEpoch: i + 1)
                     throw TrainerError.interrupted(statePath: statePath)
                 }
             }
             if ema != nil { try ema!.endOfEpoch(e, deltas: try Self.deltas(adapter)) }
             try save(epoch: e + 1, stepInEpoch: 0)
-            if shouldStop() { throw TrainerError.interrupted(statePath: statePath) }
+            if try stopRequested() { throw TrainerError.interrupted(statePath: statePath) }
         }
 
         let after = try evaluate(model, classes)
@@ -135,7 +145,7 @@ extension Trainer {
                                 metrics: numbers)
         let (header, tensors) = try AdapterOutput.build(step: step, options: o, task: record, baseFingerprint: baseFingerprint)
         let path = adapterPath(task: t)
-        let file = try AdapterOutput.write(path, header: header, tensors: tensors, pruneThreshold: o.pruneThreshold)
+        let file = try writtenByRoot(path) { try AdapterOutput.write(path, header: header, tensors: tensors, pruneThreshold: o.pruneThreshold) }
         try weights.fold(file)
         return TaskReport(index: t + 1, forget: classes.forget, retain: classes.retain, old: classes.old, missing: classes.missing,
                           forgetSamples: forgetSet.count, retainSamples: retainSet.count, steps: totalSteps, adapter: path,
@@ -146,7 +156,8 @@ extension Trainer {
     }
 
     func evaluate(_ model: ViT, _ classes: TaskClasses) throws -> TaskMetrics {
-        try TaskEvaluation.evaluate(model, test: data.test, classes: classes, margin: options.marginEval, batch: options.evalBatch)
+        try TaskEvaluation.evaluate(model, test: data.test, classes: classes, margin: options.marginEval, batch: options.evalBatch,
+                                    communicator: communicator)
     }
 
     static func h(_ before: TaskMetrics, _ now: TaskMetrics) -> Double? {

@@ -21,6 +21,10 @@ public final class Trainer {
     public var onEvent: ((TrainEvent) -> Void)?
     /// Polled after every step; true stops the run after saving the state.
     public var shouldStop: () -> Bool = { false }
+    /// The ranks of a data-parallel run (spec/TRAINING.md, "More than one process"): each computes its share of every
+    /// global batch and of the evaluations; rank 0 alone writes the state and adapters (the output folder must be one
+    /// every rank reads, as on a cluster's shared file system).
+    public var communicator: Communicator = SingleProcess()
 
     public var statePath: String { outputDirectory + "/state.gslr" }
     public func adapterPath(task t: Int) -> String { outputDirectory + "/task-\(t + 1).gslr" }
@@ -58,6 +62,9 @@ public final class Trainer {
         // The run folder's files are replaced as the run goes; the backbone must not be one of them.
         for p in [statePath] + (0..<options.tasks).map(adapterPath) where p == backbone.path || AtomicFile.sameFile(p, backbone.path) {
             throw TrainerError.badOption(option: "-o", problem: "\(p) is the backbone; choose another output folder")
+        }
+        if communicator.size > 1 && options.plus {
+            throw TrainerError.badOption(option: "--plus", problem: "GS-LoRA++'s prototype terms do not run data-parallel yet; run it as one process (without mpirun)")
         }
         try FileManager.default.createDirectory(atPath: outputDirectory, withIntermediateDirectories: true)
         let c = backbone.config
@@ -100,7 +107,7 @@ public final class Trainer {
             reports.append(report)
             onEvent?(.taskFinished(report))
         }
-        try? FileManager.default.removeItem(atPath: statePath)
+        if communicator.isRoot { try? FileManager.default.removeItem(atPath: statePath) }
         return TrainReport(backbone: backbone.path, backboneFingerprint: backboneFingerprint, output: outputDirectory, classOrder: order,
                            criterion: criterion, resumed: resume, tasks: reports,
                            seconds: Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9)

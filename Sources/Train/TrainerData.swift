@@ -105,12 +105,14 @@ public struct TaskMetrics: Codable, Equatable, Sendable {
 enum TaskEvaluation {
     /// Predicts every test image of the task's classes and counts per class set. `margin`: the paper's face
     /// criterion (true class's logit minus the margin first); otherwise plain argmax.
-    static func evaluate(_ model: ViT, test: ImageSet, classes c: TaskClasses, margin: Bool, batch: Int) throws -> TaskMetrics {
+    static func evaluate(_ model: ViT, test: ImageSet, classes c: TaskClasses, margin: Bool, batch: Int,
+                         communicator: Communicator = SingleProcess()) throws -> TaskMetrics {
         let wanted = c.retain + c.forget + c.old + c.missing
         let idx = test.indices(ofClasses: wanted)
         guard !idx.isEmpty else { return TaskMetrics() }
         let sub = test.subset(indices: idx)
-        let predictions = try sub.withPixels { try BatchedForward.predict(model, images: $0, labels: sub.labels, margin: margin, batchSize: batch) }
+        let predictions = try sub.withPixels { try BatchedForward.predict(model, images: $0, labels: sub.labels, margin: margin, batchSize: batch,
+                                                                                   communicator: communicator) }
         // A test set may name fewer classes than the model has; those classes simply have no test images.
         var samples = [Int](repeating: 0, count: max(test.classNames.count, model.config.numClasses)), correct = samples
         for (p, y) in zip(predictions, sub.labels) {

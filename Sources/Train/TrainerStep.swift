@@ -64,10 +64,10 @@ public final class GSLoRAStep {
     public var optimizer: AdamW
     /// The last computed gradient per factor (data terms + α·structure), valid after `computeGradients`.
     public let gradients: ViTGradients
-    private let headWeight: [Float]
-    private let gradBuffers: [FloatBuffer]
+    let headWeight: [Float]
+    let gradBuffers: [FloatBuffer]
     /// Both batches' images, in the order the forward takes them.
-    private var combinedImages: [Float] = []
+    var combinedImages: [Float] = []
 
     public init(model: ViT, grouping: LoRAGrouping = .block, beta1: Double = 0.9, beta2: Double = 0.999, eps: Double = 1e-8,
                 weightDecay: Double = 0.05) throws {

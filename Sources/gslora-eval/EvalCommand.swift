@@ -30,6 +30,10 @@ struct EvalCommand: GsloraCommand {
               --forget 20-39 --old 0-19 --margin-eval
           gslora-eval fmnist.gslr --data fashion-mnist --forget Sandal,Bag
           gslora-eval fmnist.gslr --data fashion-mnist --forget Sandal,Bag --precision bf16
+          mpirun -np 4 gslora-eval fmnist.gslr --data fashion-mnist --forget Sandal,Bag -o report.json
+
+        Under mpirun or srun the images are split across the ranks; the counts equal one process's, and rank 0 alone \
+        prints and writes (README "More than one machine").
 
         The report's notes also go to stderr (`note:` lines); an existing -o file is replaced only with --force.
 
@@ -93,8 +97,11 @@ struct EvalCommand: GsloraCommand {
         }
     }
 
-    func run() throws {
-        if let output {
+    func run() throws { try ClusterRun.run(evaluate) }
+
+    /// The evaluation; under MPI the images are split across the ranks and rank 0 alone writes and prints.
+    func evaluate(_ world: Communicator) throws {
+        if let output, world.isRoot {
             try OutputPolicy.checkFile(output, inputs: [model, data] + adapterOptions.adapters + [labels, before].compactMap { $0 }, force: force)
         }
         BLAS.ensureFastKernel()
@@ -112,10 +119,10 @@ struct EvalCommand: GsloraCommand {
         let o = try old.map { try ClassSelection.parse($0, classNames: names, option: "--old") } ?? []
         let beforeReport = try before.map(ForgettingScore.readReport)
         let margin = marginEval && c.head.kind != .linear
-        let progress = Progress("eval")
+        let progress = world.isRoot ? Progress("eval") : nil
         let predictions = try set.withPixels { px in
             try BatchedForward.predict(built.model, images: px, labels: set.labels, margin: margin, batchSize: batchSize,
-                                       progress: progress.update)
+                                       communicator: world, progress: progress?.update)
         }
         var report = try ForgettingScore.report(
             predictions: predictions, labels: set.labels, classNames: names, forget: f, retain: r, old: o, before: beforeReport,
@@ -126,6 +133,7 @@ struct EvalCommand: GsloraCommand {
         if precisionOption.precision != .float32 {
             report.notes.append("frozen linear layers ran in \(precisionOption.precision.rawValue) (≈1e-3 relative error per product; float32 is the parity-tested precision)")
         }
+        guard world.isRoot else { return }
         if let output { try ForgettingScore.write(report, to: output, inputs: [model, data] + adapterOptions.adapters) }
         StatusLine().notes(report.notes)
         if json {

@@ -39,6 +39,10 @@ struct ForgetCommand: ParsableCommand {
         refused unless --resume (continue it) or --force (start over, replacing them); the backbone and data are \
         never replaced. Off a terminal, progress is one plain line per epoch (and every 30 s) on stderr.
 
+        Under mpirun or srun (README "More than one machine") every global batch is split across the ranks, with the \
+        same results as one process up to float32 summation order; rank 0 alone writes OUTDIR (which every rank must \
+        see) and reports; --plus runs on one process only.
+
         Examples:
           gslora-train forget fmnist.gslr --data fashion-mnist --forget Sandal,Bag --epochs 20 --data-ratio 0.2 -o run1
           gslora-train forget fmnist.gslr --data fashion-mnist --forget Sandal,Bag --forget Shirt --epochs 12 -o run2
@@ -112,7 +116,10 @@ struct ForgetCommand: ParsableCommand {
         }
     }
 
-    func run() throws {
+    func run() throws { try ClusterRun.run(train) }
+
+    /// The run; under MPI every rank trains its share of each batch and rank 0 alone writes files and reports.
+    func train(_ world: Communicator) throws {
         try checkOutputs()
         BLAS.ensureFastKernel()
         let console = Console()
@@ -160,10 +167,19 @@ struct ForgetCommand: ParsableCommand {
         o.evalBatch = evalBatch
         o.precision = precisionOption.precision
 
-        let trainer: ForgettingRun = try baseline.map { try BaselineTrainer(backbone: model, data: data, options: o, settings: $0, outputDirectory: output) }
-            ?? Trainer(backbone: model, data: data, options: o, outputDirectory: output)
-        let runLog = try log.map { try RunLog(path: $0) }
-        trainer.onEvent = { e in
+        let trainer: ForgettingRun
+        if let settings = baseline {
+            guard world.size == 1 else {
+                throw ValidationError("--method \(method) does not run data-parallel: start it as one process (without mpirun); gslora and plain GS-LoRA do")
+            }
+            trainer = try BaselineTrainer(backbone: model, data: data, options: o, settings: settings, outputDirectory: output)
+        } else {
+            let t = try Trainer(backbone: model, data: data, options: o, outputDirectory: output)
+            t.communicator = world
+            trainer = t
+        }
+        let runLog = world.isRoot ? try log.map { try RunLog(path: $0) } : nil
+        if world.isRoot { trainer.onEvent = { e in
             try? runLog?.write(e)
             switch e {
             case let .step(s): console.progress(ProgressLine.render(s, tasks: o.tasks), force: s.step == s.steps)
@@ -173,7 +189,7 @@ struct ForgetCommand: ParsableCommand {
             case .stateSaved: console.epochEnded()
             case let .taskFinished(r): console.message("task \(r.index) → \(r.adapter)")
             }
-        }
+        } }
         Signals.install()
         trainer.shouldStop = { stopRequested != 0 }
         let report: TrainReport
@@ -181,11 +197,12 @@ struct ForgetCommand: ParsableCommand {
             report = try trainer.run(resume: resume)
         } catch let e as TrainerError {
             if case .interrupted = e {
-                console.message("\(e)")
+                if world.isRoot { console.message("\(e)") }
                 throw ExitCode(130)
             }
             throw e
         }
+        guard world.isRoot else { return }
         for t in report.tasks {
             console.message("task \(t.index): \(ProgressLine.metrics(t.after, h: t.h))  (before: acc_r \(fmt(t.before.accRetain)) acc_f \(fmt(t.before.accForget)))  → \(t.adapter)")
             if let n = t.parametersChanged, let b = t.bytes { console.message("task \(t.index): \(method) changed \(n) parameters, wrote \(b) bytes") }
