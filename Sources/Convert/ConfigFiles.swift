@@ -106,6 +106,19 @@ public struct ConfigFile: Sendable {
                                                  ("patch_size", "patch_size"), ("img_size", "image_size"), ("in_chans", "channels"),
                                                  ("num_classes", "num_classes")]
             for (key, field) in argFields { if let v = try int(args, key, "model_args.\(key)") { try c.set(field, v, key: "model_args.\(key)") } }
+            // timm builds the MLP as int(embed_dim · mlp_ratio), model_args overriding the architecture's own values.
+            var ratio: Double?
+            if let v = args.last(where: { $0.key == "mlp_ratio" })?.value {
+                guard case let .number(text) = v, let r = Double(text), r > 0, r.isFinite else {
+                    throw bad("'model_args.mlp_ratio' is not a positive number")
+                }
+                ratio = r
+            }
+            let changesWidth = args.contains { $0.key == "embed_dim" }
+            if ratio != nil || changesWidth, let width = c.settings["width"]?.value,
+               let r = ratio ?? c.architecture.map({ Double($0.mlpWidth) / Double($0.width) }) {
+                try c.set("mlp_width", Int(Double(width) * r), key: ratio != nil ? "model_args.mlp_ratio" : "model_args.embed_dim")
+            }
         }
         return c
     }

@@ -90,21 +90,21 @@ final class PreprocessCommandTests: XCTestCase {
     func testTimmWithoutPipelineIsRefusedUntilOptionsGiveIt() throws {
         let c = try XCTUnwrap(try PreprocessFixtures.cases().first { $0.name == "timm_vit_base.case.json" }?.json)
         let images = try imageFolder(c)
-        // The checkpoint alone, without its config.json.
+        // The checkpoint alone, without its config.json (so the heads are given too).
         try FileManager.default.copyItem(atPath: fixture("timm_vit_base/model.safetensors"), toPath: path("vit.safetensors"))
-        var r = try CommandRunner.run("gslora-infer", [path("vit.safetensors"), images])
+        var r = try CommandRunner.run("gslora-infer", [path("vit.safetensors"), "--heads", "1", images])
         XCTAssertEqual(r.code, 1, r.err)
         for option in ["--mean", "--std", "--interpolation", "--crop-pct", "config.json"] { XCTAssertTrue(r.err.contains(option), "\(option): \(r.err)") }
-        r = try CommandRunner.run("gslora-infer", [path("vit.safetensors"), images, "--mean", "0.5,0.5,0.5", "--std", "0.5,0.5,0.5"])
+        r = try CommandRunner.run("gslora-infer", [path("vit.safetensors"), "--heads", "1", images, "--mean", "0.5,0.5,0.5", "--std", "0.5,0.5,0.5"])
         XCTAssertEqual(r.code, 1, r.err)
         XCTAssertTrue(r.err.contains("missing: --interpolation, --crop-pct (or --resize)"), r.err)
-        r = try CommandRunner.run("gslora-infer", [path("vit.safetensors"), images, "-o", path("l.npy"), "--mean", "0.5,0.5,0.5", "--std", "0.5,0.5,0.5",
+        r = try CommandRunner.run("gslora-infer", [path("vit.safetensors"), "--heads", "1", images, "-o", path("l.npy"), "--mean", "0.5,0.5,0.5", "--std", "0.5,0.5,0.5",
                                                    "--interpolation", "bicubic", "--crop-pct", "0.9"])
         XCTAssertEqual(r.code, 0, r.err)
         XCTAssertTrue(r.err.contains("preprocess: resize short side to 248 (bicubic, antialiased) → centre crop 224"), r.err)
         try checkLogits(path("l.npy"), c, "vit.safetensors with the options")
         // gslora-convert stores the options; the .gslr then needs none.
-        r = try CommandRunner.run("gslora-convert", [path("vit.safetensors"), "-o", path("vit.gslr"), "--mean", "0.5,0.5,0.5", "--std", "0.5,0.5,0.5",
+        r = try CommandRunner.run("gslora-convert", [path("vit.safetensors"), "--heads", "1", "-o", path("vit.gslr"), "--mean", "0.5,0.5,0.5", "--std", "0.5,0.5,0.5",
                                                      "--interpolation", "bicubic", "--crop-pct", "0.9"])
         XCTAssertEqual(r.code, 0, r.err)
         r = try CommandRunner.run("gslora-infer", [path("vit.gslr"), images, "-o", path("g.npy")])
