@@ -83,7 +83,7 @@ def compare(name, got, want, results):
 
 
 def infer(bin_dir, model, x_path, out, adapter):
-    run([os.path.join(bin_dir, "gslora-infer"), model, x_path, "--adapter", adapter, "-o", out, "--top", "1"])
+    run([os.path.join(bin_dir, "gslora-infer"), model, x_path, "--adapter", adapter, "-o", out, "--top", "1", "--force"])
     return np.load(out)
 
 
