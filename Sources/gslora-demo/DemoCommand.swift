@@ -26,7 +26,7 @@ struct DemoCommand: GsloraCommand {
         --plus adds a GS-LoRA++ run (prototype hinge) on 4 images per class.
 
         Examples:
-          gslora-demo                       (5–6 minutes on 2 idle cores; the report is gslora-demo-out/report.md)
+          gslora-demo                       (5–8 minutes on 2 idle cores; the report is gslora-demo-out/report.md)
           gslora-demo --plus -o run2
           gslora-demo --force               (run again into gslora-demo-out, replacing its results)
           gslora-demo --forget Sandal,Bag --forget Shirt   (two tasks of your choice)
