@@ -18,9 +18,16 @@ public enum CommandRunner {
 
     /// Exit status, standard output and standard error of `name args…`.
     public static func run(_ name: String, _ args: [String]) throws -> (code: Int32, out: String, err: String) {
+        try run(executable: try binary(name), args)
+    }
+
+    /// Exit status, standard output and standard error of any program (e.g. mpirun), with `environment` added to
+    /// this process's.
+    public static func run(executable: URL, _ args: [String], environment: [String: String] = [:]) throws -> (code: Int32, out: String, err: String) {
         let p = Process()
-        p.executableURL = try binary(name)
+        p.executableURL = executable
         p.arguments = args
+        if !environment.isEmpty { p.environment = ProcessInfo.processInfo.environment.merging(environment) { _, new in new } }
         let out = Pipe(), err = Pipe()
         p.standardOutput = out
         p.standardError = err

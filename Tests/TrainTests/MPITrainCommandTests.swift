@@ -16,21 +16,10 @@ final class MPITrainCommandTests: XCTestCase {
         throw XCTSkip("mpirun is not installed (apt-get install openmpi-bin libopenmpi-dev; scripts/ci-mpi.sh does)")
     }
 
+    /// One BLAS/OpenMP thread per process: the ranks share the machine's cores.
     func run(_ executable: String, _ args: [String]) throws -> (code: Int32, out: String, err: String) {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: executable)
-        p.arguments = args
-        var env = ProcessInfo.processInfo.environment
-        env["OMP_NUM_THREADS"] = "1"
-        env["OPENBLAS_NUM_THREADS"] = "1"
-        p.environment = env
-        let out = Pipe(), err = Pipe()
-        p.standardOutput = out
-        p.standardError = err
-        try p.run()
-        let o = out.fileHandleForReading.readDataToEndOfFile(), e = err.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return (p.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
+        try CommandRunner.run(executable: URL(fileURLWithPath: executable), args,
+                              environment: ["OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"])
     }
 
     func testTwoRanksTrainTheSingleProcessAdapter() throws {
