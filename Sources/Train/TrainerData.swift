@@ -107,23 +107,45 @@ enum TaskEvaluation {
     /// criterion (true class's logit minus the margin first); otherwise plain argmax.
     static func evaluate(_ model: ViT, test: ImageSet, classes c: TaskClasses, margin: Bool, batch: Int,
                          communicator: Communicator = SingleProcess()) throws -> TaskMetrics {
-        let wanted = c.retain + c.forget + c.old + c.missing
+        metrics(try counts(model, test: test, classes: c.retain + c.forget + c.old + c.missing, margin: margin, batch: batch,
+                           communicator: communicator), c)
+    }
+
+    /// Per-class test counts of `model` over the test images of `classes` (the other classes count 0 images).
+    static func counts(_ model: ViT, test: ImageSet, classes wanted: [Int], margin: Bool, batch: Int,
+                       communicator: Communicator = SingleProcess()) throws -> ClassCounts {
+        // A test set may name fewer classes than the model has; those classes simply have no test images.
+        var n = ClassCounts(classes: Set(wanted), samples: [Int](repeating: 0, count: max(test.classNames.count, model.config.numClasses)))
+        n.correct = n.samples
         let idx = test.indices(ofClasses: wanted)
-        guard !idx.isEmpty else { return TaskMetrics() }
+        guard !idx.isEmpty else { return n }
         let sub = test.subset(indices: idx)
         let predictions = try sub.withPixels { try BatchedForward.predict(model, images: $0, labels: sub.labels, margin: margin, batchSize: batch,
                                                                                    communicator: communicator) }
-        // A test set may name fewer classes than the model has; those classes simply have no test images.
-        var samples = [Int](repeating: 0, count: max(test.classNames.count, model.config.numClasses)), correct = samples
         for (p, y) in zip(predictions, sub.labels) {
-            samples[y] += 1
-            if p == y { correct[y] += 1 }
+            n.samples[y] += 1
+            if p == y { n.correct[y] += 1 }
         }
+        return n
+    }
+
+    /// The task's accuracies from per-class counts that cover its classes.
+    static func metrics(_ n: ClassCounts, _ c: TaskClasses) -> TaskMetrics {
         func acc(_ set: [Int]) -> Double? {
-            let n = set.reduce(0) { $0 + samples[$1] }
-            return n > 0 ? 100 * Double(set.reduce(0) { $0 + correct[$1] }) / Double(n) : nil
+            let total = set.reduce(0) { $0 + n.samples[$1] }
+            return total > 0 ? 100 * Double(set.reduce(0) { $0 + n.correct[$1] }) / Double(total) : nil
         }
         return TaskMetrics(accRetain: acc(c.retain), accForget: acc(c.forget), accOld: acc(c.old), accMissing: acc(c.missing),
                            accRetainAll: c.missing.isEmpty ? nil : acc(c.retain + c.missing))
     }
+}
+
+/// Test images and correct predictions per class, over the classes `classes` that were evaluated.
+struct ClassCounts {
+    var classes: Set<Int>
+    var samples: [Int]
+    var correct: [Int] = []
+
+    /// True when these counts answer for every class of `c`.
+    func covers(_ c: TaskClasses) -> Bool { Set(c.retain + c.forget + c.old + c.missing).isSubset(of: classes) }
 }

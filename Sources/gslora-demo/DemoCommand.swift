@@ -62,7 +62,11 @@ struct DemoCommand: GsloraCommand {
     @Option(help: "Forget on this face_vit backbone .gslr instead of pre-training one.")
     var backbone: String?
 
-    @Flag(help: "Print report.json on stdout at the end.")
+    @Flag(help: ArgumentHelp("Compare every forgetting method of the paper's main table instead (OUT/compare).",
+                             discussion: "The eleven baselines, GS-LoRA and GS-LoRA++ in full data and 4-shot, and GS-LoRA at 10× and 100× α with pruning."))
+    var compare = false
+
+    @Flag(help: "Print report.json (with --compare: compare.json) on stdout at the end.")
     var json = false
 
     func run() throws {
@@ -75,6 +79,7 @@ struct DemoCommand: GsloraCommand {
         if !forget.isEmpty {
             o.forget(tasks: try forget.map { try ClassSelection.parse($0, classNames: FashionMNIST.classNames, option: "--forget") })
         }
+        if compare { return try runComparison(o) }
         let demo = ForgettingDemo(options: o, exporter: Self.export)
         try OutputPolicy.checkFolderOutputs(output, files: demo.outputFiles, inputs: [data] + [backbone].compactMap { $0 }, force: force) { _ in
             "\(output) holds an earlier run's results; pass --force to replace them (the cached pre-trained backbone is reused), or choose another -o"
@@ -95,7 +100,8 @@ struct DemoCommand: GsloraCommand {
         }
         console.summary(report, folder: demo.reportFolder)
         if let tool = PNGPlots.tool {
-            let pngs = try PNGPlots.render(report, folder: demo.reportFolder, tool: tool)
+            let pngs = try PNGPlots.render(report.runs.flatMap { [ReportWriter.accuracyPlot($0), ReportWriter.normsPlot($0)] },
+                                           folder: demo.reportFolder, tool: tool)
             console.message("plots as PNG too: " + pngs.map { ($0 as NSString).lastPathComponent }.joined(separator: ", "))
         } else {
             console.message("PNG plots skipped: rsvg-convert is not installed (apt-get install librsvg2-bin); the SVGs are written")
@@ -110,6 +116,39 @@ struct DemoCommand: GsloraCommand {
         if !failed.isEmpty {
             console.message("error: \(failed.count) of \(report.checks.count) checks failed; see \(demo.reportFolder)/report.md")
             throw ExitCode(1)
+        }
+    }
+
+    /// `--compare`: every method one after another; finished rows are cached in OUT/compare, so a rerun continues.
+    func runComparison(_ o: DemoOptions) throws {
+        let demo = ForgettingDemo(options: o, exporter: Self.export)
+        let comparison = MethodComparison(demo: demo, options: ComparisonOptions(quick: quick))
+        comparison.force = force
+        let console = DemoConsole()
+        demo.onEvent = { console.show($0, tasks: o.forgetting.tasks) }
+        DemoSignals.install()
+        demo.shouldStop = { demoStopRequested != 0 }
+        let report: ComparisonReport
+        do {
+            report = try comparison.run()
+        } catch let e as TrainerError {
+            if case .interrupted = e {
+                console.message("interrupted; run the same command again to continue (finished methods are cached in \(comparison.folder))")
+                throw ExitCode(130)
+            }
+            throw e
+        }
+        console.comparison(report, folder: comparison.folder)
+        if let tool = PNGPlots.tool {
+            let pngs = try PNGPlots.render(ComparisonWriter.plots(report), folder: comparison.folder, tool: tool)
+            console.message("plots as PNG too: " + pngs.map { ($0 as NSString).lastPathComponent }.joined(separator: ", "))
+        } else {
+            console.message("PNG plots skipped: rsvg-convert is not installed (apt-get install librsvg2-bin); the SVGs are written")
+        }
+        if json {
+            let enc = JSONEncoder()
+            enc.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+            FileHandle.standardOutput.write(try enc.encode(report) + Data([0x0A]))
         }
     }
 

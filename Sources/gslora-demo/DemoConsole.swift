@@ -71,4 +71,14 @@ final class DemoConsole {
         }
         message(String(format: "report: %@/report.md (%.0f s in all)", folder, r.seconds))
     }
+
+    func comparison(_ r: ComparisonReport, folder: String) {
+        func p(_ x: Double?) -> String { x.map { String(format: "%6.2f", $0) } ?? "     –" }
+        for row in r.rows {
+            message("\(row.setting.rawValue.padding(toLength: 8, withPad: " ", startingAt: 0)) \(row.title.padding(toLength: 16, withPad: " ", startingAt: 0)) "
+                    + "Acc_r \(p(row.mean.accRetain))  Acc_f \(p(row.mean.accForget))  Acc_o \(p(row.mean.accOld))  H \(p(row.mean.h))  "
+                    + String(format: "changed %.0f/task  %.0f s", row.mean.parametersChanged, row.seconds) + (row.cached ? " (cached)" : ""))
+        }
+        message(String(format: "comparison: %@/compare.md (%.0f s in this run)", folder, r.seconds))
+    }
 }

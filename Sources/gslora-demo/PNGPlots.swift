@@ -11,11 +11,10 @@ enum PNGPlots {
             .first { FileManager.default.isExecutableFile(atPath: $0.path) }
     }
 
-    /// Each run's plots in `folder`, as PNG beside the SVG at twice the size (crisp on high-DPI screens). Each PNG is
-    /// drawn to a temporary name and renamed into place, like every other output. Returns the PNG paths.
-    static func render(_ report: DemoReport, folder: String, tool: URL) throws -> [String] {
-        let svgs = report.runs.flatMap { [ReportWriter.accuracyPlot($0), ReportWriter.normsPlot($0)] }
-        return try svgs.map { name in
+    /// The SVG plots `svgs` in `folder`, as PNG beside the SVG at twice the size (crisp on high-DPI screens). Each PNG
+    /// is drawn to a temporary name and renamed into place, like every other output. Returns the PNG paths.
+    static func render(_ svgs: [String], folder: String, tool: URL) throws -> [String] {
+        try svgs.map { name in
             let svg = folder + "/" + name, png = String(svg.dropLast(4)) + ".png", temp = png + ".tmp-\(getpid())"
             let p = Process()
             p.executableURL = tool

@@ -30,7 +30,9 @@ final class DemoTests: XCTestCase {
     }
 
     /// Debian's folder when it holds the data, else a synthetic 10-class IDX set (class k: a bright bar at row 2k+4).
-    func dataFolder() throws -> String {
+    func dataFolder() throws -> String { try Self.dataFolder(in: dir) }
+
+    static func dataFolder(in dir: String) throws -> String {
         let real = FashionMNIST.directory
         if FileManager.default.fileExists(atPath: real + "/train-images-idx3-ubyte.gz") { return real }
         let d = dir + "/synthetic"

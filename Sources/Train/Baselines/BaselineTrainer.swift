@@ -47,8 +47,12 @@ public final class BaselineTrainer {
         }
     }
 
+    /// The per-class test counts of the model the last task ended with (its next task's "before").
+    private var lastCounts: ClassCounts?
+
     public func run(resume: Bool = false) throws -> TrainReport {
         let t0 = DispatchTime.now().uptimeNanoseconds
+        lastCounts = nil
         try FileManager.default.createDirectory(atPath: outputDirectory, withIntermediateDirectories: true)
         let c = backbone.config, o = options
         let order = try ClassOrder.make(classes: c.numClasses, seed: o.seed)
@@ -100,7 +104,13 @@ public final class BaselineTrainer {
         let index = try LabelIndex(labels: data.train.labels, classes: c.numClasses)
         let (forgetSet, retainSet) = try TrainingSubset.task(t, classes: classes, options: o, index: index)
         // Retrain's "before" is the pretrained model's (BASELINES.md §5 item 7): its previous model is a fresh one.
-        let before = try evaluate(method == .retrain ? try backbone.model(backbone.weights) : current, classes)
+        // A continuing method starts the task from the model the last task ended with: its counts are already there.
+        let before: TaskMetrics
+        if method != .retrain, let n = lastCounts, n.covers(classes) {
+            before = TaskEvaluation.metrics(n, classes)
+        } else {
+            before = try evaluate(method == .retrain ? try backbone.model(backbone.weights) : current, classes)
+        }
         onEvent?(.evaluated(task: t + 1, phase: "before", metrics: before, h: nil))
 
         // The step: Retrain builds a fresh model every task; the others keep one step (teacher, averaged model and
@@ -222,7 +232,10 @@ public final class BaselineTrainer {
         }
 
         current = student.model
-        let after = try evaluate(current, classes)
+        let counts = try TaskEvaluation.counts(current, test: data.test, classes: classes.retain + classes.forget + classes.old + classes.missing,
+                                               margin: options.marginEval, batch: options.evalBatch)
+        lastCounts = counts
+        let after = TaskEvaluation.metrics(counts, classes)
         let h = Trainer.h(before, after)
         onEvent?(.evaluated(task: t + 1, phase: "after", metrics: after, h: h))
 

@@ -59,25 +59,15 @@ public final class ForgettingDemo {
         let t0 = DispatchTime.now().uptimeNanoseconds, c0 = Self.cpuSeconds()
         stages = []
         try FileManager.default.createDirectory(atPath: options.output, withIntermediateDirectories: true)
-        let data = try timed("load data") { try loadData() }
-        testSet = data.test
-        // Refuse bad forgetting settings (e.g. --forget classes) now, not after minutes of pre-training.
-        try options.forgetting.validate(classes: data.train.classNames.count)
-        if options.plus { try options.forgettingPlus.validate(classes: data.train.classNames.count) }
-        let (backbone, pretrain) = try preparedBackbone(data)
-        let reference = try timed("evaluate pre-trained") { try evaluate(backbone, modelPath: backbone.path) }
-        var summary = pretrain
-        summary.accuracy = reference.cosine.accRetain ?? 0
-        summary.accuracyMargin = reference.margin.accRetain ?? 0
-        summary.perClass = (0..<backbone.config.numClasses).map { k in reference.cosine.perClass.first { $0.index == k }?.accuracy }
+        let (data, backbone, summary, reference) = try prepare(validating: [options.forgetting] + (options.plus ? [options.forgettingPlus] : []))
 
         var runs: [RunSummary] = []
         runs.append(try forgettingRun(name: Self.runName, title: "GS-LoRA", options: options.forgetting, backbone: backbone, data: data,
-                                      reference: reference.cosine))
+                                      reference: reference))
         if options.plus {
             let shots = options.forgettingPlus.shots.map { "\($0)-shot" } ?? "full data"
             runs.append(try forgettingRun(name: Self.plusRunName, title: "GS-LoRA++ (\(shots))", options: options.forgettingPlus,
-                                          backbone: backbone, data: data, reference: reference.cosine))
+                                          backbone: backbone, data: data, reference: reference))
         }
         let order = try ClassOrder.make(classes: backbone.config.numClasses, seed: options.forgetting.seed)
         var report = DemoReport(data: data.source, classNames: data.train.classNames, seed: options.seed, classOrder: order,
@@ -97,7 +87,22 @@ public final class ForgettingDemo {
         return report
     }
 
-    private func timed<R>(_ stage: String, _ body: () throws -> R) throws -> R {
+    /// What every forgetting run starts from: the data, the pre-trained backbone (trained, or from the cache) and its
+    /// evaluation. `validating`: recipes refused now if the data cannot serve them, not after minutes of pre-training.
+    func prepare(validating recipes: [TrainOptions]) throws -> (TrainData, TrainBackbone, PretrainSummary, ForgettingReport) {
+        let data = try timed("load data") { try loadData() }
+        testSet = data.test
+        for o in recipes { try o.validate(classes: data.train.classNames.count) }
+        let (backbone, pretrain) = try preparedBackbone(data)
+        let reference = try timed("evaluate pre-trained") { try evaluate(backbone, modelPath: backbone.path) }
+        var summary = pretrain
+        summary.accuracy = reference.cosine.accRetain ?? 0
+        summary.accuracyMargin = reference.margin.accRetain ?? 0
+        summary.perClass = (0..<backbone.config.numClasses).map { k in reference.cosine.perClass.first { $0.index == k }?.accuracy }
+        return (data, backbone, summary, reference.cosine)
+    }
+
+    func timed<R>(_ stage: String, _ body: () throws -> R) throws -> R {
         onEvent?(.stage(stage))
         let s0 = DispatchTime.now().uptimeNanoseconds, c0 = Self.cpuSeconds()
         let r = try body()
@@ -217,6 +222,9 @@ public final class ForgettingDemo {
         return b
     }
 
+    /// The LoRA factors GS-LoRA trains: rank-r A and B on both FFN linears of every block.
+    static func loraParameters(_ c: ModelConfig, rank: Int) -> Int { c.depth * 2 * rank * (c.width + c.mlpWidth) }
+
     func parameterCount(_ b: TrainBackbone) -> Int {
         b.weights.tensors.filter { b.modelTensors.contains($0.name) }.reduce(0) { $0 + $1.count }
     }
@@ -260,8 +268,7 @@ public final class ForgettingDemo {
             trainer.shouldStop = shouldStop
             return try trainer.run()
         }
-        let c = backbone.config
-        let trainable = c.depth * 2 * o.rank * (c.width + c.mlpWidth)
+        let trainable = Self.loraParameters(backbone.config, rank: o.rank)
         let backboneParameters = parameterCount(backbone)
         var rows: [TaskRow] = []
         for t in result.tasks {

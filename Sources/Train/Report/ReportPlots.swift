@@ -89,6 +89,70 @@ public enum ReportPlots {
         return svg.xml
     }
 
+    /// One labelled point of a scatter plot.
+    public struct Point: Sendable {
+        public var name: String
+        public var color: String
+        public var x: Double
+        public var y: Double
+
+        public init(name: String, color: String, x: Double, y: Double) {
+            self.name = name
+            self.color = color
+            self.x = x
+            self.y = y
+        }
+    }
+
+    /// Accuracy-like y (0–100) against x on a log10 axis spanning the points' decades; each point is a labelled
+    /// marker in a `<g id="point-…">` group. Points with x ≤ 0 or a non-finite value are left out.
+    public static func scatterLogX(title: String, xTitle: String, yTitle: String, points: [Point]) -> String {
+        let left = 62.0, top = 44.0, plotW = 560.0, plotH = 320.0
+        var svg = SVGDocument(width: Int(left + plotW + 150), height: Int(top + plotH + 62))
+        svg.text(title, left, 24, size: 15, bold: true)
+        let shown = points.filter { $0.x > 0 && $0.x.isFinite && $0.y.isFinite }
+        let lo = floor(log10(shown.map(\.x).min() ?? 1)), hi = max(ceil(log10(shown.map(\.x).max() ?? 10)), lo + 1)
+        func x(_ v: Double) -> Double { left + plotW * (log10(v) - lo) / (hi - lo) }
+        func y(_ v: Double) -> Double { top + plotH * (1 - min(max(v, 0), 100) / 100) }
+
+        svg.begin([("id", "axes")])
+        for v in stride(from: 0.0, through: 100.0, by: 10.0) {
+            svg.line(left, y(v), left + plotW, y(v), stroke: v == 0 ? "#444" : "#e3e3e3")
+            svg.text(SVGDocument.num(v), left - 8, y(v) + 4, size: 11, anchor: "end")
+        }
+        for d in Int(lo)...Int(hi) {
+            let px = x(pow(10, Double(d)))
+            svg.line(px, top, px, top + plotH, stroke: "#e3e3e3")
+            svg.line(px, top + plotH, px, top + plotH + 5, stroke: "#444")
+            svg.text("1e\(d)", px, top + plotH + 19, size: 11, anchor: "middle")
+        }
+        svg.line(left, top, left, top + plotH, stroke: "#444")
+        svg.text(xTitle, left + plotW / 2, top + plotH + 42, size: 12, anchor: "middle")
+        svg.text(yTitle, 18, top + plotH / 2, size: 12, anchor: "middle", rotate: -90)
+        svg.end()
+        // Labels of nearby points are stacked downwards so none overlaps another (a thin line leads to a moved one).
+        var placed: [(x0: Double, x1: Double, y: Double)] = []
+        for p in shown.sorted(by: { y($0.y) < y($1.y) }) {
+            let px = x(p.x), py = y(p.y), width = 6.5 * Double(p.name.count)
+            var ly = py + 4
+            while placed.contains(where: { $0.x0 < px + 8 + width && px + 8 < $0.x1 && abs($0.y - ly) < 13 }) { ly += 13 }
+            placed.append((px + 8, px + 8 + width, ly))
+            svg.begin([("id", "point-" + slug(p.name))])
+            svg.circle(px, py, r: 5, fill: p.color)
+            if ly - py - 4 > 2 { svg.line(px + 3, py + 3, px + 8, ly - 4, stroke: "#999") }
+            svg.text(p.name, px + 10, ly, size: 11)
+            svg.end()
+        }
+        return svg.xml
+    }
+
+    /// Twenty distinguishable colours (Tableau 20, dark shades first) for charts with many series.
+    public static func palette(_ i: Int) -> String {
+        let colors = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf",
+                      "#aec7e8", "#ffbb78", "#98df8a", "#ff9896", "#c5b0d5", "#c49c94", "#f7b6d2", "#c7c7c7", "#dbdb8d", "#9edae5"]
+        return colors[((i % colors.count) + colors.count) % colors.count]
+    }
+
     /// A rows × columns grid coloured by value (white → dark blue, 0 → the largest value), each cell labelled with
     /// its value; `struck` cells (pruned groups) are grey and say so. A colour bar on the right gives the scale.
     public static func heatMap(title: String, rowTitle: String, columnTitle: String, rowLabels: [String], columnLabels: [String],
