@@ -13,11 +13,18 @@ public enum TrainerError: Error, CustomStringConvertible, Equatable {
 
     public var description: String {
         switch self {
-        case let .badOption(o, p): return "\(o): \(p)."
-        case let .badModel(p, why): return "\(p): \(why)."
-        case let .badData(p, why): return "\(p): \(why)."
-        case let .badState(p, why): return "\(p): \(why). Start without --resume (or in an empty output folder) to train from the beginning."
+        case let .badOption(o, p): return Self.sentence(o, p)
+        case let .badModel(p, why): return Self.sentence(p, why)
+        case let .badData(p, why): return Self.sentence(p, why)
+        case let .badState(p, why): return Self.sentence(p, why) + " Start without --resume (or in an empty output folder) to train from the beginning."
         case let .interrupted(p): return "interrupted; training state saved to \(p). Run the same command with --resume to continue."
         }
+    }
+
+    /// "subject: problem." — without repeating the subject when a wrapped error already starts with it, and without a
+    /// second full stop.
+    static func sentence(_ subject: String, _ problem: String) -> String {
+        let body = problem.hasPrefix(subject + ": ") ? String(problem.dropFirst(subject.count + 2)) : problem
+        return "\(subject): \(body)" + (body.hasSuffix(".") ? "" : ".")
     }
 }

@@ -25,12 +25,16 @@ struct DemoCommand: GsloraCommand {
         copies of the plots when rsvg-convert (librsvg2-bin) is installed.
         --plus adds a GS-LoRA++ run (prototype hinge) on 4 images per class.
 
+        --compare runs the paper's main table instead (spec/TRAINING.md §7, "The comparison"): Retrain, L2, EWC, MAS,         LwF, DER, DER++, FDR, SCRUB, SCRUB-S, LIRF, GS-LoRA and GS-LoRA++ on the same backbone and tasks, with full data         and with 4 images per class, plus GS-LoRA at 10× and 100× α with pruning. It writes OUT/compare/compare.md,         compare.json and plots (H per task; H against parameters changed). Each finished method is cached in         OUT/compare/SETTING/METHOD, so an interrupted comparison continues where it stopped when run again; --force         runs every method again.
+
         Examples:
           gslora-demo                       (5–8 minutes on 2 idle cores; the report is gslora-demo-out/report.md)
           gslora-demo --plus -o run2
           gslora-demo --force               (run again into gslora-demo-out, replacing its results)
           gslora-demo --forget Sandal,Bag --forget Shirt   (two tasks of your choice)
           gslora-demo --quick -o /tmp/ci    (a few hundred images, one epoch, small model: every stage, seconds)
+          gslora-demo --compare             (about an hour on 2 cores; reuses the demo's pre-trained backbone)
+          gslora-demo --compare --quick -o /tmp/ci   (every method, one epoch: about half a minute)
 
         Exit status: 0 done and every check passed, 1 bad input, failure or a failed check (the report is still written), \
         2 usage error, 130 interrupted.

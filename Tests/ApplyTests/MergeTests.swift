@@ -297,6 +297,7 @@ final class MergeTests: XCTestCase {
         }
         XCTAssertThrowsError(try LoRAMerge.mergeFiles(base: base, adapters: [base], output: path("x.gslr"))) { e in
             XCTAssertEqual(e as? AdapterError, .wrongKind(file: base, expected: "adapter", actual: "backbone"))
+            XCTAssertEqual("\(e)", "\(base): is a backbone file, expected an adapter file.")
         }
         XCTAssertThrowsError(try LoRAMerge.mergeFiles(base: base, adapters: [t1], output: base)) { e in
             XCTAssertEqual(e as? FormatError, .outputIsInput(file: base))

@@ -181,6 +181,14 @@ final class TrainerTests: XCTestCase {
             XCTAssertEqual(path, "small")
         }
     }
+
+    /// A wrapped error that already names the file is not prefixed with it again, nor given a second full stop.
+    func testWrappedErrorsNameTheFileOnce() {
+        let inner = "/m/face.pth: cannot infer the number of attention heads. Pass --heads N."
+        XCTAssertEqual("\(TrainerError.badModel(path: "/m/face.pth", problem: inner))", inner)
+        XCTAssertEqual("\(TrainerError.badData(path: "/d", problem: "no test set"))", "/d: no test set.")
+        XCTAssertEqual("\(TrainerError.badOption(option: "--rank", problem: "must be ≥ 1"))", "--rank: must be ≥ 1.")
+    }
 }
 import Apply
 import Foundation

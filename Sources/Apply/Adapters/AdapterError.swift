@@ -18,7 +18,8 @@ public enum AdapterError: Error, CustomStringConvertible, Equatable {
     public var description: String {
         switch self {
         case let .wrongKind(f, e, a):
-            return "\(f): is a \(a) file, expected a \(e) file."
+            func article(_ w: String) -> String { (w.first.map { "aeiou".contains($0) } ?? false) ? "an \(w)" : "a \(w)" }
+            return "\(f): is \(article(a)) file, expected \(article(e)) file."
         case let .fingerprintMismatch(a, e, act, hint):
             return "\(a): the adapter was trained on weights with fingerprint \(e), but it is being applied to weights with fingerprint \(act). \(hint)"
         case let .badFactor(f, t, p):
