@@ -89,32 +89,11 @@ struct DemoCommand: GsloraCommand {
             "\(output) holds an earlier run's results; pass --force to replace them (the cached pre-trained backbone is reused), or choose another -o"
         }
         let console = DemoConsole()
-        demo.onEvent = { console.show($0, tasks: o.forgetting.tasks) }
-        DemoSignals.install()
-        demo.shouldStop = { demoStopRequested != 0 }
-        let report: DemoReport
-        do {
-            report = try demo.run()
-        } catch let e as TrainerError {
-            if case .interrupted = e {
-                console.message("interrupted; run the same command again with --force (the pre-trained backbone is cached)")
-                throw ExitCode(130)
-            }
-            throw e
-        }
+        let report = try Self.interruptible(demo, console: console, tasks: o.forgetting.tasks,
+                                            advice: "run the same command again with --force (the pre-trained backbone is cached)") { try demo.run() }
         console.summary(report, folder: demo.reportFolder)
-        if let tool = PNGPlots.tool {
-            let pngs = try PNGPlots.render(report.runs.flatMap { [ReportWriter.accuracyPlot($0), ReportWriter.normsPlot($0)] },
-                                           folder: demo.reportFolder, tool: tool)
-            console.message("plots as PNG too: " + pngs.map { ($0 as NSString).lastPathComponent }.joined(separator: ", "))
-        } else {
-            console.message("PNG plots skipped: rsvg-convert is not installed (apt-get install librsvg2-bin); the SVGs are written")
-        }
-        if json {
-            let enc = JSONEncoder()
-            enc.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-            FileHandle.standardOutput.write(try enc.encode(report) + Data([0x0A]))
-        }
+        try Self.finish(report, plots: report.runs.flatMap { [ReportWriter.accuracyPlot($0), ReportWriter.normsPlot($0)] },
+                        folder: demo.reportFolder, console: console, json: json)
         // Everything is written either way; a failed acceptance check is a failed run for scripts (exit 1).
         let failed = report.checks.filter { !$0.passed }
         if !failed.isEmpty {
@@ -129,31 +108,39 @@ struct DemoCommand: GsloraCommand {
         let comparison = MethodComparison(demo: demo, options: ComparisonOptions(quick: quick))
         comparison.force = force
         let console = DemoConsole()
-        demo.onEvent = { console.show($0, tasks: o.forgetting.tasks) }
+        let report = try Self.interruptible(demo, console: console, tasks: o.forgetting.tasks,
+                                            advice: "run the same command again to continue (finished methods are cached in \(comparison.folder))") {
+            try comparison.run()
+        }
+        console.comparison(report, folder: comparison.folder)
+        try Self.finish(report, plots: ComparisonWriter.plots(report), folder: comparison.folder, console: console, json: json)
+    }
+
+    /// Runs `body` with the demo's events on the console and Ctrl-C/SIGTERM as a clean stop (exit 130 with `advice`).
+    static func interruptible<R>(_ demo: ForgettingDemo, console: DemoConsole, tasks: Int, advice: String, _ body: () throws -> R) throws -> R {
+        demo.onEvent = { console.show($0, tasks: tasks) }
         DemoSignals.install()
         demo.shouldStop = { demoStopRequested != 0 }
-        let report: ComparisonReport
         do {
-            report = try comparison.run()
+            return try body()
         } catch let e as TrainerError {
             if case .interrupted = e {
-                console.message("interrupted; run the same command again to continue (finished methods are cached in \(comparison.folder))")
+                console.message("interrupted; " + advice)
                 throw ExitCode(130)
             }
             throw e
         }
-        console.comparison(report, folder: comparison.folder)
+    }
+
+    /// PNG copies of the report's plots (when rsvg-convert is there) and, with --json, the report on stdout.
+    static func finish<Report: Encodable>(_ report: Report, plots: [String], folder: String, console: DemoConsole, json: Bool) throws {
         if let tool = PNGPlots.tool {
-            let pngs = try PNGPlots.render(ComparisonWriter.plots(report), folder: comparison.folder, tool: tool)
+            let pngs = try PNGPlots.render(plots, folder: folder, tool: tool)
             console.message("plots as PNG too: " + pngs.map { ($0 as NSString).lastPathComponent }.joined(separator: ", "))
         } else {
             console.message("PNG plots skipped: rsvg-convert is not installed (apt-get install librsvg2-bin); the SVGs are written")
         }
-        if json {
-            let enc = JSONEncoder()
-            enc.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-            FileHandle.standardOutput.write(try enc.encode(report) + Data([0x0A]))
-        }
+        if json { FileHandle.standardOutput.write(Data(try ReportWriter.json(report).utf8)) }
     }
 
     /// gslora-convert's path: the merged .gslr to a .pth or .safetensors with the family's original names.

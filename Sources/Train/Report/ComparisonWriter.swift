@@ -7,22 +7,13 @@ import Foundation
 public enum ComparisonWriter {
     @discardableResult
     public static func write(_ report: ComparisonReport, to folder: String) throws -> [String] {
-        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
-        let enc = JSONEncoder()
-        enc.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        var files = [("compare.json", String(decoding: try enc.encode(report), as: UTF8.self) + "\n")]
+        var files = [("compare.json", try ReportWriter.json(report))]
         for s in settings(report) {
             files.append((hPlot(s), hSVG(report, s)))
             files.append((costPlot(s), costSVG(report, s)))
         }
         files.append(("compare.md", markdown(report)))
-        var written: [String] = []
-        for (name, text) in files {
-            let path = folder + "/" + name
-            try AtomicFile.write(path) { try $0.write(Array(text.utf8)) }
-            written.append(path)
-        }
-        return written
+        return try ReportWriter.write(files, to: folder)
     }
 
     /// The SVG plots of a report (names inside its folder).

@@ -165,10 +165,8 @@ public final class MethodComparison {
                                 trainableParameters: trainable, backboneParameters: demo.parameterCount(backbone),
                                 seconds: Double(DispatchTime.now().uptimeNanoseconds - s0) / 1e9, cpuSeconds: ForgettingDemo.cpuSeconds() - c0,
                                 folder: runFolder)
-        let enc = JSONEncoder()
-        enc.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        let bytes = try enc.encode(CachedComparisonRow(key: key, row: row))
-        try AtomicFile.write(resultPath) { try $0.write(Array(bytes) + [0x0A]) }
+        let text = try ReportWriter.json(CachedComparisonRow(key: key, row: row))
+        try AtomicFile.write(resultPath) { try $0.write(Array(text.utf8)) }
         return row
     }
 }

@@ -7,23 +7,30 @@ public enum ReportWriter {
     /// The files written, in order (paths inside `folder`).
     @discardableResult
     public static func write(_ report: DemoReport, to folder: String) throws -> [String] {
-        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
-        var files: [(String, String)] = []
-        let enc = JSONEncoder()
-        enc.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        files.append(("report.json", String(decoding: try enc.encode(report), as: UTF8.self) + "\n"))
+        var files = [("report.json", try json(report))]
         for run in report.runs {
             files.append((accuracyPlot(run), accuracySVG(report, run)))
             files.append((normsPlot(run), normsSVG(report, run)))
         }
         files.append(("report.md", markdown(report)))
-        var written: [String] = []
-        for (name, text) in files {
+        return try write(files, to: folder)
+    }
+
+    /// Text files (name, contents) into `folder`, each atomically; returns their paths.
+    static func write(_ files: [(String, String)], to folder: String) throws -> [String] {
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        return try files.map { name, text in
             let path = folder + "/" + name
             try AtomicFile.write(path) { try $0.write(Array(text.utf8)) }
-            written.append(path)
+            return path
         }
-        return written
+    }
+
+    /// A report as pretty, key-sorted JSON text with a final newline.
+    public static func json<T: Encodable>(_ value: T) throws -> String {
+        let enc = JSONEncoder()
+        enc.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        return String(decoding: try enc.encode(value), as: UTF8.self) + "\n"
     }
 
     public static func accuracyPlot(_ run: RunSummary) -> String { "accuracy-\(run.name).svg" }
