@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # MPI check (issue #17), called from .ci/run: installs Open MPI, then under `mpirun -np 2`
-#  1. data-parallel GS-LoRA training gives the single-process adapter within the summation-order tolerance and the
-#     same evaluation counts (XCTest TrainTests.MPITrainCommandTests, which must run here, not skip);
+#  1. data-parallel GS-LoRA, GS-LoRA++, pretrain and four baselines give the single-process weights within the
+#     summation-order tolerance and the same evaluation counts, and a run interrupted under one number of ranks
+#     resumes under another to the uninterrupted adapter (XCTest TrainTests.MPITrainCommandTests, 5 tests, which
+#     must run here, not skip);
 #  2. gslora-eval's report equals the single-process one byte for byte (sharded evaluation, identical counts);
 #  3. a rank killed mid-run makes mpirun exit non-zero, naming the rank, and leaves no output file.
 # Needs the Debian packages .ci/run installs (dataset-fashion-mnist among them).
@@ -19,9 +21,9 @@ MPIRUN=(mpirun --allow-run-as-root --oversubscribe -np 2)
 pass=0 fail=0
 check() { if "$@"; then pass=$((pass + 1)); else echo "FAILED: $*" >&2; fail=$((fail + 1)); fi; }
 
-echo "== data-parallel training: 1 process vs 2 ranks"
+echo "== data-parallel training and resume across N: 1 process vs 2 ranks"
 swift test -c release --disable-swift-testing --filter TrainTests.MPITrainCommandTests 2>&1 | tee "$T/xctest.log" || true
-check grep -q "Executed 1 test, with 0 failures" "$T/xctest.log"
+check grep -q "Executed 5 tests, with 0 failures" "$T/xctest.log"
 check bash -c "! grep -q 'skipped' '$T/xctest.log'"
 
 # A small trained backbone: the quick demo's pre-trained Fashion-MNIST ViT.

@@ -43,6 +43,9 @@ public final class ViT: @unchecked Sendable {
     /// The global sample index of each image of the next training-mode calls (nil: the batch position). Dropout masks
     /// are drawn per global sample, so a batch split across data-parallel ranks drops what one process would.
     public var dropoutSamples: [Int]?
+    /// Advances the dropout stream past one training-mode call (with dropout) that this process does not make: a
+    /// data-parallel rank holding no rows of one of a step's batches, whose later calls must draw what one process draws.
+    public func skipDropoutCall() { dropoutCalls &+= 1 }
     /// Run the last block on every token, not only on the class token. The outputs are the same either way (they
     /// read only the class row); set this to get the whole transformer output in `activations.stream`.
     public var allTokensInLastBlock = false

@@ -22,15 +22,14 @@ extension GSLoRAStep {
     /// The loss is the global one: the per-rank CE sums are allreduced first, so the forget hinge's gate reads the
     /// GLOBAL batch-mean CE_f, and each rank's ∂L/∂e is its rows' share of the global means; the LoRA gradients are
     /// then summed with one allreduce, and α·∂L_struct (same factors everywhere) is added after it. Dropout masks are
-    /// drawn per global sample. Every rank returns the same result; it differs from one process's only in the order
-    /// of summation. GS-LoRA++'s prototype terms are not split yet: `prototypes` must be nil.
+    /// drawn per global sample. GS-LoRA++'s prototype terms are batch means too: each rank's K sums are allreduced
+    /// with the CE sums, the w_f hinge is gated on the global K_f, and each rank's rows contribute their share of the
+    /// global mean's gradient. Every rank returns the same result; it differs from one process's only in the order
+    /// of summation.
     public func computeGradients(retainImages: UnsafeBufferPointer<Float>, retainLabels: [Int],
                                  forgetImages: UnsafeBufferPointer<Float>, forgetLabels: [Int], rows: GlobalRows,
                                  communicator: Communicator, prototypes: PrototypeTable?, settings: ObjectiveSettings, dropout: Float,
                                  structure: Bool = true, forgetFirst: Bool = false, marginAccuracy: Bool = false) throws -> StepResult {
-        guard prototypes == nil else {
-            throw TrainError.invalidArgument("GS-LoRA++ (--plus) does not run data-parallel yet; run it as one process (without mpirun)")
-        }
         guard retainLabels.count == rows.retain.count, forgetLabels.count == rows.forget.count else {
             throw TrainError.invalidArgument("\(retainLabels.count)+\(forgetLabels.count) local labels for rows \(rows.retain) and \(rows.forget)")
         }
@@ -54,6 +53,8 @@ extension GSLoRAStep {
         var open = settings
         open.bound = .greatestFiniteMagnitude
         var local: (retain: BatchLoss<Float>?, forget: BatchLoss<Float>?, correctRetain: Double, correctForget: Double) = (nil, nil, 0, 0)
+        // K(E, Y) of this rank's rows (their local mean and its gradient), GS-LoRA++ only.
+        var kl: (retain: PrototypeDivergence.Result<Float>?, forget: PrototypeDivergence.Result<Float>?) = (nil, nil)
         if !labels.isEmpty {
             combinedImages.removeAll(keepingCapacity: true)
             combinedImages.append(contentsOf: first.0)
@@ -76,29 +77,53 @@ extension GSLoRAStep {
                     local.forget = try GSLoRAObjective.forgetPart(head: head, headWeight: headWeight, embeddings: part(out.embeddings, forgetRows, w),
                                                                   labels: forgetLabels, settings: open)
                 }
+                if let prototypes {
+                    if !retainLabels.isEmpty {
+                        kl.retain = try PrototypeDivergence.kl(embeddings: part(out.embeddings, retainRows, w), labels: retainLabels, prototypes: prototypes)
+                    }
+                    if !forgetLabels.isEmpty {
+                        kl.forget = try PrototypeDivergence.kl(embeddings: part(out.embeddings, forgetRows, w), labels: forgetLabels, prototypes: prototypes)
+                    }
+                }
                 local.correctRetain = try correct(retainRows, retainLabels)
                 local.correctForget = try correct(forgetRows, forgetLabels)
             }
         }
         var sums = [Double(retainLabels.count) * (local.retain?.ce ?? 0), Double(forgetLabels.count) * (local.forget?.ce ?? 0),
-                    local.correctRetain, local.correctForget]
+                    local.correctRetain, local.correctForget,
+                    Double(retainLabels.count) * (kl.retain?.value ?? 0), Double(forgetLabels.count) * (kl.forget?.value ?? 0)]
         try communicator.allreduceSum(&sums)
         let ceRetain = sums[0] / Double(rows.retainTotal), ceForget = sums[1] / Double(rows.forgetTotal)
         let gate = settings.bound - ceForget > 0
+        let kRetain: Double? = prototypes == nil ? nil : sums[4] / Double(rows.retainTotal)
+        let kForget: Double? = prototypes == nil ? nil : sums[5] / Double(rows.forgetTotal)
+        let prototypeGate = kForget.map { settings.prototypeMargin - $0 > 0 } ?? false
 
         if !labels.isEmpty {
             // This rank's rows' share of the global batch means.
             let retainScale = Float(Double(retainLabels.count) / Double(rows.retainTotal))
             let forgetScale: Float = gate ? Float(Double(forgetLabels.count) / Double(rows.forgetTotal)) : 0
-            let gr = (local.retain?.gradEmbeddings ?? []).map { $0 * retainScale }
-            let gf = (local.forget?.gradEmbeddings ?? []).map { $0 * forgetScale }
+            var gr = (local.retain?.gradEmbeddings ?? []).map { $0 * retainScale }
+            var gf = (local.forget?.gradEmbeddings ?? []).map { $0 * forgetScale }
+            // w_r·∂K_r always; −w_f·∂K_f while the global prototype hinge is open. ∂K/∂e of the local mean is (Q − P)/B_local.
+            if let k = kl.retain {
+                let scale = Float(settings.prototypeRetainWeight) * retainScale
+                for j in gr.indices { gr[j] += scale * k.gradEmbeddings[j] }
+            }
+            if let k = kl.forget, prototypeGate {
+                let scale = -Float(settings.prototypeForgetWeight) * Float(Double(forgetLabels.count) / Double(rows.forgetTotal))
+                for j in gf.indices { gf[j] += scale * k.gradEmbeddings[j] }
+            }
             try timed(\.backward) { try model.backward(gradEmbeddings: forgetFirst ? gf + gr : gr + gf, into: gradients) }
         }
-        try allreduce(gradBuffers, communicator)
+        try communicator.allreduceSum(gradBuffers)
 
-        let r = BatchLoss<Float>(ce: ceRetain, kl: nil, value: ceRetain, gradLogits: [], gradEmbeddings: [], gradHeadWeight: nil)
-        let f = BatchLoss<Float>(ce: ceForget, kl: nil, value: settings.beta * max(0, settings.bound - ceForget), gradLogits: [],
-                                 gradEmbeddings: [], gradHeadWeight: nil)
+        let r = BatchLoss<Float>(ce: ceRetain, kl: kRetain, value: ceRetain + settings.prototypeRetainWeight * (kRetain ?? 0),
+                                 gradLogits: [], gradEmbeddings: [], gradHeadWeight: nil)
+        let f = BatchLoss<Float>(ce: ceForget, kl: kForget,
+                                 value: settings.beta * max(0, settings.bound - ceForget)
+                                     + settings.prototypeForgetWeight * max(0, settings.prototypeMargin - (kForget ?? settings.prototypeMargin)),
+                                 gradLogits: [], gradEmbeddings: [], gradHeadWeight: nil)
         let result = try timed(\.loss) { () throws -> ObjectiveResult<Float> in
             let res = try GSLoRAObjective.combine(r, f, lora: factors.values.map(\.array), lasso: structure ? lasso : nil, settings: settings)
             if structure {
@@ -114,18 +139,6 @@ extension GSLoRAStep {
                           forgetAccuracy: 100 * sums[3] / Double(rows.forgetTotal), timings: timings)
     }
 
-    /// Sums every buffer over the ranks with one allreduce of their concatenation.
-    private func allreduce(_ buffers: [FloatBuffer], _ communicator: Communicator) throws {
-        var packed = [Float]()
-        packed.reserveCapacity(buffers.reduce(0) { $0 + $1.count })
-        for b in buffers { packed.append(contentsOf: UnsafeBufferPointer(b.buffer)) }
-        try communicator.allreduceSum(&packed)
-        var at = 0
-        for b in buffers {
-            packed.withUnsafeBufferPointer { b.pointer.update(from: $0.baseAddress! + at, count: b.count) }
-            at += b.count
-        }
-    }
 }
 
 extension GSLoRAStep {
@@ -144,15 +157,18 @@ extension GSLoRAStep {
     }
 }
 
+/// Whether any rank was asked to stop (a signal may reach the ranks between different steps; all must stop at the
+/// same one).
+func agreedStop(_ communicator: Communicator, _ shouldStop: () -> Bool) throws -> Bool {
+    guard communicator.size > 1 else { return shouldStop() }
+    var flag = [shouldStop() ? 1.0 : 0]
+    try communicator.allreduceSum(&flag)
+    return flag[0] > 0
+}
+
 extension Trainer {
-    /// Whether any rank was asked to stop (a signal may reach the ranks between different steps; all must stop at
-    /// the same one).
-    func stopRequested() throws -> Bool {
-        guard communicator.size > 1 else { return shouldStop() }
-        var flag = [shouldStop() ? 1.0 : 0]
-        try communicator.allreduceSum(&flag)
-        return flag[0] > 0
-    }
+    /// `agreedStop` on this run's communicator.
+    func stopRequested() throws -> Bool { try agreedStop(communicator, shouldStop) }
 
     /// Rank 0 writes the adapter; once it is in place the other ranks open the same file.
     func writtenByRoot(_ path: String, _ write: () throws -> AdapterFile) throws -> AdapterFile {

@@ -142,6 +142,20 @@ public final class PretrainStep {
 
     /// Loss, train accuracy (margin logits) and phase timings of one step; the parameters are updated in place.
     public func step(images: UnsafeBufferPointer<Float>, labels: [Int], lr: Double, dropout: Float) throws -> (loss: Double, accuracy: Double, timings: StepTimings) {
+        try step(images: images, labels: labels, rows: 0..<labels.count, total: labels.count, communicator: SingleProcess(), lr: lr,
+                 dropout: dropout)
+    }
+
+    /// One step of a data-parallel run in which this rank holds `rows` of a global batch of `total` images (all of
+    /// them on one process): the CE gradient is scaled to this rank's share of the global mean, every gradient is
+    /// summed over the ranks (bucketed allreduces), and every rank takes the same AdamW step. Dropout is drawn per
+    /// global sample. Loss and accuracy are the global batch's. Alone, this is exactly the one-process step.
+    public func step(images: UnsafeBufferPointer<Float>, labels: [Int], rows: Range<Int>, total: Int, communicator: Communicator,
+                     lr: Double, dropout: Float) throws -> (loss: Double, accuracy: Double, timings: StepTimings) {
+        guard labels.count == rows.count, total > 0, rows.upperBound <= total else {
+            throw TrainError.invalidArgument("\(labels.count) local labels for rows \(rows) of a batch of \(total)")
+        }
+        let alone = communicator.size == 1
         var timings = StepTimings()
         func timed<R>(_ slot: WritableKeyPath<StepTimings, Double>, _ body: () throws -> R) rethrows -> R {
             let t0 = DispatchTime.now().uptimeNanoseconds
@@ -149,26 +163,40 @@ public final class PretrainStep {
             return try body()
         }
         gradients.zero()
-        let out = try timed(\.forward) { try model.forward(images: images, batch: labels.count, labels: labels, mode: .train(dropout: dropout)) }
-        let (ce, g) = try timed(\.loss) { () throws -> (CrossEntropyResult<Float>, HeadGradients<Float>) in
-            let f = try head.forward(embeddings: out.embeddings, weight: model.parameters.head.weight.array,
-                                     bias: model.parameters.head.bias?.array, labels: labels)
-            let ce = try CrossEntropy.mean(logits: f.logits, labels: labels, classes: head.classes)
-            return (ce, try f.backward(gradLogits: ce.gradLogits))
+        // Global CE sum and correct count, summed over the ranks.
+        var sums = [0.0, 0.0], local = (loss: 0.0, accuracy: 0.0)
+        if !labels.isEmpty {
+            if !alone { model.dropoutSamples = Array(rows) }
+            defer { model.dropoutSamples = nil }
+            let out = try timed(\.forward) { try model.forward(images: images, batch: labels.count, labels: labels, mode: .train(dropout: dropout)) }
+            let (ce, g) = try timed(\.loss) { () throws -> (CrossEntropyResult<Float>, HeadGradients<Float>) in
+                let f = try head.forward(embeddings: out.embeddings, weight: model.parameters.head.weight.array,
+                                         bias: model.parameters.head.bias?.array, labels: labels)
+                let ce = try CrossEntropy.mean(logits: f.logits, labels: labels, classes: head.classes)
+                // This rank's rows' share of the global batch mean (the factor is 1 alone).
+                let share = Float(Double(labels.count) / Double(total))
+                return (ce, try f.backward(gradLogits: alone ? ce.gradLogits : ce.gradLogits.map { $0 * share }))
+            }
+            try timed(\.backward) {
+                try model.backward(gradEmbeddings: g.embeddings, into: gradients)
+                let hp = gradients.parameters!.head
+                g.weight.withUnsafeBufferPointer { hp.weight.pointer.update(from: $0.baseAddress!, count: $0.count) }
+                if let hb = hp.bias, let gb = g.bias { gb.withUnsafeBufferPointer { hb.pointer.update(from: $0.baseAddress!, count: $0.count) } }
+            }
+            let acc = try ForgettingMetrics.accuracy(logits: out.trainingLogits, labels: labels, classes: head.classes)
+            local = (ce.mean, acc)
+            sums = [ce.mean * Double(labels.count), (acc * Double(labels.count) / 100).rounded()]
         }
-        try timed(\.backward) {
-            try model.backward(gradEmbeddings: g.embeddings, into: gradients)
-            let hp = gradients.parameters!.head
-            g.weight.withUnsafeBufferPointer { hp.weight.pointer.update(from: $0.baseAddress!, count: $0.count) }
-            if let hb = hp.bias, let gb = g.bias { gb.withUnsafeBufferPointer { hb.pointer.update(from: $0.baseAddress!, count: $0.count) } }
+        if !alone {
+            try communicator.allreduceSum(grads)
+            try communicator.allreduceSum(&sums)
         }
         try timed(\.update) {
             for i in values.indices {
                 try optimizer.step(index: i, parameter: values[i].buffer, gradient: UnsafeBufferPointer(grads[i].buffer), lr: lr)
             }
         }
-        let acc = try ForgettingMetrics.accuracy(logits: out.trainingLogits, labels: labels, classes: head.classes)
-        return (ce.mean, acc, timings)
+        return alone ? (local.loss, local.accuracy, timings) : (sums[0] / Double(total), 100 * sums[1] / Double(total), timings)
     }
 
     /// The parameters as canonical float32 tensors.
@@ -185,6 +213,9 @@ public final class Pretrainer {
     public let data: TrainData
     public let config: ModelConfig
     public var onEvent: ((PretrainEvent) -> Void)?
+    /// The ranks of a data-parallel run: each computes its contiguous share of every global batch and of the test
+    /// set; rank 0 alone writes the output (which every rank must see, as on a cluster's shared file system).
+    public var communicator: Communicator = SingleProcess()
 
     public init(options: PretrainOptions, data: TrainData) throws {
         config = try options.config(classes: data.train.classNames.count)
@@ -212,11 +243,13 @@ public final class Pretrainer {
             let batches = loader.pass()
             var lossSum = 0.0, correct = 0.0, seen = 0
             for (i, b) in batches.enumerated() {
-                data.train.gather(b, into: buf, labels: &labels)
+                let rows = communicator.shard(b.count)
+                data.train.gather(Array(b[rows]), into: buf, labels: &labels)
                 var dropoutRNG = SplitMix64(seed: o.seed, stream: 1 << 40 | UInt64(taken))
                 model.dropoutSeed = dropoutRNG.next()
                 let s0 = DispatchTime.now().uptimeNanoseconds
-                let r = try step.step(images: UnsafeBufferPointer(buf.buffer), labels: labels, lr: lr, dropout: Float(o.dropout))
+                let r = try step.step(images: UnsafeBufferPointer(buf.buffer), labels: labels, rows: rows, total: b.count,
+                                      communicator: communicator, lr: lr, dropout: Float(o.dropout))
                 taken += 1
                 lossSum += r.loss * Double(b.count)
                 correct += r.accuracy * Double(b.count) / 100
@@ -235,7 +268,8 @@ public final class Pretrainer {
         if let last = epochs.last { meta["gslora_pretrain_result"] = try JSONValue.from(last) }
         let header = GSLRHeader(kind: .backbone, model: config, classes: data.train.classNames, metadata: meta)
         let tensors = step.tensors
-        try GSLRWriter.write(output, header: header, tensors: tensors)
+        if communicator.isRoot { try GSLRWriter.write(output, header: header, tensors: tensors) }
+        try communicator.barrier()
         let written = try GSLRFile.open(output)
         return PretrainReport(output: output, fingerprint: written.fingerprint, parameters: tensors.reduce(0) { $0 + $1.count },
                               epochs: epochs, seconds: Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9)
@@ -245,7 +279,10 @@ public final class Pretrainer {
     func accuracies(_ model: ViT) throws -> (plain: Double, margin: Double) {
         let test = data.test
         func acc(_ margin: Bool) throws -> Double {
-            let p = try test.withPixels { try BatchedForward.predict(model, images: $0, labels: test.labels, margin: margin, batchSize: options.evalBatch) }
+            let p = try test.withPixels {
+                try BatchedForward.predict(model, images: $0, labels: test.labels, margin: margin, batchSize: options.evalBatch,
+                                           communicator: communicator)
+            }
             return 100 * Double(zip(p, test.labels).filter { $0 == $1 }.count) / Double(test.count)
         }
         return (try acc(false), try acc(true))

@@ -23,6 +23,13 @@ public struct PrototypeTable: Sendable {
 
     /// p_c = mean of the embeddings labelled c (B×dim row-major), accumulated in Double.
     public static func mean(embeddings: [Float], labels: [Int], dim: Int, classes: Int) throws -> PrototypeTable {
+        let s = try sums(embeddings: embeddings, labels: labels, dim: dim, classes: classes)
+        return try mean(sums: s.sums, counts: s.counts, dim: dim, classes: classes)
+    }
+
+    /// Per-class sums of the embeddings (Double) and counts (exact in a Double): the part a data-parallel run computes
+    /// on each rank's share of the samples and sums over ranks before `mean(sums:counts:…)`.
+    public static func sums(embeddings: [Float], labels: [Int], dim: Int, classes: Int) throws -> (sums: [Double], counts: [Double]) {
         try checkClassCount(classes, "prototype table")
         guard dim > 0, !classes.multipliedReportingOverflow(by: dim).overflow, classes * dim <= 1 << 30 else {
             throw TrainError.invalidArgument("prototype table of \(classes)×\(dim) is not a sensible size")
@@ -30,16 +37,24 @@ public struct PrototypeTable: Sendable {
         try checkMatrix(embeddings.count, rows: labels.count, cols: dim, "prototype embeddings")
         try checkLabels(labels, classes: classes, "prototype labels")
         var sums = [Double](repeating: 0, count: classes * dim)
-        var counts = [Int](repeating: 0, count: classes)
+        var counts = [Double](repeating: 0, count: classes)
         for (r, y) in labels.enumerated() {
             counts[y] += 1
             for j in 0..<dim { sums[y * dim + j] += Double(embeddings[r * dim + j]) }
         }
+        return (sums, counts)
+    }
+
+    /// The table from per-class sums and counts (`sums(…)`, possibly summed over ranks).
+    public static func mean(sums: [Double], counts: [Double], dim: Int, classes: Int) throws -> PrototypeTable {
+        guard sums.count == classes * dim, counts.count == classes, counts.allSatisfy({ $0 >= 0 && $0 == $0.rounded() }) else {
+            throw TrainError.invalidShape("prototype sums: \(sums.count) values and \(counts.count) counts for \(classes)×\(dim)")
+        }
         var values = [Float](repeating: 0, count: classes * dim)
         for c in 0..<classes where counts[c] > 0 {
-            for j in 0..<dim { values[c * dim + j] = Float(sums[c * dim + j] / Double(counts[c])) }
+            for j in 0..<dim { values[c * dim + j] = Float(sums[c * dim + j] / counts[c]) }
         }
-        return try PrototypeTable(classes: classes, dim: dim, values: values, counts: counts)
+        return try PrototypeTable(classes: classes, dim: dim, values: values, counts: counts.map { Int($0) })
     }
 }
 

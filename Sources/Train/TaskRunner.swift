@@ -165,14 +165,18 @@ extension Trainer {
         return ForgettingScore.h(forgetBefore: fb, forget: f, retain: r)
     }
 
-    /// Per-class mean embeddings of the task-start model (eval mode) over the task's training subsets.
+    /// Per-class mean embeddings of the task-start model (eval mode) over the task's training subsets. Data-parallel,
+    /// each rank embeds its contiguous share of the samples and the per-class sums and counts are summed over ranks.
     func prototypeTable(_ model: ViT, samples: [Int]) throws -> PrototypeTable {
-        let sub = data.train.subset(indices: samples)
+        let sub = data.train.subset(indices: Array(samples[communicator.shard(samples.count)]))
         let out = try sub.withPixels {
             try BatchedForward.run(model, images: $0, count: sub.count, embeddings: true, batchSize: options.evalBatch)
         }
-        return try PrototypeTable.mean(embeddings: out.embeddings ?? [], labels: sub.labels, dim: backbone.config.width,
-                                       classes: backbone.config.numClasses)
+        let c = backbone.config
+        var s = try PrototypeTable.sums(embeddings: out.embeddings ?? [], labels: sub.labels, dim: c.width, classes: c.numClasses)
+        try communicator.allreduceSum(&s.sums)
+        try communicator.allreduceSum(&s.counts)
+        return try PrototypeTable.mean(sums: s.sums, counts: s.counts, dim: c.width, classes: c.numClasses)
     }
 
     /// ΔW = s·B·A of every LoRA linear (block by block, fc1 then fc2).

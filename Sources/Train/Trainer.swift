@@ -63,9 +63,6 @@ public final class Trainer {
         for p in [statePath] + (0..<options.tasks).map(adapterPath) where p == backbone.path || AtomicFile.sameFile(p, backbone.path) {
             throw TrainerError.badOption(option: "-o", problem: "\(p) is the backbone; choose another output folder")
         }
-        if communicator.size > 1 && options.plus {
-            throw TrainerError.badOption(option: "--plus", problem: "GS-LoRA++'s prototype terms do not run data-parallel yet; run it as one process (without mpirun)")
-        }
         try FileManager.default.createDirectory(atPath: outputDirectory, withIntermediateDirectories: true)
         let c = backbone.config
         let order = try ClassOrder.make(classes: c.numClasses, seed: options.seed)

@@ -41,7 +41,7 @@ struct ForgetCommand: ParsableCommand {
 
         Under mpirun or srun (README "More than one machine") every global batch is split across the ranks, with the \
         same results as one process up to float32 summation order; rank 0 alone writes OUTDIR (which every rank must \
-        see) and reports; --plus runs on one process only.
+        see) and reports. This holds for GS-LoRA, GS-LoRA++ and every --method.
 
         Examples:
           gslora-train forget fmnist.gslr --data fashion-mnist --forget Sandal,Bag --epochs 20 --data-ratio 0.2 -o run1
@@ -169,10 +169,9 @@ struct ForgetCommand: ParsableCommand {
 
         let trainer: ForgettingRun
         if let settings = baseline {
-            guard world.size == 1 else {
-                throw ValidationError("--method \(method) does not run data-parallel: start it as one process (without mpirun); gslora and plain GS-LoRA do")
-            }
-            trainer = try BaselineTrainer(backbone: model, data: data, options: o, settings: settings, outputDirectory: output)
+            let b = try BaselineTrainer(backbone: model, data: data, options: o, settings: settings, outputDirectory: output)
+            b.communicator = world
+            trainer = b
         } else {
             let t = try Trainer(backbone: model, data: data, options: o, outputDirectory: output)
             t.communicator = world

@@ -15,6 +15,10 @@ struct PretrainCommand: ParsableCommand {
         learning rate per epoch with linear warm-up from 1e-6 (GSLORA.md §10). Images are used as they are (resized \
         to --image-size, values in [0,1]). The last epoch's weights are written, with the data's class names.
 
+        Under mpirun or srun (README "More than one machine") every global batch is split across the ranks and the \
+        gradients are summed, with the same results as one process up to float32 summation order; rank 0 alone \
+        writes OUTPUT (which every rank must see) and reports.
+
         Examples:
           gslora-train pretrain --data fashion-mnist --image-size 28 --patch-size 7 --channels 1 --width 64 \\
               --depth 4 --heads 4 --mlp-width 128 --epochs 10 --batch-size 128 --lr 1e-3 -o fmnist.gslr
@@ -47,7 +51,10 @@ struct PretrainCommand: ParsableCommand {
     @Flag(help: "Print the final report as JSON on stdout.") var json = false
     @Flag(help: "Replace an existing output file (never an input).") var force = false
 
-    func run() throws {
+    func run() throws { try ClusterRun.run(train) }
+
+    /// The run; under MPI every rank trains its share of each batch and rank 0 alone writes the model and reports.
+    func train(_ world: Communicator) throws {
         try OutputPolicy.checkFile(output, inputs: [data, testData, labels, testLabels, log].compactMap { $0 }, force: force)
         BLAS.ensureFastKernel()
         var o = PretrainOptions()
@@ -73,10 +80,11 @@ struct PretrainCommand: ParsableCommand {
         let d = try TrainData.load(data: data, testData: testData, labels: labels, testLabels: testLabels, classNames: nil,
                                    classes: 1 << 16, preprocessing: pre)
         let console = Console()
-        let runLog = try log.map { try RunLog(path: $0) }
+        let runLog = world.isRoot ? try log.map { try RunLog(path: $0) } : nil
         let trainer = try Pretrainer(options: o, data: d)
+        trainer.communicator = world
         let start = Date()
-        trainer.onEvent = { e in
+        if world.isRoot { trainer.onEvent = { e in
             switch e {
             case let .step(epoch, step, steps, loss, acc, ips):
                 try? runLog?.write("step", ["epoch": Double(epoch), "step": Double(step), "loss": loss, "train_acc": acc, "images_per_s": ips])
@@ -89,8 +97,9 @@ struct PretrainCommand: ParsableCommand {
                 console.message(String(format: "epoch %d/%d: loss %.4f  train acc %.2f  test acc %.2f (margin %.2f)  lr %.3g  %.1fs",
                                        r.epoch + 1, o.epochs, r.loss, r.trainAccuracy, r.testAccuracy, r.testAccuracyMargin, r.lr, r.seconds))
             }
-        }
+        } }
         let report = try trainer.run(output: output)
+        guard world.isRoot else { return }
         if let last = report.epochs.last {
             console.message(output + String(format: ": %d parameters, %d classes, test acc %.2f (margin %.2f), %.0fs", report.parameters,
                                             d.train.classNames.count, last.testAccuracy, last.testAccuracyMargin, report.seconds))

@@ -98,14 +98,21 @@ final class DataParallelStepTests: XCTestCase {
         return Batch(images: (0..<(n * 64)).map { _ in rng.nextUnitFloat() }, labels: (0..<n).map { classes[$0 % classes.count] })
     }
 
-    func check(ranks: Int, retain: Int, forget: Int, bound: Double, forgetFirst: Bool) throws {
+    /// `prototypeMargin` switches GS-LoRA++'s terms on (w_f 0.5, w_r 0.3, random prototypes): a large margin keeps
+    /// the prototype hinge open, 0 closes it.
+    func check(ranks: Int, retain: Int, forget: Int, bound: Double, forgetFirst: Bool, prototypeMargin: Double? = nil) throws {
         let r = batch(retain, classes: [1, 2, 3, 4, 5], seed: 10), f = batch(forget, classes: [0], seed: 11)
-        let settings = try ObjectiveSettings(beta: 0.2, bound: bound, alpha: 0.01)
+        let settings = try ObjectiveSettings(beta: 0.2, bound: bound, alpha: 0.01, prototypeForgetWeight: prototypeMargin == nil ? 0 : 0.5,
+                                             prototypeMargin: prototypeMargin ?? 18, prototypeRetainWeight: prototypeMargin == nil ? 0 : 0.3)
+        var prng = SplitMix64(seed: 12)
+        let prototypes = try prototypeMargin.map { _ in
+            try PrototypeTable(classes: 6, dim: 16, values: (0..<96).map { _ in 2 * prng.nextUnitFloat() - 1 }, counts: Array(repeating: 1, count: 6))
+        }
         let single = try makeStep()
         let one = try r.images.withUnsafeBufferPointer { rp in
             try f.images.withUnsafeBufferPointer { fp in
                 try single.computeGradients(retainImages: rp, retainLabels: r.labels, forgetImages: fp, forgetLabels: f.labels,
-                                            prototypes: nil, settings: settings, dropout: 0.1, forgetFirst: forgetFirst)
+                                            prototypes: prototypes, settings: settings, dropout: 0.1, forgetFirst: forgetFirst)
             }
         }
         let group = LocalGroup(size: ranks)
@@ -121,7 +128,7 @@ final class DataParallelStepTests: XCTestCase {
                 let res = try rb.images.withUnsafeBufferPointer { rp in
                     try fb.images.withUnsafeBufferPointer { fp in
                         try steps[k].computeGradients(retainImages: rp, retainLabels: rb.labels, forgetImages: fp, forgetLabels: fb.labels,
-                                                      rows: rows, communicator: LocalGroup.Member(group, rank: k), prototypes: nil,
+                                                      rows: rows, communicator: LocalGroup.Member(group, rank: k), prototypes: prototypes,
                                                       settings: settings, dropout: 0.1, forgetFirst: forgetFirst)
                     }
                 }
@@ -136,12 +143,19 @@ final class DataParallelStepTests: XCTestCase {
         }
         done.wait()
         for e in errors.compactMap({ $0 }) { throw e }
-        let tag = "\(ranks) ranks, \(retain)+\(forget) rows, BND \(bound), forgetFirst \(forgetFirst)"
+        let tag = "\(ranks) ranks, \(retain)+\(forget) rows, BND \(bound), forgetFirst \(forgetFirst), prototype margin \(prototypeMargin.map { "\($0)" } ?? "–")"
         for (k, res) in results.enumerated() {
             let res = try XCTUnwrap(res)
             XCTAssertEqual(res.terms.ceRetain, one.terms.ceRetain, accuracy: 1e-5 * abs(one.terms.ceRetain), "\(tag) rank \(k) CE_r")
             XCTAssertEqual(res.terms.ceForget, one.terms.ceForget, accuracy: 1e-5 * abs(one.terms.ceForget), "\(tag) rank \(k) CE_f")
             XCTAssertEqual(res.terms.boundedForgetActive, one.terms.boundedForgetActive, "\(tag) gate")
+            XCTAssertEqual(res.terms.klForget == nil, prototypes == nil, tag)
+            if let kf = one.terms.klForget, let kr = one.terms.klRetain {
+                XCTAssertEqual(try XCTUnwrap(res.terms.klForget), kf, accuracy: 1e-5 * abs(kf), "\(tag) rank \(k) K_f")
+                XCTAssertEqual(try XCTUnwrap(res.terms.klRetain), kr, accuracy: 1e-5 * abs(kr), "\(tag) rank \(k) K_r")
+                XCTAssertEqual(res.terms.prototypeTerm, one.terms.prototypeTerm, accuracy: 1e-5 * abs(one.terms.prototypeTerm), "\(tag) L_pro")
+                XCTAssertEqual(res.terms.total, one.terms.total, accuracy: 1e-5 * abs(one.terms.total), "\(tag) total")
+            }
             XCTAssertEqual(res.retainAccuracy, one.retainAccuracy, accuracy: 1e-9, tag)
             XCTAssertEqual(res.forgetAccuracy, one.forgetAccuracy, accuracy: 1e-9, tag)
             for i in 0..<single.factors.names.count {
@@ -163,6 +177,14 @@ final class DataParallelStepTests: XCTestCase {
             }
         }
         try check(ranks: 2, retain: 4, forget: 3, bound: 30, forgetFirst: true)
+    }
+
+    /// GS-LoRA++: K_r and K_f summed over the ranks, the prototype hinge gated on the global K_f (open and closed).
+    func testPrototypeTermsMatchOneProcess() throws {
+        for margin in [1000.0, 0] {
+            try check(ranks: 2, retain: 5, forget: 3, bound: 30, forgetFirst: false, prototypeMargin: margin)
+        }
+        try check(ranks: 3, retain: 6, forget: 2, bound: 30, forgetFirst: false, prototypeMargin: 1000)
     }
 
     /// A rank holding no forget row (global forget batch smaller than the ranks) still matches.

@@ -2,11 +2,17 @@ import Apply
 import Foundation
 
 /// A batch of images (NCHW float32) with the labels the method trains on (for relabelled forget data, the rewritten
-/// ones; BASELINES.md §1).
+/// ones; BASELINES.md §1). In a data-parallel run it holds one rank's contiguous rows `rows` of a global batch of
+/// `total` images; alone, all of them.
 public struct BaselineBatch: Sendable {
     public var images: [Float]
     public var labels: [Int]
-    public init(images: [Float], labels: [Int]) { self.images = images; self.labels = labels }
+    public var rows: Range<Int>
+    public var total: Int
+    public init(images: [Float], labels: [Int]) { self.init(images: images, labels: labels, rows: 0..<labels.count, total: labels.count) }
+    public init(images: [Float], labels: [Int], rows: Range<Int>, total: Int) {
+        self.images = images; self.labels = labels; self.rows = rows; self.total = total
+    }
 }
 
 /// What one step of a baseline feeds it (BASELINES.md §2): `joint` for the regularised methods and Retrain (the concat
@@ -93,117 +99,177 @@ public final class BaselineStep {
     }
 
     /// Computes the loss terms and gradients of one step (no update). SCRUB methods need `phase`.
-    public func computeGradients(_ input: BaselineInput, phase: SCRUBPhase? = nil, dropout: Float) throws -> [String: Double] {
+    ///
+    /// Data-parallel (`communicator` of more than one rank, each batch holding this rank's rows): every term is a mean
+    /// (or, DER, a sum) over one batch's samples, so each rank computes its rows' share of the global value and
+    /// gradient, the gradients and terms are summed over the ranks (bucketed allreduces), and the terms that read
+    /// only the parameters (L2/EWC/MAS penalty, SCRUB's distance to its averaged model) are added after the sum, once.
+    /// Dropout is drawn per global sample. Alone, this is the one-process arithmetic exactly.
+    public func computeGradients(_ input: BaselineInput, phase: SCRUBPhase? = nil, dropout: Float,
+                                 communicator: Communicator = SingleProcess()) throws -> [String: Double] {
         student.zeroGradients()
         lastCorrect = [:]
-        let s = settings
+        let s = settings, alone = communicator.size == 1
         func need(_ b: BaselineBatch?, _ what: String) throws -> BaselineBatch {
-            guard let b, !b.labels.isEmpty else { throw TrainError.emptySet("\(s.method.rawValue) needs a \(what) batch") }
+            guard let b, b.total > 0 else { throw TrainError.emptySet("\(s.method.rawValue) needs a \(what) batch") }
             return b
         }
-        /// CE of a fresh student pass, its gradient scaled by `weight` added; returns (CE, pass).
+        /// This rank's rows' share of a mean over `b` (exactly 1 alone).
+        func share(_ b: BaselineBatch) -> Double { Double(b.labels.count) / Double(b.total) }
+        /// A train-mode student pass over this rank's rows of `b`, dropout drawn per global sample; nil (the dropout
+        /// stream advanced as if it ran) when the rank holds none of them.
+        func pass(_ b: BaselineBatch, role: String) throws -> FullParameterModel.Pass? {
+            guard !b.labels.isEmpty else {
+                if dropout > 0 { student.model.skipDropoutCall() }
+                return nil
+            }
+            if !alone { student.model.dropoutSamples = Array(b.rows) }
+            defer { student.model.dropoutSamples = nil }
+            let p = try student.forward(images: b.images, labels: b.labels, dropout: dropout)
+            record(role, p, b.labels)
+            return p
+        }
+        /// CE of a fresh student pass (this rank's share), its gradient scaled by `weight` added.
         func ce(_ b: BaselineBatch, weight: Double, role: String) throws -> Double {
-            let pass = try student.forward(images: b.images, labels: b.labels, dropout: dropout)
-            record(role, pass, b.labels)
-            let r = try CrossEntropy.mean(logits: pass.logits, labels: b.labels, classes: classes)
-            if weight != 0 { try student.backward(pass, gradLogits: r.gradLogits.map { $0 * Float(weight) }) }
-            return r.mean
+            guard let p = try pass(b, role: role) else { return 0 }
+            let r = try CrossEntropy.mean(logits: p.logits, labels: b.labels, classes: classes)
+            let k = share(b)
+            if weight != 0 { try student.backward(p, gradLogits: r.gradLogits.map { $0 * Float(weight * k) }) }
+            return r.mean * k
+        }
+        /// Sums the gradients and the data terms over the ranks.
+        func reduced(_ terms: [String: Double]) throws -> [String: Double] {
+            guard !alone else { return terms }
+            try communicator.allreduceSum(student.gradients)
+            let keys = terms.keys.sorted()
+            var v = keys.map { terms[$0]! }
+            try communicator.allreduceSum(&v)
+            return Dictionary(uniqueKeysWithValues: zip(keys, v))
         }
         switch s.method {
         case .finetune, .l2, .ewc, .mas, .retrain:
-            let c = try ce(try need(input.joint, s.method == .retrain ? "retain" : "forget+retain"), weight: 1, role: "joint")
-            let reg = try penalty.apply(to: student)
+            let t = try reduced(["CE": try ce(try need(input.joint, s.method == .retrain ? "retain" : "forget+retain"), weight: 1, role: "joint")])
+            let c = t["CE"]!, reg = try penalty.apply(to: student)
             return ["CE": c, "regularization": reg, "total": c + reg]
         case .lwf:
             let cf = try ce(try need(input.forget, "forget"), weight: 1, role: "forget")
             let r = try need(input.retain, "retain")
-            let pass = try student.forward(images: r.images, labels: r.labels, dropout: dropout)
-            record("retain", pass, r.labels)
-            let cr = try CrossEntropy.mean(logits: pass.logits, labels: r.labels, classes: classes)
-            let kd: LossGradient
-            if s.lwfIntendedKD {
-                let t = try teacher!.forward(images: r.images, labels: r.labels)
-                kd = try Distillation.lwfIntended(student: pass.logits, teacher: t.logits, classes: classes, temperature: s.lwfTemperature)
-            } else {
-                kd = Distillation.lwfOfficial(student: pass.logits, classes: classes)
+            var t = ["CE": cf, "KD": 0.0, "remain": 0.0]
+            if let p = try pass(r, role: "retain") {
+                let cr = try CrossEntropy.mean(logits: p.logits, labels: r.labels, classes: classes)
+                let kd: LossGradient
+                if s.lwfIntendedKD {
+                    let tc = try teacher!.forward(images: r.images, labels: r.labels)
+                    kd = try Distillation.lwfIntended(student: p.logits, teacher: tc.logits, classes: classes, temperature: s.lwfTemperature)
+                } else {
+                    kd = Distillation.lwfOfficial(student: p.logits, classes: classes)
+                }
+                let k = share(r)
+                let g = zip(cr.gradLogits, kd.gradient).map { Float(s.lwfLambdaRemain * k) * $0 + Float(s.lwfLambdaKD * k) * $1 }
+                try student.backward(p, gradLogits: g)
+                t["KD"] = kd.value * k
+                t["remain"] = cr.mean * k
             }
-            let g = zip(cr.gradLogits, kd.gradient).map { Float(s.lwfLambdaRemain) * $0 + Float(s.lwfLambdaKD) * $1 }
-            try student.backward(pass, gradLogits: g)
-            return ["CE": cf, "KD": kd.value, "remain": cr.mean, "total": cf + s.lwfLambdaKD * kd.value + s.lwfLambdaRemain * cr.mean]
+            t = try reduced(t)
+            t["total"] = t["CE"]! + s.lwfLambdaKD * t["KD"]! + s.lwfLambdaRemain * t["remain"]!
+            return t
         case .der, .derpp:
             let cf = try ce(try need(input.forget, "forget"), weight: 1, role: "forget")
             let r = try need(input.retain, "retain")
-            let t = try teacher!.forward(images: r.images, labels: r.labels)
-            let pass = try student.forward(images: r.images, labels: r.labels, dropout: dropout)
-            record("retain", pass, r.labels)
-            let der = try Distillation.der(student: pass.embeddings, teacher: t.embeddings)
-            try student.backward(pass, gradLogits: nil, gradEmbeddings: der.gradient.map { $0 * Float(s.lambda) })
-            var terms = ["CE": cf, "DER": der.value]
-            var total = cf + s.lambda * der.value
-            if s.method == .derpp {
-                let next = try ce(try need(input.next, "second retain"), weight: s.lambdaPlus, role: "next")
-                terms["CE_next"] = next
-                total += s.lambdaPlus * next
+            var t = ["CE": cf, "DER": 0.0]
+            if let p = try pass(r, role: "retain") {
+                let tc = try teacher!.forward(images: r.images, labels: r.labels)
+                // A sum over the batch (no mean): each rank's rows add their own part.
+                let der = try Distillation.der(student: p.embeddings, teacher: tc.embeddings)
+                try student.backward(p, gradLogits: nil, gradEmbeddings: der.gradient.map { $0 * Float(s.lambda) })
+                t["DER"] = der.value
             }
-            terms["total"] = total
-            return terms
+            if s.method == .derpp {
+                t["CE_next"] = try ce(try need(input.next, "second retain"), weight: s.lambdaPlus, role: "next")
+            }
+            t = try reduced(t)
+            t["total"] = t["CE"]! + s.lambda * t["DER"]! + s.lambdaPlus * (t["CE_next"] ?? 0)
+            return t
         case .fdr:
             let cf = try ce(try need(input.forget, "forget"), weight: 1, role: "forget")
             let r = try need(input.retain, "retain")
-            let t = try teacher!.forward(images: r.images, labels: r.labels)
-            let pass = try student.forward(images: r.images, labels: r.labels, dropout: dropout)
-            record("retain", pass, r.labels)
-            let fdr = try Distillation.fdr(student: pass.logits, teacher: t.logits, classes: classes)
-            try student.backward(pass, gradLogits: fdr.gradient.map { $0 * Float(s.lambda) })
-            return ["CE": cf, "FDR": fdr.value, "total": cf + s.lambda * fdr.value]
+            var t = ["CE": cf, "FDR": 0.0]
+            if let p = try pass(r, role: "retain") {
+                let tc = try teacher!.forward(images: r.images, labels: r.labels)
+                let fdr = try Distillation.fdr(student: p.logits, teacher: tc.logits, classes: classes)
+                let k = share(r)
+                try student.backward(p, gradLogits: fdr.gradient.map { $0 * Float(s.lambda * k) })
+                t["FDR"] = fdr.value * k
+            }
+            t = try reduced(t)
+            t["total"] = t["CE"]! + s.lambda * t["FDR"]!
+            return t
         case .lirf:
-            return try lirf(forget: try need(input.forget, "forget"), retain: try need(input.retain, "retain"), dropout: dropout)
+            var t = try lirf(forget: try need(input.forget, "forget"), retain: try need(input.retain, "retain"), pass: pass, share: share)
+            t = try reduced(t)
+            t["total"] = t["CE"]! - 300 * t["AT"]! + 10 * t["KP"]! + 0.05 * t["pt_re"]! + 5 * t["remain"]!
+            return t
         case .scrub, .scrubS:
             guard let phase else { throw TrainError.invalidArgument("SCRUB steps are forget or remain steps; pass the phase") }
             let b = try need(phase == .forget ? input.forget : input.retain, phase.rawValue)
-            let t = try teacher!.forward(images: b.images, labels: b.labels)
-            let pass = try student.forward(images: b.images, labels: b.labels, dropout: dropout)
-            record(phase == .forget ? "forget" : "retain", pass, b.labels)
-            let kd = try Distillation.scrubKD(student: pass.logits, teacher: t.logits, classes: classes, temperature: s.scrubTemperature)
-            let dist = try average!.distance(to: student, addingGradientTimes: s.scrubSmoothing)
-            let smooth = s.scrubSmoothing * dist
-            if phase == .forget {
-                try student.backward(pass, gradLogits: kd.gradient.map { -$0 })
-                return ["kd_forget": kd.value, "total_forget": -kd.value + smooth, "param_dist": dist]
+            // Alone, the distance's gradient goes in first, as in the official step; data-parallel, after the sum.
+            var dist = 0.0
+            if alone { dist = try average!.distance(to: student, addingGradientTimes: s.scrubSmoothing) }
+            var t = ["kd": 0.0, "CE": 0.0]
+            if let p = try pass(b, role: phase == .forget ? "forget" : "retain") {
+                let tc = try teacher!.forward(images: b.images, labels: b.labels)
+                let kd = try Distillation.scrubKD(student: p.logits, teacher: tc.logits, classes: classes, temperature: s.scrubTemperature)
+                let k = share(b)
+                t["kd"] = kd.value * k
+                if phase == .forget {
+                    try student.backward(p, gradLogits: kd.gradient.map { -$0 * Float(k) })
+                } else {
+                    let cr = try CrossEntropy.mean(logits: p.logits, labels: b.labels, classes: classes)
+                    let g = zip(cr.gradLogits, kd.gradient).map { Float(s.scrubGamma * k) * $0 + Float(s.scrubAlpha * k) * $1 }
+                    try student.backward(p, gradLogits: g)
+                    t["CE"] = cr.mean * k
+                }
             }
-            let cr = try CrossEntropy.mean(logits: pass.logits, labels: b.labels, classes: classes)
-            let g = zip(cr.gradLogits, kd.gradient).map { Float(s.scrubGamma) * $0 + Float(s.scrubAlpha) * $1 }
-            try student.backward(pass, gradLogits: g)
-            return ["CE": cr.mean, "kd_remain": kd.value, "total_remain": s.scrubGamma * cr.mean + s.scrubAlpha * kd.value + smooth,
-                    "param_dist": dist]
+            t = try reduced(t)
+            if !alone { dist = try average!.distance(to: student, addingGradientTimes: s.scrubSmoothing) }
+            let smooth = s.scrubSmoothing * dist, kd = t["kd"]!
+            if phase == .forget { return ["kd_forget": kd, "total_forget": -kd + smooth, "param_dist": dist] }
+            let cr = t["CE"]!
+            return ["CE": cr, "kd_remain": kd, "total_remain": s.scrubGamma * cr + s.scrubAlpha * kd + smooth, "param_dist": dist]
         }
     }
 
     /// LIRF (BASELINES.md §3.9): the deposit module is the pretrained lower half and is never optimised, so its outputs
-    /// are the teacher's (§5 item 3); only the lower half trains.
-    private func lirf(forget f: BaselineBatch, retain r: BaselineBatch, dropout: Float) throws -> [String: Double] {
+    /// are the teacher's (§5 item 3); only the lower half trains. Returns this rank's share of each term (the caller
+    /// sums them over the ranks and forms the total).
+    private func lirf(forget f: BaselineBatch, retain r: BaselineBatch, pass: (BaselineBatch, String) throws -> FullParameterModel.Pass?,
+                      share: (BaselineBatch) -> Double) throws -> [String: Double] {
         let s = settings, a = s.lirfAlpha, tT = s.lirfTemperature, split = lirfSplit
         let cols = s.lirfColumns ?? forgetClassCount
         let b = f.labels.count, c = student.model.config
-        let t = try teacher!.forward(images: f.images, labels: f.labels, streamBlock: split)
-        let pass = try student.forward(images: f.images, labels: f.labels, dropout: dropout)
-        record("forget", pass, f.labels)
-        let ce = try CrossEntropy.mean(logits: pass.logits, labels: f.labels, classes: classes)
-        let at = try Distillation.attentionTransfer(student: student.streamEntering(split, batch: b), teacher: t.stream!,
-                                                    batch: b, tokens: c.numTokens, width: c.width)
-        let kp = try Distillation.klBatchMean(student: pass.logits, teacher: t.logits, classes: classes, columns: cols..<classes, temperature: tT)
-        // L = (1−α)·CE − 300·AT + 10·α·T²KL + 0.05·PT_RE + 5·REPLAY (fixed weights, lirf:147-153).
-        let g = zip(ce.gradLogits, kp.gradient).map { Float(1 - a) * $0 + Float(10 * a) * $1 }
-        try student.backward(pass, gradLogits: g, stream: (split, at.gradient.map { -300 * $0 }))
-        let depositCE = try CrossEntropy.mean(logits: t.logits, labels: f.labels, classes: classes).mean
-        let ptRE = (1 - a) * depositCE
-        let replayPass = try student.forward(images: r.images, labels: r.labels, dropout: dropout)
-        record("retain", replayPass, r.labels)
-        let replay = try CrossEntropy.mean(logits: replayPass.logits, labels: r.labels, classes: classes)
-        try student.backward(replayPass, gradLogits: replay.gradLogits.map { 5 * $0 })
-        let ceTerm = (1 - a) * ce.mean, kpTerm = a * kp.value
-        return ["CE": ceTerm, "AT": at.value, "KP": kpTerm, "pt_re": ptRE, "remain": replay.mean,
-                "total": ceTerm - 300 * at.value + 10 * kpTerm + 0.05 * ptRE + 5 * replay.mean]
+        var terms = ["CE": 0.0, "AT": 0.0, "KP": 0.0, "pt_re": 0.0, "remain": 0.0]
+        if let p = try pass(f, "forget") {
+            let k = share(f)
+            let t = try teacher!.forward(images: f.images, labels: f.labels, streamBlock: split)
+            let ce = try CrossEntropy.mean(logits: p.logits, labels: f.labels, classes: classes)
+            let at = try Distillation.attentionTransfer(student: student.streamEntering(split, batch: b), teacher: t.stream!,
+                                                        batch: b, tokens: c.numTokens, width: c.width)
+            let kp = try Distillation.klBatchMean(student: p.logits, teacher: t.logits, classes: classes, columns: cols..<classes, temperature: tT)
+            // L = (1−α)·CE − 300·AT + 10·α·T²KL + 0.05·PT_RE + 5·REPLAY (fixed weights, lirf:147-153).
+            let g = zip(ce.gradLogits, kp.gradient).map { Float((1 - a) * k) * $0 + Float(10 * a * k) * $1 }
+            try student.backward(p, gradLogits: g, stream: (split, at.gradient.map { Float(-300 * k) * $0 }))
+            let depositCE = try CrossEntropy.mean(logits: t.logits, labels: f.labels, classes: classes).mean
+            terms["CE"] = (1 - a) * ce.mean * k
+            terms["AT"] = at.value * k
+            terms["KP"] = a * kp.value * k
+            terms["pt_re"] = (1 - a) * depositCE * k
+        }
+        if let p = try pass(r, "retain") {
+            let replay = try CrossEntropy.mean(logits: p.logits, labels: r.labels, classes: classes)
+            try student.backward(p, gradLogits: replay.gradLogits.map { Float(5 * share(r)) * $0 })
+            terms["remain"] = replay.mean * share(r)
+        }
+        return terms
     }
 
     /// The optimiser step on the gradients of `computeGradients`: AdamW (decoupled decay) or, for SCRUB, Adam with

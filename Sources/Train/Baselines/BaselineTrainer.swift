@@ -18,6 +18,9 @@ public final class BaselineTrainer {
     public let outputDirectory: String
     public var onEvent: ((TrainEvent) -> Void)?
     public var shouldStop: () -> Bool = { false }
+    /// The ranks of a data-parallel run: each computes its share of every global batch, of the EWC/MAS importance
+    /// batches and of the evaluations; rank 0 alone writes the task files (to a folder every rank reads).
+    public var communicator: Communicator = SingleProcess()
 
     public func outputPath(task t: Int) -> String { outputDirectory + "/task-\(t + 1).gslr" }
     static let metadataKey = "gslora_baseline"
@@ -136,10 +139,13 @@ public final class BaselineTrainer {
         var relabel = try ForgetRelabel(modulus: s.relabelModulus ?? classes.forget.count, rng: SplitMix64(seed: o.seed, stream: 96 + UInt64(t)))
         let forgetMembers = Set(forgetSet)
         func batch(_ idx: [Int], rewrite: Bool) -> BaselineBatch {
-            var images: [Float] = [], labels: [Int] = []
-            data.train.gather(idx, into: &images, labels: &labels)
+            // The whole batch is relabelled (the rewrite stream advances as on one process), this rank's rows gathered.
+            var labels = idx.map { data.train.labels[$0] }
             if rewrite { for (k, i) in idx.enumerated() where forgetMembers.contains(i) { labels[k] = relabel.rewrite(labels[k]) } }
-            return BaselineBatch(images: images, labels: labels)
+            let rows = communicator.shard(idx.count)
+            var images: [Float] = [], gathered: [Int] = []
+            data.train.gather(idx[rows], into: &images, labels: &gathered)
+            return BaselineBatch(images: images, labels: Array(labels[rows]), rows: rows, total: idx.count)
         }
 
         let epochs = method.isSCRUB ? s.scrubSuperEpochs : o.epochs(task: t)
@@ -165,7 +171,7 @@ public final class BaselineTrainer {
             var dropoutRNG = SplitMix64(seed: o.seed, stream: (UInt64(t + 1) << 40) | UInt64(taskStep))
             student.model.dropoutSeed = dropoutRNG.next()
             let s0 = DispatchTime.now().uptimeNanoseconds
-            let terms = try st.computeGradients(input, phase: phase, dropout: Float(o.dropout))
+            let terms = try st.computeGradients(input, phase: phase, dropout: Float(o.dropout), communicator: communicator)
             // Train-batch accuracies on the labels trained on; a joint batch splits by membership of the forget set.
             var correct = st.lastCorrect
             if let j = correct["joint"], let b = jointIndices {
@@ -196,14 +202,14 @@ public final class BaselineTrainer {
                 let m = try evaluate(student.model, classes)
                 onEvent?(.evaluated(task: t + 1, phase: "step \(taskStep)", metrics: m, h: Trainer.h(before, m)))
             }
-            if shouldStop() { throw TrainerError.interrupted(statePath: outputDirectory) }
+            if try agreedStop(communicator, shouldStop) { throw TrainerError.interrupted(statePath: outputDirectory) }
         }
         for e in 0..<epochs {
             let lr = schedule.lr(epoch: e)
             switch method {
             case .retrain, .finetune, .l2, .ewc, .mas:
                 for b in joint.pass() {
-                    jointIndices = b
+                    jointIndices = Array(b[communicator.shard(b.count)])
                     try run(BaselineInput(joint: batch(b, rewrite: method != .retrain)), phase: nil, lr: lr, epoch: e)
                 }
             case .scrub, .scrubS:
@@ -233,7 +239,7 @@ public final class BaselineTrainer {
 
         current = student.model
         let counts = try TaskEvaluation.counts(current, test: data.test, classes: classes.retain + classes.forget + classes.old + classes.missing,
-                                               margin: options.marginEval, batch: options.evalBatch)
+                                               margin: options.marginEval, batch: options.evalBatch, communicator: communicator)
         lastCounts = counts
         let after = TaskEvaluation.metrics(counts, classes)
         let h = Trainer.h(before, after)
@@ -256,7 +262,8 @@ public final class BaselineTrainer {
         rec["task"] = try JSONValue.from(report)
         rec["parameters_trained"] = .number(Double(trained))
         let header = GSLRHeader(kind: .backbone, model: c, classes: backbone.classes, metadata: [Self.metadataKey: .object(rec)])
-        try GSLRWriter.write(path, header: header, tensors: student.tensors)
+        if communicator.isRoot { try GSLRWriter.write(path, header: header, tensors: student.tensors) }
+        try communicator.barrier()
         let file = try GSLRFile.open(path)
         report.adapterFingerprint = file.fingerprint
         report.bytes = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? nil
@@ -265,7 +272,8 @@ public final class BaselineTrainer {
     }
 
     func evaluate(_ model: ViT, _ classes: TaskClasses) throws -> TaskMetrics {
-        try TaskEvaluation.evaluate(model, test: data.test, classes: classes, margin: options.marginEval, batch: options.evalBatch)
+        try TaskEvaluation.evaluate(model, test: data.test, classes: classes, margin: options.marginEval, batch: options.evalBatch,
+                                    communicator: communicator)
     }
 
     /// The model task j started from: the backbone, or task j's predecessor file.
@@ -297,7 +305,8 @@ public final class BaselineTrainer {
             data.train.gather(samples[a..<min(a + options.batchSize, samples.count)], into: &images, labels: &labels)
             return (images, labels)
         }
-        let omega = settings.method == .ewc ? try ImportanceEstimate.fisher(m, batches: batches) : try ImportanceEstimate.mas(m, batches: batches)
+        let omega = settings.method == .ewc ? try ImportanceEstimate.fisher(m, batches: batches, communicator: communicator)
+                                            : try ImportanceEstimate.mas(m, batches: batches, communicator: communicator)
         return .init(anchor: anchor, importance: omega)
     }
 }

@@ -1,3 +1,4 @@
+import Apply
 import Foundation
 
 /// L2 / EWC / MAS regulariser (BASELINES.md §3.2–3.5): λ·Σ_j Σ_n Σ Ω_j,n ⊙ (θ_n − θ*_j,n)² over the stored terms j
@@ -50,30 +51,33 @@ public struct ParameterPenalty: Sendable {
 }
 
 /// The importance estimates of EWC and MAS (BASELINES.md §3.3–3.4), over the model's trainable parameters with
-/// dropout off, from batches of (images, true labels).
+/// dropout off, from batches of (images, true labels). Each is a mean over batches of a per-batch quantity, so a
+/// data-parallel run gives each rank a contiguous share of the batches (whole) and sums the estimates over the ranks.
 public enum ImportanceEstimate {
     /// EWC's empirical Fisher: Ω = (1/N_batches) Σ_b n_b·g_b², g_b = ∇ of the batch-mean CE on the margin logits.
-    public static func fisher(_ m: FullParameterModel, batches: [(images: [Float], labels: [Int])]) throws -> [[Float]?] {
-        try estimate(m, batches) { pass, labels in
+    public static func fisher(_ m: FullParameterModel, batches: [(images: [Float], labels: [Int])],
+                              communicator: Communicator = SingleProcess()) throws -> [[Float]?] {
+        try estimate(m, batches, communicator) { pass, labels in
             let ce = try CrossEntropy.mean(logits: pass.logits, labels: labels, classes: m.head.classes)
             return ce.gradLogits
         } accumulate: { g, n, count in Float(n) * g * g / Float(count) }
     }
 
     /// MAS: Ω = (1/N_batches) Σ_b |∇ mean_{i,k} z_ik²| on the margin logits (scale included).
-    public static func mas(_ m: FullParameterModel, batches: [(images: [Float], labels: [Int])]) throws -> [[Float]?] {
-        try estimate(m, batches) { pass, _ in
+    public static func mas(_ m: FullParameterModel, batches: [(images: [Float], labels: [Int])],
+                           communicator: Communicator = SingleProcess()) throws -> [[Float]?] {
+        try estimate(m, batches, communicator) { pass, _ in
             let n = Float(pass.logits.count)
             return pass.logits.map { 2 * $0 / n }
         } accumulate: { g, _, count in abs(g) / Float(count) }
     }
 
-    private static func estimate(_ m: FullParameterModel, _ batches: [(images: [Float], labels: [Int])],
+    private static func estimate(_ m: FullParameterModel, _ batches: [(images: [Float], labels: [Int])], _ communicator: Communicator,
                                  gradLogits: (FullParameterModel.Pass, [Int]) throws -> [Float],
                                  accumulate: (Float, Int, Int) -> Float) throws -> [[Float]?] {
         guard !batches.isEmpty else { throw TrainError.emptySet("importance estimate over no batches") }
         var omega: [[Float]?] = m.values.indices.map { m.trainable[$0] ? [Float](repeating: 0, count: m.values[$0].count) : nil }
-        for b in batches {
+        for b in batches[communicator.shard(batches.count)] {
             m.zeroGradients()
             let pass = try m.forward(images: b.images, labels: b.labels, dropout: 0)
             try m.backward(pass, gradLogits: try gradLogits(pass, b.labels))
@@ -83,6 +87,16 @@ public enum ImportanceEstimate {
             }
         }
         m.zeroGradients()
+        if communicator.size > 1 {
+            var packed = omega.flatMap { $0 ?? [] }
+            try communicator.allreduceSum(&packed)
+            var at = 0
+            for i in omega.indices where omega[i] != nil {
+                let n = omega[i]!.count
+                omega[i] = Array(packed[at..<(at + n)])
+                at += n
+            }
+        }
         return omega
     }
 }
