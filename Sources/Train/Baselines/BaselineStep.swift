@@ -2,14 +2,14 @@ import Apply
 import Foundation
 
 /// A batch of images (NCHW float32) with the labels the method trains on (for relabelled forget data, the rewritten
-/// ones; BASELINES.md §1).
+/// ones; spec/TRAINING.md §B.1).
 public struct BaselineBatch: Sendable {
     public var images: [Float]
     public var labels: [Int]
     public init(images: [Float], labels: [Int]) { self.images = images; self.labels = labels }
 }
 
-/// What one step of a baseline feeds it (BASELINES.md §2): `joint` for the regularised methods and Retrain (the concat
+/// What one step of a baseline feeds it (spec/TRAINING.md §B.2): `joint` for the regularised methods and Retrain (the concat
 /// batch, or the retain batch), `forget` + `retain` for the teacher methods, `next` for DER++'s second retain batch.
 public struct BaselineInput: Sendable {
     public var joint: BaselineBatch?
@@ -179,7 +179,7 @@ public final class BaselineStep {
         }
     }
 
-    /// LIRF (BASELINES.md §3.9): the deposit module is the pretrained lower half and is never optimised, so its outputs
+    /// LIRF (spec/TRAINING.md §B.3): the deposit module is the pretrained lower half and is never optimised, so its outputs
     /// are the teacher's (§5 item 3); only the lower half trains.
     private func lirf(forget f: BaselineBatch, retain r: BaselineBatch, dropout: Float) throws -> [String: Double] {
         let s = settings, a = s.lirfAlpha, tT = s.lirfTemperature, split = lirfSplit

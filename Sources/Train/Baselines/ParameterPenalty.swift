@@ -1,6 +1,6 @@
 import Foundation
 
-/// L2 / EWC / MAS regulariser (BASELINES.md §3.2–3.5): λ·Σ_j Σ_n Σ Ω_j,n ⊙ (θ_n − θ*_j,n)² over the stored terms j
+/// L2 / EWC / MAS regulariser (spec/TRAINING.md §B.3): λ·Σ_j Σ_n Σ Ω_j,n ⊙ (θ_n − θ*_j,n)² over the stored terms j
 /// (one per finished task, never merged), full sum, no ½. A nil importance is Ω = 1 (L2).
 public struct ParameterPenalty: Sendable {
     public struct Term: Sendable {
@@ -49,7 +49,7 @@ public struct ParameterPenalty: Sendable {
     }
 }
 
-/// The importance estimates of EWC and MAS (BASELINES.md §3.3–3.4), over the model's trainable parameters with
+/// The importance estimates of EWC and MAS (spec/TRAINING.md §B.3), over the model's trainable parameters with
 /// dropout off, from batches of (images, true labels).
 public enum ImportanceEstimate {
     /// EWC's empirical Fisher: Ω = (1/N_batches) Σ_b n_b·g_b², g_b = ∇ of the batch-mean CE on the margin logits.
