@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The Python package (python/): install it into a fresh venv, offline, and run its tests with pytest.
 # The interop tests drive the release binaries (.build/release, or GSLORA_BIN_DIR) and read the fixtures
-# (../shared/fixtures, or GSLORA_FIXTURES); the binaries are built first when missing.
+# (Tests/Fixtures/pytorch); the binaries are built first when missing.
 # Exit status: pytest's, except that "no tests collected" (5) counts as a failure too (it is nonzero already).
 set -euo pipefail
 cd "$(dirname "$0")/.."

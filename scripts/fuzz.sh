@@ -13,7 +13,8 @@ seconds="${1:-20}"
 shift || true
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=(gslr torch zip pickle safetensors npy idx image)
-fixtures="${GSLORA_FIXTURES:-$(cd .. && pwd)/shared/fixtures}"
+# Seeds: the repo's fixtures plus any folders GSLORA_FIXTURES names (colon-separated).
+IFS=: read -r -a fixtures <<< "Tests/Fixtures/pytorch${GSLORA_FIXTURES:+:$GSLORA_FIXTURES}"
 out=.build/fuzz
 mkdir -p "$out/modules"
 
@@ -35,8 +36,8 @@ seeds() {  # target -> seed folder
     mkdir -p "$dir"
     case $1 in
         gslr) cp Tests/Fixtures/gslr-invalid/*.gslr "$dir/" ;;
-        torch|zip) cp "$fixtures"/*.pth "$dir/" ;;
-        pickle) for f in "$fixtures"/*.pth; do unzip -p "$f" '*/data.pkl' > "$dir/$(basename "$f").pkl" 2>/dev/null || true; done ;;
+        torch|zip) for d in "${fixtures[@]}"; do cp "$d"/*.pth "$dir/"; done ;;
+        pickle) for f in ${fixtures[@]/%//*.pth}; do unzip -p "$f" '*/data.pkl' > "$dir/$(basename "$f").pkl" 2>/dev/null || true; done ;;
         safetensors) printf '\x20\x00\x00\x00\x00\x00\x00\x00{"x":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}\x00\x00\x80\x3f' > "$dir/min.safetensors" ;;
         npy) printf "\x93NUMPY\x01\x00v\x00{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }" > "$dir/a.npy"
              printf '%*s\n' $((117 - 60)) '' | tr -d '\n' >> "$dir/a.npy"; head -c 24 /dev/zero >> "$dir/a.npy" ;;

@@ -2,8 +2,8 @@
 """Writes Sources/Convert/Architectures+Table.swift: the published ViT architectures gslora can run, read from
 the libraries themselves (never typed in by hand).
 
-Pinned: Python 3.11, torch 2.15.0, torchvision 0.29.2, timm 1.0.31 (the /work/venv the fixtures were made with).
-Run: /work/venv/bin/python tools/architectures.py > Sources/Convert/Architectures+Table.swift
+Pinned: Python 3.11, torch 2.15.0, torchvision 0.29.2, timm 1.0.31 (the venv scripts/make-fixtures.sh makes in .build/fixtures-venv).
+Run: .build/fixtures-venv/bin/python tools/architectures.py > Sources/Convert/Architectures+Table.swift
 
 timm: every `vit_*` and `deit_*` name of timm.list_models() whose model (built on the meta device, no weights)
 has exactly gslora's timm key layout (class token, no register/distillation token, no layer scale, no extra

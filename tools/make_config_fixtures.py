@@ -2,8 +2,8 @@
 """Writes Tests/Fixtures/config/: small timm and torchvision ViTs with 4 heads of 80 (width 320, the head size of
 vit_huge / vit_h_14), whose width a width÷64 guess would run as 5 heads of 64, plus PyTorch's eval-mode logits.
 
-Pinned: Python 3.11, torch 2.15.0, torchvision 0.29.2, timm 1.0.31 (/work/venv).
-Run: /work/venv/bin/python tools/make_config_fixtures.py
+Pinned: Python 3.11, torch 2.15.0, torchvision 0.29.2, timm 1.0.31 (the venv scripts/make-fixtures.sh makes in .build/fixtures-venv).
+Run: .build/fixtures-venv/bin/python tools/make_config_fixtures.py
 
 Weights are stored as float16 to keep the files small; the reference runs the float32 model holding exactly those
 values (gslora widens float16 to float32 on load), in eval mode, on a [2, 3, 8, 8] input uniform in [0, 1).

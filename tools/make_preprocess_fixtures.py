@@ -5,7 +5,9 @@ logits that timm's / torchvision's own eval pipeline + model give for each image
 Pinned: torch 2.15.0, torchvision 0.29.2, timm 1.0.31, Pillow 13.0.0, numpy (any), safetensors (any).
 Run from the repository root:
 
-    /work/venv/bin/python tools/make_preprocess_fixtures.py [OUT_DIR]   (default Tests/Fixtures/preprocess)
+    .build/fixtures-venv/bin/python tools/make_preprocess_fixtures.py [OUT_DIR]   (default Tests/Fixtures/preprocess)
+
+(the venv scripts/make-fixtures.sh makes, with Pillow 13.0.0 added)
 
 Everything is seeded; a rerun with the same versions writes the same files.
 

@@ -23,7 +23,7 @@ public enum BLAS {
     public static var coreName: String { String(cString: openblas_get_corename()) }
 
     /// Runs `body` with OpenBLAS single-threaded, so Swift threads can each run their own GEMMs
-    /// (per-head attention is faster that way than with BLAS threads, ../shared/PLATFORM.md).
+    /// (per-head attention is faster that way than with BLAS threads, bench/README.md "Code generation notes").
     static func singleThreaded<R>(_ body: () throws -> R) rethrows -> R {
         let saved = threads
         if saved != 1 { threads = 1 }

@@ -1,20 +1,15 @@
 import Foundation
 
 extension BLAS {
-    /// OpenBLAS 0.3.21 (Debian 12) falls back to its generic "Prescott" kernel on CPUs newer than it knows —
-    /// about 10 GFLOP/s instead of 100–450 (../shared/PLATFORM.md). It reads OPENBLAS_CORETYPE once, when the
-    /// library loads, so the only fix from inside is to run the process again with the variable set. Commands call
-    /// this first thing: when the variable is unset and OpenBLAS chose a generic kernel, the process re-executes
-    /// itself with the best kernel the CPU runs — SkylakeX where it has AVX-512 (F, BW, DQ, VL), else Haswell
-    /// (AVX2+FMA, which this build already requires). Measured on the Intel AVX-512 machine this project runs on:
-    /// sgemm 6304×2048×512 at 214 GFLOP/s (SkylakeX) vs 100 (Haswell) vs 11 (Prescott), with the PyTorch parity tests
-    /// passing under each. A user's own OPENBLAS_CORETYPE always wins; GSLORA_KEEP_BLAS_KERNEL=1 turns this off.
+    /// OpenBLAS 0.3.21 (Debian 12) falls back to its generic "Prescott" kernel on CPUs newer than it knows, an order of
+    /// magnitude slower (bench/README.md "The OpenBLAS kernel"), and reads OPENBLAS_CORETYPE only when it loads. So
+    /// commands call this first thing: when the variable is unset and OpenBLAS chose a generic kernel, the process
+    /// re-executes itself with SkylakeX where the CPU has AVX-512 (F, BW, DQ, VL), else Haswell (AVX2+FMA). A user's
+    /// own OPENBLAS_CORETYPE always wins; GSLORA_KEEP_BLAS_KERNEL=1 turns this off.
     ///
-    /// The same re-execution sets OMP_WAIT_POLICY=passive when it is unset: oneDNN (attention's products in every
-    /// precision, the linear layers in bf16) runs on libgomp, whose idle threads otherwise spin after every product
-    /// and take a core from our own worker threads (+10–25 % bf16 throughput measured on 2 cores; in a later
-    /// interleaved series of GS-LoRA bf16 steps, passive 0.43–0.46 s against active 0.51–0.54 s); libgomp too reads
-    /// it only when it loads.
+    /// The same re-execution sets OMP_WAIT_POLICY=passive when it is unset: oneDNN runs on libgomp, whose idle threads
+    /// otherwise spin after every product and take a core from our own worker threads; libgomp too reads it only when
+    /// it loads. Measurements of both: bench/RESULTS.md.
     ///
     /// Under an MPI launcher the process is not re-executed (Open MPI's MPI_Init then fails in the new image): set
     /// both variables for mpirun/srun instead (README "More than one machine").

@@ -2,9 +2,8 @@ import CDNNL
 
 /// Products of strided matrices batched over images × heads, one oneDNN matmul call each: float32 operands (gemm:jit,
 /// float32 sums like sgemm) or bf16 ones (AMX, float32 sums), always a float32 result. Attention's products per head
-/// are small (197×64 by 64×197 for the face model): as per-head OpenBLAS calls split over the cores they ran at
-/// ≈28 GFLOP/s per core on this machine; as one float32 oneDNN call over every image and head at ≈160–200 GFLOP/s on
-/// two cores. Primitives are kept per shape. Not thread-safe (oneDNN's own threads run inside each call).
+/// are small (197×64 by 64×197 for the face model), and one call over every image and head runs several times faster
+/// than per-head OpenBLAS calls (bench/RESULTS.md). Primitives are kept per shape. Not thread-safe (oneDNN's own threads run inside each call).
 final class BatchedMatmul {
     /// One rows × cols matrix per (image, head), addressed by element strides from a base pointer.
     struct Layout: Hashable {

@@ -1,5 +1,5 @@
 /// Branch-free float approximations that auto-vectorize inside plain loops (libm `expf`/`erff` per element
-/// stop vectorization, ../shared/PLATFORM.md). Select-by-ternary and wrapping integer ops only.
+/// stop vectorization, bench/README.md "Code generation notes"). Select-by-ternary and wrapping integer ops only.
 public enum FastMath {
     /// e^x, within ~2 ulp for x in [-87, 88] (Cephes expf: range reduction by ln 2 in two parts, degree-6
     /// polynomial, 2^n assembled from the exponent bits). Inputs outside are clamped; NaN is not propagated.

@@ -18,7 +18,7 @@ public struct LoRAFactors: @unchecked Sendable {
     }
 }
 
-/// A LoRA adapter on the two FFN linears (fc1, fc2) of every block, loralib semantics (GSLORA.md §2):
+/// A LoRA adapter on the two FFN linears (fc1, fc2) of every block, loralib semantics (spec/TRAINING.md §A.2):
 /// y = x·Wᵀ + b + scaling·(x·Aᵀ)·Bᵀ. A model may carry several adapters; their updates add up.
 /// The factor buffers are shared references, so an optimizer can update them in place between forward calls.
 public final class LoRAAdapter: @unchecked Sendable {

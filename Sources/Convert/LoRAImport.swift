@@ -124,7 +124,7 @@ public enum LoRAImport {
     }
 
     /// Compares each LoRA-carrying weight with the base. Merged weights are replaced by W − s·B·A, so that applying
-    /// the adapter to the written backbone does not add ΔW twice (GSLORA.md §12 item 13).
+    /// the adapter to the written backbone does not add ΔW twice (spec/TRAINING.md §4 item 13).
     public static func reconcile(weights: inout [Tensor], factors: Factors, scaling: Double, base: [Tensor],
                                  file: String, basePath: String) throws -> MergeState {
         var baseByName: [String: Tensor] = [:]

@@ -63,7 +63,7 @@ public enum ModelFamilies {
         return parts.map { ("\(original).\($0)", "\(canonical).\($0)") }
     }
 
-    /// GS-LoRA's `vit_pytorch_face.ViT_face` (GSLORA.md §1.2).
+    /// GS-LoRA's `vit_pytorch_face.ViT_face` (spec/TRAINING.md §A.1.2).
     public static let face = FamilyKeyMap(
         family: .faceViT,
         globals: [("pos_embedding", "pos_embed"), ("cls_token", "cls_token")]

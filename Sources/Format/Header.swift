@@ -62,11 +62,11 @@ public enum GroupState: String, Codable, Sendable {
     case pruned
 }
 
-/// One GS-LoRA group: the tensors the group-lasso term ties together (GSLORA.md §3).
+/// One GS-LoRA group: the tensors the group-lasso term ties together (spec/TRAINING.md §A.3).
 public struct GroupRecord: Codable, Equatable, Sendable {
     public var name: String
     public var members: [String]
-    /// Σ of the members' Frobenius norms (the form the official scripts log, GSLORA.md §3), when the file was written.
+    /// Σ of the members' Frobenius norms (the form the official scripts log, spec/TRAINING.md §A.3), when the file was written.
     public var norm: Double
     public var state: GroupState
 
@@ -110,7 +110,7 @@ public struct AdapterInfo: Codable, Equatable, Sendable {
     public var scalingRule: String
     /// Module paths inside each block that carry LoRA, e.g. ["mlp.fc1", "mlp.fc2"].
     public var targets: [String]
-    /// "block", "lora" or "matrix" (GSLORA.md §3).
+    /// "block", "lora" or "matrix" (spec/TRAINING.md §A.3).
     public var grouping: String
     public var groups: [GroupRecord]
     public var task: TaskRecord

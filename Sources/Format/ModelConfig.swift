@@ -51,7 +51,7 @@ public struct ModelConfig: Codable, Equatable, Sendable {
     public var mlpWidth: Int
     public var numClasses: Int
     public var head: Head
-    /// Multiplier of Q·Kᵀ. The face transformer uses width^-0.5, not headDim^-0.5 (GSLORA.md §1.1).
+    /// Multiplier of Q·Kᵀ. The face transformer uses width^-0.5, not headDim^-0.5 (spec/TRAINING.md §A.1.1).
     public var attentionScale: Double
     public var layerNormEps: Double
     /// Whether the qkv projection has a bias (torchvision and timm: yes; face: no).

@@ -4,7 +4,7 @@ import Format
 
 /// Writes one task's adapter `.gslr` (spec/FORMAT.md §4.4): the LoRA factors under canonical names
 /// (`blocks.{i}.mlp.fc{1,2}.lora_{A,B}`), targets `mlp.fc1`/`mlp.fc2`, one group record per group-lasso group with
-/// the norm the format defines (Σ of the members' Frobenius norms, GSLORA.md §12.5's reported form, not the loss
+/// the norm the format defines (Σ of the members' Frobenius norms, spec/TRAINING.md §A.3's reported form, not the loss
 /// form √Σ‖T‖²), the task record and the fingerprint of the exact weights the task trained on.
 public enum AdapterOutput {
     public static let targets = ["mlp.fc1", "mlp.fc2"]

@@ -32,7 +32,7 @@ public struct BatchPair: Sendable, Equatable {
     public var forget: [Int]
 }
 
-/// How retain and forget batches are paired (GSLORA.md §4). The driving loader makes one step per batch; the other
+/// How retain and forget batches are paired (spec/TRAINING.md §A.4). The driving loader makes one step per batch; the other
 /// cycles: a fresh pass starts at the beginning of every epoch (discarding any remainder) and whenever it runs out.
 public struct BatchPairing: Sendable {
     public enum Driver: Sendable, Equatable {

@@ -1,6 +1,6 @@
 import Apply
 
-/// The class order π (GSLORA.md §6).
+/// The class order π (spec/TRAINING.md §A.6).
 public enum ClassOrder {
     /// CPython `random.seed(1337); random.shuffle(list(range(100)))`, as the official scripts draw it.
     public static let casia100Seed1337: [Int] = [

@@ -1,7 +1,7 @@
 import Foundation
 import Format
 
-/// The classifier on top of the pooled embedding: CosFace, ArcFace or a plain linear layer (GSLORA.md §1.1).
+/// The classifier on top of the pooled embedding: CosFace, ArcFace or a plain linear layer (spec/TRAINING.md §A.1.1).
 /// Margin heads apply their margin whenever labels are passed, including at evaluation, as the official code does.
 public struct ClassifierHead: Sendable {
     public enum Kind: Sendable, Equatable {

@@ -1,4 +1,4 @@
-/// How LoRA factors are grouped for the group-lasso term (GSLORA.md §3).
+/// How LoRA factors are grouped for the group-lasso term (spec/TRAINING.md §A.3).
 public enum LoRAGrouping: String, Sendable, CaseIterable {
     /// One group per transformer block: all its A and B factors (the default, and the only one continual runs use).
     case block

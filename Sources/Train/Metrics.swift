@@ -1,4 +1,4 @@
-/// Evaluation numbers of a forgetting run (GSLORA.md §8).
+/// Evaluation numbers of a forgetting run (spec/TRAINING.md §A.8).
 public enum ForgettingMetrics {
     /// Top-1 accuracy in percent: 100·#{argmax_k z_bk = y_b}/B, the first maximal column winning ties (as torch.max).
     /// Pass margin logits (labels given to the head) for the paper's face criterion `cos_y − m > max_{k≠y} cos_k`.

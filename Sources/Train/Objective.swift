@@ -1,4 +1,4 @@
-/// The weights of one GS-LoRA(++) objective (GSLORA.md §§3–5):
+/// The weights of one GS-LoRA(++) objective (spec/TRAINING.md §A.3–A.5):
 /// L = CE_r + β·max(0, BND − CE_f) + α·L_struct + w_f·max(0, M − K_f) + w_r·K_r.
 public struct ObjectiveSettings: Sendable, Equatable {
     public var beta: Double

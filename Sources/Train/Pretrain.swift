@@ -3,7 +3,7 @@ import Dispatch
 import Foundation
 import Format
 
-/// How to pre-train a face-style ViT from scratch (GSLORA.md §10): every parameter trains, CosFace head included;
+/// How to pre-train a face-style ViT from scratch (spec/TRAINING.md §A.10): every parameter trains, CosFace head included;
 /// AdamW with no decay on tensors of ndim ≤ 1 and biases; cosine schedule with linear warm-up from `warmupLR`.
 public struct PretrainOptions: Codable, Equatable, Sendable {
     public var imageSize = 112

@@ -1,6 +1,6 @@
 import Foundation
 
-/// Per-class mean embeddings, computed once per task from the task-start model (GSLORA.md §5). Constant in training.
+/// Per-class mean embeddings, computed once per task from the task-start model (spec/TRAINING.md §A.5). Constant in training.
 public struct PrototypeTable: Sendable {
     public let classes: Int
     public let dim: Int
@@ -59,7 +59,7 @@ public struct PrototypeTable: Sendable {
 }
 
 /// K(E, Y) = (1/B) Σ_b Σ_d P_bd (log P_bd − log Q_bd), P = softmax(p_{y_b}), Q = softmax(e_b) over the feature
-/// dimension: KL(prototype ‖ embedding), averaged over the batch (GSLORA.md §5).
+/// dimension: KL(prototype ‖ embedding), averaged over the batch (spec/TRAINING.md §A.5).
 public enum PrototypeDivergence {
     public struct Result<T: TrainScalar> {
         public let value: Double

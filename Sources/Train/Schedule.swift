@@ -1,6 +1,6 @@
 import Foundation
 
-/// timm's CosineLRScheduler as the scripts use it (GSLORA.md §7): evaluated once at the start of each 0-based epoch,
+/// timm's CosineLRScheduler as the scripts use it (spec/TRAINING.md §A.7): evaluated once at the start of each 0-based epoch,
 /// constant within the epoch, period = the epoch count (decay-epochs and cooldown have no effect), one cycle.
 /// Warm-up (pre-training only): linear from `warmupStartLR` for e < W, then the cosine at the unshifted e.
 public struct CosineSchedule: Sendable, Equatable {
@@ -35,7 +35,7 @@ public struct CosineSchedule: Sendable, Equatable {
     }
 }
 
-/// α per epoch (GSLORA.md §3): constant, or 0 before a start epoch and a fixed value from it on ("warmup_alpha").
+/// α per epoch (spec/TRAINING.md §A.3): constant, or 0 before a start epoch and a fixed value from it on ("warmup_alpha").
 public enum AlphaSchedule: Sendable, Equatable {
     case constant(Double)
     case warmup(startEpoch: Int, alpha: Double)

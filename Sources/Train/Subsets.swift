@@ -32,7 +32,7 @@ public struct LabelIndex: Sendable {
     }
 }
 
-/// The per-task training subsets (GSLORA.md §6), drawn with our own SplitMix64 (the official code's torch/CPython
+/// The per-task training subsets (spec/TRAINING.md §A.6), drawn with our own SplitMix64 (the official code's torch/CPython
 /// global RNG state is not reproducible).
 public enum TrainingSubset {
     /// Full-data mode: ⌊ratio·N⌋ samples drawn uniformly without replacement from the whole set (per set, not per

@@ -3,7 +3,7 @@ import Dispatch
 import Foundation
 import Format
 
-/// Single-step and continual GS-LoRA(++) forgetting (GSLORA.md §9, spec/TRAINING.md):
+/// Single-step and continual GS-LoRA(++) forgetting (spec/TRAINING.md §A.9):
 ///
 /// for each task t: the class split from the seeded class order; the sub-sampled (or few-shot) training sets;
 /// prototypes from the task-start model (GS-LoRA++); "before" test metrics; a fresh adapter (loralib init, a = √5

@@ -3,7 +3,7 @@ import Foundation
 import Format
 
 /// A labelled training set and its test set, preprocessed for one model, with one class-name → index map for both
-/// (GSLORA.md §12.22).
+/// (spec/TRAINING.md §4 item 22).
 public struct TrainData: @unchecked Sendable {
     public let train: ImageSet
     public let test: ImageSet

@@ -2,7 +2,7 @@ import Apply
 import Foundation
 import Format
 
-/// Everything a forgetting run is configured by (defaults: the CASIA continual GS-LoRA recipe, GSLORA.md §7).
+/// Everything a forgetting run is configured by (defaults: the CASIA continual GS-LoRA recipe, spec/TRAINING.md §A.7).
 /// Stored in the training state, so `--resume` can refuse a run configured differently, and in every adapter's
 /// task record (`settings`).
 public struct TrainOptions: Codable, Equatable, Sendable {

@@ -49,7 +49,7 @@ public struct StepResult: Sendable {
     public var timings: StepTimings
 }
 
-/// One GS-LoRA(++) optimiser step on a model that carries exactly one (trainable) adapter (GSLORA.md §§3–7,
+/// One GS-LoRA(++) optimiser step on a model that carries exactly one (trainable) adapter (spec/TRAINING.md §A.3–A.7,
 /// spec/TRAINING.md §2): the retain and forget batches forward together in train mode (labels → margin logits); on
 /// the retain rows CE_r (+ w_r·K_r), on the forget rows β·relu(BND − CE_f) (+ w_f·relu(M − K_f)), each with ∂L/∂e
 /// through the head; one backward into the LoRA gradients; α·T/‖g‖ added per factor; AdamW on the factors in place.

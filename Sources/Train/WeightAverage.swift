@@ -16,7 +16,7 @@ public func loraDelta(a: [Float], b: [Float], rank: Int, inFeatures: Int, outFea
     return out
 }
 
-/// GS-LoRA++ weight averaging (GSLORA.md §5) kept as an EMA of the merged updates ΔW = s·B·A per LoRA linear.
+/// GS-LoRA++ weight averaging (spec/TRAINING.md §A.5) kept as an EMA of the merged updates ΔW = s·B·A per LoRA linear.
 /// Base weights are frozen, so EMA(W + ΔW) = W + EMA(ΔW): only the deltas are stored, and the averaged model is
 /// W + `deltas` computed out of place. It is an EMA of products, not a product of averaged factors.
 public struct DeltaEMA: Sendable {

@@ -5,7 +5,7 @@ import Foundation
 import Format
 
 /// `gslora-bench forward`: eval-mode throughput and peak memory of the full-size face transformer
-/// (GSLORA.md §1.1) on random weights, against PyTorch's anchor on the same machine; float32, then the opt-in bf16
+/// (spec/TRAINING.md §A.1.1) on random weights, against PyTorch's anchor on the same machine; float32, then the opt-in bf16
 /// precision on the same model and batch.
 struct ForwardBench: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -52,14 +52,14 @@ enum ForwardBenchmark {
         let rss = PeakRSS.megabytes()
         let fmt = { (x: Double, d: Int) in String(format: "%.\(d)f", x) }
         var rows: [(String, String, String)] = []
-        // OpenBLAS 0.3.21 falls back to its SSE kernel on CPUs it does not know (PLATFORM.md: OPENBLAS_CORETYPE).
+        // OpenBLAS 0.3.21 falls back to its SSE kernel on CPUs it does not know (bench/README.md "The OpenBLAS kernel").
         let generic = ["Prescott", "Core2", "Nehalem", "Atom"].contains(BLAS.coreName)
         rows.append(("OpenBLAS kernel / BLAS threads / cores", "\(BLAS.coreName) / \(BLAS.threads) / \(ProcessInfo.processInfo.activeProcessorCount)",
                      generic ? "generic kernel: rerun with OPENBLAS_CORETYPE=Haswell (or Cooperlake on AVX-512)" : ""))
         rows.append(("batch × timed calls", "\(batch) × \(iterations)", ""))
         rows.append(("LoRA", loraRank > 0 ? "live, rank \(loraRank)" : "none (merged)", ""))
         rows.append(("last block", allTokens ? "every token" : "class token only (K, V for every token)", ""))
-        rows.append(("images/s (median call)", fmt(Double(batch) / median, 1), "PyTorch ≈20 (PLATFORM.md: ≈11, noisy)"))
+        rows.append(("images/s (median call)", fmt(Double(batch) / median, 1), "PyTorch ≈20 (bench/README.md, forward)"))
         rows.append(("ratio to PyTorch's 20 images/s", fmt(Double(batch) / median / pyTorchImagesPerSecond, 2) + "×", "issue #4 asks 2×"))
         rows.append(("images/s (best call)", fmt(Double(batch) / best, 1), ""))
         rows.append(("seconds per call (median)", fmt(median, 3), ""))

@@ -19,7 +19,7 @@ struct EvalCommand: GsloraCommand {
         --interpolation, --resize, --crop-pct override it), printed on stderr.
 
         Accuracy is the argmax of the plain logits (s·cos for a CosFace head). --margin-eval reproduces the official \
-        face numbers, which subtract s·m from the true label's logit first (GSLORA.md §8). With --before (a report \
+        face numbers, which subtract s·m from the true label's logit first (spec/TRAINING.md §A.8). With --before (a report \
         written earlier by `gslora-eval --json -o`), Δ = Acc_f(before) − Acc_f and H = 2·Δ·Acc_r/(Δ+Acc_r+1e-8).
 
         Examples:

@@ -11,7 +11,7 @@ struct PruneCommand: GsloraCommand {
         abstract: "Remove weak GS-LoRA groups from an adapter (their records stay, marked pruned).",
         discussion: """
         Groups are ranked by the norm recorded in the file, Σ_T ‖T‖_F over the group's factors (spec/FORMAT.md \
-        §4.4, GSLORA.md §3's reported form). The report also shows the group-lasso loss form sqrt(Σ_T ‖T‖_F²), \
+        §4.4, spec/TRAINING.md §A.3's reported form). The report also shows the group-lasso loss form sqrt(Σ_T ‖T‖_F²), \
         both computed from the data, and how much of ΔW = s·B·A the pruning removes: \
         ‖ΔW_pruned − ΔW‖_F / ‖ΔW‖_F over all LoRA layers and per target (mlp.fc1, mlp.fc2 over all blocks), \
         computed exactly. Pruned tensors leave the file; merging the result skips them. Without -o the result is \

@@ -25,7 +25,7 @@ struct ForgetCommand: ParsableCommand {
         into the base (as gslora-merge does) and a fresh adapter trains on the merged model; each adapter records the \
         fingerprint of the exact base it trained on.
 
-        Defaults are the paper's CASIA continual recipe (GSLORA.md §7): lr 1e-2 → 1e-5 cosine per epoch, 100 epochs, \
+        Defaults are the paper's CASIA continual recipe (spec/TRAINING.md §A.7): lr 1e-2 → 1e-5 cosine per epoch, 100 epochs, \
         batch 48, data ratio 0.1, rank 8, block groups, BND 105, β 0.2, α 1e-4, AdamW wd 0.05, dropout 0.1. \
         --plus adds GS-LoRA++'s prototype hinge (w_f 0.01, margin 18) and an EMA report from epoch 30 (decay 0.9).
 

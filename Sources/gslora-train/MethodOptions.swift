@@ -3,7 +3,7 @@ import Foundation
 import Train
 
 /// `--method` and the baselines' own flags of `gslora-train forget` (defaults: the main-table values of the official
-/// scripts, BASELINES.md §4). A flag that belongs to other methods is refused, naming them.
+/// scripts, spec/TRAINING.md §B.4). A flag that belongs to other methods is refused, naming them.
 struct MethodOptions: ParsableArguments {
     @Option(help: "Forgetting method: gslora (default), gslora++ (as --plus), finetune, retrain, l2, ewc, mas, lwf, der, der++, fdr, scrub, scrub-s, lirf.")
     var method = "gslora"

@@ -12,7 +12,7 @@ struct PretrainCommand: ParsableCommand {
         abstract: "Train a face-style ViT (CosFace head) from scratch and write it as a backbone .gslr.",
         discussion: """
         Every parameter trains (the CosFace weight too); AdamW with no decay on biases and 1-D tensors; cosine \
-        learning rate per epoch with linear warm-up from 1e-6 (GSLORA.md §10). Images are used as they are (resized \
+        learning rate per epoch with linear warm-up from 1e-6 (spec/TRAINING.md §A.10). Images are used as they are (resized \
         to --image-size, values in [0,1]). The last epoch's weights are written, with the data's class names.
 
         Under mpirun or srun (README "More than one machine") every global batch is split across the ranks and the \

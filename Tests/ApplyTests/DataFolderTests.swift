@@ -46,7 +46,7 @@ final class DataFolderTests: XCTestCase {
         XCTAssertEqual([set.count, set.channels, set.height, set.width], [9, 1, 4, 4])
     }
 
-    /// test/ maps names through train's class list (GSLORA.md §12 item 22): its own sorted order would differ.
+    /// test/ maps names through train's class list (spec/TRAINING.md §4 item 22): its own sorted order would differ.
     func testSharedClassMapAndUnknownClass() throws {
         let t = DataTemp()
         for c in ["cat", "dog", "eel"] { t.write("train/\(c)/1.png", flat(50)) }

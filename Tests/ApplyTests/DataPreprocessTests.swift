@@ -121,7 +121,7 @@ final class DataPreprocessTests: XCTestCase {
                     numClasses: 2, head: .linear, attentionScale: 1, layerNormEps: 1e-6, qkvBias: true)
     }
 
-    /// Face ViT: raw [0, 1] at the input size (GSLORA.md §1.1); torchvision ViT: its weights' transform for the
+    /// Face ViT: raw [0, 1] at the input size (spec/TRAINING.md §A.1.1); torchvision ViT: its weights' transform for the
     /// size (224: IMAGENET1K_V1, bilinear 256; 384/512/518: SWAG_E2E, bicubic, no crop margin; other sizes:
     /// ImageClassification's proportions, with a note); timm: no default.
     func testFamilyDefaults() throws {

@@ -10,7 +10,7 @@ final class EvalTests: XCTestCase {
     func path(_ n: String) -> String { dir.appendingPathComponent(n).path }
 
     func testHMatchesThePapersExample() {
-        // GSLORA.md §8: 100-20 GS-LoRA, Δ = 74.65 (74.65 → 0), Acc_r = 74.16 → H = 74.40.
+        // spec/TRAINING.md §A.8: 100-20 GS-LoRA, Δ = 74.65 (74.65 → 0), Acc_r = 74.16 → H = 74.40.
         XCTAssertEqual(ForgettingScore.h(forgetBefore: 74.65, forget: 0, retain: 74.16), 74.40, accuracy: 0.005)
         XCTAssertEqual(ForgettingScore.h(forgetBefore: 50, forget: 50, retain: 0), 0)
     }

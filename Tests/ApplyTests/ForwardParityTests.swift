@@ -58,7 +58,9 @@ final class ForwardParityTests: XCTestCase {
     }
 
     func testForwardMatchesPyTorch() throws {
-        for c in try Self.cases() {
+        let cases = try Self.cases()
+        XCTAssertFalse(cases.isEmpty, "no forward parity file in \(Fixtures.searched)")
+        for c in cases {
             let m = c.model, cfg = m.config
             if let fwd = c.json["forward"] as? [String: Any] {
                 let inputs = try XCTUnwrap(c.json["inputs"] as? [String: Any], "\(c.name): no inputs")

@@ -4,7 +4,7 @@ import Format
 import TestSupport
 import XCTest
 
-/// The three heads against Double formulas on the model's own embeddings (GSLORA.md §1.1).
+/// The three heads against Double formulas on the model's own embeddings (spec/TRAINING.md §A.1.1).
 final class HeadTests: XCTestCase {
     func run(_ head: ModelConfig.Head) throws -> (ViT, ViTOutput, [Int]) {
         var c = BackwardTests.tinyConfig(.faceViT)

@@ -106,7 +106,7 @@ final class InferCommandTests: XCTestCase {
     /// A model file's notices reach stderr whatever it is: here a file, as under nohup (they were printed only on a
     /// terminal). face_vit_tiny.pth carries LoRA factors, which are applied as PyTorch applies them, and it says so.
     func testNoticeReachesStderrInAFile() throws {
-        guard let pth = Fixtures.files(endingWith: "face_vit_tiny.pth").first else { return XCTFail("no face_vit_tiny.pth in \(Fixtures.directory.path)") }
+        guard let pth = Fixtures.files(endingWith: "face_vit_tiny.pth").first else { return XCTFail("no face_vit_tiny.pth in \(Fixtures.searched)") }
         print("checked \(pth.lastPathComponent)")
         try [Float](repeating: 0.5, count: 3 * 40 * 40).withUnsafeBufferPointer { try NPY.write($0, shape: [1, 3, 40, 40], to: path("one.npy")) }
         let r = try CommandRunner.runWithStderrInFile("gslora-infer", [pth.path, path("one.npy"), "--heads", "4", "--top", "1"])

@@ -95,8 +95,8 @@ final class ModelConfigSourceTests: XCTestCase {
     /// face_vit_tiny.pth (4 heads of 16, rank-4 LoRA saved in train mode) runs as PyTorch with its LoRA; without
     /// --heads it is refused; the official config.txt (512 wide) beside it contradicts its width 64.
     func testFaceCheckpointWithLoRAIsTheModelPyTorchRuns() throws {
-        let parity = Fixtures.directory.appendingPathComponent("face_vit_tiny.parity.json")
-        let source = Fixtures.directory.appendingPathComponent("face_vit_tiny.pth")
+        let parity = Fixtures.repoFile("face_vit_tiny.parity.json")
+        let source = Fixtures.repoFile("face_vit_tiny.pth")
         XCTAssertTrue(FileManager.default.fileExists(atPath: parity.path), "missing \(parity.path)")
         print("checking \(source.path) against \(parity.path)")
         let json = try Fixtures.json(parity)

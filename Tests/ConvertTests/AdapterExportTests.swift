@@ -31,7 +31,7 @@ final class AdapterExportTests: XCTestCase {
             out.append((stem, path("\(stem).gslr"), Converter.defaultAdapterPath(path("\(stem).gslr")), opts))
         }
         print("AdapterExportTests: LoRA fixtures \(out.map(\.0))")
-        XCTAssertFalse(out.isEmpty, "no fixture checkpoint with LoRA factors in \(Fixtures.directory.path)")
+        XCTAssertFalse(out.isEmpty, "no fixture checkpoint with LoRA factors in \(Fixtures.searched)")
         return out
     }
 

@@ -42,6 +42,6 @@ final class ChecksumReuseTests: TempFolderCase {
                 converted += 1
             }
         }
-        XCTAssertGreaterThan(converted, 0, "no fixture checkpoints found in \(Fixtures.directory.path)")
+        XCTAssertGreaterThan(converted, 0, "no fixture checkpoints found in \(Fixtures.searched)")
     }
 }

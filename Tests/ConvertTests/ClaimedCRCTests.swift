@@ -65,7 +65,7 @@ final class ClaimedCRCTests: TempFolderCase {
             }
             try FileManager.default.removeItem(atPath: input)
         }
-        XCTAssertGreaterThan(checked, 0, "no fixture checkpoints with stored records in \(Fixtures.directory.path)")
+        XCTAssertGreaterThan(checked, 0, "no fixture checkpoints with stored records in \(Fixtures.searched)")
     }
 
     /// Loading for anything but conversion still checks every record up front.

@@ -14,7 +14,7 @@ enum ModelFixtures {
 
     static func sidecar(_ pth: URL, _ ext: String) -> URL { pth.deletingPathExtension().appendingPathExtension(ext) }
 
-    static func stem(_ url: URL) -> String { url.deletingPathExtension().lastPathComponent }
+    static func stem(_ url: URL) -> String { Fixtures.uniqueStem(url) }
 
     /// The config a parity file states: the face model's "model_config", or the constructor call in the description
     /// (torchvision VisionTransformer(...) / timm.create_model('vit_<size>_patch<P>_<S>', num_classes=K)).
@@ -63,9 +63,12 @@ enum ModelFixtures {
         let own = sidecar(pth, "parity.json")
         if FileManager.default.fileExists(atPath: own.path) { return try statedConfig(parity: own) }
         let notes = (try Fixtures.json(sidecar(pth, "expected.json"))["notes"] as? [String] ?? []).joined(separator: " ")
-        for parity in Fixtures.files(endingWith: ".parity.json") {
-            let name = parity.lastPathComponent.replacingOccurrences(of: ".parity.json", with: "")
-            if notes.contains(name) { return try statedConfig(parity: parity) }
+        // The parity file named in the notes, from the checkpoint's own folder.
+        let folder = pth.deletingLastPathComponent()
+        for name in ((try? FileManager.default.contentsOfDirectory(atPath: folder.path)) ?? []).sorted() where name.hasSuffix(".parity.json") {
+            if notes.contains(name.replacingOccurrences(of: ".parity.json", with: "")) {
+                return try statedConfig(parity: folder.appendingPathComponent(name))
+            }
         }
         return nil
     }
@@ -97,7 +100,7 @@ final class FamiliesTests: XCTestCase {
     /// checkpoints of no known layout come out as plain tensors with a notice.
     func testDetectionAndConfigOfEveryFixture() throws {
         let files = ModelFixtures.checkpoints()
-        XCTAssertFalse(files.isEmpty, "no fixtures in \(Fixtures.directory.path)")
+        XCTAssertFalse(files.isEmpty, "no fixtures in \(Fixtures.searched)")
         var withFamily = 0
         for url in files {
             let name = url.lastPathComponent
@@ -213,14 +216,17 @@ final class FamiliesTests: XCTestCase {
 
     /// Each fixture's original keys map onto exactly the canonical names its config expects (and back).
     func testFixtureKeysMapBothWays() throws {
+        var checked = 0
         for url in ModelFixtures.checkpoints() {
             guard let want = try ModelFixtures.expectedConfig(url) else { continue }
+            checked += 1
             let m = try ModelImport.load(url.path, options: ModelFixtures.options(for: want))
             let map = ModelFamilies.map(for: want.family)
             let originals = try ModelFixtures.sidecarTensors(url).map(\.key).filter { !$0.hasPrefix("optimizer.") }
                 .map { $0.hasPrefix("state_dict.module.") ? String($0.dropFirst("state_dict.module.".count)) : $0 }
             XCTAssertEqual(Set((m.weights + m.lora).compactMap { map.original($0.name) }), Set(originals), url.lastPathComponent)
         }
+        XCTAssertGreaterThan(checked, 0, "no model checkpoint with a stated config in \(Fixtures.searched)")
     }
 
     /// A checkpoint whose keys start like a family but hold foreign tensors is kept as plain tensors with a notice.
@@ -251,11 +257,13 @@ final class FamiliesTests: XCTestCase {
     /// Training-checkpoint wrappers: the state dict is found, `module.` dropped, leaves kept as metadata with dotted
     /// keys, optimizer state skipped with a notice (or kept when asked).
     func testCheckpointWrapperMetadataAndOptimizer() throws {
+        var checked = 0
         for url in ModelFixtures.checkpoints() {
             let e = try Fixtures.json(ModelFixtures.sidecar(url, "expected.json"))
             let leaves = e["leaves"] as? [[String: Any]] ?? []
             let optimizerTensors = try ModelFixtures.sidecarTensors(url).filter { $0.key.hasPrefix("optimizer.") }
             guard !leaves.isEmpty || !optimizerTensors.isEmpty else { continue }
+            checked += 1
             let want = try ModelFixtures.expectedConfig(url)
             let m = try ModelImport.load(url.path, options: ModelFixtures.options(for: want))
             let wantKeys = Set(leaves.compactMap { $0["key"] as? String }.filter { !$0.hasPrefix("optimizer.") })
@@ -281,6 +289,7 @@ final class FamiliesTests: XCTestCase {
                 XCTAssertTrue(m.notices.contains { $0.contains("module.") }, "\(m.notices)")
             }
         }
+        XCTAssertGreaterThan(checked, 0, "no training-checkpoint fixture (leaves or optimizer state) in \(Fixtures.searched)")
     }
 
     /// --raw keeps every tensor under its full dotted key, exactly the sidecar's keys.

@@ -22,7 +22,7 @@ final class FixtureLoadTests: XCTestCase {
 
     func testEveryFixtureLoadsAsItsSidecarSays() throws {
         let files = Self.loadable()
-        XCTAssertFalse(files.isEmpty, "no fixtures with sidecars in \(Fixtures.directory.path)")
+        XCTAssertFalse(files.isEmpty, "no fixtures with sidecars in \(Fixtures.searched)")
         for url in files {
             let name = url.lastPathComponent
             let expected = try Fixtures.json(Self.sidecar(url))
@@ -126,8 +126,10 @@ final class FixtureLoadTests: XCTestCase {
 
     /// Every zip record the sidecar lists is there, with its size and data offset.
     func testZipRecordsMatchSidecars() throws {
+        var checked = 0
         for url in Self.loadable() {
             guard let layout = try Fixtures.json(Self.sidecar(url))["zip"] as? [String: Any] else { continue }
+            checked += 1
             let archive = try ZipArchive(path: url.path)
             XCTAssertEqual(archive.prefix, layout["archive_prefix"] as? String, url.lastPathComponent)
             let entries = layout["entries"] as? [[String: Any]] ?? []
@@ -139,6 +141,7 @@ final class FixtureLoadTests: XCTestCase {
                 XCTAssertEqual(try archive.read(String(r.name.dropFirst(archive.prefix.count + 1))).count, r.uncompressedSize, r.name)
             }
         }
+        XCTAssertGreaterThan(checked, 0, "no zip fixture with a record list in \(Fixtures.searched)")
     }
 }
 

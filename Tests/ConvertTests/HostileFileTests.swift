@@ -19,7 +19,7 @@ final class HostileFileTests: TempFolderCase {
 
     func testMaliciousAndBadFixturesAreRefused() throws {
         let files = Fixtures.files { ($0.hasPrefix("malicious_") || $0.hasPrefix("bad_")) && $0.hasSuffix(".pth") }
-        XCTAssertFalse(files.isEmpty, "no malicious_/bad_ fixtures in \(Fixtures.directory.path)")
+        XCTAssertFalse(files.isEmpty, "no malicious_/bad_ fixtures in \(Fixtures.searched)")
         for url in files {
             let sidecarURL = url.deletingPathExtension().appendingPathExtension("expected.json")
             let markers = Self.markers(sidecarURL)
@@ -173,7 +173,9 @@ final class HostileFileTests: TempFolderCase {
 
     /// The legacy fixture, cut or altered.
     func testHostileLegacyFiles() throws {
+        var checked = 0
         for url in Fixtures.files({ $0.hasSuffix(".pth") }) where (try? detectFormat(path: url.path)) == .torchLegacy {
+            checked += 1
             let bytes = Array(try Data(contentsOf: url))
             var cases: [(String, [UInt8], String)] = [
                 ("truncated-storage", Array(bytes.dropLast(3)), "file ends"),
@@ -200,6 +202,7 @@ final class HostileFileTests: TempFolderCase {
                 XCTAssertTrue(text.contains(expected), "\(name): expected '\(expected)' in: \(text)")
             }
         }
+        XCTAssertGreaterThan(checked, 0, "no legacy-format .pth in \(Fixtures.searched)")
     }
 
     /// Detection names what a non-checkpoint looks like.

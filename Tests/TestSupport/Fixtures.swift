@@ -1,24 +1,64 @@
 import Foundation
+import XCTest
 
-/// Where the PyTorch-written fixtures live: `$GSLORA_FIXTURES`, else `../shared/fixtures` beside the package root.
+/// The PyTorch-written fixtures: the repo's own `Tests/Fixtures/pytorch`, plus every folder named in
+/// `$GSLORA_FIXTURES` (colon-separated), whose files go through the same data-driven tests.
 public enum Fixtures {
-    public static var directory: URL {
-        if let env = ProcessInfo.processInfo.environment["GSLORA_FIXTURES"], !env.isEmpty {
-            return URL(fileURLWithPath: env, isDirectory: true)
-        }
+    /// `Tests/Fixtures/pytorch` in this checkout (tools/make_fixtures.py writes it).
+    public static var repoDirectory: URL {
         // This file is <root>/Tests/TestSupport/Fixtures.swift.
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        return root.deletingLastPathComponent().appendingPathComponent("shared/fixtures", isDirectory: true)
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("Fixtures/pytorch", isDirectory: true)
     }
 
-    /// Every file in the fixtures folder whose name satisfies `match`, sorted by name.
-    public static func files(_ match: (String) -> Bool) -> [URL] {
-        let names = (try? FileManager.default.contentsOfDirectory(atPath: directory.path)) ?? []
-        return names.filter(match).sorted().map { directory.appendingPathComponent($0) }
+    /// The repo's folder first, then the `$GSLORA_FIXTURES` folders in the order given.
+    public static var directories: [URL] {
+        let extra = (ProcessInfo.processInfo.environment["GSLORA_FIXTURES"] ?? "").split(separator: ":").map {
+            URL(fileURLWithPath: String($0), isDirectory: true).standardizedFileURL
+        }
+        var seen = Set<String>()
+        return ([repoDirectory.standardizedFileURL] + extra).filter { seen.insert($0.path).inserted }
+    }
+
+    /// The searched folders, for messages.
+    public static var searched: String { directories.map(\.path).joined(separator: ", ") }
+
+    /// Every file in the fixture folders whose name satisfies `match`, each folder's sorted by name. The files are
+    /// printed, so a test's log shows what it read; none at all fails the calling test, so it cannot pass unchecked.
+    public static func files(_ match: (String) -> Bool, file: StaticString = #filePath, line: UInt = #line) -> [URL] {
+        let found = directories.flatMap { dir -> [URL] in
+            guard let names = try? FileManager.default.contentsOfDirectory(atPath: dir.path) else {
+                XCTFail("fixture folder \(dir.path) cannot be read (named by GSLORA_FIXTURES?)", file: file, line: line)
+                return []
+            }
+            return names.filter(match).sorted().map { dir.appendingPathComponent($0) }
+        }
+        if found.isEmpty { XCTFail("no matching fixture file in \(searched)", file: file, line: line) }
+        print("fixtures: \(found.map(\.path).joined(separator: ", "))")
+        return found
     }
 
     /// Files ending in `suffix`, e.g. ".parity.json".
-    public static func files(endingWith suffix: String) -> [URL] { files { $0.hasSuffix(suffix) } }
+    public static func files(endingWith suffix: String, file: StaticString = #filePath, line: UInt = #line) -> [URL] {
+        files({ $0.hasSuffix(suffix) }, file: file, line: line)
+    }
+
+    /// A file's sibling with another extension, e.g. the `.pth` of a `.parity.json`: always from the same folder.
+    public static func sibling(_ url: URL, replacing suffix: String, with other: String) -> URL {
+        url.deletingLastPathComponent().appendingPathComponent(url.lastPathComponent.replacingOccurrences(of: suffix, with: other))
+    }
+
+    /// The file's name without extension, with the index of its folder appended for `$GSLORA_FIXTURES` folders, so
+    /// outputs a test names after it do not collide when two folders hold files of the same name.
+    public static func uniqueStem(_ url: URL) -> String {
+        let stem = url.deletingPathExtension().lastPathComponent
+        let folder = url.deletingLastPathComponent().standardizedFileURL.path
+        guard let i = directories.firstIndex(where: { $0.path == folder }), i > 0 else { return stem }
+        return "\(stem)-\(i)"
+    }
+
+    /// One named file of the repo's own fixtures, for tests about that file rather than every file of a kind.
+    public static func repoFile(_ name: String) -> URL { repoDirectory.appendingPathComponent(name) }
 
     /// The parsed JSON object of a sidecar file.
     public static func json(_ url: URL) throws -> [String: Any] {

@@ -6,7 +6,7 @@ import XCTest
 final class AdamWParityTests: XCTestCase {
     func testTwoStepsMatchTorch() throws {
         let all = try ParityFixture.all()
-        XCTAssertFalse(all.isEmpty, "no face_vit_*.parity.json in \(Fixtures.directory.path)")
+        XCTAssertFalse(all.isEmpty, "no face_vit_*.parity.json in \(Fixtures.searched)")
         for f in all {
             var opt = try AdamW(parameters: f.lora.map { ($0.name, $0.shape) }, beta1: f.beta1, beta2: f.beta2,
                                 eps: f.eps, weightDecay: f.weightDecay)

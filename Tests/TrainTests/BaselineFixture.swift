@@ -24,6 +24,8 @@ struct BaselineFixture {
     }
 
     let name: String
+    /// Where the file is; `modelFile` is read from the same folder.
+    let url: URL
     let modelFile: String
     let heads: Int
     let imageCount: (Int, Int)
@@ -41,6 +43,7 @@ struct BaselineFixture {
     init(_ url: URL) throws {
         let file = url.lastPathComponent
         name = file
+        self.url = url
         let j = try Fixtures.json(url)
         func obj(_ o: Any?, _ k: String) throws -> [String: Any] {
             guard let d = (o as? [String: Any])?[k] as? [String: Any] else { throw FixtureError.malformed(file, "missing object \(k)") }

@@ -6,7 +6,7 @@ import TestSupport
 import Train
 import XCTest
 
-/// Every baseline of BASELINES.md against the official GS-LoRA training functions, on every `baselines_*.parity.json`
+/// Every baseline of spec/TRAINING.md §7 against the official GS-LoRA training functions, on every `baselines_*.parity.json`
 /// in the fixtures folder: from the `.pth` through our importer, with the file's hyper-parameters and batches, each
 /// method's logged loss terms, per-tensor gradient norms, update norms, parameter sums and named slices after each
 /// step, the EWC Fisher and MAS importance, and SCRUB's distance to its averaged model.
@@ -15,7 +15,7 @@ import XCTest
 /// (relative); gradient norms and update norms (functions of the gradients) at Tolerance.gradient; MAS importance
 /// (|g|) at Tolerance.gradient and the Fisher (g², whose relative error is twice g's) at 2·Tolerance.gradient; a
 /// parameter sum within Tolerance.forward·Σ|θ| (every element within the forward tolerance). A term that is 0 at step 1
-/// because student = teacher (DER, FDR, KD, SCRUB's distance; BASELINES.md §5 item 17) has no relative scale: it is
+/// because student = teacher (DER, FDR, KD, SCRUB's distance; spec/TRAINING.md §7 decision 17) has no relative scale: it is
 /// compared absolutely, its weighted error within Tolerance.forward of the step's logged total.
 final class BaselineParityTests: XCTestCase {
     static let methodKeys: [String: BaselineMethod] = [
@@ -25,12 +25,12 @@ final class BaselineParityTests: XCTestCase {
 
     func testEveryBaselineMatchesTheOfficialCode() throws {
         let files = Fixtures.files { $0.hasPrefix("baselines_") && $0.hasSuffix(".parity.json") }
-        XCTAssertFalse(files.isEmpty, "no baselines_*.parity.json in \(Fixtures.directory.path)")
+        XCTAssertFalse(files.isEmpty, "no baselines_*.parity.json in \(Fixtures.searched)")
         for url in files {
             let f = try BaselineFixture(url)   // an unreadable fixture throws: a failure, not a skip
             print("BaselineParity: \(f.name)")
             XCTAssertEqual(Set(f.methods.map(\.key)), Set(Self.methodKeys.keys), "\(f.name): methods held")
-            let imported = try ModelImport.load(Fixtures.directory.appendingPathComponent(f.modelFile).path,
+            let imported = try ModelImport.load(f.url.deletingLastPathComponent().appendingPathComponent(f.modelFile).path,
                                                 options: ImportOptions(heads: f.heads))
             let config = try XCTUnwrap(imported.config, f.name)
             for m in f.methods {
@@ -141,7 +141,7 @@ final class BaselineParityTests: XCTestCase {
             step.penalty.add(.init(anchor: anchor, importance: omega))
         }
 
-        // Batches as BASELINES.md §6 / the file's `batches` note.
+        // Batches as spec/TRAINING.md §B.6 / the file's `batches` note.
         let forgetRe = BaselineBatch(images: f.forgetImages, labels: f.forgetRewritten)
         let forgetTrue = BaselineBatch(images: f.forgetImages, labels: f.forgetLabels)
         let retain = BaselineBatch(images: f.retainImages, labels: f.retainLabels)

@@ -21,10 +21,10 @@ final class GSLoRAStepTests: XCTestCase {
 
     func testGradientsOfTwoStepsMatchTorch() throws {
         let all = try ParityFixture.all()
-        XCTAssertFalse(all.isEmpty, "no face_vit_*.parity.json in \(Fixtures.directory.path)")
+        XCTAssertFalse(all.isEmpty, "no face_vit_*.parity.json in \(Fixtures.searched)")
         for f in all {
-            let pth = Fixtures.directory.appendingPathComponent(f.name.replacingOccurrences(of: ".parity.json", with: ".pth"))
-            let json = try Fixtures.json(Fixtures.directory.appendingPathComponent(f.name))
+            let pth = Fixtures.sibling(f.url, replacing: ".parity.json", with: ".pth")
+            let json = try Fixtures.json(f.url)
             let heads = (json["model_config"] as? [String: Any])?["heads"] as? Int
             let imported = try ModelImport.load(pth.path, options: ImportOptions(heads: heads))
             let config = try XCTUnwrap(imported.config, f.name)

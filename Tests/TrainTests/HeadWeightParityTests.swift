@@ -9,7 +9,7 @@ import XCTest
 /// logits with and without margin, the CEs and the whole objective through the head, against PyTorch.
 final class HeadWeightParityTests: XCTestCase {
     private func headWeight(for f: ParityFixture) throws -> [Float] {
-        let pth = Fixtures.directory.appendingPathComponent(f.name.replacingOccurrences(of: ".parity.json", with: ".pth"))
+        let pth = Fixtures.sibling(f.url, replacing: ".parity.json", with: ".pth")
         guard case let .dict(entries) = try TorchCheckpoint.load(pth.path) else {
             throw FixtureError.malformed(pth.lastPathComponent, "not a state dict")
         }
@@ -23,7 +23,7 @@ final class HeadWeightParityTests: XCTestCase {
 
     func testCosFaceFromEmbeddingsAndWeight() throws {
         let all = try ParityFixture.all()
-        XCTAssertFalse(all.isEmpty, "no face_vit_*.parity.json in \(Fixtures.directory.path)")
+        XCTAssertFalse(all.isEmpty, "no face_vit_*.parity.json in \(Fixtures.searched)")
         for f in all {
             let w = try headWeight(for: f)
             let head = try ClassifierHead(kind: .cosface(s: f.s, m: f.m), classes: f.classes, dim: f.dim)

@@ -7,7 +7,7 @@ import XCTest
 final class LossParityTests: XCTestCase {
     private func fixtures() throws -> [ParityFixture] {
         let all = try ParityFixture.all()
-        XCTAssertFalse(all.isEmpty, "no face_vit_*.parity.json in \(Fixtures.directory.path)")
+        XCTAssertFalse(all.isEmpty, "no face_vit_*.parity.json in \(Fixtures.searched)")
         return all
     }
 

@@ -2,7 +2,7 @@ import Train
 import Apply
 import XCTest
 
-/// Accuracy and H (GSLORA.md §8).
+/// Accuracy and H (spec/TRAINING.md §A.8).
 final class MetricsTests: XCTestCase {
     func testHarmonicMeanMatchesPaperCheck() {
         // 100-20 GS-LoRA: Acc_f before 74.65, after 0.00, Acc_r 74.16 → H 74.40.

@@ -17,6 +17,8 @@ struct ParityFixture {
     }
 
     let name: String
+    /// Where the file is; its `.pth` is the sibling of the same stem.
+    let url: URL
     let classes: Int
     let dim: Int
     let s: Double, m: Double
@@ -43,6 +45,7 @@ struct ParityFixture {
     init(_ url: URL) throws {
         let j = try Fixtures.json(url)
         let file = url.lastPathComponent
+        self.url = url
         name = file
         func obj(_ o: Any?, _ k: String) throws -> [String: Any] {
             guard let d = (o as? [String: Any])?[k] as? [String: Any] else { throw FixtureError.malformed(file, "missing object \(k)") }

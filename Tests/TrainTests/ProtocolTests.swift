@@ -2,9 +2,9 @@ import Apply
 import Train
 import XCTest
 
-/// Class order, splits, subsets and batch pairing (GSLORA.md §§4, 6).
+/// Class order, splits, subsets and batch pairing (spec/TRAINING.md §A.4, §A.6).
 final class ProtocolTests: XCTestCase {
-    /// The forget classes of the four CASIA-100 continual tasks, as GSLORA.md §6 tabulates them.
+    /// The forget classes of the four CASIA-100 continual tasks, as spec/TRAINING.md §A.6 tabulates them.
     private let continualForget: [[Int]] = [
         [51, 54, 13, 88, 84, 26, 50, 39, 96, 81, 49, 42, 21, 93, 74, 73, 46, 90, 68, 79],
         [94, 65, 67, 99, 25, 33, 70, 40, 92, 31, 58, 15, 45, 2, 87, 76, 80, 44, 64, 8],

@@ -1,7 +1,7 @@
 import Train
 import XCTest
 
-/// Learning-rate, α and EMA schedules at chosen epochs (values worked out by hand from GSLORA.md §§3, 5, 7).
+/// Learning-rate, α and EMA schedules at chosen epochs (values worked out by hand from spec/TRAINING.md §A.3, §A.5, §A.7).
 final class ScheduleTests: XCTestCase {
     func testCosineWithoutWarmup() throws {
         let s = try CosineSchedule(baseLR: 1e-2, minLR: 1e-5, epochs: 100)

@@ -12,9 +12,9 @@ import XCTest
 final class StepParityTests: XCTestCase {
     func testTwoStepsMatchTorch() throws {
         let all = try ParityFixture.all()
-        XCTAssertFalse(all.isEmpty, "no face_vit_*.parity.json in \(Fixtures.directory.path)")
+        XCTAssertFalse(all.isEmpty, "no face_vit_*.parity.json in \(Fixtures.searched)")
         for f in all {
-            let url = Fixtures.directory.appendingPathComponent(f.name)
+            let url = f.url
             let json = try Fixtures.json(url)
             let heads = (json["model_config"] as? [String: Any])?["heads"] as? Int
             let imported = try ModelImport.load(url.path.replacingOccurrences(of: ".parity.json", with: ".pth"),

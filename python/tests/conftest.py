@@ -19,8 +19,8 @@ def bindir():
 
 @pytest.fixture(scope="session")
 def fixtures():
-    """The PyTorch-written fixtures (GSLORA_FIXTURES, else ../shared/fixtures beside the repo)."""
-    d = pathlib.Path(os.environ.get("GSLORA_FIXTURES") or ROOT.parent / "shared" / "fixtures")
+    """The repo's PyTorch-written fixtures (Tests/Fixtures/pytorch; tools/make_fixtures.py rebuilds them)."""
+    d = ROOT / "Tests" / "Fixtures" / "pytorch"
     if not (d / "face_vit_tiny.pth").exists():
-        pytest.fail(f"no fixtures in {d}; set GSLORA_FIXTURES")
+        pytest.fail(f"no fixtures in {d}; run scripts/make-fixtures.sh")
     return d

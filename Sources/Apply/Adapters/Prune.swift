@@ -1,7 +1,7 @@
 import Format
 
 /// Which groups `AdapterPrune` removes. Both act on the norm recorded in the file (`GroupRecord.norm`, which
-/// spec/FORMAT.md §4.4 defines as Σ_T ‖T‖_F over the group's factors, GSLORA.md §3's reported form).
+/// spec/FORMAT.md §4.4 defines as Σ_T ‖T‖_F over the group's factors, spec/TRAINING.md §A.3's reported form).
 public enum PruneRule: Equatable, Sendable {
     /// Prune every kept group whose recorded norm is below the threshold (so 0 keeps all).
     case threshold(Double)

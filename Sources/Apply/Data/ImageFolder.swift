@@ -16,7 +16,7 @@ public struct SkippedImage: Equatable, Sendable {
 ///
 /// - Class k is the k-th class folder name in code-point order (Python's `sorted`, here: UTF-8 byte order).
 ///   Pass `classNames` (usually those of train/) so another folder (test/) maps every name to the same index
-///   (GSLORA.md §12 item 22); a folder whose name is not in the list is an error naming it. A class folder
+///   (spec/TRAINING.md §4 item 22); a folder whose name is not in the list is an error naming it. A class folder
 ///   without images keeps its index.
 /// - Files are found recursively (following symlinks, as torchvision's `os.walk(followlinks=True)`), folders in
 ///   code-point order of their path and files sorted within each folder.

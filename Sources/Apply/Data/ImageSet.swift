@@ -113,7 +113,7 @@ public struct ImageSet: @unchecked Sendable {
     }
 
     /// A new set of the images at `indices` (copied, in that order). Labels and class names are kept as they are,
-    /// so class k stays class k (GSLORA.md §6: labels stay the original indices).
+    /// so class k stays class k (spec/TRAINING.md §A.6: labels stay the original indices).
     public func subset<C: Collection>(indices: C) -> ImageSet where C.Element == Int {
         let n = indices.count
         let owner = ByteOwner.allocate(n * imageSize * 4)

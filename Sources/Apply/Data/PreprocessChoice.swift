@@ -146,7 +146,7 @@ public struct PreprocessChoice: Sendable {
     }
 
     /// The documented default of a family (spec/MODELS.md §7), or nil for timm (no single one).
-    /// - face ViT (GSLORA.md §1.1): the aligned faces resized straight to the input size, values in [0, 1].
+    /// - face ViT (spec/TRAINING.md §A.1.1): the aligned faces resized straight to the input size, values in [0, 1].
     /// - torchvision ViT: its ImageNet weights' `ImageClassification` transform for that input size: 224 → the
     ///   IMAGENET1K_V1 one (bilinear, short side 256, ImageNet mean/std; vit_b_16, vit_b_32, vit_l_32); 384, 512,
     ///   518 → IMAGENET1K_SWAG_E2E_V1's (bicubic, short side = crop). Other sizes have no torchvision weights:
@@ -154,7 +154,7 @@ public struct PreprocessChoice: Sendable {
     public static func familyDefault(_ c: ModelConfig) -> (pipeline: Preprocessing, origin: String, notes: [String])? {
         switch c.family {
         case .faceViT:
-            return (.direct(size: c.imageSize, channels: c.channels), "face ViT default: resize to the input size, [0, 1] (GSLORA.md §1.1)", [])
+            return (.direct(size: c.imageSize, channels: c.channels), "face ViT default: resize to the input size, [0, 1] (spec/TRAINING.md §A.1.1)", [])
         case .torchvisionViT:
             let other = "pass --resize/--interpolation (or store them with gslora-convert) if the weights were trained otherwise"
             switch c.imageSize {

@@ -55,7 +55,7 @@ public struct Preprocessing: Equatable, Sendable {
         Preprocessing(geometry: .direct(height: size, width: size), channels: channels)
     }
 
-    /// torchvision's ImageNet evaluation transform (GSLORA.md §1.3): short side 256, centre crop 224, ImageNet mean/std.
+    /// torchvision's ImageNet evaluation transform (spec/TRAINING.md §A.1.3): short side 256, centre crop 224, ImageNet mean/std.
     public static func imageNet(resize: Int = 256, crop: Int = 224) -> Preprocessing {
         Preprocessing(geometry: .resizeShortSide(resize, crop: crop), channels: 3,
                       mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225])

@@ -30,7 +30,7 @@ public enum BatchedForward {
     }
 
     /// Predicted class per image: the first maximal logit (as torch.max). With `margin`, the CosFace/ArcFace
-    /// margin is applied to each image's true label first (GSLORA.md §8: the official face numbers count an
+    /// margin is applied to each image's true label first (spec/TRAINING.md §A.8: the official face numbers count an
     /// image as correct only if cos_y − m beats every other cosine); a linear head has no margin and ignores it.
     public static func predict(_ model: ViT, images: UnsafeBufferPointer<Float>, labels: [Int], margin: Bool, batchSize: Int = 64,
                                progress: ((Int, Int) -> Void)? = nil) throws -> [Int] {

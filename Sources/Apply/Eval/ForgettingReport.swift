@@ -13,7 +13,7 @@ public struct ClassResult: Codable, Equatable, Sendable {
     public var role: Role
 }
 
-/// A forgetting evaluation (GSLORA.md §8): accuracy on the forgotten, retained and earlier-forgotten classes,
+/// A forgetting evaluation (spec/TRAINING.md §A.8): accuracy on the forgotten, retained and earlier-forgotten classes,
 /// per class, and H against a report of the model before forgetting. Accuracies are percentages over the images of
 /// each class set (micro-averaged), nil when the data holds no image of the set.
 public struct ForgettingReport: Codable, Sendable {
@@ -55,7 +55,7 @@ public struct ForgettingReport: Codable, Sendable {
 
 /// H and the assembly of a `ForgettingReport`.
 public enum ForgettingScore {
-    /// H = 2·Δ·Acc_r / (Δ + Acc_r + 1e-8), Δ = Acc_f(before) − Acc_f (GSLORA.md §8, the continual engine's form).
+    /// H = 2·Δ·Acc_r / (Δ + Acc_r + 1e-8), Δ = Acc_f(before) − Acc_f (spec/TRAINING.md §A.8, the continual engine's form).
     public static func h(forgetBefore: Double, forget: Double, retain: Double) -> Double {
         let drop = forgetBefore - forget
         return 2 * drop * retain / (drop + retain + 1e-8)

@@ -1,6 +1,6 @@
 import Foundation
 
-/// SCRUB's `AveragedModel` (BASELINES.md §3.10): an average of the student's parameters, created from the starting
+/// SCRUB's `AveragedModel` (spec/TRAINING.md §B.3): an average of the student's parameters, created from the starting
 /// model and updated at the end of every super-epoch — the first update copies the student, later ones
 /// θ^swa ← (1−β)·θ^swa + β·θ. It persists across tasks and enters the loss only through `distance`.
 public struct AveragedModel: Sendable {

@@ -1,6 +1,6 @@
 import Foundation
 
-/// The comparison methods of the GS-LoRA tables that train the backbone itself (BASELINES.md). `finetune` is L2 with
+/// The comparison methods of the GS-LoRA tables that train the backbone itself (spec/TRAINING.md §7). `finetune` is L2 with
 /// λ = 0 (the official code has no separate method).
 public enum BaselineMethod: String, CaseIterable, Codable, Sendable {
     case finetune, retrain, l2, ewc, mas, lwf, der, derpp = "der++", fdr, scrub, scrubS = "scrub-s", lirf
@@ -11,7 +11,7 @@ public enum BaselineMethod: String, CaseIterable, Codable, Sendable {
     public var isSCRUB: Bool { self == .scrub || self == .scrubS }
 }
 
-/// Every setting of a baseline, with the main-table values of `scripts/run_cl_forget.sh` as defaults (BASELINES.md
+/// Every setting of a baseline, with the main-table values of `scripts/run_cl_forget.sh` as defaults (spec/TRAINING.md §7
 /// §4). Fields a method does not use keep their defaults and are not read.
 public struct BaselineSettings: Codable, Equatable, Sendable {
     public var method: BaselineMethod
@@ -43,7 +43,7 @@ public struct BaselineSettings: Codable, Equatable, Sendable {
     public var scrubSWABeta = 0.1
     public var scrubSuperEpochs = 10
     public var scrubDecayEpoch = 100
-    /// Forget-label rewrite modulus: nil = the official K = number of forget classes (BASELINES.md §5 item 1).
+    /// Forget-label rewrite modulus: nil = the official K = number of forget classes (spec/TRAINING.md §7 decision 1).
     public var relabelModulus: Int? = nil
 
     public init(method: BaselineMethod) {

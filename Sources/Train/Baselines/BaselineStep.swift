@@ -2,7 +2,7 @@ import Apply
 import Foundation
 
 /// A batch of images (NCHW float32) with the labels the method trains on (for relabelled forget data, the rewritten
-/// ones; BASELINES.md §1). In a data-parallel run it holds one rank's contiguous rows `rows` of a global batch of
+/// ones; spec/TRAINING.md §B.1). In a data-parallel run it holds one rank's contiguous rows `rows` of a global batch of
 /// `total` images; alone, all of them.
 public struct BaselineBatch: Sendable {
     public var images: [Float]
@@ -15,7 +15,7 @@ public struct BaselineBatch: Sendable {
     }
 }
 
-/// What one step of a baseline feeds it (BASELINES.md §2): `joint` for the regularised methods and Retrain (the concat
+/// What one step of a baseline feeds it (spec/TRAINING.md §B.2): `joint` for the regularised methods and Retrain (the concat
 /// batch, or the retain batch), `forget` + `retain` for the teacher methods, `next` for DER++'s second retain batch.
 public struct BaselineInput: Sendable {
     public var joint: BaselineBatch?
@@ -239,7 +239,7 @@ public final class BaselineStep {
         }
     }
 
-    /// LIRF (BASELINES.md §3.9): the deposit module is the pretrained lower half and is never optimised, so its outputs
+    /// LIRF (spec/TRAINING.md §B.3): the deposit module is the pretrained lower half and is never optimised, so its outputs
     /// are the teacher's (§5 item 3); only the lower half trains. Returns this rank's share of each term (the caller
     /// sums them over the ranks and forms the total).
     private func lirf(forget f: BaselineBatch, retain r: BaselineBatch, pass: (BaselineBatch, String) throws -> FullParameterModel.Pass?,

@@ -3,7 +3,7 @@ import Dispatch
 import Foundation
 import Format
 
-/// Continual forgetting with one of the all-parameter baselines (BASELINES.md, spec/TRAINING.md §7) in the protocol
+/// Continual forgetting with one of the all-parameter baselines (spec/TRAINING.md §7) in the protocol
 /// the GS-LoRA trainer uses — the same class order, tasks, training subsets (`--data-ratio`/`--shots`), missing classes
 /// and evaluation — writing the whole backbone after each task to `OUTDIR/task-{t+1}.gslr` with a lineage record
 /// (`gslora_baseline` in the header: method, settings, the task's classes and metrics, the fingerprint of the model
@@ -106,7 +106,7 @@ public final class BaselineTrainer {
         // The same training subsets as the GS-LoRA trainer draws for this task.
         let index = try LabelIndex(labels: data.train.labels, classes: c.numClasses)
         let (forgetSet, retainSet) = try TrainingSubset.task(t, classes: classes, options: o, index: index)
-        // Retrain's "before" is the pretrained model's (BASELINES.md §5 item 7): its previous model is a fresh one.
+        // Retrain's "before" is the pretrained model's (spec/TRAINING.md §7 decision 7): its previous model is a fresh one.
         // A continuing method starts the task from the model the last task ended with: its counts are already there.
         let before: TaskMetrics
         if method != .retrain, let n = lastCounts, n.covers(classes) {
@@ -283,7 +283,7 @@ public final class BaselineTrainer {
 
     /// The L2 / EWC / MAS term of task j at `model` (the model task j starts from): anchor = its trainable parameters;
     /// importance (EWC, MAS) on a separately drawn retain subset of task 1 (shots per class, or the data ratio), and on
-    /// the full retain set of task j ≥ 2 (BASELINES.md §3.3, §5 item 5).
+    /// the full retain set of task j ≥ 2 (spec/TRAINING.md §B.3, §7 decision 5).
     private func penaltyTerm(task j: Int, order: [Int], model: ViT) throws -> ParameterPenalty.Term {
         let m = try FullParameterModel(model: model) { !$0.hasPrefix("head.") }
         let anchor: [[Float]?] = m.values.indices.map { m.trainable[$0] ? m.values[$0].array : nil }

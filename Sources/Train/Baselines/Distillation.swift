@@ -6,7 +6,7 @@ public struct LossGradient {
     public let gradient: [Float]
 }
 
-/// The teacher terms of the baselines (BASELINES.md §3.6–3.10), each with the official reduction. Inputs are row-major
+/// The teacher terms of the baselines (spec/TRAINING.md §B.3), each with the official reduction. Inputs are row-major
 /// batch × width (embeddings) or batch × classes (margin logits); the gradient is with respect to the student's.
 public enum Distillation {
     /// DER: ‖e_s − e_t‖²_F summed over the batch and the dimensions (no mean).
@@ -79,7 +79,7 @@ public enum Distillation {
 
     /// The knowledge-distillation term LwF's official code computes (`L_old_kd_loss`): it takes the log of a
     /// log-softmax (negative, so NaN) and zeroes the NaNs, which leaves 0 with a zero gradient for every input
-    /// (BASELINES.md §5 item 2). Kept as its own function so the reproduced behaviour is explicit.
+    /// (spec/TRAINING.md §7 decision 2). Kept as its own function so the reproduced behaviour is explicit.
     public static func lwfOfficial(student: [Float], classes: Int) -> LossGradient {
         LossGradient(value: 0, gradient: [Float](repeating: 0, count: student.count))
     }

@@ -1,6 +1,6 @@
 import Apply
 
-/// The official `CLDatasetWrapper` (BASELINES.md §1, §5 item 1): each time a forget sample is fetched its label y
+/// The official `CLDatasetWrapper` (spec/TRAINING.md §B.1, §7 decision 1): each time a forget sample is fetched its label y
 /// becomes y' = (y + r) mod K with r uniform in 1…100, and y' = (y + 1) mod K when that gives y back. K is the number
 /// of forget classes in the official code (so y' is a global class index below K), or `BaselineSettings.relabelModulus`.
 public struct ForgetRelabel: Sendable {

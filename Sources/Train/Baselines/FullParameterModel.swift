@@ -1,7 +1,7 @@
 import Apply
 import Format
 
-/// A ViT whose backbone parameters train (the baselines of BASELINES.md): forward passes in train mode through the
+/// A ViT whose backbone parameters train (the baselines of spec/TRAINING.md §7): forward passes in train mode through the
 /// student, each followed by its own backward, accumulate gradients of every parameter until `zeroGradients()`;
 /// `trainable` says which parameters the optimiser updates (the CosFace weight is frozen except in Retrain).
 /// Parameters are addressed by their canonical names in `ViTParameters.allBuffers` order.

@@ -1,7 +1,7 @@
 import Apply
 import Foundation
 
-/// L2 / EWC / MAS regulariser (BASELINES.md §3.2–3.5): λ·Σ_j Σ_n Σ Ω_j,n ⊙ (θ_n − θ*_j,n)² over the stored terms j
+/// L2 / EWC / MAS regulariser (spec/TRAINING.md §B.3): λ·Σ_j Σ_n Σ Ω_j,n ⊙ (θ_n − θ*_j,n)² over the stored terms j
 /// (one per finished task, never merged), full sum, no ½. A nil importance is Ω = 1 (L2).
 public struct ParameterPenalty: Sendable {
     public struct Term: Sendable {
@@ -50,7 +50,7 @@ public struct ParameterPenalty: Sendable {
     }
 }
 
-/// The importance estimates of EWC and MAS (BASELINES.md §3.3–3.4), over the model's trainable parameters with
+/// The importance estimates of EWC and MAS (spec/TRAINING.md §B.3), over the model's trainable parameters with
 /// dropout off, from batches of (images, true labels). Each is a mean over batches of a per-batch quantity, so a
 /// data-parallel run gives each rank a contiguous share of the batches (whole) and sums the estimates over the ranks.
 public enum ImportanceEstimate {

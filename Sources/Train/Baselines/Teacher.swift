@@ -1,6 +1,6 @@
 import Apply
 
-/// A frozen copy of a model (the pretrained teacher of LwF, DER(++), FDR, SCRUB and LIRF, BASELINES.md §1). It runs
+/// A frozen copy of a model (the pretrained teacher of LwF, DER(++), FDR, SCRUB and LIRF, spec/TRAINING.md §B.1). It runs
 /// the student's own training path with dropout 0 — numerically eval mode — so that while student and teacher hold
 /// the same weights their outputs are bit-identical and the distances between them exactly 0.
 public final class Teacher {

@@ -1,7 +1,7 @@
 /// What `gslora-demo --compare` runs: every method of the paper's main table on the demo's protocol (the same
 /// pre-trained backbone, class order, tasks and training subsets), in two data settings, plus GS-LoRA at larger α with
-/// pruning. The baselines' recipes are BASELINES.md's main-table values (`BaselineSettings`) except for the number of
-/// epochs, which the time budget sets (spec/TRAINING.md §7, "The comparison").
+/// pruning. The baselines' recipes are the main-table values of `BaselineSettings` (spec/TRAINING.md §B) except for the
+/// number of epochs, which the time budget sets (spec/TRAINING.md §7, "The comparison").
 public struct ComparisonOptions: Codable, Equatable, Sendable {
     /// One data setting: full data (the demo's ratio) or few-shot (the demo's GS-LoRA++ shots).
     public enum Setting: String, Codable, CaseIterable, Sendable {
