@@ -1,4 +1,5 @@
 import Apply
+import CommandSupport
 import ArgumentParser
 import Dispatch
 import Foundation
@@ -19,7 +20,7 @@ struct ForwardBench: ParsableCommand {
     var allTokens = false
 
     func run() throws {
-        BLAS.ensureFastKernel()
+        try ComputeEnvironment.prepare()
         let config = ModelConfig(family: .faceViT, imageSize: 112, patchSize: 8, width: 512, depth: 6, heads: 8, headDim: 64,
                                  mlpWidth: 2048, numClasses: 100, head: .cosface, attentionScale: 1 / 512.0.squareRoot(),
                                  layerNormEps: 1e-5, qkvBias: false)
@@ -52,8 +53,9 @@ enum ForwardBenchmark {
         let rss = PeakRSS.megabytes()
         let fmt = { (x: Double, d: Int) in String(format: "%.\(d)f", x) }
         var rows: [(String, String, String)] = []
-        // OpenBLAS 0.3.21 falls back to its SSE kernel on CPUs it does not know (PLATFORM.md: OPENBLAS_CORETYPE).
+        // OpenBLAS 0.3.21 falls back to its SSE kernel on CPUs it does not know (spec/PLATFORM.md: OPENBLAS_CORETYPE).
         let generic = ["Prescott", "Core2", "Nehalem", "Atom"].contains(BLAS.coreName)
+        rows.append(("gslora kernels (GSLORA_KERNELS)", KernelLevel.active.rawValue, "best on this CPU: \(KernelLevel.best.rawValue)"))
         rows.append(("OpenBLAS kernel / BLAS threads / cores", "\(BLAS.coreName) / \(BLAS.threads) / \(ProcessInfo.processInfo.activeProcessorCount)",
                      generic ? "generic kernel: rerun with OPENBLAS_CORETYPE=Haswell (or Cooperlake on AVX-512)" : ""))
         rows.append(("batch × timed calls", "\(batch) × \(iterations)", ""))
