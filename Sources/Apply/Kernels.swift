@@ -4,15 +4,11 @@ import CKernels
 /// softmax, GELU, LoRA's rank-r products, bf16 rounding) are CKernels' C kernels, built per instruction set and chosen
 /// at run time (`KernelLevel`); the memory-bound rest are plain loops over unsafe pointers that auto-vectorize.
 public enum Kernels {
-    static func sum(_ p: UnsafePointer<Float>, _ n: Int) -> Float { gk_sum(p, n) }
-
     /// Σ a[i]·b[i].
     static func dot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int) -> Float { gk_dot(a, b, n) }
 
     /// Σ (p[i] − c)².
     static func sumSquaredDeviation(_ p: UnsafePointer<Float>, _ n: Int, _ c: Float) -> Float { gk_sum_squared_deviation(p, n, c) }
-
-    static func maximum(_ p: UnsafePointer<Float>, _ n: Int) -> Float { gk_maximum(p, n) }
 
     /// out = (x − mean)·rstd·gamma + beta per row (biased variance, as PyTorch). `mean`/`rstd` receive the
     /// per-row statistics the backward pass needs when given; `rounded` receives out rounded to bf16 (bit patterns,
