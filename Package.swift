@@ -1,9 +1,6 @@
 // swift-tools-version:6.0
 import PackageDescription
 
-// Vectorized elementwise kernels need AVX2/FMA/F16C (see ../shared/PLATFORM.md); every x86-64 server since 2015 has them.
-let simd: [SwiftSetting] = [.unsafeFlags(["-Xcc", "-march=x86-64-v3"])]
-
 let package = Package(
     name: "gslora",
     platforms: [.macOS(.v13)],
@@ -17,12 +14,15 @@ let package = Package(
         .systemLibrary(name: "CPNG", pkgConfig: "libpng16", providers: [.apt(["libpng-dev"])]),
         // oneDNN ships no pkg-config file; its header and library sit on the default paths.
         .systemLibrary(name: "CDNNL", providers: [.apt(["libdnnl-dev"])]),
+        // The model's vectorised kernels, built per instruction set (x86-64 baseline / AVX2 / AVX-512, arm64 NEON) and
+        // chosen at run time (spec/PLATFORM.md), so no target needs CPU-specific compiler flags.
+        .target(name: "CKernels"),
 
         // Libraries: data flows Format <- Convert, Format <- Apply <- Train.
-        .target(name: "Format", dependencies: ["CZlib"], swiftSettings: simd),
-        .target(name: "Convert", dependencies: ["Format", "CZlib"], swiftSettings: simd),
-        .target(name: "Apply", dependencies: ["Format", "COpenBLAS", "CDNNL", "CZlib", "CTurboJPEG", "CPNG"], swiftSettings: simd),
-        .target(name: "Train", dependencies: ["Apply", "Format"], swiftSettings: simd),
+        .target(name: "Format", dependencies: ["CZlib"]),
+        .target(name: "Convert", dependencies: ["Format", "CZlib"]),
+        .target(name: "Apply", dependencies: ["Format", "CKernels", "COpenBLAS", "CDNNL", "CZlib", "CTurboJPEG", "CPNG"]),
+        .target(name: "Train", dependencies: ["Apply", "Format"]),
 
         // What several commands share: loading a model to run, progress lines.
         .target(name: "CommandSupport", dependencies: ["Format", "Convert", "Apply", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
@@ -37,14 +37,14 @@ let package = Package(
         .executableTarget(name: "gslora-train", dependencies: ["Format", "Convert", "Apply", "Train", "CommandSupport", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(name: "gslora-demo", dependencies: ["Format", "Convert", "Apply", "Train", "CommandSupport", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         // Benchmarks, run by hand (bench/README.md); each subcommand prints a table with its anchor.
-        .executableTarget(name: "gslora-bench", dependencies: ["Format", "Convert", "Apply", "Train", .product(name: "ArgumentParser", package: "swift-argument-parser")],
-                          swiftSettings: simd),
+        .executableTarget(name: "gslora-bench", dependencies: ["Format", "Convert", "Apply", "Train", "CommandSupport",
+                                                               .product(name: "ArgumentParser", package: "swift-argument-parser")]),
 
         // Tests mirror Sources; TestSupport finds the fixtures and holds the tolerances.
         .target(name: "TestSupport", dependencies: ["Format"], path: "Tests/TestSupport"),
         .testTarget(name: "FormatTests", dependencies: ["Format", "TestSupport"]),
         .testTarget(name: "ConvertTests", dependencies: ["Convert", "Format", "TestSupport"]),
-        .testTarget(name: "ApplyTests", dependencies: ["Apply", "Convert", "Format", "TestSupport"]),
+        .testTarget(name: "ApplyTests", dependencies: ["Apply", "CKernels", "Convert", "Format", "TestSupport"]),
         .testTarget(name: "TrainTests", dependencies: ["Train", "Apply", "Convert", "Format", "TestSupport"]),
     ],
     swiftLanguageModes: [.v5]

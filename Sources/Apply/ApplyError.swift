@@ -20,6 +20,10 @@ public enum ApplyError: Error, CustomStringConvertible, Equatable {
     case tooLarge(String)
     /// A oneDNN call of the bf16 precision did not succeed: which call and its status.
     case oneDNN(call: String, status: String)
+    /// The CPU lacks the instruction-set features a requested kernel level needs (named).
+    case cpuLacks(String)
+    /// GSLORA_KERNELS names no kernel level of this build.
+    case badKernelRequest(String)
 
     public var description: String {
         switch self {
@@ -47,6 +51,10 @@ public enum ApplyError: Error, CustomStringConvertible, Equatable {
                 ? "oneDNN has no bfloat16 matrix product for this CPU (it needs AVX-512, and AVX512-BF16 or AMX to be fast); use precision float32"
                 : "use precision float32, or report it with the oneDNN version (libdnnl 2.6)"
             return "oneDNN: \(call) failed with status \(status); \(hint)"
+        case .cpuLacks(let what):
+            return "this CPU lacks \(what)"
+        case .badKernelRequest(let why):
+            return why
         }
     }
 }

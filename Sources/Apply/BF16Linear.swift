@@ -1,3 +1,4 @@
+import CKernels
 import CDNNL
 
 /// bfloat16 matrix products for linear layers through oneDNN's matmul (AMX / AVX512-BF16):
@@ -179,13 +180,7 @@ public final class BF16Matmul {
 
     /// float32 → bfloat16, round to nearest even: add 0x7FFF plus the kept part's lowest bit, keep the top 16 bits.
     /// NaNs stay (quiet) NaNs instead of carrying into the exponent; overflow rounds to ∞ as IEEE says.
-    /// A plain loop with a select, so LLVM vectorizes it.
     static func round(_ src: UnsafePointer<Float>, count: Int, into dst: UnsafeMutablePointer<UInt16>) {
-        let bits = UnsafeRawPointer(src).assumingMemoryBound(to: UInt32.self)
-        for i in 0..<count {
-            let v = bits[i]
-            let rounded = (v &+ 0x7FFF &+ ((v &>> 16) & 1)) &>> 16
-            dst[i] = UInt16(truncatingIfNeeded: (v & 0x7FFF_FFFF) > 0x7F80_0000 ? (v &>> 16) | 0x40 : rounded)
-        }
+        gk_bf16_round(src, count, dst)
     }
 }

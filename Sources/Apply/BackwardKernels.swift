@@ -1,3 +1,5 @@
+import CKernels
+
 /// Row-wise kernels of the backward pass (same conventions as `Kernels`).
 extension Kernels {
     /// LayerNorm backward from the saved input and statistics. dx (+)= rstd·(g − mean(g) − x̂·mean(g·x̂)) with
@@ -12,27 +14,8 @@ extension Kernels {
         let gs = SendablePointer(UnsafeMutablePointer(mutating: gamma)), dxs = SendablePointer(dx)
         Parallel.rows(rows, elementsPerRow: cols) { range in
             for r in range {
-                let dyr = dys.p + r * cols, xr = xs.p + r * cols, dxr = dxs.p + r * cols
-                let mu = ms.p[r], inv = rs.p[r]
-                var sg = SIMD8<Float>(), sgx = SIMD8<Float>()
-                var j = 0
-                while j + 8 <= cols {
-                    let g = UnsafeRawPointer(dyr + j).loadUnaligned(as: SIMD8<Float>.self)
-                        * UnsafeRawPointer(gs.p + j).loadUnaligned(as: SIMD8<Float>.self)
-                    let xh = (UnsafeRawPointer(xr + j).loadUnaligned(as: SIMD8<Float>.self) - SIMD8(repeating: mu)) * inv
-                    sg += g
-                    sgx += g * xh
-                    j += 8
-                }
-                var a = sg.sum(), b = sgx.sum()
-                while j < cols { let g = dyr[j] * gs.p[j]; a += g; b += g * (xr[j] - mu) * inv; j += 1 }
-                a /= Float(cols)
-                b /= Float(cols)
-                if accumulate {
-                    for j in 0..<cols { dxr[j] += inv * (dyr[j] * gs.p[j] - a - (xr[j] - mu) * inv * b) }
-                } else {
-                    for j in 0..<cols { dxr[j] = inv * (dyr[j] * gs.p[j] - a - (xr[j] - mu) * inv * b) }
-                }
+                gk_layer_norm_backward_row(dys.p + r * cols, xs.p + r * cols, ms.p[r], rs.p[r], gs.p, cols, dxs.p + r * cols,
+                                           accumulate ? 1 : 0)
             }
         }
         if let dGamma, let dBeta {
@@ -50,20 +33,7 @@ extension Kernels {
     /// input when the softmax was taken of scale·S, with respect to S).
     public static func softmaxBackwardRows(_ dp: UnsafeMutablePointer<Float>, probs: UnsafePointer<Float>, rows: Int, cols: Int,
                                            scale: Float = 1) {
-        for r in 0..<rows {
-            let d = dp + r * cols, p = probs + r * cols
-            var acc = SIMD8<Float>()
-            var j = 0
-            while j + 8 <= cols {
-                let dv = UnsafeRawPointer(d + j).loadUnaligned(as: SIMD8<Float>.self)
-                let pv = UnsafeRawPointer(p + j).loadUnaligned(as: SIMD8<Float>.self)
-                acc += dv * pv
-                j += 8
-            }
-            var s = acc.sum()
-            while j < cols { s += d[j] * p[j]; j += 1 }
-            for j in 0..<cols { d[j] = scale * p[j] * (d[j] - s) }
-        }
+        for r in 0..<rows { gk_softmax_backward_row(dp + r * cols, probs + r * cols, cols, scale) }
     }
 
     /// out = a ⊙ mask over [rows, cols] (dropout backward), or a copy without a mask; `rounded` receives out rounded

@@ -1,3 +1,5 @@
+import CKernels
+
 /// Dropout masks from a counter-based hash: element i of call k depends only on (seed, k, i), so masks are
 /// reproducible, the generating loop vectorizes, and fused kernels can draw a mask element where they use it
 /// instead of reading a stored mask. Mask values are 0 or 1/(1−p) (inverted dropout, as PyTorch).
@@ -35,22 +37,16 @@ public struct Dropout: Sendable {
 /// One dropout call's mask: element i is 0 or 1/(1−p), computed from i alone. Loops that call `value(at:)` vectorize
 /// only when the index arithmetic cannot trap: write `base &+ j`, not `base + j`.
 public struct DropoutMask: Sendable {
-    let key: UInt32
-    let key2: UInt32
-    let threshold: UInt32
-    let keep: Float
+    /// The hash's keys, the 24-bit threshold and the kept value, as CKernels' fused kernels take them.
+    let c: gk_mask
 
-    @inline(__always)
-    public func value(at i: Int) -> Float {
-        var h = UInt32(truncatingIfNeeded: i) &* 0x9E37_79B1 ^ key
-        h ^= h >> 16
-        h = h &* 0x85EB_CA6B
-        h ^= key2
-        h ^= h >> 13
-        h = h &* 0xC2B2_AE35
-        h ^= h >> 16
-        return (h >> 8) >= threshold ? keep : 0
+    init(key: UInt32, key2: UInt32, threshold: UInt32, keep: Float) {
+        c = gk_mask(key: key, key2: key2, threshold: threshold, keep: keep)
     }
+
+    /// Element i: 0 when a 32-bit hash of (i, keys) falls below the threshold in its top 24 bits, else 1/(1−p).
+    @inline(__always)
+    public func value(at i: Int) -> Float { gk_mask_value(c, i) }
 }
 
 /// A dropout mask laid over [rows, cols] buffer rows: row r, column j is element r·rowStride + j. A stride larger than

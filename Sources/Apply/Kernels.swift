@@ -1,71 +1,14 @@
-/// Elementwise and row-wise kernels over row-major float32 matrices, written as plain loops over unsafe
-/// pointers so they auto-vectorize; reductions use explicit SIMD accumulators.
-public enum Kernels {
-    @inline(__always)
-    static func sum(_ p: UnsafePointer<Float>, _ n: Int) -> Float {
-        let raw = UnsafeRawPointer(p)
-        var a0 = SIMD8<Float>(), a1 = SIMD8<Float>()
-        var i = 0
-        while i + 16 <= n {
-            a0 += raw.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self)
-            a1 += raw.loadUnaligned(fromByteOffset: (i + 8) * 4, as: SIMD8<Float>.self)
-            i += 16
-        }
-        var s = (a0 + a1).sum()
-        while i < n { s += p[i]; i += 1 }
-        return s
-    }
+import CKernels
 
+/// Elementwise and row-wise kernels over row-major float32 matrices. The arithmetic-heavy ones (reductions, LayerNorm,
+/// softmax, GELU, LoRA's rank-r products, bf16 rounding) are CKernels' C kernels, built per instruction set and chosen
+/// at run time (`KernelLevel`); the memory-bound rest are plain loops over unsafe pointers that auto-vectorize.
+public enum Kernels {
     /// Σ a[i]·b[i].
-    @inline(__always)
-    static func dot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int) -> Float {
-        let ra = UnsafeRawPointer(a), rb = UnsafeRawPointer(b)
-        var a0 = SIMD8<Float>(), a1 = SIMD8<Float>()
-        var i = 0
-        while i + 16 <= n {
-            a0 += ra.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self) * rb.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self)
-            a1 += ra.loadUnaligned(fromByteOffset: (i + 8) * 4, as: SIMD8<Float>.self) * rb.loadUnaligned(fromByteOffset: (i + 8) * 4, as: SIMD8<Float>.self)
-            i += 16
-        }
-        var s = (a0 + a1).sum()
-        while i < n { s += a[i] * b[i]; i += 1 }
-        return s
-    }
+    static func dot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int) -> Float { gk_dot(a, b, n) }
 
     /// Σ (p[i] − c)².
-    @inline(__always)
-    static func sumSquaredDeviation(_ p: UnsafePointer<Float>, _ n: Int, _ c: Float) -> Float {
-        let raw = UnsafeRawPointer(p)
-        let cv = SIMD8<Float>(repeating: c)
-        var a0 = SIMD8<Float>(), a1 = SIMD8<Float>()
-        var i = 0
-        while i + 16 <= n {
-            let d0 = raw.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self) - cv
-            let d1 = raw.loadUnaligned(fromByteOffset: (i + 8) * 4, as: SIMD8<Float>.self) - cv
-            a0 += d0 * d0
-            a1 += d1 * d1
-            i += 16
-        }
-        var s = (a0 + a1).sum()
-        while i < n { let d = p[i] - c; s += d * d; i += 1 }
-        return s
-    }
-
-    @inline(__always)
-    static func maximum(_ p: UnsafePointer<Float>, _ n: Int) -> Float {
-        let raw = UnsafeRawPointer(p)
-        var m = SIMD8<Float>(repeating: -.infinity)
-        var i = 0
-        // `replace(with:where:)` compiles to a compare and blend; `pointwiseMax` is ~3× slower.
-        while i + 8 <= n {
-            let v = raw.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self)
-            m.replace(with: v, where: v .> m)
-            i += 8
-        }
-        var s = m.max()
-        while i < n { s = p[i] > s ? p[i] : s; i += 1 }
-        return s
-    }
+    static func sumSquaredDeviation(_ p: UnsafePointer<Float>, _ n: Int, _ c: Float) -> Float { gk_sum_squared_deviation(p, n, c) }
 
     /// out = (x − mean)·rstd·gamma + beta per row (biased variance, as PyTorch). `mean`/`rstd` receive the
     /// per-row statistics the backward pass needs when given; `rounded` receives out rounded to bf16 (bit patterns,
@@ -79,13 +22,11 @@ public enum Kernels {
         let g = SendablePointer(UnsafeMutablePointer(mutating: gamma)), b = SendablePointer(UnsafeMutablePointer(mutating: beta))
         Parallel.rows(rows, elementsPerRow: cols) { range in
             for r in range {
-                let xr = xs.p + r * cols, orow = os.p + r * cols
-                let mu = sum(xr, cols) / Float(cols)
-                let variance = sumSquaredDeviation(xr, cols, mu) / Float(cols)
-                let inv = 1 / (variance + eps).squareRoot()
+                let orow = os.p + r * cols
+                var mu: Float = 0, inv: Float = 0
+                gk_layer_norm_row(xs.p + r * cols, cols, g.p, b.p, eps, orow, &mu, &inv)
                 ms?.p[r] = mu
                 rs?.p[r] = inv
-                for j in 0..<cols { orow[j] = (xr[j] - mu) * inv * g.p[j] + b.p[j] }
                 if let hs { BF16Matmul.round(orow, count: cols, into: hs.p + r * cols) }
             }
         }
@@ -132,14 +73,7 @@ public enum Kernels {
 
     /// Row softmax of scale·s in place (max-subtracted, fast exp), on the calling thread.
     public static func softmaxRows(_ s: UnsafeMutablePointer<Float>, rows: Int, cols: Int, scale: Float = 1) {
-        for r in 0..<rows {
-            let row = s + r * cols
-            if scale != 1 { for j in 0..<cols { row[j] *= scale } }
-            let m = maximum(row, cols)
-            for j in 0..<cols { row[j] = FastMath.exp(row[j] - m) }
-            let inv = 1 / sum(row, cols)
-            for j in 0..<cols { row[j] *= inv }
-        }
+        for r in 0..<rows { gk_softmax_row(s + r * cols, cols, scale) }
     }
 
     /// x[r, j] *= mask (dropout on a [rows, cols] buffer), in place.

@@ -1,3 +1,4 @@
+import CKernels
 /// One adapter's LoRA on one linear layer as the fused kernels read it: y += scale·(x·Aᵀ)·Bᵀ with A [rank, in] and
 /// Bᵀ [rank, out] (B transposed once per call, so every loop runs along contiguous rows).
 struct LoRAView: @unchecked Sendable {
@@ -47,8 +48,7 @@ enum LoRAKernels {
     @inline(__always)
     static func addUp(_ y: UnsafeMutablePointer<Float>, row r: Int, columns c0: Int, count n: Int, cols: Int, _ terms: [LoRAView]) {
         for t in terms {
-            RowKernels.addCombination(y, rows: t.bt + c0, stride: cols, count: t.rank, cols: n,
-                                      coefficients: t.down + r * t.rank, coefficientStride: 1, scale: t.scale)
+            gk_add_combination(y, t.bt + c0, cols, t.rank, n, t.down + r * t.rank, 1, t.scale)
         }
     }
 
@@ -56,7 +56,7 @@ enum LoRAKernels {
     @inline(__always)
     static func rowDown(_ x: UnsafePointer<Float>, row r: Int, columns c0: Int, count n: Int, cols: Int, _ terms: [LoRAView]) {
         for t in terms {
-            RowKernels.dots(x, rows: t.a + c0, stride: cols, count: t.rank, cols: n, scale: 1, into: t.down + r * t.rank, accumulate: c0 > 0)
+            gk_dots(x, t.a + c0, cols, t.rank, n, 1, t.down + r * t.rank, c0 > 0 ? 1 : 0)
         }
     }
 
@@ -79,22 +79,10 @@ enum LoRAKernels {
                         if let bs { let b = bs.p + c0; for j in 0..<n { v[j] += b[j] } }
                         addUp(v, row: r, columns: c0, count: n, cols: cols, fc1)
                         switch (keepDerivative, mask) {
-                        case (true, let m?):
-                            let base = m.start(of: r) &+ c0
-                            for j in 0..<n {
-                                let g = FastMath.geluWithDerivative(v[j]), keep = m.mask.value(at: base &+ j)
-                                out[j] = g.value * keep
-                                v[j] = g.derivative * keep
-                            }
-                        case (true, nil):
-                            for j in 0..<n { let g = FastMath.geluWithDerivative(v[j]); out[j] = g.value; v[j] = g.derivative }
-                        case (false, let m?):
-                            let base = m.start(of: r) &+ c0
-                            for j in 0..<n { out[j] = FastMath.gelu(v[j]) * m.mask.value(at: base &+ j) }
-                        case (false, nil):
-                            // In place through one pointer: two pointers that may alias make LLVM add an overlap check,
-                            // which fails when they are equal and sends the loop down its scalar path (≈4× slower).
-                            if out == v { for j in 0..<n { v[j] = FastMath.gelu(v[j]) } } else { for j in 0..<n { out[j] = FastMath.gelu(v[j]) } }
+                        case (true, let m?): gk_gelu_derivative_masked(v, out, n, m.mask.c, m.start(of: r) &+ c0)
+                        case (true, nil): gk_gelu_derivative(v, out, n)
+                        case (false, let m?): gk_gelu_masked(v, out, n, m.mask.c, m.start(of: r) &+ c0)
+                        case (false, nil): gk_gelu(v, out, n)
                         }
                         rowDown(out, row: r, columns: c0, count: n, cols: cols, fc2)
                         if let hb { BF16Matmul.round(out, count: n, into: hb.p + r * cols + c0) }
@@ -206,8 +194,7 @@ enum LoRAKernels {
     static func rowOutputGradient(_ dy: UnsafePointer<Float>, row r: Int, columns c0: Int, count n: Int, cols: Int, _ terms: [LoRAGradView]) {
         for t in terms {
             let v = t.view
-            RowKernels.dots(dy, rows: v.bt + c0, stride: cols, count: v.rank, cols: n, scale: v.scale, into: t.dDown + r * v.rank,
-                            accumulate: c0 > 0)
+            gk_dots(dy, v.bt + c0, cols, v.rank, n, v.scale, t.dDown + r * v.rank, c0 > 0 ? 1 : 0)
         }
     }
 
@@ -216,8 +203,7 @@ enum LoRAKernels {
     static func rowInputGradient(_ dx: UnsafeMutablePointer<Float>, row r: Int, columns c0: Int, count n: Int, cols: Int, _ terms: [LoRAGradView]) {
         for t in terms {
             let v = t.view
-            RowKernels.addCombination(dx, rows: v.a + c0, stride: cols, count: v.rank, cols: n,
-                                      coefficients: t.dDown + r * v.rank, coefficientStride: 1, scale: 1)
+            gk_add_combination(dx, v.a + c0, cols, v.rank, n, t.dDown + r * v.rank, 1, 1)
         }
     }
 
@@ -255,8 +241,7 @@ enum LoRAKernels {
     static func addOuterProducts(_ acc: UnsafeMutablePointer<Float>, rank: Int, cols: Int, count n: Int, rows x: UnsafePointer<Float>,
                                  stride: Int, rowCount: Int, coefficients c: UnsafePointer<Float>, scale: Float) {
         for k in 0..<rank {
-            RowKernels.addCombination(acc + k * cols, rows: x, stride: stride, count: rowCount, cols: n,
-                                      coefficients: c + k, coefficientStride: rank, scale: scale)
+            gk_add_combination(acc + k * cols, x, stride, rowCount, n, c + k, rank, scale)
         }
     }
 
@@ -304,97 +289,6 @@ private struct PartialSums: @unchecked Sendable {
                 for k in 0..<rank { for j in 0..<cols { t[j * rank + k] += p[k * cols + j] } }
             }
             off += rank * cols
-        }
-    }
-}
-
-/// SIMD loops for the rank-r products. One k (or one row) at a time, a dot costs two loads per FMA and an axpy a load
-/// and a store of the target per FMA; taking four rows of the other operand per pass shares each loaded chunk of x
-/// (or of the target) among four FMAs.
-private enum RowKernels {
-    typealias V = SIMD8<Float>
-    // `a.addingProduct(b, c)` compiles to one vfmadd; LLVM does not contract `a + b * c` by itself.
-
-    @inline(__always)
-    static func load(_ p: UnsafeRawPointer, _ byteOffset: Int) -> V { p.loadUnaligned(fromByteOffset: byteOffset, as: V.self) }
-
-    /// out[k] = scale·(x·mₖ) for the `count` rows mₖ of m, `stride` floats apart, each of length `cols`; with
-    /// `accumulate`, out[k] += scale·(x·mₖ).
-    @inline(__always)
-    static func dots(_ x: UnsafePointer<Float>, rows m: UnsafePointer<Float>, stride: Int, count: Int, cols: Int, scale: Float,
-                     into out: UnsafeMutablePointer<Float>, accumulate: Bool) {
-        var k = 0
-        while k &+ 4 <= count {
-            let s = dots4(x, rows: m + k &* stride, stride: stride, cols: cols) * scale
-            for i in 0..<4 { out[k &+ i] = accumulate ? out[k &+ i] + s[i] : s[i] }
-            k &+= 4
-        }
-        while k < count {
-            let s = scale * Kernels.dot(x, m + k &* stride, cols)
-            out[k] = accumulate ? out[k] + s : s
-            k &+= 1
-        }
-    }
-
-    /// Four dots of x; two chunks per step give eight independent accumulators, enough to hide the FMA latency.
-    @inline(__always)
-    static func dots4(_ x: UnsafePointer<Float>, rows m: UnsafePointer<Float>, stride: Int, cols: Int) -> SIMD4<Float> {
-        let px = UnsafeRawPointer(x), p0 = UnsafeRawPointer(m), p1 = UnsafeRawPointer(m + stride)
-        let p2 = UnsafeRawPointer(m + 2 &* stride), p3 = UnsafeRawPointer(m + 3 &* stride)
-        var a0 = V(), a1 = V(), a2 = V(), a3 = V(), b0 = V(), b1 = V(), b2 = V(), b3 = V()
-        var j = 0
-        while j &+ 16 <= cols {
-            let o = j &* 4, o8 = o &+ 32
-            let x0 = load(px, o), x8 = load(px, o8)
-            a0 = a0.addingProduct(x0, load(p0, o)); b0 = b0.addingProduct(x8, load(p0, o8))
-            a1 = a1.addingProduct(x0, load(p1, o)); b1 = b1.addingProduct(x8, load(p1, o8))
-            a2 = a2.addingProduct(x0, load(p2, o)); b2 = b2.addingProduct(x8, load(p2, o8))
-            a3 = a3.addingProduct(x0, load(p3, o)); b3 = b3.addingProduct(x8, load(p3, o8))
-            j &+= 16
-        }
-        var s = SIMD4<Float>((a0 + b0).sum(), (a1 + b1).sum(), (a2 + b2).sum(), (a3 + b3).sum())
-        while j < cols {
-            s += x[j] * SIMD4(m[j], m[stride &+ j], m[2 &* stride &+ j], m[3 &* stride &+ j])
-            j &+= 1
-        }
-        return s
-    }
-
-    /// y += scale·Σᵢ c[i·coefficientStride]·mᵢ over the `count` rows mᵢ of m, `stride` floats apart.
-    @inline(__always)
-    static func addCombination(_ y: UnsafeMutablePointer<Float>, rows m: UnsafePointer<Float>, stride: Int, count: Int, cols: Int,
-                               coefficients c: UnsafePointer<Float>, coefficientStride cs: Int, scale: Float) {
-        var i = 0
-        while i &+ 4 <= count {
-            let ci = c + i &* cs
-            let w = scale * SIMD4(ci[0], ci[cs], ci[2 &* cs], ci[3 &* cs])
-            axpy4(y, rows: m + i &* stride, stride: stride, w, cols: cols)
-            i &+= 4
-        }
-        while i < count {
-            let w = scale * c[i &* cs], mi = m + i &* stride
-            for j in 0..<cols { y[j] += w * mi[j] }
-            i &+= 1
-        }
-    }
-
-    /// y += Σᵢ w[i]·mᵢ for four rows mᵢ, `stride` floats apart: y's chunk is loaded and stored once for four FMAs.
-    @inline(__always)
-    static func axpy4(_ y: UnsafeMutablePointer<Float>, rows m: UnsafePointer<Float>, stride: Int, _ w: SIMD4<Float>, cols: Int) {
-        let py = UnsafeMutableRawPointer(y), p0 = UnsafeRawPointer(m), p1 = UnsafeRawPointer(m + stride)
-        let p2 = UnsafeRawPointer(m + 2 &* stride), p3 = UnsafeRawPointer(m + 3 &* stride)
-        let w0 = V(repeating: w[0]), w1 = V(repeating: w[1]), w2 = V(repeating: w[2]), w3 = V(repeating: w[3])
-        var j = 0
-        while j &+ 8 <= cols {
-            let o = j &* 4
-            let v = load(py, o).addingProduct(w0, load(p0, o)).addingProduct(w1, load(p1, o))
-                .addingProduct(w2, load(p2, o)).addingProduct(w3, load(p3, o))
-            py.storeBytes(of: v, toByteOffset: o, as: V.self)
-            j &+= 8
-        }
-        while j < cols {
-            y[j] += (w[0] * m[j] + w[1] * m[stride &+ j]) + (w[2] * m[2 &* stride &+ j] + w[3] * m[3 &* stride &+ j])
-            j &+= 1
         }
     }
 }

@@ -39,6 +39,7 @@ extension GsloraCommand {
             Foundation.exit(2)
         }
         do {
+            if command is ComputeCommand { try ComputeEnvironment.prepare() }
             try command.run()
         } catch let code as ExitCode {
             Foundation.exit(code.rawValue)

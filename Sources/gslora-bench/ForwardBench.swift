@@ -1,11 +1,12 @@
 import Apply
+import CommandSupport
 import ArgumentParser
 import Dispatch
 import Foundation
 import Format
 
 /// `gslora-bench forward`: eval-mode throughput and peak memory of the full-size face transformer
-/// (spec/TRAINING.md §A.1.1) on random weights, against PyTorch's anchor on the same machine; float32, then the opt-in bf16
+/// (GSLORA.md §1.1) on random weights, against PyTorch's anchor on the same machine; float32, then the opt-in bf16
 /// precision on the same model and batch.
 struct ForwardBench: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -19,7 +20,7 @@ struct ForwardBench: ParsableCommand {
     var allTokens = false
 
     func run() throws {
-        BLAS.ensureFastKernel()
+        try ComputeEnvironment.prepare()
         let config = ModelConfig(family: .faceViT, imageSize: 112, patchSize: 8, width: 512, depth: 6, heads: 8, headDim: 64,
                                  mlpWidth: 2048, numClasses: 100, head: .cosface, attentionScale: 1 / 512.0.squareRoot(),
                                  layerNormEps: 1e-5, qkvBias: false)
@@ -52,14 +53,15 @@ enum ForwardBenchmark {
         let rss = PeakRSS.megabytes()
         let fmt = { (x: Double, d: Int) in String(format: "%.\(d)f", x) }
         var rows: [(String, String, String)] = []
-        // OpenBLAS 0.3.21 falls back to its SSE kernel on CPUs it does not know (bench/README.md "The OpenBLAS kernel").
+        // OpenBLAS 0.3.21 falls back to its SSE kernel on CPUs it does not know (spec/PLATFORM.md: OPENBLAS_CORETYPE).
         let generic = ["Prescott", "Core2", "Nehalem", "Atom"].contains(BLAS.coreName)
+        rows.append(("gslora kernels (GSLORA_KERNELS)", KernelLevel.active.rawValue, "best on this CPU: \(KernelLevel.best.rawValue)"))
         rows.append(("OpenBLAS kernel / BLAS threads / cores", "\(BLAS.coreName) / \(BLAS.threads) / \(ProcessInfo.processInfo.activeProcessorCount)",
                      generic ? "generic kernel: rerun with OPENBLAS_CORETYPE=Haswell (or Cooperlake on AVX-512)" : ""))
         rows.append(("batch × timed calls", "\(batch) × \(iterations)", ""))
         rows.append(("LoRA", loraRank > 0 ? "live, rank \(loraRank)" : "none (merged)", ""))
         rows.append(("last block", allTokens ? "every token" : "class token only (K, V for every token)", ""))
-        rows.append(("images/s (median call)", fmt(Double(batch) / median, 1), "PyTorch ≈20 (bench/README.md, forward)"))
+        rows.append(("images/s (median call)", fmt(Double(batch) / median, 1), "PyTorch ≈20 (spec/PLATFORM.md: ≈11, noisy)"))
         rows.append(("ratio to PyTorch's 20 images/s", fmt(Double(batch) / median / pyTorchImagesPerSecond, 2) + "×", "issue #4 asks 2×"))
         rows.append(("images/s (best call)", fmt(Double(batch) / best, 1), ""))
         rows.append(("seconds per call (median)", fmt(median, 3), ""))

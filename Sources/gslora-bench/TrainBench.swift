@@ -1,4 +1,5 @@
 import Apply
+import CommandSupport
 import ArgumentParser
 import Dispatch
 import Foundation
@@ -22,7 +23,7 @@ struct TrainBench: ParsableCommand {
     @Flag(help: "Skip the all-parameters step (e.g. to profile the GS-LoRA step alone).") var skipAllParameters = false
 
     func run() throws {
-        BLAS.ensureFastKernel()
+        try ComputeEnvironment.prepare()
         guard batch > 0, steps > 0, rank > 0 else { throw ValidationError("batch, steps and rank must be positive") }
         let precisions = try precision.split(separator: ",").map { p in
             guard let m = MatmulPrecision(rawValue: String(p)) else { throw ValidationError("unknown precision '\(p)': use float32 or bf16") }
@@ -46,6 +47,7 @@ enum TrainBenchmark {
         let fmt = { (x: Double, d: Int) in String(format: "%.\(d)f", x) }
         var rows: [(String, String, String)] = []
         let generic = ["Prescott", "Core2", "Nehalem", "Atom"].contains(BLAS.coreName)
+        rows.append(("gslora kernels (GSLORA_KERNELS)", KernelLevel.active.rawValue, "best on this CPU: \(KernelLevel.best.rawValue)"))
         rows.append(("OpenBLAS kernel / BLAS threads / cores", "\(BLAS.coreName) / \(BLAS.threads) / \(ProcessInfo.processInfo.activeProcessorCount)",
                      generic ? "generic kernel: rerun with OPENBLAS_CORETYPE=Haswell" : ""))
         // The step's products are 2·batch images tall (retain and forget run together).

@@ -7,7 +7,7 @@ import Format
 import Train
 
 @main
-struct DemoCommand: GsloraCommand {
+struct DemoCommand: GsloraCommand, ComputeCommand {
     static let configuration = CommandConfiguration(
         commandName: "gslora-demo",
         abstract: "Continual forgetting on Fashion-MNIST end to end: pre-train, forget 4×2 classes with GS-LoRA, prune, merge, export, report.",
@@ -74,7 +74,6 @@ struct DemoCommand: GsloraCommand {
     var json = false
 
     func run() throws {
-        BLAS.ensureFastKernel()
         var o = DemoOptions(seed: seed, quick: quick)
         o.output = output
         o.data = data

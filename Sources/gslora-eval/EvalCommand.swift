@@ -5,7 +5,7 @@ import Foundation
 import Format
 
 @main
-struct EvalCommand: GsloraCommand {
+struct EvalCommand: GsloraCommand, ComputeCommand {
     static let configuration = CommandConfiguration(
         commandName: "gslora-eval",
         abstract: "Accuracy on forgotten, retained and earlier-forgotten classes, per class, and H.",
@@ -104,7 +104,6 @@ struct EvalCommand: GsloraCommand {
         if let output, world.isRoot {
             try OutputPolicy.checkFile(output, inputs: [model, data] + adapterOptions.adapters + [labels, before].compactMap { $0 }, force: force)
         }
-        BLAS.ensureFastKernel()
         let loaded = try LoadedModel.load(model, options: modelOptions)
         let c = loaded.config
         let built = try adapterOptions.apply(to: loaded)

@@ -5,7 +5,7 @@ import Foundation
 import Format
 
 @main
-struct InferCommand: GsloraCommand {
+struct InferCommand: GsloraCommand, ComputeCommand {
     static let configuration = CommandConfiguration(
         commandName: "gslora-infer",
         abstract: "Run a model (with adapters) on images; write logits or embeddings as .npy and print the top classes.",
@@ -87,7 +87,6 @@ struct InferCommand: GsloraCommand {
 
     func run() throws {
         if let output { try OutputPolicy.checkFile(output, inputs: [model, input] + adapterOptions.adapters, force: force) }
-        BLAS.ensureFastKernel()
         let loaded = try LoadedModel.load(model, options: modelOptions)
         let c = loaded.config
         StatusLine().notes(loaded.notices)

@@ -5,7 +5,7 @@ import Foundation
 import Format
 
 @main
-struct MergeCommand: GsloraCommand {
+struct MergeCommand: GsloraCommand, ComputeCommand {
     static let configuration = CommandConfiguration(
         commandName: "gslora-merge",
         abstract: "Fold GS-LoRA adapters into a backbone: W ← W + scale·s·B·A, in the order given.",
@@ -66,7 +66,6 @@ struct MergeCommand: GsloraCommand {
 
     func run() throws {
         try OutputPolicy.checkFile(output, inputs: [base] + adapters, force: force)
-        BLAS.ensureFastKernel()
         let report = try LoRAMerge.mergeFiles(base: base, adapters: adapters, scales: scales, output: output, force: allowBaseMismatch)
         for w in report.warnings { FileHandle.standardError.write(Data("warning: \(w)\n".utf8)) }
         if json {

@@ -7,7 +7,7 @@ import Format
 import Train
 
 /// `gslora-train forget`: GS-LoRA(++) single-step or continual forgetting, one adapter per task.
-struct ForgetCommand: ParsableCommand {
+struct ForgetCommand: ParsableCommand, ComputeCommand {
     static let configuration = CommandConfiguration(
         commandName: "forget",
         abstract: "Forget classes of a backbone with GS-LoRA(++): writes OUTDIR/task-N.gslr per task.",
@@ -121,7 +121,6 @@ struct ForgetCommand: ParsableCommand {
     /// The run; under MPI every rank trains its share of each batch and rank 0 alone writes files and reports.
     func train(_ world: Communicator) throws {
         try checkOutputs()
-        BLAS.ensureFastKernel()
         let console = Console()
         let (model, stored) = try loadBackbone()
         let pipeline = try preprocessOptions.pipeline(for: model.config, stored: stored, modelPath: backbone,

@@ -6,7 +6,7 @@ import CommandSupport
 import Train
 
 /// `gslora-train pretrain`: a face-style ViT with a CosFace head trained from scratch, written as a backbone .gslr.
-struct PretrainCommand: ParsableCommand {
+struct PretrainCommand: ParsableCommand, ComputeCommand {
     static let configuration = CommandConfiguration(
         commandName: "pretrain",
         abstract: "Train a face-style ViT (CosFace head) from scratch and write it as a backbone .gslr.",
@@ -56,7 +56,6 @@ struct PretrainCommand: ParsableCommand {
     /// The run; under MPI every rank trains its share of each batch and rank 0 alone writes the model and reports.
     func train(_ world: Communicator) throws {
         try OutputPolicy.checkFile(output, inputs: [data, testData, labels, testLabels, log].compactMap { $0 }, force: force)
-        BLAS.ensureFastKernel()
         var o = PretrainOptions()
         o.imageSize = imageSize
         o.patchSize = patchSize
