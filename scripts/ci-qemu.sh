@@ -7,13 +7,13 @@
 #  2. on that CPU, asking for AVX2 kernels (GSLORA_KERNELS=avx2) is refused with exit 2 and the missing features
 #     named, not an illegal instruction;
 #  3. the C kernels compile for arm64 (clang --target=aarch64-unknown-linux-gnu, NEON).
-# Fixtures: GSLORA_FIXTURES, else ../shared/fixtures.
+# Fixtures: the repo's Tests/Fixtures/pytorch plus any folders GSLORA_FIXTURES names (colon-separated).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DEBIAN_FRONTEND=noninteractive apt-get install -y qemu-user libc6-dev-arm64-cross >/dev/null
 BIN=$(swift build -c release --show-bin-path)
 [ -x "$BIN/gslora-infer" ] || swift build -c release --product gslora-infer
-FIXTURES=${GSLORA_FIXTURES:-../shared/fixtures}
+IFS=: read -r -a fixture_dirs <<< "Tests/Fixtures/pytorch${GSLORA_FIXTURES:+:$GSLORA_FIXTURES}"
 T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
 # The emulated CPU has no AVX: neither a kernel forced for the host CPU nor a re-execution (qemu would run the new
@@ -26,7 +26,10 @@ check() { if "$@"; then pass=$((pass + 1)); else echo "FAILED: $*" >&2; fail=$((
 
 echo "== forward parity under ${QEMU[*]}"
 cases=0
-for parity in "$FIXTURES"/*.parity.json; do
+parities=()
+for d in "${fixture_dirs[@]}"; do parities+=("$d"/*.parity.json); done
+for parity in "${parities[@]}"; do
+    [ -f "$parity" ] || continue
     name=$(basename "$parity" .parity.json)
     python3 - "$parity" "$T/$name" <<'PY' || continue
 import json, sys, numpy as np
@@ -44,7 +47,7 @@ open(sys.argv[2] + ".heads", "w").write(str(heads or ""))
 PY
     cases=$((cases + 1))
     heads=$(cat "$T/$name.heads")
-    args=("$FIXTURES/$name.pth" "$T/$name.input.npy" -o "$T/$name.logits.npy")
+    args=("$(dirname "$parity")/$name.pth" "$T/$name.input.npy" -o "$T/$name.logits.npy")
     [ -n "$heads" ] && args+=(--heads "$heads")
     start=$(date +%s)
     if "${QEMU[@]}" "$BIN/gslora-infer" "${args[@]}" >"$T/$name.log" 2>&1; then
