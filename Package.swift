@@ -5,7 +5,7 @@ let package = Package(
     name: "gslora",
     platforms: [.macOS(.v13)],
     dependencies: [
-        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0")
     ],
     targets: [
         .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
@@ -28,24 +28,41 @@ let package = Package(
         .target(name: "CommandSupport", dependencies: ["Format", "Convert", "Apply", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
 
         // Thin commands.
-        .executableTarget(name: "gslora-inspect", dependencies: ["Format", "Convert", "CommandSupport", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
-        .executableTarget(name: "gslora-convert", dependencies: ["Format", "Convert", "Apply", "CommandSupport", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
-        .executableTarget(name: "gslora-merge", dependencies: ["Format", "Apply", "CommandSupport", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
-        .executableTarget(name: "gslora-prune", dependencies: ["Format", "Apply", "CommandSupport", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
-        .executableTarget(name: "gslora-infer", dependencies: ["Format", "Convert", "Apply", "CommandSupport", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
-        .executableTarget(name: "gslora-eval", dependencies: ["Format", "Convert", "Apply", "CommandSupport", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
-        .executableTarget(name: "gslora-train", dependencies: ["Format", "Convert", "Apply", "Train", "CommandSupport", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
-        .executableTarget(name: "gslora-demo", dependencies: ["Format", "Convert", "Apply", "Train", "CommandSupport", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+        .executableTarget(
+            name: "gslora-inspect", dependencies: ["Format", "Convert", "CommandSupport", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+        .executableTarget(
+            name: "gslora-convert",
+            dependencies: ["Format", "Convert", "Apply", "CommandSupport", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+        .executableTarget(
+            name: "gslora-merge", dependencies: ["Format", "Apply", "CommandSupport", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+        .executableTarget(
+            name: "gslora-prune", dependencies: ["Format", "Apply", "CommandSupport", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+        .executableTarget(
+            name: "gslora-infer",
+            dependencies: ["Format", "Convert", "Apply", "CommandSupport", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+        .executableTarget(
+            name: "gslora-eval",
+            dependencies: ["Format", "Convert", "Apply", "CommandSupport", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+        .executableTarget(
+            name: "gslora-train",
+            dependencies: ["Format", "Convert", "Apply", "Train", "CommandSupport", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+        .executableTarget(
+            name: "gslora-demo",
+            dependencies: ["Format", "Convert", "Apply", "Train", "CommandSupport", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         // Benchmarks, run by hand (bench/README.md); each subcommand prints a table with its anchor.
-        .executableTarget(name: "gslora-bench", dependencies: ["Format", "Convert", "Apply", "Train", "CommandSupport",
-                                                               .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+        .executableTarget(
+            name: "gslora-bench",
+            dependencies: [
+                "Format", "Convert", "Apply", "Train", "CommandSupport",
+                .product(name: "ArgumentParser", package: "swift-argument-parser")
+            ]),
 
         // Tests mirror Sources; TestSupport finds the fixtures and holds the tolerances.
         .target(name: "TestSupport", dependencies: ["Format"], path: "Tests/TestSupport"),
         .testTarget(name: "FormatTests", dependencies: ["Format", "TestSupport"]),
         .testTarget(name: "ConvertTests", dependencies: ["Convert", "Format", "TestSupport"]),
         .testTarget(name: "ApplyTests", dependencies: ["Apply", "CKernels", "Convert", "Format", "TestSupport"]),
-        .testTarget(name: "TrainTests", dependencies: ["Train", "Apply", "Convert", "Format", "TestSupport"]),
+        .testTarget(name: "TrainTests", dependencies: ["Train", "Apply", "Convert", "Format", "TestSupport"])
     ],
     swiftLanguageModes: [.v5]
 )

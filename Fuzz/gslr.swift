@@ -1,4 +1,5 @@
 import Foundation
+
 @testable import Format
 
 /// The .gslr reader: preamble, header scan and decode, table checks, then every tensor CRC and the fingerprint.

@@ -1,6 +1,7 @@
-import Foundation
-@testable import Apply
 import Format
+import Foundation
+
+@testable import Apply
 
 /// IDX (MNIST) image and label files, gzip or not.
 @_cdecl("LLVMFuzzerTestOneInput")

@@ -1,6 +1,7 @@
-import Foundation
-@testable import Apply
 import Format
+import Foundation
+
+@testable import Apply
 
 /// The PNG and JPEG decoders (libpng, libturbojpeg behind ImageDecoder's size caps).
 @_cdecl("LLVMFuzzerTestOneInput")

@@ -1,6 +1,7 @@
-import Foundation
-@testable import Apply
 import Format
+import Foundation
+
+@testable import Apply
 
 /// .npy headers and data.
 @_cdecl("LLVMFuzzerTestOneInput")

@@ -1,6 +1,7 @@
-import Foundation
-@testable import Convert
 import Format
+import Foundation
+
+@testable import Convert
 
 /// The restricted pickle machine on raw pickle bytes (what data.pkl holds).
 @_cdecl("LLVMFuzzerTestOneInput")

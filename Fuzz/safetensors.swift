@@ -1,6 +1,7 @@
-import Foundation
-@testable import Convert
 import Format
+import Foundation
+
+@testable import Convert
 
 /// The safetensors header (its strict JSON parser) and table checks.
 @_cdecl("LLVMFuzzerTestOneInput")

@@ -1,6 +1,7 @@
-import Foundation
-@testable import Convert
 import Format
+import Foundation
+
+@testable import Convert
 
 /// PyTorch checkpoints: format detection, the zip reader (and inflate), the pickle machine, legacy files, the
 /// tensor builder.

@@ -1,6 +1,7 @@
-import Foundation
-@testable import Convert
 import Format
+import Foundation
+
+@testable import Convert
 
 /// The zip reader alone: central directory, local headers, names, stored and deflated records with their CRCs.
 @_cdecl("LLVMFuzzerTestOneInput")

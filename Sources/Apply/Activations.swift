@@ -41,8 +41,10 @@ public final class BlockActivations: @unchecked Sendable {
     public private(set) var loraFc1: [FloatBuffer] = []
     public private(set) var loraFc2: [FloatBuffer] = []
 
-    func size(rows: Int, batch: Int, width w: Int, inner: Int, mlp: Int, tokens: Int, heads: Int,
-              ranks: [Int], training: Bool, keepQKV: Bool) {
+    func size(
+        rows: Int, batch: Int, width w: Int, inner: Int, mlp: Int, tokens: Int, heads: Int,
+        ranks: [Int], training: Bool, keepQKV: Bool
+    ) {
         let keep = training ? 1 : 0
         input.reserve(rows * w * keep)
         ln1Out.reserve(rows * w)
@@ -64,8 +66,10 @@ public final class BlockActivations: @unchecked Sendable {
     }
 
     /// Floats this instance needs for the given sizes (overflow-checked), for the memory cap.
-    static func floats(rows: Int, batch: Int, width w: Int, inner: Int, mlp: Int, tokens: Int, heads: Int,
-                       ranks: [Int], training: Bool) -> Int? {
+    static func floats(
+        rows: Int, batch: Int, width w: Int, inner: Int, mlp: Int, tokens: Int, heads: Int,
+        ranks: [Int], training: Bool
+    ) -> Int? {
         var total = 0
         func add(_ factors: Int...) -> Bool {
             var p = 1
@@ -82,7 +86,8 @@ public final class BlockActivations: @unchecked Sendable {
         // qkv (shared, or kept by the last block) and its dense per-head copy (qkvHeads, float32 at most); the kept
         // probabilities and their bf16 copy (probs16, counted as floats).
         guard add(rows, w, 4 + 3 * k), add(rows, 3 * inner, 2), add(rows, inner), add(rows, mlp, 1 + k), add(rows, 4),
-              add(batch, heads, tokens, tokens, 2 * k) else { return nil }
+            add(batch, heads, tokens, tokens, 2 * k)
+        else { return nil }
         for r in ranks { guard add(rows, r, 2) else { return nil } }
         return total
     }
@@ -137,10 +142,13 @@ public final class ViTActivations: @unchecked Sendable {
         // In eval the attention probabilities live in a scratch for up to `evalAttentionImages` images (and a bf16
         // copy of it), outside the per-block count.
         let (evalProbs, o2) = (max(Parallel.workers, min(b, ViT.evalAttentionImages) * c.heads) * 2).multipliedReportingOverflow(by: t * t)
-        guard !o1, !o2, let perBlock = BlockActivations.floats(rows: rows, batch: b, width: c.width, inner: inner, mlp: c.mlpWidth,
-                                                               tokens: t, heads: c.heads, ranks: ranks, training: training),
-              perBlock <= ViTActivations.capFloats, (training ? c.depth : 1) * perBlock <= ViTActivations.capFloats,
-              training || perBlock + evalProbs <= ViTActivations.capFloats else {
+        guard !o1, !o2,
+            let perBlock = BlockActivations.floats(
+                rows: rows, batch: b, width: c.width, inner: inner, mlp: c.mlpWidth,
+                tokens: t, heads: c.heads, ranks: ranks, training: training),
+            perBlock <= ViTActivations.capFloats, (training ? c.depth : 1) * perBlock <= ViTActivations.capFloats,
+            training || perBlock + evalProbs <= ViTActivations.capFloats
+        else {
             throw ApplyError.tooLarge("batch \(b) needs more than \(ViTActivations.capFloats * 4 >> 30) GiB of activations")
         }
         self.batch = b
@@ -157,8 +165,9 @@ public final class ViTActivations: @unchecked Sendable {
         while blocks.count < count { blocks.append(BlockActivations()) }
         blocks.removeLast(blocks.count - count)
         for (l, a) in blocks.enumerated() {
-            a.size(rows: rows, batch: b, width: w, inner: inner, mlp: c.mlpWidth, tokens: c.numTokens, heads: c.heads,
-                   ranks: ranks, training: training, keepQKV: training && classOnlyLastBlock && l == c.depth - 1)
+            a.size(
+                rows: rows, batch: b, width: w, inner: inner, mlp: c.mlpWidth, tokens: c.numTokens, heads: c.heads,
+                ranks: ranks, training: training, keepQKV: training && classOnlyLastBlock && l == c.depth - 1)
         }
         self.classOnlyLastBlock = classOnlyLastBlock
         pooled.reserve(b * w)

@@ -47,7 +47,8 @@ public enum ApplyError: Error, CustomStringConvertible, Equatable {
         case .tooLarge(let why):
             return "batch too large: \(why); use a smaller batch"
         case let .oneDNN(call, status):
-            let hint = status == "unimplemented"
+            let hint =
+                status == "unimplemented"
                 ? "oneDNN has no bfloat16 matrix product for this CPU (it needs AVX-512, and AVX512-BF16 or AMX to be fast); use precision float32"
                 : "use precision float32, or report it with the oneDNN version (libdnnl 2.6)"
             return "oneDNN: \(call) failed with status \(status); \(hint)"

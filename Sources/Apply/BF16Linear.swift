@@ -1,5 +1,5 @@
-import CKernels
 import CDNNL
+import CKernels
 
 /// bfloat16 matrix products for linear layers through oneDNN's matmul (AMX / AVX512-BF16):
 /// `out[rows, outF] = in[rows, inF] · W[firstRow ..< firstRow + outF]ᵀ` (forward), or the input gradient of a frozen
@@ -59,11 +59,14 @@ public final class BF16Matmul {
     /// `out` (row stride `ldc`) = `input` (row stride `lda`) · W[firstRow ..< firstRow + outFeatures]ᵀ with
     /// W = `weight` viewed as float32 [*, inFeatures] — or, for `.inputGradient`, `input` [rows, outFeatures] · W
     /// into `out` [rows, inFeatures]. No bias: callers fuse it into their next elementwise pass.
-    public func product(weight: FloatBuffer, firstRow: Int = 0, outFeatures outF: Int, inFeatures inF: Int,
-                        input: UnsafePointer<Float>, lda: Int, rows: Int,
-                        out: UnsafeMutablePointer<Float>, ldc: Int, direction: Direction = .forward) throws {
-        try product(weight: weight, firstRow: firstRow, outFeatures: outF, inFeatures: inF, input: input, lda: lda, rows: rows,
-                    out: out, ldc: ldc, direction: direction, rounded: false)
+    public func product(
+        weight: FloatBuffer, firstRow: Int = 0, outFeatures outF: Int, inFeatures inF: Int,
+        input: UnsafePointer<Float>, lda: Int, rows: Int,
+        out: UnsafeMutablePointer<Float>, ldc: Int, direction: Direction = .forward
+    ) throws {
+        try product(
+            weight: weight, firstRow: firstRow, outFeatures: outF, inFeatures: inF, input: input, lda: lda, rows: rows,
+            out: out, ldc: ldc, direction: direction, rounded: false)
     }
 
     /// Where a kernel that produces a product's input writes it rounded to bf16 [rows, cols] (dense) as it goes, for
@@ -73,13 +76,16 @@ public final class BF16Matmul {
     }
 
     /// `product`, where `rounded` says the input's bf16 copy is in `inputSlot` already (`input` is then not read).
-    func product(weight: FloatBuffer, firstRow: Int = 0, outFeatures outF: Int, inFeatures inF: Int,
-                 input: UnsafePointer<Float>, lda: Int, rows: Int,
-                 out: UnsafeMutablePointer<Float>, ldc: Int, direction: Direction = .forward, rounded: Bool) throws {
+    func product(
+        weight: FloatBuffer, firstRow: Int = 0, outFeatures outF: Int, inFeatures inF: Int,
+        input: UnsafePointer<Float>, lda: Int, rows: Int,
+        out: UnsafeMutablePointer<Float>, ldc: Int, direction: Direction = .forward, rounded: Bool
+    ) throws {
         guard rows > 0 else { return }
         let (k, n) = direction == .forward ? (inF, outF) : (outF, inF)
-        try BF16Matmul.checkSizes(weightCount: weight.count, firstRow: firstRow, outF: outF, inF: inF, k: k, n: n, lda: lda,
-                                  rows: rows, ldc: ldc)
+        try BF16Matmul.checkSizes(
+            weightCount: weight.count, firstRow: firstRow, outF: outF, inF: inF, k: k, n: n, lda: lda,
+            rows: rows, ldc: ldc)
         let p = try primitive(Shape(rows: rows, k: k, n: n))
         let w = try packedWeight(weight, firstRow: firstRow, outF: outF, inF: inF, direction: direction, layout: p.weights)
         let src = rounded ? UnsafeMutableRawPointer(inputSlot(rows: rows, cols: k)) : convert(input, rows: rows, cols: k, ld: lda)
@@ -110,24 +116,28 @@ public final class BF16Matmul {
         let (dstSpan, o5) = (rows - 1).multipliedReportingOverflow(by: ldc)
         let (inSpan, o6) = (rows - 1).multipliedReportingOverflow(by: lda)
         guard !o3, !o4, !o5, !o6, !dstSpan.addingReportingOverflow(n).overflow, !inSpan.addingReportingOverflow(k).overflow,
-              !srcCount.multipliedReportingOverflow(by: 2).overflow, !dstCount.multipliedReportingOverflow(by: 4).overflow else {
+            !srcCount.multipliedReportingOverflow(by: 2).overflow, !dstCount.multipliedReportingOverflow(by: 4).overflow
+        else {
             throw ApplyError.tooLarge("a bf16 product of \(rows) rows × \(inF) inputs × \(outF) outputs overflows the address range")
         }
     }
 
     private func primitive(_ s: Shape) throws -> MatmulPrimitive {
         if let p = primitives[s] { return p }
-        let p = try MatmulPrimitive(src: try OneDNN.matrix(rows: s.rows, cols: s.k, type: dnnl_bf16, tag: dnnl_ab),
-                                    weights: try OneDNN.matrix(rows: s.k, cols: s.n, type: dnnl_bf16, tag: dnnl_format_tag_any),
-                                    dst: try OneDNN.matrix(rows: s.rows, cols: s.n, type: dnnl_f32, tag: dnnl_ab),
-                                    what: "bf16 matmul \(s.rows)×\(s.k) · \(s.k)×\(s.n)")
+        let p = try MatmulPrimitive(
+            src: try OneDNN.matrix(rows: s.rows, cols: s.k, type: dnnl_bf16, tag: dnnl_ab),
+            weights: try OneDNN.matrix(rows: s.k, cols: s.n, type: dnnl_bf16, tag: dnnl_format_tag_any),
+            dst: try OneDNN.matrix(rows: s.rows, cols: s.n, type: dnnl_f32, tag: dnnl_ab),
+            what: "bf16 matmul \(s.rows)×\(s.k) · \(s.k)×\(s.n)")
         primitives[s] = p
         return p
     }
 
     /// The weight rows in `layout`, packed by a oneDNN reorder on first use.
-    private func packedWeight(_ weight: FloatBuffer, firstRow: Int, outF: Int, inF: Int, direction: Direction,
-                              layout: dnnl_memory_desc_t) throws -> Packed {
+    private func packedWeight(
+        _ weight: FloatBuffer, firstRow: Int, outF: Int, inF: Int, direction: Direction,
+        layout: dnnl_memory_desc_t
+    ) throws -> Packed {
         let key = WeightKey(buffer: ObjectIdentifier(weight), firstRow: firstRow, outF: outF, inF: inF, direction: direction)
         var want = layout
         if let hit = packed[key]?.first(where: { dnnl_memory_desc_equal(&$0.layout, &want) != 0 }) { return hit }
@@ -144,8 +154,9 @@ public final class BF16Matmul {
         let target = try dnnl.memory(layout, handle: nil)
         do {
             var pd: dnnl_primitive_desc_t? = nil
-            try OneDNN.check(dnnl_reorder_primitive_desc_create(&pd, &from, dnnl.engine, &want, dnnl.engine, nil),
-                             "dnnl_reorder_primitive_desc_create (weight \(outF)×\(inF) to bf16)")
+            try OneDNN.check(
+                dnnl_reorder_primitive_desc_create(&pd, &from, dnnl.engine, &want, dnnl.engine, nil),
+                "dnnl_reorder_primitive_desc_create (weight \(outF)×\(inF) to bf16)")
             guard let pd else { throw ApplyError.oneDNN(call: "dnnl_reorder_primitive_desc_create", status: "no descriptor returned") }
             defer { dnnl_primitive_desc_destroy(pd) }
             var reorder: dnnl_primitive_t? = nil
@@ -171,8 +182,9 @@ public final class BF16Matmul {
         let s = SendableRaw(UnsafeRawPointer(src)), d = SendableRaw(UnsafeRawPointer(scratch))
         Parallel.rows(rows, elementsPerRow: cols) { range in
             for r in range {
-                BF16Matmul.round(s.p.assumingMemoryBound(to: Float.self) + r * ld, count: cols,
-                                 into: UnsafeMutablePointer(mutating: d.p.assumingMemoryBound(to: UInt16.self)) + r * cols)
+                BF16Matmul.round(
+                    s.p.assumingMemoryBound(to: Float.self) + r * ld, count: cols,
+                    into: UnsafeMutablePointer(mutating: d.p.assumingMemoryBound(to: UInt16.self)) + r * cols)
             }
         }
         return scratch

@@ -21,18 +21,23 @@ extension ViT {
 
     /// out (row stride ldc) = input (row stride lda) · W[firstRow ..< firstRow + outF]ᵀ for a frozen weight, in the
     /// model's precision. `inputRounded`: in bf16, the input's rounded copy is in `roundedInputSlot` already.
-    func frozenProduct(_ weight: FloatBuffer, firstRow: Int = 0, outF: Int, inF: Int, input: UnsafePointer<Float>, lda: Int,
-                       rows: Int, out: UnsafeMutablePointer<Float>, ldc: Int, inputRounded: Bool = false) throws {
+    func frozenProduct(
+        _ weight: FloatBuffer, firstRow: Int = 0, outF: Int, inF: Int, input: UnsafePointer<Float>, lda: Int,
+        rows: Int, out: UnsafeMutablePointer<Float>, ldc: Int, inputRounded: Bool = false
+    ) throws {
         switch precision {
         case .float32 where lda == inF:
-            try f32.product(weight: weight, firstRow: firstRow, outFeatures: outF, inFeatures: inF, input: input, rows: rows,
-                            out: out, ldc: ldc)
+            try f32.product(
+                weight: weight, firstRow: firstRow, outFeatures: outF, inFeatures: inF, input: input, rows: rows,
+                out: out, ldc: ldc)
         case .float32:
-            BLAS.gemm(transB: true, m: rows, n: outF, k: inF, a: input, lda: lda, b: weight.pointer + firstRow * inF, ldb: inF,
-                      c: out, ldc: ldc)
+            BLAS.gemm(
+                transB: true, m: rows, n: outF, k: inF, a: input, lda: lda, b: weight.pointer + firstRow * inF, ldb: inF,
+                c: out, ldc: ldc)
         case .bf16:
-            try bf16.product(weight: weight, firstRow: firstRow, outFeatures: outF, inFeatures: inF, input: input, lda: lda,
-                             rows: rows, out: out, ldc: ldc, rounded: inputRounded)
+            try bf16.product(
+                weight: weight, firstRow: firstRow, outFeatures: outF, inFeatures: inF, input: input, lda: lda,
+                rows: rows, out: out, ldc: ldc, rounded: inputRounded)
         }
     }
 
@@ -47,17 +52,21 @@ extension ViT {
 
     /// out [rows, inF] = dOut (row stride ldd) [rows, outF] · W[firstRow ..< firstRow + outF]: the input gradient
     /// through a frozen weight, in the model's precision (`inputRounded` as for `frozenProduct`).
-    func frozenInputGradient(_ weight: FloatBuffer, firstRow: Int = 0, outF: Int, inF: Int, dOut: UnsafePointer<Float>, ldd: Int,
-                             rows: Int, out: UnsafeMutablePointer<Float>, inputRounded: Bool = false) throws {
+    func frozenInputGradient(
+        _ weight: FloatBuffer, firstRow: Int = 0, outF: Int, inF: Int, dOut: UnsafePointer<Float>, ldd: Int,
+        rows: Int, out: UnsafeMutablePointer<Float>, inputRounded: Bool = false
+    ) throws {
         switch precision {
         case .float32 where ldd == outF:
-            try f32.product(weight: weight, firstRow: firstRow, outFeatures: outF, inFeatures: inF, input: dOut, rows: rows, out: out,
-                            ldc: inF, direction: .inputGradient)
+            try f32.product(
+                weight: weight, firstRow: firstRow, outFeatures: outF, inFeatures: inF, input: dOut, rows: rows, out: out,
+                ldc: inF, direction: .inputGradient)
         case .float32:
             BLAS.gemm(m: rows, n: inF, k: outF, a: dOut, lda: ldd, b: weight.pointer + firstRow * inF, ldb: inF, c: out, ldc: inF)
         case .bf16:
-            try bf16.product(weight: weight, firstRow: firstRow, outFeatures: outF, inFeatures: inF, input: dOut, lda: ldd,
-                             rows: rows, out: out, ldc: inF, direction: .inputGradient, rounded: inputRounded)
+            try bf16.product(
+                weight: weight, firstRow: firstRow, outFeatures: outF, inFeatures: inF, input: dOut, lda: ldd,
+                rows: rows, out: out, ldc: inF, direction: .inputGradient, rounded: inputRounded)
         }
     }
 }

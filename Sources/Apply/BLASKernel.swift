@@ -15,7 +15,8 @@ extension BLAS {
         var changes: [String: String] = [:]
         let generic: Set<String> = ["prescott", "core2", "katmai", "coppermine", "northwood", "banias", "atom", "nehalem", "unknown"]
         if env["OPENBLAS_CORETYPE"] == nil, env["GSLORA_KEEP_BLAS_KERNEL"] == nil, generic.contains(coreName.lowercased()),
-           let kernel = fastKernel(for: KernelLevel.best) {
+            let kernel = fastKernel(for: KernelLevel.best)
+        {
             changes["OPENBLAS_CORETYPE"] = kernel
         }
         if env["OMP_WAIT_POLICY"] == nil { changes["OMP_WAIT_POLICY"] = "passive" }

@@ -26,8 +26,9 @@ final class BatchedMatmul {
 
         /// The operand `elements` elements further on.
         static func + (o: Operand, elements: Int) -> Operand {
-            o.isBF16 ? Operand(bf16: o.pointer.assumingMemoryBound(to: UInt16.self) + elements)
-                     : Operand(o.pointer.assumingMemoryBound(to: Float.self) + elements)
+            o.isBF16
+                ? Operand(bf16: o.pointer.assumingMemoryBound(to: UInt16.self) + elements)
+                : Operand(o.pointer.assumingMemoryBound(to: Float.self) + elements)
         }
     }
 
@@ -47,15 +48,21 @@ final class BatchedMatmul {
     /// c[i, h] = a[i, h] · b[i, h] for every image i < images and head h < heads (c is overwritten, float32); a and b
     /// are both float32 or both bf16.
     func run(images: Int, heads: Int, a: Layout, _ pa: Operand, b: Layout, _ pb: Operand, c: Layout, _ pc: UnsafeMutablePointer<Float>) throws {
-        precondition(a.cols == b.rows && a.rows == c.rows && b.cols == c.cols && pa.isBF16 == pb.isBF16,
-                     "batched product of mismatched shapes or types")
+        precondition(
+            a.cols == b.rows && a.rows == c.rows && b.cols == c.cols && pa.isBF16 == pb.isBF16,
+            "batched product of mismatched shapes or types")
         guard images > 0, heads > 0 else { return }
         let dnnl = try OneDNN.shared()
         let (p, descriptors) = try primitive(Key(images: images, heads: heads, a: a, b: b, c: c, bf16: pa.isBF16))
         var memories: [dnnl_memory_t] = []
         defer { memories.forEach { dnnl_memory_destroy($0) } }
-        for (md, handle) in zip(descriptors, [UnsafeMutableRawPointer(mutating: pa.pointer), UnsafeMutableRawPointer(mutating: pb.pointer),
-                                              UnsafeMutableRawPointer(pc)]) {
+        for (md, handle) in zip(
+            descriptors,
+            [
+                UnsafeMutableRawPointer(mutating: pa.pointer), UnsafeMutableRawPointer(mutating: pb.pointer),
+                UnsafeMutableRawPointer(pc)
+            ])
+        {
             memories.append(try dnnl.memory(md, handle: handle))
         }
         try p.run(src: memories[0], weights: memories[1], dst: memories[2], on: stream)
@@ -67,8 +74,9 @@ final class BatchedMatmul {
             var md = dnnl_memory_desc_t()
             var dims: [dnnl_dim_t] = [key.images, key.heads, l.rows, l.cols].map { dnnl_dim_t($0) }
             var strides: [dnnl_dim_t] = [l.imageStride, l.headStride, l.rowStride, l.colStride].map { dnnl_dim_t($0) }
-            try OneDNN.check(dnnl_memory_desc_init_by_strides(&md, 4, &dims, type, &strides),
-                             "dnnl_memory_desc_init_by_strides [\(key.images), \(key.heads), \(l.rows), \(l.cols)]")
+            try OneDNN.check(
+                dnnl_memory_desc_init_by_strides(&md, 4, &dims, type, &strides),
+                "dnnl_memory_desc_init_by_strides [\(key.images), \(key.heads), \(l.rows), \(l.cols)]")
             return md
         }
         let input = key.bf16 ? dnnl_bf16 : dnnl_f32

@@ -23,18 +23,22 @@ public final class F32Matmul {
 
     /// `out` [rows, n] (row stride ldc) = `input` [rows, k] (dense) · W[firstRow ..< firstRow + outFeatures]ᵀ,
     /// k = inFeatures, n = outFeatures; for `.inputGradient`, k = outFeatures and n = inFeatures, times W itself.
-    public func product(weight: FloatBuffer, firstRow: Int = 0, outFeatures outF: Int, inFeatures inF: Int,
-                        input: UnsafePointer<Float>, rows: Int, out: UnsafeMutablePointer<Float>, ldc: Int,
-                        direction: BF16Matmul.Direction = .forward) throws {
+    public func product(
+        weight: FloatBuffer, firstRow: Int = 0, outFeatures outF: Int, inFeatures inF: Int,
+        input: UnsafePointer<Float>, rows: Int, out: UnsafeMutablePointer<Float>, ldc: Int,
+        direction: BF16Matmul.Direction = .forward
+    ) throws {
         guard rows > 0 else { return }
         let (k, n) = direction == .forward ? (inF, outF) : (outF, inF)
-        try BF16Matmul.checkSizes(weightCount: weight.count, firstRow: firstRow, outF: outF, inF: inF, k: k, n: n, lda: k,
-                                  rows: rows, ldc: ldc)
+        try BF16Matmul.checkSizes(
+            weightCount: weight.count, firstRow: firstRow, outF: outF, inF: inF, k: k, n: n, lda: k,
+            rows: rows, ldc: ldc)
         let shape = Shape(rows: rows, k: k, n: n, direction: direction)
         let p = try primitives[shape] ?? makePrimitive(shape)
         let dnnl = try OneDNN.shared()
-        let src = try dnnl.memory(try OneDNN.matrix(rows: rows, cols: k, type: dnnl_f32, tag: dnnl_ab),
-                                  handle: UnsafeMutableRawPointer(mutating: input))
+        let src = try dnnl.memory(
+            try OneDNN.matrix(rows: rows, cols: k, type: dnnl_f32, tag: dnnl_ab),
+            handle: UnsafeMutableRawPointer(mutating: input))
         defer { dnnl_memory_destroy(src) }
         let wei = try dnnl.memory(p.weights, handle: UnsafeMutableRawPointer(weight.pointer + firstRow * inF))
         defer { dnnl_memory_destroy(wei) }
@@ -52,9 +56,10 @@ public final class F32Matmul {
         var dims: [dnnl_dim_t] = [dnnl_dim_t(s.k), dnnl_dim_t(s.n)]
         var strides: [dnnl_dim_t] = s.direction == .forward ? [1, dnnl_dim_t(s.k)] : [dnnl_dim_t(s.n), 1]
         try OneDNN.check(dnnl_memory_desc_init_by_strides(&weights, 2, &dims, dnnl_f32, &strides), "dnnl_memory_desc_init_by_strides (weight)")
-        let p = try MatmulPrimitive(src: try OneDNN.matrix(rows: s.rows, cols: s.k, type: dnnl_f32, tag: dnnl_ab), weights: weights,
-                                    dst: try OneDNN.matrix(rows: s.rows, cols: s.n, type: dnnl_f32, tag: dnnl_ab),
-                                    what: "f32 matmul \(s.rows)×\(s.k) · \(s.k)×\(s.n)")
+        let p = try MatmulPrimitive(
+            src: try OneDNN.matrix(rows: s.rows, cols: s.k, type: dnnl_f32, tag: dnnl_ab), weights: weights,
+            dst: try OneDNN.matrix(rows: s.rows, cols: s.n, type: dnnl_f32, tag: dnnl_ab),
+            what: "f32 matmul \(s.rows)×\(s.k) · \(s.k)×\(s.n)")
         primitives[s] = p
         return p
     }

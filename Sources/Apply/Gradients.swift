@@ -8,8 +8,9 @@ public struct LoRAGradients: @unchecked Sendable {
     /// Zeros shaped like `adapter`.
     public init(like adapter: LoRAAdapter) {
         func zero(_ f: LoRAFactors) -> LoRAFactors {
-            LoRAFactors(rank: f.rank, inFeatures: f.inFeatures, outFeatures: f.outFeatures,
-                        a: FloatBuffer(count: f.a.count), b: FloatBuffer(count: f.b.count))
+            LoRAFactors(
+                rank: f.rank, inFeatures: f.inFeatures, outFeatures: f.outFeatures,
+                a: FloatBuffer(count: f.a.count), b: FloatBuffer(count: f.b.count))
         }
         fc1 = adapter.fc1.map(zero)
         fc2 = adapter.fc2.map(zero)
@@ -44,10 +45,14 @@ extension ViTParameters {
         func z(_ b: FloatBuffer) -> FloatBuffer { FloatBuffer(count: b.count) }
         func lin(_ l: Linear) -> Linear { Linear(inFeatures: l.inFeatures, outFeatures: l.outFeatures, weight: z(l.weight), bias: l.bias.map(z)) }
         func ln(_ n: LayerNormParams) -> LayerNormParams { LayerNormParams(weight: z(n.weight), bias: z(n.bias)) }
-        return ViTParameters(clsToken: z(clsToken), posEmbed: z(posEmbed), patchEmbed: lin(patchEmbed),
-                             blocks: blocks.map { BlockParams(norm1: ln($0.norm1), qkv: lin($0.qkv), proj: lin($0.proj),
-                                                              norm2: ln($0.norm2), fc1: lin($0.fc1), fc2: lin($0.fc2)) },
-                             norm: ln(norm), head: lin(head))
+        return ViTParameters(
+            clsToken: z(clsToken), posEmbed: z(posEmbed), patchEmbed: lin(patchEmbed),
+            blocks: blocks.map {
+                BlockParams(
+                    norm1: ln($0.norm1), qkv: lin($0.qkv), proj: lin($0.proj),
+                    norm2: ln($0.norm2), fc1: lin($0.fc1), fc2: lin($0.fc2))
+            },
+            norm: ln(norm), head: lin(head))
     }
 
     /// Every buffer, in canonical order (cls, pos, patch embed, blocks, norm, head).

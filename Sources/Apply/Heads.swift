@@ -1,5 +1,5 @@
-import Foundation
 import Format
+import Foundation
 
 extension ViT {
     /// The classifier on the embeddings: CosFace/ArcFace (normalised embedding against normalised rows, scale s,
@@ -10,18 +10,21 @@ extension ViT {
         case .linear:
             var logits = [Float](repeating: 0, count: batch * k)
             logits.withUnsafeMutableBufferPointer { out in
-                BLAS.gemm(transB: true, m: batch, n: k, k: w, a: acts.embedding.pointer, lda: w, b: head.weight.pointer,
-                          ldb: w, c: out.baseAddress!, ldc: k)
+                BLAS.gemm(
+                    transB: true, m: batch, n: k, k: w, a: acts.embedding.pointer, lda: w, b: head.weight.pointer,
+                    ldb: w, c: out.baseAddress!, ldc: k)
                 if let bias = head.bias { Kernels.addBias(out.baseAddress!, rows: batch, cols: k, bias: bias.pointer) }
             }
             return (logits, nil)
         case .cosface, .arcface:
             // F.normalize: x / max(‖x‖, 1e-12).
             ViT.normalizeRows(head.weight.pointer, rows: k, cols: w, out: acts.unitHead.pointer, norms: acts.headNorm.pointer)
-            ViT.normalizeRows(acts.embedding.pointer, rows: batch, cols: w, out: acts.unitEmbedding.pointer,
-                              norms: acts.embeddingNorm.pointer)
-            BLAS.gemm(transB: true, m: batch, n: k, k: w, a: acts.unitEmbedding.pointer, lda: w, b: acts.unitHead.pointer,
-                      ldb: w, c: acts.cosine.pointer, ldc: k)
+            ViT.normalizeRows(
+                acts.embedding.pointer, rows: batch, cols: w, out: acts.unitEmbedding.pointer,
+                norms: acts.embeddingNorm.pointer)
+            BLAS.gemm(
+                transB: true, m: batch, n: k, k: w, a: acts.unitEmbedding.pointer, lda: w, b: acts.unitHead.pointer,
+                ldb: w, c: acts.cosine.pointer, ldc: k)
             let s = Float(c.head.s ?? 0), m = Float(c.head.m ?? 0)
             let cosine = acts.cosine.array
             let logits = cosine.map { s * $0 }
@@ -45,8 +48,10 @@ extension ViT {
         return cosine > threshold ? phi : cosine - fallback
     }
 
-    static func normalizeRows(_ x: UnsafePointer<Float>, rows: Int, cols: Int, out: UnsafeMutablePointer<Float>,
-                              norms: UnsafeMutablePointer<Float>) {
+    static func normalizeRows(
+        _ x: UnsafePointer<Float>, rows: Int, cols: Int, out: UnsafeMutablePointer<Float>,
+        norms: UnsafeMutablePointer<Float>
+    ) {
         for r in 0..<rows {
             let row = x + r * cols, o = out + r * cols
             let n = max(Kernels.sumSquaredDeviation(row, cols, 0).squareRoot(), 1e-12)

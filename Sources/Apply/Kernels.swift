@@ -13,10 +13,12 @@ public enum Kernels {
     /// out = (x − mean)·rstd·gamma + beta per row (biased variance, as PyTorch). `mean`/`rstd` receive the
     /// per-row statistics the backward pass needs when given; `rounded` receives out rounded to bf16 (bit patterns,
     /// [rows, cols]). `out` may alias `x`.
-    public static func layerNorm(_ x: UnsafePointer<Float>, rows: Int, cols: Int, gamma: UnsafePointer<Float>,
-                                 beta: UnsafePointer<Float>, eps: Float, out: UnsafeMutablePointer<Float>,
-                                 mean: UnsafeMutablePointer<Float>? = nil, rstd: UnsafeMutablePointer<Float>? = nil,
-                                 rounded: UnsafeMutablePointer<UInt16>? = nil) {
+    public static func layerNorm(
+        _ x: UnsafePointer<Float>, rows: Int, cols: Int, gamma: UnsafePointer<Float>,
+        beta: UnsafePointer<Float>, eps: Float, out: UnsafeMutablePointer<Float>,
+        mean: UnsafeMutablePointer<Float>? = nil, rstd: UnsafeMutablePointer<Float>? = nil,
+        rounded: UnsafeMutablePointer<UInt16>? = nil
+    ) {
         let xs = SendablePointer(UnsafeMutablePointer(mutating: x)), os = SendablePointer(out)
         let ms = mean.map(SendablePointer.init), rs = rstd.map(SendablePointer.init), hs = rounded.map(SendableBF16.init)
         let g = SendablePointer(UnsafeMutablePointer(mutating: gamma)), b = SendablePointer(UnsafeMutablePointer(mutating: beta))
@@ -53,8 +55,10 @@ public enum Kernels {
 
     /// x += (y + bias)·mask: a residual branch with its output bias and dropout; `lora` adds its up-projection to y
     /// first (y is changed). The mask of row r, column j is element r·rowStride + j of its draw.
-    static func residualAdd(_ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, rows: Int, cols: Int,
-                            bias: UnsafePointer<Float>?, mask: RowDropout? = nil, lora: [LoRAView] = []) {
+    static func residualAdd(
+        _ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, rows: Int, cols: Int,
+        bias: UnsafePointer<Float>?, mask: RowDropout? = nil, lora: [LoRAView] = []
+    ) {
         let xs = SendablePointer(x), ys = SendablePointer(y)
         let bs = bias.map { SendablePointer(UnsafeMutablePointer(mutating: $0)) }
         Parallel.rows(rows, elementsPerRow: cols) { range in

@@ -97,7 +97,8 @@ public final class LoRAAdapter: @unchecked Sendable {
         }
         for i in 0..<c.depth {
             guard fc1[i].inFeatures == c.width, fc1[i].outFeatures == c.mlpWidth,
-                  fc2[i].inFeatures == c.mlpWidth, fc2[i].outFeatures == c.width else {
+                fc2[i].inFeatures == c.mlpWidth, fc2[i].outFeatures == c.width
+            else {
                 throw ApplyError.badAdapter("block \(i): factor sizes do not match width \(c.width) / mlp \(c.mlpWidth)")
             }
         }
@@ -110,8 +111,9 @@ extension Linear {
         if updates.isEmpty { return self }
         let w = FloatBuffer(copying: weight)
         for (f, s) in updates {
-            BLAS.gemm(m: outFeatures, n: inFeatures, k: f.rank, alpha: s, a: f.b.pointer, lda: f.rank,
-                      b: f.a.pointer, ldb: inFeatures, beta: 1, c: w.pointer, ldc: inFeatures)
+            BLAS.gemm(
+                m: outFeatures, n: inFeatures, k: f.rank, alpha: s, a: f.b.pointer, lda: f.rank,
+                b: f.a.pointer, ldb: inFeatures, beta: 1, c: w.pointer, ldc: inFeatures)
         }
         return Linear(inFeatures: inFeatures, outFeatures: outFeatures, weight: w, bias: bias)
     }

@@ -1,4 +1,5 @@
 import CKernels
+
 /// One adapter's LoRA on one linear layer as the fused kernels read it: y += scale·(x·Aᵀ)·Bᵀ with A [rank, in] and
 /// Bᵀ [rank, out] (B transposed once per call, so every loop runs along contiguous rows).
 struct LoRAView: @unchecked Sendable {
@@ -65,9 +66,11 @@ enum LoRAKernels {
     /// the backward pass needs of v and the mask); then fc2's LoRA down-projection of the hidden tile while it is in
     /// cache. The mask of row r, column j is element r·rowStride + j of its draw. Without `keepDerivative`, `hidden` may be
     /// `h`. `rounded` receives hidden rounded to bf16 [rows, cols] (fc2's product input in precision bf16).
-    static func ffnMiddle(_ h: UnsafeMutablePointer<Float>, rows: Int, cols: Int, bias: UnsafePointer<Float>?, fc1: [LoRAView],
-                          mask: RowDropout?, hidden: UnsafeMutablePointer<Float>, keepDerivative: Bool, fc2: [LoRAView],
-                          rounded: UnsafeMutablePointer<UInt16>?) {
+    static func ffnMiddle(
+        _ h: UnsafeMutablePointer<Float>, rows: Int, cols: Int, bias: UnsafePointer<Float>?, fc1: [LoRAView],
+        mask: RowDropout?, hidden: UnsafeMutablePointer<Float>, keepDerivative: Bool, fc2: [LoRAView],
+        rounded: UnsafeMutablePointer<UInt16>?
+    ) {
         precondition(!keepDerivative || hidden != h, "the GELU derivative needs its own buffer")
         let hs = SendablePointer(h), os = SendablePointer(hidden), hb = rounded.map(SendableBF16.init)
         let bs = bias.map { SendablePointer(UnsafeMutablePointer(mutating: $0)) }
@@ -111,8 +114,10 @@ enum LoRAKernels {
     }
 
     /// From x [rows, cols] (row stride ldx) and ∂(x·Aᵀ): ∂A += ∂(x·Aᵀ)ᵀ·x, and dx += ∂(x·Aᵀ)·A when dx is given.
-    static func inputGradient(_ x: UnsafePointer<Float>, ldx: Int, rows: Int, cols: Int, _ terms: [LoRAGradView],
-                              dx: UnsafeMutablePointer<Float>?, partials: FloatBuffer) {
+    static func inputGradient(
+        _ x: UnsafePointer<Float>, ldx: Int, rows: Int, cols: Int, _ terms: [LoRAGradView],
+        dx: UnsafeMutablePointer<Float>?, partials: FloatBuffer
+    ) {
         guard !terms.isEmpty else { return }
         let work = cols * terms.count
         let sums = PartialSums(terms, cols: cols, rows: rows, elementsPerRow: work, buffer: partials)
@@ -133,9 +138,11 @@ enum LoRAKernels {
     /// and tiles of columns: fc2's LoRA adds ∂(x₂·A₂ᵀ)·A₂ and takes ∂A₂ += ∂(x₂·A₂ᵀ)ᵀ·hidden; the row times GELU′(v)·mask
     /// is ∂v, written over ∂hidden (and, given `rounded`, rounded to bf16 there [rows, cols]: fc1's input-gradient
     /// product input); from it fc1's LoRA takes ∂(x₁·A₁ᵀ) = scale·∂v·B₁ and ∂B₁ += scale·∂vᵀ·(x₁·A₁ᵀ).
-    static func ffnMiddleBackward(_ dHidden: UnsafeMutablePointer<Float>, derivative: UnsafePointer<Float>, hidden: UnsafePointer<Float>,
-                                  rows: Int, cols: Int, fc2: [LoRAGradView], fc1: [LoRAGradView], partials: FloatBuffer,
-                                  rounded: UnsafeMutablePointer<UInt16>?) {
+    static func ffnMiddleBackward(
+        _ dHidden: UnsafeMutablePointer<Float>, derivative: UnsafePointer<Float>, hidden: UnsafePointer<Float>,
+        rows: Int, cols: Int, fc2: [LoRAGradView], fc1: [LoRAGradView], partials: FloatBuffer,
+        rounded: UnsafeMutablePointer<UInt16>?
+    ) {
         let work = cols * (2 + 2 * (fc1.count + fc2.count))
         let sums = PartialSums(fc2 + fc1, cols: cols, rows: rows, elementsPerRow: work, buffer: partials)
         let gs = SendablePointer(dHidden), ds = SendablePointer(UnsafeMutablePointer(mutating: derivative))
@@ -210,13 +217,16 @@ enum LoRAKernels {
     /// ∂B's partial sums (blocks [rank, cols] from acc on) += scale·(x·Aᵀ)ᵀ·dy over a block of rows of dy [·, cols],
     /// on columns c0..<c0+n (dy points at column c0 of the first row).
     @inline(__always)
-    static func addOutputSums(_ dy: UnsafePointer<Float>, rows block: Range<Int>, columns c0: Int, count n: Int, cols: Int,
-                              _ terms: [LoRAGradView], _ acc: UnsafeMutablePointer<Float>) {
+    static func addOutputSums(
+        _ dy: UnsafePointer<Float>, rows block: Range<Int>, columns c0: Int, count n: Int, cols: Int,
+        _ terms: [LoRAGradView], _ acc: UnsafeMutablePointer<Float>
+    ) {
         var off = c0
         for t in terms {
             let v = t.view
-            addOuterProducts(acc + off, rank: v.rank, cols: cols, count: n, rows: dy + block.lowerBound * cols, stride: cols,
-                             rowCount: block.count, coefficients: v.down + block.lowerBound * v.rank, scale: v.scale)
+            addOuterProducts(
+                acc + off, rank: v.rank, cols: cols, count: n, rows: dy + block.lowerBound * cols, stride: cols,
+                rowCount: block.count, coefficients: v.down + block.lowerBound * v.rank, scale: v.scale)
             off += v.rank * cols
         }
     }
@@ -224,13 +234,16 @@ enum LoRAKernels {
     /// ∂A's partial sums (blocks [rank, cols] from acc on) += ∂(x·Aᵀ)ᵀ·x over a block of rows of x (stride ldx), on
     /// columns c0..<c0+n (x points at column c0 of row 0).
     @inline(__always)
-    static func addInputSums(_ x: UnsafePointer<Float>, ldx: Int, rows block: Range<Int>, columns c0: Int, count n: Int, cols: Int,
-                             _ terms: [LoRAGradView], _ acc: UnsafeMutablePointer<Float>) {
+    static func addInputSums(
+        _ x: UnsafePointer<Float>, ldx: Int, rows block: Range<Int>, columns c0: Int, count n: Int, cols: Int,
+        _ terms: [LoRAGradView], _ acc: UnsafeMutablePointer<Float>
+    ) {
         var off = c0
         for t in terms {
             let v = t.view
-            addOuterProducts(acc + off, rank: v.rank, cols: cols, count: n, rows: x + block.lowerBound * ldx, stride: ldx,
-                             rowCount: block.count, coefficients: t.dDown + block.lowerBound * v.rank, scale: 1)
+            addOuterProducts(
+                acc + off, rank: v.rank, cols: cols, count: n, rows: x + block.lowerBound * ldx, stride: ldx,
+                rowCount: block.count, coefficients: t.dDown + block.lowerBound * v.rank, scale: 1)
             off += v.rank * cols
         }
     }
@@ -238,8 +251,10 @@ enum LoRAKernels {
     /// acc[k] += scale·Σᵢ c[i, k]·xᵢ for k < rank over n columns: acc's rows `cols` apart, `rowCount` rows xᵢ
     /// (`stride` apart), coefficients c [rowCount, rank].
     @inline(__always)
-    static func addOuterProducts(_ acc: UnsafeMutablePointer<Float>, rank: Int, cols: Int, count n: Int, rows x: UnsafePointer<Float>,
-                                 stride: Int, rowCount: Int, coefficients c: UnsafePointer<Float>, scale: Float) {
+    static func addOuterProducts(
+        _ acc: UnsafeMutablePointer<Float>, rank: Int, cols: Int, count n: Int, rows x: UnsafePointer<Float>,
+        stride: Int, rowCount: Int, coefficients c: UnsafePointer<Float>, scale: Float
+    ) {
         for k in 0..<rank {
             gk_add_combination(acc + k * cols, x, stride, rowCount, n, c + k, rank, scale)
         }

@@ -21,7 +21,8 @@ extension ViT {
 
     /// `loraViews` with the gradients of `gradients` and ∂(x·Aᵀ) scratch in `dDown` (2 · Σ rank · rows floats).
     func loraGradViews(_ l: Int, a: BlockActivations, rows: Int, gradients: ViTGradients, dDown: FloatBuffer)
-        -> (fc1: [LoRAGradView], fc2: [LoRAGradView]) {
+        -> (fc1: [LoRAGradView], fc2: [LoRAGradView])
+    {
         let (fc1, fc2) = loraViews(l, a: a)
         dDown.reserve(2 * rows * adapters.reduce(0) { $0 + $1.rank })
         var off = 0

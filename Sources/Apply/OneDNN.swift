@@ -112,8 +112,10 @@ final class MatmulPrimitive {
 
     /// Runs the product on `stream` with these memories and waits for it.
     func run(src: dnnl_memory_t, weights: dnnl_memory_t, dst: dnnl_memory_t, on stream: OneDNNStream) throws {
-        let args = [dnnl_exec_arg_t(arg: DNNL_ARG_SRC, memory: src), dnnl_exec_arg_t(arg: DNNL_ARG_WEIGHTS, memory: weights),
-                    dnnl_exec_arg_t(arg: DNNL_ARG_DST, memory: dst)]
+        let args = [
+            dnnl_exec_arg_t(arg: DNNL_ARG_SRC, memory: src), dnnl_exec_arg_t(arg: DNNL_ARG_WEIGHTS, memory: weights),
+            dnnl_exec_arg_t(arg: DNNL_ARG_DST, memory: dst)
+        ]
         let s = try stream.get()
         try OneDNN.check(dnnl_primitive_execute(primitive, s, Int32(args.count), args), "dnnl_primitive_execute (\(what))")
         try OneDNN.check(dnnl_stream_wait(s), "dnnl_stream_wait")
@@ -133,4 +135,3 @@ final class OneDNNStream {
 
     deinit { if let made { dnnl_stream_destroy(made) } }
 }
-

@@ -21,7 +21,7 @@ enum Parallel {
         let chunks = chunks(rows: rows, elementsPerRow: elementsPerRow)
         if chunks <= 1 { body(0, 0..<rows); return }
         DispatchQueue.concurrentPerform(iterations: chunks) { c in
-            body(c, rows * c / chunks ..< rows * (c + 1) / chunks)
+            body(c, rows * c / chunks..<rows * (c + 1) / chunks)
         }
     }
 

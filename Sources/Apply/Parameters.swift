@@ -8,8 +8,9 @@ public struct Linear: @unchecked Sendable {
     public let bias: FloatBuffer?
 
     public init(inFeatures: Int, outFeatures: Int, weight: FloatBuffer, bias: FloatBuffer?) {
-        precondition(weight.count == inFeatures * outFeatures && (bias?.count ?? outFeatures) == outFeatures,
-                     "linear \(outFeatures)×\(inFeatures) got \(weight.count) weights")
+        precondition(
+            weight.count == inFeatures * outFeatures && (bias?.count ?? outFeatures) == outFeatures,
+            "linear \(outFeatures)×\(inFeatures) got \(weight.count) weights")
         self.inFeatures = inFeatures
         self.outFeatures = outFeatures
         self.weight = weight
@@ -36,8 +37,8 @@ public struct BlockParams: @unchecked Sendable {
 /// Every parameter of a ViT in float32, by canonical role. The buffers are reference types: training updates
 /// them in place; `ViT.merged()` shares the ones it does not change.
 public struct ViTParameters: @unchecked Sendable {
-    public let clsToken: FloatBuffer       // [width]
-    public let posEmbed: FloatBuffer       // [tokens, width]
+    public let clsToken: FloatBuffer // [width]
+    public let posEmbed: FloatBuffer // [tokens, width]
     /// [width, patchDim]; for conv families the columns are in (c, p1, p2) order, i.e. the conv kernel flattened.
     public let patchEmbed: Linear
     public let blocks: [BlockParams]
@@ -66,8 +67,9 @@ public struct ViTParameters: @unchecked Sendable {
             }
         }
         func linear(_ name: String, out: Int, in inF: Int, bias: Bool = true, weightShape: [Int]? = nil) throws -> Linear {
-            Linear(inFeatures: inF, outFeatures: out, weight: try take(name + ".weight", weightShape ?? [out, inF]),
-                   bias: bias ? try take(name + ".bias", [out]) : nil)
+            Linear(
+                inFeatures: inF, outFeatures: out, weight: try take(name + ".weight", weightShape ?? [out, inF]),
+                bias: bias ? try take(name + ".bias", [out]) : nil)
         }
         func layerNorm(_ name: String) throws -> LayerNormParams {
             LayerNormParams(weight: try take(name + ".weight", [c.width]), bias: try take(name + ".bias", [c.width]))
@@ -75,16 +77,18 @@ public struct ViTParameters: @unchecked Sendable {
         let w = c.width, inner = c.heads * c.headDim
         clsToken = try take("cls_token", [1, 1, w])
         posEmbed = try take("pos_embed", [1, c.numTokens, w])
-        patchEmbed = try linear("patch_embed", out: w, in: c.patchDim,
-                                weightShape: c.family == .faceViT ? [w, c.patchDim] : [w, c.channels, c.patchSize, c.patchSize])
+        patchEmbed = try linear(
+            "patch_embed", out: w, in: c.patchDim,
+            weightShape: c.family == .faceViT ? [w, c.patchDim] : [w, c.channels, c.patchSize, c.patchSize])
         blocks = try (0..<c.depth).map { i in
             let b = "blocks.\(i)."
-            return BlockParams(norm1: try layerNorm(b + "norm1"),
-                               qkv: try linear(b + "attn.qkv", out: 3 * inner, in: w, bias: c.qkvBias),
-                               proj: try linear(b + "attn.proj", out: w, in: inner),
-                               norm2: try layerNorm(b + "norm2"),
-                               fc1: try linear(b + "mlp.fc1", out: c.mlpWidth, in: w),
-                               fc2: try linear(b + "mlp.fc2", out: w, in: c.mlpWidth))
+            return BlockParams(
+                norm1: try layerNorm(b + "norm1"),
+                qkv: try linear(b + "attn.qkv", out: 3 * inner, in: w, bias: c.qkvBias),
+                proj: try linear(b + "attn.proj", out: w, in: inner),
+                norm2: try layerNorm(b + "norm2"),
+                fc1: try linear(b + "mlp.fc1", out: c.mlpWidth, in: w),
+                fc2: try linear(b + "mlp.fc2", out: w, in: c.mlpWidth))
         }
         norm = try layerNorm("norm")
         head = try linear("head", out: c.numClasses, in: w, bias: c.head.kind == .linear)
@@ -92,8 +96,10 @@ public struct ViTParameters: @unchecked Sendable {
         if !extra.isEmpty { throw ApplyError.unexpectedTensors(extra) }
     }
 
-    public init(clsToken: FloatBuffer, posEmbed: FloatBuffer, patchEmbed: Linear, blocks: [BlockParams],
-                norm: LayerNormParams, head: Linear) {
+    public init(
+        clsToken: FloatBuffer, posEmbed: FloatBuffer, patchEmbed: Linear, blocks: [BlockParams],
+        norm: LayerNormParams, head: Linear
+    ) {
         self.clsToken = clsToken
         self.posEmbed = posEmbed
         self.patchEmbed = patchEmbed
@@ -126,8 +132,9 @@ public struct ViTParameters: @unchecked Sendable {
             clsToken: uniform(w, 0.02), posEmbed: uniform(c.numTokens * w, 0.02),
             patchEmbed: linear(out: w, in: c.patchDim),
             blocks: (0..<c.depth).map { _ in
-                BlockParams(norm1: norm(), qkv: linear(out: 3 * inner, in: w, bias: c.qkvBias), proj: linear(out: w, in: inner),
-                            norm2: norm(), fc1: linear(out: c.mlpWidth, in: w), fc2: linear(out: w, in: c.mlpWidth))
+                BlockParams(
+                    norm1: norm(), qkv: linear(out: 3 * inner, in: w, bias: c.qkvBias), proj: linear(out: w, in: inner),
+                    norm2: norm(), fc1: linear(out: c.mlpWidth, in: w), fc2: linear(out: w, in: c.mlpWidth))
             },
             norm: norm(), head: linear(out: c.numClasses, in: w, bias: c.head.kind == .linear))
     }
@@ -136,9 +143,11 @@ public struct ViTParameters: @unchecked Sendable {
     static func validate(_ c: ModelConfig) throws {
         func need(_ ok: Bool, _ why: @autoclosure () -> String) throws { if !ok { throw ApplyError.badConfig(why()) } }
         let cap = 1 << 16
-        for (name, v) in [("image_size", c.imageSize), ("patch_size", c.patchSize), ("channels", c.channels),
-                          ("width", c.width), ("depth", c.depth), ("heads", c.heads), ("head_dim", c.headDim),
-                          ("mlp_width", c.mlpWidth), ("num_classes", c.numClasses)] {
+        for (name, v) in [
+            ("image_size", c.imageSize), ("patch_size", c.patchSize), ("channels", c.channels),
+            ("width", c.width), ("depth", c.depth), ("heads", c.heads), ("head_dim", c.headDim),
+            ("mlp_width", c.mlpWidth), ("num_classes", c.numClasses)
+        ] {
             try need(v > 0 && v <= cap, "\(name) is \(v), expected 1...\(cap)")
         }
         try need(c.imageSize % c.patchSize == 0, "image_size \(c.imageSize) is not a multiple of patch_size \(c.patchSize)")

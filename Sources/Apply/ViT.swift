@@ -86,12 +86,16 @@ public final class ViT: @unchecked Sendable {
     public func merged() throws -> ViT {
         let p = parameters
         let blocks = p.blocks.enumerated().map { i, b in
-            BlockParams(norm1: b.norm1, qkv: b.qkv, proj: b.proj, norm2: b.norm2,
-                        fc1: b.fc1.merging(adapters.map { ($0.fc1[i], $0.scaling) }),
-                        fc2: b.fc2.merging(adapters.map { ($0.fc2[i], $0.scaling) }))
+            BlockParams(
+                norm1: b.norm1, qkv: b.qkv, proj: b.proj, norm2: b.norm2,
+                fc1: b.fc1.merging(adapters.map { ($0.fc1[i], $0.scaling) }),
+                fc2: b.fc2.merging(adapters.map { ($0.fc2[i], $0.scaling) }))
         }
-        let m = try ViT(config: config, parameters: ViTParameters(clsToken: p.clsToken, posEmbed: p.posEmbed, patchEmbed: p.patchEmbed,
-                                                                  blocks: blocks, norm: p.norm, head: p.head))
+        let m = try ViT(
+            config: config,
+            parameters: ViTParameters(
+                clsToken: p.clsToken, posEmbed: p.posEmbed, patchEmbed: p.patchEmbed,
+                blocks: blocks, norm: p.norm, head: p.head))
         m.dropoutSeed = dropoutSeed
         m.precision = precision
         return m
@@ -99,8 +103,10 @@ public final class ViT: @unchecked Sendable {
 
     /// Runs images [batch, channels, size, size] (NCHW, float32, already preprocessed) through the model.
     /// `labels` (one per image, in 0..<classes) turn on the CosFace/ArcFace margin for `marginLogits`.
-    public func forward(images: UnsafeBufferPointer<Float>, batch: Int, labels: [Int]? = nil,
-                        mode: ForwardMode = .eval) throws -> ViTOutput {
+    public func forward(
+        images: UnsafeBufferPointer<Float>, batch: Int, labels: [Int]? = nil,
+        mode: ForwardMode = .eval
+    ) throws -> ViTOutput {
         try withPrecisionThreads { try run(images: images, batch: batch, labels: labels, mode: mode) }
     }
 
@@ -110,7 +116,8 @@ public final class ViT: @unchecked Sendable {
         let perImage = c.channels * c.imageSize * c.imageSize
         let (need, o) = perImage.multipliedReportingOverflow(by: batch)
         guard !o, images.count == need else {
-            throw ApplyError.badInput("\(images.count) floats given, \(batch) images of \(c.channels)×\(c.imageSize)×\(c.imageSize) need \(o ? "too many" : "\(need)")")
+            throw ApplyError.badInput(
+                "\(images.count) floats given, \(batch) images of \(c.channels)×\(c.imageSize)×\(c.imageSize) need \(o ? "too many" : "\(need)")")
         }
         if let labels {
             guard labels.count == batch else { throw ApplyError.badInput("\(labels.count) labels for \(batch) images") }
@@ -130,8 +137,9 @@ public final class ViT: @unchecked Sendable {
             }
         }
         let acts = activations
-        try acts.size(config: c, batch: batch, ranks: adapters.map(\.rank), training: mode.isTraining,
-                      classOnlyLastBlock: !allTokensInLastBlock)
+        try acts.size(
+            config: c, batch: batch, ranks: adapters.map(\.rank), training: mode.isTraining,
+            classOnlyLastBlock: !allTokensInLastBlock)
 
         try embed(images.baseAddress!, batch: batch, into: acts, dropout: &dropout)
         for l in 0..<c.depth {
@@ -158,8 +166,9 @@ public final class ViT: @unchecked Sendable {
         let c = config, w = c.width, t = c.numTokens, n = c.numPatches
         Patchify.run(config: c, images: images, batch: batch, out: acts.patches.pointer)
         let pe = parameters.patchEmbed
-        try frozenProduct(pe.weight, outF: w, inF: c.patchDim, input: acts.patches.pointer, lda: c.patchDim, rows: batch * n,
-                          out: acts.patchEmbed.pointer, ldc: w)
+        try frozenProduct(
+            pe.weight, outF: w, inF: c.patchDim, input: acts.patches.pointer, lda: c.patchDim, rows: batch * n,
+            out: acts.patchEmbed.pointer, ldc: w)
         if let bias = pe.bias { Kernels.addBias(acts.patchEmbed.pointer, rows: batch * n, cols: w, bias: bias.pointer) }
         let tok = acts.tokens.pointer, pos = parameters.posEmbed.pointer, cls = parameters.clsToken.pointer
         for b in 0..<batch {
@@ -181,8 +190,9 @@ public final class ViT: @unchecked Sendable {
 
         // Attention branch: x += Dropout(Proj(Attn(LN1(x)))).
         let ln1Rounded = roundedInputSlot(rows: rows, cols: w)
-        Kernels.layerNorm(x, rows: rows, cols: w, gamma: prm.norm1.weight.pointer, beta: prm.norm1.bias.pointer, eps: eps,
-                          out: a.ln1Out.pointer, mean: a.ln1Mean.pointer, rstd: a.ln1Rstd.pointer, rounded: ln1Rounded)
+        Kernels.layerNorm(
+            x, rows: rows, cols: w, gamma: prm.norm1.weight.pointer, beta: prm.norm1.bias.pointer, eps: eps,
+            out: a.ln1Out.pointer, mean: a.ln1Mean.pointer, rstd: a.ln1Rstd.pointer, rounded: ln1Rounded)
         let qkv = acts.qkv.pointer
         try apply(prm.qkv, a.ln1Out.pointer, rows: rows, out: qkv, inputRounded: ln1Rounded != nil)
         if let bias = prm.qkv.bias { Kernels.addBias(qkv, rows: rows, cols: 3 * inner, bias: bias.pointer) }
@@ -201,23 +211,29 @@ public final class ViT: @unchecked Sendable {
     /// LN2 of the stream rows x [rows, width] into `a.ln2Out`, fc1 with its LoRA, bias, GELU and dropout, then fc2's
     /// product into `activations.scratch`; returns fc2's LoRA, whose up-projection the residual add applies with fc2's
     /// bias and dropout. The hidden mask element of row r is drawn at r·maskRowStride + column.
-    private func ffn(_ l: Int, _ x: UnsafePointer<Float>, a: BlockActivations, rows: Int, dropout: inout Dropout?,
-                     maskRowStride: Int) throws -> [LoRAView] {
+    private func ffn(
+        _ l: Int, _ x: UnsafePointer<Float>, a: BlockActivations, rows: Int, dropout: inout Dropout?,
+        maskRowStride: Int
+    ) throws -> [LoRAView] {
         let c = config, w = c.width, m = c.mlpWidth, prm = parameters.blocks[l], training = activations.training
         let ln2Rounded = roundedInputSlot(rows: rows, cols: w)
-        Kernels.layerNorm(x, rows: rows, cols: w, gamma: prm.norm2.weight.pointer, beta: prm.norm2.bias.pointer, eps: Float(c.layerNormEps),
-                          out: a.ln2Out.pointer, mean: a.ln2Mean.pointer, rstd: a.ln2Rstd.pointer, rounded: ln2Rounded)
+        Kernels.layerNorm(
+            x, rows: rows, cols: w, gamma: prm.norm2.weight.pointer, beta: prm.norm2.bias.pointer, eps: Float(c.layerNormEps),
+            out: a.ln2Out.pointer, mean: a.ln2Mean.pointer, rstd: a.ln2Rstd.pointer, rounded: ln2Rounded)
         let lora = loraViews(l, a: a)
-        try frozenProduct(prm.fc1.weight, outF: m, inF: w, input: a.ln2Out.pointer, lda: w, rows: rows, out: a.fc1Out.pointer, ldc: m,
-                          inputRounded: ln2Rounded != nil)
+        try frozenProduct(
+            prm.fc1.weight, outF: m, inF: w, input: a.ln2Out.pointer, lda: w, rows: rows, out: a.fc1Out.pointer, ldc: m,
+            inputRounded: ln2Rounded != nil)
         LoRAKernels.down(a.ln2Out.pointer, ldx: w, rows: rows, cols: w, lora.fc1)
         let hidden = training ? a.hidden.pointer : a.fc1Out.pointer
         let mask = dropout?.nextRows(rowStride: maskRowStride, rowsPerSample: maskRowStride == m ? c.numTokens : 1)
         let hiddenRounded = roundedInputSlot(rows: rows, cols: m)
-        LoRAKernels.ffnMiddle(a.fc1Out.pointer, rows: rows, cols: m, bias: prm.fc1.bias?.pointer, fc1: lora.fc1, mask: mask,
-                              hidden: hidden, keepDerivative: training, fc2: lora.fc2, rounded: hiddenRounded)
-        try frozenProduct(prm.fc2.weight, outF: w, inF: m, input: hidden, lda: m, rows: rows, out: activations.scratch.pointer, ldc: w,
-                          inputRounded: hiddenRounded != nil)
+        LoRAKernels.ffnMiddle(
+            a.fc1Out.pointer, rows: rows, cols: m, bias: prm.fc1.bias?.pointer, fc1: lora.fc1, mask: mask,
+            hidden: hidden, keepDerivative: training, fc2: lora.fc2, rounded: hiddenRounded)
+        try frozenProduct(
+            prm.fc2.weight, outF: w, inF: m, input: hidden, lda: m, rows: rows, out: activations.scratch.pointer, ldc: w,
+            inputRounded: hiddenRounded != nil)
         return lora.fc2
     }
 
@@ -232,11 +248,13 @@ public final class ViT: @unchecked Sendable {
         if acts.training { a.input.pointer.update(from: x, count: rows * w) }
 
         let ln1Rounded = roundedInputSlot(rows: rows, cols: w)
-        Kernels.layerNorm(x, rows: rows, cols: w, gamma: prm.norm1.weight.pointer, beta: prm.norm1.bias.pointer, eps: eps,
-                          out: a.ln1Out.pointer, mean: a.ln1Mean.pointer, rstd: a.ln1Rstd.pointer, rounded: ln1Rounded)
+        Kernels.layerNorm(
+            x, rows: rows, cols: w, gamma: prm.norm1.weight.pointer, beta: prm.norm1.bias.pointer, eps: eps,
+            out: a.ln1Out.pointer, mean: a.ln1Mean.pointer, rstd: a.ln1Rstd.pointer, rounded: ln1Rounded)
         let wq = prm.qkv.weight, qkv = (acts.training ? a.qkv : acts.qkv).pointer
-        try frozenProduct(wq, firstRow: inner, outF: 2 * inner, inF: w, input: a.ln1Out.pointer, lda: w, rows: rows,
-                          out: qkv + inner, ldc: ld, inputRounded: ln1Rounded != nil)
+        try frozenProduct(
+            wq, firstRow: inner, outF: 2 * inner, inF: w, input: a.ln1Out.pointer, lda: w, rows: rows,
+            out: qkv + inner, ldc: ld, inputRounded: ln1Rounded != nil)
         try frozenProduct(wq, outF: inner, inF: w, input: a.ln1Out.pointer, lda: t * w, rows: batch, out: qkv, ldc: t * ld)
         if let bias = prm.qkv.bias {
             Kernels.addBias(qkv + inner, rows: rows, cols: 2 * inner, ld: ld, bias: bias.pointer + inner)
@@ -256,10 +274,13 @@ public final class ViT: @unchecked Sendable {
     }
 
     /// out = input·Wᵀ for a frozen linear layer; no bias: callers fuse it into the next elementwise pass.
-    private func apply(_ layer: Linear, _ input: UnsafePointer<Float>, rows: Int, out: UnsafeMutablePointer<Float>,
-                       inputRounded: Bool = false) throws {
-        try frozenProduct(layer.weight, outF: layer.outFeatures, inF: layer.inFeatures, input: input, lda: layer.inFeatures,
-                          rows: rows, out: out, ldc: layer.outFeatures, inputRounded: inputRounded)
+    private func apply(
+        _ layer: Linear, _ input: UnsafePointer<Float>, rows: Int, out: UnsafeMutablePointer<Float>,
+        inputRounded: Bool = false
+    ) throws {
+        try frozenProduct(
+            layer.weight, outF: layer.outFeatures, inF: layer.inFeatures, input: input, lda: layer.inFeatures,
+            rows: rows, out: out, ldc: layer.outFeatures, inputRounded: inputRounded)
     }
 
     /// The class query of one image and head against every token of the qkv rows: s = scale·q·Kᵀ, softmax, o = s·V, written packed
@@ -292,9 +313,10 @@ public final class ViT: @unchecked Sendable {
         if !acts.classOnlyLastBlock {
             for b in 0..<batch { (acts.pooled.pointer + b * w).update(from: acts.stream.pointer + b * c.numTokens * w, count: w) }
         }
-        Kernels.layerNorm(acts.pooled.pointer, rows: batch, cols: w, gamma: parameters.norm.weight.pointer,
-                          beta: parameters.norm.bias.pointer, eps: Float(c.layerNormEps), out: acts.embedding.pointer,
-                          mean: acts.normMean.pointer, rstd: acts.normRstd.pointer)
+        Kernels.layerNorm(
+            acts.pooled.pointer, rows: batch, cols: w, gamma: parameters.norm.weight.pointer,
+            beta: parameters.norm.bias.pointer, eps: Float(c.layerNormEps), out: acts.embedding.pointer,
+            mean: acts.normMean.pointer, rstd: acts.normRstd.pointer)
         return acts.pooled.array
     }
 }

@@ -4,7 +4,9 @@ import Foundation
 
 /// The adapter flags of the commands that run a model (gslora-eval, gslora-infer).
 public struct AdapterOptions: ParsableArguments {
-    @Option(name: .customLong("adapter"), help: "An adapter to apply: a .gslr adapter, a PEFT LoRA folder, or an adapter exported as .safetensors/.pth (repeatable, in training order).")
+    @Option(
+        name: .customLong("adapter"),
+        help: "An adapter to apply: a .gslr adapter, a PEFT LoRA folder, or an adapter exported as .safetensors/.pth (repeatable, in training order).")
     public var adapters: [String] = []
 
     @Option(name: .customLong("scale"), help: "Multiplier of an adapter's scaling; one per adapter, in order (default 1).")
@@ -26,7 +28,8 @@ public struct AdapterOptions: ParsableArguments {
     public func apply(to model: LoadedModel) throws -> AdaptedModel {
         let built = try model.adapted(adapters: adapters, scales: scales, merged: merged, force: allowBaseMismatch)
         for s in built.steps where s.forced {
-            FileHandle.standardError.write(Data("warning: \(s.adapter) was trained on \(s.expectedBase), applied to \(s.actualBase) (--allow-base-mismatch)\n".utf8))
+            FileHandle.standardError.write(
+                Data("warning: \(s.adapter) was trained on \(s.expectedBase), applied to \(s.actualBase) (--allow-base-mismatch)\n".utf8))
         }
         return built
     }

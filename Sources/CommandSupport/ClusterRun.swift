@@ -21,8 +21,12 @@ public enum ClusterRun {
         }
         let st = mpi.statistics
         if mpi.isRoot {
-            FileHandle.standardError.write(Data(String(format: "note: rank 0 of %d: %d collectives, %d bytes sent into them, %.3f s in them\n",
-                                                       mpi.size, st.calls, st.bytes, st.seconds).utf8))
+            FileHandle.standardError.write(
+                Data(
+                    String(
+                        format: "note: rank 0 of %d: %d collectives, %d bytes sent into them, %.3f s in them\n",
+                        mpi.size, st.calls, st.bytes, st.seconds
+                    ).utf8))
         }
         try mpi.finalize()
         return result

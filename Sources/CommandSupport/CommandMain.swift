@@ -79,9 +79,11 @@ extension GsloraCommand {
     static func unknownOption(in args: [String], command: ParsableCommand.Type) -> String? {
         let help = helpMessage(for: command, includeHidden: true, columns: 1000)
         let pattern = try! NSRegularExpression(pattern: "(?<![A-Za-z0-9-])(--[A-Za-z0-9][A-Za-z0-9-]*|-[A-Za-z])(?![A-Za-z0-9-])")
-        let known = Set(pattern.matches(in: help, range: NSRange(help.startIndex..., in: help)).compactMap {
-            Range($0.range(at: 1), in: help).map { String(help[$0]) }
-        }).union(["-h", "--help", "--version", "--experimental-dump-help", "--generate-completion-script"])
+        let known = Set(
+            pattern.matches(in: help, range: NSRange(help.startIndex..., in: help)).compactMap {
+                Range($0.range(at: 1), in: help).map { String(help[$0]) }
+            }
+        ).union(["-h", "--help", "--version", "--experimental-dump-help", "--generate-completion-script"])
         for arg in args {
             if arg == "--" { break }
             guard arg.hasPrefix("-"), arg.count > 1, Double(arg) == nil else { continue }

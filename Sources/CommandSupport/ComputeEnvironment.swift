@@ -21,7 +21,9 @@ public enum ComputeEnvironment {
         let failure = String(cString: strerror(errno))
         for name in changes.keys { unsetenv(name) }
         let settings = changes.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
-        FileHandle.standardError.write(Data("note: could not run again with \(settings) (\(failure)); continuing with the library defaults, which may be slower; set them yourself\n".utf8))
+        FileHandle.standardError.write(
+            Data("note: could not run again with \(settings) (\(failure)); continuing with the library defaults, which may be slower; set them yourself\n".utf8)
+        )
     }
 }
 

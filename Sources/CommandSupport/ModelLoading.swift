@@ -30,17 +30,23 @@ public struct LoadedModel {
         let runnable = try imported.runnableWeights()
         if !imported.lora.isEmpty, let r = imported.loraRank {
             let s = (imported.loraAlpha ?? 1) / Double(r)
-            notices.append("the file's LoRA factors (rank \(r), scaling \(s)) are applied as PyTorch applies them: W + s·B·A on \(imported.loraTargets.joined(separator: ", "))")
+            notices.append(
+                "the file's LoRA factors (rank \(r), scaling \(s)) are applied as PyTorch applies them: W + s·B·A on \(imported.loraTargets.joined(separator: ", "))"
+            )
         }
-        let weights = imported.source == .gslr ? try MergedWeights(file: GSLRFile.open(path))
-                                               : try MergedWeights(tensors: runnable, model: config, merged: imported.merged ?? [], source: path)
-        return LoadedModel(config: config, weights: weights, modelTensors: Set(imported.weights.map(\.name)), classes: imported.classes,
-                           preprocess: imported.preprocess, notices: notices)
+        let weights =
+            imported.source == .gslr
+            ? try MergedWeights(file: GSLRFile.open(path))
+            : try MergedWeights(tensors: runnable, model: config, merged: imported.merged ?? [], source: path)
+        return LoadedModel(
+            config: config, weights: weights, modelTensors: Set(imported.weights.map(\.name)), classes: imported.classes,
+            preprocess: imported.preprocess, notices: notices)
     }
 
     /// The model with `adapters` applied (live, or merged).
     public func adapted(adapters: [String], scales: [Double], merged: Bool, force: Bool) throws -> AdaptedModel {
-        try AdaptedModel.build(config: config, weights: weights, modelTensors: modelTensors, adapters: openAdapters(adapters),
-                               scales: scales, merged: merged, force: force)
+        try AdaptedModel.build(
+            config: config, weights: weights, modelTensors: modelTensors, adapters: openAdapters(adapters),
+            scales: scales, merged: merged, force: force)
     }
 }

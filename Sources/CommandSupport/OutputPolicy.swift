@@ -1,5 +1,5 @@
-import Foundation
 import Format
+import Foundation
 
 /// The one overwrite policy of every command, checked before any model is loaded or trained: an output is never one
 /// of the inputs (same path or same file), an existing output is replaced only with `--force`, and the folder it goes
@@ -29,8 +29,10 @@ public enum OutputPolicy {
 
     /// Checks a run folder a command writes `files` (paths inside it) into: the folder exists and is writable or can
     /// be created, no file is an input, and none exists unless `force`. `existing` says what to do instead of --force.
-    public static func checkFolderOutputs(_ dir: String, files: [String], inputs: [String], force: Bool,
-                                          existing: (String) -> String = { "\($0) exists; pass --force to replace it, or choose another output folder" }) throws {
+    public static func checkFolderOutputs(
+        _ dir: String, files: [String], inputs: [String], force: Bool,
+        existing: (String) -> String = { "\($0) exists; pass --force to replace it, or choose another output folder" }
+    ) throws {
         var isDir: ObjCBool = false
         if FileManager.default.fileExists(atPath: dir, isDirectory: &isDir) {
             guard isDir.boolValue else { throw Refused(description: "\(dir) is a file; the output is a folder", isUsageProblem: true) }
@@ -49,8 +51,9 @@ public enum OutputPolicy {
 
     static func checkNotInput(_ output: String, inputs: [String]) throws {
         for i in inputs where i == output || AtomicFile.sameFile(i, output) {
-            throw Refused(description: "\(output) is an input (\(i)); it is never overwritten: choose a different output path",
-                          isUsageProblem: true)
+            throw Refused(
+                description: "\(output) is an input (\(i)); it is never overwritten: choose a different output path",
+                isUsageProblem: true)
         }
     }
 

@@ -1,7 +1,7 @@
 import Apply
 import Convert
-import Foundation
 import Format
+import Foundation
 
 extension LoadedModel {
     /// The `--adapter` arguments opened: .gslr adapter files; PEFT LoRA folders, read for this model's family; and
@@ -14,8 +14,9 @@ extension LoadedModel {
                 let base = PeftFolder.Base(config: config, fingerprint: weights.fingerprint, name: (weights.source as NSString).lastPathComponent)
                 let peft = try PeftFolder.read(path, base: base)
                 if peft.boundToBase && i > 0 {
-                    throw AdapterError.invalidArgument("\(path): a PEFT folder that records no base fingerprint can only be the first --adapter; "
-                        + "convert it with gslora-convert \(path) -o adapter.gslr --base BACKBONE-WITH-EARLIER-TASKS-MERGED")
+                    throw AdapterError.invalidArgument(
+                        "\(path): a PEFT folder that records no base fingerprint can only be the first --adapter; "
+                            + "convert it with gslora-convert \(path) -o adapter.gslr --base BACKBONE-WITH-EARLIER-TASKS-MERGED")
                 }
                 for n in peft.notices { FileHandle.standardError.write(Data("note: \(n)\n".utf8)) }
                 let header = GSLRHeader(kind: .adapter, classes: peft.classes, adapter: peft.info, metadata: peft.metadata)

@@ -1,7 +1,7 @@
 import Apply
 import ArgumentParser
-import Foundation
 import Format
+import Foundation
 
 extension PreprocessRequest.Base: ExpressibleByArgument {}
 extension PreprocessRecord.Interpolation: ExpressibleByArgument {}
@@ -10,9 +10,11 @@ extension PreprocessRecord.Interpolation: ExpressibleByArgument {}
 /// and of gslora-convert, which stores them. Options override the model file's stored pipeline field by field,
 /// which overrides the family's default (spec/MODELS.md §7).
 public struct PreprocessOptions: ParsableArguments {
-    @Option(help: ArgumentHelp("Starting pipeline: auto (the model file's stored pipeline, else the family's default), direct "
-        + "(resize to the input size, [0,1]) or imagenet (torchvision ImageClassification: bilinear, short side size·256/224, ImageNet mean/std).",
-        valueName: "auto|direct|imagenet"))
+    @Option(
+        help: ArgumentHelp(
+            "Starting pipeline: auto (the model file's stored pipeline, else the family's default), direct "
+                + "(resize to the input size, [0,1]) or imagenet (torchvision ImageClassification: bilinear, short side size·256/224, ImageNet mean/std).",
+            valueName: "auto|direct|imagenet"))
     public var preprocess: PreprocessRequest.Base = .auto
 
     @Option(help: ArgumentHelp("Per-channel mean subtracted after scaling to [0,1], e.g. 0.485,0.456,0.406.", valueName: "m1,m2,m3"))
@@ -53,8 +55,9 @@ public struct PreprocessOptions: ParsableArguments {
             }
             return v.map { $0! }
         }
-        return PreprocessRequest(base: preprocess, mean: try list(mean, "--mean"), std: try list(std, "--std"), interpolation: interpolation,
-                                 resize: resize, cropPct: cropPct, crop: crop)
+        return PreprocessRequest(
+            base: preprocess, mean: try list(mean, "--mean"), std: try list(std, "--std"), interpolation: interpolation,
+            resize: resize, cropPct: cropPct, crop: crop)
     }
 
     /// Whether any option was given (gslora-convert stores a pipeline only then, or from a config.json).

@@ -3,36 +3,98 @@
 extension Architectures {
     /// Every architecture of spec/MODELS.md §Architectures, as the libraries build it.
     public static let all: [Architecture] = [
-        .init(name: "vit_b_16", library: "torchvision", family: .torchvisionViT, width: 768, depth: 12, heads: 12, mlpWidth: 3072, patchSize: 16, imageSize: 224, channels: 3, qkvBias: true),
-        .init(name: "vit_b_32", library: "torchvision", family: .torchvisionViT, width: 768, depth: 12, heads: 12, mlpWidth: 3072, patchSize: 32, imageSize: 224, channels: 3, qkvBias: true),
-        .init(name: "vit_l_16", library: "torchvision", family: .torchvisionViT, width: 1024, depth: 24, heads: 16, mlpWidth: 4096, patchSize: 16, imageSize: 224, channels: 3, qkvBias: true),
-        .init(name: "vit_l_32", library: "torchvision", family: .torchvisionViT, width: 1024, depth: 24, heads: 16, mlpWidth: 4096, patchSize: 32, imageSize: 224, channels: 3, qkvBias: true),
-        .init(name: "vit_h_14", library: "torchvision", family: .torchvisionViT, width: 1280, depth: 32, heads: 16, mlpWidth: 5120, patchSize: 14, imageSize: 224, channels: 3, qkvBias: true),
-        .init(name: "deit_base_patch16_224", library: "timm", family: .timmViT, width: 768, depth: 12, heads: 12, mlpWidth: 3072, patchSize: 16, imageSize: 224, channels: 3, qkvBias: true),
-        .init(name: "deit_base_patch16_384", library: "timm", family: .timmViT, width: 768, depth: 12, heads: 12, mlpWidth: 3072, patchSize: 16, imageSize: 384, channels: 3, qkvBias: true),
-        .init(name: "deit_small_patch16_224", library: "timm", family: .timmViT, width: 384, depth: 12, heads: 6, mlpWidth: 1536, patchSize: 16, imageSize: 224, channels: 3, qkvBias: true),
-        .init(name: "deit_tiny_patch16_224", library: "timm", family: .timmViT, width: 192, depth: 12, heads: 3, mlpWidth: 768, patchSize: 16, imageSize: 224, channels: 3, qkvBias: true),
-        .init(name: "vit_base_patch16_224", library: "timm", family: .timmViT, width: 768, depth: 12, heads: 12, mlpWidth: 3072, patchSize: 16, imageSize: 224, channels: 3, qkvBias: true),
-        .init(name: "vit_base_patch16_224_miil", library: "timm", family: .timmViT, width: 768, depth: 12, heads: 12, mlpWidth: 3072, patchSize: 16, imageSize: 224, channels: 3, qkvBias: false),
-        .init(name: "vit_base_patch16_384", library: "timm", family: .timmViT, width: 768, depth: 12, heads: 12, mlpWidth: 3072, patchSize: 16, imageSize: 384, channels: 3, qkvBias: true),
-        .init(name: "vit_base_patch32_224", library: "timm", family: .timmViT, width: 768, depth: 12, heads: 12, mlpWidth: 3072, patchSize: 32, imageSize: 224, channels: 3, qkvBias: true),
-        .init(name: "vit_base_patch32_384", library: "timm", family: .timmViT, width: 768, depth: 12, heads: 12, mlpWidth: 3072, patchSize: 32, imageSize: 384, channels: 3, qkvBias: true),
-        .init(name: "vit_base_patch8_224", library: "timm", family: .timmViT, width: 768, depth: 12, heads: 12, mlpWidth: 3072, patchSize: 8, imageSize: 224, channels: 3, qkvBias: true),
-        .init(name: "vit_giant_patch14_224", library: "timm", family: .timmViT, width: 1408, depth: 40, heads: 16, mlpWidth: 6144, patchSize: 14, imageSize: 224, channels: 3, qkvBias: true),
-        .init(name: "vit_gigantic_patch14_224", library: "timm", family: .timmViT, width: 1664, depth: 48, heads: 16, mlpWidth: 8192, patchSize: 14, imageSize: 224, channels: 3, qkvBias: true),
-        .init(name: "vit_huge_patch14_224", library: "timm", family: .timmViT, width: 1280, depth: 32, heads: 16, mlpWidth: 5120, patchSize: 14, imageSize: 224, channels: 3, qkvBias: true),
-        .init(name: "vit_large_patch14_224", library: "timm", family: .timmViT, width: 1024, depth: 24, heads: 16, mlpWidth: 4096, patchSize: 14, imageSize: 224, channels: 3, qkvBias: true),
-        .init(name: "vit_large_patch16_224", library: "timm", family: .timmViT, width: 1024, depth: 24, heads: 16, mlpWidth: 4096, patchSize: 16, imageSize: 224, channels: 3, qkvBias: true),
-        .init(name: "vit_large_patch16_384", library: "timm", family: .timmViT, width: 1024, depth: 24, heads: 16, mlpWidth: 4096, patchSize: 16, imageSize: 384, channels: 3, qkvBias: true),
-        .init(name: "vit_large_patch32_224", library: "timm", family: .timmViT, width: 1024, depth: 24, heads: 16, mlpWidth: 4096, patchSize: 32, imageSize: 224, channels: 3, qkvBias: true),
-        .init(name: "vit_large_patch32_384", library: "timm", family: .timmViT, width: 1024, depth: 24, heads: 16, mlpWidth: 4096, patchSize: 32, imageSize: 384, channels: 3, qkvBias: true),
-        .init(name: "vit_small_patch16_224", library: "timm", family: .timmViT, width: 384, depth: 12, heads: 6, mlpWidth: 1536, patchSize: 16, imageSize: 224, channels: 3, qkvBias: true),
-        .init(name: "vit_small_patch16_384", library: "timm", family: .timmViT, width: 384, depth: 12, heads: 6, mlpWidth: 1536, patchSize: 16, imageSize: 384, channels: 3, qkvBias: true),
-        .init(name: "vit_small_patch32_224", library: "timm", family: .timmViT, width: 384, depth: 12, heads: 6, mlpWidth: 1536, patchSize: 32, imageSize: 224, channels: 3, qkvBias: true),
-        .init(name: "vit_small_patch32_384", library: "timm", family: .timmViT, width: 384, depth: 12, heads: 6, mlpWidth: 1536, patchSize: 32, imageSize: 384, channels: 3, qkvBias: true),
-        .init(name: "vit_small_patch8_224", library: "timm", family: .timmViT, width: 384, depth: 12, heads: 6, mlpWidth: 1536, patchSize: 8, imageSize: 224, channels: 3, qkvBias: true),
-        .init(name: "vit_tiny_patch16_224", library: "timm", family: .timmViT, width: 192, depth: 12, heads: 3, mlpWidth: 768, patchSize: 16, imageSize: 224, channels: 3, qkvBias: true),
-        .init(name: "vit_tiny_patch16_384", library: "timm", family: .timmViT, width: 192, depth: 12, heads: 3, mlpWidth: 768, patchSize: 16, imageSize: 384, channels: 3, qkvBias: true),
-        .init(name: "ViT-P8S8", library: "GS-LoRA", family: .faceViT, width: 512, depth: nil, heads: 8, mlpWidth: 2048, patchSize: 8, imageSize: 112, channels: 3, qkvBias: false),
+        .init(
+            name: "vit_b_16", library: "torchvision", family: .torchvisionViT, width: 768, depth: 12, heads: 12, mlpWidth: 3072, patchSize: 16, imageSize: 224,
+            channels: 3, qkvBias: true),
+        .init(
+            name: "vit_b_32", library: "torchvision", family: .torchvisionViT, width: 768, depth: 12, heads: 12, mlpWidth: 3072, patchSize: 32, imageSize: 224,
+            channels: 3, qkvBias: true),
+        .init(
+            name: "vit_l_16", library: "torchvision", family: .torchvisionViT, width: 1024, depth: 24, heads: 16, mlpWidth: 4096, patchSize: 16, imageSize: 224,
+            channels: 3, qkvBias: true),
+        .init(
+            name: "vit_l_32", library: "torchvision", family: .torchvisionViT, width: 1024, depth: 24, heads: 16, mlpWidth: 4096, patchSize: 32, imageSize: 224,
+            channels: 3, qkvBias: true),
+        .init(
+            name: "vit_h_14", library: "torchvision", family: .torchvisionViT, width: 1280, depth: 32, heads: 16, mlpWidth: 5120, patchSize: 14, imageSize: 224,
+            channels: 3, qkvBias: true),
+        .init(
+            name: "deit_base_patch16_224", library: "timm", family: .timmViT, width: 768, depth: 12, heads: 12, mlpWidth: 3072, patchSize: 16, imageSize: 224,
+            channels: 3, qkvBias: true),
+        .init(
+            name: "deit_base_patch16_384", library: "timm", family: .timmViT, width: 768, depth: 12, heads: 12, mlpWidth: 3072, patchSize: 16, imageSize: 384,
+            channels: 3, qkvBias: true),
+        .init(
+            name: "deit_small_patch16_224", library: "timm", family: .timmViT, width: 384, depth: 12, heads: 6, mlpWidth: 1536, patchSize: 16, imageSize: 224,
+            channels: 3, qkvBias: true),
+        .init(
+            name: "deit_tiny_patch16_224", library: "timm", family: .timmViT, width: 192, depth: 12, heads: 3, mlpWidth: 768, patchSize: 16, imageSize: 224,
+            channels: 3, qkvBias: true),
+        .init(
+            name: "vit_base_patch16_224", library: "timm", family: .timmViT, width: 768, depth: 12, heads: 12, mlpWidth: 3072, patchSize: 16, imageSize: 224,
+            channels: 3, qkvBias: true),
+        .init(
+            name: "vit_base_patch16_224_miil", library: "timm", family: .timmViT, width: 768, depth: 12, heads: 12, mlpWidth: 3072, patchSize: 16,
+            imageSize: 224, channels: 3, qkvBias: false),
+        .init(
+            name: "vit_base_patch16_384", library: "timm", family: .timmViT, width: 768, depth: 12, heads: 12, mlpWidth: 3072, patchSize: 16, imageSize: 384,
+            channels: 3, qkvBias: true),
+        .init(
+            name: "vit_base_patch32_224", library: "timm", family: .timmViT, width: 768, depth: 12, heads: 12, mlpWidth: 3072, patchSize: 32, imageSize: 224,
+            channels: 3, qkvBias: true),
+        .init(
+            name: "vit_base_patch32_384", library: "timm", family: .timmViT, width: 768, depth: 12, heads: 12, mlpWidth: 3072, patchSize: 32, imageSize: 384,
+            channels: 3, qkvBias: true),
+        .init(
+            name: "vit_base_patch8_224", library: "timm", family: .timmViT, width: 768, depth: 12, heads: 12, mlpWidth: 3072, patchSize: 8, imageSize: 224,
+            channels: 3, qkvBias: true),
+        .init(
+            name: "vit_giant_patch14_224", library: "timm", family: .timmViT, width: 1408, depth: 40, heads: 16, mlpWidth: 6144, patchSize: 14, imageSize: 224,
+            channels: 3, qkvBias: true),
+        .init(
+            name: "vit_gigantic_patch14_224", library: "timm", family: .timmViT, width: 1664, depth: 48, heads: 16, mlpWidth: 8192, patchSize: 14,
+            imageSize: 224, channels: 3, qkvBias: true),
+        .init(
+            name: "vit_huge_patch14_224", library: "timm", family: .timmViT, width: 1280, depth: 32, heads: 16, mlpWidth: 5120, patchSize: 14, imageSize: 224,
+            channels: 3, qkvBias: true),
+        .init(
+            name: "vit_large_patch14_224", library: "timm", family: .timmViT, width: 1024, depth: 24, heads: 16, mlpWidth: 4096, patchSize: 14, imageSize: 224,
+            channels: 3, qkvBias: true),
+        .init(
+            name: "vit_large_patch16_224", library: "timm", family: .timmViT, width: 1024, depth: 24, heads: 16, mlpWidth: 4096, patchSize: 16, imageSize: 224,
+            channels: 3, qkvBias: true),
+        .init(
+            name: "vit_large_patch16_384", library: "timm", family: .timmViT, width: 1024, depth: 24, heads: 16, mlpWidth: 4096, patchSize: 16, imageSize: 384,
+            channels: 3, qkvBias: true),
+        .init(
+            name: "vit_large_patch32_224", library: "timm", family: .timmViT, width: 1024, depth: 24, heads: 16, mlpWidth: 4096, patchSize: 32, imageSize: 224,
+            channels: 3, qkvBias: true),
+        .init(
+            name: "vit_large_patch32_384", library: "timm", family: .timmViT, width: 1024, depth: 24, heads: 16, mlpWidth: 4096, patchSize: 32, imageSize: 384,
+            channels: 3, qkvBias: true),
+        .init(
+            name: "vit_small_patch16_224", library: "timm", family: .timmViT, width: 384, depth: 12, heads: 6, mlpWidth: 1536, patchSize: 16, imageSize: 224,
+            channels: 3, qkvBias: true),
+        .init(
+            name: "vit_small_patch16_384", library: "timm", family: .timmViT, width: 384, depth: 12, heads: 6, mlpWidth: 1536, patchSize: 16, imageSize: 384,
+            channels: 3, qkvBias: true),
+        .init(
+            name: "vit_small_patch32_224", library: "timm", family: .timmViT, width: 384, depth: 12, heads: 6, mlpWidth: 1536, patchSize: 32, imageSize: 224,
+            channels: 3, qkvBias: true),
+        .init(
+            name: "vit_small_patch32_384", library: "timm", family: .timmViT, width: 384, depth: 12, heads: 6, mlpWidth: 1536, patchSize: 32, imageSize: 384,
+            channels: 3, qkvBias: true),
+        .init(
+            name: "vit_small_patch8_224", library: "timm", family: .timmViT, width: 384, depth: 12, heads: 6, mlpWidth: 1536, patchSize: 8, imageSize: 224,
+            channels: 3, qkvBias: true),
+        .init(
+            name: "vit_tiny_patch16_224", library: "timm", family: .timmViT, width: 192, depth: 12, heads: 3, mlpWidth: 768, patchSize: 16, imageSize: 224,
+            channels: 3, qkvBias: true),
+        .init(
+            name: "vit_tiny_patch16_384", library: "timm", family: .timmViT, width: 192, depth: 12, heads: 3, mlpWidth: 768, patchSize: 16, imageSize: 384,
+            channels: 3, qkvBias: true),
+        .init(
+            name: "ViT-P8S8", library: "GS-LoRA", family: .faceViT, width: 512, depth: nil, heads: 8, mlpWidth: 2048, patchSize: 8, imageSize: 112, channels: 3,
+            qkvBias: false)
     ]
 }

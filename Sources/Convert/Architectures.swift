@@ -15,8 +15,10 @@ public struct Architecture: Sendable, Equatable {
     public let channels: Int
     public let qkvBias: Bool
 
-    public init(name: String, library: String, family: ModelConfig.Family, width: Int, depth: Int?, heads: Int, mlpWidth: Int,
-                patchSize: Int, imageSize: Int, channels: Int, qkvBias: Bool) {
+    public init(
+        name: String, library: String, family: ModelConfig.Family, width: Int, depth: Int?, heads: Int, mlpWidth: Int,
+        patchSize: Int, imageSize: Int, channels: Int, qkvBias: Bool
+    ) {
         self.name = name
         self.library = library
         self.family = family
@@ -36,11 +38,14 @@ public enum Architectures {
     /// The entries with the checkpoint's family and shapes: width, MLP width, qkv bias, depth (when the entry fixes
     /// it) and patch embedding ([width, channels, patch, patch] conv, or the face model's [width, patch²·channels]).
     /// Image size is not compared: a position table resized for another resolution keeps the architecture.
-    public static func matching(family: ModelConfig.Family, width: Int, depth: Int, mlpWidth: Int, qkvBias: Bool,
-                                patchEmbed pe: [Int]) -> [Architecture] {
+    public static func matching(
+        family: ModelConfig.Family, width: Int, depth: Int, mlpWidth: Int, qkvBias: Bool,
+        patchEmbed pe: [Int]
+    ) -> [Architecture] {
         all.filter { a in
             guard a.family == family, a.width == width, a.mlpWidth == mlpWidth, a.qkvBias == qkvBias,
-                  a.depth == nil || a.depth == depth else { return false }
+                a.depth == nil || a.depth == depth
+            else { return false }
             if family == .faceViT { return pe.count == 2 && pe[1] == a.patchSize * a.patchSize * a.channels }
             return pe.count == 4 && pe[2] == a.patchSize && pe[3] == a.patchSize
         }

@@ -7,8 +7,10 @@ public enum CheckpointShape {
     /// Keys under which training scripts put the model's weights, in the order they are tried.
     public static let wrapperKeys = ["state_dict", "model_state_dict", "model", "net", "module", "network", "params"]
     /// Keys of training state that is not the model: skipped by default.
-    public static let optimizerKeys: Set<String> = ["optimizer", "optimizer_state_dict", "optim", "opt", "scheduler",
-                                                     "lr_scheduler", "scaler", "amp", "grad_scaler"]
+    public static let optimizerKeys: Set<String> = [
+        "optimizer", "optimizer_state_dict", "optim", "opt", "scheduler",
+        "lr_scheduler", "scaler", "amp", "grad_scaler"
+    ]
 
     /// What came out of a checkpoint.
     public struct Unwrapped {
@@ -35,8 +37,9 @@ public enum CheckpointShape {
         var path = ""
         var outer: [(prefix: String, items: [(key: String, value: CheckpointValue)], chosen: String)] = []
         while case let .dict(items) = node, !items.contains(where: { isTensor($0.value) }),
-              let key = wrapperKeys.first(where: { k in items.contains { $0.key == k && containsTensor($0.value) } }),
-              outer.count < 4 {
+            let key = wrapperKeys.first(where: { k in items.contains { $0.key == k && containsTensor($0.value) } }),
+            outer.count < 4
+        {
             outer.append((path, items, key))
             node = items.first { $0.key == key }!.value
             path += key + "."

@@ -1,5 +1,5 @@
-import Foundation
 import Format
+import Foundation
 
 /// Model settings read from the config files that ship beside checkpoints (spec/MODELS.md §Config files): a timm or
 /// Hugging Face `config.json`, and the official GS-LoRA results folder's `config.txt` (`str(cfg)` of its scripts).
@@ -93,18 +93,23 @@ public struct ConfigFile: Sendable {
             }
         }
         if let v = rootPairs.last(where: { $0.key == "architecture" })?.value, case let .string(name) = v,
-           let a = Architectures.named(name) {
+            let a = Architectures.named(name)
+        {
             try c.take(a, key: "architecture")
         }
-        let fields: [(String, String)] = [("num_classes", "num_classes"), ("num_features", "width"),
-                                          ("hidden_size", "width"), ("num_attention_heads", "heads"), ("num_hidden_layers", "depth"),
-                                          ("intermediate_size", "mlp_width"), ("patch_size", "patch_size"), ("image_size", "image_size"),
-                                          ("num_channels", "channels")]
+        let fields: [(String, String)] = [
+            ("num_classes", "num_classes"), ("num_features", "width"),
+            ("hidden_size", "width"), ("num_attention_heads", "heads"), ("num_hidden_layers", "depth"),
+            ("intermediate_size", "mlp_width"), ("patch_size", "patch_size"), ("image_size", "image_size"),
+            ("num_channels", "channels")
+        ]
         for (key, field) in fields { if let v = try int(rootPairs, key, key) { try c.set(field, v, key: key) } }
         if let v = rootPairs.last(where: { $0.key == "model_args" })?.value, case let .object(args) = v {
-            let argFields: [(String, String)] = [("num_heads", "heads"), ("embed_dim", "width"), ("depth", "depth"),
-                                                 ("patch_size", "patch_size"), ("img_size", "image_size"), ("in_chans", "channels"),
-                                                 ("num_classes", "num_classes")]
+            let argFields: [(String, String)] = [
+                ("num_heads", "heads"), ("embed_dim", "width"), ("depth", "depth"),
+                ("patch_size", "patch_size"), ("img_size", "image_size"), ("in_chans", "channels"),
+                ("num_classes", "num_classes")
+            ]
             for (key, field) in argFields { if let v = try int(args, key, "model_args.\(key)") { try c.set(field, v, key: "model_args.\(key)") } }
             // timm builds the MLP as int(embed_dim · mlp_ratio), model_args overriding the architecture's own values.
             var ratio: Double?
@@ -116,7 +121,8 @@ public struct ConfigFile: Sendable {
             }
             let changesWidth = args.contains { $0.key == "embed_dim" }
             if ratio != nil || changesWidth, let width = c.settings["width"]?.value,
-               let r = ratio ?? c.architecture.map({ Double($0.mlpWidth) / Double($0.width) }) {
+                let r = ratio ?? c.architecture.map({ Double($0.mlpWidth) / Double($0.width) })
+            {
                 try c.set("mlp_width", Int(Double(width) * r), key: ratio != nil ? "model_args.mlp_ratio" : "model_args.embed_dim")
             }
         }

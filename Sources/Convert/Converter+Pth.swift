@@ -1,5 +1,5 @@
-import Foundation
 import Format
+import Foundation
 
 extension Converter {
     /// A flat state dict in `tensors` order, as `torch.save(model.state_dict())` writes it; returns the file size.
@@ -20,7 +20,8 @@ extension Converter {
     static func pthLeaves(_ m: ImportedModel, notices: inout [String]) -> [(key: String, value: String)] {
         guard let a = m.adapter else {
             if m.classes != nil || !(m.merged ?? []).isEmpty {
-                notices.append("the .pth output holds the state dict only; class names and the merged-adapter list are not in it (.safetensors and .gslr keep them)")
+                notices.append(
+                    "the .pth output holds the state dict only; class names and the merged-adapter list are not in it (.safetensors and .gslr keep them)")
             }
             return []
         }
@@ -28,7 +29,8 @@ extension Converter {
         if let c = m.classes { leaves.append((SafetensorsMetadata.classes, SafetensorsMetadata.encode(c))) }
         let md = m.source == .gslr ? m.metadata : provenance(m).merging(m.metadata) { a, _ in a }
         if !md.isEmpty { leaves.append((SafetensorsMetadata.metadata, SafetensorsMetadata.encode(md))) }
-        notices.append("the adapter record is stored as string entries '\(SafetensorsMetadata.adapter)'… of the state dict; load with load_state_dict(sd, strict=False)")
+        notices.append(
+            "the adapter record is stored as string entries '\(SafetensorsMetadata.adapter)'… of the state dict; load with load_state_dict(sd, strict=False)")
         return leaves
     }
 
@@ -36,15 +38,22 @@ extension Converter {
     /// the model the adapter was trained on.
     static func peftBinding(_ m: ImportedModel, output: String, options: ConvertOptions) throws -> (AdapterInfo, PeftFolder.Base) {
         guard let info = m.adapter else {
-            throw ConvertError.badOutput(file: output, reason: "only an adapter can be written as a PEFT folder, and \(m.path) is not one. "
-                + "Split a LoRA checkpoint into backbone and adapter first (gslora-convert IN -o base.gslr --adapter-out adapter.gslr)")
+            throw ConvertError.badOutput(
+                file: output,
+                reason: "only an adapter can be written as a PEFT folder, and \(m.path) is not one. "
+                    + "Split a LoRA checkpoint into backbone and adapter first (gslora-convert IN -o base.gslr --adapter-out adapter.gslr)")
         }
         guard let basePath = options.importing.base else {
-            throw ConvertError.badOutput(file: output, reason: "a PEFT folder names modules the way the base model does; pass --base BACKBONE, the model \(m.path) was trained on")
+            throw ConvertError.badOutput(
+                file: output, reason: "a PEFT folder names modules the way the base model does; pass --base BACKBONE, the model \(m.path) was trained on")
         }
         let base = try PeftFolder.Base.load(basePath, heads: options.importing.heads)
         guard base.fingerprint == info.baseFingerprint else {
-            throw ConvertError.badLoRA(file: m.path, reason: "the adapter was trained on \(info.baseFingerprint), but --base \(basePath) is \(base.fingerprint); pass the backbone it was trained on (for task t > 1, with tasks 1 … t−1 merged in)")
+            throw ConvertError.badLoRA(
+                file: m.path,
+                reason:
+                    "the adapter was trained on \(info.baseFingerprint), but --base \(basePath) is \(base.fingerprint); pass the backbone it was trained on (for task t > 1, with tasks 1 … t−1 merged in)"
+            )
         }
         return (info, base)
     }

@@ -1,5 +1,5 @@
-import Foundation
 import Format
+import Foundation
 
 /// How `Converter.convert` writes its output.
 public struct ConvertOptions: Sendable {
@@ -22,8 +22,10 @@ public struct ConvertOptions: Sendable {
     /// input (a .gslr record or config.json; spec/FORMAT.md §4.7). nil keeps the one read.
     public var pipeline: (@Sendable (ModelConfig, PreprocessRecord?) throws -> PreprocessRecord)?
 
-    public init(importing: ImportOptions = ImportOptions(), dtype: DTypeCast.Target = .keep, names: Names = .original,
-                adapterOut: String? = nil, force: Bool = false) {
+    public init(
+        importing: ImportOptions = ImportOptions(), dtype: DTypeCast.Target = .keep, names: Names = .original,
+        adapterOut: String? = nil, force: Bool = false
+    ) {
         self.importing = importing
         self.dtype = dtype
         self.names = names
@@ -94,7 +96,9 @@ public enum Converter {
     public static func convert(input: String, output: String, options: ConvertOptions) throws -> ConvertReport {
         let start = Date()
         guard let format = OutputFormat(path: output) else {
-            throw ConvertError.badOutput(file: output, reason: "unknown output extension '.\((output as NSString).pathExtension)'; use .gslr, .safetensors, .pth or a folder ending in / (PEFT)")
+            throw ConvertError.badOutput(
+                file: output,
+                reason: "unknown output extension '.\((output as NSString).pathExtension)'; use .gslr, .safetensors, .pth or a folder ending in / (PEFT)")
         }
         guard FileManager.default.fileExists(atPath: input) else {
             throw ConvertError.unreadable(file: input, reason: "no such file")
@@ -103,7 +107,8 @@ public enum Converter {
         try checkOutput(output, input: input, options: options)
         if let a = options.adapterOut {
             guard format == .gslr else {
-                throw ConvertError.badOutput(file: a, reason: "--adapter-out needs a .gslr output; .safetensors and .pth outputs keep the LoRA factors in the same file")
+                throw ConvertError.badOutput(
+                    file: a, reason: "--adapter-out needs a .gslr output; .safetensors and .pth outputs keep the LoRA factors in the same file")
             }
             guard OutputFormat(path: a) == .gslr else { throw ConvertError.badOutput(file: a, reason: "the adapter output must end in .gslr") }
             guard a != output, !AtomicFile.sameFile(a, output) else {
@@ -114,7 +119,11 @@ public enum Converter {
         var (m, claims) = try importModel(input, options: options)
         if let make = options.pipeline {
             guard let c = m.config else {
-                throw ConvertError.badOutput(file: output, reason: "an image pipeline (--mean, --std, --interpolation, --resize, --crop-pct) is stored with a recognised backbone only, and \(input) is not one")
+                throw ConvertError.badOutput(
+                    file: output,
+                    reason:
+                        "an image pipeline (--mean, --std, --interpolation, --resize, --crop-pct) is stored with a recognised backbone only, and \(input) is not one"
+                )
             }
             let p = try make(c, m.preprocess)
             if let problem = p.problem(channels: c.channels, imageSize: c.imageSize) {
@@ -168,19 +177,23 @@ public enum Converter {
             let (info, base) = try peftBinding(m, output: output, options: options)
             try settleClaims(claims, input: input, except: m.lora)
             let md = m.source == .gslr ? m.metadata : provenance(m).merging(m.metadata) { a, _ in a }
-            let size = try PeftFolder.write(output, info: info, tensors: m.lora, base: base, classes: m.classes, metadata: md,
-                                            force: options.force, inputs: inputs)
+            let size = try PeftFolder.write(
+                output, info: info, tensors: m.lora, base: base, classes: m.classes, metadata: md,
+                force: options.force, inputs: inputs)
             outputs = [.init(path: output, kind: "peft", tensors: m.lora.count, parameters: count(m.lora), bytes: size)]
             notices.append("PEFT folder for \(base.config.family.rawValue) written; load it with PeftModel.from_pretrained(model, \"\(output)\")")
         }
         if let p = m.preprocess, m.config != nil {
-            notices.append(format != .pth ? "image pipeline stored: resize \(p.resize) (\(p.interpolation.rawValue)), crop \(p.crop)"
-                + (p.mean.map { ", mean \($0) std \(p.std ?? [])" } ?? "")
-                : "the image pipeline is stored in .gslr and .safetensors outputs only; this .pth file does not carry it")
+            notices.append(
+                format != .pth
+                    ? "image pipeline stored: resize \(p.resize) (\(p.interpolation.rawValue)), crop \(p.crop)"
+                        + (p.mean.map { ", mean \($0) std \(p.std ?? [])" } ?? "")
+                    : "the image pipeline is stored in .gslr and .safetensors outputs only; this .pth file does not carry it")
         }
-        return ConvertReport(input: input, source: m.source.rawValue, family: m.family?.rawValue, config: m.config,
-                             loraRank: m.loraRank, loraMerge: m.mergeState?.rawValue, outputs: outputs,
-                             seconds: Date().timeIntervalSince(start), notices: notices)
+        return ConvertReport(
+            input: input, source: m.source.rawValue, family: m.family?.rawValue, config: m.config,
+            loraRank: m.loraRank, loraMerge: m.mergeState?.rawValue, outputs: outputs,
+            seconds: Date().timeIntervalSince(start), notices: notices)
     }
 
     /// Reads the input. A `torch.save` zip converted without a cast is read with its stored records' CRCs claimed,
@@ -190,7 +203,8 @@ public enum Converter {
     static func importModel(_ input: String, options: ConvertOptions) throws -> (ImportedModel, Bytes?) {
         // The cases ModelImport.load sends elsewhere, and casts (which read every byte anyway), take the usual path.
         guard options.dtype == .keep, !input.lowercased().hasSuffix(".safetensors"), let file = try? MappedFile(input),
-              (try? detectFormat(path: input, bytes: file.bytes)) == .torchZip else {
+            (try? detectFormat(path: input, bytes: file.bytes)) == .torchZip
+        else {
             return (try ModelImport.load(input, options: options.importing), nil)
         }
         file.adviseSequential()
@@ -259,8 +273,10 @@ public enum Converter {
         }
     }
 
-    static func writeGSLR(_ m: ImportedModel, output: String, adapterPath: String?, inputs: [String],
-                          notices: inout [String]) throws -> [ConvertReport.Output] {
+    static func writeGSLR(
+        _ m: ImportedModel, output: String, adapterPath: String?, inputs: [String],
+        notices: inout [String]
+    ) throws -> [ConvertReport.Output] {
         var metadata = provenance(m).merging(m.metadata) { a, _ in a }
         if m.source == .gslr { metadata = m.metadata }
         var outs: [ConvertReport.Output] = []
@@ -273,20 +289,23 @@ public enum Converter {
         let backbone = m.weights + m.extra
         if !m.extra.isEmpty { notices.append("\(m.extra.count) optimizer tensors stored after the model weights") }
         let kind: FileKind = m.config == nil ? .tensors : .backbone
-        let h = GSLRHeader(kind: kind, model: m.config, classes: m.classes, merged: m.merged, preprocess: m.config == nil ? nil : m.preprocess,
-                           metadata: metadata)
+        let h = GSLRHeader(
+            kind: kind, model: m.config, classes: m.classes, merged: m.merged, preprocess: m.config == nil ? nil : m.preprocess,
+            metadata: metadata)
         try gslrWrite(output, h, backbone, inputs: inputs)
         outs.append(.init(path: output, kind: kind.rawValue, tensors: backbone.count, parameters: count(backbone), bytes: fileSize(output)))
 
         if let adapterPath, let rank = m.loraRank, let alpha = m.loraAlpha {
             let factors = LoRAImport.Factors(tensors: m.lora, rank: rank, targets: m.loraTargets)
-            let info = try LoRAImport.adapterInfo(factors, alpha: alpha, baseFingerprint: Fingerprint.of(backbone, binding: m.config.map { .model($0) } ?? .none))
+            let info = try LoRAImport.adapterInfo(
+                factors, alpha: alpha, baseFingerprint: Fingerprint.of(backbone, binding: m.config.map { .model($0) } ?? .none))
             var md = provenance(m)
             md["base_file"] = .string((output as NSString).lastPathComponent)
             let ah = GSLRHeader(kind: .adapter, adapter: info, metadata: md)
             try gslrWrite(adapterPath, ah, m.lora, inputs: inputs)
             outs.append(.init(path: adapterPath, kind: "adapter", tensors: m.lora.count, parameters: count(m.lora), bytes: fileSize(adapterPath)))
-            notices.append("LoRA factors written as an adapter to \(adapterPath) (rank \(rank), \(info.groups.count) block groups); the backbone holds no LoRA tensors")
+            notices.append(
+                "LoRA factors written as an adapter to \(adapterPath) (rank \(rank), \(info.groups.count) block groups); the backbone holds no LoRA tensors")
         }
         return outs
     }

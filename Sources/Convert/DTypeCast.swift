@@ -86,7 +86,7 @@ public enum DTypeCast {
     static func roundToOddFloat(_ d: Double) -> Float {
         var f = Float(d)
         guard f.isFinite, Double(f) != d else { return f }
-        if abs(Double(f)) > abs(d) { f = Float(bitPattern: f.bitPattern - 1) }   // truncate toward zero
+        if abs(Double(f)) > abs(d) { f = Float(bitPattern: f.bitPattern - 1) } // truncate toward zero
         return Float(bitPattern: f.bitPattern | 1)
     }
 }

@@ -34,8 +34,9 @@ func detectFormat(path: String, bytes: Bytes) throws -> CheckpointFormat {
     if starts([0x50, 0x4b, 0x03, 0x04]) || starts([0x50, 0x4b, 0x05, 0x06]) {
         let archive = try ZipArchive(path: path, bytes: bytes)
         guard archive.contains("data.pkl") else {
-            throw notCheckpoint("a zip archive without a '<folder>/data.pkl' record",
-                                "PyTorch checkpoints are zips with data.pkl inside one folder; this zip holds something else.")
+            throw notCheckpoint(
+                "a zip archive without a '<folder>/data.pkl' record",
+                "PyTorch checkpoints are zips with data.pkl inside one folder; this zip holds something else.")
         }
         return .torchZip
     }

@@ -1,5 +1,5 @@
-import Foundation
 import Format
+import Foundation
 
 /// Checkpoints that already hold loralib factors (`lora_A` [r, in], `lora_B` [out, r]) are imported as a backbone
 /// without them plus an adapter. Because the official scripts save after `eval()`, which adds s·B·A into the weight,
@@ -47,7 +47,9 @@ public enum LoRAImport {
         if ordered.count != lora.count {
             let known = Set(ordered.map(\.name))
             let stray = lora.first { !known.contains($0.name) }!.name
-            throw bad("LoRA factor '\(stray)' is not on an FFN linear (mlp.fc1/mlp.fc2) of a block; only FFN LoRA is supported. Convert with --raw to keep it as a plain tensor")
+            throw bad(
+                "LoRA factor '\(stray)' is not on an FFN linear (mlp.fc1/mlp.fc2) of a block; only FFN LoRA is supported. Convert with --raw to keep it as a plain tensor"
+            )
         }
         for t in ordered {
             let partner = t.name.hasSuffix(".lora_A") ? String(t.name.dropLast(1)) + "B" : String(t.name.dropLast(1)) + "A"
@@ -58,8 +60,10 @@ public enum LoRAImport {
 
     /// The adapter record: one group per block holding the block's factors, with its norm Σ‖T‖_F (spec/FORMAT.md §4.3).
     /// `scaling` defaults to loralib's alpha / rank.
-    public static func adapterInfo(_ f: Factors, alpha: Double, baseFingerprint: String, scaling: Double? = nil,
-                                   scalingRule: String = "alpha/rank") throws -> AdapterInfo {
+    public static func adapterInfo(
+        _ f: Factors, alpha: Double, baseFingerprint: String, scaling: Double? = nil,
+        scalingRule: String = "alpha/rank"
+    ) throws -> AdapterInfo {
         var groups: [GroupRecord] = []
         for t in f.tensors {
             guard let (i, _) = FamilyKeyMap.splitBlock(t.name, prefix: FamilyKeyMap.canonicalBlockPrefix) else { continue }
@@ -72,9 +76,10 @@ public enum LoRAImport {
                 groups.append(GroupRecord(name: name, members: [t.name], norm: norm, state: .kept))
             }
         }
-        return AdapterInfo(rank: f.rank, alpha: alpha, scaling: scaling ?? alpha / Double(f.rank), scalingRule: scalingRule,
-                           targets: f.targets, grouping: "block", groups: groups,
-                           task: TaskRecord(index: 0, forget: [], retain: []), baseFingerprint: baseFingerprint)
+        return AdapterInfo(
+            rank: f.rank, alpha: alpha, scaling: scaling ?? alpha / Double(f.rank), scalingRule: scalingRule,
+            targets: f.targets, grouping: "block", groups: groups,
+            task: TaskRecord(index: 0, forget: [], retain: []), baseFingerprint: baseFingerprint)
     }
 
     /// `X` for a factor `X.lora_A` / `X.lora_B`, nil for other names.
@@ -125,8 +130,10 @@ public enum LoRAImport {
 
     /// Compares each LoRA-carrying weight with the base. Merged weights are replaced by W − s·B·A, so that applying
     /// the adapter to the written backbone does not add ΔW twice (spec/TRAINING.md §4 item 13).
-    public static func reconcile(weights: inout [Tensor], factors: Factors, scaling: Double, base: [Tensor],
-                                 file: String, basePath: String) throws -> MergeState {
+    public static func reconcile(
+        weights: inout [Tensor], factors: Factors, scaling: Double, base: [Tensor],
+        file: String, basePath: String
+    ) throws -> MergeState {
         var baseByName: [String: Tensor] = [:]
         for t in base { baseByName[t.name] = t }
         var index: [String: Int] = [:]
@@ -141,7 +148,9 @@ public enum LoRAImport {
             let wName = module + ".weight"
             guard let wi = index[wName], let b = lora[module + ".lora_B"] else { continue }
             guard let wb = baseByName[wName], wb.shape == weights[wi].shape else {
-                throw ConvertError.badLoRA(file: file, reason: "the base \(basePath) has no tensor '\(wName)' of shape \(weights[wi].shape); it is not the model this LoRA was trained on")
+                throw ConvertError.badLoRA(
+                    file: file,
+                    reason: "the base \(basePath) has no tensor '\(wName)' of shape \(weights[wi].shape); it is not the model this LoRA was trained on")
             }
             let w = try weights[wi].floats(), w0 = try wb.floats()
             let d = try delta(a: t, b: b, scaling: scaling)
@@ -162,14 +171,17 @@ public enum LoRAImport {
                 states.append((wName, .merged))
                 corrected.append((wi, zip(w, d).map { $0 - $1 }))
             } else {
-                throw ConvertError.badLoRA(file: file, reason: "'\(wName)' is neither the base weight nor base + s·B·A "
-                    + "(distance to base \(fmt(offBase)), to base + s·B·A \(fmt(offMerged)), ‖s·B·A‖ \(fmt(deltaNorm)), scaling \(scaling)). "
-                    + "Check that --base is the model this LoRA was trained on and that --lora-alpha is right")
+                throw ConvertError.badLoRA(
+                    file: file,
+                    reason: "'\(wName)' is neither the base weight nor base + s·B·A "
+                        + "(distance to base \(fmt(offBase)), to base + s·B·A \(fmt(offMerged)), ‖s·B·A‖ \(fmt(deltaNorm)), scaling \(scaling)). "
+                        + "Check that --base is the model this LoRA was trained on and that --lora-alpha is right")
             }
         }
         let merged = states.filter { $0.1 == .merged }.map(\.0)
         if !merged.isEmpty && merged.count != states.count {
-            throw ConvertError.badLoRA(file: file, reason: "some weights hold s·B·A (\(merged.prefix(3).joined(separator: ", "))) and others do not; the checkpoint is inconsistent")
+            throw ConvertError.badLoRA(
+                file: file, reason: "some weights hold s·B·A (\(merged.prefix(3).joined(separator: ", "))) and others do not; the checkpoint is inconsistent")
         }
         for (wi, values) in corrected {
             let old = weights[wi]

@@ -27,8 +27,10 @@ extension ModelFamilies {
     /// architecture table, in that order, and are refused, naming the option and the candidates, when none decides.
     /// `config.provenance` records where each came from. Every tensor is then checked against the shape the config
     /// implies, so a config returned here fits the weights.
-    public static func inferConfig(family: ModelConfig.Family, weights: [Tensor], hints: Hints = Hints(),
-                                   file: String) throws -> (config: ModelConfig, notices: [String]) {
+    public static func inferConfig(
+        family: ModelConfig.Family, weights: [Tensor], hints: Hints = Hints(),
+        file: String
+    ) throws -> (config: ModelConfig, notices: [String]) {
         var byName: [String: Tensor] = [:]
         for t in weights { byName[t.name] = t }
         func shape(_ name: String) throws -> [Int] {
@@ -54,8 +56,9 @@ extension ModelFamilies {
         try need(depth > 0 && indices.max() == depth - 1, "blocks", "block indices \(indices.sorted()) are not 0..<\(depth)")
 
         let qkv = try shape("blocks.0.attn.qkv.weight")
-        try need(qkv.count == 2 && qkv[1] == width && qkv[0] % 3 == 0 && qkv[0] > 0, "blocks.0.attn.qkv.weight",
-                 "shape \(qkv), expected [3·inner, \(width)]")
+        try need(
+            qkv.count == 2 && qkv[1] == width && qkv[0] % 3 == 0 && qkv[0] > 0, "blocks.0.attn.qkv.weight",
+            "shape \(qkv), expected [3·inner, \(width)]")
         let inner = qkv[0] / 3
 
         let fc1 = try shape("blocks.0.mlp.fc1.weight")
@@ -85,7 +88,9 @@ extension ModelFamilies {
                 return v
             }
             if let f = fromFile(field) {
-                if let why = misfit(f.value) { throw ConvertError.badConfigFile(file: f.file.path, reason: "it says \(f.key) \(f.value), but in \(file) \(why)") }
+                if let why = misfit(f.value) {
+                    throw ConvertError.badConfigFile(file: f.file.path, reason: "it says \(f.key) \(f.value), but in \(file) \(why)")
+                }
                 provenance[field] = "file:\(f.file.path)"
                 return f.value
             }
@@ -96,41 +101,55 @@ extension ModelFamilies {
             return nil
         }
 
-        guard let heads = try decide("heads", option: "--heads", entry: \.heads,
-                                     misfit: { $0 > 0 && inner % $0 == 0 ? nil : "the attention width \(inner) is not a multiple of \($0)" }) else {
-            let listed = matches.isEmpty
+        guard
+            let heads = try decide(
+                "heads", option: "--heads", entry: \.heads,
+                misfit: { $0 > 0 && inner % $0 == 0 ? nil : "the attention width \(inner) is not a multiple of \($0)" })
+        else {
+            let listed =
+                matches.isEmpty
                 ? "it matches no architecture of spec/MODELS.md; head counts up to 64 that divide it (heads×size): "
                     + divisors(inner).map { "\($0)×\(inner / $0)" }.joined(separator: ", ")
                 : "it matches architectures that disagree: " + matches.map { "\($0.name) (\($0.heads)×\(inner / $0.heads))" }.joined(separator: ", ")
-            throw ConvertError.cannotInfer(file: file, what: "the number of attention heads",
-                                           hint: "The attention width is \(inner); \(listed). Pass --heads N (the model's num_heads), or put its config file beside the checkpoint.")
+            throw ConvertError.cannotInfer(
+                file: file, what: "the number of attention heads",
+                hint: "The attention width is \(inner); \(listed). Pass --heads N (the model's num_heads), or put its config file beside the checkpoint.")
         }
 
         let patch: Int, channels: Int
         if family == .faceViT {
             try need(pe.count == 2 && pe[0] == width && pe[1] > 0, "patch_embed.weight", "shape \(pe), expected [\(width), patch·patch·channels]")
             func fits(_ c: Int) -> Bool { c > 0 && pe[1] % c == 0 && exactSqrt(pe[1] / c) != nil }
-            if let c = try decide("channels", option: "--channels", entry: \.channels,
-                                  misfit: { fits($0) ? nil : "the patch embedding takes \(pe[1]) values per patch, not patch·patch·\($0)" }) {
+            if let c = try decide(
+                "channels", option: "--channels", entry: \.channels,
+                misfit: { fits($0) ? nil : "the patch embedding takes \(pe[1]) values per patch, not patch·patch·\($0)" })
+            {
                 channels = c
             } else {
                 let fitting = channelCandidates.filter(fits)
                 guard fitting.count == 1 else {
-                    let listed = fitting.isEmpty ? "no channel count of 1–4 fits"
-                        : "it fits " + fitting.map { "\($0) channel\($0 == 1 ? "" : "s") of \(exactSqrt(pe[1] / $0)!)×\(exactSqrt(pe[1] / $0)!) patches" }.joined(separator: " or ")
-                    throw ConvertError.cannotInfer(file: file, what: "the image channels",
-                                                   hint: "The face model's patch embedding takes \(pe[1]) values per patch; \(listed). Pass --channels N.")
+                    let listed =
+                        fitting.isEmpty
+                        ? "no channel count of 1–4 fits"
+                        : "it fits "
+                            + fitting.map { "\($0) channel\($0 == 1 ? "" : "s") of \(exactSqrt(pe[1] / $0)!)×\(exactSqrt(pe[1] / $0)!) patches" }.joined(
+                                separator: " or ")
+                    throw ConvertError.cannotInfer(
+                        file: file, what: "the image channels",
+                        hint: "The face model's patch embedding takes \(pe[1]) values per patch; \(listed). Pass --channels N.")
                 }
                 channels = fitting[0]
                 provenance["channels"] = "shapes"
             }
             patch = exactSqrt(pe[1] / channels)!
         } else {
-            try need(pe.count == 4 && pe[0] == width && pe[1] > 0 && pe[2] > 0 && pe[2] == pe[3], "patch_embed.weight",
-                     "shape \(pe), expected [\(width), channels, patch, patch]")
+            try need(
+                pe.count == 4 && pe[0] == width && pe[1] > 0 && pe[2] > 0 && pe[2] == pe[3], "patch_embed.weight",
+                "shape \(pe), expected [\(width), channels, patch, patch]")
             if let c = hints.channels, c != pe[1] {
-                throw ConvertError.cannotInfer(file: file, what: "the channels",
-                                               hint: "--channels \(c) contradicts the patch convolution, which takes \(pe[1]) channels.")
+                throw ConvertError.cannotInfer(
+                    file: file, what: "the channels",
+                    hint: "--channels \(c) contradicts the patch convolution, which takes \(pe[1]) channels.")
             }
             channels = pe[1]
             patch = pe[2]
@@ -140,17 +159,22 @@ extension ModelFamilies {
         let pos = try shape("pos_embed")
         try need(pos.count == 3 && pos[0] == 1 && pos[2] == width && pos[1] >= 2, "pos_embed", "shape \(pos), expected [1, tokens, \(width)]")
         guard let grid = exactSqrt(pos[1] - 1) else {
-            throw ConvertError.cannotInfer(file: file, what: "the image size",
-                                           hint: "pos_embed has \(pos[1]) tokens; \(pos[1] - 1) patches do not form a square grid.")
+            throw ConvertError.cannotInfer(
+                file: file, what: "the image size",
+                hint: "pos_embed has \(pos[1]) tokens; \(pos[1] - 1) patches do not form a square grid.")
         }
 
         // Every other value a config file states must be the tensors' own.
-        let actual: [String: Int] = ["heads": heads, "width": width, "depth": depth, "mlp_width": mlp, "patch_size": patch, "image_size": grid * patch,
-                                     "num_classes": classes, "channels": channels]
+        let actual: [String: Int] = [
+            "heads": heads, "width": width, "depth": depth, "mlp_width": mlp, "patch_size": patch, "image_size": grid * patch,
+            "num_classes": classes, "channels": channels
+        ]
         for f in hints.files {
             for field in ["width", "depth", "mlp_width", "patch_size", "channels", "heads", "image_size", "num_classes"] {
                 guard let s = f.settings[field], let a = actual[field], a != s.value else { continue }
-                let ours = provenance[field] == "given" ? "--\(field) \(a) was given for \(file)"
+                let ours =
+                    provenance[field] == "given"
+                    ? "--\(field) \(a) was given for \(file)"
                     : "\(file) has \(field.replacingOccurrences(of: "_", with: " ")) \(a)"
                 throw ConvertError.badConfigFile(file: f.path, reason: "it says \(s.key) \(s.value), but \(ours)")
             }
@@ -162,7 +186,8 @@ extension ModelFamilies {
             let fileHead = hints.files.last(where: { $0.head != nil })
             if byName["head.bias"] != nil {
                 if let f = fileHead, f.head!.kind != .linear {
-                    throw ConvertError.badConfigFile(file: f.path, reason: "it names a \(f.head!.kind.rawValue) head, but \(file) has a head bias (a Softmax head)")
+                    throw ConvertError.badConfigFile(
+                        file: f.path, reason: "it names a \(f.head!.kind.rawValue) head, but \(file) has a head bias (a Softmax head)")
                 }
                 provenance["head"] = "shapes"
             } else if let f = fileHead {
@@ -195,7 +220,8 @@ extension ModelFamilies {
         // A model has at least 10 tensors per block; a config promising more blocks cannot fit (and must not
         // make us build a huge expectation list from a hostile header).
         guard config.depth <= weights.count / 10 else {
-            throw ConvertError.badModel(file: file, tensor: "blocks", reason: "the config says depth \(config.depth) but there are only \(weights.count) tensors")
+            throw ConvertError.badModel(
+                file: file, tensor: "blocks", reason: "the config says depth \(config.depth) but there are only \(weights.count) tensors")
         }
         let expected = expectedShapes(config)
         var wanted: [String: [Int]] = [:]
@@ -225,10 +251,12 @@ extension ModelFamilies {
             let b = "blocks.\(i)."
             out += [(b + "norm1.weight", [w]), (b + "norm1.bias", [w]), (b + "attn.qkv.weight", [3 * inner, w])]
             if c.qkvBias { out.append((b + "attn.qkv.bias", [3 * inner])) }
-            out += [(b + "attn.proj.weight", [w, inner]), (b + "attn.proj.bias", [w]),
-                    (b + "norm2.weight", [w]), (b + "norm2.bias", [w]),
-                    (b + "mlp.fc1.weight", [m, w]), (b + "mlp.fc1.bias", [m]),
-                    (b + "mlp.fc2.weight", [w, m]), (b + "mlp.fc2.bias", [w])]
+            out += [
+                (b + "attn.proj.weight", [w, inner]), (b + "attn.proj.bias", [w]),
+                (b + "norm2.weight", [w]), (b + "norm2.bias", [w]),
+                (b + "mlp.fc1.weight", [m, w]), (b + "mlp.fc1.bias", [m]),
+                (b + "mlp.fc2.weight", [w, m]), (b + "mlp.fc2.bias", [w])
+            ]
         }
         out += [("norm.weight", [w]), ("norm.bias", [w]), ("head.weight", [c.numClasses, w])]
         if c.head.kind == .linear { out.append(("head.bias", [c.numClasses])) }

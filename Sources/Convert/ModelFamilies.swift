@@ -20,7 +20,8 @@ public struct FamilyKeyMap: Sendable {
     public func canonical(_ original: String) -> String? {
         if let g = globals.first(where: { $0.original == original }) { return g.canonical }
         guard let (i, suffix) = Self.splitBlock(original, prefix: blockPrefix),
-              let r = blockRules.first(where: { $0.original == suffix }) else { return nil }
+            let r = blockRules.first(where: { $0.original == suffix })
+        else { return nil }
         return "\(Self.canonicalBlockPrefix)\(i).\(r.canonical)"
     }
 
@@ -28,7 +29,8 @@ public struct FamilyKeyMap: Sendable {
     public func original(_ canonical: String) -> String? {
         if let g = globals.first(where: { $0.canonical == canonical }) { return g.original }
         guard let (i, suffix) = Self.splitBlock(canonical, prefix: Self.canonicalBlockPrefix),
-              let r = blockRules.first(where: { $0.canonical == suffix }) else { return nil }
+            let r = blockRules.first(where: { $0.canonical == suffix })
+        else { return nil }
         return "\(blockPrefix)\(i).\(r.original)"
     }
 
@@ -48,7 +50,8 @@ public struct FamilyKeyMap: Sendable {
         guard let dot = rest.firstIndex(of: ".") else { return nil }
         let digits = rest[..<dot]
         guard !digits.isEmpty, digits.count <= 6, digits.allSatisfy({ $0.isASCII && $0.isNumber }),
-              digits == "0" || digits.first != "0", let i = Int(digits) else { return nil }
+            digits == "0" || digits.first != "0", let i = Int(digits)
+        else { return nil }
         return (i, String(rest[rest.index(after: dot)...]))
     }
 }

@@ -1,5 +1,5 @@
-import Foundation
 import Format
+import Foundation
 
 /// Adapters that come back from other formats: a .safetensors or .pth written from a gslora adapter (its record in
 /// the metadata), and Hugging Face PEFT folders.
@@ -12,9 +12,12 @@ extension ModelImport {
         let info = try SafetensorsMetadata.decode(AdapterInfo.self, record, key: SafetensorsMetadata.adapter, file: model.path)
         for t in tensors {
             guard ModelFamilies.isLoRA(t.name), t.dtype.isFloatingPoint, t.shape.count == 2,
-                  t.shape[t.name.hasSuffix(".lora_A") ? 0 : 1] == info.rank else {
-                throw ConvertError.badLoRA(file: model.path, reason: "the file carries an adapter record of rank \(info.rank), but tensor '\(t.name)' "
-                    + "(\(t.dtype.rawValue) \(t.shape)) is not one of its factors (…lora_A [r, in], …lora_B [out, r])")
+                t.shape[t.name.hasSuffix(".lora_A") ? 0 : 1] == info.rank
+            else {
+                throw ConvertError.badLoRA(
+                    file: model.path,
+                    reason: "the file carries an adapter record of rank \(info.rank), but tensor '\(t.name)' "
+                        + "(\(t.dtype.rawValue) \(t.shape)) is not one of its factors (…lora_A [r, in], …lora_B [out, r])")
             }
         }
         do {
@@ -46,14 +49,17 @@ extension ModelImport {
     /// A PEFT LoRA folder, bound to `options.base` (which names its modules and checks its shapes).
     static func loadPeft(_ dir: String, options: ImportOptions) throws -> ImportedModel {
         guard let basePath = options.base else {
-            throw ConvertError.badLoRA(file: dir, reason: "a PEFT folder does not say which model it belongs to; pass --base BACKBONE "
-                + "(the model it was trained on): its family names the modules and its fingerprint binds the adapter")
+            throw ConvertError.badLoRA(
+                file: dir,
+                reason: "a PEFT folder does not say which model it belongs to; pass --base BACKBONE "
+                    + "(the model it was trained on): its family names the modules and its fingerprint binds the adapter")
         }
         let base = try PeftFolder.Base.load(basePath, heads: options.heads)
         let a = try PeftFolder.read(dir, base: base)
-        var model = ImportedModel(path: dir, source: .peft, config: nil, family: nil, weights: [], lora: [], loraRank: nil,
-                                  loraAlpha: nil, loraTargets: [], mergeState: nil, extra: [], metadata: a.metadata,
-                                  classes: a.classes, merged: nil, adapter: nil, notices: a.notices)
+        var model = ImportedModel(
+            path: dir, source: .peft, config: nil, family: nil, weights: [], lora: [], loraRank: nil,
+            loraAlpha: nil, loraTargets: [], mergeState: nil, extra: [], metadata: a.metadata,
+            classes: a.classes, merged: nil, adapter: nil, notices: a.notices)
         try adoptAdapter(&model, record: SafetensorsMetadata.encode(a.info), tensors: a.tensors)
         return model
     }

@@ -20,8 +20,10 @@ public struct ImportOptions: Sendable {
     /// with a notice instead of failing: for showing a file rather than converting it.
     public var lenient: Bool
 
-    public init(raw: Bool = false, heads: Int? = nil, channels: Int? = nil, keepOptimizer: Bool = false,
-                loraAlpha: Double? = nil, base: String? = nil, lenient: Bool = false, configFiles: Bool = true) {
+    public init(
+        raw: Bool = false, heads: Int? = nil, channels: Int? = nil, keepOptimizer: Bool = false,
+        loraAlpha: Double? = nil, base: String? = nil, lenient: Bool = false, configFiles: Bool = true
+    ) {
         self.raw = raw
         self.heads = heads
         self.channels = channels
@@ -124,9 +126,10 @@ public enum ModelImport {
 
     /// Imports an already-unpickled checkpoint tree (the .pth path, and tests with synthetic trees).
     public static func load(checkpoint root: CheckpointValue, path: String, options: ImportOptions) throws -> ImportedModel {
-        var model = ImportedModel(path: path, source: .pytorch, config: nil, family: nil, weights: [], lora: [], loraRank: nil,
-                                  loraAlpha: nil, loraTargets: [], mergeState: nil, extra: [], metadata: [:], classes: nil,
-                                  merged: nil, adapter: nil, notices: [])
+        var model = ImportedModel(
+            path: path, source: .pytorch, config: nil, family: nil, weights: [], lora: [], loraRank: nil,
+            loraAlpha: nil, loraTargets: [], mergeState: nil, extra: [], metadata: [:], classes: nil,
+            merged: nil, adapter: nil, notices: [])
         let u = options.raw ? CheckpointShape.flattenAll(root) : CheckpointShape.unwrap(root, keepOptimizer: options.keepOptimizer)
         model.metadata = u.metadata
         model.extra = u.extra
@@ -166,11 +169,14 @@ public enum ModelImport {
         switch ModelFamilies.detect(originalKeys: keys) {
         case let .family(f, names):
             family = f
-            canonical = zip(tensors, names).map { t, n in var c = t; c.name = n; return c }
+            canonical = zip(tensors, names).map { t, n in
+                var c = t; c.name = n; return c
+            }
         case let .partial(f, unmapped):
             model.weights = tensors
-            model.notices.append("looks like a \(f.rawValue) checkpoint, but \(unmapped.count) keys are not part of that layout "
-                + "(first: '\(unmapped[0])'); converted as plain tensors")
+            model.notices.append(
+                "looks like a \(f.rawValue) checkpoint, but \(unmapped.count) keys are not part of that layout "
+                    + "(first: '\(unmapped[0])'); converted as plain tensors")
             return
         case .unknown:
             guard ModelFamilies.looksCanonical(keys) else {
@@ -194,9 +200,11 @@ public enum ModelImport {
         let files = options.configFiles && model.source != .gslr ? try ConfigFile.beside(path) : []
         let storedHeads = options.heads == nil ? stored?.heads : nil
         let storedChannels = options.channels == nil && family == .faceViT ? stored?.channels : nil
-        let r = try ModelFamilies.inferConfig(family: family, weights: weights,
-                                              hints: .init(heads: options.heads ?? storedHeads, channels: options.channels ?? storedChannels,
-                                                           files: storedHeads == nil ? files : []), file: path)
+        let r = try ModelFamilies.inferConfig(
+            family: family, weights: weights,
+            hints: .init(
+                heads: options.heads ?? storedHeads, channels: options.channels ?? storedChannels,
+                files: storedHeads == nil ? files : []), file: path)
         var config = r.config
         let storedSource = "file:\(path)"
         if storedHeads != nil { config.provenance?["heads"] = stored?.provenance?["heads"] ?? storedSource }
@@ -217,7 +225,8 @@ public enum ModelImport {
         let factors = try LoRAImport.check(lora, config: config, file: path)
         let alpha = options.loraAlpha ?? 1
         if options.loraAlpha == nil {
-            model.notices.append("LoRA rank \(factors.rank): alpha 1 and scaling 1/\(factors.rank) assumed (loralib's default); pass --lora-alpha if training used another")
+            model.notices.append(
+                "LoRA rank \(factors.rank): alpha 1 and scaling 1/\(factors.rank) assumed (loralib's default); pass --lora-alpha if training used another")
         }
         model.lora = factors.tensors
         model.loraRank = factors.rank
@@ -225,23 +234,28 @@ public enum ModelImport {
         model.loraTargets = factors.targets
         if let basePath = options.base {
             let base = try load(basePath, options: ImportOptions(heads: config.heads, channels: config.channels, configFiles: false))
-            let state = try LoRAImport.reconcile(weights: &model.weights, factors: factors, scaling: alpha / Double(factors.rank),
-                                                 base: base.weights, file: path, basePath: basePath)
+            let state = try LoRAImport.reconcile(
+                weights: &model.weights, factors: factors, scaling: alpha / Double(factors.rank),
+                base: base.weights, file: path, basePath: basePath)
             model.mergeState = state
-            model.notices.append(state == .merged
-                ? "the weights already held s·B·A (saved after eval()); wrote the backbone as W − s·B·A so the adapter is not applied twice"
-                : "the weights match the base \(basePath): LoRA is not merged into them")
+            model.notices.append(
+                state == .merged
+                    ? "the weights already held s·B·A (saved after eval()); wrote the backbone as W − s·B·A so the adapter is not applied twice"
+                    : "the weights match the base \(basePath): LoRA is not merged into them")
         } else {
             model.mergeState = .assumedUnmerged
-            model.notices.append("LoRA taken as NOT merged into the weights (a train-mode save); if the file was saved after eval(), pass --base with the model it was trained from")
+            model.notices.append(
+                "LoRA taken as NOT merged into the weights (a train-mode save); if the file was saved after eval(), pass --base with the model it was trained from"
+            )
         }
     }
 
     static func loadSafetensors(_ path: String, options: ImportOptions) throws -> ImportedModel {
         let f = try SafetensorsFile.open(path)
-        var model = ImportedModel(path: path, source: .safetensors, config: nil, family: nil, weights: [], lora: [], loraRank: nil,
-                                  loraAlpha: nil, loraTargets: [], mergeState: nil, extra: [], metadata: [:], classes: nil,
-                                  merged: nil, adapter: nil, notices: [])
+        var model = ImportedModel(
+            path: path, source: .safetensors, config: nil, family: nil, weights: [], lora: [], loraRank: nil,
+            loraAlpha: nil, loraTargets: [], mergeState: nil, extra: [], metadata: [:], classes: nil,
+            merged: nil, adapter: nil, notices: [])
         var stored: ModelConfig?
         var pipeline: PreprocessRecord?
         var record: String?
@@ -281,9 +295,10 @@ public enum ModelImport {
     static func loadGSLR(_ path: String, options: ImportOptions) throws -> ImportedModel {
         let f = try GSLRFile.open(path)
         let h = f.header
-        var model = ImportedModel(path: path, source: .gslr, config: h.model, family: h.model?.family, weights: [], lora: [],
-                                  loraRank: nil, loraAlpha: nil, loraTargets: [], mergeState: nil, extra: [], metadata: h.metadata,
-                                  classes: h.classes, merged: h.merged, adapter: h.adapter, notices: [], preprocess: h.preprocess)
+        var model = ImportedModel(
+            path: path, source: .gslr, config: h.model, family: h.model?.family, weights: [], lora: [],
+            loraRank: nil, loraAlpha: nil, loraTargets: [], mergeState: nil, extra: [], metadata: h.metadata,
+            classes: h.classes, merged: h.merged, adapter: h.adapter, notices: [], preprocess: h.preprocess)
         let tensors = f.allTensors()
         switch h.kind {
         case .backbone:

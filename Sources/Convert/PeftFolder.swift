@@ -1,5 +1,5 @@
-import Foundation
 import Format
+import Foundation
 
 /// Hugging Face PEFT LoRA folders, both ways: `adapter_config.json` (peft_type "LORA", r, lora_alpha,
 /// target_modules …) beside `adapter_model.safetensors`, whose keys are `base_model.model.<module>.lora_A.weight`
@@ -96,7 +96,7 @@ public enum PeftFolder {
             ("use_dora", "DoRA adapters"), ("lora_bias", "LoRA biases"), ("fan_in_fan_out", "transposed (Conv1D) weights"),
             ("modules_to_save", "fully trained modules"), ("rank_pattern", "per-module ranks"),
             ("alpha_pattern", "per-module alphas"), ("layer_replication", "replicated layers"),
-            ("target_parameters", "LoRA on parameters"), ("trainable_token_indices", "trainable tokens"),
+            ("target_parameters", "LoRA on parameters"), ("trainable_token_indices", "trainable tokens")
         ]
         for (k, what) in unsupported where !isOff(k) {
             throw bad("\(k) is \(describe(value(k))): \(what) cannot be represented in a gslora adapter, which holds LoRA factors of the FFN linears only")
@@ -114,14 +114,19 @@ public enum PeftFolder {
             }
             key.removeFirst(keyPrefix.count)
             let factor: String
-            if key.hasSuffix(".lora_A.weight") { factor = "lora_A" } else if key.hasSuffix(".lora_B.weight") { factor = "lora_B" } else {
+            if key.hasSuffix(".lora_A.weight") {
+                factor = "lora_A"
+            } else if key.hasSuffix(".lora_B.weight") {
+                factor = "lora_B"
+            } else {
                 throw bad("tensor '\(t.name)' is not a lora_A/lora_B weight; only plain LoRA factors can be read", file: weightsPath)
             }
             let module = String(key.dropLast(".\(factor).weight".count))
             guard let canonical = map.canonical(module + "." + factor) else {
-                throw bad("'\(module)' carries LoRA but is not an FFN linear of a \(base.config.family.rawValue) model "
-                    + "(\(map.original("blocks.0.mlp.fc1.lora_A").map { String($0.dropLast(".lora_A".count)) } ?? "mlp.fc1"), …); "
-                    + "gslora adapters hold LoRA on the FFN linears only", file: weightsPath)
+                throw bad(
+                    "'\(module)' carries LoRA but is not an FFN linear of a \(base.config.family.rawValue) model "
+                        + "(\(map.original("blocks.0.mlp.fc1.lora_A").map { String($0.dropLast(".lora_A".count)) } ?? "mlp.fc1"), …); "
+                        + "gslora adapters hold LoRA on the FFN linears only", file: weightsPath)
             }
             var c = t
             c.name = canonical
@@ -137,22 +142,28 @@ public enum PeftFolder {
         if let record = meta[SafetensorsMetadata.adapter] {
             info = try SafetensorsMetadata.decode(AdapterInfo.self, record, key: SafetensorsMetadata.adapter, file: weightsPath)
             guard info.rank == r, abs(info.scaling - scaling) <= 1e-12 * max(1, abs(scaling)) else {
-                throw bad("adapter_config.json (r \(r), scaling \(scaling)) disagrees with the gslora record in \(weightsName) (rank \(info.rank), scaling \(info.scaling)); the folder was edited by hand")
+                throw bad(
+                    "adapter_config.json (r \(r), scaling \(scaling)) disagrees with the gslora record in \(weightsName) (rank \(info.rank), scaling \(info.scaling)); the folder was edited by hand"
+                )
             }
             if info.baseFingerprint != base.fingerprint {
-                notices.append("\(dir): the adapter was trained on \(info.baseFingerprint.prefix(19))…, not on \(base.name) (\(base.fingerprint.prefix(19))…); its recorded base is kept")
+                notices.append(
+                    "\(dir): the adapter was trained on \(info.baseFingerprint.prefix(19))…, not on \(base.name) (\(base.fingerprint.prefix(19))…); its recorded base is kept"
+                )
             }
         } else {
-            info = try LoRAImport.adapterInfo(factors, alpha: alpha, baseFingerprint: base.fingerprint,
-                                              scaling: scaling, scalingRule: rslora ? rsloraRule : "alpha/rank")
+            info = try LoRAImport.adapterInfo(
+                factors, alpha: alpha, baseFingerprint: base.fingerprint,
+                scaling: scaling, scalingRule: rslora ? rsloraRule : "alpha/rank")
             notices.append("\(dir): a PEFT folder records no base fingerprint; bound to \(base.name) (\(base.fingerprint.prefix(19))…)")
         }
         let classes = try meta[SafetensorsMetadata.classes].map {
             try SafetensorsMetadata.decode([String].self, $0, key: SafetensorsMetadata.classes, file: weightsPath)
         }
-        return Adapter(info: info, tensors: factors.tensors, classes: classes,
-                       metadata: meta[SafetensorsMetadata.metadata].map(SafetensorsMetadata.decodeMetadata) ?? [:],
-                       boundToBase: meta[SafetensorsMetadata.adapter] == nil, notices: notices)
+        return Adapter(
+            info: info, tensors: factors.tensors, classes: classes,
+            metadata: meta[SafetensorsMetadata.metadata].map(SafetensorsMetadata.decodeMetadata) ?? [:],
+            boundToBase: meta[SafetensorsMetadata.adapter] == nil, notices: notices)
     }
 
     static func readConfig(_ path: String) throws -> [(key: String, value: StrictJSON)] {
@@ -204,8 +215,10 @@ public enum PeftFolder {
     /// Writes `tensors` (canonical names) as a PEFT LoRA folder for `base`'s family; returns the bytes written.
     /// Each file is written atomically. Existing files are replaced only with `force`.
     @discardableResult
-    public static func write(_ dir: String, info: AdapterInfo, tensors: [Tensor], base: Base, classes: [String]?,
-                             metadata: [String: JSONValue], force: Bool, inputs: [String] = []) throws -> Int {
+    public static func write(
+        _ dir: String, info: AdapterInfo, tensors: [Tensor], base: Base, classes: [String]?,
+        metadata: [String: JSONValue], force: Bool, inputs: [String] = []
+    ) throws -> Int {
         let configPath = (dir as NSString).appendingPathComponent(configName)
         let weightsPath = (dir as NSString).appendingPathComponent(weightsName)
         func bad(_ r: String) -> ConvertError { .badOutput(file: dir, reason: r) }
@@ -240,14 +253,16 @@ public enum PeftFolder {
         let rslora = info.scalingRule == rsloraRule
         let r = Double(info.rank)
         // PEFT recomputes the scaling from lora_alpha; write the alpha that gives this adapter's own scaling.
-        let alpha = rslora ? (info.alpha / r.squareRoot() == info.scaling ? info.alpha : info.scaling * r.squareRoot())
-                           : (info.alpha / r == info.scaling ? info.alpha : info.scaling * r)
+        let alpha =
+            rslora
+            ? (info.alpha / r.squareRoot() == info.scaling ? info.alpha : info.scaling * r.squareRoot())
+            : (info.alpha / r == info.scaling ? info.alpha : info.scaling * r)
         let config: [String: JSONValue] = [
             "peft_type": .string("LORA"), "r": .int(info.rank), "lora_alpha": .number(alpha), "use_rslora": .bool(rslora),
             "target_modules": .array(modules.map(JSONValue.string)), "base_model_name_or_path": .string(base.name),
             "bias": .string("none"), "fan_in_fan_out": .bool(false), "use_dora": .bool(false), "lora_dropout": .number(0),
             "modules_to_save": .null, "init_lora_weights": .bool(true), "inference_mode": .bool(true), "task_type": .null,
-            "rank_pattern": .object([:]), "alpha_pattern": .object([:]),
+            "rank_pattern": .object([:]), "alpha_pattern": .object([:])
         ]
         var meta: [String: String] = [SafetensorsMetadata.format: "pt", SafetensorsMetadata.adapter: SafetensorsMetadata.encode(info)]
         if let classes { meta[SafetensorsMetadata.classes] = SafetensorsMetadata.encode(classes) }

@@ -32,14 +32,14 @@ enum PGlobal: Equatable {
     static let storageTypes: [String: DType] = [
         "FloatStorage": .f32, "HalfStorage": .f16, "BFloat16Storage": .bf16, "DoubleStorage": .f64,
         "LongStorage": .i64, "IntStorage": .i32, "ShortStorage": .i16, "CharStorage": .i8,
-        "ByteStorage": .u8, "BoolStorage": .bool,
+        "ByteStorage": .u8, "BoolStorage": .bool
     ]
 
     /// torch dtype globals (`torch.float32`, aliases like `torch.float`) by attribute name.
     static let dtypeNames: [String: DType] = [
         "float32": .f32, "float": .f32, "float16": .f16, "half": .f16, "bfloat16": .bf16,
         "float64": .f64, "double": .f64, "int64": .i64, "long": .i64, "int32": .i32, "int": .i32,
-        "int16": .i16, "short": .i16, "int8": .i8, "uint8": .u8, "bool": .bool,
+        "int16": .i16, "short": .i16, "int8": .i8, "uint8": .u8, "bool": .bool
     ]
 
     /// What GLOBAL `module name` pushes, or nil when the global is not allowed.

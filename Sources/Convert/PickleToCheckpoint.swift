@@ -10,8 +10,10 @@ enum PickleToCheckpoint {
     /// small pickle of repeated memo references from handing callers an exponentially large tree to walk.
     static let maxExpandedValues = 100_000_000
 
-    static func convert(_ root: PValue, file: String, record: String,
-                        tensor: (PTensor, String) throws -> Tensor) throws -> CheckpointValue {
+    static func convert(
+        _ root: PValue, file: String, record: String,
+        tensor: (PTensor, String) throws -> Tensor
+    ) throws -> CheckpointValue {
         var tensors: [ObjectIdentifier: Tensor] = [:]
         func leaf(_ v: PValue, _ path: String) throws -> CheckpointValue? {
             switch v {
@@ -50,8 +52,9 @@ enum PickleToCheckpoint {
         func add(_ v: CheckpointValue, expanded: Int, at c: PContainer) throws {
             let (total, o) = stack[stack.count - 1].expanded.addingReportingOverflow(expanded)
             guard !o, total <= maxExpandedValues else {
-                throw ConvertError.badPickle(file: file, record: record, offset: c.offset,
-                                             reason: "shared references expand the object to more than \(maxExpandedValues) values")
+                throw ConvertError.badPickle(
+                    file: file, record: record, offset: c.offset,
+                    reason: "shared references expand the object to more than \(maxExpandedValues) values")
             }
             stack[stack.count - 1].expanded = total
             stack[stack.count - 1].out.append(v)

@@ -148,127 +148,130 @@ final class PickleVM {
             opStart = pos
             let op = try u8()
             switch op {
-            case 0x80:  // PROTO
+            case 0x80: // PROTO
                 let v = try u8()
                 guard v <= 5 else { throw fail("pickle protocol \(v) is newer than 5") }
-            case 0x95:  // FRAME: framing is only a read-ahead hint; the stream is parsed flat
+            case 0x95: // FRAME: framing is only a read-ahead hint; the stream is parsed flat
                 _ = try length(UInt64.self)
-            case 0x2e:  // STOP
+            case 0x2e: // STOP
                 let v = try pop()
                 return (v, pos)
-            case 0x28: marks.append(stack.count)  // MARK
-            case 0x30: _ = try pop()  // POP
-            case 0x31: _ = try popMark()  // POP_MARK
-            case 0x32: stack.append(try top())  // DUP
+            case 0x28: marks.append(stack.count) // MARK
+            case 0x30: _ = try pop() // POP
+            case 0x31: _ = try popMark() // POP_MARK
+            case 0x32: stack.append(try top()) // DUP
 
             case 0x4e: stack.append(.none)
             case 0x88: stack.append(.bool(true))
             case 0x89: stack.append(.bool(false))
-            case 0x4a: stack.append(.int(Int(try le(Int32.self))))  // BININT
-            case 0x4b: stack.append(.int(Int(try u8())))  // BININT1
-            case 0x4d: stack.append(.int(Int(try le(UInt16.self))))  // BININT2
-            case 0x8a, 0x8b:  // LONG1, LONG4
+            case 0x4a: stack.append(.int(Int(try le(Int32.self)))) // BININT
+            case 0x4b: stack.append(.int(Int(try u8()))) // BININT1
+            case 0x4d: stack.append(.int(Int(try le(UInt16.self)))) // BININT2
+            case 0x8a, 0x8b: // LONG1, LONG4
                 let n = op == 0x8a ? Int(try u8()) : try length(Int32.self)
                 guard n <= Self.maxLongBytes else { throw fail("integer of \(n) bytes exceeds the \(Self.maxLongBytes)-byte limit") }
                 stack.append(try long(n))
-            case 0x47:  // BINFLOAT, big-endian
+            case 0x47: // BINFLOAT, big-endian
                 let raw = try le(UInt64.self).byteSwapped
                 stack.append(.float(Double(bitPattern: raw)))
-            case 0x49: stack.append(try textInt(try line()))  // INT
-            case 0x4c:  // LONG
+            case 0x49: stack.append(try textInt(try line())) // INT
+            case 0x4c: // LONG
                 var l = try line()
                 if l.last == UInt8(ascii: "L") { l.removeLast() }
                 if let v = Int(text(l)) {
                     stack.append(.int(v))
                 } else {
-                    guard l.count <= Self.maxLongBytes * 2, let big = BigIntText.bytes(decimal: text(l)) else { throw fail("LONG text '\(text(l).prefix(40))' is not an integer") }
+                    guard l.count <= Self.maxLongBytes * 2, let big = BigIntText.bytes(decimal: text(l)) else {
+                        throw fail("LONG text '\(text(l).prefix(40))' is not an integer")
+                    }
                     stack.append(try long(big))
                 }
-            case 0x46:  // FLOAT
+            case 0x46: // FLOAT
                 guard let d = Double(text(try line())) else { throw fail("FLOAT text is not a number") }
                 stack.append(.float(d))
 
-            case 0x58: stack.append(.string(text(try bytes(try length(UInt32.self)))))  // BINUNICODE
-            case 0x8c: stack.append(.string(text(try bytes(Int(try u8())))))  // SHORT_BINUNICODE
-            case 0x8d: stack.append(.string(text(try bytes(try length(UInt64.self)))))  // BINUNICODE8
-            case 0x54: stack.append(.string(text(try bytes(try length(Int32.self)))))  // BINSTRING
-            case 0x55: stack.append(.string(text(try bytes(Int(try u8())))))  // SHORT_BINSTRING
-            case 0x42: stack.append(.bytes(try bytes(try length(UInt32.self))))  // BINBYTES
-            case 0x43: stack.append(.bytes(try bytes(Int(try u8()))))  // SHORT_BINBYTES
-            case 0x8e, 0x96: stack.append(.bytes(try bytes(try length(UInt64.self))))  // BINBYTES8, BYTEARRAY8
-            case 0x53:  // STRING: a quoted repr; only escape-free text is accepted
+            case 0x58: stack.append(.string(text(try bytes(try length(UInt32.self))))) // BINUNICODE
+            case 0x8c: stack.append(.string(text(try bytes(Int(try u8()))))) // SHORT_BINUNICODE
+            case 0x8d: stack.append(.string(text(try bytes(try length(UInt64.self))))) // BINUNICODE8
+            case 0x54: stack.append(.string(text(try bytes(try length(Int32.self))))) // BINSTRING
+            case 0x55: stack.append(.string(text(try bytes(Int(try u8()))))) // SHORT_BINSTRING
+            case 0x42: stack.append(.bytes(try bytes(try length(UInt32.self)))) // BINBYTES
+            case 0x43: stack.append(.bytes(try bytes(Int(try u8())))) // SHORT_BINBYTES
+            case 0x8e, 0x96: stack.append(.bytes(try bytes(try length(UInt64.self)))) // BINBYTES8, BYTEARRAY8
+            case 0x53: // STRING: a quoted repr; only escape-free text is accepted
                 let l = try line()
                 guard l.count >= 2, let q = l.first, q == l.last, q == UInt8(ascii: "'") || q == UInt8(ascii: "\""),
-                      !l.contains(UInt8(ascii: "\\")) else { throw fail("STRING argument is not a simple quoted string") }
+                    !l.contains(UInt8(ascii: "\\"))
+                else { throw fail("STRING argument is not a simple quoted string") }
                 stack.append(.string(text(Array(l[1..<(l.count - 1)]))))
-            case 0x56:  // UNICODE
+            case 0x56: // UNICODE
                 stack.append(.string(try rawUnicodeEscape(try line())))
 
-            case 0x7d: stack.append(.container(make(.dict)))  // EMPTY_DICT
-            case 0x5d: stack.append(.container(make(.list)))  // EMPTY_LIST
-            case 0x29: stack.append(.container(make(.tuple)))  // EMPTY_TUPLE
-            case 0x8f: stack.append(.container(make(.set)))  // EMPTY_SET
-            case 0x85, 0x86, 0x87:  // TUPLE1-3
+            case 0x7d: stack.append(.container(make(.dict))) // EMPTY_DICT
+            case 0x5d: stack.append(.container(make(.list))) // EMPTY_LIST
+            case 0x29: stack.append(.container(make(.tuple))) // EMPTY_TUPLE
+            case 0x8f: stack.append(.container(make(.set))) // EMPTY_SET
+            case 0x85, 0x86, 0x87: // TUPLE1-3
                 let n = Int(op - 0x84)
                 guard stack.count - n >= (marks.last ?? 0) else { throw fail("stack underflow") }
                 let items = Array(stack.suffix(n))
                 stack.removeLast(n)
                 stack.append(.container(make(.tuple, items)))
-            case 0x74: stack.append(.container(make(.tuple, try popMark())))  // TUPLE
-            case 0x6c: stack.append(.container(make(.list, try popMark())))  // LIST
-            case 0x91: stack.append(.container(make(.frozenset, try popMark())))  // FROZENSET
-            case 0x64:  // DICT
+            case 0x74: stack.append(.container(make(.tuple, try popMark()))) // TUPLE
+            case 0x6c: stack.append(.container(make(.list, try popMark()))) // LIST
+            case 0x91: stack.append(.container(make(.frozenset, try popMark()))) // FROZENSET
+            case 0x64: // DICT
                 let items = try popMark()
                 let d = make(.dict)
                 try setItems(d, items)
                 stack.append(.container(d))
-            case 0x61:  // APPEND
+            case 0x61: // APPEND
                 let v = try pop()
                 try topContainer("APPEND", { $0.kind == .list }).items.append(v)
-            case 0x65:  // APPENDS
+            case 0x65: // APPENDS
                 let items = try popMark()
                 try topContainer("APPENDS", { $0.kind == .list }).items.append(contentsOf: items)
-            case 0x90:  // ADDITEMS
+            case 0x90: // ADDITEMS
                 let items = try popMark()
                 try topContainer("ADDITEMS", { $0.kind == .set }).items.append(contentsOf: items)
-            case 0x73:  // SETITEM
+            case 0x73: // SETITEM
                 let v = try pop()
                 let k = try pop()
                 try setItems(try topContainer("SETITEM", { $0.isDict }), [k, v])
-            case 0x75:  // SETITEMS
+            case 0x75: // SETITEMS
                 let items = try popMark()
                 try setItems(try topContainer("SETITEMS", { $0.isDict }), items)
 
-            case 0x70:  // PUT
+            case 0x70: // PUT
                 guard let i = Int(text(try line())), i >= 0 else { throw fail("PUT index is not a number") }
                 memo[i] = try top()
-            case 0x71: memo[Int(try u8())] = try top()  // BINPUT
-            case 0x72: memo[Int(try le(UInt32.self))] = try top()  // LONG_BINPUT
-            case 0x94: memo[memo.count] = try top()  // MEMOIZE
-            case 0x67:  // GET
+            case 0x71: memo[Int(try u8())] = try top() // BINPUT
+            case 0x72: memo[Int(try le(UInt32.self))] = try top() // LONG_BINPUT
+            case 0x94: memo[memo.count] = try top() // MEMOIZE
+            case 0x67: // GET
                 guard let i = Int(text(try line())) else { throw fail("GET index is not a number") }
                 try get(i)
-            case 0x68: try get(Int(try u8()))  // BINGET
-            case 0x6a: try get(Int(try le(UInt32.self)))  // LONG_BINGET
+            case 0x68: try get(Int(try u8())) // BINGET
+            case 0x6a: try get(Int(try le(UInt32.self))) // LONG_BINGET
 
-            case 0x63:  // GLOBAL
+            case 0x63: // GLOBAL
                 let module = text(try line())
                 let name = text(try line())
                 try global(module, name)
-            case 0x93:  // STACK_GLOBAL
+            case 0x93: // STACK_GLOBAL
                 guard case let .string(name) = try pop(), case let .string(module) = try pop() else {
                     throw fail("STACK_GLOBAL needs two strings")
                 }
                 try global(module, name)
-            case 0x52:  // REDUCE
+            case 0x52: // REDUCE
                 let args = try pop()
                 let callable = try pop()
                 stack.append(try call(callable, args))
-            case 0x81:  // NEWOBJ
+            case 0x81: // NEWOBJ
                 let args = try pop()
                 let cls = try pop()
                 stack.append(try newObject(cls, args))
-            case 0x92:  // NEWOBJ_EX
+            case 0x92: // NEWOBJ_EX
                 let kwargs = try pop()
                 let args = try pop()
                 let cls = try pop()
@@ -276,10 +279,10 @@ final class PickleVM {
                     throw fail("NEWOBJ_EX with keyword arguments is not supported")
                 }
                 stack.append(try newObject(cls, args))
-            case 0x62:  // BUILD
+            case 0x62: // BUILD
                 let state = try pop()
                 try build(on: try top(), state: state)
-            case 0x51:  // BINPERSID
+            case 0x51: // BINPERSID
                 stack.append(try persistentLoad(try pop()))
             case 0x50:
                 throw fail("text persistent id (PERSID) is not a storage reference")
@@ -290,8 +293,10 @@ final class PickleVM {
     }
 
     static func opcodeName(_ op: UInt8) -> String {
-        let names: [UInt8: String] = [0x69: "INST", 0x6f: "OBJ", 0x82: "EXT1", 0x83: "EXT2", 0x84: "EXT4",
-                                      0x97: "NEXT_BUFFER", 0x98: "READONLY_BUFFER"]
+        let names: [UInt8: String] = [
+            0x69: "INST", 0x6f: "OBJ", 0x82: "EXT1", 0x83: "EXT2", 0x84: "EXT4",
+            0x97: "NEXT_BUFFER", 0x98: "READONLY_BUFFER"
+        ]
         let hex = "0x" + String(op, radix: 16)
         return names[op].map { "\($0) (\(hex))" } ?? hex
     }
@@ -308,7 +313,8 @@ final class PickleVM {
             if b[i] == UInt8(ascii: "\\"), i + 1 < b.count, b[i + 1] == UInt8(ascii: "u") || b[i + 1] == UInt8(ascii: "U") {
                 let n = b[i + 1] == UInt8(ascii: "u") ? 4 : 8
                 guard i + 2 + n <= b.count, let v = UInt32(String(decoding: b[(i + 2)..<(i + 2 + n)], as: UTF8.self), radix: 16),
-                      let u = Unicode.Scalar(v) else { throw fail("UNICODE argument has a malformed escape") }
+                    let u = Unicode.Scalar(v)
+                else { throw fail("UNICODE argument has a malformed escape") }
                 out.append(u)
                 i += 2 + n
             } else {
@@ -487,7 +493,8 @@ final class PickleVM {
     /// BINPERSID: ('storage', <storage type>, key, location, numel[, view_metadata]).
     private func persistentLoad(_ pid: PValue) throws -> PValue {
         guard case let .container(t) = pid, t.kind == .tuple, t.items.count == 5 || t.items.count == 6,
-              case .string("storage") = t.items[0] else {
+            case .string("storage") = t.items[0]
+        else {
             throw fail("persistent id is not a ('storage', type, key, location, numel) tuple")
         }
         guard case let .global(.storageType(dtype, typeName)) = t.items[1] else {
@@ -503,7 +510,8 @@ final class PickleVM {
         let root = try storage(key: key, dtype: dtype, typeName: typeName, numel: numel, viewOf: nil)
         if t.items.count == 6, case let .container(view) = t.items[5] {
             guard view.kind == .tuple, view.items.count == 3, case let .string(viewKey) = view.items[0],
-                  case let .int(offset) = view.items[1], case let .int(viewSize) = view.items[2], offset >= 0, viewSize >= 0 else {
+                case let .int(offset) = view.items[1], case let .int(viewSize) = view.items[2], offset >= 0, viewSize >= 0
+            else {
                 throw fail("storage '\(key)' has malformed view metadata")
             }
             return .storage(try storage(key: viewKey, dtype: dtype, typeName: typeName, numel: viewSize, viewOf: (key, offset)))

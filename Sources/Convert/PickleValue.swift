@@ -112,7 +112,7 @@ enum BigIntText {
         let negative = digits.first == "-"
         if negative || digits.first == "+" { digits = digits.dropFirst() }
         guard !digits.isEmpty, digits.allSatisfy({ $0.isASCII && $0.isNumber }) else { return nil }
-        var mag: [UInt8] = [0]  // little-endian magnitude
+        var mag: [UInt8] = [0] // little-endian magnitude
         for ch in digits.utf8 {
             var carry = Int(ch - UInt8(ascii: "0"))
             for i in 0..<mag.count {
@@ -122,7 +122,7 @@ enum BigIntText {
             }
             if carry > 0 { mag.append(UInt8(carry)) }
         }
-        mag.append(0)  // room for the sign bit
+        mag.append(0) // room for the sign bit
         guard negative else { return mag }
         var carry = 1
         for i in 0..<mag.count {
@@ -137,7 +137,7 @@ enum BigIntText {
         guard !le.isEmpty else { return "0" }
         let negative = le.last! & 0x80 != 0
         var mag = le
-        if negative {  // two's complement negate
+        if negative { // two's complement negate
             var carry = 1
             for i in 0..<mag.count {
                 let v = Int(~mag[i]) + carry
@@ -146,7 +146,7 @@ enum BigIntText {
             }
         }
         var digits: [UInt8] = []
-        var words = Array(mag.reversed())  // big-endian
+        var words = Array(mag.reversed()) // big-endian
         while words.contains(where: { $0 != 0 }) {
             var rem = 0
             for i in 0..<words.count {

@@ -44,26 +44,26 @@ struct PickleWriter {
         case let .tensor(t): tensor(t)
         case let .dict(items):
             global("collections", "OrderedDict")
-            out += [0x29, 0x52]  // EMPTY_TUPLE REDUCE
+            out += [0x29, 0x52] // EMPTY_TUPLE REDUCE
             guard !items.isEmpty else { return }
-            out.append(0x28)  // MARK
+            out.append(0x28) // MARK
             for (k, x) in items {
                 string(k)
                 emit(x)
             }
-            out.append(0x75)  // SETITEMS
+            out.append(0x75) // SETITEMS
         case let .list(items):
-            out.append(0x5d)  // EMPTY_LIST
+            out.append(0x5d) // EMPTY_LIST
             guard !items.isEmpty else { return }
             out.append(0x28)
             for x in items { emit(x) }
-            out.append(0x65)  // APPENDS
+            out.append(0x65) // APPENDS
         case let .tuple(items):
             tuple(items.count) { w in for x in items { w.emit(x) } }
         case let .string(s): string(s)
         case let .int(i): int(i)
         case let .float(d):
-            out.append(0x47)  // BINFLOAT, big-endian
+            out.append(0x47) // BINFLOAT, big-endian
             withUnsafeBytes(of: d.bitPattern.bigEndian) { out += $0 }
         case let .bool(b): out.append(b ? 0x88 : 0x89)
         case .none: out.append(0x4e)
@@ -75,7 +75,7 @@ struct PickleWriter {
             text.unicodeScalars.append(contentsOf: b.map { Unicode.Scalar($0) })
             string(text)
             string("latin1")
-            out += [0x74, 0x52]  // TUPLE REDUCE
+            out += [0x74, 0x52] // TUPLE REDUCE
         case let .symbol(s): symbol(s)
         }
     }
@@ -105,7 +105,7 @@ struct PickleWriter {
             storageKeys[id] = key
         }
         global("torch._utils", "_rebuild_tensor_v2")
-        out.append(0x28)  // MARK of the argument tuple
+        out.append(0x28) // MARK of the argument tuple
         tuple(5) { w in
             w.string("storage")
             w.global("torch", Self.storageType(t.dtype))
@@ -113,16 +113,16 @@ struct PickleWriter {
             w.string("cpu")
             w.int(t.count)
         }
-        out.append(0x51)  // BINPERSID
+        out.append(0x51) // BINPERSID
         int(0)
         tuple(t.shape.count) { w in for d in t.shape { w.int(d) } }
         var strides = [Int](repeating: 1, count: t.shape.count)
         for i in stride(from: t.shape.count - 2, through: 0, by: -1) { strides[i] = strides[i + 1] * max(t.shape[i + 1], 1) }
         tuple(strides.count) { w in for s in strides { w.int(s) } }
-        out.append(0x89)  // requires_grad False
+        out.append(0x89) // requires_grad False
         global("collections", "OrderedDict")
-        out += [0x29, 0x52]  // backward hooks: OrderedDict()
-        out += [0x74, 0x52]  // TUPLE REDUCE
+        out += [0x29, 0x52] // backward hooks: OrderedDict()
+        out += [0x74, 0x52] // TUPLE REDUCE
     }
 
     private mutating func tuple(_ n: Int, _ body: (inout PickleWriter) -> Void) {
@@ -130,7 +130,7 @@ struct PickleWriter {
         case 0: out.append(0x29)
         case 1...3:
             body(&self)
-            out.append(0x84 + UInt8(n))  // TUPLE1-3
+            out.append(0x84 + UInt8(n)) // TUPLE1-3
         default:
             out.append(0x28)
             body(&self)
@@ -154,7 +154,7 @@ struct PickleWriter {
 
     private mutating func string(_ s: String) {
         let b = Array(s.utf8)
-        out.append(0x58)  // BINUNICODE
+        out.append(0x58) // BINUNICODE
         le(UInt32(b.count))
         out += b
     }
@@ -169,7 +169,7 @@ struct PickleWriter {
             out.append(0x4a)
             le(UInt32(bitPattern: v))
         } else {
-            out += [0x8a, 8]  // LONG1 with 8 two's-complement bytes
+            out += [0x8a, 8] // LONG1 with 8 two's-complement bytes
             le(UInt64(bitPattern: Int64(i)))
         }
     }

@@ -1,5 +1,5 @@
-import Foundation
 import Format
+import Foundation
 
 /// The image pipeline of a timm checkpoint, from the `config.json` timm writes beside it (Hugging Face hub layout,
 /// `timm.models.push_to_hf_hub` / `save_for_hf`): its `pretrained_cfg` holds input_size, interpolation, crop_pct,
@@ -72,8 +72,9 @@ public enum PreprocessConfig {
         let resize = Int(scaled)
         var name = top.architecture.map { String($0.prefix(200)) }
         if let n = name, let tag = cfg.tag { name = n + "." + tag.prefix(100) }
-        let record = PreprocessRecord(resize: resize, crop: side, interpolation: interpolation, mean: mean, std: std,
-                                      source: "config.json pretrained_cfg" + (name.map { " of \($0)" } ?? "") + ", crop_pct \(pct)")
+        let record = PreprocessRecord(
+            resize: resize, crop: side, interpolation: interpolation, mean: mean, std: std,
+            source: "config.json pretrained_cfg" + (name.map { " of \($0)" } ?? "") + ", crop_pct \(pct)")
         if let p = record.problem(channels: channels, imageSize: nil) { throw bad(p) }
         return record
     }

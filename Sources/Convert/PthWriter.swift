@@ -39,7 +39,8 @@ public enum PthWriter {
     static func defaultArchiveName(_ path: String) -> String {
         let base = path.split(separator: "/").last.map(String.init) ?? ""
         let stem = base.contains(".") ? String(base[..<base.lastIndex(of: ".")!]) : base
-        let clean = String(stem.unicodeScalars.filter { $0.isASCII && ($0.properties.isAlphabetic || ("0"..."9").contains($0) || $0 == "_" || $0 == "-") }.map(Character.init))
+        let clean = String(
+            stem.unicodeScalars.filter { $0.isASCII && ($0.properties.isAlphabetic || ("0"..."9").contains($0) || $0 == "_" || $0 == "-") }.map(Character.init))
         return clean.isEmpty ? "archive" : clean
     }
 }

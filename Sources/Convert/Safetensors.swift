@@ -120,7 +120,8 @@ public struct SafetensorsFile {
         guard begin <= end else { throw bad("data_offsets [\(begin), \(end)] end before they begin") }
         let (bytes, o) = count.multipliedReportingOverflow(by: dtype.size)
         guard !o, bytes == end - begin else {
-            throw bad("shape \(shape) × \(dtype.rawValue) needs \(o ? "too many" : String(bytes)) bytes but data_offsets [\(begin), \(end)] hold \(end - begin)")
+            throw bad(
+                "shape \(shape) × \(dtype.rawValue) needs \(o ? "too many" : String(bytes)) bytes but data_offsets [\(begin), \(end)] hold \(end - begin)")
         }
         return (name, dtype, shape, begin, end)
     }
@@ -151,7 +152,9 @@ public enum SafetensorsWriter {
                 throw ConvertError.badOutput(file: path, reason: "tensor name '\(t.name)' is used twice or reserved; safetensors names must be unique")
             }
             guard t.data.count == t.count * t.dtype.size else {
-                throw ConvertError.badOutput(file: path, reason: "tensor '\(t.name)' holds \(t.data.count) bytes, shape \(t.shape) × \(t.dtype.rawValue) needs \(t.count * t.dtype.size)")
+                throw ConvertError.badOutput(
+                    file: path, reason: "tensor '\(t.name)' holds \(t.data.count) bytes, shape \(t.shape) × \(t.dtype.rawValue) needs \(t.count * t.dtype.size)"
+                )
             }
             if k > 0 || !metadata.isEmpty { header += "," }
             header += StrictJSON.quote(t.name) + ":{\"dtype\":\"\(t.dtype.rawValue)\",\"shape\":[\(t.shape.map(String.init).joined(separator: ","))],"

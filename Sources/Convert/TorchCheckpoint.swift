@@ -39,8 +39,9 @@ public enum TorchCheckpoint {
         case .torchLegacy:
             return try LegacyFormat.load(path: path, bytes: file.bytes, options: options)
         case .torchTar:
-            throw ConvertError.unsupportedFormat(file: path, format: "the PyTorch tar format (torch < 0.4)",
-                                                 hint: "Like torch.load(weights_only=True), this loader refuses it; load it with an old torch and re-save with torch.save.")
+            throw ConvertError.unsupportedFormat(
+                file: path, format: "the PyTorch tar format (torch < 0.4)",
+                hint: "Like torch.load(weights_only=True), this loader refuses it; load it with an old torch and re-save with torch.save.")
         case .gslr:
             throw ConvertError.unsupportedFormat(file: path, format: "a .gslr file", hint: "It is already converted; open it with the .gslr reader.")
         case .safetensors:
@@ -51,15 +52,17 @@ public enum TorchCheckpoint {
     static func loadZip(path: String, bytes: Bytes, options: TorchLoadOptions) throws -> CheckpointValue {
         let archive = try ZipArchive(path: path, bytes: bytes, maxInflatedBytes: options.maxInflatedBytes)
         if archive.contains("constants.pkl") {
-            throw ConvertError.unsupportedFormat(file: path, format: "a TorchScript archive (torch.jit.save)",
-                                                 hint: "Load it in Python with torch.jit.load and save model.state_dict() with torch.save.")
+            throw ConvertError.unsupportedFormat(
+                file: path, format: "a TorchScript archive (torch.jit.save)",
+                hint: "Load it in Python with torch.jit.load and save model.state_dict() with torch.save.")
         }
         if archive.contains("byteorder") {
             let record = try archive.read("byteorder")
             let order = withExtendedLifetime(record) { String(decoding: record.buffer, as: UTF8.self) }
             guard order == "little" else {
-                throw ConvertError.unsupportedFormat(file: path, format: "a checkpoint with byte order '\(order.prefix(16))'",
-                                                     hint: "Only little-endian checkpoints are supported; re-save it on a little-endian machine.")
+                throw ConvertError.unsupportedFormat(
+                    file: path, format: "a checkpoint with byte order '\(order.prefix(16))'",
+                    hint: "Only little-endian checkpoints are supported; re-save it on a little-endian machine.")
             }
         }
         let record = archive.prefix + "/data.pkl"
@@ -81,7 +84,9 @@ public enum TorchCheckpoint {
             let b = try archive.read(name)
             let (n, o) = s.numel.multipliedReportingOverflow(by: s.dtype.size)
             guard !o, b.count == n else {
-                throw ConvertError.badTensor(file: path, tensor: tensor, reason: "storage record '\(archive.prefix)/\(name)' holds \(b.count) bytes, the pickle declares \(s.numel) × \(s.dtype.size)")
+                throw ConvertError.badTensor(
+                    file: path, tensor: tensor,
+                    reason: "storage record '\(archive.prefix)/\(name)' holds \(b.count) bytes, the pickle declares \(s.numel) × \(s.dtype.size)")
             }
             return b
         }

@@ -41,7 +41,8 @@ final class TensorBuilder {
             let (end, o1) = view.offset.addingReportingOverflow(s.numel)
             let (endBytes, o2) = end.multipliedReportingOverflow(by: es)
             guard !o1, !o2, endBytes <= rootBytes.count else {
-                throw ConvertError.badTensor(file: file, tensor: name, reason: "storage view '\(s.key)' (offset \(view.offset), \(s.numel) elements) exceeds storage '\(view.key)'")
+                throw ConvertError.badTensor(
+                    file: file, tensor: name, reason: "storage view '\(s.key)' (offset \(view.offset), \(s.numel) elements) exceeds storage '\(view.key)'")
             }
             b = Bytes(owner: rootBytes.owner, buffer: UnsafeRawBufferPointer(rebasing: rootBytes.buffer[(view.offset * es)..<endBytes]))
         } else {
@@ -83,13 +84,16 @@ final class TensorBuilder {
             last = sum
         }
         guard last < storageNumel else {
-            throw bad("reaches element \(last) but its \(dtype.torchName) storage '\(t.storage.key)' holds \(storageNumel) (offset \(t.offset), size \(t.shape), stride \(t.stride))")
+            throw bad(
+                "reaches element \(last) but its \(dtype.torchName) storage '\(t.storage.key)' holds \(storageNumel) (offset \(t.offset), size \(t.shape), stride \(t.stride))"
+            )
         }
         let start = t.offset * es
         if isRowMajor(t.shape, t.stride), Int(bitPattern: storage.buffer.baseAddress! + start) % es == 0 {
             if start == 0, outBytes == storage.count, t.storage.viewOf == nil { wholeViews.insert(t.storage.key) }
-            return Tensor(name: name, dtype: dtype, shape: t.shape,
-                          data: Bytes(owner: storage.owner, buffer: UnsafeRawBufferPointer(rebasing: storage.buffer[start..<(start + outBytes)])))
+            return Tensor(
+                name: name, dtype: dtype, shape: t.shape,
+                data: Bytes(owner: storage.owner, buffer: UnsafeRawBufferPointer(rebasing: storage.buffer[start..<(start + outBytes)])))
         }
         let (total, o3) = copied.addingReportingOverflow(outBytes)
         guard !o3, total <= copyBudget else {
@@ -97,8 +101,9 @@ final class TensorBuilder {
         }
         copied = total
         let out = ByteOwner.allocate(outBytes)
-        Self.gather(from: storage.buffer.baseAddress! + start, shape: t.shape, stride: t.stride, elementSize: es,
-                    to: UnsafeMutableRawPointer(mutating: out.base.baseAddress!))
+        Self.gather(
+            from: storage.buffer.baseAddress! + start, shape: t.shape, stride: t.stride, elementSize: es,
+            to: UnsafeMutableRawPointer(mutating: out.base.baseAddress!))
         return Tensor(name: name, dtype: dtype, shape: t.shape, data: Bytes(owner: out))
     }
 
@@ -130,9 +135,18 @@ final class TensorBuilder {
             } else {
                 var p = s
                 switch es {
-                case 8: for k in 0..<inner { (dst + d + k * 8).storeBytes(of: src.loadUnaligned(fromByteOffset: p, as: UInt64.self), as: UInt64.self); p += innerStep }
-                case 4: for k in 0..<inner { (dst + d + k * 4).storeBytes(of: src.loadUnaligned(fromByteOffset: p, as: UInt32.self), as: UInt32.self); p += innerStep }
-                case 2: for k in 0..<inner { (dst + d + k * 2).storeBytes(of: src.loadUnaligned(fromByteOffset: p, as: UInt16.self), as: UInt16.self); p += innerStep }
+                case 8:
+                    for k in 0..<inner {
+                        (dst + d + k * 8).storeBytes(of: src.loadUnaligned(fromByteOffset: p, as: UInt64.self), as: UInt64.self); p += innerStep
+                    }
+                case 4:
+                    for k in 0..<inner {
+                        (dst + d + k * 4).storeBytes(of: src.loadUnaligned(fromByteOffset: p, as: UInt32.self), as: UInt32.self); p += innerStep
+                    }
+                case 2:
+                    for k in 0..<inner {
+                        (dst + d + k * 2).storeBytes(of: src.loadUnaligned(fromByteOffset: p, as: UInt16.self), as: UInt16.self); p += innerStep
+                    }
                 default: for k in 0..<inner { (dst + d + k).storeBytes(of: src.load(fromByteOffset: p, as: UInt8.self), as: UInt8.self); p += innerStep }
                 }
             }

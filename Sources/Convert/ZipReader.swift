@@ -55,7 +55,8 @@ public final class ZipArchive {
         self.maxInflated = maxInflatedBytes
         let records = try Self.readDirectory(bytes.buffer, path)
         guard let first = records.first, let slash = first.name.firstIndex(of: "/") else {
-            throw ConvertError.badZip(file: path, reason: records.isEmpty ? "the archive has no records" : "record '\(records[0].name)' is not inside a top folder")
+            throw ConvertError.badZip(
+                file: path, reason: records.isEmpty ? "the archive has no records" : "record '\(records[0].name)' is not inside a top folder")
         }
         let prefix = String(first.name[..<slash])
         var byName: [String: Int] = [:]
@@ -167,10 +168,13 @@ public final class ZipArchive {
     private func inflate(_ src: UnsafeRawBufferPointer, _ r: ZipRecord) throws -> Bytes {
         let ratioCap = max(r.compressedSize, 1).multipliedReportingOverflow(by: Self.maxCompressionRatio)
         guard r.uncompressedSize <= maxInflated else {
-            throw ConvertError.zipBudget(file: path, record: r.name, reason: "declares \(r.uncompressedSize) inflated bytes, over the \(maxInflated)-byte limit")
+            throw ConvertError.zipBudget(
+                file: path, record: r.name, reason: "declares \(r.uncompressedSize) inflated bytes, over the \(maxInflated)-byte limit")
         }
         guard ratioCap.overflow || r.uncompressedSize <= ratioCap.partialValue else {
-            throw ConvertError.zipBudget(file: path, record: r.name, reason: "declares \(r.uncompressedSize) bytes from \(r.compressedSize) compressed (more than \(Self.maxCompressionRatio)x)")
+            throw ConvertError.zipBudget(
+                file: path, record: r.name,
+                reason: "declares \(r.uncompressedSize) bytes from \(r.compressedSize) compressed (more than \(Self.maxCompressionRatio)x)")
         }
         let owner = ByteOwner.allocate(r.uncompressedSize)
         var stream = z_stream()
@@ -206,7 +210,8 @@ public final class ZipArchive {
             if status != Z_OK { break }
         }
         guard status == Z_STREAM_END, Int(stream.total_out) == total else {
-            throw ConvertError.badZip(file: path, reason: "record '\(r.name)' does not inflate to its declared \(total) bytes (got \(stream.total_out), zlib status \(status))")
+            throw ConvertError.badZip(
+                file: path, reason: "record '\(r.name)' does not inflate to its declared \(total) bytes (got \(stream.total_out), zlib status \(status))")
         }
         return Bytes(owner: owner)
     }
@@ -219,7 +224,7 @@ public final class ZipArchive {
         if name.count >= 2, Array(name.utf8)[1] == UInt8(ascii: ":") { throw bad("is an absolute path") }
         var parts = name.split(separator: "/", omittingEmptySubsequences: false)
         guard !parts.contains(where: { $0 == ".." || $0 == "." }) else { throw bad("contains '..' or '.'") }
-        if parts.count >= 2, parts.last!.isEmpty { parts.removeLast() }  // a folder entry, "top/" or "top/data/"
+        if parts.count >= 2, parts.last!.isEmpty { parts.removeLast() } // a folder entry, "top/" or "top/data/"
         guard parts[0] == prefix, parts.count >= 2 || name.hasSuffix("/") else {
             throw bad("is outside the archive's top folder '\(prefix)/'")
         }
@@ -248,11 +253,13 @@ public final class ZipArchive {
         if count == 0xffff || cdSize == 0xffff_ffff || cdOffset == 0xffff_ffff {
             // ZIP64: a locator right before the end record points at the ZIP64 end record.
             guard eocd >= 20, buf.le(eocd - 20, UInt32.self) == 0x0706_4b50, let at64 = buf.le(eocd - 12, UInt64.self),
-                  let r64 = Int(exactly: at64), r64 <= eocd - 20 - 56, buf.le(r64, UInt32.self) == 0x0606_4b50 else {
+                let r64 = Int(exactly: at64), r64 <= eocd - 20 - 56, buf.le(r64, UInt32.self) == 0x0606_4b50
+            else {
                 throw bad("the ZIP64 end record is missing or points outside the file")
             }
             guard let c = Int(exactly: buf.le(r64 + 32, UInt64.self)!), let s = Int(exactly: buf.le(r64 + 40, UInt64.self)!),
-                  let o = Int(exactly: buf.le(r64 + 48, UInt64.self)!) else { throw bad("ZIP64 end record sizes overflow") }
+                let o = Int(exactly: buf.le(r64 + 48, UInt64.self)!)
+            else { throw bad("ZIP64 end record sizes overflow") }
             count = c
             cdSize = s
             cdOffset = o
@@ -304,7 +311,8 @@ public final class ZipArchive {
                 e += 4 + len
             }
             guard let cs = Int(exactly: csize), let us = Int(exactly: usize), let lo = Int(exactly: local),
-                  lo <= size - 30, buf.le(lo, UInt32.self) == 0x0403_4b50 else {
+                lo <= size - 30, buf.le(lo, UInt32.self) == 0x0403_4b50
+            else {
                 throw bad("record '\(name)' has no local header at its recorded offset")
             }
             let dataStart = lo + 30 + Int(buf.le(lo + 26, UInt16.self)!) + Int(buf.le(lo + 28, UInt16.self)!)

@@ -33,17 +33,17 @@ final class ZipWriter {
         let zip64 = count >= Self.max32
         var h: [UInt8] = []
         le(UInt32(0x0403_4b50), into: &h)
-        le(UInt16(zip64 ? 45 : 20), into: &h)  // version needed
-        le(UInt16(0x0800), into: &h)  // UTF-8 names
-        le(UInt16(0), into: &h)  // stored
-        le(UInt16(0), into: &h)  // time
-        le(UInt16(0x21), into: &h)  // date 1980-01-01
+        le(UInt16(zip64 ? 45 : 20), into: &h) // version needed
+        le(UInt16(0x0800), into: &h) // UTF-8 names
+        le(UInt16(0), into: &h) // stored
+        le(UInt16(0), into: &h) // time
+        le(UInt16(0x21), into: &h) // date 1980-01-01
         le(crc, into: &h)
         le(UInt32(zip64 ? Self.max32 : count), into: &h)
         le(UInt32(zip64 ? Self.max32 : count), into: &h)
         le(UInt16(nameBytes.count), into: &h)
         let extraAt = h.count
-        le(UInt16(0), into: &h)  // extra length, patched below
+        le(UInt16(0), into: &h) // extra length, patched below
         h += nameBytes
         if zip64 {
             le(UInt16(1), into: &h)
@@ -52,7 +52,7 @@ final class ZipWriter {
             le(UInt64(count), into: &h)
         }
         let pad = (Self.alignment - (offset + h.count + 4) % Self.alignment) % Self.alignment
-        le(UInt16(0x4246), into: &h)  // "FB"
+        le(UInt16(0x4246), into: &h) // "FB"
         le(UInt16(pad), into: &h)
         h += [UInt8](repeating: UInt8(ascii: "Z"), count: pad)
         let extraLen = h.count - extraAt - 2 - nameBytes.count
@@ -74,8 +74,8 @@ final class ZipWriter {
             if e.offset >= Self.max32 { le(UInt64(e.offset), into: &z64) }
             var h: [UInt8] = []
             le(UInt32(0x0201_4b50), into: &h)
-            le(UInt16(z64.isEmpty ? 20 : 45), into: &h)  // made by
-            le(UInt16(z64.isEmpty ? 20 : 45), into: &h)  // needed
+            le(UInt16(z64.isEmpty ? 20 : 45), into: &h) // made by
+            le(UInt16(z64.isEmpty ? 20 : 45), into: &h) // needed
             le(UInt16(0x0800), into: &h)
             le(UInt16(0), into: &h)
             le(UInt16(0), into: &h)
@@ -85,10 +85,10 @@ final class ZipWriter {
             le(UInt32(min(e.size, Self.max32)), into: &h)
             le(UInt16(e.name.count), into: &h)
             le(UInt16(z64.isEmpty ? 0 : z64.count + 4), into: &h)
-            le(UInt16(0), into: &h)  // comment
-            le(UInt16(0), into: &h)  // disk
-            le(UInt16(0), into: &h)  // internal attributes
-            le(UInt32(0), into: &h)  // external attributes
+            le(UInt16(0), into: &h) // comment
+            le(UInt16(0), into: &h) // disk
+            le(UInt16(0), into: &h) // internal attributes
+            le(UInt32(0), into: &h) // external attributes
             le(UInt32(min(e.offset, Self.max32)), into: &h)
             h += e.name
             if !z64.isEmpty {
@@ -113,7 +113,7 @@ final class ZipWriter {
             le(UInt64(entries.count), into: &t)
             le(UInt64(cdSize), into: &t)
             le(UInt64(cdStart), into: &t)
-            le(UInt32(0x0706_4b50), into: &t)  // locator
+            le(UInt32(0x0706_4b50), into: &t) // locator
             le(UInt32(0), into: &t)
             le(UInt64(rec64), into: &t)
             le(UInt32(1), into: &t)

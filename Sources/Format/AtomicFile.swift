@@ -1,9 +1,10 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 import Dispatch
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
 
 /// Writes a file all-or-nothing: the body streams into a temporary file in the target's folder, which is fsynced and
 /// renamed over the target only when the body returns. On any error the temporary file is removed and the target
@@ -111,7 +112,7 @@ public final class FileSink {
     }
 
     func closeFile() {
-        writeback.sync {}  // no writeback request may outlive the descriptor
+        writeback.sync {} // no writeback request may outlive the descriptor
         if fd >= 0 { close(fd) }
         fd = -1
     }
@@ -235,7 +236,8 @@ public final class FileSink {
         let step = FileSink.writebackStep
         guard step > 0, end - writebackStart >= step, let start = FileSink.syncFileRange else { return }
         let (fd, from, count) = (fd, Int64(writebackStart), Int64(end - writebackStart))
-        writeback.async { _ = start(fd, from, count, 2 /* SYNC_FILE_RANGE_WRITE */) }
+        let syncFileRangeWrite: UInt32 = 2 // SYNC_FILE_RANGE_WRITE
+        writeback.async { _ = start(fd, from, count, syncFileRangeWrite) }
         writebackStart = end
     }
 

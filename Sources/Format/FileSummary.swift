@@ -46,9 +46,11 @@ public struct FileSummary: Codable, Sendable {
     public var tensors: [TensorInfo]?
     public var verification: Verification?
 
-    public init(path: String, format: String, fileBytes: Int, kind: FileKind, model: ModelConfig? = nil, classes: [String]? = nil,
-                adapter: AdapterInfo? = nil, merged: [MergedTask]? = nil, metadata: [String: JSONValue] = [:],
-                table: [TensorInfo], includeTable: Bool) {
+    public init(
+        path: String, format: String, fileBytes: Int, kind: FileKind, model: ModelConfig? = nil, classes: [String]? = nil,
+        adapter: AdapterInfo? = nil, merged: [MergedTask]? = nil, metadata: [String: JSONValue] = [:],
+        table: [TensorInfo], includeTable: Bool
+    ) {
         self.path = path
         self.format = format
         self.fileBytes = fileBytes
@@ -84,9 +86,10 @@ public struct FileSummary: Codable, Sendable {
     /// The summary of an open .gslr.
     public init(_ f: GSLRFile, includeTable: Bool) {
         let h = f.header
-        self.init(path: f.path, format: "gslr \(f.majorVersion).\(f.minorVersion)", fileBytes: f.fileSize, kind: h.kind,
-                  model: h.model, classes: h.classes, adapter: h.adapter, merged: h.merged, metadata: h.metadata,
-                  table: h.tensors, includeTable: includeTable)
+        self.init(
+            path: f.path, format: "gslr \(f.majorVersion).\(f.minorVersion)", fileBytes: f.fileSize, kind: h.kind,
+            model: h.model, classes: h.classes, adapter: h.adapter, merged: h.merged, metadata: h.metadata,
+            table: h.tensors, includeTable: includeTable)
         preprocess = h.preprocess
     }
 

@@ -33,10 +33,12 @@ public enum Fingerprint {
             case .none:
                 return ""
             case let .model(m):
-                let fields = ["#model", m.family.rawValue, String(m.imageSize), String(m.patchSize), String(m.channels),
-                              String(m.width), String(m.depth), String(m.heads), String(m.headDim), String(m.mlpWidth),
-                              String(m.numClasses), m.head.kind.rawValue, m.head.s.map(bits) ?? "-", m.head.m.map(bits) ?? "-",
-                              bits(m.attentionScale), bits(m.layerNormEps), m.qkvBias ? "1" : "0", m.pooling]
+                let fields = [
+                    "#model", m.family.rawValue, String(m.imageSize), String(m.patchSize), String(m.channels),
+                    String(m.width), String(m.depth), String(m.heads), String(m.headDim), String(m.mlpWidth),
+                    String(m.numClasses), m.head.kind.rawValue, m.head.s.map(bits) ?? "-", m.head.m.map(bits) ?? "-",
+                    bits(m.attentionScale), bits(m.layerNormEps), m.qkvBias ? "1" : "0", m.pooling
+                ]
                 return fields.joined(separator: "\t") + "\n"
             case let .adapter(scaling, base):
                 return "#adapter\t" + bits(scaling) + "\t" + base + "\n"
@@ -55,9 +57,10 @@ public enum Fingerprint {
 
     /// The fingerprint the same tensors would have once written, computing each CRC from the bytes.
     public static func of(_ tensors: [Tensor], binding: Binding) -> String {
-        of(tensors.map { t in
-            TensorInfo(name: t.name, dtype: t.dtype, shape: t.shape, offset: 0, length: t.data.count, crc32: CRC32.of(t.data.buffer))
-        }, binding: binding)
+        of(
+            tensors.map { t in
+                TensorInfo(name: t.name, dtype: t.dtype, shape: t.shape, offset: 0, length: t.data.count, crc32: CRC32.of(t.data.buffer))
+            }, binding: binding)
     }
 
     /// The fingerprint of `infos` in the scheme `stored` is spelled in, so a value a 1.0 file recorded can be

@@ -35,17 +35,21 @@ public enum FormatError: Error, CustomStringConvertible, Equatable {
     public var description: String {
         switch self {
         case let .io(f, op, e):
-            let hint = ["write", "fsync", "rename into place"].contains(op) || op.hasPrefix("create")
+            let hint =
+                ["write", "fsync", "rename into place"].contains(op) || op.hasPrefix("create")
                 ? "Check that the folder is writable and the disk has room." : "Check that the path exists and is a readable file."
             return "\(f): \(op) failed: \(errnoText(e)). \(hint)"
         case let .notGSLR(f):
             return "\(f): not a .gslr file (wrong magic bytes). Convert .pth/.safetensors files with gslora-convert first."
         case let .truncated(f, what, need, have):
-            return "\(f): file is truncated: the \(what) needs \(need) bytes but only \(have) are there. The file was cut short (interrupted copy or download); fetch it again."
+            return
+                "\(f): file is truncated: the \(what) needs \(need) bytes but only \(have) are there. The file was cut short (interrupted copy or download); fetch it again."
         case let .unsupportedVersion(f, major, minor) where major < GSLR.majorVersion:
-            return "\(f): the preamble says format version \(major).\(minor), but no .gslr version below \(GSLR.majorVersion).0 exists. The file is damaged or was not written by a .gslr writer."
+            return
+                "\(f): the preamble says format version \(major).\(minor), but no .gslr version below \(GSLR.majorVersion).0 exists. The file is damaged or was not written by a .gslr writer."
         case let .unsupportedVersion(f, major, minor):
-            return "\(f): written by format version \(major).\(minor), but this build reads major version \(GSLR.majorVersion) only. A newer reader is needed: upgrade gslora to read it."
+            return
+                "\(f): written by format version \(major).\(minor), but this build reads major version \(GSLR.majorVersion) only. A newer reader is needed: upgrade gslora to read it."
         case let .badPreamble(f, p):
             return "\(f): corrupt preamble: \(p). The file is damaged or was not written by a .gslr writer."
         case let .headerChecksum(f, e, a):
@@ -88,9 +92,9 @@ extension FormatError {
 }
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 func errnoText(_ e: Int32) -> String {

@@ -42,7 +42,8 @@ public final class GSLRFile: @unchecked Sendable {
         guard u32(28) == 0 else { throw FormatError.badPreamble(file: path, problem: "reserved word at byte 28 is not zero") }
         let rawLength = UInt64(littleEndian: buf.loadUnaligned(fromByteOffset: 16, as: UInt64.self))
         guard rawLength <= UInt64(GSLR.maxHeaderLength) else {
-            throw FormatError.limitExceeded(file: path, what: "header length", value: rawLength > UInt64(Int.max) ? Int.max : Int(rawLength), limit: GSLR.maxHeaderLength)
+            throw FormatError.limitExceeded(
+                file: path, what: "header length", value: rawLength > UInt64(Int.max) ? Int.max : Int(rawLength), limit: GSLR.maxHeaderLength)
         }
         let headerLength = Int(rawLength)
         guard GSLR.preambleSize + headerLength <= size else {
@@ -61,8 +62,9 @@ public final class GSLRFile: @unchecked Sendable {
         }
         let (dataLength, index) = try HeaderValidation.check(h, file: path, fileDataBytes: size - start)
         guard start + dataLength == size else {
-            throw FormatError.badLayout(file: path, tensor: h.tensors.last?.name ?? "(none)",
-                                        problem: "the file has \(size - start - dataLength) bytes after the end of the last tensor; a .gslr ends exactly there")
+            throw FormatError.badLayout(
+                file: path, tensor: h.tensors.last?.name ?? "(none)",
+                problem: "the file has \(size - start - dataLength) bytes after the end of the last tensor; a .gslr ends exactly there")
         }
         header = h
         dataStart = start
@@ -85,8 +87,10 @@ public final class GSLRFile: @unchecked Sendable {
 
     private func view(_ t: TensorInfo) -> Tensor {
         let buf = mapping.bytes.buffer
-        let slice = t.length == 0 ? UnsafeRawBufferPointer(start: buf.baseAddress.map { $0 + dataStart + t.offset }, count: 0)
-                                  : UnsafeRawBufferPointer(rebasing: buf[(dataStart + t.offset)..<(dataStart + t.offset + t.length)])
+        let slice =
+            t.length == 0
+            ? UnsafeRawBufferPointer(start: buf.baseAddress.map { $0 + dataStart + t.offset }, count: 0)
+            : UnsafeRawBufferPointer(rebasing: buf[(dataStart + t.offset)..<(dataStart + t.offset + t.length)])
         return Tensor(name: t.name, dtype: t.dtype, shape: t.shape, data: Bytes(owner: mapping.bytes.owner, buffer: slice))
     }
 

@@ -70,7 +70,8 @@ public enum GSLRWriter {
     public static func plan(_ header: GSLRHeader, tensors: [Tensor], file: String = "(output)") throws -> GSLRHeader {
         var h = header
         guard GSLR.isValidAlignment(h.alignment) else {
-            throw FormatError.invalidInput(file: file, problem: "alignment \(h.alignment) is not a power of two in [\(GSLR.minAlignment), \(GSLR.maxAlignment)]")
+            throw FormatError.invalidInput(
+                file: file, problem: "alignment \(h.alignment) is not a power of two in [\(GSLR.minAlignment), \(GSLR.maxAlignment)]")
         }
         var infos: [TensorInfo] = []
         infos.reserveCapacity(tensors.count)
@@ -80,7 +81,8 @@ public enum GSLRWriter {
                 throw FormatError.invalidInput(file: file, problem: "tensor '\(t.name)' has an unstorable shape \(t.shape)")
             }
             guard len == t.data.count else {
-                throw FormatError.invalidInput(file: file, problem: "tensor '\(t.name)' holds \(t.data.count) bytes, shape \(t.shape) × \(t.dtype.rawValue) needs \(len)")
+                throw FormatError.invalidInput(
+                    file: file, problem: "tensor '\(t.name)' holds \(t.data.count) bytes, shape \(t.shape) × \(t.dtype.rawValue) needs \(len)")
             }
             if let last = infos.last {
                 guard let next = GSLR.alignUp(last.offset + last.length, h.alignment) else {
@@ -107,7 +109,8 @@ public enum GSLRWriter {
             bytes = [UInt8](try enc.encode(h))
         } catch let EncodingError.invalidValue(v, c) {
             let at = c.codingPath.map { $0.intValue.map { "[\($0)]" } ?? ".\($0.stringValue)" }.joined()
-            throw FormatError.invalidInput(file: file, problem: "header value \(v) at \(at.isEmpty ? "top level" : at) cannot be stored in JSON (NaN and infinity are not JSON numbers)")
+            throw FormatError.invalidInput(
+                file: file, problem: "header value \(v) at \(at.isEmpty ? "top level" : at) cannot be stored in JSON (NaN and infinity are not JSON numbers)")
         }
         guard bytes.count <= GSLR.maxHeaderLength else {
             throw FormatError.invalidInput(file: file, problem: "header would be \(bytes.count) bytes, above the \(GSLR.maxHeaderLength)-byte limit")

@@ -117,8 +117,10 @@ public struct AdapterInfo: Codable, Equatable, Sendable {
     /// `Fingerprint.of` the exact base weights this adapter was trained on.
     public var baseFingerprint: String
 
-    public init(rank: Int, alpha: Double, scaling: Double, scalingRule: String = "alpha/rank", targets: [String],
-                grouping: String, groups: [GroupRecord], task: TaskRecord, baseFingerprint: String) {
+    public init(
+        rank: Int, alpha: Double, scaling: Double, scalingRule: String = "alpha/rank", targets: [String],
+        grouping: String, groups: [GroupRecord], task: TaskRecord, baseFingerprint: String
+    ) {
         self.rank = rank
         self.alpha = alpha
         self.scaling = scaling
@@ -173,9 +175,11 @@ public struct GSLRHeader: Codable, Sendable {
     /// The table, in data order. The writer fills offsets, lengths and CRCs.
     public var tensors: [TensorInfo]
 
-    public init(kind: FileKind, alignment: Int = GSLR.defaultAlignment, model: ModelConfig? = nil, classes: [String]? = nil,
-                adapter: AdapterInfo? = nil, merged: [MergedTask]? = nil, preprocess: PreprocessRecord? = nil,
-                metadata: [String: JSONValue] = [:], tensors: [TensorInfo] = []) {
+    public init(
+        kind: FileKind, alignment: Int = GSLR.defaultAlignment, model: ModelConfig? = nil, classes: [String]? = nil,
+        adapter: AdapterInfo? = nil, merged: [MergedTask]? = nil, preprocess: PreprocessRecord? = nil,
+        metadata: [String: JSONValue] = [:], tensors: [TensorInfo] = []
+    ) {
         self.kind = kind
         self.alignment = alignment
         self.model = model
@@ -194,7 +198,8 @@ public struct GSLRHeader: Codable, Sendable {
         // An optional key is left out, never `null` (spec/FORMAT.md §4.0); decodeIfPresent alone would take null as absent.
         for k in [CodingKeys.model, .classes, .adapter, .merged, .preprocess, .metadata] where c.contains(k) {
             guard try c.decodeNil(forKey: k) else { continue }
-            throw DecodingError.typeMismatch(Never.self, .init(codingPath: c.codingPath + [k], debugDescription: "null is not a value; leave an optional key out"))
+            throw DecodingError.typeMismatch(
+                Never.self, .init(codingPath: c.codingPath + [k], debugDescription: "null is not a value; leave an optional key out"))
         }
         kind = try c.decode(FileKind.self, forKey: .kind)
         alignment = try c.decode(Int.self, forKey: .alignment)

@@ -25,8 +25,10 @@ enum HeaderScan {
 
     /// The integer-typed keys of spec/FORMAT.md §4 as paths from the top ("[]" for any array element).
     static let integerPaths: Set<[String]> = {
-        var p: Set<[String]> = [["alignment"], ["tensors", "[]", "offset"], ["tensors", "[]", "length"], ["tensors", "[]", "shape", "[]"],
-                                ["adapter", "rank"], ["adapter", "task", "index"], ["merged", "[]", "task"]]
+        var p: Set<[String]> = [
+            ["alignment"], ["tensors", "[]", "offset"], ["tensors", "[]", "length"], ["tensors", "[]", "shape", "[]"],
+            ["adapter", "rank"], ["adapter", "task", "index"], ["merged", "[]", "task"]
+        ]
         for k in ["image_size", "patch_size", "channels", "width", "depth", "heads", "head_dim", "mlp_width", "num_classes"] { p.insert(["model", k]) }
         for k in ["forget", "retain", "old"] { p.insert(["adapter", "task", k, "[]"]) }
         return p
@@ -73,12 +75,15 @@ enum HeaderScan {
                 }
             case 0x2D, 0x30...0x39: // a number: - or a digit, then digits . e E + -
                 var j = i + 1
-                while j < n, json[j] == 0x2B || json[j] == 0x2D || json[j] == 0x2E || json[j] == 0x45 || json[j] == 0x65 || (0x30...0x39).contains(json[j]) { j += 1 }
+                while j < n, json[j] == 0x2B || json[j] == 0x2D || json[j] == 0x2E || json[j] == 0x45 || json[j] == 0x65 || (0x30...0x39).contains(json[j]) {
+                    j += 1
+                }
                 let token = String(decoding: UnsafeRawBufferPointer(rebasing: json[i..<j]), as: UTF8.self)
                 // A malformed token is the decoder's to report; a well-formed one that overflows binary64 is ours.
                 if let v = Double(token), v.isInfinite { throw Problem.numberOutOfRange(String(token.prefix(40)), at: i) }
                 if token.utf8.contains(where: { $0 == 0x2E || $0 == 0x45 || $0 == 0x65 }), stack.count <= 4,
-                   integerPaths.contains(stack.map { $0.isObject ? $0.key : "[]" }) {
+                    integerPaths.contains(stack.map { $0.isObject ? $0.key : "[]" })
+                {
                     let path = stack.map { $0.isObject ? "." + $0.key : "[\($0.index)]" }.joined().dropFirst()
                     throw Problem.notAnInteger(String(token.prefix(40)), path: String(path))
                 }

@@ -86,7 +86,9 @@ enum HeaderValidation {
                 throw FormatError.badTensor(file: file, tensor: t.name, problem: "shape \(t.shape) × \(t.dtype.rawValue) overflows 64-bit size arithmetic")
             }
             guard t.length == len else {
-                throw FormatError.badTensor(file: file, tensor: t.name, problem: "byte length \(t.length) but shape \(t.shape) × \(t.dtype.rawValue) (\(t.dtype.size) bytes) needs \(len)")
+                throw FormatError.badTensor(
+                    file: file, tensor: t.name,
+                    problem: "byte length \(t.length) but shape \(t.shape) × \(t.dtype.rawValue) (\(t.dtype.size) bytes) needs \(len)")
             }
             guard index.updateValue(i, forKey: Array(t.name.utf8)) == nil else { throw FormatError.duplicateName(file: file, tensor: t.name) }
             guard t.offset >= 0 else { throw FormatError.badLayout(file: file, tensor: t.name, problem: "offset \(t.offset) is negative") }
@@ -97,11 +99,14 @@ enum HeaderValidation {
                 throw FormatError.badLayout(file: file, tensor: t.name, problem: "offset \(t.offset) overlaps the previous tensor, which ends at \(expected)")
             }
             guard t.offset == expected else {
-                throw FormatError.badLayout(file: file, tensor: t.name, problem: "offset \(t.offset) leaves a gap: the previous tensor's padded end is \(expected)")
+                throw FormatError.badLayout(
+                    file: file, tensor: t.name, problem: "offset \(t.offset) leaves a gap: the previous tensor's padded end is \(expected)")
             }
             let (end, o) = t.offset.addingReportingOverflow(t.length)
             if let avail = fileDataBytes, o || end > avail {
-                throw FormatError.badLayout(file: file, tensor: t.name, problem: "bytes \(t.offset)..<\(o ? Int.max : end) of the data section are beyond the end of the file (data section has \(avail) bytes)")
+                throw FormatError.badLayout(
+                    file: file, tensor: t.name,
+                    problem: "bytes \(t.offset)..<\(o ? Int.max : end) of the data section are beyond the end of the file (data section has \(avail) bytes)")
             }
             guard !o, let next = GSLR.alignUp(end, h.alignment) else {
                 throw FormatError.badTensor(file: file, tensor: t.name, problem: "offset + length overflows")
@@ -120,9 +125,11 @@ enum HeaderValidation {
     static func checkKind(_ h: GSLRHeader, file: String, index: [[UInt8]: Int]) throws {
         func bad(_ p: String) -> FormatError { .badHeader(file: file, problem: p) }
         if let m = h.model {
-            let dims: [(String, Int)] = [("image_size", m.imageSize), ("patch_size", m.patchSize), ("channels", m.channels),
-                                         ("width", m.width), ("depth", m.depth), ("heads", m.heads), ("head_dim", m.headDim),
-                                         ("mlp_width", m.mlpWidth), ("num_classes", m.numClasses)]
+            let dims: [(String, Int)] = [
+                ("image_size", m.imageSize), ("patch_size", m.patchSize), ("channels", m.channels),
+                ("width", m.width), ("depth", m.depth), ("heads", m.heads), ("head_dim", m.headDim),
+                ("mlp_width", m.mlpWidth), ("num_classes", m.numClasses)
+            ]
             for (k, v) in dims where v < 1 || v > 1 << 20 {
                 throw bad("model.\(k) is \(v), outside 1...\(1 << 20)")
             }
@@ -144,13 +151,17 @@ enum HeaderValidation {
                 throw bad("\(c.count) class names for a model with \(m.numClasses) classes")
             }
             if h.kind == .backbone, let (name, block) = highestBlock(h.tensors, family: m.family), block >= m.depth {
-                throw bad("tensor '\(name)' belongs to block \(block), but model.depth is \(m.depth) (blocks 0...\(m.depth - 1)); the config does not describe these weights")
+                throw bad(
+                    "tensor '\(name)' belongs to block \(block), but model.depth is \(m.depth) (blocks 0...\(m.depth - 1)); the config does not describe these weights"
+                )
             }
         }
         for (i, t) in (h.merged ?? []).enumerated() {
             guard t.task >= 0 else { throw bad("merged[\(i)].task is \(t.task); task indices are ≥ 0") }
             guard Fingerprint.isWellFormed(t.adapterFingerprint) else {
-                throw bad("merged[\(i)].adapter_fingerprint \"\(t.adapterFingerprint.prefix(80))\" is not a fingerprint (\"\(Fingerprint.prefix)\" or \"\(Fingerprint.tableOnlyPrefix)\" + 64 lowercase hex digits)")
+                throw bad(
+                    "merged[\(i)].adapter_fingerprint \"\(t.adapterFingerprint.prefix(80))\" is not a fingerprint (\"\(Fingerprint.prefix)\" or \"\(Fingerprint.tableOnlyPrefix)\" + 64 lowercase hex digits)"
+                )
             }
             guard t.scale.isFinite else { throw bad("merged[\(i)].scale \(t.scale) is not finite") }
         }
@@ -170,13 +181,17 @@ enum HeaderValidation {
             let rsLoRA = a.scalingRule == "alpha/sqrt(rank)"
             let expected = rsLoRA ? a.alpha / Double(a.rank).squareRoot() : a.alpha / Double(a.rank)
             guard a.scaling == expected else {
-                throw bad("adapter.scaling \(a.scaling) is not \(a.scalingRule) = \(expected) for alpha \(a.alpha) and rank \(a.rank), as scaling_rule \"\(a.scalingRule)\" says")
+                throw bad(
+                    "adapter.scaling \(a.scaling) is not \(a.scalingRule) = \(expected) for alpha \(a.alpha) and rank \(a.rank), as scaling_rule \"\(a.scalingRule)\" says"
+                )
             }
             guard groupings.contains(a.grouping) else {
                 throw bad("adapter.grouping \"\(a.grouping.prefix(40))\" is not one of \(groupings.sorted())")
             }
             guard Fingerprint.isWellFormed(a.baseFingerprint) else {
-                throw bad("adapter.base_fingerprint \"\(a.baseFingerprint.prefix(80))\" is not a fingerprint (\"\(Fingerprint.prefix)\" or \"\(Fingerprint.tableOnlyPrefix)\" + 64 lowercase hex digits)")
+                throw bad(
+                    "adapter.base_fingerprint \"\(a.baseFingerprint.prefix(80))\" is not a fingerprint (\"\(Fingerprint.prefix)\" or \"\(Fingerprint.tableOnlyPrefix)\" + 64 lowercase hex digits)"
+                )
             }
             guard a.task.index >= 0 else { throw bad("adapter.task.index is \(a.task.index); it is ≥ 1 in a chain, 0 outside one") }
             for (k, list) in [("forget", a.task.forget), ("retain", a.task.retain), ("old", a.task.old)] {

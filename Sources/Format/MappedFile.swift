@@ -1,9 +1,10 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 import Foundation
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
 
 /// A whole file mapped read-only. Views (`bytes` and slices of it) keep the mapping alive after this object is gone.
 public final class MappedFile: @unchecked Sendable {
@@ -41,11 +42,12 @@ public final class MappedFile: @unchecked Sendable {
         // The descriptor stays open with the mapping, so writers can copy views file to file (`FileSink.write`).
         let base = UnsafeRawPointer(p)
         MappingRegistry.shared.add(base, size: size, fd: fd)
-        bytes = Bytes(owner: ByteOwner(base: UnsafeRawBufferPointer(start: p, count: size)) {
-            MappingRegistry.shared.remove(base)
-            munmap(p, size)
-            close(fd)
-        })
+        bytes = Bytes(
+            owner: ByteOwner(base: UnsafeRawBufferPointer(start: p, count: size)) {
+                MappingRegistry.shared.remove(base)
+                munmap(p, size)
+                close(fd)
+            })
     }
 
     /// Tell the kernel the whole file will be read front to back (read-ahead for verify and copies).

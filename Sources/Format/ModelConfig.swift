@@ -3,7 +3,7 @@
 public struct ModelConfig: Codable, Equatable, Sendable {
     /// Which layout the weights came from; decides patch order and defaults (spec/MODELS.md).
     public enum Family: String, Codable, Sendable {
-        case faceViT = "face_vit"             // GS-LoRA's vit_pytorch_face.ViT_face
+        case faceViT = "face_vit" // GS-LoRA's vit_pytorch_face.ViT_face
         case torchvisionViT = "torchvision_vit"
         case timmViT = "timm_vit"
     }
@@ -29,7 +29,8 @@ public struct ModelConfig: Codable, Equatable, Sendable {
             // An optional key is left out, never `null` (spec/FORMAT.md §4.0).
             for k in [CodingKeys.s, .m] where c.contains(k) {
                 guard try c.decodeNil(forKey: k) else { continue }
-                throw DecodingError.typeMismatch(Double.self, .init(codingPath: c.codingPath + [k], debugDescription: "null is not a value; leave an optional key out"))
+                throw DecodingError.typeMismatch(
+                    Double.self, .init(codingPath: c.codingPath + [k], debugDescription: "null is not a value; leave an optional key out"))
             }
             kind = try c.decode(Kind.self, forKey: .kind)
             s = try c.decodeIfPresent(Double.self, forKey: .s)
@@ -63,10 +64,12 @@ public struct ModelConfig: Codable, Equatable, Sendable {
     /// table), "shapes" (only one value fits the tensors) or "default" (GS-LoRA's CosFace head). Optional.
     public var provenance: [String: String]?
 
-    public init(family: Family, imageSize: Int, patchSize: Int, channels: Int = 3, width: Int, depth: Int,
-                heads: Int, headDim: Int, mlpWidth: Int, numClasses: Int, head: Head,
-                attentionScale: Double, layerNormEps: Double, qkvBias: Bool, pooling: String = "cls",
-                provenance: [String: String]? = nil) {
+    public init(
+        family: Family, imageSize: Int, patchSize: Int, channels: Int = 3, width: Int, depth: Int,
+        heads: Int, headDim: Int, mlpWidth: Int, numClasses: Int, head: Head,
+        attentionScale: Double, layerNormEps: Double, qkvBias: Bool, pooling: String = "cls",
+        provenance: [String: String]? = nil
+    ) {
         self.family = family
         self.imageSize = imageSize
         self.patchSize = patchSize

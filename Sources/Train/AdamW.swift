@@ -25,8 +25,10 @@ public struct AdamW: Sendable {
         !(shape.count <= 1 || name.hasSuffix(".bias"))
     }
 
-    public init(parameters: [(name: String, shape: [Int])], beta1: Double = 0.9, beta2: Double = 0.999,
-                eps: Double = 1e-8, weightDecay: Double = 0.05) throws {
+    public init(
+        parameters: [(name: String, shape: [Int])], beta1: Double = 0.9, beta2: Double = 0.999,
+        eps: Double = 1e-8, weightDecay: Double = 0.05
+    ) throws {
         guard (0..<1).contains(beta1), (0..<1).contains(beta2) else {
             throw TrainError.invalidArgument("AdamW betas must lie in [0, 1) (got \(beta1), \(beta2))")
         }
@@ -104,7 +106,7 @@ public struct AdamW: Sendable {
                 for j in 0..<p.count {
                     let g = gradient[j]
                     var theta = parameter[j] * decay
-                    m[j] += w1 * (g - m[j])          // torch lerp_ with weight < 0.5
+                    m[j] += w1 * (g - m[j]) // torch lerp_ with weight < 0.5
                     v[j] = v[j] * b2 + w2 * g * g
                     let denom = v[j].squareRoot() / bc2Sqrt + epsF
                     theta += -stepSize * (m[j] / denom)

@@ -1,6 +1,6 @@
 import Apply
-import Foundation
 import Format
+import Foundation
 
 /// Writes one task's adapter `.gslr` (spec/FORMAT.md §4.4): the LoRA factors under canonical names
 /// (`blocks.{i}.mlp.fc{1,2}.lora_{A,B}`), targets `mlp.fc1`/`mlp.fc2`, one group record per group-lasso group with
@@ -27,9 +27,10 @@ public enum AdapterOutput {
             let members = idx.map { step.factors.names[$0] }
             return GroupRecord(name: groupName(members, grouping: step.grouping), members: members, norm: norms[g], state: .kept)
         }
-        let info = AdapterInfo(rank: options.rank, alpha: options.loraAlpha, scaling: options.loraAlpha / Double(options.rank),
-                               targets: targets, grouping: step.grouping.rawValue, groups: groups, task: task,
-                               baseFingerprint: baseFingerprint)
+        let info = AdapterInfo(
+            rank: options.rank, alpha: options.loraAlpha, scaling: options.loraAlpha / Double(options.rank),
+            targets: targets, grouping: step.grouping.rawValue, groups: groups, task: task,
+            baseFingerprint: baseFingerprint)
         let tensors = zip(step.factors.names, zip(step.factors.shapes, values)).map { Tensor(name: $0, shape: $1.0, floats: $1.1) }
         return (GSLRHeader(kind: .adapter, adapter: info), tensors)
     }

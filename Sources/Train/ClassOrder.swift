@@ -7,7 +7,7 @@ public enum ClassOrder {
         83, 17, 10, 9, 89, 52, 7, 32, 37, 77, 61, 34, 78, 55, 56, 63, 69, 22, 75, 66, 35, 72, 71, 23, 86, 38, 24, 5, 29, 30,
         16, 11, 82, 19, 57, 14, 91, 27, 98, 53, 0, 20, 59, 28, 47, 18, 6, 48, 12, 62, 1, 43, 3, 60, 41, 85, 4, 95, 97, 36,
         94, 65, 67, 99, 25, 33, 70, 40, 92, 31, 58, 15, 45, 2, 87, 76, 80, 44, 64, 8, 51, 54, 13, 88, 84, 26, 50, 39, 96, 81,
-        49, 42, 21, 93, 74, 73, 46, 90, 68, 79,
+        49, 42, 21, 93, 74, 73, 46, 90, 68, 79
     ]
 
     /// π for `classes` classes and `seed`: the official table for 100 classes with seed 1337; otherwise our own
@@ -45,8 +45,9 @@ public enum ForgettingSplit {
         guard p >= 1, f >= 1, k >= 0, k < f, f + p <= order.count else {
             throw TrainError.invalidArgument("single-step split needs 1 ≤ P, 0 ≤ k < F and F + P ≤ \(order.count) (got F \(f), P \(p), k \(k))")
         }
-        return TaskClasses(retain: Array(order[0..<(f - k)]), forget: Array(order[f..<(f + p)]),
-                           missing: Array(order[(f - k)..<f]))
+        return TaskClasses(
+            retain: Array(order[0..<(f - k)]), forget: Array(order[f..<(f + p)]),
+            missing: Array(order[(f - k)..<f]))
     }
 
     /// Continual task t (0-based): retain R_t = π[k : F−tP], forget F_t = π[F−tP : F−tP+P],
@@ -61,8 +62,9 @@ public enum ForgettingSplit {
         guard !o, end - k >= 1 else {
             throw TrainError.emptySet("continual task \(t) with F \(f), P \(p), k \(k) leaves no retain class; use fewer tasks")
         }
-        return TaskClasses(retain: Array(order[k..<end]), forget: Array(order[end..<(end + p)]),
-                           old: t >= 1 ? Array(order[(end + p)...]) : [], missing: Array(order[0..<k]))
+        return TaskClasses(
+            retain: Array(order[k..<end]), forget: Array(order[end..<(end + p)]),
+            old: t >= 1 ? Array(order[(end + p)...]) : [], missing: Array(order[0..<k]))
     }
 
     private static func checkOrder(_ order: [Int]) throws {

@@ -1,5 +1,5 @@
-import Foundation
 import Format
+import Foundation
 
 /// The classifier on top of the pooled embedding: CosFace, ArcFace or a plain linear layer (spec/TRAINING.md §A.1.1).
 /// Margin heads apply their margin whenever labels are passed, including at evaluation, as the official code does.
@@ -64,8 +64,9 @@ public struct ClassifierHead: Sendable {
                     logits[r * classes + k] = T(dot(embeddings, r * dim, weight, k * dim, dim) + Double(bias[k]))
                 }
             }
-            return HeadForward(head: self, batch: b, labels: labels, logits: logits, cosines: [],
-                               embeddings: embeddings, weight: weight, unitE: [], normE: [], unitW: [], normW: [])
+            return HeadForward(
+                head: self, batch: b, labels: labels, logits: logits, cosines: [],
+                embeddings: embeddings, weight: weight, unitE: [], normE: [], unitW: [], normW: [])
         case let .cosface(s, m), let .arcface(s, m):
             let (unitE, normE) = normalizeRows(embeddings, rows: b, cols: dim)
             let (unitW, normW) = normalizeRows(weight, rows: classes, cols: dim)
@@ -82,8 +83,9 @@ public struct ClassifierHead: Sendable {
                     logits[r * classes + k] = T(s * v)
                 }
             }
-            return HeadForward(head: self, batch: b, labels: labels, logits: logits, cosines: cosines,
-                               embeddings: embeddings, weight: weight, unitE: unitE, normE: normE, unitW: unitW, normW: normW)
+            return HeadForward(
+                head: self, batch: b, labels: labels, logits: logits, cosines: cosines,
+                embeddings: embeddings, weight: weight, unitE: unitE, normE: normE, unitW: unitW, normW: normW)
         }
     }
 }

@@ -26,10 +26,12 @@ extension GSLoRAStep {
     /// with the CE sums, the w_f hinge is gated on the global K_f, and each rank's rows contribute their share of the
     /// global mean's gradient. Every rank returns the same result; it differs from one process's only in the order
     /// of summation.
-    public func computeGradients(retainImages: UnsafeBufferPointer<Float>, retainLabels: [Int],
-                                 forgetImages: UnsafeBufferPointer<Float>, forgetLabels: [Int], rows: GlobalRows,
-                                 communicator: Communicator, prototypes: PrototypeTable?, settings: ObjectiveSettings, dropout: Float,
-                                 structure: Bool = true, forgetFirst: Bool = false, marginAccuracy: Bool = false) throws -> StepResult {
+    public func computeGradients(
+        retainImages: UnsafeBufferPointer<Float>, retainLabels: [Int],
+        forgetImages: UnsafeBufferPointer<Float>, forgetLabels: [Int], rows: GlobalRows,
+        communicator: Communicator, prototypes: PrototypeTable?, settings: ObjectiveSettings, dropout: Float,
+        structure: Bool = true, forgetFirst: Bool = false, marginAccuracy: Bool = false
+    ) throws -> StepResult {
         guard retainLabels.count == rows.retain.count, forgetLabels.count == rows.forget.count else {
             throw TrainError.invalidArgument("\(retainLabels.count)+\(forgetLabels.count) local labels for rows \(rows.retain) and \(rows.forget)")
         }
@@ -66,16 +68,19 @@ extension GSLoRAStep {
             }
             let logits = marginAccuracy ? out.trainingLogits : out.logits
             func correct(_ r: Range<Int>, _ y: [Int]) throws -> Double {
-                y.isEmpty ? 0 : (try ForgettingMetrics.accuracy(logits: part(logits, r, classes), labels: y, classes: classes) * Double(y.count) / 100).rounded()
+                y.isEmpty
+                    ? 0 : (try ForgettingMetrics.accuracy(logits: part(logits, r, classes), labels: y, classes: classes) * Double(y.count) / 100).rounded()
             }
             try timed(\.loss) {
                 if !retainLabels.isEmpty {
-                    local.retain = try GSLoRAObjective.retainPart(head: head, headWeight: headWeight, embeddings: part(out.embeddings, retainRows, w),
-                                                                  labels: retainLabels, settings: settings)
+                    local.retain = try GSLoRAObjective.retainPart(
+                        head: head, headWeight: headWeight, embeddings: part(out.embeddings, retainRows, w),
+                        labels: retainLabels, settings: settings)
                 }
                 if !forgetLabels.isEmpty {
-                    local.forget = try GSLoRAObjective.forgetPart(head: head, headWeight: headWeight, embeddings: part(out.embeddings, forgetRows, w),
-                                                                  labels: forgetLabels, settings: open)
+                    local.forget = try GSLoRAObjective.forgetPart(
+                        head: head, headWeight: headWeight, embeddings: part(out.embeddings, forgetRows, w),
+                        labels: forgetLabels, settings: open)
                 }
                 if let prototypes {
                     if !retainLabels.isEmpty {
@@ -89,9 +94,11 @@ extension GSLoRAStep {
                 local.correctForget = try correct(forgetRows, forgetLabels)
             }
         }
-        var sums = [Double(retainLabels.count) * (local.retain?.ce ?? 0), Double(forgetLabels.count) * (local.forget?.ce ?? 0),
-                    local.correctRetain, local.correctForget,
-                    Double(retainLabels.count) * (kl.retain?.value ?? 0), Double(forgetLabels.count) * (kl.forget?.value ?? 0)]
+        var sums = [
+            Double(retainLabels.count) * (local.retain?.ce ?? 0), Double(forgetLabels.count) * (local.forget?.ce ?? 0),
+            local.correctRetain, local.correctForget,
+            Double(retainLabels.count) * (kl.retain?.value ?? 0), Double(forgetLabels.count) * (kl.forget?.value ?? 0)
+        ]
         try communicator.allreduceSum(&sums)
         let ceRetain = sums[0] / Double(rows.retainTotal), ceForget = sums[1] / Double(rows.forgetTotal)
         let gate = settings.bound - ceForget > 0
@@ -118,12 +125,14 @@ extension GSLoRAStep {
         }
         try communicator.allreduceSum(gradBuffers)
 
-        let r = BatchLoss<Float>(ce: ceRetain, kl: kRetain, value: ceRetain + settings.prototypeRetainWeight * (kRetain ?? 0),
-                                 gradLogits: [], gradEmbeddings: [], gradHeadWeight: nil)
-        let f = BatchLoss<Float>(ce: ceForget, kl: kForget,
-                                 value: settings.beta * max(0, settings.bound - ceForget)
-                                     + settings.prototypeForgetWeight * max(0, settings.prototypeMargin - (kForget ?? settings.prototypeMargin)),
-                                 gradLogits: [], gradEmbeddings: [], gradHeadWeight: nil)
+        let r = BatchLoss<Float>(
+            ce: ceRetain, kl: kRetain, value: ceRetain + settings.prototypeRetainWeight * (kRetain ?? 0),
+            gradLogits: [], gradEmbeddings: [], gradHeadWeight: nil)
+        let f = BatchLoss<Float>(
+            ce: ceForget, kl: kForget,
+            value: settings.beta * max(0, settings.bound - ceForget)
+                + settings.prototypeForgetWeight * max(0, settings.prototypeMargin - (kForget ?? settings.prototypeMargin)),
+            gradLogits: [], gradEmbeddings: [], gradHeadWeight: nil)
         let result = try timed(\.loss) { () throws -> ObjectiveResult<Float> in
             let res = try GSLoRAObjective.combine(r, f, lora: factors.values.map(\.array), lasso: structure ? lasso : nil, settings: settings)
             if structure {
@@ -135,23 +144,27 @@ extension GSLoRAStep {
             }
             return res
         }
-        return StepResult(terms: result.terms, retainAccuracy: 100 * sums[2] / Double(rows.retainTotal),
-                          forgetAccuracy: 100 * sums[3] / Double(rows.forgetTotal), timings: timings)
+        return StepResult(
+            terms: result.terms, retainAccuracy: 100 * sums[2] / Double(rows.retainTotal),
+            forgetAccuracy: 100 * sums[3] / Double(rows.forgetTotal), timings: timings)
     }
 
 }
 
 extension GSLoRAStep {
     /// `computeGradients(… rows:communicator: …)` then the AdamW step every rank takes alike.
-    public func dataParallelStep(retainImages: UnsafeBufferPointer<Float>, retainLabels: [Int],
-                                 forgetImages: UnsafeBufferPointer<Float>, forgetLabels: [Int], rows: GlobalRows,
-                                 communicator: Communicator, prototypes: PrototypeTable?, settings: ObjectiveSettings, lr: Double,
-                                 dropout: Float, structure: Bool = true, forgetFirst: Bool = false,
-                                 marginAccuracy: Bool = false) throws -> StepResult {
-        var r = try computeGradients(retainImages: retainImages, retainLabels: retainLabels, forgetImages: forgetImages,
-                                     forgetLabels: forgetLabels, rows: rows, communicator: communicator, prototypes: prototypes,
-                                     settings: settings, dropout: dropout, structure: structure, forgetFirst: forgetFirst,
-                                     marginAccuracy: marginAccuracy)
+    public func dataParallelStep(
+        retainImages: UnsafeBufferPointer<Float>, retainLabels: [Int],
+        forgetImages: UnsafeBufferPointer<Float>, forgetLabels: [Int], rows: GlobalRows,
+        communicator: Communicator, prototypes: PrototypeTable?, settings: ObjectiveSettings, lr: Double,
+        dropout: Float, structure: Bool = true, forgetFirst: Bool = false,
+        marginAccuracy: Bool = false
+    ) throws -> StepResult {
+        var r = try computeGradients(
+            retainImages: retainImages, retainLabels: retainLabels, forgetImages: forgetImages,
+            forgetLabels: forgetLabels, rows: rows, communicator: communicator, prototypes: prototypes,
+            settings: settings, dropout: dropout, structure: structure, forgetFirst: forgetFirst,
+            marginAccuracy: marginAccuracy)
         r.timings.update = try applyUpdate(lr: lr)
         return r
     }

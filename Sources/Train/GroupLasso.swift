@@ -31,7 +31,11 @@ public struct LoRASlot: Sendable, Equatable {
         var linears: [Int: [String]] = [:]
         return try names.map { name in
             let factor: Factor
-            if name.hasSuffix(".lora_A") { factor = .a } else if name.hasSuffix(".lora_B") { factor = .b } else {
+            if name.hasSuffix(".lora_A") {
+                factor = .a
+            } else if name.hasSuffix(".lora_B") {
+                factor = .b
+            } else {
                 throw TrainError.invalidArgument("\(name) is not a LoRA factor (expected a name ending in .lora_A or .lora_B)")
             }
             let prefix = String(name.dropLast(7))

@@ -11,10 +11,14 @@ public struct ObjectiveSettings: Sendable, Equatable {
     /// w_r; 0 in every shipped script.
     public var prototypeRetainWeight: Double
 
-    public init(beta: Double, bound: Double, alpha: Double, prototypeForgetWeight: Double = 0,
-                prototypeMargin: Double = 18, prototypeRetainWeight: Double = 0) throws {
-        for (v, n) in [(beta, "beta"), (bound, "BND"), (alpha, "alpha"), (prototypeForgetWeight, "w_f"),
-                       (prototypeMargin, "prototype margin"), (prototypeRetainWeight, "w_r")] where !v.isFinite || v < 0 {
+    public init(
+        beta: Double, bound: Double, alpha: Double, prototypeForgetWeight: Double = 0,
+        prototypeMargin: Double = 18, prototypeRetainWeight: Double = 0
+    ) throws {
+        for (v, n) in [
+            (beta, "beta"), (bound, "BND"), (alpha, "alpha"), (prototypeForgetWeight, "w_f"),
+            (prototypeMargin, "prototype margin"), (prototypeRetainWeight, "w_r")
+        ] where !v.isFinite || v < 0 {
             throw TrainError.invalidArgument("\(n) must be finite and ≥ 0 (got \(v))")
         }
         self.beta = beta
@@ -86,11 +90,14 @@ public struct ObjectiveResult<T: TrainScalar> {
 
 public enum GSLoRAObjective {
     /// CE_r + w_r·K_r from retain logits; embeddings are needed only with prototypes.
-    public static func retainPart<T: TrainScalar>(logits: [T], labels: [Int], classes: Int, embeddings: [T] = [],
-                                                  prototypes: PrototypeTable? = nil, settings: ObjectiveSettings) throws -> BatchLoss<T> {
+    public static func retainPart<T: TrainScalar>(
+        logits: [T], labels: [Int], classes: Int, embeddings: [T] = [],
+        prototypes: PrototypeTable? = nil, settings: ObjectiveSettings
+    ) throws -> BatchLoss<T> {
         let ce = try CrossEntropy.mean(logits: logits, labels: labels, classes: classes)
-        var loss = BatchLoss(ce: ce.mean, kl: nil, value: ce.mean, gradLogits: ce.gradLogits,
-                             gradEmbeddings: [T](repeating: 0, count: embeddings.count), gradHeadWeight: nil)
+        var loss = BatchLoss(
+            ce: ce.mean, kl: nil, value: ce.mean, gradLogits: ce.gradLogits,
+            gradEmbeddings: [T](repeating: 0, count: embeddings.count), gradHeadWeight: nil)
         if let prototypes {
             let k = try PrototypeDivergence.kl(embeddings: embeddings, labels: labels, prototypes: prototypes)
             loss.kl = k.value
@@ -102,13 +109,16 @@ public enum GSLoRAObjective {
 
     /// β·max(0, BND − CE_f) + w_f·max(0, M − K_f) from forget logits. Both hinges act on batch means and, like
     /// PyTorch's relu, pass gradient only while their argument is > 0.
-    public static func forgetPart<T: TrainScalar>(logits: [T], labels: [Int], classes: Int, embeddings: [T] = [],
-                                                  prototypes: PrototypeTable? = nil, settings: ObjectiveSettings) throws -> BatchLoss<T> {
+    public static func forgetPart<T: TrainScalar>(
+        logits: [T], labels: [Int], classes: Int, embeddings: [T] = [],
+        prototypes: PrototypeTable? = nil, settings: ObjectiveSettings
+    ) throws -> BatchLoss<T> {
         let ce = try CrossEntropy.mean(logits: logits, labels: labels, classes: classes)
         let gap = settings.bound - ce.mean
-        var loss = BatchLoss(ce: ce.mean, kl: nil, value: settings.beta * max(0, gap),
-                             gradLogits: gap > 0 ? ce.gradLogits.map { T(-settings.beta) * $0 } : [T](repeating: 0, count: logits.count),
-                             gradEmbeddings: [T](repeating: 0, count: embeddings.count), gradHeadWeight: nil)
+        var loss = BatchLoss(
+            ce: ce.mean, kl: nil, value: settings.beta * max(0, gap),
+            gradLogits: gap > 0 ? ce.gradLogits.map { T(-settings.beta) * $0 } : [T](repeating: 0, count: logits.count),
+            gradEmbeddings: [T](repeating: 0, count: embeddings.count), gradHeadWeight: nil)
         if let prototypes {
             let k = try PrototypeDivergence.kl(embeddings: embeddings, labels: labels, prototypes: prototypes)
             let hinge = settings.prototypeMargin - k.value
@@ -120,22 +130,28 @@ public enum GSLoRAObjective {
     }
 
     /// The retain part from embeddings through the head (labels passed, so margins apply).
-    public static func retainPart<T: TrainScalar>(head: ClassifierHead, headWeight: [T], headBias: [T]? = nil, embeddings: [T],
-                                                  labels: [Int], prototypes: PrototypeTable? = nil,
-                                                  settings: ObjectiveSettings) throws -> BatchLoss<T> {
+    public static func retainPart<T: TrainScalar>(
+        head: ClassifierHead, headWeight: [T], headBias: [T]? = nil, embeddings: [T],
+        labels: [Int], prototypes: PrototypeTable? = nil,
+        settings: ObjectiveSettings
+    ) throws -> BatchLoss<T> {
         let f = try head.forward(embeddings: embeddings, weight: headWeight, bias: headBias, labels: labels)
-        let loss = try retainPart(logits: f.logits, labels: labels, classes: head.classes,
-                                  embeddings: prototypes == nil ? [] : embeddings, prototypes: prototypes, settings: settings)
+        let loss = try retainPart(
+            logits: f.logits, labels: labels, classes: head.classes,
+            embeddings: prototypes == nil ? [] : embeddings, prototypes: prototypes, settings: settings)
         return try throughHead(loss, f, hasPrototypes: prototypes != nil)
     }
 
     /// The forget part from embeddings through the head (labels passed, so margins apply).
-    public static func forgetPart<T: TrainScalar>(head: ClassifierHead, headWeight: [T], headBias: [T]? = nil, embeddings: [T],
-                                                  labels: [Int], prototypes: PrototypeTable? = nil,
-                                                  settings: ObjectiveSettings) throws -> BatchLoss<T> {
+    public static func forgetPart<T: TrainScalar>(
+        head: ClassifierHead, headWeight: [T], headBias: [T]? = nil, embeddings: [T],
+        labels: [Int], prototypes: PrototypeTable? = nil,
+        settings: ObjectiveSettings
+    ) throws -> BatchLoss<T> {
         let f = try head.forward(embeddings: embeddings, weight: headWeight, bias: headBias, labels: labels)
-        let loss = try forgetPart(logits: f.logits, labels: labels, classes: head.classes,
-                                  embeddings: prototypes == nil ? [] : embeddings, prototypes: prototypes, settings: settings)
+        let loss = try forgetPart(
+            logits: f.logits, labels: labels, classes: head.classes,
+            embeddings: prototypes == nil ? [] : embeddings, prototypes: prototypes, settings: settings)
         return try throughHead(loss, f, hasPrototypes: prototypes != nil)
     }
 
@@ -160,10 +176,12 @@ public enum GSLoRAObjective {
         retainEmbeddings: [T] = [], forgetEmbeddings: [T] = [], prototypes: PrototypeTable? = nil,
         lora: [[T]] = [], lasso: GroupLasso? = nil, settings: ObjectiveSettings
     ) throws -> ObjectiveResult<T> {
-        let r = try retainPart(logits: retainLogits, labels: retainLabels, classes: classes, embeddings: retainEmbeddings,
-                               prototypes: prototypes, settings: settings)
-        let f = try forgetPart(logits: forgetLogits, labels: forgetLabels, classes: classes, embeddings: forgetEmbeddings,
-                               prototypes: prototypes, settings: settings)
+        let r = try retainPart(
+            logits: retainLogits, labels: retainLabels, classes: classes, embeddings: retainEmbeddings,
+            prototypes: prototypes, settings: settings)
+        let f = try forgetPart(
+            logits: forgetLogits, labels: forgetLabels, classes: classes, embeddings: forgetEmbeddings,
+            prototypes: prototypes, settings: settings)
         return try combine(r, f, lora: lora, lasso: lasso, settings: settings)
     }
 
@@ -174,25 +192,31 @@ public enum GSLoRAObjective {
         retainEmbeddings: [T], retainLabels: [Int], forgetEmbeddings: [T], forgetLabels: [Int],
         prototypes: PrototypeTable? = nil, lora: [[T]] = [], lasso: GroupLasso? = nil, settings: ObjectiveSettings
     ) throws -> ObjectiveResult<T> {
-        let r = try retainPart(head: head, headWeight: headWeight, headBias: headBias, embeddings: retainEmbeddings,
-                               labels: retainLabels, prototypes: prototypes, settings: settings)
-        let f = try forgetPart(head: head, headWeight: headWeight, headBias: headBias, embeddings: forgetEmbeddings,
-                               labels: forgetLabels, prototypes: prototypes, settings: settings)
+        let r = try retainPart(
+            head: head, headWeight: headWeight, headBias: headBias, embeddings: retainEmbeddings,
+            labels: retainLabels, prototypes: prototypes, settings: settings)
+        let f = try forgetPart(
+            head: head, headWeight: headWeight, headBias: headBias, embeddings: forgetEmbeddings,
+            labels: forgetLabels, prototypes: prototypes, settings: settings)
         return try combine(r, f, lora: lora, lasso: lasso, settings: settings)
     }
 
     /// Sums the parts into L_total = CE_r + β·max(0, BND − CE_f) + α·L_struct + L_pro and its logged terms.
-    public static func combine<T: TrainScalar>(_ r: BatchLoss<T>, _ f: BatchLoss<T>, lora: [[T]] = [], lasso: GroupLasso? = nil,
-                                               settings: ObjectiveSettings) throws -> ObjectiveResult<T> {
+    public static func combine<T: TrainScalar>(
+        _ r: BatchLoss<T>, _ f: BatchLoss<T>, lora: [[T]] = [], lasso: GroupLasso? = nil,
+        settings: ObjectiveSettings
+    ) throws -> ObjectiveResult<T> {
         let s = try lasso.map { try structurePart(lora: lora, lasso: $0, settings: settings) }
         let bounded = max(0, settings.bound - f.ce)
         var proto = 0.0
         if let k = f.kl { proto += settings.prototypeForgetWeight * max(0, settings.prototypeMargin - k) }
         if let k = r.kl { proto += settings.prototypeRetainWeight * k }
-        let terms = LossTerms(ceRetain: r.ce, ceForget: f.ce, boundedForget: bounded, boundedForgetActive: settings.bound - f.ce > 0,
-                              structure: s?.norms.loss, groupNorms: s?.norms, klForget: f.kl, klRetain: r.kl,
-                              prototypeTerm: proto, total: r.value + f.value + (s?.value ?? 0))
-        return ObjectiveResult(terms: terms, retain: r, forget: f,
-                               gradLoRA: s?.gradLoRA ?? lora.map { [T](repeating: 0, count: $0.count) })
+        let terms = LossTerms(
+            ceRetain: r.ce, ceForget: f.ce, boundedForget: bounded, boundedForgetActive: settings.bound - f.ce > 0,
+            structure: s?.norms.loss, groupNorms: s?.norms, klForget: f.kl, klRetain: r.kl,
+            prototypeTerm: proto, total: r.value + f.value + (s?.value ?? 0))
+        return ObjectiveResult(
+            terms: terms, retain: r, forget: f,
+            gradLoRA: s?.gradLoRA ?? lora.map { [T](repeating: 0, count: $0.count) })
     }
 }

@@ -1,7 +1,7 @@
 import Apply
 import Dispatch
-import Foundation
 import Format
+import Foundation
 
 /// How to pre-train a face-style ViT from scratch (spec/TRAINING.md §A.10): every parameter trains, CosFace head included;
 /// AdamW with no decay on tensors of ndim ≤ 1 and biases; cosine schedule with linear warm-up from `warmupLR`.
@@ -33,9 +33,11 @@ public struct PretrainOptions: Codable, Equatable, Sendable {
     /// The model these options describe, for `classes` classes (attention scale width^-0.5, as the face model).
     public func config(classes: Int) throws -> ModelConfig {
         func need(_ ok: Bool, _ option: String, _ why: String) throws { if !ok { throw TrainerError.badOption(option: option, problem: why) } }
-        for (v, n) in [(imageSize, "--image-size"), (patchSize, "--patch-size"), (channels, "--channels"), (width, "--width"),
-                       (depth, "--depth"), (heads, "--heads"), (mlpWidth, "--mlp-width"), (epochs, "--epochs"),
-                       (batchSize, "--batch-size"), (evalBatch, "--eval-batch")] {
+        for (v, n) in [
+            (imageSize, "--image-size"), (patchSize, "--patch-size"), (channels, "--channels"), (width, "--width"),
+            (depth, "--depth"), (heads, "--heads"), (mlpWidth, "--mlp-width"), (epochs, "--epochs"),
+            (batchSize, "--batch-size"), (evalBatch, "--eval-batch")
+        ] {
             try need(v >= 1 && v <= 1 << 16, n, "must lie in 1…65536 (got \(v))")
         }
         try need(imageSize % patchSize == 0, "--patch-size", "\(patchSize) does not divide the image size \(imageSize)")
@@ -47,10 +49,11 @@ public struct PretrainOptions: Codable, Equatable, Sendable {
         try need(lr.isFinite && lr >= 0 && minLR.isFinite && minLR >= 0 && warmupLR.isFinite && warmupLR >= 0, "--lr", "learning rates must be finite and ≥ 0")
         try need(weightDecay.isFinite && weightDecay >= 0, "--weight-decay", "must be finite and ≥ 0")
         try need(classes >= 2, "--data", "pre-training needs at least two classes (got \(classes))")
-        return ModelConfig(family: .faceViT, imageSize: imageSize, patchSize: patchSize, channels: channels, width: width, depth: depth,
-                           heads: heads, headDim: width / heads, mlpWidth: mlpWidth, numClasses: classes,
-                           head: ModelConfig.Head(kind: .cosface, s: s, m: m), attentionScale: 1 / Double(width).squareRoot(),
-                           layerNormEps: 1e-5, qkvBias: false)
+        return ModelConfig(
+            family: .faceViT, imageSize: imageSize, patchSize: patchSize, channels: channels, width: width, depth: depth,
+            heads: heads, headDim: width / heads, mlpWidth: mlpWidth, numClasses: classes,
+            head: ModelConfig.Head(kind: .cosface, s: s, m: m), attentionScale: 1 / Double(width).squareRoot(),
+            layerNormEps: 1e-5, qkvBias: false)
     }
 }
 
@@ -97,7 +100,9 @@ public final class PretrainStep {
     private let grads: [FloatBuffer]
 
     public init(model: ViT, weightDecay: Double = 0.05) throws {
-        guard model.adapters.isEmpty else { throw TrainerError.badOption(option: "model", problem: "pre-training trains the backbone itself; remove the adapters") }
+        guard model.adapters.isEmpty else {
+            throw TrainerError.badOption(option: "model", problem: "pre-training trains the backbone itself; remove the adapters")
+        }
         self.model = model
         let c = model.config
         head = try ClassifierHead(c.head, classes: c.numClasses, dim: c.width)
@@ -141,17 +146,22 @@ public final class PretrainStep {
     }
 
     /// Loss, train accuracy (margin logits) and phase timings of one step; the parameters are updated in place.
-    public func step(images: UnsafeBufferPointer<Float>, labels: [Int], lr: Double, dropout: Float) throws -> (loss: Double, accuracy: Double, timings: StepTimings) {
-        try step(images: images, labels: labels, rows: 0..<labels.count, total: labels.count, communicator: SingleProcess(), lr: lr,
-                 dropout: dropout)
+    public func step(images: UnsafeBufferPointer<Float>, labels: [Int], lr: Double, dropout: Float) throws -> (
+        loss: Double, accuracy: Double, timings: StepTimings
+    ) {
+        try step(
+            images: images, labels: labels, rows: 0..<labels.count, total: labels.count, communicator: SingleProcess(), lr: lr,
+            dropout: dropout)
     }
 
     /// One step of a data-parallel run in which this rank holds `rows` of a global batch of `total` images (all of
     /// them on one process): the CE gradient is scaled to this rank's share of the global mean, every gradient is
     /// summed over the ranks (bucketed allreduces), and every rank takes the same AdamW step. Dropout is drawn per
     /// global sample. Loss and accuracy are the global batch's. Alone, this is exactly the one-process step.
-    public func step(images: UnsafeBufferPointer<Float>, labels: [Int], rows: Range<Int>, total: Int, communicator: Communicator,
-                     lr: Double, dropout: Float) throws -> (loss: Double, accuracy: Double, timings: StepTimings) {
+    public func step(
+        images: UnsafeBufferPointer<Float>, labels: [Int], rows: Range<Int>, total: Int, communicator: Communicator,
+        lr: Double, dropout: Float
+    ) throws -> (loss: Double, accuracy: Double, timings: StepTimings) {
         guard labels.count == rows.count, total > 0, rows.upperBound <= total else {
             throw TrainError.invalidArgument("\(labels.count) local labels for rows \(rows) of a batch of \(total)")
         }
@@ -170,8 +180,9 @@ public final class PretrainStep {
             defer { model.dropoutSamples = nil }
             let out = try timed(\.forward) { try model.forward(images: images, batch: labels.count, labels: labels, mode: .train(dropout: dropout)) }
             let (ce, g) = try timed(\.loss) { () throws -> (CrossEntropyResult<Float>, HeadGradients<Float>) in
-                let f = try head.forward(embeddings: out.embeddings, weight: model.parameters.head.weight.array,
-                                         bias: model.parameters.head.bias?.array, labels: labels)
+                let f = try head.forward(
+                    embeddings: out.embeddings, weight: model.parameters.head.weight.array,
+                    bias: model.parameters.head.bias?.array, labels: labels)
                 let ce = try CrossEntropy.mean(logits: f.logits, labels: labels, classes: head.classes)
                 // This rank's rows' share of the global batch mean (the factor is 1 alone).
                 let share = Float(Double(labels.count) / Double(total))
@@ -220,7 +231,11 @@ public final class Pretrainer {
     public init(options: PretrainOptions, data: TrainData) throws {
         config = try options.config(classes: data.train.classNames.count)
         guard data.train.channels == options.channels, data.train.height == options.imageSize, data.train.width == options.imageSize else {
-            throw TrainerError.badData(path: data.source, problem: "images are \(data.train.channels)×\(data.train.height)×\(data.train.width), the model takes \(options.channels)×\(options.imageSize)×\(options.imageSize)")
+            throw TrainerError.badData(
+                path: data.source,
+                problem:
+                    "images are \(data.train.channels)×\(data.train.height)×\(data.train.width), the model takes \(options.channels)×\(options.imageSize)×\(options.imageSize)"
+            )
         }
         self.options = options
         self.data = data
@@ -248,19 +263,23 @@ public final class Pretrainer {
                 var dropoutRNG = SplitMix64(seed: o.seed, stream: 1 << 40 | UInt64(taken))
                 model.dropoutSeed = dropoutRNG.next()
                 let s0 = DispatchTime.now().uptimeNanoseconds
-                let r = try step.step(images: UnsafeBufferPointer(buf.buffer), labels: labels, rows: rows, total: b.count,
-                                      communicator: communicator, lr: lr, dropout: Float(o.dropout))
+                let r = try step.step(
+                    images: UnsafeBufferPointer(buf.buffer), labels: labels, rows: rows, total: b.count,
+                    communicator: communicator, lr: lr, dropout: Float(o.dropout))
                 taken += 1
                 lossSum += r.loss * Double(b.count)
                 correct += r.accuracy * Double(b.count) / 100
                 seen += b.count
-                onEvent?(.step(epoch: e, step: i + 1, steps: batches.count, loss: r.loss, accuracy: r.accuracy,
-                               imagesPerSecond: Double(b.count) / (Double(DispatchTime.now().uptimeNanoseconds - s0) / 1e9)))
+                onEvent?(
+                    .step(
+                        epoch: e, step: i + 1, steps: batches.count, loss: r.loss, accuracy: r.accuracy,
+                        imagesPerSecond: Double(b.count) / (Double(DispatchTime.now().uptimeNanoseconds - s0) / 1e9)))
             }
             let test = try accuracies(model)
-            let rec = PretrainEpoch(epoch: e, lr: lr, loss: lossSum / Double(seen), trainAccuracy: 100 * correct / Double(seen),
-                                    testAccuracy: test.plain, testAccuracyMargin: test.margin,
-                                    seconds: Double(DispatchTime.now().uptimeNanoseconds - e0) / 1e9)
+            let rec = PretrainEpoch(
+                epoch: e, lr: lr, loss: lossSum / Double(seen), trainAccuracy: 100 * correct / Double(seen),
+                testAccuracy: test.plain, testAccuracyMargin: test.margin,
+                seconds: Double(DispatchTime.now().uptimeNanoseconds - e0) / 1e9)
             epochs.append(rec)
             onEvent?(.epochFinished(rec))
         }
@@ -271,8 +290,9 @@ public final class Pretrainer {
         if communicator.isRoot { try GSLRWriter.write(output, header: header, tensors: tensors) }
         try communicator.barrier()
         let written = try GSLRFile.open(output)
-        return PretrainReport(output: output, fingerprint: written.fingerprint, parameters: tensors.reduce(0) { $0 + $1.count },
-                              epochs: epochs, seconds: Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9)
+        return PretrainReport(
+            output: output, fingerprint: written.fingerprint, parameters: tensors.reduce(0) { $0 + $1.count },
+            epochs: epochs, seconds: Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9)
     }
 
     /// Test accuracy (percent), plain argmax and margin criterion.
@@ -280,8 +300,9 @@ public final class Pretrainer {
         let test = data.test
         func acc(_ margin: Bool) throws -> Double {
             let p = try test.withPixels {
-                try BatchedForward.predict(model, images: $0, labels: test.labels, margin: margin, batchSize: options.evalBatch,
-                                           communicator: communicator)
+                try BatchedForward.predict(
+                    model, images: $0, labels: test.labels, margin: margin, batchSize: options.evalBatch,
+                    communicator: communicator)
             }
             return 100 * Double(zip(p, test.labels).filter { $0 == $1 }.count) / Double(test.count)
         }

@@ -4,8 +4,9 @@ import Foundation
 public enum ProgressLine {
     /// `task 1/4  epoch 3/100  step 120/5000  loss 43.21 (ce_r 42.00 ce_f 42.21 struct 3.46)  acc r 75.0 f 12.5  96 img/s  ETA 1h02m`
     public static func render(_ s: StepReport, tasks: Int) -> String {
-        var line = String(format: "task %d/%d  epoch %d/%d  step %d/%d  loss %.4g (ce_r %.4g ce_f %.4g", s.task, tasks, s.epoch + 1, s.epochs,
-                          s.step, s.steps, s.total, s.ceRetain, s.ceForget)
+        var line = String(
+            format: "task %d/%d  epoch %d/%d  step %d/%d  loss %.4g (ce_r %.4g ce_f %.4g", s.task, tasks, s.epoch + 1, s.epochs,
+            s.step, s.steps, s.total, s.ceRetain, s.ceForget)
         if let st = s.structure { line += String(format: " struct %.4g", st) }
         if let k = s.klForget { line += String(format: " kl_f %.3g", k) }
         line += String(format: ")  train acc r %.1f f %.1f  %.0f img/s  ETA ", s.accRetain, s.accForget, s.imagesPerSecond) + duration(s.eta)

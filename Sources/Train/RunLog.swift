@@ -1,5 +1,5 @@
-import Foundation
 import Format
+import Foundation
 
 /// `--log run.jsonl`: one JSON object per line (every step, every evaluation, every saved state, every finished
 /// task), appended and flushed as they happen so a crashed run keeps its log.
@@ -41,8 +41,11 @@ public final class RunLog {
             try write("eval", EvalLine(task: task, phase: phase, metrics: m, h: h))
         case let .stateSaved(path): try write("state", ["path": path])
         case let .taskStarted(task, c, nf, nr, steps):
-            try write("task_start", TaskStartLine(task: task, forget: c.forget, retain: c.retain, old: c.old, missing: c.missing,
-                                                  forgetSamples: nf, retainSamples: nr, steps: steps))
+            try write(
+                "task_start",
+                TaskStartLine(
+                    task: task, forget: c.forget, retain: c.retain, old: c.old, missing: c.missing,
+                    forgetSamples: nf, retainSamples: nr, steps: steps))
         case let .taskFinished(r): try write("task", r)
         }
     }

@@ -70,8 +70,9 @@ public enum TrainingSubset {
             retainSet = try ratio(try index.samples(of: classes.retain), ratio: o.dataRatio, rng: &rng)
         }
         for (set, name) in [(forgetSet, "forget"), (retainSet, "retain")] where set.isEmpty {
-            throw TrainerError.badOption(option: o.shots == nil ? "--data-ratio" : "--shots",
-                                         problem: "task \(t + 1) draws no \(name) training image; raise it or use more data")
+            throw TrainerError.badOption(
+                option: o.shots == nil ? "--data-ratio" : "--shots",
+                problem: "task \(t + 1) draws no \(name) training image; raise it or use more data")
         }
         return (forgetSet, retainSet)
     }

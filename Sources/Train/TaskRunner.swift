@@ -1,12 +1,14 @@
 import Apply
 import Dispatch
-import Foundation
 import Format
+import Foundation
 
 extension Trainer {
     /// One forgetting task on `weights` (the base: backbone ⊕ earlier adapters); folds its adapter into `weights`.
-    func runTask(_ t: Int, order: [Int], weights: inout MergedWeights, backboneFingerprint: String, finished: [String],
-                 resume: Bool) throws -> TaskReport {
+    func runTask(
+        _ t: Int, order: [Int], weights: inout MergedWeights, backboneFingerprint: String, finished: [String],
+        resume: Bool
+    ) throws -> TaskReport {
         let t0 = DispatchTime.now().uptimeNanoseconds
         let c = backbone.config, o = options
         let classes = try o.taskClasses(order: order, task: t)
@@ -23,16 +25,18 @@ extension Trainer {
 
         // Fresh adapter: loralib's A ~ U(±1/√in) (a = √5) for the first task, a = √50 later (spec/TRAINING.md §4.12).
         var initRNG = SplitMix64(seed: o.seed, stream: 32 + UInt64(t))
-        let adapter = try LoRAAdapter(config: c, rank: o.rank, scaling: Float(o.loraAlpha / Double(o.rank)),
-                                      gain: t == 0 ? 1 : Float((6.0 / 51.0).squareRoot()), seed: initRNG.next())
+        let adapter = try LoRAAdapter(
+            config: c, rank: o.rank, scaling: Float(o.loraAlpha / Double(o.rank)),
+            gain: t == 0 ? 1 : Float((6.0 / 51.0).squareRoot()), seed: initRNG.next())
         let model = try ViT(config: c, parameters: base.parameters, adapters: [adapter])
         model.precision = o.precision
         guard let grouping = LoRAGrouping(rawValue: o.grouping) else { throw TrainerError.badOption(option: "--grouping", problem: o.grouping) }
         let step = try GSLoRAStep(model: model, grouping: grouping, weightDecay: o.weightDecay)
         let schedule = try CosineSchedule(baseLR: o.lr, minLR: o.minLR, epochs: o.epochs(task: t))
         var pairingRNG = SplitMix64(seed: o.seed, stream: 48 + UInt64(t))
-        var pairing = try BatchPairing(retain: retainSet, forget: forgetSet, batchSize: o.batchSize, seed: pairingRNG.next(),
-                                       fewShotSingleStep: o.shots != nil && o.tasks == 1)
+        var pairing = try BatchPairing(
+            retain: retainSet, forget: forgetSet, batchSize: o.batchSize, seed: pairingRNG.next(),
+            fewShotSingleStep: o.shots != nil && o.tasks == 1)
         var ema: DeltaEMA?
         if o.plus, let start = o.emaStart { ema = try DeltaEMA(startEpoch: start, decay: o.emaDecay) }
         let emaShapes = (0..<c.depth).flatMap { _ in [[c.mlpWidth, c.width], [c.width, c.mlpWidth]] }
@@ -42,7 +46,11 @@ extension Trainer {
         if resume {
             let s = try TrainState.read(statePath, names: names, shapes: shapes, emaShapes: emaShapes)
             guard s.record.baseFingerprint == baseFingerprint else {
-                throw TrainerError.badState(path: statePath, problem: "task \(t + 1) trained on base \(s.record.baseFingerprint), but the base rebuilt from the backbone and earlier adapters is \(baseFingerprint)")
+                throw TrainerError.badState(
+                    path: statePath,
+                    problem:
+                        "task \(t + 1) trained on base \(s.record.baseFingerprint), but the base rebuilt from the backbone and earlier adapters is \(baseFingerprint)"
+                )
             }
             for (buf, v) in zip(step.factors.values, s.factors) { v.withUnsafeBufferPointer { buf.pointer.update(from: $0.baseAddress!, count: v.count) } }
             try step.optimizer.restore(steps: s.record.adamSteps, expAvg: s.expAvg, expAvgSq: s.expAvgSq)
@@ -58,11 +66,14 @@ extension Trainer {
 
         func save(epoch: Int, stepInEpoch: Int) throws {
             guard communicator.isRoot else { return }
-            let rec = TrainState.Record(options: o, backboneFingerprint: backboneFingerprint, baseFingerprint: baseFingerprint,
-                                        adapterFingerprints: finished, task: t, epoch: epoch, stepInEpoch: stepInEpoch, taskStep: taskStep,
-                                        adamSteps: step.optimizer.steps, emaCount: 0)
-            try TrainState(record: rec, factors: step.factors.values.map(\.array), expAvg: step.optimizer.expAvg,
-                           expAvgSq: step.optimizer.expAvgSq, ema: ema?.deltas).write(statePath, names: names, shapes: shapes, emaShapes: emaShapes)
+            let rec = TrainState.Record(
+                options: o, backboneFingerprint: backboneFingerprint, baseFingerprint: baseFingerprint,
+                adapterFingerprints: finished, task: t, epoch: epoch, stepInEpoch: stepInEpoch, taskStep: taskStep,
+                adamSteps: step.optimizer.steps, emaCount: 0)
+            try TrainState(
+                record: rec, factors: step.factors.values.map(\.array), expAvg: step.optimizer.expAvg,
+                expAvgSq: step.optimizer.expAvgSq, ema: ema?.deltas
+            ).write(statePath, names: names, shapes: shapes, emaShapes: emaShapes)
             onEvent?(.stateSaved(path: statePath))
         }
 
@@ -80,35 +91,42 @@ extension Trainer {
             let settings = try o.objective(task: t, epoch: e)
             for (i, pair) in pairs.enumerated() where e > startEpoch || i >= startStep {
                 // This rank's rows of the global pair (all of it in one process).
-                let rows = GlobalRows(retainTotal: pair.retain.count, forgetTotal: pair.forget.count, rank: communicator.rank,
-                                      size: communicator.size)
+                let rows = GlobalRows(
+                    retainTotal: pair.retain.count, forgetTotal: pair.forget.count, rank: communicator.rank,
+                    size: communicator.size)
                 data.train.gather(Array(pair.retain[rows.retain]), into: rBuf, labels: &rLabels)
                 data.train.gather(Array(pair.forget[rows.forget]), into: fBuf, labels: &fLabels)
                 var dropoutRNG = SplitMix64(seed: o.seed, stream: (UInt64(t + 1) << 40) | UInt64(taskStep))
                 model.dropoutSeed = dropoutRNG.next()
                 let s0 = DispatchTime.now().uptimeNanoseconds
-                let r = communicator.size == 1
-                    ? try step.step(retainImages: UnsafeBufferPointer(rBuf.buffer), retainLabels: rLabels,
-                                    forgetImages: UnsafeBufferPointer(fBuf.buffer), forgetLabels: fLabels, prototypes: prototypes,
-                                    settings: settings, lr: lr, dropout: Float(o.dropout), structure: o.structureOn(epoch: e),
-                                    forgetFirst: pairing.driver == .forget, marginAccuracy: o.marginEval)
-                    : try step.dataParallelStep(retainImages: UnsafeBufferPointer(rBuf.buffer), retainLabels: rLabels,
-                                                forgetImages: UnsafeBufferPointer(fBuf.buffer), forgetLabels: fLabels, rows: rows,
-                                                communicator: communicator, prototypes: prototypes, settings: settings, lr: lr,
-                                                dropout: Float(o.dropout), structure: o.structureOn(epoch: e),
-                                                forgetFirst: pairing.driver == .forget, marginAccuracy: o.marginEval)
+                let r =
+                    communicator.size == 1
+                    ? try step.step(
+                        retainImages: UnsafeBufferPointer(rBuf.buffer), retainLabels: rLabels,
+                        forgetImages: UnsafeBufferPointer(fBuf.buffer), forgetLabels: fLabels, prototypes: prototypes,
+                        settings: settings, lr: lr, dropout: Float(o.dropout), structure: o.structureOn(epoch: e),
+                        forgetFirst: pairing.driver == .forget, marginAccuracy: o.marginEval)
+                    : try step.dataParallelStep(
+                        retainImages: UnsafeBufferPointer(rBuf.buffer), retainLabels: rLabels,
+                        forgetImages: UnsafeBufferPointer(fBuf.buffer), forgetLabels: fLabels, rows: rows,
+                        communicator: communicator, prototypes: prototypes, settings: settings, lr: lr,
+                        dropout: Float(o.dropout), structure: o.structureOn(epoch: e),
+                        forgetFirst: pairing.driver == .forget, marginAccuracy: o.marginEval)
                 let now = DispatchTime.now().uptimeNanoseconds
                 taskStep += 1
                 stepsRun += 1
                 if let onEvent {
                     let pace = Double(now - loopStart) / 1e9 / Double(stepsRun)
                     let left = (totalSteps - taskStep) + (o.tasks - t - 1) * totalSteps
-                    onEvent(.step(StepReport(task: t + 1, epoch: e, epochs: o.epochs(task: t), step: taskStep, steps: totalSteps, lr: lr,
-                                             ceRetain: r.terms.ceRetain, ceForget: r.terms.ceForget, boundedForget: r.terms.boundedForget,
-                                             structure: r.terms.structure, klForget: r.terms.klForget, prototypeTerm: r.terms.prototypeTerm,
-                                             total: r.terms.total, accRetain: r.retainAccuracy, accForget: r.forgetAccuracy,
-                                             imagesPerSecond: Double(pair.retain.count + pair.forget.count) / (Double(now - s0) / 1e9),
-                                             eta: pace * Double(left), seconds: Double(now - s0) / 1e9)))
+                    onEvent(
+                        .step(
+                            StepReport(
+                                task: t + 1, epoch: e, epochs: o.epochs(task: t), step: taskStep, steps: totalSteps, lr: lr,
+                                ceRetain: r.terms.ceRetain, ceForget: r.terms.ceForget, boundedForget: r.terms.boundedForget,
+                                structure: r.terms.structure, klForget: r.terms.klForget, prototypeTerm: r.terms.prototypeTerm,
+                                total: r.terms.total, accRetain: r.retainAccuracy, accForget: r.forgetAccuracy,
+                                imagesPerSecond: Double(pair.retain.count + pair.forget.count) / (Double(now - s0) / 1e9),
+                                eta: pace * Double(left), seconds: Double(now - s0) / 1e9)))
                 }
                 if o.evalEvery > 0 && taskStep % o.evalEvery == 0 {
                     let m = try evaluate(model, classes)
@@ -141,23 +159,26 @@ extension Trainer {
         numbers["steps"] = Double(totalSteps)
         numbers["forget_samples"] = Double(forgetSet.count)
         numbers["retain_samples"] = Double(retainSet.count)
-        let record = TaskRecord(index: t + 1, forget: classes.forget, retain: classes.retain, old: classes.old, settings: o.settings,
-                                metrics: numbers)
+        let record = TaskRecord(
+            index: t + 1, forget: classes.forget, retain: classes.retain, old: classes.old, settings: o.settings,
+            metrics: numbers)
         let (header, tensors) = try AdapterOutput.build(step: step, options: o, task: record, baseFingerprint: baseFingerprint)
         let path = adapterPath(task: t)
         let file = try writtenByRoot(path) { try AdapterOutput.write(path, header: header, tensors: tensors, pruneThreshold: o.pruneThreshold) }
         try weights.fold(file)
-        return TaskReport(index: t + 1, forget: classes.forget, retain: classes.retain, old: classes.old, missing: classes.missing,
-                          forgetSamples: forgetSet.count, retainSamples: retainSet.count, steps: totalSteps, adapter: path,
-                          adapterFingerprint: file.fingerprint, baseFingerprint: baseFingerprint, before: before, after: after, h: h,
-                          ema: emaMetrics, groupNorms: file.info.groups.map(\.norm),
-                          prunedGroups: file.info.groups.filter { $0.state == .pruned }.count,
-                          seconds: Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9)
+        return TaskReport(
+            index: t + 1, forget: classes.forget, retain: classes.retain, old: classes.old, missing: classes.missing,
+            forgetSamples: forgetSet.count, retainSamples: retainSet.count, steps: totalSteps, adapter: path,
+            adapterFingerprint: file.fingerprint, baseFingerprint: baseFingerprint, before: before, after: after, h: h,
+            ema: emaMetrics, groupNorms: file.info.groups.map(\.norm),
+            prunedGroups: file.info.groups.filter { $0.state == .pruned }.count,
+            seconds: Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9)
     }
 
     func evaluate(_ model: ViT, _ classes: TaskClasses) throws -> TaskMetrics {
-        try TaskEvaluation.evaluate(model, test: data.test, classes: classes, margin: options.marginEval, batch: options.evalBatch,
-                                    communicator: communicator)
+        try TaskEvaluation.evaluate(
+            model, test: data.test, classes: classes, margin: options.marginEval, batch: options.evalBatch,
+            communicator: communicator)
     }
 
     static func h(_ before: TaskMetrics, _ now: TaskMetrics) -> Double? {
@@ -183,8 +204,9 @@ extension Trainer {
     static func deltas(_ a: LoRAAdapter) throws -> [[Float]] {
         try (0..<a.fc1.count).flatMap { i in
             try [a.fc1[i], a.fc2[i]].map { f in
-                try loraDelta(a: f.a.array, b: f.b.array, rank: f.rank, inFeatures: f.inFeatures, outFeatures: f.outFeatures,
-                              scale: Double(a.scaling))
+                try loraDelta(
+                    a: f.a.array, b: f.b.array, rank: f.rank, inFeatures: f.inFeatures, outFeatures: f.outFeatures,
+                    scale: Double(a.scaling))
             }
         }
     }

@@ -1,6 +1,6 @@
 import Apply
-import Foundation
 import Format
+import Foundation
 
 /// The resumable state of a forgetting run, written to `OUTDIR/state.gslr` after every epoch and on interrupt.
 ///

@@ -1,7 +1,7 @@
 import Apply
 import Dispatch
-import Foundation
 import Format
+import Foundation
 
 /// Single-step and continual GS-LoRA(++) forgetting (spec/TRAINING.md §A.9):
 ///
@@ -33,7 +33,10 @@ public final class Trainer {
         try options.validate(classes: backbone.config.numClasses)
         let c = backbone.config
         guard data.train.channels == c.channels, data.train.height == c.imageSize, data.train.width == c.imageSize else {
-            throw TrainerError.badData(path: data.source, problem: "images are \(data.train.channels)×\(data.train.height)×\(data.train.width), the model takes \(c.channels)×\(c.imageSize)×\(c.imageSize)")
+            throw TrainerError.badData(
+                path: data.source,
+                problem:
+                    "images are \(data.train.channels)×\(data.train.height)×\(data.train.width), the model takes \(c.channels)×\(c.imageSize)×\(c.imageSize)")
         }
         guard data.train.classNames.count <= c.numClasses else {
             throw TrainerError.badData(path: data.source, problem: "\(data.train.classNames.count) classes, the model has \(c.numClasses)")
@@ -46,7 +49,8 @@ public final class Trainer {
                 let tc = try options.taskClasses(order: order, task: t)
                 for k in tc.forget + tc.retain where (k < counts.count ? counts[k] : 0) < shots {
                     let name = k < data.train.classNames.count ? " ('\(data.train.classNames[k])')" : ""
-                    throw TrainerError.badOption(option: "--shots", problem: "class \(k)\(name) has \(k < counts.count ? counts[k] : 0) training images, fewer than \(shots) shots")
+                    throw TrainerError.badOption(
+                        option: "--shots", problem: "class \(k)\(name) has \(k < counts.count ? counts[k] : 0) training images, fewer than \(shots) shots")
                 }
             }
         }
@@ -74,13 +78,18 @@ public final class Trainer {
             }
             let rec = try TrainState.readRecord(statePath)
             guard rec.backboneFingerprint == backboneFingerprint else {
-                throw TrainerError.badState(path: statePath, problem: "it was written for a backbone with fingerprint \(rec.backboneFingerprint), but \(backbone.path) has \(backboneFingerprint)")
+                throw TrainerError.badState(
+                    path: statePath,
+                    problem: "it was written for a backbone with fingerprint \(rec.backboneFingerprint), but \(backbone.path) has \(backboneFingerprint)")
             }
             guard rec.options == options else {
-                throw TrainerError.badState(path: statePath, problem: "it was written with other training options (\(Self.differences(rec.options, options))); resume with the same options")
+                throw TrainerError.badState(
+                    path: statePath,
+                    problem: "it was written with other training options (\(Self.differences(rec.options, options))); resume with the same options")
             }
             guard rec.task < options.tasks, rec.adapterFingerprints.count == rec.task else {
-                throw TrainerError.badState(path: statePath, problem: "task \(rec.task + 1) of \(options.tasks) with \(rec.adapterFingerprints.count) finished adapters does not fit")
+                throw TrainerError.badState(
+                    path: statePath, problem: "task \(rec.task + 1) of \(options.tasks) with \(rec.adapterFingerprints.count) finished adapters does not fit")
             }
             saved = rec
         }
@@ -91,23 +100,28 @@ public final class Trainer {
                 // A finished task: its adapter must be the one the state recorded.
                 let path = adapterPath(task: t)
                 let file: AdapterFile
-                do { file = try AdapterFile.open(path) } catch { throw TrainerError.badState(path: path, problem: "cannot reopen a finished task's adapter: \(error)") }
+                do { file = try AdapterFile.open(path) } catch {
+                    throw TrainerError.badState(path: path, problem: "cannot reopen a finished task's adapter: \(error)")
+                }
                 guard file.fingerprint == rec.adapterFingerprints[t] else {
-                    throw TrainerError.badState(path: path, problem: "it changed since the state was written (fingerprint \(file.fingerprint), recorded \(rec.adapterFingerprints[t]))")
+                    throw TrainerError.badState(
+                        path: path, problem: "it changed since the state was written (fingerprint \(file.fingerprint), recorded \(rec.adapterFingerprints[t]))")
                 }
                 try weights.fold(file)
                 reports.append(try Self.report(from: file, path: path, steps: 0))
                 continue
             }
-            let report = try runTask(t, order: order, weights: &weights, backboneFingerprint: backboneFingerprint,
-                                     finished: reports.map(\.adapterFingerprint), resume: saved?.task == t)
+            let report = try runTask(
+                t, order: order, weights: &weights, backboneFingerprint: backboneFingerprint,
+                finished: reports.map(\.adapterFingerprint), resume: saved?.task == t)
             reports.append(report)
             onEvent?(.taskFinished(report))
         }
         if communicator.isRoot { try? FileManager.default.removeItem(atPath: statePath) }
-        return TrainReport(backbone: backbone.path, backboneFingerprint: backboneFingerprint, output: outputDirectory, classOrder: order,
-                           criterion: criterion, resumed: resume, tasks: reports,
-                           seconds: Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9)
+        return TrainReport(
+            backbone: backbone.path, backboneFingerprint: backboneFingerprint, output: outputDirectory, classOrder: order,
+            criterion: criterion, resumed: resume, tasks: reports,
+            seconds: Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9)
     }
 
     var criterion: String {
@@ -124,15 +138,17 @@ public final class Trainer {
     static func report(from file: AdapterFile, path: String, steps: Int) throws -> TaskReport {
         let task = file.info.task, m = task.metrics
         func metrics(_ p: String) -> TaskMetrics {
-            TaskMetrics(accRetain: m[p + "acc_r"], accForget: m[p + "acc_f"], accOld: m[p + "acc_o"], accMissing: m[p + "acc_m"],
-                        accRetainAll: m[p + "acc_r_all"])
+            TaskMetrics(
+                accRetain: m[p + "acc_r"], accForget: m[p + "acc_f"], accOld: m[p + "acc_o"], accMissing: m[p + "acc_m"],
+                accRetainAll: m[p + "acc_r_all"])
         }
         let ema = metrics("ema_")
-        return TaskReport(index: task.index, forget: task.forget, retain: task.retain, old: task.old, missing: [],
-                          forgetSamples: Int(m["forget_samples"] ?? 0), retainSamples: Int(m["retain_samples"] ?? 0), steps: Int(m["steps"] ?? 0),
-                          adapter: path, adapterFingerprint: file.fingerprint, baseFingerprint: file.info.baseFingerprint,
-                          before: metrics("before_"), after: metrics(""), h: m["h"], ema: ema == TaskMetrics() ? nil : ema,
-                          groupNorms: file.info.groups.map(\.norm), prunedGroups: file.info.groups.filter { $0.state == .pruned }.count,
-                          seconds: 0)
+        return TaskReport(
+            index: task.index, forget: task.forget, retain: task.retain, old: task.old, missing: [],
+            forgetSamples: Int(m["forget_samples"] ?? 0), retainSamples: Int(m["retain_samples"] ?? 0), steps: Int(m["steps"] ?? 0),
+            adapter: path, adapterFingerprint: file.fingerprint, baseFingerprint: file.info.baseFingerprint,
+            before: metrics("before_"), after: metrics(""), h: m["h"], ema: ema == TaskMetrics() ? nil : ema,
+            groupNorms: file.info.groups.map(\.norm), prunedGroups: file.info.groups.filter { $0.state == .pruned }.count,
+            seconds: 0)
     }
 }

@@ -13,8 +13,9 @@ public struct TrainBackbone: @unchecked Sendable {
 
     /// In-memory weights (canonical names), e.g. from `ModelImport` or a test.
     public init(config: ModelConfig, tensors: [Tensor], classes: [String]? = nil, source: String) throws {
-        try self.init(config: config, weights: try MergedWeights(tensors: tensors, model: config, source: source),
-                      modelTensors: Set(tensors.map(\.name)), classes: classes, path: source)
+        try self.init(
+            config: config, weights: try MergedWeights(tensors: tensors, model: config, source: source),
+            modelTensors: Set(tensors.map(\.name)), classes: classes, path: source)
     }
 
     public init(config: ModelConfig, weights: MergedWeights, modelTensors: Set<String>, classes: [String]?, path: String) throws {
@@ -33,13 +34,16 @@ public struct TrainBackbone: @unchecked Sendable {
         let file: GSLRFile
         do { file = try GSLRFile.open(path) } catch { throw TrainerError.badModel(path: path, problem: "\(error)") }
         guard file.kind == .backbone, let config = file.header.model else {
-            let what = file.kind == .adapter ? "it is an adapter, not a backbone; give the backbone it was trained on"
-                                             : "it is a .gslr of kind \(file.kind.rawValue) without a model config; convert the checkpoint with gslora-convert"
+            let what =
+                file.kind == .adapter
+                ? "it is an adapter, not a backbone; give the backbone it was trained on"
+                : "it is a .gslr of kind \(file.kind.rawValue) without a model config; convert the checkpoint with gslora-convert"
             throw TrainerError.badModel(path: path, problem: what)
         }
         let names = Set(file.tensors.map(\.name).filter { !$0.contains(".lora_") })
-        return try TrainBackbone(config: config, weights: try MergedWeights(file: file), modelTensors: names,
-                                 classes: file.header.classes, path: path)
+        return try TrainBackbone(
+            config: config, weights: try MergedWeights(file: file), modelTensors: names,
+            classes: file.header.classes, path: path)
     }
 
     /// The ViT over `weights` (no adapter).

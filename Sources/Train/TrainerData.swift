@@ -1,6 +1,6 @@
 import Apply
-import Foundation
 import Format
+import Foundation
 
 /// A labelled training set and its test set, preprocessed for one model, with one class-name → index map for both
 /// (spec/TRAINING.md §4 item 22).
@@ -12,7 +12,9 @@ public struct TrainData: @unchecked Sendable {
 
     public init(train: ImageSet, test: ImageSet, source: String) throws {
         guard train.imageSize == test.imageSize, train.channels == test.channels else {
-            throw TrainerError.badData(path: source, problem: "train images are \(train.channels)×\(train.height)×\(train.width), test images \(test.channels)×\(test.height)×\(test.width)")
+            throw TrainerError.badData(
+                path: source,
+                problem: "train images are \(train.channels)×\(train.height)×\(train.width), test images \(test.channels)×\(test.height)×\(test.width)")
         }
         guard train.count > 0 else { throw TrainerError.badData(path: source, problem: "the training set holds no images") }
         guard test.count > 0 else { throw TrainerError.badData(path: source, problem: "the test set holds no images") }
@@ -31,8 +33,10 @@ public struct TrainData: @unchecked Sendable {
     ///   together with `testData`;
     /// - an `.npy` of N×C×H×W float32 images with `labels` (and `testData` + `testLabels`).
     /// `classNames` are the model's (nil: the training folder's sorted names, or indices).
-    public static func load(data rawData: String, testData rawTest: String? = nil, labels: String? = nil, testLabels: String? = nil,
-                            classNames: [String]?, classes: Int, preprocessing: Preprocessing) throws -> TrainData {
+    public static func load(
+        data rawData: String, testData rawTest: String? = nil, labels: String? = nil, testLabels: String? = nil,
+        classNames: [String]?, classes: Int, preprocessing: Preprocessing
+    ) throws -> TrainData {
         let data = FashionMNIST.resolve(rawData), testData = rawTest.map(FashionMNIST.resolve)
         var isDir: ObjCBool = false
         guard FileManager.default.fileExists(atPath: data, isDirectory: &isDir) else {
@@ -40,14 +44,17 @@ public struct TrainData: @unchecked Sendable {
         }
         func load(_ path: String, labels: String?, split: String, names: [String]?) throws -> ImageSet {
             do {
-                let set = try EvalData.load(path: path, labels: labels, split: split, classNames: names, numClasses: classes,
-                                            preprocessing: preprocessing).set
+                let set = try EvalData.load(
+                    path: path, labels: labels, split: split, classNames: names, numClasses: classes,
+                    preprocessing: preprocessing
+                ).set
                 guard names == nil, set.classNames.count > (set.labels.max() ?? 0) + 1 else { return set }
                 // IDX and .npy data name no classes: keep as many as the labels use (Fashion-MNIST's names for it).
                 let used = (set.labels.max() ?? 0) + 1
                 let fashion = used == FashionMNIST.classNames.count && path.lowercased().contains("fashion")
-                return try ImageSet(images: set.images, labels: set.labels,
-                                    classNames: fashion ? FashionMNIST.classNames : (0..<used).map(String.init), paths: set.paths)
+                return try ImageSet(
+                    images: set.images, labels: set.labels,
+                    classNames: fashion ? FashionMNIST.classNames : (0..<used).map(String.init), paths: set.paths)
             } catch let e as TrainerError {
                 throw e
             } catch {
@@ -105,23 +112,32 @@ public struct TaskMetrics: Codable, Equatable, Sendable {
 enum TaskEvaluation {
     /// Predicts every test image of the task's classes and counts per class set. `margin`: the paper's face
     /// criterion (true class's logit minus the margin first); otherwise plain argmax.
-    static func evaluate(_ model: ViT, test: ImageSet, classes c: TaskClasses, margin: Bool, batch: Int,
-                         communicator: Communicator = SingleProcess()) throws -> TaskMetrics {
-        metrics(try counts(model, test: test, classes: c.retain + c.forget + c.old + c.missing, margin: margin, batch: batch,
-                           communicator: communicator), c)
+    static func evaluate(
+        _ model: ViT, test: ImageSet, classes c: TaskClasses, margin: Bool, batch: Int,
+        communicator: Communicator = SingleProcess()
+    ) throws -> TaskMetrics {
+        metrics(
+            try counts(
+                model, test: test, classes: c.retain + c.forget + c.old + c.missing, margin: margin, batch: batch,
+                communicator: communicator), c)
     }
 
     /// Per-class test counts of `model` over the test images of `classes` (the other classes count 0 images).
-    static func counts(_ model: ViT, test: ImageSet, classes wanted: [Int], margin: Bool, batch: Int,
-                       communicator: Communicator = SingleProcess()) throws -> ClassCounts {
+    static func counts(
+        _ model: ViT, test: ImageSet, classes wanted: [Int], margin: Bool, batch: Int,
+        communicator: Communicator = SingleProcess()
+    ) throws -> ClassCounts {
         // A test set may name fewer classes than the model has; those classes simply have no test images.
         var n = ClassCounts(classes: Set(wanted), samples: [Int](repeating: 0, count: max(test.classNames.count, model.config.numClasses)))
         n.correct = n.samples
         let idx = test.indices(ofClasses: wanted)
         guard !idx.isEmpty else { return n }
         let sub = test.subset(indices: idx)
-        let predictions = try sub.withPixels { try BatchedForward.predict(model, images: $0, labels: sub.labels, margin: margin, batchSize: batch,
-                                                                                   communicator: communicator) }
+        let predictions = try sub.withPixels {
+            try BatchedForward.predict(
+                model, images: $0, labels: sub.labels, margin: margin, batchSize: batch,
+                communicator: communicator)
+        }
         for (p, y) in zip(predictions, sub.labels) {
             n.samples[y] += 1
             if p == y { n.correct[y] += 1 }
@@ -135,8 +151,9 @@ enum TaskEvaluation {
             let total = set.reduce(0) { $0 + n.samples[$1] }
             return total > 0 ? 100 * Double(set.reduce(0) { $0 + n.correct[$1] }) / Double(total) : nil
         }
-        return TaskMetrics(accRetain: acc(c.retain), accForget: acc(c.forget), accOld: acc(c.old), accMissing: acc(c.missing),
-                           accRetainAll: c.missing.isEmpty ? nil : acc(c.retain + c.missing))
+        return TaskMetrics(
+            accRetain: acc(c.retain), accForget: acc(c.forget), accOld: acc(c.old), accMissing: acc(c.missing),
+            accRetainAll: c.missing.isEmpty ? nil : acc(c.retain + c.missing))
     }
 }
 

@@ -1,6 +1,6 @@
 import Apply
-import Foundation
 import Format
+import Foundation
 
 /// Everything a forgetting run is configured by (defaults: the CASIA continual GS-LoRA recipe, spec/TRAINING.md §A.7).
 /// Stored in the training state, so `--resume` can refuse a run configured differently, and in every adapter's
@@ -103,8 +103,9 @@ public struct TrainOptions: Codable, Equatable, Sendable {
             try need(all.count + missing < classes, "--forget", "leaves no class to retain")
         } else {
             let (tp, o) = tasks.multipliedReportingOverflow(by: classesPerTask)
-            try need(!o && tp + missing < classes, "--tasks/--classes-per-task",
-                     "\(tasks) tasks × \(classesPerTask) classes + \(missing) missing leave no class to retain among \(classes)")
+            try need(
+                !o && tp + missing < classes, "--tasks/--classes-per-task",
+                "\(tasks) tasks × \(classesPerTask) classes + \(missing) missing leave no class to retain among \(classes)")
         }
         _ = try objective(task: 0, epoch: 0)
     }
@@ -115,18 +116,21 @@ public struct TrainOptions: Codable, Equatable, Sendable {
             // Missing classes come first in the order among those no task forgets, so they are the same in every task.
             let all = Set(forget.flatMap { $0 }), done = Set(forget[0...t].flatMap { $0 })
             let missingClasses = Array(order.filter { !all.contains($0) }.prefix(missing)), m = Set(missingClasses)
-            return TaskClasses(retain: order.filter { !done.contains($0) && !m.contains($0) }, forget: forget[t].sorted(),
-                               old: forget[0..<t].flatMap { $0 }.sorted(), missing: missingClasses)
+            return TaskClasses(
+                retain: order.filter { !done.contains($0) && !m.contains($0) }, forget: forget[t].sorted(),
+                old: forget[0..<t].flatMap { $0 }.sorted(), missing: missingClasses)
         }
-        return try ForgettingSplit.continual(order: order, firstRetain: order.count - classesPerTask, perTask: classesPerTask,
-                                             task: t, missing: missing)
+        return try ForgettingSplit.continual(
+            order: order, firstRetain: order.count - classesPerTask, perTask: classesPerTask,
+            task: t, missing: missing)
     }
 
     /// The loss weights of task t at epoch e.
     public func objective(task t: Int, epoch e: Int) throws -> ObjectiveSettings {
-        try ObjectiveSettings(beta: perTask(beta, t), bound: bound, alpha: alphaSchedule.alpha(epoch: e),
-                              prototypeForgetWeight: plus ? perTask(prototypeForget, t) : 0, prototypeMargin: prototypeMargin,
-                              prototypeRetainWeight: plus ? prototypeRetain : 0)
+        try ObjectiveSettings(
+            beta: perTask(beta, t), bound: bound, alpha: alphaSchedule.alpha(epoch: e),
+            prototypeForgetWeight: plus ? perTask(prototypeForget, t) : 0, prototypeMargin: prototypeMargin,
+            prototypeRetainWeight: plus ? prototypeRetain : 0)
     }
 
     public var alphaSchedule: AlphaSchedule {

@@ -69,18 +69,22 @@ public final class GSLoRAStep {
     /// Both batches' images, in the order the forward takes them.
     var combinedImages: [Float] = []
 
-    public init(model: ViT, grouping: LoRAGrouping = .block, beta1: Double = 0.9, beta2: Double = 0.999, eps: Double = 1e-8,
-                weightDecay: Double = 0.05) throws {
+    public init(
+        model: ViT, grouping: LoRAGrouping = .block, beta1: Double = 0.9, beta2: Double = 0.999, eps: Double = 1e-8,
+        weightDecay: Double = 0.05
+    ) throws {
         guard model.adapters.count == 1, let adapter = model.adapters.first else {
-            throw TrainError.invalidArgument("a GS-LoRA step trains exactly one adapter; the model carries \(model.adapters.count) (fold earlier tasks into the base first)")
+            throw TrainError.invalidArgument(
+                "a GS-LoRA step trains exactly one adapter; the model carries \(model.adapters.count) (fold earlier tasks into the base first)")
         }
         self.model = model
         factors = LoRAFactorList(adapter)
         head = try ClassifierHead(model.config.head, classes: model.config.numClasses, dim: model.config.width)
         lasso = try GroupLasso(slots: try LoRASlot.parse(factors.names), grouping: grouping)
         self.grouping = grouping
-        optimizer = try AdamW(parameters: zip(factors.names, factors.shapes).map { ($0, $1) }, beta1: beta1, beta2: beta2,
-                              eps: eps, weightDecay: weightDecay)
+        optimizer = try AdamW(
+            parameters: zip(factors.names, factors.shapes).map { ($0, $1) }, beta1: beta1, beta2: beta2,
+            eps: eps, weightDecay: weightDecay)
         gradients = ViTGradients(model: model, parameters: false)
         gradBuffers = LoRAFactorList.buffers(gradients.lora[0])
         headWeight = model.parameters.head.weight.array
@@ -93,10 +97,12 @@ public final class GSLoRAStep {
     /// group-lasso term out entirely (α warm-up before its start epoch, as the single-step engine does).
     /// `forgetFirst` puts the forget batch first in the combined batch (single-step few-shot with forget driving, where
     /// the reference runs its forward first); only the dropout draws and the order of summation depend on it.
-    public func computeGradients(retainImages: UnsafeBufferPointer<Float>, retainLabels: [Int],
-                                 forgetImages: UnsafeBufferPointer<Float>, forgetLabels: [Int],
-                                 prototypes: PrototypeTable?, settings: ObjectiveSettings, dropout: Float,
-                                 structure: Bool = true, forgetFirst: Bool = false, marginAccuracy: Bool = false) throws -> StepResult {
+    public func computeGradients(
+        retainImages: UnsafeBufferPointer<Float>, retainLabels: [Int],
+        forgetImages: UnsafeBufferPointer<Float>, forgetLabels: [Int],
+        prototypes: PrototypeTable?, settings: ObjectiveSettings, dropout: Float,
+        structure: Bool = true, forgetFirst: Bool = false, marginAccuracy: Bool = false
+    ) throws -> StepResult {
         var timings = StepTimings()
         func timed<R>(_ slot: WritableKeyPath<StepTimings, Double>, _ body: () throws -> R) rethrows -> R {
             let t0 = DispatchTime.now().uptimeNanoseconds
@@ -120,19 +126,33 @@ public final class GSLoRAStep {
         let (forgetRows, retainRows) = forgetFirst ? (firstRows, secondRows) : (secondRows, firstRows)
         func rows<T>(_ v: [T], _ r: Range<Int>, _ width: Int) -> [T] { Array(v[(r.lowerBound * width)..<(r.upperBound * width)]) }
         let (retainLoss, forgetLoss): (BatchLoss<Float>, BatchLoss<Float>) = try timed(\.loss) {
-            (try GSLoRAObjective.retainPart(head: head, headWeight: headWeight, embeddings: rows(out.embeddings, retainRows, w),
-                                            labels: retainLabels, prototypes: prototypes, settings: settings),
-             try GSLoRAObjective.forgetPart(head: head, headWeight: headWeight, embeddings: rows(out.embeddings, forgetRows, w),
-                                            labels: forgetLabels, prototypes: prototypes, settings: settings))
+            (
+                try GSLoRAObjective.retainPart(
+                    head: head, headWeight: headWeight, embeddings: rows(out.embeddings, retainRows, w),
+                    labels: retainLabels, prototypes: prototypes, settings: settings),
+                try GSLoRAObjective.forgetPart(
+                    head: head, headWeight: headWeight, embeddings: rows(out.embeddings, forgetRows, w),
+                    labels: forgetLabels, prototypes: prototypes, settings: settings)
+            )
         }
-        let gradEmbeddings = forgetFirst ? forgetLoss.gradEmbeddings + retainLoss.gradEmbeddings
-                                         : retainLoss.gradEmbeddings + forgetLoss.gradEmbeddings
+        let gradEmbeddings =
+            forgetFirst
+            ? forgetLoss.gradEmbeddings + retainLoss.gradEmbeddings
+            : retainLoss.gradEmbeddings + forgetLoss.gradEmbeddings
         try timed(\.backward) { try model.backward(gradEmbeddings: gradEmbeddings, into: gradients) }
         let logits = marginAccuracy ? out.trainingLogits : out.logits
-        let r = (loss: retainLoss, accuracy: try ForgettingMetrics.accuracy(logits: rows(logits, retainRows, classes), labels: retainLabels,
-                                                                            classes: classes))
-        let f = (loss: forgetLoss, accuracy: try ForgettingMetrics.accuracy(logits: rows(logits, forgetRows, classes), labels: forgetLabels,
-                                                                            classes: classes))
+        let r = (
+            loss: retainLoss,
+            accuracy: try ForgettingMetrics.accuracy(
+                logits: rows(logits, retainRows, classes), labels: retainLabels,
+                classes: classes)
+        )
+        let f = (
+            loss: forgetLoss,
+            accuracy: try ForgettingMetrics.accuracy(
+                logits: rows(logits, forgetRows, classes), labels: forgetLabels,
+                classes: classes)
+        )
         let result = try timed(\.loss) { () throws -> ObjectiveResult<Float> in
             let values = factors.values.map(\.array)
             let res = try GSLoRAObjective.combine(r.loss, f.loss, lora: values, lasso: structure ? lasso : nil, settings: settings)
@@ -159,13 +179,16 @@ public final class GSLoRAStep {
     }
 
     /// `computeGradients` then `applyUpdate`: one optimiser step.
-    public func step(retainImages: UnsafeBufferPointer<Float>, retainLabels: [Int],
-                     forgetImages: UnsafeBufferPointer<Float>, forgetLabels: [Int],
-                     prototypes: PrototypeTable?, settings: ObjectiveSettings, lr: Double, dropout: Float,
-                     structure: Bool = true, forgetFirst: Bool = false, marginAccuracy: Bool = false) throws -> StepResult {
-        var r = try computeGradients(retainImages: retainImages, retainLabels: retainLabels, forgetImages: forgetImages,
-                                     forgetLabels: forgetLabels, prototypes: prototypes, settings: settings, dropout: dropout,
-                                     structure: structure, forgetFirst: forgetFirst, marginAccuracy: marginAccuracy)
+    public func step(
+        retainImages: UnsafeBufferPointer<Float>, retainLabels: [Int],
+        forgetImages: UnsafeBufferPointer<Float>, forgetLabels: [Int],
+        prototypes: PrototypeTable?, settings: ObjectiveSettings, lr: Double, dropout: Float,
+        structure: Bool = true, forgetFirst: Bool = false, marginAccuracy: Bool = false
+    ) throws -> StepResult {
+        var r = try computeGradients(
+            retainImages: retainImages, retainLabels: retainLabels, forgetImages: forgetImages,
+            forgetLabels: forgetLabels, prototypes: prototypes, settings: settings, dropout: dropout,
+            structure: structure, forgetFirst: forgetFirst, marginAccuracy: marginAccuracy)
         r.timings.update = try applyUpdate(lr: lr)
         return r
     }

@@ -1,6 +1,6 @@
 import ArgumentParser
-import Foundation
 import Format
+import Foundation
 
 /// What the benchmarks share: synthetic ViT-B/16 weights, medians, and running a program as a whole process.
 protocol BenchTools {}
@@ -9,21 +9,26 @@ extension BenchTools {
     // MARK: data
 
     var vitB16Config: ModelConfig {
-        ModelConfig(family: .torchvisionViT, imageSize: 224, patchSize: 16, width: 768, depth: 12, heads: 12, headDim: 64,
-                    mlpWidth: 3072, numClasses: 1000, head: .linear, attentionScale: 0.125, layerNormEps: 1e-6, qkvBias: true)
+        ModelConfig(
+            family: .torchvisionViT, imageSize: 224, patchSize: 16, width: 768, depth: 12, heads: 12, headDim: 64,
+            mlpWidth: 3072, numClasses: 1000, head: .linear, attentionScale: 0.125, layerNormEps: 1e-6, qkvBias: true)
     }
 
     /// torchvision ViT-B/16's state-dict shapes, filled with noise (random bits compress like real weights: not at all).
     func vitB16Tensors() -> [Tensor] {
-        var shapes: [(String, [Int])] = [("class_token", [1, 1, 768]), ("conv_proj.weight", [768, 3, 16, 16]), ("conv_proj.bias", [768]),
-                                         ("encoder.pos_embedding", [1, 197, 768])]
+        var shapes: [(String, [Int])] = [
+            ("class_token", [1, 1, 768]), ("conv_proj.weight", [768, 3, 16, 16]), ("conv_proj.bias", [768]),
+            ("encoder.pos_embedding", [1, 197, 768])
+        ]
         for i in 0..<12 {
             let p = "encoder.layers.encoder_layer_\(i)."
-            shapes += [(p + "ln_1.weight", [768]), (p + "ln_1.bias", [768]),
-                       (p + "self_attention.in_proj_weight", [2304, 768]), (p + "self_attention.in_proj_bias", [2304]),
-                       (p + "self_attention.out_proj.weight", [768, 768]), (p + "self_attention.out_proj.bias", [768]),
-                       (p + "ln_2.weight", [768]), (p + "ln_2.bias", [768]),
-                       (p + "mlp.0.weight", [3072, 768]), (p + "mlp.0.bias", [3072]), (p + "mlp.3.weight", [768, 3072]), (p + "mlp.3.bias", [768])]
+            shapes += [
+                (p + "ln_1.weight", [768]), (p + "ln_1.bias", [768]),
+                (p + "self_attention.in_proj_weight", [2304, 768]), (p + "self_attention.in_proj_bias", [2304]),
+                (p + "self_attention.out_proj.weight", [768, 768]), (p + "self_attention.out_proj.bias", [768]),
+                (p + "ln_2.weight", [768]), (p + "ln_2.bias", [768]),
+                (p + "mlp.0.weight", [3072, 768]), (p + "mlp.0.bias", [3072]), (p + "mlp.3.weight", [768, 3072]), (p + "mlp.3.bias", [768])
+            ]
         }
         shapes += [("encoder.ln.weight", [768]), ("encoder.ln.bias", [768]), ("heads.head.weight", [1000, 768]), ("heads.head.bias", [1000])]
         return shapes.enumerated().map { i, s in noiseTensor(s.0, s.1, seed: UInt64(i + 1)) }
@@ -132,8 +137,9 @@ enum PeakRSS {
     /// VmHWM from /proc/self/status, in MB (nil where there is no procfs).
     static func megabytes() -> Double? {
         guard let s = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
-              let line = s.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }),
-              let kb = Double(line.split(separator: " ").dropFirst().first ?? "") else { return nil }
+            let line = s.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }),
+            let kb = Double(line.split(separator: " ").dropFirst().first ?? "")
+        else { return nil }
         return kb / 1024
     }
 

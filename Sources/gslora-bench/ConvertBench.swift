@@ -1,7 +1,7 @@
 import ArgumentParser
 import Convert
-import Foundation
 import Format
+import Foundation
 
 /// gslora-convert of a ViT-B/16-sized PyTorch checkpoint as a whole process, against cp of the same file.
 struct ConvertBench: ParsableCommand, BenchTools {
@@ -34,9 +34,19 @@ struct ConvertBench: ParsableCommand, BenchTools {
 
         var rows: [(String, String, String)] = []
         let copy = root + "/copy.pth"
-        let cp = median(repeats, setup: { unlink(copy); sync() }) { try run("/bin/cp", [pth, copy]) }
+        let cp = median(
+            repeats,
+            setup: {
+                unlink(copy); sync()
+            }
+        ) { try run("/bin/cp", [pth, copy]) }
         rows.append(("cp of the .pth (process)", ms(cp), String(format: "%.2f GB/s", Double(size) / 1e9 / cp)))
-        let cpSync = median(repeats, setup: { unlink(copy); sync() }) {
+        let cpSync = median(
+            repeats,
+            setup: {
+                unlink(copy); sync()
+            }
+        ) {
             try run("/bin/cp", [pth, copy])
             try run("/bin/sync", [copy])
         }
@@ -44,8 +54,17 @@ struct ConvertBench: ParsableCommand, BenchTools {
         for ext in ["gslr", "safetensors"] {
             let out = root + "/out." + ext
             var peak = 0
-            let t = median(repeats, setup: { unlink(out); sync() }) { peak = max(peak, try runMeasuringPeak(convert, [pth, "-o", out] + heads)) }
-            rows.append((".pth → .\(ext), gslora-convert (process)", ms(t), String(format: "%.2f× cp; peak RSS %.0f MB = %.2f× the file", t / cp, Double(peak) / 1e6, Double(peak) / Double(size))))
+            let t = median(
+                repeats,
+                setup: {
+                    unlink(out); sync()
+                }
+            ) { peak = max(peak, try runMeasuringPeak(convert, [pth, "-o", out] + heads)) }
+            rows.append(
+                (
+                    ".pth → .\(ext), gslora-convert (process)", ms(t),
+                    String(format: "%.2f× cp; peak RSS %.0f MB = %.2f× the file", t / cp, Double(peak) / 1e6, Double(peak) / Double(size))
+                ))
         }
         // The writer asks for early writeback (sync_file_range) every few MB so the final fsync has little left;
         // in-process conversions with and without it, alternating so both see the same machine load.
@@ -57,7 +76,12 @@ struct ConvertBench: ParsableCommand, BenchTools {
         for _ in 0..<max(1, repeats) {
             for step in [defaultStep, 0] {
                 FileSink.writebackStep = step
-                let t = median(1, setup: { unlink(out); sync() }) { _ = try Converter.convert(input: pth, output: out, options: options) }
+                let t = median(
+                    1,
+                    setup: {
+                        unlink(out); sync()
+                    }
+                ) { _ = try Converter.convert(input: pth, output: out, options: options) }
                 if step == 0 { without.append(t) } else { with.append(t) }
             }
         }
@@ -67,10 +91,14 @@ struct ConvertBench: ParsableCommand, BenchTools {
 
         let load = (try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8))?.split(separator: " ").prefix(3).joined(separator: " ") ?? "?"
         print("gslora-bench convert  (median of \(repeats) runs; load average \(load) on \(ProcessInfo.processInfo.activeProcessorCount) cores)")
-        print(String(format: "input: %.1f MB torchvision ViT-B/16-shaped state dict (%d tensors, float32); peak RSS floor (this process) %.0f MB\n",
-                     Double(size) / 1e6, tensorCount, Double(floor) / 1e6))
+        print(
+            String(
+                format: "input: %.1f MB torchvision ViT-B/16-shaped state dict (%d tensors, float32); peak RSS floor (this process) %.0f MB\n",
+                Double(size) / 1e6, tensorCount, Double(floor) / 1e6))
         let w0 = rows.map(\.0.count).max() ?? 0, w1 = rows.map(\.1.count).max() ?? 0
-        for r in rows { print(r.0.padding(toLength: w0, withPad: " ", startingAt: 0) + "  " + String(repeating: " ", count: w1 - r.1.count) + r.1 + "  " + r.2) }
+        for r in rows {
+            print(r.0.padding(toLength: w0, withPad: " ", startingAt: 0) + "  " + String(repeating: " ", count: w1 - r.1.count) + r.1 + "  " + r.2)
+        }
         print("\nGoal: within 2× of cp, peak resident memory below the file's size. PyTorch's torch.load + safetensors: ≈2 s as a process, ≈1.2 GB.")
     }
 

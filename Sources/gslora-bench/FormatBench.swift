@@ -1,6 +1,6 @@
 import ArgumentParser
-import Foundation
 import Format
+import Foundation
 
 /// .gslr write/read/inspect/verify speed against cp and zlib, all measured in one run on synthetic files.
 struct FormatBench: ParsableCommand, BenchTools {
@@ -42,20 +42,45 @@ struct FormatBench: ParsableCommand, BenchTools {
         for _ in 0..<max(1, repeats) {
             for step in [defaultStep, 0] {
                 FileSink.writebackStep = step
-                let t = median(1, setup: { unlink(out); sync() }) { try GSLRWriter.write(out, header: header, tensors: backbone) }
+                let t = median(
+                    1,
+                    setup: {
+                        unlink(out); sync()
+                    }
+                ) { try GSLRWriter.write(out, header: header, tensors: backbone) }
                 if step == 0 { late.append(t) } else { early.append(t) }
             }
         }
         FileSink.writebackStep = defaultStep
         let write = early.sorted()[early.count / 2], writeLate = late.sorted()[late.count / 2]
-        let cp = median(repeats, setup: { unlink(copy); sync() }) { try run("/bin/cp", [out, copy]) }
-        let cpSync = median(repeats, setup: { unlink(copy); sync() }) {
+        let cp = median(
+            repeats,
+            setup: {
+                unlink(copy); sync()
+            }
+        ) { try run("/bin/cp", [out, copy]) }
+        let cpSync = median(
+            repeats,
+            setup: {
+                unlink(copy); sync()
+            }
+        ) {
             try run("/bin/cp", [out, copy])
             try run("/bin/sync", [copy])
         }
         let raw = root + "/raw.bin"
-        let rawWrite = median(repeats, setup: { unlink(raw); sync() }) { try rawWriteFile(raw, backbone, sync: false) }
-        let rawSync = median(repeats, setup: { unlink(raw); sync() }) { try rawWriteFile(raw, backbone, sync: true) }
+        let rawWrite = median(
+            repeats,
+            setup: {
+                unlink(raw); sync()
+            }
+        ) { try rawWriteFile(raw, backbone, sync: false) }
+        let rawSync = median(
+            repeats,
+            setup: {
+                unlink(raw); sync()
+            }
+        ) { try rawWriteFile(raw, backbone, sync: true) }
         let mb = Double(bytes) / 1e6
         rows.append(("write 346 MB backbone (stream+CRC+fsync+rename)", ms(write), String(format: "%.2f GB/s", mb / 1e3 / write)))
         rows.append(("  same, no early writeback (sync_file_range off)", ms(writeLate), String(format: "%.2f GB/s", mb / 1e3 / writeLate)))
@@ -97,19 +122,22 @@ struct FormatBench: ParsableCommand, BenchTools {
         // 3. verify against zlib's crc32 over the same mapped bytes.
         let f = try GSLRFile.open(big)
         let bigBytes = f.tensors.reduce(0) { $0 + $1.length }
-        _ = f.verify()   // warm the page cache
+        _ = f.verify() // warm the page cache
         let verify = median(repeats) { precondition(f.verify().isEmpty) }
         let data = f.mapping.bytes.buffer
         // CRC32.of is one zlib crc32 call per GiB: the raw zlib speed, with no per-tensor bookkeeping.
         let zlib = median(repeats) { blackHole(Int(CRC32.of(data))) }
         let gb = Double(bigBytes) / 1e9
         rows.append(("verify \(bigMiB) MiB (in-process, warm)", ms(verify), String(format: "%.2f GB/s", gb / verify)))
-        rows.append(("zlib crc32 over the same bytes", ms(zlib), String(format: "%.2f GB/s; verify/zlib = %.2f×", Double(data.count) / 1e9 / zlib, verify / zlib)))
+        rows.append(
+            ("zlib crc32 over the same bytes", ms(zlib), String(format: "%.2f GB/s; verify/zlib = %.2f×", Double(data.count) / 1e9 / zlib, verify / zlib)))
         let verifyProcess = median(max(1, repeats / 2)) { try run(inspectBinary, ["--verify", big], quiet: true) }
         rows.append(("inspect --verify \(bigMiB) MiB: whole process", ms(verifyProcess), String(format: "%.2f GB/s", gb / verifyProcess)))
 
         let load = (try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8))?.split(separator: " ").prefix(3).joined(separator: " ") ?? "?"
-        print("gslora-bench format  (median of \(repeats)+ runs; files in \(root); load average \(load) on \(ProcessInfo.processInfo.activeProcessorCount) cores)")
+        print(
+            "gslora-bench format  (median of \(repeats)+ runs; files in \(root); load average \(load) on \(ProcessInfo.processInfo.activeProcessorCount) cores)"
+        )
         let w = rows.map { $0.0.count }.max()!
         for (a, b, c) in rows {
             print(a.padding(toLength: w, withPad: " ", startingAt: 0) + "  " + String(repeating: " ", count: max(0, 10 - b.count)) + b + "  " + c)

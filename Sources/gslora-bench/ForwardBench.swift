@@ -1,9 +1,9 @@
 import Apply
-import CommandSupport
 import ArgumentParser
+import CommandSupport
 import Dispatch
-import Foundation
 import Format
+import Foundation
 
 /// `gslora-bench forward`: eval-mode throughput and peak memory of the full-size face transformer
 /// (GSLORA.md §1.1) on random weights, against PyTorch's anchor on the same machine; float32, then the opt-in bf16
@@ -21,12 +21,14 @@ struct ForwardBench: ParsableCommand {
 
     func run() throws {
         try ComputeEnvironment.prepare()
-        let config = ModelConfig(family: .faceViT, imageSize: 112, patchSize: 8, width: 512, depth: 6, heads: 8, headDim: 64,
-                                 mlpWidth: 2048, numClasses: 100, head: .cosface, attentionScale: 1 / 512.0.squareRoot(),
-                                 layerNormEps: 1e-5, qkvBias: false)
+        let config = ModelConfig(
+            family: .faceViT, imageSize: 112, patchSize: 8, width: 512, depth: 6, heads: 8, headDim: 64,
+            mlpWidth: 2048, numClasses: 100, head: .cosface, attentionScale: 1 / 512.0.squareRoot(),
+            layerNormEps: 1e-5, qkvBias: false)
         guard batch > 0, iterations > 0, loraRank >= 0 else { throw ValidationError("batch, iterations must be positive, lora-rank non-negative") }
-        let report = try ForwardBenchmark.measure(config: config, batch: batch, iterations: iterations, loraRank: loraRank,
-                                                  allTokens: allTokens)
+        let report = try ForwardBenchmark.measure(
+            config: config, batch: batch, iterations: iterations, loraRank: loraRank,
+            allTokens: allTokens)
         print(report.table)
     }
 }
@@ -56,8 +58,11 @@ enum ForwardBenchmark {
         // OpenBLAS 0.3.21 falls back to its SSE kernel on CPUs it does not know (spec/PLATFORM.md: OPENBLAS_CORETYPE).
         let generic = ["Prescott", "Core2", "Nehalem", "Atom"].contains(BLAS.coreName)
         rows.append(("gslora kernels (GSLORA_KERNELS)", KernelLevel.active.rawValue, "best on this CPU: \(KernelLevel.best.rawValue)"))
-        rows.append(("OpenBLAS kernel / BLAS threads / cores", "\(BLAS.coreName) / \(BLAS.threads) / \(ProcessInfo.processInfo.activeProcessorCount)",
-                     generic ? "generic kernel: rerun with OPENBLAS_CORETYPE=Haswell (or Cooperlake on AVX-512)" : ""))
+        rows.append(
+            (
+                "OpenBLAS kernel / BLAS threads / cores", "\(BLAS.coreName) / \(BLAS.threads) / \(ProcessInfo.processInfo.activeProcessorCount)",
+                generic ? "generic kernel: rerun with OPENBLAS_CORETYPE=Haswell (or Cooperlake on AVX-512)" : ""
+            ))
         rows.append(("batch × timed calls", "\(batch) × \(iterations)", ""))
         rows.append(("LoRA", loraRank > 0 ? "live, rank \(loraRank)" : "none (merged)", ""))
         rows.append(("last block", allTokens ? "every token" : "class token only (K, V for every token)", ""))
@@ -65,16 +70,25 @@ enum ForwardBenchmark {
         rows.append(("ratio to PyTorch's 20 images/s", fmt(Double(batch) / median / pyTorchImagesPerSecond, 2) + "×", "issue #4 asks 2×"))
         rows.append(("images/s (best call)", fmt(Double(batch) / best, 1), ""))
         rows.append(("seconds per call (median)", fmt(median, 3), ""))
-        rows.append(("CPU seconds per call (all threads)", fmt(cpuPerCall, 3),
-                     "idle-machine estimate: \(fmt(Double(batch) / (cpuPerCall / cores), 1)) images/s on \(Int(cores)) cores"))
+        rows.append(
+            (
+                "CPU seconds per call (all threads)", fmt(cpuPerCall, 3),
+                "idle-machine estimate: \(fmt(Double(batch) / (cpuPerCall / cores), 1)) images/s on \(Int(cores)) cores"
+            ))
         rows.append(("achieved GFLOP/s", fmt(flops / median / 1e9, 0), "of \(fmt(flops / 1e9, 1)) GFLOP per call"))
-        rows.append(("sgemm GFLOP/s, \(batch * c.numTokens)×\(c.mlpWidth)×\(c.width)", fmt(sgemm, 0),
-                     "fraction achieved: \(fmt(flops / median / 1e9 / sgemm * 100, 0)) %"))
+        rows.append(
+            (
+                "sgemm GFLOP/s, \(batch * c.numTokens)×\(c.mlpWidth)×\(c.width)", fmt(sgemm, 0),
+                "fraction achieved: \(fmt(flops / median / 1e9 / sgemm * 100, 0)) %"
+            ))
         rows.append(("peak RSS (VmHWM)", rss.map { "\(fmt($0, 0)) MB" } ?? "n/a", "PyTorch ≈1200 MB"))
-        rows += bf16Rows(model, images: images, batch: batch, labels: labels, iterations: iterations, float32Logits: f32.logits,
-                         flops: flops, cores: cores)
+        rows += bf16Rows(
+            model, images: images, batch: batch, labels: labels, iterations: iterations, float32Logits: f32.logits,
+            flops: flops, cores: cores)
         let w0 = rows.map(\.0.count).max()!, w1 = rows.map(\.1.count).max()!
-        let lines = rows.map { $0.0.padding(toLength: w0, withPad: " ", startingAt: 0) + "  " + $0.1.padding(toLength: w1, withPad: " ", startingAt: 0) + "  " + $0.2 }
+        let lines = rows.map {
+            $0.0.padding(toLength: w0, withPad: " ", startingAt: 0) + "  " + $0.1.padding(toLength: w1, withPad: " ", startingAt: 0) + "  " + $0.2
+        }
         return Report(table: (["forward: face ViT-P8S8, eval mode, random weights"] + lines).joined(separator: "\n"))
     }
 
@@ -107,8 +121,10 @@ enum ForwardBenchmark {
     /// The same model and batch with bf16 frozen linears: throughput, its own peak RSS (the high-water mark is reset
     /// first where the kernel allows), oneDNN's implementation, packed-weight memory and the logits' deviation from
     /// float32. A CPU or library without bf16 support gets one row saying why.
-    static func bf16Rows(_ model: ViT, images: [Float], batch: Int, labels: [Int], iterations: Int, float32Logits: [Float],
-                         flops: Double, cores: Double) -> [(String, String, String)] {
+    static func bf16Rows(
+        _ model: ViT, images: [Float], batch: Int, labels: [Int], iterations: Int, float32Logits: [Float],
+        flops: Double, cores: Double
+    ) -> [(String, String, String)] {
         let fmt = { (x: Double, d: Int) in String(format: "%.\(d)f", x) }
         let reset = PeakRSS.reset()
         model.precision = .bf16
@@ -127,21 +143,26 @@ enum ForwardBenchmark {
             ("bf16: images/s (median call)", fmt(ips, 1), "\(fmt(ips / pyTorchImagesPerSecond, 2))× PyTorch's 20 images/s"),
             ("bf16: images/s (best call)", fmt(Double(batch) / t.best, 1), ""),
             ("bf16: seconds per call (median)", fmt(t.median, 3), "first call \(fmt(t.firstCall, 3)) s (packs weights, JITs kernels)"),
-            ("bf16: CPU seconds per call (all threads)", fmt(t.cpuPerCall, 3),
-             "idle-machine estimate: \(fmt(Double(batch) / (t.cpuPerCall / cores), 1)) images/s on \(Int(cores)) cores"),
+            (
+                "bf16: CPU seconds per call (all threads)", fmt(t.cpuPerCall, 3),
+                "idle-machine estimate: \(fmt(Double(batch) / (t.cpuPerCall / cores), 1)) images/s on \(Int(cores)) cores"
+            ),
             ("bf16: achieved GFLOP/s", fmt(flops / t.median / 1e9, 0), ""),
             ("bf16: oneDNN implementation", model.bf16.implementations.joined(separator: ", "), ""),
-            ("bf16: OpenMP wait policy / threads", "\(env("OMP_WAIT_POLICY") ?? "unset") / \(env("OMP_NUM_THREADS") ?? "all cores")",
-             env("OMP_WAIT_POLICY") == nil ? "libgomp spins after each product; OMP_WAIT_POLICY=passive can be faster" : ""),
+            (
+                "bf16: OpenMP wait policy / threads", "\(env("OMP_WAIT_POLICY") ?? "unset") / \(env("OMP_NUM_THREADS") ?? "all cores")",
+                env("OMP_WAIT_POLICY") == nil ? "libgomp spins after each product; OMP_WAIT_POLICY=passive can be faster" : ""
+            ),
             ("bf16: packed weights", "\(fmt(Double(model.bf16.packedWeightBytes) / 1e6, 1)) MB", "besides the float32 weights"),
-            ("bf16: peak RSS (VmHWM)", PeakRSS.megabytes().map { "\(fmt($0, 0)) MB" } ?? "n/a",
-             reset ? "high-water mark reset before bf16" : "includes the float32 run (could not reset)"),
-            ("bf16: logits vs float32, max |Δ| / max |ref|", String(format: "%.1e", ref > 0 ? dev / ref : dev), "same batch, same weights"),
+            (
+                "bf16: peak RSS (VmHWM)", PeakRSS.megabytes().map { "\(fmt($0, 0)) MB" } ?? "n/a",
+                reset ? "high-water mark reset before bf16" : "includes the float32 run (could not reset)"
+            ),
+            ("bf16: logits vs float32, max |Δ| / max |ref|", String(format: "%.1e", ref > 0 ? dev / ref : dev), "same batch, same weights")
         ]
     }
 
     static func env(_ name: String) -> String? { ProcessInfo.processInfo.environment[name].flatMap { $0.isEmpty ? nil : $0 } }
-
 
     /// Multiply-adds ×2 of every GEMM in one image's forward (elementwise work excluded). A class-only last block
     /// computes K and V for every token but Q, attention, proj and the FFN for one row.

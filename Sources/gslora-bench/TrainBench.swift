@@ -1,9 +1,9 @@
 import Apply
-import CommandSupport
 import ArgumentParser
+import CommandSupport
 import Dispatch
-import Foundation
 import Format
+import Foundation
 import Train
 
 /// `gslora-bench train`: one GS-LoRA step (retain + forget batch, rank-8 LoRA on every FFN linear, block groups)
@@ -29,17 +29,22 @@ struct TrainBench: ParsableCommand {
             guard let m = MatmulPrecision(rawValue: String(p)) else { throw ValidationError("unknown precision '\(p)': use float32 or bf16") }
             return m
         }
-        let c = ModelConfig(family: .faceViT, imageSize: 112, patchSize: 8, width: 512, depth: 6, heads: 8, headDim: 64,
-                            mlpWidth: 2048, numClasses: 100, head: .cosface, attentionScale: 1 / 512.0.squareRoot(),
-                            layerNormEps: 1e-5, qkvBias: false)
-        print(try TrainBenchmark.measure(config: c, batch: batch, steps: steps, rank: rank, dropout: Float(dropout), precisions: precisions,
-                                         allParameters: !skipAllParameters))
+        let c = ModelConfig(
+            family: .faceViT, imageSize: 112, patchSize: 8, width: 512, depth: 6, heads: 8, headDim: 64,
+            mlpWidth: 2048, numClasses: 100, head: .cosface, attentionScale: 1 / 512.0.squareRoot(),
+            layerNormEps: 1e-5, qkvBias: false)
+        print(
+            try TrainBenchmark.measure(
+                config: c, batch: batch, steps: steps, rank: rank, dropout: Float(dropout), precisions: precisions,
+                allParameters: !skipAllParameters))
     }
 }
 
 enum TrainBenchmark {
-    static func measure(config c: ModelConfig, batch: Int, steps: Int, rank: Int, dropout: Float, precisions: [MatmulPrecision],
-                        allParameters: Bool) throws -> String {
+    static func measure(
+        config c: ModelConfig, batch: Int, steps: Int, rank: Int, dropout: Float, precisions: [MatmulPrecision],
+        allParameters: Bool
+    ) throws -> String {
         var rng = SplitMix64(seed: 3)
         let per = c.channels * c.imageSize * c.imageSize
         let retain = (0..<(batch * per)).map { _ in rng.nextUnitFloat() }, forget = (0..<(batch * per)).map { _ in rng.nextUnitFloat() }
@@ -48,15 +53,21 @@ enum TrainBenchmark {
         var rows: [(String, String, String)] = []
         let generic = ["Prescott", "Core2", "Nehalem", "Atom"].contains(BLAS.coreName)
         rows.append(("gslora kernels (GSLORA_KERNELS)", KernelLevel.active.rawValue, "best on this CPU: \(KernelLevel.best.rawValue)"))
-        rows.append(("OpenBLAS kernel / BLAS threads / cores", "\(BLAS.coreName) / \(BLAS.threads) / \(ProcessInfo.processInfo.activeProcessorCount)",
-                     generic ? "generic kernel: rerun with OPENBLAS_CORETYPE=Haswell" : ""))
+        rows.append(
+            (
+                "OpenBLAS kernel / BLAS threads / cores", "\(BLAS.coreName) / \(BLAS.threads) / \(ProcessInfo.processInfo.activeProcessorCount)",
+                generic ? "generic kernel: rerun with OPENBLAS_CORETYPE=Haswell" : ""
+            ))
         // The step's products are 2·batch images tall (retain and forget run together).
         let m = 2 * batch * c.numTokens
         let sgemm = ForwardBenchmark.sgemmGFLOPs(m: m, n: c.mlpWidth, k: c.width)
         let brgemm = try ForwardBenchmark.oneDNNGFLOPs(m: m, n: c.mlpWidth, k: c.width)
         let ceiling = max(sgemm, brgemm)
-        rows.append(("float32 GFLOP/s, \(m)×\(c.mlpWidth)×\(c.width): OpenBLAS / oneDNN", "\(fmt(sgemm, 0)) / \(fmt(brgemm, 0))",
-                     "the faster is the GEMM ceiling used below"))
+        rows.append(
+            (
+                "float32 GFLOP/s, \(m)×\(c.mlpWidth)×\(c.width): OpenBLAS / oneDNN", "\(fmt(sgemm, 0)) / \(fmt(brgemm, 0))",
+                "the faster is the GEMM ceiling used below"
+            ))
 
         // GS-LoRA step.
         let adapter = try LoRAAdapter(config: c, rank: rank, seed: 2)
@@ -71,8 +82,9 @@ enum TrainBenchmark {
             for i in 0...steps {
                 let r = try retain.withUnsafeBufferPointer { rp in
                     try forget.withUnsafeBufferPointer { fp in
-                        try step.step(retainImages: rp, retainLabels: retainLabels, forgetImages: fp, forgetLabels: forgetLabels,
-                                      prototypes: protos, settings: settings, lr: 1e-2, dropout: dropout)
+                        try step.step(
+                            retainImages: rp, retainLabels: retainLabels, forgetImages: fp, forgetLabels: forgetLabels,
+                            prototypes: protos, settings: settings, lr: 1e-2, dropout: dropout)
                     }
                 }
                 if i > 0 { gs.append(r.timings) }
@@ -88,18 +100,33 @@ enum TrainBenchmark {
             switch p {
             case .float32:
                 float32Median = median(t)
-                let flops = Double(2 * batch) * (ForwardBenchmark.flopsPerImage(c, loraRank: rank, classOnlyLastBlock: true) + backwardFlopsPerImage(c, rank: rank, weights: false))
-                rows += phaseRows("GS-LoRA step (\(batch)+\(batch) images, rank \(rank), GS-LoRA++ loss; linear layers on oneDNN \(model.f32.implementations.joined(separator: ", ")))", t, flops: flops, ceiling: ceiling,
-                                  anchor: "PyTorch 0.92 s", fmt: fmt)
+                let flops =
+                    Double(2 * batch)
+                    * (ForwardBenchmark.flopsPerImage(c, loraRank: rank, classOnlyLastBlock: true) + backwardFlopsPerImage(c, rank: rank, weights: false))
+                rows += phaseRows(
+                    "GS-LoRA step (\(batch)+\(batch) images, rank \(rank), GS-LoRA++ loss; linear layers on oneDNN \(model.f32.implementations.joined(separator: ", ")))",
+                    t, flops: flops, ceiling: ceiling,
+                    anchor: "PyTorch 0.92 s", fmt: fmt)
             case .bf16:
                 rows.append(("GS-LoRA step, --precision bf16 (oneDNN \(model.bf16.implementations.joined(separator: ", ")))", "", ""))
-                rows.append(("  seconds per step (median)", fmt(median(t), 3),
-                             "\(fmt(0.92 / median(t), 2))× faster than PyTorch's 0.92 s" + (float32Median.map { "; float32 here \(fmt($0, 3)) s" } ?? "")))
-                rows.append(("  forward / backward / loss+head / AdamW", [\StepTimings.forward, \.backward, \.loss, \.update].map { k in
-                    let v = t.map { $0[keyPath: k] }.sorted(); return fmt(v[v.count / 2], 3) }.joined(separator: " / "), "seconds"))
+                rows.append(
+                    (
+                        "  seconds per step (median)", fmt(median(t), 3),
+                        "\(fmt(0.92 / median(t), 2))× faster than PyTorch's 0.92 s" + (float32Median.map { "; float32 here \(fmt($0, 3)) s" } ?? "")
+                    ))
+                rows.append(
+                    (
+                        "  forward / backward / loss+head / AdamW",
+                        [\StepTimings.forward, \.backward, \.loss, \.update].map { k in
+                            let v = t.map { $0[keyPath: k] }.sorted(); return fmt(v[v.count / 2], 3)
+                        }.joined(separator: " / "), "seconds"
+                    ))
             }
-            rows.append(("  peak RSS (VmHWM) after the \(p.rawValue) steps", PeakRSS.megabytes().map { "\(fmt($0, 0)) MB" } ?? "n/a",
-                         p == .bf16 ? "packed bf16 weights \(fmt(Double(model.bf16.packedWeightBytes) / 1e6, 1)) MB; PyTorch 1.6 GB" : "PyTorch 1.6 GB"))
+            rows.append(
+                (
+                    "  peak RSS (VmHWM) after the \(p.rawValue) steps", PeakRSS.megabytes().map { "\(fmt($0, 0)) MB" } ?? "n/a",
+                    p == .bf16 ? "packed bf16 weights \(fmt(Double(model.bf16.packedWeightBytes) / 1e6, 1)) MB; PyTorch 1.6 GB" : "PyTorch 1.6 GB"
+                ))
         }
 
         if allParameters {
@@ -112,26 +139,38 @@ enum TrainBenchmark {
                 let r = try images.withUnsafeBufferPointer { try pre.step(images: $0, labels: labels, lr: 1e-4, dropout: dropout) }
                 if i > 0 { ps.append(r.timings) }
             }
-            let allFlops = Double(2 * batch) * (ForwardBenchmark.flopsPerImage(c, loraRank: 0, classOnlyLastBlock: true) + backwardFlopsPerImage(c, rank: 0, weights: true))
+            let allFlops =
+                Double(2 * batch)
+                * (ForwardBenchmark.flopsPerImage(c, loraRank: 0, classOnlyLastBlock: true) + backwardFlopsPerImage(c, rank: 0, weights: true))
             rows += phaseRows("all-parameters step (\(2 * batch) images)", ps, flops: allFlops, ceiling: ceiling, anchor: "PyTorch 1.34 s", fmt: fmt)
             rows.append(("  peak RSS (VmHWM) of the whole run", PeakRSS.megabytes().map { "\(fmt($0, 0)) MB" } ?? "n/a", ""))
         }
 
         let w0 = rows.map(\.0.count).max()!, w1 = rows.map(\.1.count).max()!
-        let lines = rows.map { $0.0.padding(toLength: w0, withPad: " ", startingAt: 0) + "  " + $0.1.padding(toLength: w1, withPad: " ", startingAt: 0) + "  " + $0.2 }
+        let lines = rows.map {
+            $0.0.padding(toLength: w0, withPad: " ", startingAt: 0) + "  " + $0.1.padding(toLength: w1, withPad: " ", startingAt: 0) + "  " + $0.2
+        }
         return (["train: face ViT-P8S8, random weights, median of \(steps) steps"] + lines).joined(separator: "\n")
     }
 
     /// Median per phase, and the share a GEMM-bound run would take (GEMM FLOPs at the measured float32 ceiling).
-    static func phaseRows(_ title: String, _ t: [StepTimings], flops: Double, ceiling: Double, anchor: String,
-                          fmt: (Double, Int) -> String) -> [(String, String, String)] {
+    static func phaseRows(
+        _ title: String, _ t: [StepTimings], flops: Double, ceiling: Double, anchor: String,
+        fmt: (Double, Int) -> String
+    ) -> [(String, String, String)] {
         func median(_ f: (StepTimings) -> Double) -> Double { let v = t.map(f).sorted(); return v[v.count / 2] }
         let total = median(\.total), gemm = flops / (ceiling * 1e9)
         return [
             (title, "", ""),
             ("  seconds per step (median)", fmt(total, 3), anchor),
-            ("  forward / backward / loss+head / AdamW", [median(\.forward), median(\.backward), median(\.loss), median(\.update)].map { fmt($0, 3) }.joined(separator: " / "), "seconds"),
-            ("  GEMM work", "\(fmt(flops / 1e9, 1)) GFLOP", "≈\(fmt(gemm, 3)) s at the float32 ceiling; the rest (≈\(fmt(max(0, total - gemm), 3)) s) is elementwise, attention softmax, GEMM below peak"),
+            (
+                "  forward / backward / loss+head / AdamW",
+                [median(\.forward), median(\.backward), median(\.loss), median(\.update)].map { fmt($0, 3) }.joined(separator: " / "), "seconds"
+            ),
+            (
+                "  GEMM work", "\(fmt(flops / 1e9, 1)) GFLOP",
+                "≈\(fmt(gemm, 3)) s at the float32 ceiling; the rest (≈\(fmt(max(0, total - gemm), 3)) s) is elementwise, attention softmax, GEMM below peak"
+            )
         ]
     }
 
@@ -146,7 +185,7 @@ enum TrainBenchmark {
         let d = Double(c.depth)
         var total = (d - 1) * ffn(t) + ffn(1) + (c.depth > 1 ? (d - 2) * attn(t) + attn(1) : 0)
         if weights {
-            total += c.depth > 1 ? attn(t) : attn(1)   // block 0's attention and every weight gradient
+            total += c.depth > 1 ? attn(t) : attn(1) // block 0's attention and every weight gradient
             total += (d - 1) * weightGrads(t) + weightGrads(1) + 2 * Double(c.numPatches) * Double(c.patchDim) * w
         }
         return total

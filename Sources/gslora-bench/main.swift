@@ -9,7 +9,7 @@ struct GsloraBench: ParsableCommand {
             FormatBench.self,
             ForwardBench.self,
             TrainBench.self,
-            ConvertBench.self,
+            ConvertBench.self
         ])
 }
 

@@ -2,62 +2,67 @@ import Apply
 import ArgumentParser
 import CommandSupport
 import Convert
-import Foundation
 import Format
+import Foundation
 
 @main
 struct ConvertCommand: GsloraCommand {
     static let configuration = CommandConfiguration(
         commandName: "gslora-convert",
-        abstract: "Convert a PyTorch (.pth/.pt), .safetensors or .gslr checkpoint to .gslr, .safetensors or .pth; adapters also to and from Hugging Face PEFT folders.",
+        abstract:
+            "Convert a PyTorch (.pth/.pt), .safetensors or .gslr checkpoint to .gslr, .safetensors or .pth; adapters also to and from Hugging Face PEFT folders.",
         discussion: """
-        The output format follows the extension of -o; without -o, IN is written as a .gslr beside it (model.pth → \
-        model.gslr). Face transformers (GS-LoRA's ViT_face), torchvision ViTs \
-        and timm ViTs are recognised from their keys; their config is read off the tensor shapes and their weights \
-        are stored under canonical names (spec/MODELS.md). Other layouts are stored as plain tensors. A checkpoint \
-        with LoRA factors becomes a backbone plus an adapter file. A .gslr backbone stores its image pipeline \
-        (spec/FORMAT.md §4.7): from a timm config.json beside the input (its pretrained_cfg), with the pipeline \
-        options overriding it field by field; gslora-infer, -eval and -train use it. The result line goes to stdout, \
-        notices (`note:`) to stderr; --json prints the full report (notices too) on stdout instead of the line. An \
-        existing output is replaced only with --force, and never an input.
+            The output format follows the extension of -o; without -o, IN is written as a .gslr beside it (model.pth → \
+            model.gslr). Face transformers (GS-LoRA's ViT_face), torchvision ViTs \
+            and timm ViTs are recognised from their keys; their config is read off the tensor shapes and their weights \
+            are stored under canonical names (spec/MODELS.md). Other layouts are stored as plain tensors. A checkpoint \
+            with LoRA factors becomes a backbone plus an adapter file. A .gslr backbone stores its image pipeline \
+            (spec/FORMAT.md §4.7): from a timm config.json beside the input (its pretrained_cfg), with the pipeline \
+            options overriding it field by field; gslora-infer, -eval and -train use it. The result line goes to stdout, \
+            notices (`note:`) to stderr; --json prints the full report (notices too) on stdout instead of the line. An \
+            existing output is replaced only with --force, and never an input.
 
-        An adapter written as .safetensors or .pth keeps its record (rank, scaling, groups and norms, task, base \
-        fingerprint, classes, metadata): in the safetensors metadata, or as string entries of the .pth state dict \
-        (load it with load_state_dict(sd, strict=False), as loralib does). Either converts back to the same adapter.
+            An adapter written as .safetensors or .pth keeps its record (rank, scaling, groups and norms, task, base \
+            fingerprint, classes, metadata): in the safetensors metadata, or as string entries of the .pth state dict \
+            (load it with load_state_dict(sd, strict=False), as loralib does). Either converts back to the same adapter.
 
-        PEFT: an output or input that is a folder (a directory, or a path ending in /) is a Hugging Face PEFT LoRA \
-        folder (adapter_config.json + adapter_model.safetensors), for PeftModel.from_pretrained(model, folder). Both \
-        directions need --base, the backbone the adapter belongs to: its family names the modules, and an exported \
-        adapter must have been trained on exactly it. A PEFT folder gslora did not write records no base \
-        fingerprint, so it is bound to --base. Only LoRA on the FFN linears with bias "none" can be read (no DoRA, \
-        modules_to_save, rank or alpha patterns); use_rslora is supported.
+            PEFT: an output or input that is a folder (a directory, or a path ending in /) is a Hugging Face PEFT LoRA \
+            folder (adapter_config.json + adapter_model.safetensors), for PeftModel.from_pretrained(model, folder). Both \
+            directions need --base, the backbone the adapter belongs to: its family names the modules, and an exported \
+            adapter must have been trained on exactly it. A PEFT folder gslora did not write records no base \
+            fingerprint, so it is bound to --base. Only LoRA on the FFN linears with bias "none" can be read (no DoRA, \
+            modules_to_save, rank or alpha patterns); use_rslora is supported.
 
-        A merged face model written as .pth has GS-LoRA's ViT_face keys and no LoRA factors: build the official \
-        ViT_face with lora_rank=0 and load it strictly, or load it with strict=False into a model with LoRA layers \
-        (loralib starts lora_B at zero, so they add nothing).
+            A merged face model written as .pth has GS-LoRA's ViT_face keys and no LoRA factors: build the official \
+            ViT_face with lora_rank=0 and load it strictly, or load it with strict=False into a model with LoRA layers \
+            (loralib starts lora_B at zero, so they add nothing).
 
-        Examples:
-          gslora-convert face_vit.pth                 (writes face_vit.gslr)
-          gslora-convert face_vit.pth -o face_vit.gslr --force
-          gslora-convert vit_b_16.pth -o vit_b_16.safetensors --dtype bf16
-          gslora-convert tiny.pth -o tiny.gslr --heads 4
-          gslora-convert task1.pth -o task1.gslr --base pretrained.pth \\
-              --adapter-out task1.lora.gslr
-          gslora-convert edited.gslr -o edited.pth    (original key names)
-          gslora-convert ckpt.pth -o all.gslr --raw   (every tensor)
-          gslora-convert hub/deit/model.safetensors -o deit.gslr   (pipeline from hub/deit/config.json)
-          gslora-convert vit.pth -o vit.gslr --interpolation bicubic --crop-pct 0.9 \\
-              --mean 0.5,0.5,0.5 --std 0.5,0.5,0.5
-          gslora-convert task1.lora.gslr -o task1_peft/ --base task1.gslr   (PEFT folder)
-          gslora-convert peft_out/ -o task1.lora.gslr --base vit.gslr      (from PEFT)
+            Examples:
+              gslora-convert face_vit.pth                 (writes face_vit.gslr)
+              gslora-convert face_vit.pth -o face_vit.gslr --force
+              gslora-convert vit_b_16.pth -o vit_b_16.safetensors --dtype bf16
+              gslora-convert tiny.pth -o tiny.gslr --heads 4
+              gslora-convert task1.pth -o task1.gslr --base pretrained.pth \\
+                  --adapter-out task1.lora.gslr
+              gslora-convert edited.gslr -o edited.pth    (original key names)
+              gslora-convert ckpt.pth -o all.gslr --raw   (every tensor)
+              gslora-convert hub/deit/model.safetensors -o deit.gslr   (pipeline from hub/deit/config.json)
+              gslora-convert vit.pth -o vit.gslr --interpolation bicubic --crop-pct 0.9 \\
+                  --mean 0.5,0.5,0.5 --std 0.5,0.5,0.5
+              gslora-convert task1.lora.gslr -o task1_peft/ --base task1.gslr   (PEFT folder)
+              gslora-convert peft_out/ -o task1.lora.gslr --base vit.gslr      (from PEFT)
 
-        Exit status: 0 converted, 1 bad input or failed write, 2 usage error.
-        """)
+            Exit status: 0 converted, 1 bad input or failed write, 2 usage error.
+            """)
 
     @Argument(help: "The checkpoint to read (.pth/.pt/.bin, .safetensors or .gslr), or a PEFT LoRA folder.")
     var input: String
 
-    @Option(name: [.short, .customLong("output")], help: ArgumentHelp("The file to write; its extension (.gslr, .safetensors, .pth) picks the format; a folder (ending in /) is a PEFT folder (default: IN as .gslr beside it).", valueName: "file"))
+    @Option(
+        name: [.short, .customLong("output")],
+        help: ArgumentHelp(
+            "The file to write; its extension (.gslr, .safetensors, .pth) picks the format; a folder (ending in /) is a PEFT folder (default: IN as .gslr beside it).",
+            valueName: "file"))
     var outputOption: String?
 
     /// -o, or the input's name with .gslr.
@@ -106,8 +111,10 @@ struct ConvertCommand: GsloraCommand {
             throw ValidationError("\(output): unknown output extension; use .gslr, .safetensors, .pth or a folder ending in / (PEFT)")
         }
         if output == input || AtomicFile.sameFile(input, output) {
-            throw ValidationError(outputOption == nil ? "\(input) is already the .gslr the default output would be; give -o with another path"
-                                                      : "\(output): the output is the input; choose a different output path")
+            throw ValidationError(
+                outputOption == nil
+                    ? "\(input) is already the .gslr the default output would be; give -o with another path"
+                    : "\(output): the output is the input; choose a different output path")
         }
         if let h = heads, h < 1 { throw ValidationError("--heads must be positive") }
         if let c = channels, c < 1 { throw ValidationError("--channels must be positive") }
@@ -121,8 +128,9 @@ struct ConvertCommand: GsloraCommand {
         let inputs = [input] + [base].compactMap { $0 }
         for path in [output] + [adapterOut].compactMap({ $0 }) { try OutputPolicy.checkFile(path, inputs: inputs, force: force) }
         var options = ConvertOptions(
-            importing: ImportOptions(raw: raw, heads: heads, channels: channels, keepOptimizer: keepOptimizer,
-                                     loraAlpha: loraAlpha, base: base),
+            importing: ImportOptions(
+                raw: raw, heads: heads, channels: channels, keepOptimizer: keepOptimizer,
+                loraAlpha: loraAlpha, base: base),
             dtype: DTypeCast.Target(rawValue: dtype)!, names: ConvertOptions.Names(rawValue: names)!,
             adapterOut: adapterOut, force: force)
         if !preprocessOptions.isEmpty {

@@ -2,8 +2,8 @@ import Apply
 import ArgumentParser
 import CommandSupport
 import Convert
-import Foundation
 import Format
+import Foundation
 import Train
 
 @main
@@ -12,36 +12,37 @@ struct DemoCommand: GsloraCommand, ComputeCommand {
         commandName: "gslora-demo",
         abstract: "Continual forgetting on Fashion-MNIST end to end: pre-train, forget 4×2 classes with GS-LoRA, prune, merge, export, report.",
         discussion: """
-        Stages (each the library path of the named command):
-          1. pre-train a face-style ViT (CosFace head) on Fashion-MNIST (gslora-train pretrain); cached in \
-        OUT/pretrained.gslr with its settings, so a rerun with the same settings skips it (a rerun into a folder \
-        that holds an earlier run's results needs --force);
-          2. forget 2 classes per task over 4 tasks, classes from a seeded class order (gslora-train forget), \
-        evaluating before and after every task; groups with norm < 1e-3 are pruned as each adapter is written \
-        (gslora-prune's code), so every adapter still chains onto the one before;
-          3. merge the chain into one backbone (gslora-merge) and evaluate the merged file (gslora-eval);
-          4. export it as .pth and .safetensors (gslora-convert);
-          5. write OUT/report.md, report.json and SVG plots (accuracy over tasks; group norms per block), and PNG \
-        copies of the plots when rsvg-convert (librsvg2-bin) is installed.
-        --plus adds a GS-LoRA++ run (prototype hinge) on 4 images per class.
+            Stages (each the library path of the named command):
+              1. pre-train a face-style ViT (CosFace head) on Fashion-MNIST (gslora-train pretrain); cached in \
+            OUT/pretrained.gslr with its settings, so a rerun with the same settings skips it (a rerun into a folder \
+            that holds an earlier run's results needs --force);
+              2. forget 2 classes per task over 4 tasks, classes from a seeded class order (gslora-train forget), \
+            evaluating before and after every task; groups with norm < 1e-3 are pruned as each adapter is written \
+            (gslora-prune's code), so every adapter still chains onto the one before;
+              3. merge the chain into one backbone (gslora-merge) and evaluate the merged file (gslora-eval);
+              4. export it as .pth and .safetensors (gslora-convert);
+              5. write OUT/report.md, report.json and SVG plots (accuracy over tasks; group norms per block), and PNG \
+            copies of the plots when rsvg-convert (librsvg2-bin) is installed.
+            --plus adds a GS-LoRA++ run (prototype hinge) on 4 images per class.
 
-        --compare runs the paper's main table instead (spec/TRAINING.md §7, "The comparison"): Retrain, L2, EWC, MAS,         LwF, DER, DER++, FDR, SCRUB, SCRUB-S, LIRF, GS-LoRA and GS-LoRA++ on the same backbone and tasks, with full data         and with 4 images per class, plus GS-LoRA at 10× and 100× α with pruning. It writes OUT/compare/compare.md,         compare.json and plots (H per task; H against parameters changed). Each finished method is cached in         OUT/compare/SETTING/METHOD, so an interrupted comparison continues where it stopped when run again; --force         runs every method again.
+            --compare runs the paper's main table instead (spec/TRAINING.md §7, "The comparison"): Retrain, L2, EWC, MAS,         LwF, DER, DER++, FDR, SCRUB, SCRUB-S, LIRF, GS-LoRA and GS-LoRA++ on the same backbone and tasks, with full data         and with 4 images per class, plus GS-LoRA at 10× and 100× α with pruning. It writes OUT/compare/compare.md,         compare.json and plots (H per task; H against parameters changed). Each finished method is cached in         OUT/compare/SETTING/METHOD, so an interrupted comparison continues where it stopped when run again; --force         runs every method again.
 
-        Examples:
-          gslora-demo                       (5–8 minutes on 2 idle cores; the report is gslora-demo-out/report.md)
-          gslora-demo --plus -o run2
-          gslora-demo --force               (run again into gslora-demo-out, replacing its results)
-          gslora-demo --forget Sandal,Bag --forget Shirt   (two tasks of your choice)
-          gslora-demo --quick -o /tmp/ci    (a few hundred images, one epoch, small model: every stage, seconds)
-          gslora-demo --compare             (about an hour on 2 cores; reuses the demo's pre-trained backbone)
-          gslora-demo --compare --quick -o /tmp/ci   (every method, one epoch: about half a minute)
+            Examples:
+              gslora-demo                       (5–8 minutes on 2 idle cores; the report is gslora-demo-out/report.md)
+              gslora-demo --plus -o run2
+              gslora-demo --force               (run again into gslora-demo-out, replacing its results)
+              gslora-demo --forget Sandal,Bag --forget Shirt   (two tasks of your choice)
+              gslora-demo --quick -o /tmp/ci    (a few hundred images, one epoch, small model: every stage, seconds)
+              gslora-demo --compare             (about an hour on 2 cores; reuses the demo's pre-trained backbone)
+              gslora-demo --compare --quick -o /tmp/ci   (every method, one epoch: about half a minute)
 
-        Exit status: 0 done and every check passed, 1 bad input, failure or a failed check (the report is still written), \
-        2 usage error, 130 interrupted.
-        """)
+            Exit status: 0 done and every check passed, 1 bad input, failure or a failed check (the report is still written), \
+            2 usage error, 130 interrupted.
+            """)
 
-    @Option(name: [.short, .customLong("output"), .customLong("out")],
-            help: ArgumentHelp("Output folder (pretrained.gslr cache, one folder per run, the report).", valueName: "folder"))
+    @Option(
+        name: [.short, .customLong("output"), .customLong("out")],
+        help: ArgumentHelp("Output folder (pretrained.gslr cache, one folder per run, the report).", valueName: "folder"))
     var output = "gslora-demo-out"
 
     @Flag(help: "Run into an output folder that holds an earlier run's results, replacing them (never an input).")
@@ -59,15 +60,19 @@ struct DemoCommand: GsloraCommand, ComputeCommand {
     @Flag(help: "The shortened CI job: a few hundred images, one epoch, a small model.")
     var quick = false
 
-    @Option(help: ArgumentHelp("Classes to forget in one task (names or indices, e.g. Sandal,Bag); repeat for each task.",
-                               discussion: "Default: 4 tasks of 2 classes from the seeded class order."))
+    @Option(
+        help: ArgumentHelp(
+            "Classes to forget in one task (names or indices, e.g. Sandal,Bag); repeat for each task.",
+            discussion: "Default: 4 tasks of 2 classes from the seeded class order."))
     var forget: [String] = []
 
     @Option(help: "Forget on this face_vit backbone .gslr instead of pre-training one.")
     var backbone: String?
 
-    @Flag(help: ArgumentHelp("Compare every forgetting method of the paper's main table instead (OUT/compare).",
-                             discussion: "The eleven baselines, GS-LoRA and GS-LoRA++ in full data and 4-shot, and GS-LoRA at 10× and 100× α with pruning."))
+    @Flag(
+        help: ArgumentHelp(
+            "Compare every forgetting method of the paper's main table instead (OUT/compare).",
+            discussion: "The eleven baselines, GS-LoRA and GS-LoRA++ in full data and 4-shot, and GS-LoRA at 10× and 100× α with pruning."))
     var compare = false
 
     @Flag(help: "Print report.json (with --compare: compare.json) on stdout at the end.")
@@ -88,11 +93,14 @@ struct DemoCommand: GsloraCommand, ComputeCommand {
             "\(output) holds an earlier run's results; pass --force to replace them (the cached pre-trained backbone is reused), or choose another -o"
         }
         let console = DemoConsole()
-        let report = try Self.interruptible(demo, console: console, tasks: o.forgetting.tasks,
-                                            advice: "run the same command again with --force (the pre-trained backbone is cached)") { try demo.run() }
+        let report = try Self.interruptible(
+            demo, console: console, tasks: o.forgetting.tasks,
+            advice: "run the same command again with --force (the pre-trained backbone is cached)"
+        ) { try demo.run() }
         console.summary(report, folder: demo.reportFolder)
-        try Self.finish(report, plots: report.runs.flatMap { [ReportWriter.accuracyPlot($0), ReportWriter.normsPlot($0)] },
-                        folder: demo.reportFolder, console: console, json: json)
+        try Self.finish(
+            report, plots: report.runs.flatMap { [ReportWriter.accuracyPlot($0), ReportWriter.normsPlot($0)] },
+            folder: demo.reportFolder, console: console, json: json)
         // Everything is written either way; a failed acceptance check is a failed run for scripts (exit 1).
         let failed = report.checks.filter { !$0.passed }
         if !failed.isEmpty {
@@ -107,8 +115,10 @@ struct DemoCommand: GsloraCommand, ComputeCommand {
         let comparison = MethodComparison(demo: demo, options: ComparisonOptions(quick: quick))
         comparison.force = force
         let console = DemoConsole()
-        let report = try Self.interruptible(demo, console: console, tasks: o.forgetting.tasks,
-                                            advice: "run the same command again to continue (finished methods are cached in \(comparison.folder))") {
+        let report = try Self.interruptible(
+            demo, console: console, tasks: o.forgetting.tasks,
+            advice: "run the same command again to continue (finished methods are cached in \(comparison.folder))"
+        ) {
             try comparison.run()
         }
         console.comparison(report, folder: comparison.folder)

@@ -1,8 +1,9 @@
 import CommandSupport
 import Foundation
 import Train
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Set by SIGINT/SIGTERM; the trainer polls it after every step and stops cleanly.
@@ -42,8 +43,10 @@ final class DemoConsole {
         case let .pretrain(.step(epoch, step, steps, loss, acc, ips)):
             progress(String(format: "  pre-train epoch %d  step %d/%d  loss %.4f  train acc (margin) %.1f  %.0f img/s", epoch + 1, step, steps, loss, acc, ips))
         case let .pretrain(.epochFinished(r)):
-            message(String(format: "%@   pre-train epoch %d: loss %.4f  test acc %.2f (margin %.2f)  %.1fs", clock, r.epoch + 1, r.loss,
-                           r.testAccuracy, r.testAccuracyMargin, r.seconds))
+            message(
+                String(
+                    format: "%@   pre-train epoch %d: loss %.4f  test acc %.2f (margin %.2f)  %.1fs", clock, r.epoch + 1, r.loss,
+                    r.testAccuracy, r.testAccuracyMargin, r.seconds))
         case let .train(run, event):
             switch event {
             case let .step(s): progress("  \(run) " + ProgressLine.render(s, tasks: tasks), force: s.step == s.steps)
@@ -57,17 +60,23 @@ final class DemoConsole {
     }
 
     func summary(_ r: DemoReport, folder: String) {
-        message(String(format: "pre-trained: test acc %.2f %% (margin %.2f %%)%@", r.pretrain.accuracy, r.pretrain.accuracyMargin,
-                       r.pretrain.cached ? ", cached" : ""))
+        message(
+            String(
+                format: "pre-trained: test acc %.2f %% (margin %.2f %%)%@", r.pretrain.accuracy, r.pretrain.accuracyMargin,
+                r.pretrain.cached ? ", cached" : ""))
         for run in r.runs {
             for t in run.tasks {
                 func p(_ x: Double?) -> String { x.map { String(format: "%6.2f", $0) } ?? "     –" }
-                message("\(run.title) task \(t.task): Acc_r \(p(t.accRetain)) (pre-trained \(p(t.accRetainPretrained)))  Acc_f \(p(t.accForget))  Acc_o \(p(t.accOld))  H \(p(t.h))  groups kept \(t.groupsKept)/\(t.groups.count)")
+                message(
+                    "\(run.title) task \(t.task): Acc_r \(p(t.accRetain)) (pre-trained \(p(t.accRetainPretrained)))  Acc_f \(p(t.accForget))  Acc_o \(p(t.accOld))  H \(p(t.h))  groups kept \(t.groupsKept)/\(t.groups.count)"
+                )
             }
         }
         let failed = r.checks.filter { !$0.passed }
         if !r.checks.isEmpty {
-            message(failed.isEmpty ? "all \(r.checks.count) checks pass" : "\(failed.count) of \(r.checks.count) checks FAIL: " + failed.map(\.name).joined(separator: "; "))
+            message(
+                failed.isEmpty
+                    ? "all \(r.checks.count) checks pass" : "\(failed.count) of \(r.checks.count) checks FAIL: " + failed.map(\.name).joined(separator: "; "))
         }
         message(String(format: "report: %@/report.md (%.0f s in all)", folder, r.seconds))
     }
@@ -75,7 +84,8 @@ final class DemoConsole {
     func comparison(_ r: ComparisonReport, folder: String) {
         func p(_ x: Double?) -> String { x.map { String(format: "%6.2f", $0) } ?? "     –" }
         for row in r.rows {
-            message("\(row.setting.rawValue.padding(toLength: 8, withPad: " ", startingAt: 0)) \(row.title.padding(toLength: 16, withPad: " ", startingAt: 0)) "
+            message(
+                "\(row.setting.rawValue.padding(toLength: 8, withPad: " ", startingAt: 0)) \(row.title.padding(toLength: 16, withPad: " ", startingAt: 0)) "
                     + "Acc_r \(p(row.mean.accRetain))  Acc_f \(p(row.mean.accForget))  Acc_o \(p(row.mean.accOld))  H \(p(row.mean.h))  "
                     + String(format: "changed %.0f/task  %.0f s", row.mean.parametersChanged, row.seconds) + (row.cached ? " (cached)" : ""))
         }

@@ -26,7 +26,8 @@ enum PNGPlots {
             p.waitUntilExit()
             guard p.terminationStatus == 0, rename(temp, png) == 0 else {
                 try? FileManager.default.removeItem(atPath: temp)
-                throw DemoError.failed(stage: "PNG plots", problem: "\(tool.path) could not draw \(svg): \(message.isEmpty ? "exit \(p.terminationStatus)" : message)")
+                throw DemoError.failed(
+                    stage: "PNG plots", problem: "\(tool.path) could not draw \(svg): \(message.isEmpty ? "exit \(p.terminationStatus)" : message)")
             }
             return png
         }

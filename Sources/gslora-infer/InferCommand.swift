@@ -1,8 +1,8 @@
 import Apply
-import CommandSupport
 import ArgumentParser
-import Foundation
+import CommandSupport
 import Format
+import Foundation
 
 @main
 struct InferCommand: GsloraCommand, ComputeCommand {
@@ -10,26 +10,26 @@ struct InferCommand: GsloraCommand, ComputeCommand {
         commandName: "gslora-infer",
         abstract: "Run a model (with adapters) on images; write logits or embeddings as .npy and print the top classes.",
         discussion: """
-        INPUT is an .npy batch of preprocessed float32 images (N×C×H×W, or one C×H×W image), an image file \
-        (.jpg/.png), or a folder of images (searched recursively, sorted by path); images go through the model's \
-        input pipeline: the one stored in the .gslr (or a timm config.json beside a checkpoint), else the family's \
-        default, with --mean/--std/--interpolation/--resize/--crop-pct overriding it; it is printed on stderr. Adapters apply live (x·Wᵀ + s·(x·Aᵀ)·Bᵀ) unless --merged; either \
-        way each adapter's base fingerprint is checked against the model plus the adapters before it. Logits are \
-        without margin (s·cos for a CosFace head); probabilities are their softmax.
+            INPUT is an .npy batch of preprocessed float32 images (N×C×H×W, or one C×H×W image), an image file \
+            (.jpg/.png), or a folder of images (searched recursively, sorted by path); images go through the model's \
+            input pipeline: the one stored in the .gslr (or a timm config.json beside a checkpoint), else the family's \
+            default, with --mean/--std/--interpolation/--resize/--crop-pct overriding it; it is printed on stderr. Adapters apply live (x·Wᵀ + s·(x·Aᵀ)·Bᵀ) unless --merged; either \
+            way each adapter's base fingerprint is checked against the model plus the adapters before it. Logits are \
+            without margin (s·cos for a CosFace head); probabilities are their softmax.
 
-        Examples:
-          gslora-infer face.gslr photo.jpg
-          gslora-infer face.gslr --adapter task1.gslr faces/ -o logits.npy --top 3
-          gslora-infer vit_b_16.pth batch.npy --embeddings -o emb.npy --json
-          gslora-infer deit.safetensors photo.jpg --mean 0.485,0.456,0.406 \\
-              --std 0.229,0.224,0.225 --interpolation bicubic --crop-pct 0.9
-          gslora-infer face.gslr --adapter t1.gslr --adapter t2.gslr --merged --force \\
-              batch.npy -o logits.npy
+            Examples:
+              gslora-infer face.gslr photo.jpg
+              gslora-infer face.gslr --adapter task1.gslr faces/ -o logits.npy --top 3
+              gslora-infer vit_b_16.pth batch.npy --embeddings -o emb.npy --json
+              gslora-infer deit.safetensors photo.jpg --mean 0.485,0.456,0.406 \\
+                  --std 0.229,0.224,0.225 --interpolation bicubic --crop-pct 0.9
+              gslora-infer face.gslr --adapter t1.gslr --adapter t2.gslr --merged --force \\
+                  batch.npy -o logits.npy
 
-        Notes and warnings go to stderr; an existing -o file is replaced only with --force.
+            Notes and warnings go to stderr; an existing -o file is replaced only with --force.
 
-        Exit status: 0 done, 1 bad input or failed check, 2 usage error.
-        """)
+            Exit status: 0 done, 1 bad input or failed check, 2 usage error.
+            """)
 
     @Argument(help: "The model: a backbone .gslr, or a .pth/.safetensors ViT.")
     var model: String
@@ -102,14 +102,18 @@ struct InferCommand: GsloraCommand, ComputeCommand {
         if let bad = floats.firstIndex(where: { !$0.isFinite }) {
             let i = bad / max(perImage, 1)
             let count = floats.reduce(0) { $1.isFinite ? $0 : $0 + 1 }
-            throw EvalError.badInput(path: input, problem: "image \(i) (\(names[i])) holds a value that is NaN or infinite (\(count) such values in the input); give finite pixel values")
+            throw EvalError.badInput(
+                path: input,
+                problem: "image \(i) (\(names[i])) holds a value that is NaN or infinite (\(count) such values in the input); give finite pixel values")
         }
         let (logits, emb) = try withExtendedLifetime(images) {
-            try BatchedForward.run(built.model, images: floats, count: n, embeddings: embeddings, batchSize: batchSize,
-                                   progress: progress.update)
+            try BatchedForward.run(
+                built.model, images: floats, count: n, embeddings: embeddings, batchSize: batchSize,
+                progress: progress.update)
         }
         if let row = (0..<n).first(where: { i in (0..<c.numClasses).contains { !logits[i * c.numClasses + $0].isFinite } }) {
-            throw EvalError.badInput(path: input, problem: "the model's logits for image \(row) (\(names[row])) are not finite; the weights or the input overflow float32")
+            throw EvalError.badInput(
+                path: input, problem: "the model's logits for image \(row) (\(names[row])) are not finite; the weights or the input overflow float32")
         }
         if let output {
             if let emb {
@@ -120,9 +124,11 @@ struct InferCommand: GsloraCommand, ComputeCommand {
         }
         let classes = loaded.classes
         let predictions = (0..<n).map { i in
-            Prediction(input: names[i], top: BatchedForward.top(logits, row: i, width: c.numClasses, k: top).map {
-                Prediction.Entry(index: $0.index, name: classes?[$0.index], logit: $0.value, probability: $0.probability)
-            })
+            Prediction(
+                input: names[i],
+                top: BatchedForward.top(logits, row: i, width: c.numClasses, k: top).map {
+                    Prediction.Entry(index: $0.index, name: classes?[$0.index], logit: $0.value, probability: $0.probability)
+                })
         }
         if json {
             let enc = JSONEncoder()
@@ -135,7 +141,8 @@ struct InferCommand: GsloraCommand, ComputeCommand {
             }
         }
         if let output, !json {
-            FileHandle.standardError.write(Data("wrote \(embeddings ? "embeddings" : "logits") [\(n), \(embeddings ? c.width : c.numClasses)] to \(output)\n".utf8))
+            FileHandle.standardError.write(
+                Data("wrote \(embeddings ? "embeddings" : "logits") [\(n), \(embeddings ? c.width : c.numClasses)] to \(output)\n".utf8))
         }
     }
 }

@@ -1,7 +1,7 @@
 import ArgumentParser
 import CommandSupport
-import Foundation
 import Format
+import Foundation
 
 @main
 struct Inspect: GsloraCommand {
@@ -9,20 +9,20 @@ struct Inspect: GsloraCommand {
         commandName: "gslora-inspect",
         abstract: "Show what a .gslr, .pth or .safetensors file holds: kind, model config, tensors, adapter groups, task and fingerprints.",
         discussion: """
-        For .gslr it reads only the header and tensor table, so it takes the same time for any file size, unless \
-        --verify is given: that reads every byte and checks each tensor's CRC32. PyTorch (.pth, zip or legacy) and \
-        safetensors files are read with the same safe loader as gslora-convert (nothing in them is executed); they \
-        store no checksums, so their CRCs and fingerprint are computed from the data.
+            For .gslr it reads only the header and tensor table, so it takes the same time for any file size, unless \
+            --verify is given: that reads every byte and checks each tensor's CRC32. PyTorch (.pth, zip or legacy) and \
+            safetensors files are read with the same safe loader as gslora-convert (nothing in them is executed); they \
+            store no checksums, so their CRCs and fingerprint are computed from the data.
 
-        Examples:
-          gslora-inspect face.gslr              summary
-          gslora-inspect --tensors task1.gslr   also list every tensor
-          gslora-inspect --json *.gslr | jq '.[].fingerprint'
-          gslora-inspect --verify model.gslr    check all CRCs (exit 1 on a mismatch)
-          gslora-inspect checkpoint.pth         family, config and metadata (epoch, args) of a PyTorch file
+            Examples:
+              gslora-inspect face.gslr              summary
+              gslora-inspect --tensors task1.gslr   also list every tensor
+              gslora-inspect --json *.gslr | jq '.[].fingerprint'
+              gslora-inspect --verify model.gslr    check all CRCs (exit 1 on a mismatch)
+              gslora-inspect checkpoint.pth         family, config and metadata (epoch, args) of a PyTorch file
 
-        Exit codes: 0 all files fine, 1 a file is unreadable or invalid or fails --verify, 2 usage error.
-        """)
+            Exit codes: 0 all files fine, 1 a file is unreadable or invalid or fails --verify, 2 usage error.
+            """)
 
     @Argument(help: "Files to inspect.")
     var files: [String]

@@ -1,26 +1,36 @@
-import Foundation
 import Format
+import Foundation
 
 /// The human-readable form of a `FileSummary`.
 enum Render {
     static func text(_ s: FileSummary) -> String {
         var out = "\(s.path)  (\(s.format), \(bytes(s.fileBytes)))\n"
         func row(_ k: String, _ v: String) { out += "  " + k.padding(toLength: 13, withPad: " ", startingAt: 0) + v + "\n" }
-        row("kind", s.kind == .backbone && s.adapter != nil
-            ? "backbone with an embedded adapter (run as W + s·B·A, as PyTorch does; gslora-convert splits it off)" : s.kind.rawValue)
+        row(
+            "kind",
+            s.kind == .backbone && s.adapter != nil
+                ? "backbone with an embedded adapter (run as W + s·B·A, as PyTorch does; gslora-convert splits it off)" : s.kind.rawValue)
         if let m = s.model {
-            row("model", "\(m.family.rawValue): image \(m.imageSize), patch \(m.patchSize), channels \(m.channels), width \(m.width), depth \(m.depth), heads \(m.heads)×\(m.headDim), mlp \(m.mlpWidth), classes \(m.numClasses)")
+            row(
+                "model",
+                "\(m.family.rawValue): image \(m.imageSize), patch \(m.patchSize), channels \(m.channels), width \(m.width), depth \(m.depth), heads \(m.heads)×\(m.headDim), mlp \(m.mlpWidth), classes \(m.numClasses)"
+            )
             var head = m.head.kind.rawValue
             if let sc = m.head.s { head += " s=\(num(sc))" }
             if let mm = m.head.m { head += " m=\(num(mm))" }
             if let p = m.provenance, !p.isEmpty {
                 row("config from", p.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: "; "))
             }
-            row("head", "\(head); attention scale \(num(m.attentionScale)); layer-norm eps \(num(m.layerNormEps)); qkv bias \(m.qkvBias ? "yes" : "no"); pooling \(m.pooling)")
+            row(
+                "head",
+                "\(head); attention scale \(num(m.attentionScale)); layer-norm eps \(num(m.layerNormEps)); qkv bias \(m.qkvBias ? "yes" : "no"); pooling \(m.pooling)"
+            )
         }
         if let p = s.preprocess {
             let norm = p.mean.map { m in ", mean \(m.map(num).joined(separator: ",")) std \((p.std ?? []).map(num).joined(separator: ","))" } ?? ", no mean/std"
-            row("preprocess", "resize short side \(p.resize) (\(p.interpolation.rawValue)), centre crop \(p.crop)\(norm)" + (p.source.map { "; from \($0)" } ?? ""))
+            row(
+                "preprocess",
+                "resize short side \(p.resize) (\(p.interpolation.rawValue)), centre crop \(p.crop)\(norm)" + (p.source.map { "; from \($0)" } ?? ""))
         }
         if let c = s.classes {
             let shown = c.prefix(5).joined(separator: ", ") + (c.count > 5 ? ", …" : "")
@@ -38,7 +48,9 @@ enum Render {
             row("groups", "\(a.groups.count) by \(a.grouping): \(a.groups.count - pruned) kept, \(pruned) pruned")
             let width = min(max(a.groups.map { $0.name.count }.max() ?? 0, 4), 40)
             for g in a.groups {
-                out += "    " + g.name.padding(toLength: width, withPad: " ", startingAt: 0) + "  " + g.state.rawValue.padding(toLength: 6, withPad: " ", startingAt: 0)
+                out +=
+                    "    " + g.name.padding(toLength: width, withPad: " ", startingAt: 0) + "  "
+                    + g.state.rawValue.padding(toLength: 6, withPad: " ", startingAt: 0)
                     + "  norm " + String(format: "%.6g", g.norm) + "  (\(g.members.count) \(g.members.count == 1 ? "tensor" : "tensors"))\n"
             }
             let t = a.task
@@ -51,7 +63,10 @@ enum Render {
             // A baseline's lineage record (spec/FORMAT.md §4.8).
             row("baseline", "\(b["method"].map(jsonText) ?? "?"), started from \(b["started_from"].map(jsonText) ?? "?")")
             if case .object(let t)? = b["task"] {
-                row("task", ["index", "forget", "retain", "old", "base_fingerprint", "parameters_changed"].compactMap { k in t[k].map { "\(k) \(jsonText($0))" } }.joined(separator: ", "))
+                row(
+                    "task",
+                    ["index", "forget", "retain", "old", "base_fingerprint", "parameters_changed"].compactMap { k in t[k].map { "\(k) \(jsonText($0))" } }
+                        .joined(separator: ", "))
                 for phase in ["before", "after"] { if let m = t[phase] { row(phase, jsonText(m)) } }
             }
             if let st = b["settings"] { row("settings", jsonText(st)) }
@@ -65,7 +80,8 @@ enum Render {
             out += "  " + "name".padding(toLength: nameWidth, withPad: " ", startingAt: 0) + "  dtype  shape                 offset        bytes  crc32\n"
             for t in table {
                 let shape = "[" + t.shape.map(String.init).joined(separator: ", ") + "]"
-                out += "  " + t.name.padding(toLength: max(nameWidth, t.name.count), withPad: " ", startingAt: 0) + "  "
+                out +=
+                    "  " + t.name.padding(toLength: max(nameWidth, t.name.count), withPad: " ", startingAt: 0) + "  "
                     + t.dtype.rawValue.padding(toLength: 5, withPad: " ", startingAt: 0) + "  "
                     + shape.padding(toLength: max(20, shape.count), withPad: " ", startingAt: 0)
                     + leftPad(String(t.offset), 8) + "  " + leftPad(String(t.length), 11) + "  " + CRC32.hex(t.crc32) + "\n"

@@ -1,7 +1,7 @@
 import CommandSupport
 import Convert
-import Foundation
 import Format
+import Foundation
 
 /// Turns any supported file into a `FileSummary`: .gslr from its header alone; .pth and .safetensors through Convert.
 enum Summarize {
@@ -36,13 +36,15 @@ enum Summarize {
         var metadata = m.metadata
         if !m.notices.isEmpty { metadata["gslora.notices"] = .array(m.notices.map { .string($0) }) }
         let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
-        var s = FileSummary(path: path, format: format.rawValue, fileBytes: size, kind: kind, model: m.config,
-                            classes: m.classes, adapter: m.adapter, merged: m.merged, metadata: metadata,
-                            table: table, includeTable: includeTable)
+        var s = FileSummary(
+            path: path, format: format.rawValue, fileBytes: size, kind: kind, model: m.config,
+            classes: m.classes, adapter: m.adapter, merged: m.merged, metadata: metadata,
+            table: table, includeTable: includeTable)
         s.preprocess = m.preprocess
         // The fingerprint a converted backbone will have: its weights only, LoRA factors and optimizer state aside;
         // an exported adapter's is its factors' (it has no weights), as its .gslr file's.
-        let binding: Fingerprint.Binding = m.adapter.map { .adapter(scaling: $0.scaling, base: $0.baseFingerprint) }
+        let binding: Fingerprint.Binding =
+            m.adapter.map { .adapter(scaling: $0.scaling, base: $0.baseFingerprint) }
             ?? m.config.map { .model($0) } ?? .none
         s.fingerprint = Fingerprint.of(Array(table.prefix(m.adapter != nil ? m.lora.count : m.weights.count)), binding: binding)
         // LoRA factors in a model checkpoint are part of the model PyTorch runs: a backbone with an embedded adapter.

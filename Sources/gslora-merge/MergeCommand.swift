@@ -1,8 +1,8 @@
 import Apply
 import ArgumentParser
 import CommandSupport
-import Foundation
 import Format
+import Foundation
 
 @main
 struct MergeCommand: GsloraCommand, ComputeCommand {
@@ -10,25 +10,25 @@ struct MergeCommand: GsloraCommand, ComputeCommand {
         commandName: "gslora-merge",
         abstract: "Fold GS-LoRA adapters into a backbone: W ← W + scale·s·B·A, in the order given.",
         discussion: """
-        The arithmetic is float32 whatever the stored dtype; each weight is written back in its own dtype (F16/BF16 \
-        rounded to nearest even). Every adapter must have been trained on the weights it is applied to: the base \
-        for task 1, the base with tasks 1 … t−1 merged for task t (a continual chain). Its recorded base \
-        fingerprint is compared with the fingerprint of the weights so far; a mismatch is refused unless --allow-base-mismatch. \
-        Pruned groups (tensors absent from the adapter) are not merged. The output keeps the base's config, class \
-        names and metadata and lists each merged task (task index, adapter fingerprint, scale). Without -o the result \
-        is BASE.merged.gslr beside BASE (base.gslr → base.merged.gslr); an existing output is replaced only with \
-        --force, and never an input.
+            The arithmetic is float32 whatever the stored dtype; each weight is written back in its own dtype (F16/BF16 \
+            rounded to nearest even). Every adapter must have been trained on the weights it is applied to: the base \
+            for task 1, the base with tasks 1 … t−1 merged for task t (a continual chain). Its recorded base \
+            fingerprint is compared with the fingerprint of the weights so far; a mismatch is refused unless --allow-base-mismatch. \
+            Pruned groups (tensors absent from the adapter) are not merged. The output keeps the base's config, class \
+            names and metadata and lists each merged task (task index, adapter fingerprint, scale). Without -o the result \
+            is BASE.merged.gslr beside BASE (base.gslr → base.merged.gslr); an existing output is replaced only with \
+            --force, and never an input.
 
-        Examples:
-          gslora-merge face_vit.gslr task1.gslr -o face_vit.t1.gslr
-          gslora-merge face_vit.gslr t1.gslr t2.gslr          (writes face_vit.merged.gslr)
-          gslora-merge face_vit.gslr t1.gslr t2.gslr t3.gslr -o face_vit.t123.gslr
-          gslora-merge base.gslr task1.gslr --scale 0.5 -o half.gslr
-          gslora-merge base.gslr other.gslr -o out.gslr --allow-base-mismatch --json
+            Examples:
+              gslora-merge face_vit.gslr task1.gslr -o face_vit.t1.gslr
+              gslora-merge face_vit.gslr t1.gslr t2.gslr          (writes face_vit.merged.gslr)
+              gslora-merge face_vit.gslr t1.gslr t2.gslr t3.gslr -o face_vit.t123.gslr
+              gslora-merge base.gslr task1.gslr --scale 0.5 -o half.gslr
+              gslora-merge base.gslr other.gslr -o out.gslr --allow-base-mismatch --json
 
-        Exit status: 0 merged, 1 bad input or failed check (fingerprint, NaN),
-        2 usage error.
-        """)
+            Exit status: 0 merged, 1 bad input or failed check (fingerprint, NaN),
+            2 usage error.
+            """)
 
     @Argument(help: "The backbone .gslr to merge into.")
     var base: String
@@ -36,7 +36,8 @@ struct MergeCommand: GsloraCommand, ComputeCommand {
     @Argument(help: "Adapter .gslr files, in the order they were trained.")
     var adapters: [String] = []
 
-    @Option(name: [.short, .customLong("output")], help: ArgumentHelp("The backbone .gslr to write (default: BASE.merged.gslr beside BASE).", valueName: "file"))
+    @Option(
+        name: [.short, .customLong("output")], help: ArgumentHelp("The backbone .gslr to write (default: BASE.merged.gslr beside BASE).", valueName: "file"))
     var outputOption: String?
 
     var output: String { outputOption ?? OutputPolicy.beside(base, suffix: ".merged.gslr") }
@@ -77,8 +78,9 @@ struct MergeCommand: GsloraCommand, ComputeCommand {
         print("merged \(report.steps.count) adapter(s) into \(report.base) → \(report.output) (\(report.bytes) bytes)")
         for s in report.steps {
             let check = s.forced ? "MISMATCH ALLOWED (trained on \(s.expectedBase))" : "base fingerprint ok"
-            print("  task \(s.task)  \(s.adapter)  scale \(s.scale) (s·B·A with s = \(s.scaling))  \(s.layers) layers"
-                  + (s.prunedLayers > 0 ? ", \(s.prunedLayers) pruned" : "") + "  \(check)")
+            print(
+                "  task \(s.task)  \(s.adapter)  scale \(s.scale) (s·B·A with s = \(s.scaling))  \(s.layers) layers"
+                    + (s.prunedLayers > 0 ? ", \(s.prunedLayers) pruned" : "") + "  \(check)")
         }
         print("fingerprint \(report.outputFingerprint)")
     }

@@ -2,8 +2,8 @@ import Apply
 import ArgumentParser
 import CommandSupport
 import Convert
-import Foundation
 import Format
+import Foundation
 import Train
 
 /// `gslora-train forget`: GS-LoRA(++) single-step or continual forgetting, one adapter per task.
@@ -12,46 +12,46 @@ struct ForgetCommand: ParsableCommand, ComputeCommand {
         commandName: "forget",
         abstract: "Forget classes of a backbone with GS-LoRA(++): writes OUTDIR/task-N.gslr per task.",
         discussion: """
-        BACKBONE is a backbone .gslr (gslora-convert or gslora-train pretrain makes one) or a .pth/.safetensors ViT. \
-        DATA is an image folder with train/ and test/ sub-folders (one folder per class; or any image folder plus \
-        --test-data), a Fashion-MNIST-style IDX folder (`fashion-mnist` for Debian's dataset-fashion-mnist), or an \
-        .npy of preprocessed N×C×H×W float32 images with --labels (and --test-data/--test-labels). Image files go \
-        through the backbone's pipeline (stored in the .gslr, else the family default; --mean, --std, \
-        --interpolation, --resize, --crop-pct override it), printed on stderr.
+            BACKBONE is a backbone .gslr (gslora-convert or gslora-train pretrain makes one) or a .pth/.safetensors ViT. \
+            DATA is an image folder with train/ and test/ sub-folders (one folder per class; or any image folder plus \
+            --test-data), a Fashion-MNIST-style IDX folder (`fashion-mnist` for Debian's dataset-fashion-mnist), or an \
+            .npy of preprocessed N×C×H×W float32 images with --labels (and --test-data/--test-labels). Image files go \
+            through the backbone's pipeline (stored in the .gslr, else the family default; --mean, --std, \
+            --interpolation, --resize, --crop-pct override it), printed on stderr.
 
-        Classes come from a seeded class order π: task t (1-based) forgets P = --classes-per-task classes, \
-        π[F−(t−1)P : F−(t−1)P+P] with F = classes − P, and retains the rest except earlier tasks' and the first \
-        --missing classes. --forget names a task's classes instead; give it once per task, in order. Between tasks the adapter is merged \
-        into the base (as gslora-merge does) and a fresh adapter trains on the merged model; each adapter records the \
-        fingerprint of the exact base it trained on.
+            Classes come from a seeded class order π: task t (1-based) forgets P = --classes-per-task classes, \
+            π[F−(t−1)P : F−(t−1)P+P] with F = classes − P, and retains the rest except earlier tasks' and the first \
+            --missing classes. --forget names a task's classes instead; give it once per task, in order. Between tasks the adapter is merged \
+            into the base (as gslora-merge does) and a fresh adapter trains on the merged model; each adapter records the \
+            fingerprint of the exact base it trained on.
 
-        Defaults are the paper's CASIA continual recipe (spec/TRAINING.md §A.7): lr 1e-2 → 1e-5 cosine per epoch, 100 epochs, \
-        batch 48, data ratio 0.1, rank 8, block groups, BND 105, β 0.2, α 1e-4, AdamW wd 0.05, dropout 0.1. \
-        --plus adds GS-LoRA++'s prototype hinge (w_f 0.01, margin 18) and an EMA report from epoch 30 (decay 0.9).
+            Defaults are the paper's CASIA continual recipe (spec/TRAINING.md §A.7): lr 1e-2 → 1e-5 cosine per epoch, 100 epochs, \
+            batch 48, data ratio 0.1, rank 8, block groups, BND 105, β 0.2, α 1e-4, AdamW wd 0.05, dropout 0.1. \
+            --plus adds GS-LoRA++'s prototype hinge (w_f 0.01, margin 18) and an EMA report from epoch 30 (decay 0.9).
 
-        --method picks a baseline of the paper's main table instead (spec/TRAINING.md §7): finetune, retrain, l2, ewc, \
-        mas, lwf, der, der++, fdr, scrub, scrub-s, lirf, with the official scripts' values as defaults (lr, λ, …; \
-        batch 48). They train the backbone itself and write the whole backbone per task, with a lineage record \
-        (method, settings, classes, metrics, starting fingerprint) in its header; --resume keeps the finished tasks.
+            --method picks a baseline of the paper's main table instead (spec/TRAINING.md §7): finetune, retrain, l2, ewc, \
+            mas, lwf, der, der++, fdr, scrub, scrub-s, lirf, with the official scripts' values as defaults (lr, λ, …; \
+            batch 48). They train the backbone itself and write the whole backbone per task, with a lineage record \
+            (method, settings, classes, metrics, starting fingerprint) in its header; --resume keeps the finished tasks.
 
-        The state (OUTDIR/state.gslr) is saved after every epoch and on Ctrl-C/SIGTERM (exit 130); --resume continues \
-        to the same adapter bytes as an uninterrupted run. An OUTDIR that holds a run's state.gslr or task-N.gslr is \
-        refused unless --resume (continue it) or --force (start over, replacing them); the backbone and data are \
-        never replaced. Off a terminal, progress is one plain line per epoch (and every 30 s) on stderr.
+            The state (OUTDIR/state.gslr) is saved after every epoch and on Ctrl-C/SIGTERM (exit 130); --resume continues \
+            to the same adapter bytes as an uninterrupted run. An OUTDIR that holds a run's state.gslr or task-N.gslr is \
+            refused unless --resume (continue it) or --force (start over, replacing them); the backbone and data are \
+            never replaced. Off a terminal, progress is one plain line per epoch (and every 30 s) on stderr.
 
-        Under mpirun or srun (README "More than one machine") every global batch is split across the ranks, with the \
-        same results as one process up to float32 summation order; rank 0 alone writes OUTDIR (which every rank must \
-        see) and reports. This holds for GS-LoRA, GS-LoRA++ and every --method.
+            Under mpirun or srun (README "More than one machine") every global batch is split across the ranks, with the \
+            same results as one process up to float32 summation order; rank 0 alone writes OUTDIR (which every rank must \
+            see) and reports. This holds for GS-LoRA, GS-LoRA++ and every --method.
 
-        Examples:
-          gslora-train forget fmnist.gslr --data fashion-mnist --forget Sandal,Bag --epochs 20 --data-ratio 0.2 -o run1
-          gslora-train forget fmnist.gslr --data fashion-mnist --forget Sandal,Bag --forget Shirt --epochs 12 -o run2
-          gslora-train forget face.gslr --data casia100 --tasks 4 --classes-per-task 20 --plus --log run.jsonl -o cl
-          gslora-train forget face.gslr --data casia100 --tasks 4 --classes-per-task 20 --shots 4 --batch-size 4 -o fs
-          gslora-train forget face.gslr --data casia100 --tasks 4 --classes-per-task 20 -o cl --resume
-          gslora-train forget face.gslr --data casia100 --tasks 4 --classes-per-task 20 --precision bf16 -o cl16
-          gslora-train forget face.gslr --data casia100 --tasks 4 --classes-per-task 20 --method ewc --lambda 10 -o ewc
-        """)
+            Examples:
+              gslora-train forget fmnist.gslr --data fashion-mnist --forget Sandal,Bag --epochs 20 --data-ratio 0.2 -o run1
+              gslora-train forget fmnist.gslr --data fashion-mnist --forget Sandal,Bag --forget Shirt --epochs 12 -o run2
+              gslora-train forget face.gslr --data casia100 --tasks 4 --classes-per-task 20 --plus --log run.jsonl -o cl
+              gslora-train forget face.gslr --data casia100 --tasks 4 --classes-per-task 20 --shots 4 --batch-size 4 -o fs
+              gslora-train forget face.gslr --data casia100 --tasks 4 --classes-per-task 20 -o cl --resume
+              gslora-train forget face.gslr --data casia100 --tasks 4 --classes-per-task 20 --precision bf16 -o cl16
+              gslora-train forget face.gslr --data casia100 --tasks 4 --classes-per-task 20 --method ewc --lambda 10 -o ewc
+            """)
 
     @Argument(help: "The backbone: a backbone .gslr or a .pth/.safetensors ViT.") var backbone: String
     @Option(help: "Training data: image folder (train/ + test/), IDX folder, `fashion-mnist`, or .npy images.") var data: String
@@ -60,7 +60,8 @@ struct ForgetCommand: ParsableCommand, ComputeCommand {
     @Option(help: "Labels .npy for .npy test images.") var testLabels: String?
     @Option(name: [.short, .customLong("output")], help: "Output folder for task-N.gslr and state.gslr.") var output: String
 
-    @Option(help: "Classes to forget in one task (indices, ranges 0-4, names); repeat it for each continual task; default: from the class order.") var forget: [String] = []
+    @Option(help: "Classes to forget in one task (indices, ranges 0-4, names); repeat it for each continual task; default: from the class order.") var forget:
+        [String] = []
     @Option(help: "Continual tasks (default: 1, or one per --forget).") var tasks: Int?
     @Option(help: "Classes forgotten per task (P).") var classesPerTask = 1
     @Option(help: "Missing classes k (never trained on).") var missing = 0
@@ -111,7 +112,8 @@ struct ForgetCommand: ParsableCommand, ComputeCommand {
         let files = [state] + (0..<max(taskCount, 1)).map { output + "/task-\($0 + 1).gslr" }
         let inputs = [backbone, data, testData, labels, testLabels, log].compactMap { $0 }
         try OutputPolicy.checkFolderOutputs(output, files: files, inputs: inputs, force: force || resume) { path in
-            path == state ? "\(output) holds an interrupted run (\(state)); pass --resume to continue it or --force to start over"
+            path == state
+                ? "\(output) holds an interrupted run (\(state)); pass --resume to continue it or --force to start over"
                 : "\(path) exists; pass --force to replace it (or --resume to continue an interrupted run), or choose another -o"
         }
     }
@@ -123,11 +125,14 @@ struct ForgetCommand: ParsableCommand, ComputeCommand {
         try checkOutputs()
         let console = Console()
         let (model, stored) = try loadBackbone()
-        let pipeline = try preprocessOptions.pipeline(for: model.config, stored: stored, modelPath: backbone,
-                                                      inputs: [self.data] + (testData.map { [$0] } ?? []))
-        let data = try TrainData.load(data: self.data, testData: testData, labels: labels, testLabels: testLabels, classNames: model.classes,
-                                      classes: model.config.numClasses, preprocessing: pipeline)
-        let names = model.classes ?? (data.train.classNames.count == model.config.numClasses ? data.train.classNames : (0..<model.config.numClasses).map(String.init))
+        let pipeline = try preprocessOptions.pipeline(
+            for: model.config, stored: stored, modelPath: backbone,
+            inputs: [self.data] + (testData.map { [$0] } ?? []))
+        let data = try TrainData.load(
+            data: self.data, testData: testData, labels: labels, testLabels: testLabels, classNames: model.classes,
+            classes: model.config.numClasses, preprocessing: pipeline)
+        let names =
+            model.classes ?? (data.train.classNames.count == model.config.numClasses ? data.train.classNames : (0..<model.config.numClasses).map(String.init))
         var o = TrainOptions()
         o.seed = seed
         o.tasks = tasks ?? max(forget.count, 1)
@@ -177,17 +182,21 @@ struct ForgetCommand: ParsableCommand, ComputeCommand {
             trainer = t
         }
         let runLog = world.isRoot ? try log.map { try RunLog(path: $0) } : nil
-        if world.isRoot { trainer.onEvent = { e in
-            try? runLog?.write(e)
-            switch e {
-            case let .step(s): console.progress(ProgressLine.render(s, tasks: o.tasks), force: s.step == s.steps)
-            case let .taskStarted(t, c, nf, nr, steps):
-                console.message("task \(t)/\(o.tasks): forget \(c.forget.map { names[$0] }.joined(separator: ",")) · \(c.retain.count) retained · \(nf)+\(nr) training images · \(steps) steps")
-            case let .evaluated(t, phase, m, h): console.message("task \(t) \(phase): \(ProgressLine.metrics(m, h: h))")
-            case .stateSaved: console.epochEnded()
-            case let .taskFinished(r): console.message("task \(r.index) → \(r.adapter)")
+        if world.isRoot {
+            trainer.onEvent = { e in
+                try? runLog?.write(e)
+                switch e {
+                case let .step(s): console.progress(ProgressLine.render(s, tasks: o.tasks), force: s.step == s.steps)
+                case let .taskStarted(t, c, nf, nr, steps):
+                    console.message(
+                        "task \(t)/\(o.tasks): forget \(c.forget.map { names[$0] }.joined(separator: ",")) · \(c.retain.count) retained · \(nf)+\(nr) training images · \(steps) steps"
+                    )
+                case let .evaluated(t, phase, m, h): console.message("task \(t) \(phase): \(ProgressLine.metrics(m, h: h))")
+                case .stateSaved: console.epochEnded()
+                case let .taskFinished(r): console.message("task \(r.index) → \(r.adapter)")
+                }
             }
-        } }
+        }
         Signals.install()
         trainer.shouldStop = { stopRequested != 0 }
         let report: TrainReport
@@ -202,7 +211,9 @@ struct ForgetCommand: ParsableCommand, ComputeCommand {
         }
         guard world.isRoot else { return }
         for t in report.tasks {
-            console.message("task \(t.index): \(ProgressLine.metrics(t.after, h: t.h))  (before: acc_r \(fmt(t.before.accRetain)) acc_f \(fmt(t.before.accForget)))  → \(t.adapter)")
+            console.message(
+                "task \(t.index): \(ProgressLine.metrics(t.after, h: t.h))  (before: acc_r \(fmt(t.before.accRetain)) acc_f \(fmt(t.before.accForget)))  → \(t.adapter)"
+            )
             if let n = t.parametersChanged, let b = t.bytes { console.message("task \(t.index): \(method) changed \(n) parameters, wrote \(b) bytes") }
         }
         if json { try Console.json(report) }
@@ -230,11 +241,16 @@ struct ForgetCommand: ParsableCommand, ComputeCommand {
             throw TrainerError.badModel(path: backbone, problem: "\(error)")
         }
         guard let config = imported.config else {
-            throw TrainerError.badModel(path: backbone, problem: imported.adapter != nil ? "it is an adapter, not a backbone"
-                                                                    : "no supported ViT family (face_vit, torchvision_vit, timm_vit) was recognised in it")
+            throw TrainerError.badModel(
+                path: backbone,
+                problem: imported.adapter != nil
+                    ? "it is an adapter, not a backbone"
+                    : "no supported ViT family (face_vit, torchvision_vit, timm_vit) was recognised in it")
         }
         // Embedded LoRA factors are part of the model PyTorch runs: training starts from W + s·B·A.
-        return (try TrainBackbone(config: config, tensors: imported.runnableWeights(), classes: imported.classes, source: backbone),
-                imported.preprocess)
+        return (
+            try TrainBackbone(config: config, tensors: imported.runnableWeights(), classes: imported.classes, source: backbone),
+            imported.preprocess
+        )
     }
 }

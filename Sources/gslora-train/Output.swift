@@ -1,6 +1,6 @@
 import CommandSupport
-import Foundation
 import Format
+import Foundation
 
 /// Where the command's words go: progress and messages on stderr (`StatusLine`), the `--json` report on stdout.
 final class Console {

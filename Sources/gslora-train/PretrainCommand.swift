@@ -1,8 +1,8 @@
 import Apply
 import ArgumentParser
-import Foundation
-import Format
 import CommandSupport
+import Format
+import Foundation
 import Train
 
 /// `gslora-train pretrain`: a face-style ViT with a CosFace head trained from scratch, written as a backbone .gslr.
@@ -11,19 +11,19 @@ struct PretrainCommand: ParsableCommand, ComputeCommand {
         commandName: "pretrain",
         abstract: "Train a face-style ViT (CosFace head) from scratch and write it as a backbone .gslr.",
         discussion: """
-        Every parameter trains (the CosFace weight too); AdamW with no decay on biases and 1-D tensors; cosine \
-        learning rate per epoch with linear warm-up from 1e-6 (spec/TRAINING.md §A.10). Images are used as they are (resized \
-        to --image-size, values in [0,1]). The last epoch's weights are written, with the data's class names.
+            Every parameter trains (the CosFace weight too); AdamW with no decay on biases and 1-D tensors; cosine \
+            learning rate per epoch with linear warm-up from 1e-6 (spec/TRAINING.md §A.10). Images are used as they are (resized \
+            to --image-size, values in [0,1]). The last epoch's weights are written, with the data's class names.
 
-        Under mpirun or srun (README "More than one machine") every global batch is split across the ranks and the \
-        gradients are summed, with the same results as one process up to float32 summation order; rank 0 alone \
-        writes OUTPUT (which every rank must see) and reports.
+            Under mpirun or srun (README "More than one machine") every global batch is split across the ranks and the \
+            gradients are summed, with the same results as one process up to float32 summation order; rank 0 alone \
+            writes OUTPUT (which every rank must see) and reports.
 
-        Examples:
-          gslora-train pretrain --data fashion-mnist --image-size 28 --patch-size 7 --channels 1 --width 64 \\
-              --depth 4 --heads 4 --mlp-width 128 --epochs 10 --batch-size 128 --lr 1e-3 -o fmnist.gslr
-          gslora-train pretrain --data faces/ -o face.gslr      (the paper's 112 px, patch 8, width 512, depth 6 model)
-        """)
+            Examples:
+              gslora-train pretrain --data fashion-mnist --image-size 28 --patch-size 7 --channels 1 --width 64 \\
+                  --depth 4 --heads 4 --mlp-width 128 --epochs 10 --batch-size 128 --lr 1e-3 -o fmnist.gslr
+              gslora-train pretrain --data faces/ -o face.gslr      (the paper's 112 px, patch 8, width 512, depth 6 model)
+            """)
 
     @Option(help: "Training data: image folder (train/ + test/), IDX folder, `fashion-mnist`, or .npy images.") var data: String
     @Option(help: "Test data (default: DATA's test split).") var testData: String?
@@ -76,32 +76,42 @@ struct PretrainCommand: ParsableCommand, ComputeCommand {
         o.seed = seed
         _ = try o.config(classes: 2)
         let pre = Preprocessing.direct(size: imageSize, channels: channels)
-        let d = try TrainData.load(data: data, testData: testData, labels: labels, testLabels: testLabels, classNames: nil,
-                                   classes: 1 << 16, preprocessing: pre)
+        let d = try TrainData.load(
+            data: data, testData: testData, labels: labels, testLabels: testLabels, classNames: nil,
+            classes: 1 << 16, preprocessing: pre)
         let console = Console()
         let runLog = world.isRoot ? try log.map { try RunLog(path: $0) } : nil
         let trainer = try Pretrainer(options: o, data: d)
         trainer.communicator = world
         let start = Date()
-        if world.isRoot { trainer.onEvent = { e in
-            switch e {
-            case let .step(epoch, step, steps, loss, acc, ips):
-                try? runLog?.write("step", ["epoch": Double(epoch), "step": Double(step), "loss": loss, "train_acc": acc, "images_per_s": ips])
-                let done = Double(epoch * steps + step), total = Double(o.epochs * steps)
-                let eta = Date().timeIntervalSince(start) / done * (total - done)
-                console.progress(String(format: "epoch %d/%d  step %d/%d  loss %.4f  train acc %.1f  %.0f img/s  ETA ",
-                                        epoch + 1, o.epochs, step, steps, loss, acc, ips) + ProgressLine.duration(eta))
-            case let .epochFinished(r):
-                try? runLog?.write("epoch", r)
-                console.message(String(format: "epoch %d/%d: loss %.4f  train acc %.2f  test acc %.2f (margin %.2f)  lr %.3g  %.1fs",
-                                       r.epoch + 1, o.epochs, r.loss, r.trainAccuracy, r.testAccuracy, r.testAccuracyMargin, r.lr, r.seconds))
+        if world.isRoot {
+            trainer.onEvent = { e in
+                switch e {
+                case let .step(epoch, step, steps, loss, acc, ips):
+                    try? runLog?.write("step", ["epoch": Double(epoch), "step": Double(step), "loss": loss, "train_acc": acc, "images_per_s": ips])
+                    let done = Double(epoch * steps + step), total = Double(o.epochs * steps)
+                    let eta = Date().timeIntervalSince(start) / done * (total - done)
+                    console.progress(
+                        String(
+                            format: "epoch %d/%d  step %d/%d  loss %.4f  train acc %.1f  %.0f img/s  ETA ",
+                            epoch + 1, o.epochs, step, steps, loss, acc, ips) + ProgressLine.duration(eta))
+                case let .epochFinished(r):
+                    try? runLog?.write("epoch", r)
+                    console.message(
+                        String(
+                            format: "epoch %d/%d: loss %.4f  train acc %.2f  test acc %.2f (margin %.2f)  lr %.3g  %.1fs",
+                            r.epoch + 1, o.epochs, r.loss, r.trainAccuracy, r.testAccuracy, r.testAccuracyMargin, r.lr, r.seconds))
+                }
             }
-        } }
+        }
         let report = try trainer.run(output: output)
         guard world.isRoot else { return }
         if let last = report.epochs.last {
-            console.message(output + String(format: ": %d parameters, %d classes, test acc %.2f (margin %.2f), %.0fs", report.parameters,
-                                            d.train.classNames.count, last.testAccuracy, last.testAccuracyMargin, report.seconds))
+            console.message(
+                output
+                    + String(
+                        format: ": %d parameters, %d classes, test acc %.2f (margin %.2f), %.0fs", report.parameters,
+                        d.train.classNames.count, last.testAccuracy, last.testAccuracyMargin, report.seconds))
         }
         if json { try Console.json(report) }
     }

@@ -1,7 +1,7 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// Set from the SIGINT/SIGTERM handler; the training loop polls it after every step, saves its state and stops.

@@ -1,6 +1,6 @@
 import Apply
-import Foundation
 import Format
+import Foundation
 import TestSupport
 import XCTest
 
@@ -67,8 +67,9 @@ final class BF16ForwardTests: XCTestCase {
         let mm = BF16Matmul()
         try input.withUnsafeBufferPointer { x in
             try out.withUnsafeMutableBufferPointer { y in
-                try mm.product(weight: weight, firstRow: firstRow, outFeatures: outF, inFeatures: inF, input: x.baseAddress!, lda: lda,
-                               rows: rows, out: y.baseAddress!, ldc: ldc)
+                try mm.product(
+                    weight: weight, firstRow: firstRow, outFeatures: outF, inFeatures: inF, input: x.baseAddress!, lda: lda,
+                    rows: rows, out: y.baseAddress!, ldc: ldc)
             }
         }
         let bound = Self.productBound(k: inF)
@@ -100,16 +101,19 @@ final class BF16ForwardTests: XCTestCase {
     func testInputsRoundToNearestEven() throws {
         let n = 37
         let identity = FloatBuffer((0..<(n * n)).map { $0 / n == $0 % n ? 1 : 0 })
-        let ulp: Float = 0x1p-7  // bf16 spacing in [1, 2)
+        let ulp: Float = 0x1p-7 // bf16 spacing in [1, 2)
         // (input, expected): below/above half an ulp, ties to the even neighbour, negatives, an exact value, zero.
-        let cases: [(Float, Float)] = [(1 + ulp / 2, 1), (1 + 3 * ulp / 2, 1 + 2 * ulp), (1 + ulp * 0.49, 1), (1 + ulp * 0.51, 1 + ulp),
-                                       (-(1 + 3 * ulp / 2), -(1 + 2 * ulp)), (3.140625, 3.140625), (0, 0), (-0.0, 0)]
+        let cases: [(Float, Float)] = [
+            (1 + ulp / 2, 1), (1 + 3 * ulp / 2, 1 + 2 * ulp), (1 + ulp * 0.49, 1), (1 + ulp * 0.51, 1 + ulp),
+            (-(1 + 3 * ulp / 2), -(1 + 2 * ulp)), (3.140625, 3.140625), (0, 0), (-0.0, 0)
+        ]
         let input = (0..<n).map { cases[$0 % cases.count].0 }, expected = (0..<n).map { cases[$0 % cases.count].1 }
         var out = [Float](repeating: .nan, count: n)
         try input.withUnsafeBufferPointer { x in
             try out.withUnsafeMutableBufferPointer { y in
-                try BF16Matmul().product(weight: identity, outFeatures: n, inFeatures: n, input: x.baseAddress!, lda: n, rows: 1,
-                                         out: y.baseAddress!, ldc: n)
+                try BF16Matmul().product(
+                    weight: identity, outFeatures: n, inFeatures: n, input: x.baseAddress!, lda: n, rows: 1,
+                    out: y.baseAddress!, ldc: n)
             }
         }
         XCTAssertEqual(out, expected)
@@ -122,12 +126,18 @@ final class BF16ForwardTests: XCTestCase {
         try input.withUnsafeBufferPointer { x in
             try out.withUnsafeMutableBufferPointer { y in
                 // Rows 2..<5 of a [4, 3] weight do not exist; a row stride shorter than a row is not a matrix.
-                XCTAssertThrowsError(try BF16Matmul().product(weight: weight, firstRow: 2, outFeatures: 3, inFeatures: 3,
-                                                              input: x.baseAddress!, lda: 3, rows: 1, out: y.baseAddress!, ldc: 3))
-                XCTAssertThrowsError(try BF16Matmul().product(weight: weight, outFeatures: 4, inFeatures: 3, input: x.baseAddress!,
-                                                              lda: 2, rows: 1, out: y.baseAddress!, ldc: 4))
-                XCTAssertThrowsError(try BF16Matmul().product(weight: weight, outFeatures: 4, inFeatures: 3, input: x.baseAddress!,
-                                                              lda: 3, rows: Int.max / 2, out: y.baseAddress!, ldc: 4))
+                XCTAssertThrowsError(
+                    try BF16Matmul().product(
+                        weight: weight, firstRow: 2, outFeatures: 3, inFeatures: 3,
+                        input: x.baseAddress!, lda: 3, rows: 1, out: y.baseAddress!, ldc: 3))
+                XCTAssertThrowsError(
+                    try BF16Matmul().product(
+                        weight: weight, outFeatures: 4, inFeatures: 3, input: x.baseAddress!,
+                        lda: 2, rows: 1, out: y.baseAddress!, ldc: 4))
+                XCTAssertThrowsError(
+                    try BF16Matmul().product(
+                        weight: weight, outFeatures: 4, inFeatures: 3, input: x.baseAddress!,
+                        lda: 3, rows: Int.max / 2, out: y.baseAddress!, ldc: 4))
             }
         }
     }
@@ -172,8 +182,9 @@ final class BF16ForwardTests: XCTestCase {
                     let tag = "\(c.name) \(group)"
                     try check(b.embeddings, float32: f.embeddings, g["embedding"], depth: depth, "\(tag) embedding")
                     try check(b.logits, float32: f.logits, g["logits_plain"], depth: depth, "\(tag) plain logits")
-                    try check(try XCTUnwrap(b.marginLogits), float32: try XCTUnwrap(f.marginLogits), g["logits_margin"], depth: depth,
-                              "\(tag) margin logits")
+                    try check(
+                        try XCTUnwrap(b.marginLogits), float32: try XCTUnwrap(f.marginLogits), g["logits_margin"], depth: depth,
+                        "\(tag) margin logits")
                 }
                 if let protos = c.json["prototypes"] as? [String: Any], protos["proto_embeddings"] != nil {
                     let (b, f) = try both(try FixtureArray(inputs["proto_images"], "\(c.name) proto_images"), labels: nil)

@@ -6,9 +6,10 @@ import XCTest
 /// embeddings, L = Σ e·R, on tiny random models (face and conv layouts, with dropout and two adapters).
 final class BackwardTests: XCTestCase {
     static func tinyConfig(_ family: ModelConfig.Family) -> ModelConfig {
-        ModelConfig(family: family, imageSize: 8, patchSize: 4, width: 8, depth: 2, heads: 2, headDim: 4, mlpWidth: 16,
-                    numClasses: 3, head: family == .faceViT ? .cosface : .linear, attentionScale: family == .faceViT ? 0.35 : 0.5,
-                    layerNormEps: 1e-5, qkvBias: family != .faceViT)
+        ModelConfig(
+            family: family, imageSize: 8, patchSize: 4, width: 8, depth: 2, heads: 2, headDim: 4, mlpWidth: 16,
+            numClasses: 3, head: family == .faceViT ? .cosface : .linear, attentionScale: family == .faceViT ? 0.35 : 0.5,
+            layerNormEps: 1e-5, qkvBias: family != .faceViT)
     }
 
     /// Adapters with non-zero B so that gradients reach A.
@@ -23,7 +24,7 @@ final class BackwardTests: XCTestCase {
         let model: ViT
         let images: [Float]
         let batch: Int
-        let weights: [Float]   // R
+        let weights: [Float] // R
         let mode: ForwardMode
 
         /// L in Double, after reseeding dropout so every evaluation draws the same masks.
@@ -39,7 +40,11 @@ final class BackwardTests: XCTestCase {
         let params = try ViTParameters.random(config: c, seed: 11)
         // Non-trivial LayerNorm affine parameters, so their gradients are exercised too.
         var rng = SplitMix64(seed: 12)
-        for b in params.blocks { for n in [b.norm1, b.norm2] { for i in 0..<c.width { n.weight.pointer[i] = 0.5 + rng.nextUnitFloat(); n.bias.pointer[i] = rng.nextUnitFloat() - 0.5 } } }
+        for b in params.blocks {
+            for n in [b.norm1, b.norm2] {
+                for i in 0..<c.width { n.weight.pointer[i] = 0.5 + rng.nextUnitFloat(); n.bias.pointer[i] = rng.nextUnitFloat() - 0.5 }
+            }
+        }
         let model = try ViT(config: c, parameters: params, adapters: [try Self.adapter(c, rank: 2, seed: 3), try Self.adapter(c, rank: 3, seed: 4)])
         let batch = 3
         let images = (0..<(batch * c.channels * c.imageSize * c.imageSize)).map { _ in rng.nextUnitFloat() }
@@ -82,8 +87,10 @@ final class BackwardTests: XCTestCase {
         var out: [(String, FloatBuffer, FloatBuffer)] = []
         for (k, (a, ga)) in zip(s.model.adapters, g.lora).enumerated() {
             for l in 0..<a.fc1.count {
-                out += [("adapter \(k) block \(l) fc1.A", a.fc1[l].a, ga.fc1[l].a), ("adapter \(k) block \(l) fc1.B", a.fc1[l].b, ga.fc1[l].b),
-                        ("adapter \(k) block \(l) fc2.A", a.fc2[l].a, ga.fc2[l].a), ("adapter \(k) block \(l) fc2.B", a.fc2[l].b, ga.fc2[l].b)]
+                out += [
+                    ("adapter \(k) block \(l) fc1.A", a.fc1[l].a, ga.fc1[l].a), ("adapter \(k) block \(l) fc1.B", a.fc1[l].b, ga.fc1[l].b),
+                    ("adapter \(k) block \(l) fc2.A", a.fc2[l].a, ga.fc2[l].a), ("adapter \(k) block \(l) fc2.B", a.fc2[l].b, ga.fc2[l].b)
+                ]
             }
         }
         return out
@@ -102,9 +109,12 @@ final class BackwardTests: XCTestCase {
         for family in [ModelConfig.Family.faceViT, .torchvisionViT] {
             let s = try makeSetup(family, dropout: 0.25)
             let g = try gradients(s, parameters: true)
-            let names = ["cls", "pos", "patch.W", "patch.b"] + (0..<s.model.config.depth).flatMap { l in
-                ["norm1.w", "norm1.b", "qkv.W"] + (s.model.config.qkvBias ? ["qkv.b"] : []) + ["proj.W", "proj.b", "norm2.w", "norm2.b", "fc1.W", "fc1.b", "fc2.W", "fc2.b"].map { "\(l).\($0)" }
-            } + ["norm.w", "norm.b"]
+            let names =
+                ["cls", "pos", "patch.W", "patch.b"]
+                + (0..<s.model.config.depth).flatMap { l in
+                    ["norm1.w", "norm1.b", "qkv.W"] + (s.model.config.qkvBias ? ["qkv.b"] : [])
+                        + ["proj.W", "proj.b", "norm2.w", "norm2.b", "fc1.W", "fc1.b", "fc2.W", "fc2.b"].map { "\(l).\($0)" }
+                } + ["norm.w", "norm.b"]
             let values = s.model.parameters.allBuffers, grads = try XCTUnwrap(g.parameters).allBuffers
             // The head's gradient comes from the loss side, not from backward(gradEmbeddings:).
             let checked = Array(zip(names, zip(values, grads)).map { ($0, $1.0, $1.1) })
@@ -131,9 +141,10 @@ final class BackwardTests: XCTestCase {
     /// that repeats per row: the backward pass reuses whatever the forward drew.)
     func testHiddenDropoutDrawsEveryElement() throws {
         let t = Self.tinyConfig(.faceViT)
-        let c = ModelConfig(family: t.family, imageSize: t.imageSize, patchSize: t.patchSize, width: t.width, depth: t.depth, heads: t.heads,
-                            headDim: t.headDim, mlpWidth: 512, numClasses: t.numClasses, head: t.head, attentionScale: t.attentionScale,
-                            layerNormEps: t.layerNormEps, qkvBias: t.qkvBias)
+        let c = ModelConfig(
+            family: t.family, imageSize: t.imageSize, patchSize: t.patchSize, width: t.width, depth: t.depth, heads: t.heads,
+            headDim: t.headDim, mlpWidth: 512, numClasses: t.numClasses, head: t.head, attentionScale: t.attentionScale,
+            layerNormEps: t.layerNormEps, qkvBias: t.qkvBias)
         let model = try ViT(config: c, parameters: try ViTParameters.random(config: c, seed: 5))
         var rng = SplitMix64(seed: 6)
         let batch = 3, images = (0..<(batch * c.channels * c.imageSize * c.imageSize)).map { _ in rng.nextUnitFloat() }

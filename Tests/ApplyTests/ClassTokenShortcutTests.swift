@@ -11,9 +11,10 @@ final class ClassTokenShortcutTests: XCTestCase {
 
     /// Big enough that the SIMD paths of the vector kernels run (head_dim 16, 17 tokens).
     static func config(_ family: ModelConfig.Family) -> ModelConfig {
-        ModelConfig(family: family, imageSize: 16, patchSize: 4, width: 32, depth: 2, heads: 2, headDim: 16, mlpWidth: 64,
-                    numClasses: 5, head: family == .faceViT ? .cosface : .linear, attentionScale: 0.25,
-                    layerNormEps: 1e-5, qkvBias: family != .faceViT)
+        ModelConfig(
+            family: family, imageSize: 16, patchSize: 4, width: 32, depth: 2, heads: 2, headDim: 16, mlpWidth: 64,
+            numClasses: 5, head: family == .faceViT ? .cosface : .linear, attentionScale: 0.25,
+            layerNormEps: 1e-5, qkvBias: family != .faceViT)
     }
 
     struct Run {

@@ -29,7 +29,7 @@ final class CommandLineTests: XCTestCase {
             ("gslora-eval", ["model.gslr", "--frobnicate"]),
             ("gslora-train", ["--frobnicate"]), ("gslora-train", ["forget", "model.gslr", "--frobnicate"]),
             ("gslora-train", ["pretrain", "--frobnicate"]),
-            ("gslora-demo", ["--frobnicate"]),
+            ("gslora-demo", ["--frobnicate"])
         ]
         for (c, args) in cases {
             let r = try CommandRunner.run(c, args)

@@ -32,8 +32,10 @@ final class DataDecodeTests: XCTestCase {
 
         let plte: [UInt8] = [10, 20, 30, 200, 100, 50, 0, 255, 7]
         let idx = [0, 1, 2, 2, 1, 0]
-        img = try decode(TestImages.png(width: w, height: h, colorType: TestImages.palette, samples: idx, palette: plte,
-                                        transparency: [0, 128]))
+        img = try decode(
+            TestImages.png(
+                width: w, height: h, colorType: TestImages.palette, samples: idx, palette: plte,
+                transparency: [0, 128]))
         XCTAssertEqual(img.channels, 3)
         XCTAssertEqual(img.pixels, idx.flatMap { Array(plte[(3 * $0)..<(3 * $0 + 3)]) })
     }
@@ -80,7 +82,7 @@ final class DataDecodeTests: XCTestCase {
             ("cut.png", Array(png[0..<(png.count - 20)]), "PNG"),
             ("crc.png", badCRC, "PNG"),
             ("cut.jpg", Array(jpg[0..<(jpg.count / 2)]), "JPEG"),
-            ("head.jpg", Array(jpg[0..<4]), "JPEG"),
+            ("head.jpg", Array(jpg[0..<4]), "JPEG")
         ]
         for (name, bytes, words) in cases {
             XCTAssertThrowsError(try decode(bytes, name), name) { error in

@@ -36,8 +36,10 @@ enum TestImages {
     /// PNG colour types.
     static let gray: UInt8 = 0, rgb: UInt8 = 2, palette: UInt8 = 3, grayAlpha: UInt8 = 4, rgba: UInt8 = 6
 
-    static func png(width: Int, height: Int, colorType: UInt8, bitDepth: UInt8 = 8, samples: [Int],
-                    palette plte: [UInt8]? = nil, transparency: [UInt8]? = nil) -> [UInt8] {
+    static func png(
+        width: Int, height: Int, colorType: UInt8, bitDepth: UInt8 = 8, samples: [Int],
+        palette plte: [UInt8]? = nil, transparency: [UInt8]? = nil
+    ) -> [UInt8] {
         let perPixel = [0: 1, 2: 3, 3: 1, 4: 2, 6: 4][Int(colorType)]!
         precondition(samples.count == width * height * perPixel, "sample count")
         var raw: [UInt8] = []
@@ -64,8 +66,9 @@ enum TestImages {
         let format = channels == 1 ? TJPF_GRAY : TJPF_RGB
         let samp = channels == 1 ? TJSAMP_GRAY : TJSAMP_444
         let rc = pixels.withUnsafeBufferPointer {
-            tjCompress2(tj, $0.baseAddress, Int32(width), 0, Int32(height), Int32(format.rawValue), &buf, &size,
-                        Int32(samp.rawValue), quality, 0)
+            tjCompress2(
+                tj, $0.baseAddress, Int32(width), 0, Int32(height), Int32(format.rawValue), &buf, &size,
+                Int32(samp.rawValue), quality, 0)
         }
         precondition(rc == 0, String(cString: tjGetErrorStr2(tj)))
         defer { tjFree(buf) }

@@ -33,8 +33,12 @@ final class DataFolderTests: XCTestCase {
         let (set, skipped) = try ImageFolder.load(root: t.file("train") + "/", preprocessing: identity)
         XCTAssertEqual(set.classNames, names)
         let rel = set.paths!.map { String($0.dropFirst(t.file("train/").count)) }
-        XCTAssertEqual(rel, ["A/only.png", "Zeta/only.png", "a/img10.png", "a/img2.PNG", "a/only.png", "a/sub/x.png",
-                             "a/sub-a/y.jpeg", "b/only.png", "é/only.png"])
+        XCTAssertEqual(
+            rel,
+            [
+                "A/only.png", "Zeta/only.png", "a/img10.png", "a/img2.PNG", "a/only.png", "a/sub/x.png",
+                "a/sub-a/y.jpeg", "b/only.png", "é/only.png"
+            ])
         XCTAssertEqual(set.labels, [0, 1, 2, 2, 2, 2, 2, 3, 4])
         XCTAssertEqual(skipped.map(\.path), [t.file("train/a/old.BMP")])
         XCTAssertTrue(skipped[0].reason.contains("unsupported"))
@@ -123,8 +127,9 @@ final class DataFolderTests: XCTestCase {
         for k in 0..<3 {
             for i in 0..<40 {
                 let v = (k * 40 + i) * 2
-                t.write("p/c\(k)/\(String(format: "%03d", i)).png",
-                        TestImages.png(width: 9, height: 7, colorType: TestImages.gray, samples: [Int](repeating: v, count: 63)))
+                t.write(
+                    "p/c\(k)/\(String(format: "%03d", i)).png",
+                    TestImages.png(width: 9, height: 7, colorType: TestImages.gray, samples: [Int](repeating: v, count: 63)))
             }
         }
         let p = Preprocessing(geometry: .resizeShortSide(5, crop: 4), channels: 3)

@@ -24,8 +24,9 @@ final class DataIDXTests: XCTestCase {
             XCTAssertEqual([raw.count, raw.rows, raw.cols], [3, 2, 4])
             XCTAssertEqual(raw.pixels, pixels)
             XCTAssertEqual(try IDX.readLabels(path: t.file(l)), [2, 0, 1])
-            let set = try IDX.load(images: t.file(i), labels: t.file(l), classNames: ["x", "y", "z"],
-                                   preprocessing: Preprocessing(geometry: .direct(height: 2, width: 4), channels: 1))
+            let set = try IDX.load(
+                images: t.file(i), labels: t.file(l), classNames: ["x", "y", "z"],
+                preprocessing: Preprocessing(geometry: .direct(height: 2, width: 4), channels: 1))
             XCTAssertEqual([set.count, set.channels, set.height, set.width], [3, 1, 2, 4])
             XCTAssertEqual(set.withPixels { Array($0) }, pixels.map { Float($0) / 255 })
             XCTAssertEqual(set.labels, [2, 0, 1])
@@ -55,7 +56,7 @@ final class DataIDXTests: XCTestCase {
             ("trailing.gz", TestImages.gzip(good + [7]), "continues"),
             ("cut.gz", Array(gz[0..<(gz.count - 12)]), "truncated"),
             ("garbage-after.gz", gz + [1, 2, 3], "non-gzip"),
-            ("corrupt.gz", corruptGz, "corrupt gzip"),
+            ("corrupt.gz", corruptGz, "corrupt gzip")
         ]
         for (name, bytes, words) in cases {
             let path = t.write(name, bytes)
@@ -118,12 +119,16 @@ final class DataIDXTests: XCTestCase {
         guard FileManager.default.fileExists(atPath: FashionMNIST.directory + "/t10k-images-idx3-ubyte.gz") else {
             throw XCTSkip("dataset-fashion-mnist is not installed (apt-get install dataset-fashion-mnist)")
         }
-        let (set, skipped) = try EvalData.load(path: "fashion-mnist", classNames: FashionMNIST.classNames, numClasses: 10,
-                                               preprocessing: .direct(size: 28, channels: 1))
+        let (set, skipped) = try EvalData.load(
+            path: "fashion-mnist", classNames: FashionMNIST.classNames, numClasses: 10,
+            preprocessing: .direct(size: 28, channels: 1))
         XCTAssertEqual(set.count, 10000)
         XCTAssertTrue(skipped.isEmpty)
-        XCTAssertThrowsError(try EvalData.load(path: "fashion-mnist-nonexistent", classNames: nil, numClasses: 10,
-                                               preprocessing: .direct(size: 28, channels: 1))) { e in
+        XCTAssertThrowsError(
+            try EvalData.load(
+                path: "fashion-mnist-nonexistent", classNames: nil, numClasses: 10,
+                preprocessing: .direct(size: 28, channels: 1))
+        ) { e in
             XCTAssertTrue("\(e)".contains("fashion-mnist-nonexistent"), "\(e)")
         }
     }

@@ -6,8 +6,9 @@ final class DataImageSetTests: XCTestCase {
     /// 5 images of 1×1×2, image i holding [10i, 10i+1]; labels 2,0,1,2,0.
     private func sample() throws -> ImageSet {
         let values = (0..<5).flatMap { [Float(10 * $0), Float(10 * $0 + 1)] }
-        return try ImageSet(images: Tensor(name: "x", shape: [5, 1, 1, 2], floats: values), labels: [2, 0, 1, 2, 0],
-                            classNames: ["a", "b", "c"], paths: ["p0", "p1", "p2", "p3", "p4"])
+        return try ImageSet(
+            images: Tensor(name: "x", shape: [5, 1, 1, 2], floats: values), labels: [2, 0, 1, 2, 0],
+            classNames: ["a", "b", "c"], paths: ["p0", "p1", "p2", "p3", "p4"])
     }
 
     func testGatherIntoBuffersArraysAndFloatBuffer() throws {

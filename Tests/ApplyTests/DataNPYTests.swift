@@ -30,8 +30,9 @@ final class DataNPYTests: XCTestCase {
         let headerLength = Int(raw[8]) | Int(raw[9]) << 8
         XCTAssertEqual((10 + headerLength) % 64, 0, "data starts on a 64-byte boundary")
         XCTAssertEqual(raw.count, 10 + headerLength + 480)
-        XCTAssertTrue(String(decoding: raw[10..<(10 + headerLength)], as: UTF8.self)
-            .hasPrefix("{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3, 4, 5), }"))
+        XCTAssertTrue(
+            String(decoding: raw[10..<(10 + headerLength)], as: UTF8.self)
+                .hasPrefix("{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3, 4, 5), }"))
         let back = try NPY.read(path: path)
         XCTAssertEqual(back.shape, [2, 3, 4, 5])
         XCTAssertEqual(back.dtype, .f32)
@@ -57,7 +58,7 @@ final class DataNPYTests: XCTestCase {
             ("{'descr': '<f8', 'fortran_order': False, 'shape': (2, 2), }", bytes([1.5, -2.0, 3.25, 0.0] as [Double]), 1),
             ("{'descr': '|u1', 'fortran_order': False, 'shape': (4,), }", [1, 255, 0, 3], 1),
             ("{'descr': '<i8', 'fortran_order': False, 'shape': (4,), }", bytes([7, -1, 0, 1 << 20] as [Int64]), 2),
-            ("{\"descr\": \"<f4\", \"fortran_order\": False, \"shape\": (2L, 2L)}", bytes([1, 2, 3, 4] as [Float]), 3),
+            ("{\"descr\": \"<f4\", \"fortran_order\": False, \"shape\": (2L, 2L)}", bytes([1, 2, 3, 4] as [Float]), 3)
         ]
         let expected: [[Float]] = [[1.5, -2, 3.25, 0], [1, 255, 0, 3], [7, -1, 0, 1_048_576], [1, 2, 3, 4]]
         for (k, (dict, data, major)) in cases.enumerated() {
@@ -89,7 +90,7 @@ final class DataNPYTests: XCTestCase {
             ("magic", Array("PK\u{03}\u{04} not numpy".utf8), "magic"),
             ("version", [0x93] + Array("NUMPY".utf8) + [9, 0, 0, 0], "version"),
             ("header-past-end", [0x93] + Array("NUMPY".utf8) + [1, 0, 0xFF, 0x00, 0x7B], "past the end"),
-            ("huge-header", [0x93] + Array("NUMPY".utf8) + [2, 0, 0xFF, 0xFF, 0xFF, 0x7F], "limit"),
+            ("huge-header", [0x93] + Array("NUMPY".utf8) + [2, 0, 0xFF, 0xFF, 0xFF, 0x7F], "limit")
         ]
         for (name, data, words) in cases {
             let path = t.write(name + ".npy", data)

@@ -28,8 +28,9 @@ final class DataPreprocessTests: XCTestCase {
         let q = Preprocessing(geometry: .resizeShortSide(224, crop: 224), channels: 3)
         XCTAssertEqual(q.layout(sourceWidth: 224, sourceHeight: 257), .init(resizedWidth: 224, resizedHeight: 257, cropLeft: 0, cropTop: 16))
         XCTAssertEqual(q.layout(sourceWidth: 259, sourceHeight: 224), .init(resizedWidth: 259, resizedHeight: 224, cropLeft: 18, cropTop: 0))
-        XCTAssertEqual(Preprocessing.direct(size: 32, channels: 3).layout(sourceWidth: 28, sourceHeight: 28),
-                       .init(resizedWidth: 32, resizedHeight: 32, cropLeft: 0, cropTop: 0))
+        XCTAssertEqual(
+            Preprocessing.direct(size: 32, channels: 3).layout(sourceWidth: 28, sourceHeight: 28),
+            .init(resizedWidth: 32, resizedHeight: 32, cropLeft: 0, cropTop: 0))
     }
 
     /// Shrinking 4 → 2 with the antialiased triangle (support 2): weights 3/7, 3/7, 1/7 and mirrored,
@@ -48,9 +49,11 @@ final class DataPreprocessTests: XCTestCase {
     func testConstantImageStaysConstant() throws {
         for v in [0, 1, 128, 254, 255] {
             let img = gray(37, 23) { _, _ in v }
-            for p in [Preprocessing(geometry: .direct(height: 5, width: 7), channels: 1),
-                      Preprocessing(geometry: .direct(height: 61, width: 90), channels: 3),
-                      Preprocessing(geometry: .resizeShortSide(11, crop: 9), channels: 1)] {
+            for p in [
+                Preprocessing(geometry: .direct(height: 5, width: 7), channels: 1),
+                Preprocessing(geometry: .direct(height: 61, width: 90), channels: 3),
+                Preprocessing(geometry: .resizeShortSide(11, crop: 9), channels: 1)
+            ] {
                 XCTAssertEqual(Set(try levels(p, img)), [v], "\(p.geometry) of constant \(v)")
             }
         }
@@ -80,19 +83,27 @@ final class DataPreprocessTests: XCTestCase {
         let crop = Preprocessing(geometry: .resizeShortSide(4, crop: 3), channels: 3)
         XCTAssertEqual(crop.layout(sourceWidth: 9, sourceHeight: 7), .init(resizedWidth: 5, resizedHeight: 4, cropLeft: 1, cropTop: 0))
         let got = try levels(crop, img)
-        XCTAssertEqual(got, [117, 158, 118, 88, 120, 137, 138, 96, 120, 167, 152, 104, 116, 146, 154, 140, 117, 137,
-                             131, 148, 112, 128, 132, 160, 126, 116, 133])
+        XCTAssertEqual(
+            got,
+            [
+                117, 158, 118, 88, 120, 137, 138, 96, 120, 167, 152, 104, 116, 146, 154, 140, 117, 137,
+                131, 148, 112, 128, 132, 160, 126, 116, 133
+            ])
         let full = try levels(Preprocessing(geometry: .direct(height: 4, width: 5), channels: 3), img)
         var cut: [Int] = []
         for c in 0..<3 { for y in 0..<3 { for x in 1..<4 { cut.append(full[c * 20 + y * 5 + x]) } } }
         XCTAssertEqual(got, cut)
         // To gray first (PIL's L = (19595 R + 38470 G + 7471 B + 2^15) >> 16), then resize.
-        XCTAssertEqual(try levels(Preprocessing(geometry: .resizeShortSide(4, crop: 3), channels: 1), img),
-                       [148, 153, 109, 109, 137, 150, 137, 111, 132])
+        XCTAssertEqual(
+            try levels(Preprocessing(geometry: .resizeShortSide(4, crop: 3), channels: 1), img),
+            [148, 153, 109, 109, 137, 150, 137, 111, 132])
         let g = gray(6, 5) { x, y in (x * x * 13 + y * 29) % 256 }
-        XCTAssertEqual(try levels(Preprocessing(geometry: .direct(height: 7, width: 4), channels: 1), g),
-                       [5, 46, 140, 121, 22, 63, 157, 138, 42, 83, 153, 131, 63, 104, 113, 83, 84, 125, 134, 104,
-                        104, 145, 154, 124, 121, 162, 171, 141])
+        XCTAssertEqual(
+            try levels(Preprocessing(geometry: .direct(height: 7, width: 4), channels: 1), g),
+            [
+                5, 46, 140, 121, 22, 63, 157, 138, 42, 83, 153, 131, 63, 104, 113, 83, 84, 125, 134, 104,
+                104, 145, 154, 124, 121, 162, 171, 141
+            ])
     }
 
     /// Same size passes through untouched; gray → RGB replicates; RGB → gray uses PIL's weights; mean/std
@@ -112,13 +123,15 @@ final class DataPreprocessTests: XCTestCase {
         let rgb = DecodedImage(width: 2, height: 1, channels: 3, pixels: [255, 0, 0, 10, 200, 30])
         let l = try levels(Preprocessing.direct(size: 1, channels: 1), DecodedImage(width: 1, height: 1, channels: 3, pixels: [255, 0, 0]))
         XCTAssertEqual(l, [(255 * 19595 + 32768) >> 16])
-        XCTAssertEqual(try levels(Preprocessing(geometry: .direct(height: 1, width: 2), channels: 1), rgb),
-                       [76, (10 * 19595 + 200 * 38470 + 30 * 7471 + 32768) >> 16])
+        XCTAssertEqual(
+            try levels(Preprocessing(geometry: .direct(height: 1, width: 2), channels: 1), rgb),
+            [76, (10 * 19595 + 200 * 38470 + 30 * 7471 + 32768) >> 16])
     }
 
     func config(_ f: ModelConfig.Family, _ size: Int, channels: Int = 3) -> ModelConfig {
-        ModelConfig(family: f, imageSize: size, patchSize: 16, channels: channels, width: 8, depth: 1, heads: 1, headDim: 8, mlpWidth: 8,
-                    numClasses: 2, head: .linear, attentionScale: 1, layerNormEps: 1e-6, qkvBias: true)
+        ModelConfig(
+            family: f, imageSize: size, patchSize: 16, channels: channels, width: 8, depth: 1, heads: 1, headDim: 8, mlpWidth: 8,
+            numClasses: 2, head: .linear, attentionScale: 1, layerNormEps: 1e-6, qkvBias: true)
     }
 
     /// Face ViT: raw [0, 1] at the input size (spec/TRAINING.md §A.1.1); torchvision ViT: its weights' transform for the
@@ -142,30 +155,43 @@ final class DataPreprocessTests: XCTestCase {
         let timm = config(.timmViT, 224)
         XCTAssertThrowsError(try PreprocessChoice.resolve(config: timm, stored: nil, modelPath: "m.pth", request: PreprocessRequest())) {
             let text = "\($0)"
-            XCTAssertTrue(text.hasPrefix("m.pth: its image pipeline is not known") && text.contains("missing: --mean and --std, --interpolation, --crop-pct (or --resize)"), text)
+            XCTAssertTrue(
+                text.hasPrefix("m.pth: its image pipeline is not known")
+                    && text.contains("missing: --mean and --std, --interpolation, --crop-pct (or --resize)"), text)
         }
         let flags = PreprocessRequest(mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5], interpolation: .bicubic, cropPct: 0.9)
         let fromFlags = try PreprocessChoice.resolve(config: timm, stored: nil, modelPath: "m.pth", request: flags)
-        XCTAssertEqual(fromFlags.pipeline, Preprocessing(geometry: .resizeShortSide(248, crop: 224), channels: 3, mean: [0.5, 0.5, 0.5],
-                                                         std: [0.5, 0.5, 0.5], interpolation: .bicubic))
-        XCTAssertEqual(fromFlags.record(source: "x"), PreprocessRecord(resize: 248, crop: 224, interpolation: .bicubic, mean: [0.5, 0.5, 0.5],
-                                                                       std: [0.5, 0.5, 0.5], source: "x"))
+        XCTAssertEqual(
+            fromFlags.pipeline,
+            Preprocessing(
+                geometry: .resizeShortSide(248, crop: 224), channels: 3, mean: [0.5, 0.5, 0.5],
+                std: [0.5, 0.5, 0.5], interpolation: .bicubic))
+        XCTAssertEqual(
+            fromFlags.record(source: "x"),
+            PreprocessRecord(
+                resize: 248, crop: 224, interpolation: .bicubic, mean: [0.5, 0.5, 0.5],
+                std: [0.5, 0.5, 0.5], source: "x"))
         let stored = PreprocessRecord(resize: 248, crop: 224, interpolation: .bicubic, mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225], source: "cfg")
         let s = try PreprocessChoice.resolve(config: timm, stored: stored, modelPath: "/a/m.gslr", request: PreprocessRequest())
         XCTAssertEqual(s.pipeline, Preprocessing(record: stored, channels: 3))
         XCTAssertEqual(s.origin, "m.gslr's preprocess record: cfg")
-        let o = try PreprocessChoice.resolve(config: timm, stored: stored, modelPath: "m.gslr", request: PreprocessRequest(interpolation: .bilinear, resize: 256))
+        let o = try PreprocessChoice.resolve(
+            config: timm, stored: stored, modelPath: "m.gslr", request: PreprocessRequest(interpolation: .bilinear, resize: 256))
         XCTAssertEqual(o.pipeline.geometry, .resizeShortSide(256, crop: 224))
         XCTAssertEqual(o.pipeline.interpolation, .bilinear)
         XCTAssertEqual(o.pipeline.mean, stored.mean!.map(Float.init))
         XCTAssertTrue(o.origin.hasSuffix("with --interpolation bilinear --resize 256 from the command line"), o.origin)
         // torchvision's default, and --preprocess direct on any family.
-        XCTAssertEqual(try PreprocessChoice.resolve(config: config(.torchvisionViT, 224), stored: nil, modelPath: "v.pth", request: PreprocessRequest()).pipeline,
-                       .imageNet())
-        XCTAssertEqual(try PreprocessChoice.resolve(config: timm, stored: nil, modelPath: "m", request: PreprocessRequest(base: .direct)).pipeline,
-                       .direct(size: 224, channels: 3))
-        for bad in [PreprocessRequest(base: .imagenet, crop: 200), PreprocessRequest(base: .imagenet, resize: 256, cropPct: 0.9),
-                    PreprocessRequest(base: .imagenet, cropPct: 1.5), PreprocessRequest(base: .imagenet, mean: [0.5])] {
+        XCTAssertEqual(
+            try PreprocessChoice.resolve(config: config(.torchvisionViT, 224), stored: nil, modelPath: "v.pth", request: PreprocessRequest()).pipeline,
+            .imageNet())
+        XCTAssertEqual(
+            try PreprocessChoice.resolve(config: timm, stored: nil, modelPath: "m", request: PreprocessRequest(base: .direct)).pipeline,
+            .direct(size: 224, channels: 3))
+        for bad in [
+            PreprocessRequest(base: .imagenet, crop: 200), PreprocessRequest(base: .imagenet, resize: 256, cropPct: 0.9),
+            PreprocessRequest(base: .imagenet, cropPct: 1.5), PreprocessRequest(base: .imagenet, mean: [0.5])
+        ] {
             XCTAssertThrowsError(try PreprocessChoice.resolve(config: timm, stored: nil, modelPath: "m", request: bad), "\(bad)")
         }
     }
@@ -177,7 +203,7 @@ final class DataPreprocessTests: XCTestCase {
             Preprocessing(geometry: .direct(height: 4, width: 4), channels: 2),
             Preprocessing(geometry: .direct(height: 4, width: 4), channels: 3, mean: [0.5], std: [0.5]),
             Preprocessing(geometry: .direct(height: 4, width: 4), channels: 1, mean: [0.5], std: [0]),
-            Preprocessing(geometry: .direct(height: 4, width: 4), channels: 1, mean: [0.5], std: nil),
+            Preprocessing(geometry: .direct(height: 4, width: 4), channels: 1, mean: [0.5], std: nil)
         ]
         for p in bad {
             XCTAssertThrowsError(try p.validate(), "\(p)") { XCTAssertTrue($0 is DataError) }

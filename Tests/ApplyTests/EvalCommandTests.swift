@@ -1,6 +1,6 @@
 import Apply
-import Foundation
 import Format
+import Foundation
 import TestSupport
 import XCTest
 
@@ -13,8 +13,9 @@ final class EvalCommandTests: XCTestCase {
     func testBeforeAfterReportsAndH() throws {
         let c = AdapterTestKit.config()
         try AdapterTestKit.writeBackbone(path("base.gslr"), config: c, weights: try AdapterTestKit.weights(c, seed: 3), classes: ["cat", "dog", "owl", "yak"])
-        try AdapterTestKit.writeAdapter(path("t1.gslr"), config: c, tensors: AdapterTestKit.adapterTensors(c, rank: 2, seed: 4, magnitude: 2),
-                                        base: try GSLRFile.open(path("base.gslr")).fingerprint, rank: 2)
+        try AdapterTestKit.writeAdapter(
+            path("t1.gslr"), config: c, tensors: AdapterTestKit.adapterTensors(c, rank: 2, seed: 4, magnitude: 2),
+            base: try GSLRFile.open(path("base.gslr")).fingerprint, rank: 2)
         let n = 24
         let images = (0..<(n * 3 * 8 * 8)).map { Float(sin(Double($0) * 0.173) * 2) }
         try images.withUnsafeBufferPointer { try NPY.write($0, shape: [n, 3, 8, 8], to: path("x.npy")) }
@@ -24,21 +25,33 @@ final class EvalCommandTests: XCTestCase {
         try preds.map(Float.init).withUnsafeBufferPointer { try NPY.write($0, shape: [n], to: path("y.npy")) }
         let forget = ["cat", "dog", "owl", "yak"][preds[0]]
 
-        var r = try CommandRunner.run("gslora-eval", [path("base.gslr"), "--data", path("x.npy"), "--labels", path("y.npy"), "--forget", forget,
-                                                      "--json", "-o", path("before.json")])
+        var r = try CommandRunner.run(
+            "gslora-eval",
+            [
+                path("base.gslr"), "--data", path("x.npy"), "--labels", path("y.npy"), "--forget", forget,
+                "--json", "-o", path("before.json")
+            ])
         XCTAssertEqual(r.code, 0, r.err)
         let before = try ForgettingScore.readReport(path("before.json"))
         XCTAssertEqual(before.accForget, 100)
         let written = try Data(contentsOf: URL(fileURLWithPath: path("before.json")))
-        r = try CommandRunner.run("gslora-eval", [path("base.gslr"), "--data", path("x.npy"), "--labels", path("y.npy"), "--forget", forget,
-                                                  "--margin-eval", "-o", path("before.json")])
+        r = try CommandRunner.run(
+            "gslora-eval",
+            [
+                path("base.gslr"), "--data", path("x.npy"), "--labels", path("y.npy"), "--forget", forget,
+                "--margin-eval", "-o", path("before.json")
+            ])
         XCTAssertEqual(r.code, 2, "an existing -o file is replaced only with --force: \(r.err)")
         XCTAssertTrue(r.err.contains("--force"), r.err)
         XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: path("before.json"))), written)
         XCTAssertEqual(before.forget, [preds[0]])
 
-        r = try CommandRunner.run("gslora-eval", [path("base.gslr"), "--adapter", path("t1.gslr"), "--data", path("x.npy"), "--labels", path("y.npy"),
-                                                  "--forget", String(preds[0]), "--before", path("before.json"), "--json", "-o", path("after.json")])
+        r = try CommandRunner.run(
+            "gslora-eval",
+            [
+                path("base.gslr"), "--adapter", path("t1.gslr"), "--data", path("x.npy"), "--labels", path("y.npy"),
+                "--forget", String(preds[0]), "--before", path("before.json"), "--json", "-o", path("after.json")
+            ])
         XCTAssertEqual(r.code, 0, r.err)
         let after = try ForgettingScore.readReport(path("after.json"))
         let af = after.accForget!, ar = after.accRetain!
@@ -56,8 +69,12 @@ final class EvalCommandTests: XCTestCase {
         r = try CommandRunner.run("gslora-eval", [path("base.gslr"), "--data", path("x.npy"), "--forget", "0"])
         XCTAssertEqual(r.code, 1)
         XCTAssertTrue(r.err.contains("--labels"), r.err)
-        r = try CommandRunner.run("gslora-eval", [path("base.gslr"), "--data", path("x.npy"), "--labels", path("y.npy"), "--forget", "0",
-                                                  "--before", path("y.npy")])
+        r = try CommandRunner.run(
+            "gslora-eval",
+            [
+                path("base.gslr"), "--data", path("x.npy"), "--labels", path("y.npy"), "--forget", "0",
+                "--before", path("y.npy")
+            ])
         XCTAssertEqual(r.code, 1)
         XCTAssertTrue(r.err.contains("--before"), r.err)
         r = try CommandRunner.run("gslora-eval", [path("base.gslr"), "--data", path("x.npy")])

@@ -1,6 +1,6 @@
 import Apply
-import Foundation
 import Format
+import Foundation
 import XCTest
 
 final class EvalTests: XCTestCase {
@@ -49,8 +49,9 @@ final class EvalTests: XCTestCase {
 
     func testReportCountsAndH() throws {
         let (model, preds, labels, _) = try makeModelAndData()
-        let (set, _) = try EvalData.load(path: path("x.npy"), labels: path("y.npy"), classNames: ["a", "b", "c", "d"], numClasses: 4,
-                                         preprocessing: .direct(size: 8, channels: 3))
+        let (set, _) = try EvalData.load(
+            path: path("x.npy"), labels: path("y.npy"), classNames: ["a", "b", "c", "d"], numClasses: 4,
+            preprocessing: .direct(size: 8, channels: 3))
         XCTAssertEqual(set.labels, labels)
         let got = try set.withPixels { try BatchedForward.predict(model, images: $0, labels: set.labels, margin: false, batchSize: 64) }
         XCTAssertEqual(got, preds, "batch size does not change predictions")
@@ -58,9 +59,10 @@ final class EvalTests: XCTestCase {
             let idx = labels.indices.filter { cs.contains(labels[$0]) }
             return 100 * Double(idx.filter { preds[$0] == labels[$0] }.count) / Double(idx.count)
         }
-        let r = try ForgettingScore.report(predictions: got, labels: set.labels, classNames: set.classNames, forget: [0], retain: nil,
-                                           old: [3], before: nil, beforePath: nil, criterion: "cosine", model: "m", adapters: [],
-                                           merged: false, data: "x.npy")
+        let r = try ForgettingScore.report(
+            predictions: got, labels: set.labels, classNames: set.classNames, forget: [0], retain: nil,
+            old: [3], before: nil, beforePath: nil, criterion: "cosine", model: "m", adapters: [],
+            merged: false, data: "x.npy")
         XCTAssertEqual(r.retain, [1, 2].filter { labels.contains($0) })
         XCTAssertEqual(r.accForget!, acc([0]), accuracy: 1e-12)
         XCTAssertEqual(r.accRetain!, acc([1, 2]), accuracy: 1e-12)
@@ -69,25 +71,33 @@ final class EvalTests: XCTestCase {
         XCTAssertNil(r.h)
         // A "before" report with every forget image right.
         var before = r
-        before.perClass = before.perClass.map { var c = $0; if c.index == 0 { c.correct = c.samples; c.accuracy = 100 }; return c }
+        before.perClass = before.perClass.map {
+            var c = $0; if c.index == 0 { c.correct = c.samples; c.accuracy = 100 }; return c
+        }
         let data = try JSONEncoder().encode(before)
         try data.write(to: dir.appendingPathComponent("before.json"))
         let b = try ForgettingScore.readReport(path("before.json"))
-        let r2 = try ForgettingScore.report(predictions: got, labels: set.labels, classNames: set.classNames, forget: [0], retain: [1, 2],
-                                            old: [], before: b, beforePath: path("before.json"), criterion: "cosine", model: "m",
-                                            adapters: [], merged: false, data: "x.npy")
+        let r2 = try ForgettingScore.report(
+            predictions: got, labels: set.labels, classNames: set.classNames, forget: [0], retain: [1, 2],
+            old: [], before: b, beforePath: path("before.json"), criterion: "cosine", model: "m",
+            adapters: [], merged: false, data: "x.npy")
         XCTAssertEqual(r2.accForgetBefore, 100)
         XCTAssertEqual(r2.delta!, 100 - acc([0]), accuracy: 1e-12)
         let d = 100 - acc([0]), ar = acc([1, 2])
         XCTAssertEqual(r2.h!, 2 * d * ar / (d + ar + 1e-8), accuracy: 1e-9)
         // Overlapping sets are refused; a before report without the forget classes too.
-        XCTAssertThrowsError(try ForgettingScore.report(predictions: got, labels: labels, classNames: set.classNames, forget: [0], retain: [0, 1],
-                                                        old: [], before: nil, beforePath: nil, criterion: "cosine", model: "m", adapters: [],
-                                                        merged: false, data: ""))
+        XCTAssertThrowsError(
+            try ForgettingScore.report(
+                predictions: got, labels: labels, classNames: set.classNames, forget: [0], retain: [0, 1],
+                old: [], before: nil, beforePath: nil, criterion: "cosine", model: "m", adapters: [],
+                merged: false, data: ""))
         before.perClass.removeAll { $0.index == 0 }
-        XCTAssertThrowsError(try ForgettingScore.report(predictions: got, labels: labels, classNames: set.classNames, forget: [0], retain: nil,
-                                                        old: [], before: before, beforePath: "b.json", criterion: "cosine", model: "m",
-                                                        adapters: [], merged: false, data: "")) { e in
+        XCTAssertThrowsError(
+            try ForgettingScore.report(
+                predictions: got, labels: labels, classNames: set.classNames, forget: [0], retain: nil,
+                old: [], before: before, beforePath: "b.json", criterion: "cosine", model: "m",
+                adapters: [], merged: false, data: "")
+        ) { e in
             guard case EvalError.badReport(path: "b.json", _) = e else { return XCTFail("\(e)") }
         }
     }
@@ -131,8 +141,10 @@ final class EvalTests: XCTestCase {
         // Labels: wrong count, out of range, fractional, missing.
         for (name, values) in [("short", [Float](repeating: 0, count: 5)), ("range", [0, 1, 2, 3, 4, 0]), ("frac", [0, 0.5, 1, 1, 1, 1])] {
             try values.withUnsafeBufferPointer { try NPY.write($0, shape: [values.count], to: path(name + ".npy")) }
-            XCTAssertThrowsError(try EvalData.load(path: path("x.npy"), labels: path(name + ".npy"), classNames: nil, numClasses: 4, preprocessing: pre),
-                                 name) { e in XCTAssertTrue("\(e)".contains(self.path(name + ".npy")), "\(e)") }
+            XCTAssertThrowsError(
+                try EvalData.load(path: path("x.npy"), labels: path(name + ".npy"), classNames: nil, numClasses: 4, preprocessing: pre),
+                name
+            ) { e in XCTAssertTrue("\(e)".contains(self.path(name + ".npy")), "\(e)") }
         }
         XCTAssertThrowsError(try EvalData.load(path: path("x.npy"), labels: nil, classNames: nil, numClasses: 4, preprocessing: pre)) { e in
             XCTAssertTrue("\(e)".contains("--labels"), "\(e)")
@@ -149,13 +161,17 @@ final class EvalTests: XCTestCase {
         try FileManager.default.createDirectory(at: sub, withIntermediateDirectories: true)
         try Data(images).write(to: sub.appendingPathComponent("t10k-images-idx3-ubyte"))
         try Data(labels).write(to: sub.appendingPathComponent("t10k-labels-idx1-ubyte"))
-        let (set, _) = try EvalData.load(path: sub.path, classNames: ["a", "b", "c", "d"], numClasses: 4,
-                                         preprocessing: .direct(size: 8, channels: 3))
+        let (set, _) = try EvalData.load(
+            path: sub.path, classNames: ["a", "b", "c", "d"], numClasses: 4,
+            preprocessing: .direct(size: 8, channels: 3))
         XCTAssertEqual(set.labels, [0, 1, 2, 3, 1])
         XCTAssertEqual(set.channels, 3)
         XCTAssertEqual(set.image(0)[1], 1 / 255, accuracy: 1e-7)
-        XCTAssertThrowsError(try EvalData.load(path: sub.path, split: "train", classNames: nil, numClasses: 4,
-                                               preprocessing: .direct(size: 8, channels: 3))) { e in
+        XCTAssertThrowsError(
+            try EvalData.load(
+                path: sub.path, split: "train", classNames: nil, numClasses: 4,
+                preprocessing: .direct(size: 8, channels: 3))
+        ) { e in
             XCTAssertTrue("\(e)".contains("split 'train'"), "\(e)")
         }
     }

@@ -8,8 +8,9 @@ final class ForwardLimitsTests: XCTestCase {
     /// 255 px at patch 1: 65,026 tokens (the config's limit is 65,536), so one image's attention probabilities alone
     /// would take 34 GB, in training (kept per block) and in eval (the probability scratch) alike.
     func testActivationsBeyondTheCapAreRefusedBeforeAllocation() throws {
-        let c = ModelConfig(family: .faceViT, imageSize: 255, patchSize: 1, width: 8, depth: 1, heads: 2, headDim: 4, mlpWidth: 16,
-                            numClasses: 3, head: .cosface, attentionScale: 0.35, layerNormEps: 1e-5, qkvBias: false)
+        let c = ModelConfig(
+            family: .faceViT, imageSize: 255, patchSize: 1, width: 8, depth: 1, heads: 2, headDim: 4, mlpWidth: 16,
+            numClasses: 3, head: .cosface, attentionScale: 0.35, layerNormEps: 1e-5, qkvBias: false)
         let model = try ViT(config: c, parameters: try ViTParameters.random(config: c, seed: 1))
         let images = [Float](repeating: 0.5, count: c.channels * c.imageSize * c.imageSize)
         for mode in [ForwardMode.eval, .train(dropout: 0)] {

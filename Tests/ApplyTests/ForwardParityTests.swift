@@ -1,7 +1,7 @@
 import Apply
 import Convert
-import Foundation
 import Format
+import Foundation
 import TestSupport
 import XCTest
 
@@ -31,8 +31,10 @@ final class ForwardParityTests: XCTestCase {
                 let rank = try XCTUnwrap(imported.loraRank), alpha = try XCTUnwrap(imported.loraAlpha)
                 adapters.append(try LoRAAdapter(config: config, tensors: imported.lora, scaling: Float(alpha / Double(rank))))
             }
-            out.append(Case(name: url.lastPathComponent, json: json,
-                            model: try ViT(config: config, weights: imported.weights, adapters: adapters)))
+            out.append(
+                Case(
+                    name: url.lastPathComponent, json: json,
+                    model: try ViT(config: config, weights: imported.weights, adapters: adapters)))
         }
         return out
     }

@@ -1,6 +1,6 @@
 import Apply
-import Foundation
 import Format
+import Foundation
 import TestSupport
 import XCTest
 

@@ -1,6 +1,6 @@
 import Apply
-import Foundation
 import Format
+import Foundation
 import TestSupport
 import XCTest
 
@@ -13,8 +13,9 @@ final class InferCommandTests: XCTestCase {
     func makeFiles() throws -> (ModelConfig, [Float]) {
         let c = AdapterTestKit.config()
         try AdapterTestKit.writeBackbone(path("base.gslr"), config: c, weights: try AdapterTestKit.weights(c, seed: 3), classes: ["cat", "dog", "owl", "yak"])
-        try AdapterTestKit.writeAdapter(path("t1.gslr"), config: c, tensors: AdapterTestKit.adapterTensors(c, rank: 2, seed: 4),
-                                        base: try GSLRFile.open(path("base.gslr")).fingerprint, rank: 2)
+        try AdapterTestKit.writeAdapter(
+            path("t1.gslr"), config: c, tensors: AdapterTestKit.adapterTensors(c, rank: 2, seed: 4),
+            base: try GSLRFile.open(path("base.gslr")).fingerprint, rank: 2)
         let images = (0..<(5 * 3 * 8 * 8)).map { Float(cos(Double($0) * 0.41)) }
         try images.withUnsafeBufferPointer { try NPY.write($0, shape: [5, 3, 8, 8], to: path("x.npy")) }
         return (c, images)
@@ -26,7 +27,8 @@ final class InferCommandTests: XCTestCase {
         let model = try ViT(config: c, weights: file.allTensors(), adapters: [AdapterFile.open(path("t1.gslr")).liveAdapter(config: c)])
         let want = try model.forward(images: images, batch: 5)
         for extra in [[], ["--merged"]] {
-            let r = try CommandRunner.run("gslora-infer", [path("base.gslr"), "--adapter", path("t1.gslr"), path("x.npy"), "-o", path("l.npy"), "--top", "2", "--force"] + extra)
+            let r = try CommandRunner.run(
+                "gslora-infer", [path("base.gslr"), "--adapter", path("t1.gslr"), path("x.npy"), "-o", path("l.npy"), "--top", "2", "--force"] + extra)
             XCTAssertEqual(r.code, 0, r.err)
             let got = try NPY.read(path: path("l.npy"))
             XCTAssertEqual(got.shape, [5, 4])
@@ -49,7 +51,7 @@ final class InferCommandTests: XCTestCase {
         _ = try makeFiles()
         for bad in [Float.nan, .infinity, -.infinity] {
             var images = (0..<(2 * 3 * 8 * 8)).map { Float(sin(Double($0))) }
-            images[3 * 8 * 8 + 5] = bad  // image 1
+            images[3 * 8 * 8 + 5] = bad // image 1
             try images.withUnsafeBufferPointer { try NPY.write($0, shape: [2, 3, 8, 8], to: path("bad.npy")) }
             let r = try CommandRunner.run("gslora-infer", [path("base.gslr"), path("bad.npy"), "-o", path("bad-out.npy")])
             XCTAssertEqual(r.code, 1, "\(bad): \(r.out)")

@@ -89,8 +89,9 @@ final class KernelLevelTests: XCTestCase {
             XCTAssertEqual(differing, 0, "\(level.rawValue): \(differing) of \(got.count) outputs differ from \(baselineLevel.rawValue)")
             checked.append(level.rawValue)
         }
-        print("KernelLevelTests: compared \(checked.isEmpty ? "no other level (this CPU runs only \(baselineLevel.rawValue))" : checked.joined(separator: ", ")) "
-              + "with \(baselineLevel.rawValue) over \(reference.count) outputs")
+        print(
+            "KernelLevelTests: compared \(checked.isEmpty ? "no other level (this CPU runs only \(baselineLevel.rawValue))" : checked.joined(separator: ", ")) "
+                + "with \(baselineLevel.rawValue) over \(reference.count) outputs")
     }
 
     /// The vectorised loops compute exactly the scalar functions KernelTests measures against Double.
@@ -123,23 +124,23 @@ final class KernelLevelTests: XCTestCase {
         let avx2 = UInt32(GK_FEATURE_AVX2 | GK_FEATURE_FMA | GK_FEATURE_F16C)
         let avx512 = avx2 | UInt32(GK_FEATURE_AVX512F | GK_FEATURE_AVX512BW | GK_FEATURE_AVX512DQ | GK_FEATURE_AVX512VL)
         #if arch(x86_64)
-        XCTAssertEqual(gk_best_level(avx512), Int32(GK_LEVEL_AVX512))
-        XCTAssertEqual(gk_best_level(avx512 & ~UInt32(GK_FEATURE_AVX512VL)), Int32(GK_LEVEL_AVX2))
-        XCTAssertEqual(gk_best_level(avx2), Int32(GK_LEVEL_AVX2))
-        XCTAssertEqual(gk_best_level(avx2 & ~UInt32(GK_FEATURE_FMA)), Int32(GK_LEVEL_BASELINE))
-        XCTAssertEqual(gk_best_level(0), Int32(GK_LEVEL_BASELINE))
-        XCTAssertEqual(KernelLevel.choose(best: .avx512, request: nil), .avx512)
-        XCTAssertEqual(KernelLevel.choose(best: .avx512, request: "best"), .avx512)
-        XCTAssertEqual(KernelLevel.choose(best: .avx512, request: "avx2"), .avx2)
-        XCTAssertEqual(KernelLevel.choose(best: .avx512, request: "baseline"), .baseline)
-        XCTAssertNil(KernelLevel.choose(best: .avx2, request: "avx512"))
-        XCTAssertNil(KernelLevel.choose(best: .baseline, request: "avx2"))
-        XCTAssertNil(KernelLevel.choose(best: .avx2, request: "neon"))
-        XCTAssertEqual(Set(KernelLevel.compiled), [.baseline, .avx2, .avx512])
+            XCTAssertEqual(gk_best_level(avx512), Int32(GK_LEVEL_AVX512))
+            XCTAssertEqual(gk_best_level(avx512 & ~UInt32(GK_FEATURE_AVX512VL)), Int32(GK_LEVEL_AVX2))
+            XCTAssertEqual(gk_best_level(avx2), Int32(GK_LEVEL_AVX2))
+            XCTAssertEqual(gk_best_level(avx2 & ~UInt32(GK_FEATURE_FMA)), Int32(GK_LEVEL_BASELINE))
+            XCTAssertEqual(gk_best_level(0), Int32(GK_LEVEL_BASELINE))
+            XCTAssertEqual(KernelLevel.choose(best: .avx512, request: nil), .avx512)
+            XCTAssertEqual(KernelLevel.choose(best: .avx512, request: "best"), .avx512)
+            XCTAssertEqual(KernelLevel.choose(best: .avx512, request: "avx2"), .avx2)
+            XCTAssertEqual(KernelLevel.choose(best: .avx512, request: "baseline"), .baseline)
+            XCTAssertNil(KernelLevel.choose(best: .avx2, request: "avx512"))
+            XCTAssertNil(KernelLevel.choose(best: .baseline, request: "avx2"))
+            XCTAssertNil(KernelLevel.choose(best: .avx2, request: "neon"))
+            XCTAssertEqual(Set(KernelLevel.compiled), [.baseline, .avx2, .avx512])
         #elseif arch(arm64)
-        XCTAssertEqual(gk_best_level(UInt32(GK_FEATURE_NEON)), Int32(GK_LEVEL_NEON))
-        XCTAssertEqual(KernelLevel.choose(best: .neon, request: "baseline"), .neon)
-        XCTAssertNil(KernelLevel.choose(best: .neon, request: "avx2"))
+            XCTAssertEqual(gk_best_level(UInt32(GK_FEATURE_NEON)), Int32(GK_LEVEL_NEON))
+            XCTAssertEqual(KernelLevel.choose(best: .neon, request: "baseline"), .neon)
+            XCTAssertNil(KernelLevel.choose(best: .neon, request: "avx2"))
         #endif
         XCTAssertNil(KernelLevel.choose(best: .avx2, request: "fastest"))
     }
@@ -160,9 +161,9 @@ final class KernelLevelTests: XCTestCase {
         XCTAssertEqual(r.code, 2, r.err)
         XCTAssertTrue(r.err.contains("GSLORA_KERNELS=fastest names no kernel level"), r.err)
         #if arch(x86_64)
-        let above: String = "neon"
+            let above: String = "neon"
         #else
-        let above: String = "avx2"
+            let above: String = "avx2"
         #endif
         r = try CommandRunner.run(executable: infer, ["/nonexistent.gslr", "/nonexistent.npy"], environment: ["GSLORA_KERNELS": above])
         XCTAssertEqual(r.code, 2, r.err)

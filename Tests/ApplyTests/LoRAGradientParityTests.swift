@@ -1,7 +1,7 @@
 import Apply
 import Convert
-import Foundation
 import Format
+import Foundation
 import TestSupport
 import XCTest
 
@@ -15,7 +15,8 @@ final class LoRAGradientParityTests: XCTestCase {
         for url in Fixtures.files(endingWith: ".parity.json") {
             let json = try Fixtures.json(url)
             guard let params = json["lora_params"] as? [[String: Any]], let hyper = json["hyper"] as? [String: Any],
-                  let inputs = json["inputs"] as? [String: Any], let fwd = json["forward"] as? [String: Any] else { continue }
+                let inputs = json["inputs"] as? [String: Any], let fwd = json["forward"] as? [String: Any]
+            else { continue }
             let pth = url.deletingLastPathComponent()
                 .appendingPathComponent(url.lastPathComponent.replacingOccurrences(of: ".parity.json", with: ".pth"))
             let imported = try ModelImport.load(pth.path, options: ImportOptions(heads: ForwardParityTests.statedHeads(json)))
@@ -127,7 +128,8 @@ final class LoRAGradientParityTests: XCTestCase {
     static func parseLoRAName(_ name: String) -> (Int, Int, String)? {
         let parts = name.split(separator: ".")
         guard parts.count == 9, parts[0] == "transformer", parts[1] == "layers", let block = Int(parts[2]),
-              parts[6] == "net", let layer = ["0": 0, "3": 1][String(parts[7])], parts[8].hasPrefix("lora_") else { return nil }
+            parts[6] == "net", let layer = ["0": 0, "3": 1][String(parts[7])], parts[8].hasPrefix("lora_")
+        else { return nil }
         return (block, layer, String(parts[8].dropFirst(5)))
     }
 }

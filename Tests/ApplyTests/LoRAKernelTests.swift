@@ -9,9 +9,10 @@ import XCTest
 /// merged model's (W + Σ scaling·B·A, plain GEMMs): float32 central differences reach ~1e-2 relative error at these
 /// sizes, too close to any bound that would catch a wrong tile.
 final class LoRAKernelTests: XCTestCase {
-    static let config = ModelConfig(family: .faceViT, imageSize: 8, patchSize: 4, width: 37, depth: 2, heads: 2, headDim: 8,
-                                    mlpWidth: 1100, numClasses: 3, head: .cosface, attentionScale: 0.35, layerNormEps: 1e-5,
-                                    qkvBias: false)
+    static let config = ModelConfig(
+        family: .faceViT, imageSize: 8, patchSize: 4, width: 37, depth: 2, heads: 2, headDim: 8,
+        mlpWidth: 1100, numClasses: 3, head: .cosface, attentionScale: 0.35, layerNormEps: 1e-5,
+        qkvBias: false)
     static let ranks = [1, 3, 4, 9]
     static let batch = 3
 
@@ -77,8 +78,10 @@ final class LoRAKernelTests: XCTestCase {
         }
         for (adapter, g) in zip(model.adapters, live.lora) {
             for l in 0..<model.config.depth {
-                let layers = [("fc1", adapter.fc1[l], g.fc1[l], mergedParameters.blocks[l].fc1.weight),
-                              ("fc2", adapter.fc2[l], g.fc2[l], mergedParameters.blocks[l].fc2.weight)]
+                let layers = [
+                    ("fc1", adapter.fc1[l], g.fc1[l], mergedParameters.blocks[l].fc1.weight),
+                    ("fc2", adapter.fc2[l], g.fc2[l], mergedParameters.blocks[l].fc2.weight)
+                ]
                 for (name, f, gf, gw) in layers {
                     let (refA, refB) = Self.factorGradients(gw.array, f, scaling: adapter.scaling)
                     let errA = Tolerance.maxRelative(gf.a.array, refA), errB = Tolerance.maxRelative(gf.b.array, refB)

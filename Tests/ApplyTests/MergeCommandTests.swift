@@ -1,6 +1,6 @@
 import Apply
-import Foundation
 import Format
+import Foundation
 import TestSupport
 import XCTest
 
@@ -13,8 +13,9 @@ final class MergeCommandTests: XCTestCase {
     func testMergeAndPruneCommands() throws {
         let c = AdapterTestKit.config()
         try AdapterTestKit.writeBackbone(path("base.gslr"), config: c, weights: try AdapterTestKit.weights(c, seed: 3))
-        try AdapterTestKit.writeAdapter(path("t1.gslr"), config: c, tensors: AdapterTestKit.adapterTensors(c, rank: 2, seed: 4),
-                                        base: try GSLRFile.open(path("base.gslr")).fingerprint, rank: 2)
+        try AdapterTestKit.writeAdapter(
+            path("t1.gslr"), config: c, tensors: AdapterTestKit.adapterTensors(c, rank: 2, seed: 4),
+            base: try GSLRFile.open(path("base.gslr")).fingerprint, rank: 2)
         var r = try CommandRunner.run("gslora-prune", [path("t1.gslr"), "--keep", "1", "-o", path("p.gslr"), "--json"])
         XCTAssertEqual(r.code, 0, r.err)
         let report = try JSONSerialization.jsonObject(with: Data(r.out.utf8)) as? [String: Any]
@@ -52,8 +53,9 @@ final class MergeCommandTests: XCTestCase {
     func testOutputPolicyAndDefaults() throws {
         let c = AdapterTestKit.config()
         try AdapterTestKit.writeBackbone(path("base.gslr"), config: c, weights: try AdapterTestKit.weights(c, seed: 3))
-        try AdapterTestKit.writeAdapter(path("t1.gslr"), config: c, tensors: AdapterTestKit.adapterTensors(c, rank: 2, seed: 4),
-                                        base: try GSLRFile.open(path("base.gslr")).fingerprint, rank: 2)
+        try AdapterTestKit.writeAdapter(
+            path("t1.gslr"), config: c, tensors: AdapterTestKit.adapterTensors(c, rank: 2, seed: 4),
+            base: try GSLRFile.open(path("base.gslr")).fingerprint, rank: 2)
         func bytes(_ n: String) throws -> Data { try Data(contentsOf: URL(fileURLWithPath: path(n))) }
 
         // The design card's form: no -o.
@@ -86,8 +88,10 @@ final class MergeCommandTests: XCTestCase {
         r = try CommandRunner.run("gslora-prune", [path("t1.gslr"), "--keep", "2", "-o", path("t1.gslr"), "--force"])
         XCTAssertEqual(r.code, 2, r.err)
 
-        for (cmd, args) in [("gslora-merge", [path("base.gslr"), path("t1.gslr"), "--frobnicate"]), ("gslora-merge", ["--frobnicate"]),
-                            ("gslora-prune", [path("t1.gslr"), "--frobnicate"]), ("gslora-prune", ["--frobnicate", "--keep", "1"])] {
+        for (cmd, args) in [
+            ("gslora-merge", [path("base.gslr"), path("t1.gslr"), "--frobnicate"]), ("gslora-merge", ["--frobnicate"]),
+            ("gslora-prune", [path("t1.gslr"), "--frobnicate"]), ("gslora-prune", ["--frobnicate", "--keep", "1"])
+        ] {
             r = try CommandRunner.run(cmd, args)
             XCTAssertEqual(r.code, 2, "\(cmd) \(args): \(r.err)")
             XCTAssertTrue(r.err.lowercased().contains("unknown option '--frobnicate'"), "\(cmd) \(args): \(r.err)")

@@ -1,13 +1,14 @@
 import Apply
-import Foundation
 import Format
+import Foundation
 import XCTest
 
 /// Tiny backbones and adapters written with Format's writer, shared by the merge, prune, eval and infer tests.
 enum AdapterTestKit {
     static func config(classes: Int = 4) -> ModelConfig {
-        ModelConfig(family: .faceViT, imageSize: 8, patchSize: 4, channels: 3, width: 8, depth: 2, heads: 2, headDim: 4,
-                    mlpWidth: 16, numClasses: classes, head: .cosface, attentionScale: 0.35, layerNormEps: 1e-5, qkvBias: false)
+        ModelConfig(
+            family: .faceViT, imageSize: 8, patchSize: 4, channels: 3, width: 8, depth: 2, heads: 2, headDim: 4,
+            mlpWidth: 16, numClasses: classes, head: .cosface, attentionScale: 0.35, layerNormEps: 1e-5, qkvBias: false)
     }
 
     static func tempDir() throws -> URL {
@@ -43,8 +44,9 @@ enum AdapterTestKit {
     }
 
     static func writeBackbone(_ path: String, config c: ModelConfig, weights: [Tensor], classes: [String]? = nil) throws {
-        try GSLRWriter.write(path, header: GSLRHeader(kind: .backbone, model: c, classes: classes, metadata: ["origin": .string("test")]),
-                             tensors: weights)
+        try GSLRWriter.write(
+            path, header: GSLRHeader(kind: .backbone, model: c, classes: classes, metadata: ["origin": .string("test")]),
+            tensors: weights)
     }
 
     /// Random factors for every block's fc1/fc2 (B non-zero), one "block" group per block with norm Σ‖T‖_F.
@@ -66,8 +68,10 @@ enum AdapterTestKit {
 
     static func frobenius(_ t: Tensor) throws -> Double { try t.floats().reduce(0) { $0 + Double($1) * Double($1) }.squareRoot() }
 
-    static func writeAdapter(_ path: String, config c: ModelConfig, tensors: [Tensor], base: String, task: Int = 1,
-                             rank: Int, forget: [Int] = [0]) throws {
+    static func writeAdapter(
+        _ path: String, config c: ModelConfig, tensors: [Tensor], base: String, task: Int = 1,
+        rank: Int, forget: [Int] = [0]
+    ) throws {
         var groups: [GroupRecord] = []
         for i in 0..<c.depth {
             let members = tensors.filter { $0.name.hasPrefix("blocks.\(i).") }.map(\.name)
@@ -75,9 +79,10 @@ enum AdapterTestKit {
             // A corrupt (NaN) factor cannot have its norm recorded: JSON has no NaN.
             groups.append(GroupRecord(name: "blocks.\(i)", members: members, norm: norm.isFinite ? norm : 0, state: .kept))
         }
-        let info = AdapterInfo(rank: rank, alpha: 1, scaling: 1 / Double(rank), targets: ["mlp.fc1", "mlp.fc2"], grouping: "block",
-                               groups: groups, task: TaskRecord(index: task, forget: forget, retain: Array(1..<c.numClasses)),
-                               baseFingerprint: base)
+        let info = AdapterInfo(
+            rank: rank, alpha: 1, scaling: 1 / Double(rank), targets: ["mlp.fc1", "mlp.fc2"], grouping: "block",
+            groups: groups, task: TaskRecord(index: task, forget: forget, retain: Array(1..<c.numClasses)),
+            baseFingerprint: base)
         try GSLRWriter.write(path, header: GSLRHeader(kind: .adapter, adapter: info), tensors: tensors)
     }
 
@@ -93,11 +98,13 @@ final class MergeTests: XCTestCase {
     /// A base file and one adapter trained on it.
     func makeBaseAndAdapter(dtype: DType = .f32, magnitude: Float = 0.5) throws -> (ModelConfig, String, String) {
         let c = AdapterTestKit.config()
-        try AdapterTestKit.writeBackbone(path("base.gslr"), config: c, weights: try AdapterTestKit.weights(c, seed: 1, dtype: dtype),
-                                         classes: ["a", "b", "c", "d"])
+        try AdapterTestKit.writeBackbone(
+            path("base.gslr"), config: c, weights: try AdapterTestKit.weights(c, seed: 1, dtype: dtype),
+            classes: ["a", "b", "c", "d"])
         let fp = try GSLRFile.open(path("base.gslr")).fingerprint
-        try AdapterTestKit.writeAdapter(path("t1.gslr"), config: c, tensors: AdapterTestKit.adapterTensors(c, rank: 2, seed: 7, magnitude: magnitude),
-                                        base: fp, rank: 2)
+        try AdapterTestKit.writeAdapter(
+            path("t1.gslr"), config: c, tensors: AdapterTestKit.adapterTensors(c, rank: 2, seed: 7, magnitude: magnitude),
+            base: fp, rank: 2)
         return (c, path("base.gslr"), path("t1.gslr"))
     }
 
@@ -184,8 +191,9 @@ final class MergeTests: XCTestCase {
         try chain.fold(AdapterFile.open(t1))
         for task in 2...3 {
             let p = path("t\(task).gslr")
-            try AdapterTestKit.writeAdapter(p, config: c, tensors: AdapterTestKit.adapterTensors(c, rank: 2, seed: UInt64(10 + task)),
-                                            base: chain.fingerprint, task: task, rank: 2)
+            try AdapterTestKit.writeAdapter(
+                p, config: c, tensors: AdapterTestKit.adapterTensors(c, rank: 2, seed: UInt64(10 + task)),
+                base: chain.fingerprint, task: task, rank: 2)
             adapters.append(p)
             try chain.fold(AdapterFile.open(p))
         }

@@ -1,7 +1,7 @@
 import Apply
 import Convert
-import Foundation
 import Format
+import Foundation
 import TestSupport
 import XCTest
 
@@ -132,9 +132,13 @@ final class ModelConfigSourceTests: XCTestCase {
         let images = (0..<(n * 3 * 40 * 40)).map { Float((sin(Double($0) * 0.37) + 1) / 2) }
         try images.withUnsafeBufferPointer { try NPY.write($0, shape: [n, 3, 40, 40], to: path("train.npy")) }
         try (0..<n).map { Float($0 % 10) }.withUnsafeBufferPointer { try NPY.write($0, shape: [n], to: path("labels.npy")) }
-        r = try CommandRunner.run("gslora-train", ["forget", pth, "--heads", "4", "--data", path("train.npy"), "--labels", path("labels.npy"),
-                                                   "--test-data", path("train.npy"), "--test-labels", path("labels.npy"), "--forget", "0",
-                                                   "--epochs", "1", "--shots", "2", "--batch-size", "2", "--rank", "2", "-o", path("run")])
+        r = try CommandRunner.run(
+            "gslora-train",
+            [
+                "forget", pth, "--heads", "4", "--data", path("train.npy"), "--labels", path("labels.npy"),
+                "--test-data", path("train.npy"), "--test-labels", path("labels.npy"), "--forget", "0",
+                "--epochs", "1", "--shots", "2", "--batch-size", "2", "--rank", "2", "-o", path("run")
+            ])
         XCTAssertEqual(r.code, 0, r.err)
         let imported = try ModelImport.load(pth, options: ImportOptions(heads: 4))
         let base = try XCTUnwrap(try GSLRFile.open(path("run/task-1.gslr")).header.adapter?.baseFingerprint)
@@ -143,7 +147,8 @@ final class ModelConfigSourceTests: XCTestCase {
 
         // The official results folder's config.txt (str(cfg) of its scripts) says EMBEDDING_SIZE 512.
         let txt = sub.appendingPathComponent("config.txt").path
-        try "{'SEED': 1337, 'INPUT_SIZE': [112, 112], 'EMBEDDING_SIZE': 512, 'GPU_ID': [0], 'DEVICE': device(type='cuda', index=0), 'MULTI_GPU': False, 'NUM_EPOCH': 1200, 'BATCH_SIZE': 480, 'WORKERS': 8, 'DATA_ROOT': './data/faces_webface_112x112_sub100_train_test/', 'EVAL_PATH': './eval/', 'BACKBONE_NAME': 'VIT', 'HEAD_NAME': 'CosFace', 'BACKBONE_RESUME_ROOT': '', 'WORK_PATH': './results/ViT-P8S8_casia100_cosface_s1-1200-150de-depth6new'}"
+        try
+            "{'SEED': 1337, 'INPUT_SIZE': [112, 112], 'EMBEDDING_SIZE': 512, 'GPU_ID': [0], 'DEVICE': device(type='cuda', index=0), 'MULTI_GPU': False, 'NUM_EPOCH': 1200, 'BATCH_SIZE': 480, 'WORKERS': 8, 'DATA_ROOT': './data/faces_webface_112x112_sub100_train_test/', 'EVAL_PATH': './eval/', 'BACKBONE_NAME': 'VIT', 'HEAD_NAME': 'CosFace', 'BACKBONE_RESUME_ROOT': '', 'WORK_PATH': './results/ViT-P8S8_casia100_cosface_s1-1200-150de-depth6new'}"
             .write(toFile: txt, atomically: true, encoding: .utf8)
         r = try CommandRunner.run("gslora-infer", [pth, input, "-o", path("txt.npy")])
         XCTAssertEqual(r.code, 1, r.err)

@@ -9,8 +9,10 @@ final class ModelLoadingTests: XCTestCase {
     /// The canonical tensors of a random model of `config` (as a converter would hand them over).
     func canonical(_ c: ModelConfig) throws -> [Tensor] {
         let p = try ViTParameters.random(config: c, seed: 1)
-        var out: [Tensor] = [Tensor(name: "cls_token", shape: [1, 1, c.width], floats: p.clsToken.array),
-                             Tensor(name: "pos_embed", shape: [1, c.numTokens, c.width], floats: p.posEmbed.array)]
+        var out: [Tensor] = [
+            Tensor(name: "cls_token", shape: [1, 1, c.width], floats: p.clsToken.array),
+            Tensor(name: "pos_embed", shape: [1, c.numTokens, c.width], floats: p.posEmbed.array)
+        ]
         func lin(_ name: String, _ l: Linear, shape: [Int]? = nil) {
             out.append(Tensor(name: name + ".weight", shape: shape ?? [l.outFeatures, l.inFeatures], floats: l.weight.array))
             if let b = l.bias { out.append(Tensor(name: name + ".bias", shape: [l.outFeatures], floats: b.array)) }
@@ -57,7 +59,9 @@ final class ModelLoadingTests: XCTestCase {
             XCTAssertEqual($0 as? ApplyError, .shapeMismatch(tensor: "blocks.0.attn.qkv.weight", expected: [24, 8], actual: [8, 24]))
             XCTAssertTrue("\($0)".contains("blocks.0.attn.qkv.weight"))
         }
-        XCTAssertThrowsError(try ViT(config: config, weights: good + [Tensor(name: "blocks.0.attn.qkv.bias", shape: [24], floats: .init(repeating: 0, count: 24))])) {
+        XCTAssertThrowsError(
+            try ViT(config: config, weights: good + [Tensor(name: "blocks.0.attn.qkv.bias", shape: [24], floats: .init(repeating: 0, count: 24))])
+        ) {
             XCTAssertEqual($0 as? ApplyError, .unexpectedTensors(["blocks.0.attn.qkv.bias"]))
         }
         XCTAssertThrowsError(try ViT(config: config, weights: good + [good[0]])) {

@@ -1,7 +1,7 @@
 import Apply
 import Convert
-import Foundation
 import Format
+import Foundation
 import TestSupport
 import XCTest
 
@@ -16,8 +16,9 @@ final class PeftAdapterCommandTests: XCTestCase {
     func makeFiles() throws {
         let c = AdapterTestKit.config()
         try AdapterTestKit.writeBackbone(path("base.gslr"), config: c, weights: try AdapterTestKit.weights(c, seed: 3), classes: ["cat", "dog", "owl", "yak"])
-        try AdapterTestKit.writeAdapter(path("t1.gslr"), config: c, tensors: AdapterTestKit.adapterTensors(c, rank: 2, seed: 4),
-                                        base: try GSLRFile.open(path("base.gslr")).fingerprint, rank: 2)
+        try AdapterTestKit.writeAdapter(
+            path("t1.gslr"), config: c, tensors: AdapterTestKit.adapterTensors(c, rank: 2, seed: 4),
+            base: try GSLRFile.open(path("base.gslr")).fingerprint, rank: 2)
         let images = (0..<(5 * 3 * 8 * 8)).map { Float(cos(Double($0) * 0.41)) }
         try images.withUnsafeBufferPointer { try NPY.write($0, shape: [5, 3, 8, 8], to: path("x.npy")) }
     }

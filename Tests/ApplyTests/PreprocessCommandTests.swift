@@ -1,6 +1,6 @@
 import Apply
-import Foundation
 import Format
+import Foundation
 import TestSupport
 import XCTest
 
@@ -72,7 +72,8 @@ final class PreprocessCommandTests: XCTestCase {
         // gslora-eval reads the same record and says so once.
         for (k, cls) in ["a", "b"].enumerated() {
             try FileManager.default.createDirectory(atPath: path("data/\(cls)"), withIntermediateDirectories: true)
-            try FileManager.default.copyItem(atPath: fixture(k == 0 ? "images/small_96x80.png" : "images/photo_400x300.jpg"), toPath: path("data/\(cls)/x" + (k == 0 ? ".png" : ".jpg")))
+            try FileManager.default.copyItem(
+                atPath: fixture(k == 0 ? "images/small_96x80.png" : "images/photo_400x300.jpg"), toPath: path("data/\(cls)/x" + (k == 0 ? ".png" : ".jpg")))
         }
         r = try CommandRunner.run("gslora-eval", [path("deit.gslr"), "--data", path("data"), "--forget", "0"])
         XCTAssertEqual(r.code, 0, r.err)
@@ -98,14 +99,22 @@ final class PreprocessCommandTests: XCTestCase {
         r = try CommandRunner.run("gslora-infer", [path("vit.safetensors"), "--heads", "1", images, "--mean", "0.5,0.5,0.5", "--std", "0.5,0.5,0.5"])
         XCTAssertEqual(r.code, 1, r.err)
         XCTAssertTrue(r.err.contains("missing: --interpolation, --crop-pct (or --resize)"), r.err)
-        r = try CommandRunner.run("gslora-infer", [path("vit.safetensors"), "--heads", "1", images, "-o", path("l.npy"), "--mean", "0.5,0.5,0.5", "--std", "0.5,0.5,0.5",
-                                                   "--interpolation", "bicubic", "--crop-pct", "0.9"])
+        r = try CommandRunner.run(
+            "gslora-infer",
+            [
+                path("vit.safetensors"), "--heads", "1", images, "-o", path("l.npy"), "--mean", "0.5,0.5,0.5", "--std", "0.5,0.5,0.5",
+                "--interpolation", "bicubic", "--crop-pct", "0.9"
+            ])
         XCTAssertEqual(r.code, 0, r.err)
         XCTAssertTrue(r.err.contains("preprocess: resize short side to 248 (bicubic, antialiased) → centre crop 224"), r.err)
         try checkLogits(path("l.npy"), c, "vit.safetensors with the options")
         // gslora-convert stores the options; the .gslr then needs none.
-        r = try CommandRunner.run("gslora-convert", [path("vit.safetensors"), "--heads", "1", "-o", path("vit.gslr"), "--mean", "0.5,0.5,0.5", "--std", "0.5,0.5,0.5",
-                                                     "--interpolation", "bicubic", "--crop-pct", "0.9"])
+        r = try CommandRunner.run(
+            "gslora-convert",
+            [
+                path("vit.safetensors"), "--heads", "1", "-o", path("vit.gslr"), "--mean", "0.5,0.5,0.5", "--std", "0.5,0.5,0.5",
+                "--interpolation", "bicubic", "--crop-pct", "0.9"
+            ])
         XCTAssertEqual(r.code, 0, r.err)
         r = try CommandRunner.run("gslora-infer", [path("vit.gslr"), images, "-o", path("g.npy")])
         XCTAssertEqual(r.code, 0, r.err)

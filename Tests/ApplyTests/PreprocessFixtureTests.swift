@@ -1,7 +1,7 @@
 import Apply
 import Convert
-import Foundation
 import Format
+import Foundation
 import XCTest
 
 /// Tests/Fixtures/preprocess, written by tools/make_preprocess_fixtures.py with Pillow, timm and torchvision.
@@ -23,18 +23,20 @@ enum PreprocessFixtures {
     /// The case's pipeline as `Preprocessing` (mean/std rounded to float32 as Normalize does).
     static func expected(_ j: [String: Any], channels: Int) throws -> Preprocessing {
         let p = try XCTUnwrap(j["pipeline"] as? [String: Any])
-        return Preprocessing(geometry: .resizeShortSide(try XCTUnwrap(p["resize"] as? Int), crop: try XCTUnwrap(p["crop"] as? Int)),
-                             channels: channels, mean: (p["mean"] as? [Double])?.map(Float.init), std: (p["std"] as? [Double])?.map(Float.init),
-                             interpolation: try XCTUnwrap(Preprocessing.Interpolation(rawValue: try XCTUnwrap(p["interpolation"] as? String))))
+        return Preprocessing(
+            geometry: .resizeShortSide(try XCTUnwrap(p["resize"] as? Int), crop: try XCTUnwrap(p["crop"] as? Int)),
+            channels: channels, mean: (p["mean"] as? [Double])?.map(Float.init), std: (p["std"] as? [Double])?.map(Float.init),
+            interpolation: try XCTUnwrap(Preprocessing.Interpolation(rawValue: try XCTUnwrap(p["interpolation"] as? String))))
     }
 
     /// What a user passes on the command line to get the case's pipeline.
     static func request(_ j: [String: Any]) throws -> PreprocessRequest {
         let p = try XCTUnwrap(j["pipeline"] as? [String: Any])
         let pct = p["crop_pct"] as? Double
-        return PreprocessRequest(mean: p["mean"] as? [Double], std: p["std"] as? [Double],
-                                 interpolation: Preprocessing.Interpolation(rawValue: p["interpolation"] as? String ?? ""),
-                                 resize: pct == nil ? p["resize"] as? Int : nil, cropPct: pct)
+        return PreprocessRequest(
+            mean: p["mean"] as? [Double], std: p["std"] as? [Double],
+            interpolation: Preprocessing.Interpolation(rawValue: p["interpolation"] as? String ?? ""),
+            resize: pct == nil ? p["resize"] as? Int : nil, cropPct: pct)
     }
 
     static func sha(_ bytes: [UInt8]) -> String { SHA256.hex(SHA256.hash(bytes)) }
@@ -90,8 +92,9 @@ final class PreprocessFixtureTests: XCTestCase {
                     XCTAssertTrue(decodedExact, "\(name) \(file): decoded pixels differ from PIL's")
                 }
                 if decodedExact {
-                    XCTAssertEqual(PreprocessFixtures.sha(try PreprocessFixtures.crop8(choice.pipeline, img)), entry["crop_sha256"] as? String,
-                                   "\(name) \(file): 8-bit resize + crop differs from PIL's")
+                    XCTAssertEqual(
+                        PreprocessFixtures.sha(try PreprocessFixtures.crop8(choice.pipeline, img)), entry["crop_sha256"] as? String,
+                        "\(name) \(file): 8-bit resize + crop differs from PIL's")
                 }
                 var x = [Float](repeating: 0, count: choice.pipeline.valuesPerImage)
                 x.withUnsafeMutableBufferPointer { choice.pipeline.apply(img, into: $0) }
@@ -103,7 +106,9 @@ final class PreprocessFixtureTests: XCTestCase {
                 worst = max(worst, err / scale)
                 XCTAssertLessThanOrEqual(err, 1e-3 * scale, "\(name) \(file): logits differ by \(err) (largest |logit| \(scale))")
             }
-            print("\(name): pipeline from \(from) = \(choice.pipeline.summary); \((j["images"] as? [Any])?.count ?? 0) images, worst logit error \(worst) of the largest |logit|")
+            print(
+                "\(name): pipeline from \(from) = \(choice.pipeline.summary); \((j["images"] as? [Any])?.count ?? 0) images, worst logit error \(worst) of the largest |logit|"
+            )
         }
         print("JPEG: \(jpegExact) of \(jpegTotal) decoded to PIL's exact pixels")
     }
@@ -130,6 +135,8 @@ final class ResampleFixtureTests: XCTestCase {
             XCTAssertEqual(got, want, "case \(i): \(filter) \(w)×\(h)×\(ch) → \(ow)×\(oh): \(wrong) of \(want.count) values differ")
             counts[filter.rawValue, default: 0] += 1
         }
-        print("resample.json (Pillow \(root["pillow"] ?? "?")): \(counts.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(separator: ", ")) cases checked")
+        print(
+            "resample.json (Pillow \(root["pillow"] ?? "?")): \(counts.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(separator: ", ")) cases checked"
+        )
     }
 }

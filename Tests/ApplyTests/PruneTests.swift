@@ -1,6 +1,6 @@
 import Apply
-import Foundation
 import Format
+import Foundation
 import XCTest
 
 final class PruneTests: XCTestCase {
@@ -98,8 +98,9 @@ final class PruneTests: XCTestCase {
             let l2 = try members.reduce(0.0) { $0 + pow(try AdapterTestKit.frobenius($1), 2) }.squareRoot()
             groups.append(GroupRecord(name: "blocks.\(i)", members: members.map(\.name), norm: l2, state: .kept))
         }
-        let info = AdapterInfo(rank: 3, alpha: 1, scaling: 1.0 / 3, targets: ["mlp.fc1", "mlp.fc2"], grouping: "block", groups: groups,
-                               task: TaskRecord(index: 1, forget: [0], retain: [1]), baseFingerprint: Fingerprint.of([TensorInfo](), binding: .none))
+        let info = AdapterInfo(
+            rank: 3, alpha: 1, scaling: 1.0 / 3, targets: ["mlp.fc1", "mlp.fc2"], grouping: "block", groups: groups,
+            task: TaskRecord(index: 1, forget: [0], retain: [1]), baseFingerprint: Fingerprint.of([TensorInfo](), binding: .none))
         try GSLRWriter.write(path("l2.gslr"), header: GSLRHeader(kind: .adapter, adapter: info), tensors: ts)
         let r = try AdapterPrune.pruneFile(input: path("l2.gslr"), output: path("l2p.gslr"), rule: .threshold(0))
         XCTAssertEqual(r.warnings.count, 2)
@@ -125,8 +126,9 @@ final class PruneTests: XCTestCase {
         let base = Fingerprint.of([TensorInfo](), binding: .none)
         func write(_ name: String, _ ts: [Tensor], members: [String]? = nil, state: GroupState = .kept) throws -> String {
             let g = GroupRecord(name: "blocks.0", members: members ?? ts.map(\.name), norm: 1, state: state)
-            let info = AdapterInfo(rank: 4, alpha: 1, scaling: 0.25, targets: ["mlp.fc1"], grouping: "block", groups: [g],
-                                   task: TaskRecord(index: 1, forget: [0], retain: [1]), baseFingerprint: base)
+            let info = AdapterInfo(
+                rank: 4, alpha: 1, scaling: 0.25, targets: ["mlp.fc1"], grouping: "block", groups: [g],
+                task: TaskRecord(index: 1, forget: [0], retain: [1]), baseFingerprint: base)
             try GSLRWriter.write(path(name), header: GSLRHeader(kind: .adapter, adapter: info), tensors: ts)
             return path(name)
         }
@@ -135,7 +137,7 @@ final class PruneTests: XCTestCase {
             (try write("rank.gslr", [zeros("blocks.0.mlp.fc1.lora_A", [4, 2]), zeros("blocks.0.mlp.fc1.lora_B", [16, 4])]), "rank ≤ min(in, out)"),
             (try write("pair.gslr", [zeros("blocks.0.mlp.fc1.lora_A", [2, 8]), zeros("blocks.0.mlp.fc1.lora_B", [16, 3])]), "does not match"),
             (try write("lone.gslr", [zeros("blocks.0.mlp.fc1.lora_A", [2, 8])]), "was not pruned"),
-            (try write("name.gslr", [zeros("blocks.0.mlp.fc1.weight", [2, 8])]), "lora_A or .lora_B"),
+            (try write("name.gslr", [zeros("blocks.0.mlp.fc1.weight", [2, 8])]), "lora_A or .lora_B")
         ]
         for (file, why) in cases {
             XCTAssertThrowsError(try AdapterPrune.pruneFile(input: file, output: path("out.gslr"), rule: .threshold(0)), file) { e in

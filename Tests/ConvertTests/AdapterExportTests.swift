@@ -1,8 +1,8 @@
-import Foundation
-import XCTest
 import Convert
 import Format
+import Foundation
 import TestSupport
+import XCTest
 
 /// Adapters leave .gslr and come back: through .safetensors and .pth (the record travels in the metadata / as
 /// string entries) and through Hugging Face PEFT folders (keys and config PEFT reads, the record in the weights'
@@ -25,7 +25,8 @@ final class AdapterExportTests: XCTestCase {
         for url in ModelFixtures.checkpoints() {
             let stem = ModelFixtures.stem(url)
             guard let want = try ModelFixtures.expectedConfig(url),
-                  try ModelFixtures.sidecarTensors(url).contains(where: { $0.key.hasSuffix("lora_A") }) else { continue }
+                try ModelFixtures.sidecarTensors(url).contains(where: { $0.key.hasSuffix("lora_A") })
+            else { continue }
             let opts = ModelFixtures.options(for: want)
             _ = try convert(url.path, path("\(stem).gslr"), opts)
             out.append((stem, path("\(stem).gslr"), Converter.defaultAdapterPath(path("\(stem).gslr")), opts))
@@ -37,7 +38,8 @@ final class AdapterExportTests: XCTestCase {
 
     func assertSameAdapter(_ a: GSLRFile, _ b: GSLRFile, _ what: String, file: StaticString = #filePath, line: UInt = #line) {
         XCTAssertEqual(b.kind, .adapter, what, file: file, line: line)
-        XCTAssertEqual(a.header.adapter, b.header.adapter, "\(what): adapter record (rank, scaling, groups, norms, task, base fingerprint)", file: file, line: line)
+        XCTAssertEqual(
+            a.header.adapter, b.header.adapter, "\(what): adapter record (rank, scaling, groups, norms, task, base fingerprint)", file: file, line: line)
         XCTAssertEqual(a.header.classes, b.header.classes, "\(what): classes", file: file, line: line)
         XCTAssertEqual(a.fingerprint, b.fingerprint, "\(what): tensors", file: file, line: line)
     }
@@ -110,8 +112,9 @@ final class AdapterExportTests: XCTestCase {
             let kept = info.groups.filter { $0.state == .kept }.flatMap(\.members).filter { $0.hasSuffix(".lora_A") }
             XCTAssertEqual(cfg["target_modules"] as? [String], kept.map { String(map.original($0)!.dropLast(".lora_A".count)) }, stem)
             let st = try SafetensorsFile.open(folder + PeftFolder.weightsName)
-            XCTAssertEqual(Set(st.tensors.map(\.name)),
-                           Set(info.groups.filter { $0.state == .kept }.flatMap(\.members).map { "base_model.model.\(map.original($0)!).weight" }), stem)
+            XCTAssertEqual(
+                Set(st.tensors.map(\.name)),
+                Set(info.groups.filter { $0.state == .kept }.flatMap(\.members).map { "base_model.model.\(map.original($0)!).weight" }), stem)
 
             // Without the record (as PEFT itself saves), the folder is bound to --base and keeps rank, scaling, tensors.
             try SafetensorsWriter.write(path("\(stem).plain.safetensors"), tensors: st.tensors, metadata: ["format": "pt"])
@@ -157,8 +160,10 @@ final class AdapterExportTests: XCTestCase {
 
         let config = folder + PeftFolder.configName
         let original = try String(contentsOfFile: config, encoding: .utf8)
-        for (key, value, needle) in [("use_dora", "true", "DoRA"), ("bias", "\"all\"", "bias"), ("peft_type", "\"IA3\"", "LORA"),
-                                     ("modules_to_save", "[\"head\"]", "modules_to_save"), ("r", "3", "rank")] {
+        for (key, value, needle) in [
+            ("use_dora", "true", "DoRA"), ("bias", "\"all\"", "bias"), ("peft_type", "\"IA3\"", "LORA"),
+            ("modules_to_save", "[\"head\"]", "modules_to_save"), ("r", "3", "rank")
+        ] {
             let edited = original.replacingOccurrences(of: "\"\(key)\" : ", with: "\"\(key)\" : \(value), \"_old_\(key)\" : ")
             XCTAssertNotEqual(edited, original, key)
             try edited.write(toFile: config, atomically: true, encoding: .utf8)

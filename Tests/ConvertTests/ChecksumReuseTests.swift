@@ -1,16 +1,18 @@
-import Foundation
-import XCTest
 import Convert
 import Format
+import Foundation
 import TestSupport
+import XCTest
 
 /// The zip reader's verified record CRCs reach the .gslr writer only for tensors that are exactly a stored record,
 /// and the reader's up-front verify refuses what `read` refuses.
 final class ChecksumReuseTests: TempFolderCase {
     func testVerifyChecksStoredRecordsAndOffersTheirCRCs() throws {
         let data = (0..<10_000).map { UInt8(truncatingIfNeeded: $0 &* 7) }
-        let z = TestZip(records: [.init(name: "top/a", data: data), .init(name: "top/b", data: Array(data.prefix(5))),
-                                  .init(name: "top/bad", data: [1, 2, 3], crc: 1234)])
+        let z = TestZip(records: [
+            .init(name: "top/a", data: data), .init(name: "top/b", data: Array(data.prefix(5))),
+            .init(name: "top/bad", data: [1, 2, 3], crc: 1234)
+        ])
         let archive = try ZipArchive(path: try file("v.zip", z.bytes()))
         try archive.verify(["a", "b", "a", "missing"])
         let a = try archive.read("a")
@@ -32,8 +34,9 @@ final class ChecksumReuseTests: TempFolderCase {
             let stem = ModelFixtures.stem(url)
             for dtype in [DTypeCast.Target.keep, .f16] {
                 let out = folder.appendingPathComponent("\(stem).\(dtype.rawValue).gslr").path
-                _ = try Converter.convert(input: url.path, output: out,
-                                          options: ConvertOptions(importing: ImportOptions(raw: true), dtype: dtype))
+                _ = try Converter.convert(
+                    input: url.path, output: out,
+                    options: ConvertOptions(importing: ImportOptions(raw: true), dtype: dtype))
                 let f = try GSLRFile.open(out)
                 XCTAssertEqual(f.verify(), [], "\(stem) \(dtype)")
                 for t in f.allTensors() {

@@ -1,8 +1,8 @@
-import Foundation
-import XCTest
 import Convert
 import Format
+import Foundation
 import TestSupport
+import XCTest
 
 /// The converter reads a .pth's stored records with their CRCs only claimed and checks each as a writer copies it:
 /// a damaged data byte in any record must still refuse every output format, name the file and the record, and leave
@@ -74,8 +74,10 @@ final class ClaimedCRCTests: TempFolderCase {
         for url in ModelFixtures.checkpoints() {
             guard let r = try dataRecords(url.path).max(by: { $0.compressedSize < $1.compressedSize }) else { continue }
             let input = try damaged(url, r, as: "read.pth")
-            for (what, load) in [("TorchCheckpoint.load", { _ = try TorchCheckpoint.load(input) }),
-                                 ("ModelImport.load", { _ = try ModelImport.load(input, options: ImportOptions(raw: true)) })] as [(String, () throws -> Void)] {
+            for (what, load) in [
+                ("TorchCheckpoint.load", { _ = try TorchCheckpoint.load(input) }),
+                ("ModelImport.load", { _ = try ModelImport.load(input, options: ImportOptions(raw: true)) })
+            ] as [(String, () throws -> Void)] {
                 let text = errorText(what, load)
                 XCTAssertTrue(text.contains("fails its CRC-32 check") && text.contains(r.name), "\(what): \(text)")
                 checked += 1
@@ -98,7 +100,11 @@ final class ClaimedCRCTests: TempFolderCase {
         XCTAssertNil(MappedFile.knownChecksum(of: bad), "a claim is not a verified CRC")
 
         let out = folder.appendingPathComponent("out.bin").path
-        let text = errorText("sink") { try AtomicFile.write(out) { try $0.write(good); try $0.write(bad) } }
+        let text = errorText("sink") {
+            try AtomicFile.write(out) {
+                try $0.write(good); try $0.write(bad)
+            }
+        }
         XCTAssertTrue(text.contains(path) && text.contains("top/bad"), text)
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: folder.path), ["c.zip"])
 

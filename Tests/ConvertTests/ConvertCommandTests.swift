@@ -1,8 +1,8 @@
-import Foundation
-import XCTest
 import Convert
 import Format
+import Foundation
 import TestSupport
+import XCTest
 
 /// Runs the built gslora-convert binary (it sits beside the test bundle; `swift test` builds it).
 final class ConvertCommandTests: XCTestCase {
@@ -33,7 +33,8 @@ final class ConvertCommandTests: XCTestCase {
     /// Notices reach stderr whatever it is: here a file, as under nohup (they were printed only on a terminal).
     func testNoticesReachStderrInAFile() throws {
         guard let url = ModelFixtures.checkpoints().first(where: { (try? ModelFixtures.expectedConfig($0)) != nil }),
-              let want = try ModelFixtures.expectedConfig(url) else { return XCTFail("no model fixture") }
+            let want = try ModelFixtures.expectedConfig(url)
+        else { return XCTFail("no model fixture") }
         print("checked \(url.lastPathComponent)")
         let r = try CommandRunner.runWithStderrInFile("gslora-convert", [url.path, "-o", path("n.gslr"), "--heads", String(want.heads), "--dtype", "f16"])
         XCTAssertEqual(r.code, 0, r.err)
@@ -44,7 +45,8 @@ final class ConvertCommandTests: XCTestCase {
     /// `gslora-convert model.pth` writes model.gslr beside it; a second run needs --force; a .gslr input needs -o.
     func testDefaultOutputAndOverwritePolicy() throws {
         guard let url = ModelFixtures.checkpoints().first(where: { (try? ModelFixtures.expectedConfig($0)) != nil }),
-              let want = try ModelFixtures.expectedConfig(url) else { return XCTFail("no model fixture") }
+            let want = try ModelFixtures.expectedConfig(url)
+        else { return XCTFail("no model fixture") }
         let copy = path("model.pth"), heads = ["--heads", String(want.heads)]
         try FileManager.default.copyItem(atPath: url.path, toPath: copy)
         var r = try run([copy] + heads)
@@ -75,7 +77,8 @@ final class ConvertCommandTests: XCTestCase {
 
     func testJSONReport() throws {
         guard let url = ModelFixtures.checkpoints().first(where: { (try? ModelFixtures.expectedConfig($0)) != nil }),
-              let want = try ModelFixtures.expectedConfig(url) else { return XCTFail("no model fixture") }
+            let want = try ModelFixtures.expectedConfig(url)
+        else { return XCTFail("no model fixture") }
         let r = try run([url.path, "-o", path("j.safetensors"), "--json", "--heads", String(want.heads), "--dtype", "f16"])
         XCTAssertEqual(r.code, 0, r.err)
         let report = try JSONDecoder().decode(ConvertReport.self, from: Data(r.out.utf8))
@@ -97,7 +100,7 @@ final class ConvertCommandTests: XCTestCase {
             ("no input", [], 2, "Usage:"),
             ("unknown option", [copy, "--frobnicate"], 2, "unknown option '--frobnicate'"),
             ("unknown option, no input", ["--frobnicate"], 2, "unknown option '--frobnicate'"),
-            ("adapter-out with a .pth output", [copy, "-o", path("o.pth"), "--adapter-out", path("a.gslr"), "--raw"], 1, "--adapter-out"),
+            ("adapter-out with a .pth output", [copy, "-o", path("o.pth"), "--adapter-out", path("a.gslr"), "--raw"], 1, "--adapter-out")
         ]
         for (what, args, code, mention) in cases {
             let r = try run(args)

@@ -1,8 +1,8 @@
-import Foundation
-import XCTest
 import Convert
 import Format
+import Foundation
 import TestSupport
+import XCTest
 
 /// What the fixtures' sidecars say about each model, read from the files (never from fixture names).
 enum ModelFixtures {
@@ -27,10 +27,11 @@ enum ModelFixtures {
             }
             let dim = try i("dim"), heads = try i("heads"), dimHead = try i("dim_head")
             let head: ModelConfig.Head = (mc["loss_type"] as? String) == "CosFace" ? .cosface : .linear
-            return ModelConfig(family: .faceViT, imageSize: try i("image_size"), patchSize: try i("patch_size"),
-                               channels: try i("channels"), width: dim, depth: try i("depth"), heads: heads, headDim: dimHead,
-                               mlpWidth: try i("mlp_dim"), numClasses: try i("num_class"), head: head,
-                               attentionScale: 1 / Double(dim).squareRoot(), layerNormEps: 1e-5, qkvBias: false)
+            return ModelConfig(
+                family: .faceViT, imageSize: try i("image_size"), patchSize: try i("patch_size"),
+                channels: try i("channels"), width: dim, depth: try i("depth"), heads: heads, headDim: dimHead,
+                mlpWidth: try i("mlp_dim"), numClasses: try i("num_class"), head: head,
+                attentionScale: 1 / Double(dim).squareRoot(), layerNormEps: 1e-5, qkvBias: false)
         }
         let d = p["description"] as? String ?? ""
         func arg(_ k: String) -> Int? {
@@ -38,21 +39,25 @@ enum ModelFixtures {
             return Int(d[r].split(separator: "=")[1])
         }
         if d.contains("VisionTransformer("), let img = arg("image_size"), let patch = arg("patch_size"),
-           let depth = arg("num_layers"), let heads = arg("num_heads"), let width = arg("hidden_dim"),
-           let mlp = arg("mlp_dim"), let classes = arg("num_classes") {
-            return ModelConfig(family: .torchvisionViT, imageSize: img, patchSize: patch, width: width, depth: depth,
-                               heads: heads, headDim: width / heads, mlpWidth: mlp, numClasses: classes, head: .linear,
-                               attentionScale: 1 / Double(width / heads).squareRoot(), layerNormEps: 1e-6, qkvBias: true)
+            let depth = arg("num_layers"), let heads = arg("num_heads"), let width = arg("hidden_dim"),
+            let mlp = arg("mlp_dim"), let classes = arg("num_classes")
+        {
+            return ModelConfig(
+                family: .torchvisionViT, imageSize: img, patchSize: patch, width: width, depth: depth,
+                heads: heads, headDim: width / heads, mlpWidth: mlp, numClasses: classes, head: .linear,
+                attentionScale: 1 / Double(width / heads).squareRoot(), layerNormEps: 1e-6, qkvBias: true)
         }
         if d.contains("timm.create_model"), let r = d.range(of: "vit_([a-z]+)_patch(\\d+)_(\\d+)", options: .regularExpression),
-           let classes = arg("num_classes") {
-            let parts = d[r].split(separator: "_")   // vit, size, patchP, S
+            let classes = arg("num_classes")
+        {
+            let parts = d[r].split(separator: "_") // vit, size, patchP, S
             // timm's published ViT sizes: (width, depth, heads); mlp ratio 4.
             let sizes: [Substring: (Int, Int, Int)] = ["tiny": (192, 12, 3), "small": (384, 12, 6), "base": (768, 12, 12), "large": (1024, 24, 16)]
             guard let (w, depth, heads) = sizes[parts[1]], let patch = Int(parts[2].dropFirst(5)), let img = Int(parts[3]) else { return nil }
-            return ModelConfig(family: .timmViT, imageSize: img, patchSize: patch, width: w, depth: depth, heads: heads,
-                               headDim: w / heads, mlpWidth: 4 * w, numClasses: classes, head: .linear,
-                               attentionScale: 1 / Double(w / heads).squareRoot(), layerNormEps: 1e-6, qkvBias: true)
+            return ModelConfig(
+                family: .timmViT, imageSize: img, patchSize: patch, width: w, depth: depth, heads: heads,
+                headDim: w / heads, mlpWidth: 4 * w, numClasses: classes, head: .linear,
+                attentionScale: 1 / Double(w / heads).squareRoot(), layerNormEps: 1e-6, qkvBias: true)
         }
         return nil
     }
@@ -77,8 +82,10 @@ enum ModelFixtures {
     static func sidecarTensors(_ pth: URL) throws -> [(key: String, dtype: String, shape: [Int], sha: String)] {
         let e = try Fixtures.json(sidecar(pth, "expected.json"))
         return (e["tensors"] as? [[String: Any]] ?? []).map {
-            ((($0["path"] as? [Any]) ?? []).map { "\($0)" }.joined(separator: "."), $0["dtype"] as? String ?? "",
-             $0["shape"] as? [Int] ?? [], $0["sha256"] as? String ?? "")
+            (
+                (($0["path"] as? [Any]) ?? []).map { "\($0)" }.joined(separator: "."), $0["dtype"] as? String ?? "",
+                $0["shape"] as? [Int] ?? [], $0["sha256"] as? String ?? ""
+            )
         }
     }
 
@@ -191,8 +198,9 @@ final class FamiliesTests: XCTestCase {
         try #"{"architecture": "timm/vit_small_patch16_224.augreg_in21k"}"#.write(toFile: js, atomically: true, encoding: .utf8)
         XCTAssertEqual(try ConfigFile.read(js).settings["heads"]?.value, 6)
         try "{'BACKBONE_NAME': 'VIT'}".write(toFile: txt, atomically: true, encoding: .utf8)
-        XCTAssertEqual(try ConfigFile.beside(dir.appendingPathComponent("model.pth").path).map { URL(fileURLWithPath: $0.path).lastPathComponent },
-                       ["config.json", "config.txt"])
+        XCTAssertEqual(
+            try ConfigFile.beside(dir.appendingPathComponent("model.pth").path).map { URL(fileURLWithPath: $0.path).lastPathComponent },
+            ["config.json", "config.txt"])
     }
 
     /// Original → canonical → original is the identity for every key of every family, and the map is one-to-one.
@@ -243,7 +251,8 @@ final class FamiliesTests: XCTestCase {
     /// A detected family with an inconsistent shape is refused, naming the tensor.
     func testWrongShapeIsRefused() throws {
         guard let url = ModelFixtures.checkpoints().first(where: { (try? ModelFixtures.expectedConfig($0))??.family == .torchvisionViT }),
-              let want = try ModelFixtures.expectedConfig(url) else { throw XCTSkip("no torchvision fixture") }
+            let want = try ModelFixtures.expectedConfig(url)
+        else { throw XCTSkip("no torchvision fixture") }
         guard case let .dict(items) = try TorchCheckpoint.load(url.path) else { return XCTFail("not a dict") }
         let bad = items.map { kv -> (key: String, value: CheckpointValue) in
             kv.key == "encoder.layers.encoder_layer_1.mlp.3.bias" ? (kv.key, .tensor(Tensor(name: "", shape: [3], floats: [0, 0, 0]))) : kv

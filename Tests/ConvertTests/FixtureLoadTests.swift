@@ -1,8 +1,8 @@
-import Foundation
-import XCTest
 import Convert
 import Format
+import Foundation
 import TestSupport
+import XCTest
 
 /// Loads every PyTorch fixture that has an `.expected.json` sidecar (except malicious_*/bad_*) and checks every
 /// tensor (dtype, shape, SHA-256 of its row-major bytes, first values) and every plain leaf the sidecar lists.
@@ -63,9 +63,10 @@ final class FixtureLoadTests: XCTestCase {
 
     private func checkLeaves(_ value: CheckpointValue, _ sidecar: Sidecar, _ name: String) throws {
         let leaves = sidecar.leaves ?? []
-        let ours = Dictionary(TorchFlat.leaves(value).filter {
-            if case .tensor = $0.value { return false } else { return true }
-        }, uniquingKeysWith: { a, _ in a })
+        let ours = Dictionary(
+            TorchFlat.leaves(value).filter {
+                if case .tensor = $0.value { return false } else { return true }
+            }, uniquingKeysWith: { a, _ in a })
         XCTAssertEqual(ours.count, leaves.count, "\(name): non-tensor leaf count")
         for leaf in leaves {
             let key = leaf.path.map(\.text).joined(separator: ".")
@@ -145,7 +146,6 @@ final class FixtureLoadTests: XCTestCase {
     }
 }
 
-
 /// Test helpers shared by the Convert tests: flatten a checkpoint with the sidecars' key convention and read
 /// tensor elements as float64 the way the sidecars write `first_values`.
 /// The parts of an `.expected.json` sidecar these tests read, decoded with JSONDecoder (exact float parsing).
@@ -174,11 +174,17 @@ struct Sidecar: Decodable {
         case null, bool(Bool), int(Int), double(Double), string(String)
         init(from d: Decoder) throws {
             let c = try d.singleValueContainer()
-            if c.decodeNil() { self = .null }
-            else if let b = try? c.decode(Bool.self) { self = .bool(b) }
-            else if let i = try? c.decode(Int.self) { self = .int(i) }
-            else if let x = try? c.decode(Double.self) { self = .double(x) }
-            else { self = .string(try c.decode(String.self)) }
+            if c.decodeNil() {
+                self = .null
+            } else if let b = try? c.decode(Bool.self) {
+                self = .bool(b)
+            } else if let i = try? c.decode(Int.self) {
+                self = .int(i)
+            } else if let x = try? c.decode(Double.self) {
+                self = .double(x)
+            } else {
+                self = .string(try c.decode(String.self))
+            }
         }
     }
     struct TensorSpec: Decodable {

@@ -1,8 +1,8 @@
-import Foundation
-import XCTest
 import Convert
 import Format
+import Foundation
 import TestSupport
+import XCTest
 
 /// Hostile and broken inputs: each is refused with a typed error that names the file and the problem, nothing is
 /// executed, nothing crashes.
@@ -42,9 +42,11 @@ final class HostileFileTests: TempFolderCase {
 
     /// Globals outside the allow-list are refused by name and position, through GLOBAL and STACK_GLOBAL alike.
     func testForbiddenGlobals() throws {
-        let names = [("os", "system"), ("builtins", "eval"), ("builtins", "exec"), ("builtins", "getattr"), ("subprocess", "Popen"),
-                     ("posix", "system"), ("nt", "system"), ("torch", "load"), ("torch.nn.modules.module", "Module"),
-                     ("collections", "defaultdict"), ("__builtin__", "eval")]
+        let names = [
+            ("os", "system"), ("builtins", "eval"), ("builtins", "exec"), ("builtins", "getattr"), ("subprocess", "Popen"),
+            ("posix", "system"), ("nt", "system"), ("torch", "load"), ("torch.nn.modules.module", "Module"),
+            ("collections", "defaultdict"), ("__builtin__", "eval")
+        ]
         for (module, name) in names {
             for stacked in [false, true] {
                 var p = PickleBytes()
@@ -124,9 +126,13 @@ final class HostileFileTests: TempFolderCase {
             p.global("collections", "OrderedDict"); p.op(0x29, 0x7d, 0x4b, 1, 0x4b, 1, 0x73, 0x92, 0x2e)
         }
         add("bad-protocol", "protocol 9") { p in p.b = [0x80, 9, 0x4e, 0x2e] }
-        add("persid-not-storage", "persistent id") { p in p.str("x"); p.op(0x51, 0x2e) }
+        add("persid-not-storage", "persistent id") { p in
+            p.str("x"); p.op(0x51, 0x2e)
+        }
         add("text-persid", "PERSID") { p in p.b += Array("P0\n.".utf8) }
-        add("storage-call", "directly") { p in p.global("torch", "FloatStorage"); p.op(0x29, 0x52, 0x2e) }
+        add("storage-call", "directly") { p in
+            p.global("torch", "FloatStorage"); p.op(0x29, 0x52, 0x2e)
+        }
         add("bare-storage", "bare storage") { p in
             p.op(0x28); p.str("storage"); p.global("torch", "FloatStorage"); p.str("0"); p.str("cpu"); p.long(1)
             p.op(0x74, 0x51, 0x2e)
@@ -141,7 +147,7 @@ final class HostileFileTests: TempFolderCase {
 
     /// Tensor records that disagree with their storages.
     func testHostileTensors() throws {
-        let four = [UInt8](repeating: 0, count: 16)  // four float32 elements
+        let four = [UInt8](repeating: 0, count: 16) // four float32 elements
         let cases: [(String, (inout PickleBytes) -> Void, [(String, [UInt8])], String)] = [
             ("past-end", { $0.tensor(key: "0", numel: 4, offset: 2, size: [3], stride: [1]) }, [("0", four)], "reaches element 4"),
             ("transposed-past-end", { $0.tensor(key: "0", numel: 4, size: [2, 2], stride: [1, 3]) }, [("0", four)], "reaches element 4"),
@@ -154,7 +160,7 @@ final class HostileFileTests: TempFolderCase {
             ("expand-bomb", { $0.tensor(key: "0", numel: 4, size: [1 << 40], stride: [0]) }, [("0", four)], "budget"),
             ("missing-storage", { $0.tensor(key: "7", numel: 4, size: [4], stride: [1]) }, [("0", four)], "archive/data/7' is missing"),
             ("short-storage", { $0.tensor(key: "0", numel: 8, size: [4], stride: [1]) }, [("0", four)], "holds 16 bytes"),
-            ("empty-offset-past", { $0.tensor(key: "0", numel: 4, offset: 9, size: [0], stride: [1]) }, [("0", four)], "beyond"),
+            ("empty-offset-past", { $0.tensor(key: "0", numel: 4, offset: 9, size: [0], stride: [1]) }, [("0", four)], "beyond")
         ]
         for (name, build, storages, expected) in cases {
             var p = PickleBytes()
@@ -180,12 +186,13 @@ final class HostileFileTests: TempFolderCase {
             var cases: [(String, [UInt8], String)] = [
                 ("truncated-storage", Array(bytes.dropLast(3)), "file ends"),
                 ("truncated-header", Array(bytes.prefix(bytes.count - bytes.count / 20)), "storage"),
-                ("cut-in-pickle", Array(bytes.prefix(200)), "truncated"),
+                ("cut-in-pickle", Array(bytes.prefix(200)), "truncated")
             ]
             // sys_info's little_endian: NEWTRUE right after the key (and its BINPUT) becomes NEWFALSE.
             let key = Array("little_endian".utf8)
             if let at = (0..<(bytes.count - key.count)).first(where: { Array(bytes[$0..<($0 + key.count)]) == key }),
-               let t = (at + key.count..<(at + key.count + 4)).first(where: { bytes[$0] == 0x88 }) {
+                let t = (at + key.count..<(at + key.count + 4)).first(where: { bytes[$0] == 0x88 })
+            {
                 var big = bytes
                 big[t] = 0x89
                 cases.append(("big-endian", big, "big-endian"))
@@ -220,7 +227,7 @@ final class HostileFileTests: TempFolderCase {
             ("gguf", Array("GGUF".utf8) + [3, 0, 0, 0], "GGUF"),
             ("pickle", [0x80, 2, 0x4e, 0x2e], "magic number"),
             ("random", Array("hello world".utf8), "unrecognized"),
-            ("zip-without-pickle", TestZip(records: [.init(name: "top/readme.txt", data: [1])]).bytes(), "data.pkl"),
+            ("zip-without-pickle", TestZip(records: [.init(name: "top/readme.txt", data: [1])]).bytes(), "data.pkl")
         ]
         for (name, bytes, expected) in refused {
             let path = try file(name, bytes)
@@ -232,7 +239,7 @@ final class HostileFileTests: TempFolderCase {
         let recognized: [(String, [UInt8], CheckpointFormat, String)] = [
             ("tar", tar, .torchTar, "tar format"),
             ("gslr", GSLR.magic + [1, 0], .gslr, ".gslr"),
-            ("st", safetensors, .safetensors, "safetensors"),
+            ("st", safetensors, .safetensors, "safetensors")
         ]
         for (name, bytes, format, expected) in recognized {
             let path = try file(name, bytes)

@@ -1,6 +1,6 @@
 import Foundation
-import XCTest
 import TestSupport
+import XCTest
 
 /// gslora against the real Hugging Face peft library, both ways (scripts/peft_check.py): PeftModel's logits and
 /// gslora-infer's agree within 1e-5 (absolute) for timm and torchvision ViTs. Runs where

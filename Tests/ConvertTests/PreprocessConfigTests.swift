@@ -1,6 +1,6 @@
 import Convert
-import Foundation
 import Format
+import Foundation
 import XCTest
 
 /// timm's config.json → the stored pipeline: timm's fields and defaults (resolve_data_config), and refusals of
@@ -11,12 +11,17 @@ final class PreprocessConfigTests: XCTestCase {
     }
 
     func testTimmFieldsAndDefaults() throws {
-        let r = try XCTUnwrap(read("""
-            {"architecture": "vit_base_patch16_224", "pretrained_cfg": {"tag": "augreg2_in21k_ft_in1k", "input_size": [3, 224, 224],
-             "interpolation": "bicubic", "crop_pct": 0.9, "crop_mode": "center", "mean": [0.5, 0.5, 0.5], "std": [0.5, 0.5, 0.5], "pool_size": null}}
-            """))
-        XCTAssertEqual(r, PreprocessRecord(resize: 248, crop: 224, interpolation: .bicubic, mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5],
-                                           source: "config.json pretrained_cfg of vit_base_patch16_224.augreg2_in21k_ft_in1k, crop_pct 0.9"))
+        let r = try XCTUnwrap(
+            read(
+                """
+                {"architecture": "vit_base_patch16_224", "pretrained_cfg": {"tag": "augreg2_in21k_ft_in1k", "input_size": [3, 224, 224],
+                 "interpolation": "bicubic", "crop_pct": 0.9, "crop_mode": "center", "mean": [0.5, 0.5, 0.5], "std": [0.5, 0.5, 0.5], "pool_size": null}}
+                """))
+        XCTAssertEqual(
+            r,
+            PreprocessRecord(
+                resize: 248, crop: 224, interpolation: .bicubic, mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5],
+                source: "config.json pretrained_cfg of vit_base_patch16_224.augreg2_in21k_ft_in1k, crop_pct 0.9"))
         // timm's defaults for missing fields: bicubic, crop_pct 0.875, ImageNet mean/std.
         let d = try XCTUnwrap(read(#"{"pretrained_cfg": {"input_size": [3, 384, 384]}}"#))
         XCTAssertEqual(d.resize, 438)
@@ -39,7 +44,7 @@ final class PreprocessConfigTests: XCTestCase {
             (#"{"pretrained_cfg": {"input_size": [3, 224, 224], "crop_pct": true}}"#, "not a timm config.json"),
             (#"{"pretrained_cfg": {}}"#, "input_size"),
             (#"{"pretrained_cfg": 7}"#, "not a timm config.json"),
-            ("{not json", "not a timm config.json"),
+            ("{not json", "not a timm config.json")
         ]
         for (json, expect) in bad {
             XCTAssertThrowsError(try read(json), json) { e in

@@ -1,8 +1,8 @@
-import Foundation
-import XCTest
 import Convert
 import Format
+import Foundation
 import TestSupport
+import XCTest
 
 /// `PthWriter` output read back with our own reader: same tree, same tensor bytes, torch's record layout.
 final class PthWriterTests: TempFolderCase {
@@ -23,8 +23,10 @@ final class PthWriterTests: TempFolderCase {
     func assertTorchLayout(_ path: String, storages: Int) throws {
         let archive = try ZipArchive(path: path)
         let names = archive.records.map { String($0.name.dropFirst(archive.prefix.count + 1)) }
-        XCTAssertEqual(names, ["data.pkl", ".format_version", ".storage_alignment", "byteorder"] + (0..<storages).map { "data/\($0)" }
-            + ["version", ".data/serialization_id"])
+        XCTAssertEqual(
+            names,
+            ["data.pkl", ".format_version", ".storage_alignment", "byteorder"] + (0..<storages).map { "data/\($0)" }
+                + ["version", ".data/serialization_id"])
         for r in archive.records {
             XCTAssertEqual(r.dataOffset % 64, 0, r.name)
             XCTAssertEqual(r.method, 0, r.name)
@@ -63,8 +65,10 @@ final class PthWriterTests: TempFolderCase {
         let shared = Tensor(name: "shared", shape: [4], floats: [1, 2, 3, 4])
         let special = Tensor(name: "special", shape: [6], floats: [.nan, .infinity, -.infinity, -0.0, .leastNonzeroMagnitude, .greatestFiniteMagnitude])
         let empty = Tensor(name: "e", dtype: .f32, shape: [0, 3], data: Bytes(copying: [UInt8]()))
-        tensors += [("scalar", .tensor(scalar)), ("empty", .tensor(empty)), ("a", .tensor(shared)), ("b", .tensor(shared)),
-                    ("special", .tensor(special))]
+        tensors += [
+            ("scalar", .tensor(scalar)), ("empty", .tensor(empty)), ("a", .tensor(shared)), ("b", .tensor(shared)),
+            ("special", .tensor(special))
+        ]
         let value: CheckpointValue = .dict([
             (key: "tensors", value: .dict(tensors)),
             (key: "epoch", value: .int(3)),
@@ -75,8 +79,13 @@ final class PthWriterTests: TempFolderCase {
             (key: "raw", value: .bytes([0, 255, 10, 92])),
             (key: "dtype", value: .symbol("torch.float16")),
             (key: "device", value: .symbol("device(cpu)")),
-            (key: "nested", value: .list([.dict([]), .list([]), .tuple([]), .tuple([.int(1)]), .tuple([.int(1), .int(2), .int(3), .int(4)]),
-                                          .dict([(key: "deep", value: .list([.list([.tensor(scalar)])]))])])),
+            (
+                key: "nested",
+                value: .list([
+                    .dict([]), .list([]), .tuple([]), .tuple([.int(1)]), .tuple([.int(1), .int(2), .int(3), .int(4)]),
+                    .dict([(key: "deep", value: .list([.list([.tensor(scalar)])]))])
+                ])
+            )
         ])
         let out = folder.appendingPathComponent("synthetic.pth").path
         try PthWriter.write(out, value)

@@ -1,8 +1,8 @@
-import Foundation
-import XCTest
 import Convert
 import Format
+import Foundation
 import TestSupport
+import XCTest
 
 final class RoundTripTests: XCTestCase {
     var dir: URL!
@@ -12,8 +12,10 @@ final class RoundTripTests: XCTestCase {
 
     func path(_ name: String) -> String { dir.appendingPathComponent(name).path }
 
-    func convert(_ input: String, _ output: String, _ importing: ImportOptions, names: ConvertOptions.Names = .original,
-                 dtype: DTypeCast.Target = .keep) throws -> ConvertReport {
+    func convert(
+        _ input: String, _ output: String, _ importing: ImportOptions, names: ConvertOptions.Names = .original,
+        dtype: DTypeCast.Target = .keep
+    ) throws -> ConvertReport {
         try Converter.convert(input: input, output: output, options: ConvertOptions(importing: importing, dtype: dtype, names: names))
     }
 
@@ -47,7 +49,11 @@ final class RoundTripTests: XCTestCase {
             // The .pth holds the original keys (DataParallel prefix and wrapper gone, LoRA in the adapter) and bytes.
             guard case let .dict(items) = try TorchCheckpoint.load(path("\(stem).b.pth")) else { XCTFail(stem); continue }
             var side = try ModelFixtures.sidecarTensors(url).filter { !$0.key.hasPrefix("optimizer.") && !$0.key.contains("lora_") }
-            if want != nil { side = side.map { s in var t = s; t.key = t.key.replacingOccurrences(of: "state_dict.module.", with: ""); return t } }
+            if want != nil {
+                side = side.map { s in
+                    var t = s; t.key = t.key.replacingOccurrences(of: "state_dict.module.", with: ""); return t
+                }
+            }
             XCTAssertEqual(items.map(\.key), side.map(\.key), stem)
             for (item, s) in zip(items, side) {
                 guard case let .tensor(t) = item.value else { XCTFail("\(stem) \(item.key)"); continue }
@@ -123,7 +129,8 @@ final class RoundTripTests: XCTestCase {
         for url in ModelFixtures.checkpoints() {
             let stem = ModelFixtures.stem(url)
             guard let want = try ModelFixtures.expectedConfig(url),
-                  try ModelFixtures.sidecarTensors(url).contains(where: { $0.key.hasSuffix("lora_A") }) else { continue }
+                try ModelFixtures.sidecarTensors(url).contains(where: { $0.key.hasSuffix("lora_A") })
+            else { continue }
             let report = try convert(url.path, path("\(stem).gslr"), ModelFixtures.options(for: want))
             XCTAssertEqual(report.outputs.map(\.kind), ["backbone", "adapter"], stem)
             XCTAssertEqual(report.loraMerge, "assumed_unmerged", stem)
@@ -172,8 +179,9 @@ final class RoundTripTests: XCTestCase {
         for url in ModelFixtures.checkpoints() {
             let stem = ModelFixtures.stem(url)
             guard let want = try ModelFixtures.expectedConfig(url), FileManager.default.fileExists(atPath: ModelFixtures.sidecar(url, "parity.json").path),
-                  try ModelFixtures.sidecarTensors(url).contains(where: { $0.key.hasSuffix("lora_A") }),
-                  case let .dict(items) = try TorchCheckpoint.load(url.path) else { continue }
+                try ModelFixtures.sidecarTensors(url).contains(where: { $0.key.hasSuffix("lora_A") }),
+                case let .dict(items) = try TorchCheckpoint.load(url.path)
+            else { continue }
             let opts = ModelFixtures.options(for: want)
             let scaling = 1.0 / Double(try ModelImport.load(url.path, options: opts).loraRank!)
 
@@ -182,23 +190,25 @@ final class RoundTripTests: XCTestCase {
                 var byKey: [String: Tensor] = [:]
                 for (k, v) in items { if case let .tensor(t) = v { byKey[k] = t } }
                 var done = 0
-                return .dict(try items.map { k, v in
-                    guard k.hasSuffix(".weight"), let a = byKey[k.replacingOccurrences(of: ".weight", with: ".lora_A")],
-                          let b = byKey[k.replacingOccurrences(of: ".weight", with: ".lora_B")], case let .tensor(w) = v,
-                          !(onlyFirst && done > 0) else { return (k, v) }
-                    done += 1
-                    let W = try w.floats(), A = try a.floats(), B = try b.floats()
-                    let r = a.shape[0], nIn = a.shape[1], nOut = b.shape[0]
-                    var out = W
-                    for o in 0..<nOut {
-                        for i in 0..<nIn {
-                            var s = 0.0
-                            for j in 0..<r { s += Double(B[o * r + j]) * Double(A[j * nIn + i]) }
-                            out[o * nIn + i] = Float(Double(W[o * nIn + i]) + factor * scaling * s)
+                return .dict(
+                    try items.map { k, v in
+                        guard k.hasSuffix(".weight"), let a = byKey[k.replacingOccurrences(of: ".weight", with: ".lora_A")],
+                            let b = byKey[k.replacingOccurrences(of: ".weight", with: ".lora_B")], case let .tensor(w) = v,
+                            !(onlyFirst && done > 0)
+                        else { return (k, v) }
+                        done += 1
+                        let W = try w.floats(), A = try a.floats(), B = try b.floats()
+                        let r = a.shape[0], nIn = a.shape[1], nOut = b.shape[0]
+                        var out = W
+                        for o in 0..<nOut {
+                            for i in 0..<nIn {
+                                var s = 0.0
+                                for j in 0..<r { s += Double(B[o * r + j]) * Double(A[j * nIn + i]) }
+                                out[o * nIn + i] = Float(Double(W[o * nIn + i]) + factor * scaling * s)
+                            }
                         }
-                    }
-                    return (k, .tensor(Tensor(name: k, shape: w.shape, floats: out)))
-                })
+                        return (k, .tensor(Tensor(name: k, shape: w.shape, floats: out)))
+                    })
             }
 
             // Train-mode reference: backbone and adapter from the original file.
@@ -250,7 +260,7 @@ final class RoundTripTests: XCTestCase {
             ("unknown extension", path("x.onnx"), ConvertOptions()),
             ("output is base", path("base.gslr"), ConvertOptions(importing: ImportOptions(base: path("base.gslr")))),
             ("adapter output is the output", path("o.gslr"), ConvertOptions(adapterOut: path("o.gslr"))),
-            ("adapter output with a .pth output", path("o.pth"), ConvertOptions(adapterOut: path("a.gslr"))),
+            ("adapter output with a .pth output", path("o.pth"), ConvertOptions(adapterOut: path("a.gslr")))
         ]
         try Data([1]).write(to: URL(fileURLWithPath: path("base.gslr")))
         for (what, out, opts) in cases {
@@ -259,8 +269,10 @@ final class RoundTripTests: XCTestCase {
             }
         }
         try Data([1]).write(to: URL(fileURLWithPath: path("exists.safetensors")))
-        XCTAssertThrowsError(try Converter.convert(input: copy, output: path("exists.safetensors"), options: ConvertOptions(importing: ImportOptions(raw: true))))
-        XCTAssertNoThrow(try Converter.convert(input: copy, output: path("exists.safetensors"), options: ConvertOptions(importing: ImportOptions(raw: true), force: true)))
+        XCTAssertThrowsError(
+            try Converter.convert(input: copy, output: path("exists.safetensors"), options: ConvertOptions(importing: ImportOptions(raw: true))))
+        XCTAssertNoThrow(
+            try Converter.convert(input: copy, output: path("exists.safetensors"), options: ConvertOptions(importing: ImportOptions(raw: true), force: true)))
         XCTAssertThrowsError(try Converter.convert(input: path("missing.pth"), output: path("m.gslr"), options: ConvertOptions())) { e in
             XCTAssertTrue("\(e)".contains("missing.pth"), "\(e)")
         }

@@ -1,8 +1,8 @@
-import Foundation
-import XCTest
 import Convert
 import Format
+import Foundation
 import TestSupport
+import XCTest
 
 final class SafetensorsTests: XCTestCase {
     /// A file from a header string and data bytes; `length` overrides the header-length field.
@@ -42,9 +42,18 @@ final class SafetensorsTests: XCTestCase {
             ("bad JSON", Self.file("{\"a\":{\"dtype\":\"F32\",", data: []), "header JSON"),
             ("not an object", Self.file("[1,2]"), "does not start with '{'"),
             ("trailing garbage", Self.file("{} x"), "after the JSON value"),
-            ("duplicate names", Self.file("{" + e("a", "F32", [1], 0, 4) + "," + e("a", "F32", [1], 4, 8) + "}", data: .init(repeating: 0, count: 8)), "duplicate key \"a\""),
-            ("overlapping offsets", Self.file("{" + e("a", "F32", [2], 0, 8) + "," + e("b", "F32", [1], 4, 8) + "}", data: .init(repeating: 0, count: 8)), "overlap"),
-            ("gap between tensors", Self.file("{" + e("a", "F32", [1], 0, 4) + "," + e("b", "F32", [1], 8, 12) + "}", data: .init(repeating: 0, count: 12)), "gap"),
+            (
+                "duplicate names", Self.file("{" + e("a", "F32", [1], 0, 4) + "," + e("a", "F32", [1], 4, 8) + "}", data: .init(repeating: 0, count: 8)),
+                "duplicate key \"a\""
+            ),
+            (
+                "overlapping offsets", Self.file("{" + e("a", "F32", [2], 0, 8) + "," + e("b", "F32", [1], 4, 8) + "}", data: .init(repeating: 0, count: 8)),
+                "overlap"
+            ),
+            (
+                "gap between tensors", Self.file("{" + e("a", "F32", [1], 0, 4) + "," + e("b", "F32", [1], 8, 12) + "}", data: .init(repeating: 0, count: 12)),
+                "gap"
+            ),
             ("dtype×shape ≠ length", Self.file("{" + e("a", "F32", [3], 0, 8) + "}", data: .init(repeating: 0, count: 8)), "needs 12 bytes"),
             ("offsets past the data", Self.file("{" + e("a", "F32", [4], 0, 16) + "}", data: .init(repeating: 0, count: 8)), "run past"),
             ("data left over", Self.file("{" + e("a", "F32", [1], 0, 4) + "}", data: .init(repeating: 0, count: 12)), "cover 4 bytes"),
@@ -52,10 +61,16 @@ final class SafetensorsTests: XCTestCase {
             ("unknown dtype", Self.file("{" + e("a", "F8_E4M3", [1], 0, 1) + "}", data: [0]), "not supported"),
             ("negative dim", Self.file("{" + e("a", "F32", [-1], 0, 4) + "}", data: .init(repeating: 0, count: 4)), "not a non-negative integer"),
             ("shape overflow", Self.file("{" + e("a", "U8", [4_294_967_296, 4_294_967_296], 0, 4) + "}", data: .init(repeating: 0, count: 4)), "overflows"),
-            ("missing field", Self.file("{\"a\":{\"dtype\":\"F32\",\"shape\":[1]}}", data: .init(repeating: 0, count: 4)), "needs dtype, shape and data_offsets"),
-            ("unknown field", Self.file("{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4],\"x\":1}}", data: .init(repeating: 0, count: 4)), "unknown field"),
+            (
+                "missing field", Self.file("{\"a\":{\"dtype\":\"F32\",\"shape\":[1]}}", data: .init(repeating: 0, count: 4)),
+                "needs dtype, shape and data_offsets"
+            ),
+            (
+                "unknown field", Self.file("{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4],\"x\":1}}", data: .init(repeating: 0, count: 4)),
+                "unknown field"
+            ),
             ("metadata not strings", Self.file("{\"__metadata__\":{\"k\":1}}"), "not a string"),
-            ("deep nesting", Self.file("{\"__metadata__\":" + String(repeating: "[", count: 50) + String(repeating: "]", count: 50) + "}"), "nesting"),
+            ("deep nesting", Self.file("{\"__metadata__\":" + String(repeating: "[", count: 50) + String(repeating: "]", count: 50) + "}"), "nesting")
         ]
         for (what, bytes, expect) in cases {
             XCTAssertThrowsError(try SafetensorsFile.parse(bytes, path: "bad.safetensors"), what) { err in
@@ -72,10 +87,12 @@ final class SafetensorsTests: XCTestCase {
         let dir = try ModelFixtures.tempDir()
         defer { try? FileManager.default.removeItem(at: dir) }
         let path = dir.appendingPathComponent("t.safetensors").path
-        let ts = [Tensor(name: "z\"quoted\\", shape: [3], floats: [1, 2, 3]),
-                  Tensor(name: "ints", dtype: .i64, shape: [2], data: Bytes(copying: [Int64(5), -6].withUnsafeBytes { Array($0) })),
-                  Tensor(name: "empty", shape: [0, 3], floats: []),
-                  Tensor(name: "half", shape: [1], floats: [0.5], dtype: .f16)]
+        let ts = [
+            Tensor(name: "z\"quoted\\", shape: [3], floats: [1, 2, 3]),
+            Tensor(name: "ints", dtype: .i64, shape: [2], data: Bytes(copying: [Int64(5), -6].withUnsafeBytes { Array($0) })),
+            Tensor(name: "empty", shape: [0, 3], floats: []),
+            Tensor(name: "half", shape: [1], floats: [0.5], dtype: .f16)
+        ]
         let size = try SafetensorsWriter.write(path, tensors: ts, metadata: ["k": "v\n"])
         let raw = try Data(contentsOf: URL(fileURLWithPath: path))
         XCTAssertEqual(raw.count, size)
@@ -104,8 +121,8 @@ final class SafetensorsTests: XCTestCase {
         XCTAssertEqual(Array(bv.prefix(3)), [1, 1 + 4 * 0x1p-8, 65536])
         XCTAssertTrue(bv[3].isNaN)
         let h = try DTypeCast.cast(x, to: .f16).floats()
-        XCTAssertEqual(h[0], 1 + 0x1p-8)        // exact in f16 (10 fraction bits)
-        XCTAssertEqual(h[2], .infinity)         // 65520 rounds up past f16's max
+        XCTAssertEqual(h[0], 1 + 0x1p-8) // exact in f16 (10 fraction bits)
+        XCTAssertEqual(h[2], .infinity) // 65520 rounds up past f16's max
         let d = Tensor(name: "d", dtype: .f64, shape: [1], data: Bytes(copying: [Double(1 + 0x1p-8 + 0x1p-40)].withUnsafeBytes { Array($0) }))
         XCTAssertEqual(try DTypeCast.cast(d, to: .bf16).floats(), [1 + 0x1p-7], "f64 → bf16 rounds once, not twice")
         let i = Tensor(name: "i", dtype: .i32, shape: [1], data: Bytes(copying: [1, 0, 0, 0]))

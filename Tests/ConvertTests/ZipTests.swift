@@ -1,7 +1,7 @@
-import Foundation
-import XCTest
 import Convert
 import Format
+import Foundation
+import XCTest
 
 /// Builds small zip files byte by byte, so tests can make both valid and hostile archives.
 struct TestZip {
@@ -104,11 +104,14 @@ class TempFolderCase: XCTestCase {
 }
 
 /// Raw deflate of 100 000 zero bytes (114 bytes, made with zlib level 9, wbits -15).
-let deflatedZeros: [UInt8] = [237, 193, 49, 1, 0, 0, 0, 194, 160, 245, 79, 109, 13, 15, 160]
+let deflatedZeros: [UInt8] =
+    [237, 193, 49, 1, 0, 0, 0, 194, 160, 245, 79, 109, 13, 15, 160]
     + [UInt8](repeating: 0, count: 96) + [128, 87, 3]
 /// Raw deflate of "hello hello hello hello, deflated world".
-let deflatedHello: [UInt8] = [203, 72, 205, 201, 201, 87, 200, 64, 39, 117, 20, 82, 82, 211, 114, 18, 75, 82, 83, 20, 202, 243,
-                              139, 114, 82, 0]
+let deflatedHello: [UInt8] = [
+    203, 72, 205, 201, 201, 87, 200, 64, 39, 117, 20, 82, 82, 211, 114, 18, 75, 82, 83, 20, 202, 243,
+    139, 114, 82, 0
+]
 
 final class ZipTests: TempFolderCase {
     func testStoredAndDeflatedRecordsReadBack() throws {
@@ -118,7 +121,7 @@ final class ZipTests: TempFolderCase {
             z.records = [
                 .init(name: "top/a.txt", data: Array("stored".utf8)),
                 .init(name: "top/sub/b.bin", data: deflatedHello, method: 8, declaredSize: hello.count, crc: CRC32.of(hello)),
-                .init(name: "top/empty", data: []),
+                .init(name: "top/empty", data: [])
             ]
             let path = try file("z\(zip64).zip", z.bytes())
             let archive = try ZipArchive(path: path)
@@ -164,7 +167,7 @@ final class ZipTests: TempFolderCase {
         let zeroCRC = CRC32.of([UInt8](repeating: 0, count: 100_000))
         func zip(_ records: [TestZip.Record]) -> [UInt8] { TestZip(records: records).bytes() }
         let good = zip([.init(name: "top/a", data: Array("0123456789".utf8))])
-        var cases: [(String, [UInt8], String, Bool)] = []  // name, bytes, expected text, fails at open (else at read)
+        var cases: [(String, [UInt8], String, Bool)] = [] // name, bytes, expected text, fails at open (else at read)
         cases.append(("truncated", Array(good.prefix(good.count - 10)), "end-of-central-directory", true))
         cases.append(("tiny", [0x50, 0x4b, 0x05], "too short", true))
         var outside = good
@@ -190,8 +193,10 @@ final class ZipTests: TempFolderCase {
         let bomb = TestZip(records: [.init(name: "top/a", data: deflatedZeros, method: 8, declaredSize: 1 << 40, crc: zeroCRC)], zip64: true)
         cases.append(("bomb-huge", bomb.bytes(), "over the", false))
         cases.append(("bomb-1000x", zip([.init(name: "top/a", data: deflatedZeros, method: 8, declaredSize: 200_000, crc: zeroCRC)]), "more than 1000x", false))
-        cases.append(("lies-small", zip([.init(name: "top/a", data: deflatedZeros, method: 8, declaredSize: 1000, crc: zeroCRC)]), "more than its declared", false))
-        cases.append(("deflate-garbage", zip([.init(name: "top/a", data: [0xff, 0xff, 0xff, 0xff], method: 8, declaredSize: 10, crc: 0)]), "does not inflate", false))
+        cases.append(
+            ("lies-small", zip([.init(name: "top/a", data: deflatedZeros, method: 8, declaredSize: 1000, crc: zeroCRC)]), "more than its declared", false))
+        cases.append(
+            ("deflate-garbage", zip([.init(name: "top/a", data: [0xff, 0xff, 0xff, 0xff], method: 8, declaredSize: 10, crc: 0)]), "does not inflate", false))
         cases.append(("method-12", zip([.init(name: "top/a", data: [1], method: 12, declaredSize: 1)]), "compression method 12", false))
         for (name, bytes, expected, atOpen) in cases {
             let path = try file(name + ".zip", bytes)

@@ -1,6 +1,6 @@
+import Format
 import Foundation
 import XCTest
-import Format
 
 final class AtomicFileTests: XCTestCase {
     struct Boom: Error {}
@@ -9,10 +9,11 @@ final class AtomicFileTests: XCTestCase {
         let dir = TempDir()
         let path = dir.file("out.bin")
         writeFile(path, [1, 2, 3])
-        XCTAssertThrowsError(try AtomicFile.write(path) { sink in
-            try sink.write([UInt8](repeating: 9, count: 3 << 20))
-            throw Boom()
-        })
+        XCTAssertThrowsError(
+            try AtomicFile.write(path) { sink in
+                try sink.write([UInt8](repeating: 9, count: 3 << 20))
+                throw Boom()
+            })
         XCTAssertEqual(readFile(path), [1, 2, 3])
         XCTAssertEqual(dir.contents, ["out.bin"])
     }
@@ -25,7 +26,7 @@ final class AtomicFileTests: XCTestCase {
         try child.run()
         child.waitUntilExit()
         let dead = child.processIdentifier
-        let live = ProcessInfo.processInfo.processIdentifier == 1 ? 1 : getppid()  // our parent is alive
+        let live = ProcessInfo.processInfo.processIdentifier == 1 ? 1 : getppid() // our parent is alive
         let stale = ".out.gslr.tmp-\(dead)-abc", kept = ".out.gslr.tmp-\(live)-def", other = ".other.gslr.tmp-\(dead)-ghi"
         for f in [stale, kept, other] { writeFile(dir.file(f), [0]) }
         try AtomicFile.write(dir.file("out.gslr")) { try $0.write([1, 2]) }
@@ -36,8 +37,11 @@ final class AtomicFileTests: XCTestCase {
         let dir = TempDir()
         let bad = Tensor(name: "x", dtype: .f32, shape: [4], data: Bytes(copying: [UInt8](repeating: 0, count: 15)))
         XCTAssertThrowsError(try GSLRWriter.write(dir.file("x.gslr"), header: GSLRHeader(kind: .tensors), tensors: [bad]))
-        XCTAssertThrowsError(try GSLRWriter.write(dir.file("x.gslr"), header: GSLRHeader(kind: .tensors),
-                                                  tensors: [sampleTensor("d", .u8, [1]), sampleTensor("d", .u8, [1])])) {
+        XCTAssertThrowsError(
+            try GSLRWriter.write(
+                dir.file("x.gslr"), header: GSLRHeader(kind: .tensors),
+                tensors: [sampleTensor("d", .u8, [1]), sampleTensor("d", .u8, [1])])
+        ) {
             XCTAssertTrue("\($0)".hasSuffix("x.gslr: cannot write: tensor name 'd' appears twice."), "\($0)")
         }
         XCTAssertThrowsError(try GSLRWriter.write(dir.file("x.gslr"), header: GSLRHeader(kind: .backbone), tensors: [])) {

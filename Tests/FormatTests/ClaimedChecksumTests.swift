@@ -1,5 +1,5 @@
-import XCTest
 import Format
+import XCTest
 
 /// CRCs an input only claims for ranges of a mapped file: the .gslr writer stores a claimed CRC, its sink checks the
 /// claim before the rename (a mismatch leaves nothing behind), and `verifyClaimedChecksums` checks the rest.

@@ -1,6 +1,6 @@
+import Format
 import Foundation
 import XCTest
-import Format
 
 /// Every way a file can be broken, made here from a valid file: each must be refused with an error that names the
 /// file and the problem, never a crash.
@@ -8,9 +8,11 @@ final class CorruptFileTests: XCTestCase {
     /// A valid three-tensor file's bytes.
     func validFile(_ dir: TempDir) throws -> [UInt8] {
         let path = dir.file("valid.gslr")
-        try GSLRWriter.write(path, header: GSLRHeader(kind: .tensors), tensors: [
-            sampleTensor("a", .f32, [10]), sampleTensor("b", .i16, [3, 7]), sampleTensor("c", .u8, [100]),
-        ])
+        try GSLRWriter.write(
+            path, header: GSLRHeader(kind: .tensors),
+            tensors: [
+                sampleTensor("a", .f32, [10]), sampleTensor("b", .i16, [3, 7]), sampleTensor("c", .u8, [100])
+            ])
         return readFile(path)
     }
 
@@ -51,21 +53,41 @@ final class CorruptFileTests: XCTestCase {
         }
         var b = v
         b[0] = 0x50
-        add("wrong magic", b, ["not a .gslr"]) { if case .notGSLR = $0 { return true }; return false }
-        add("empty file", [], ["not a .gslr"]) { if case .notGSLR = $0 { return true }; return false }
+        add("wrong magic", b, ["not a .gslr"]) {
+            if case .notGSLR = $0 { return true }; return false
+        }
+        add("empty file", [], ["not a .gslr"]) {
+            if case .notGSLR = $0 { return true }; return false
+        }
         b = v; b[8] = 2
         // The writer writes 1.1, so the damaged copy claims 2.1; the spec (§2) wants "a newer reader is needed".
-        add("future major version", b, ["version 2.1", "newer reader"]) { if case .unsupportedVersion(_, 2, 1) = $0 { return true }; return false }
+        add("future major version", b, ["version 2.1", "newer reader"]) {
+            if case .unsupportedVersion(_, 2, 1) = $0 { return true }; return false
+        }
         b = v; b[8] = 0
-        add("major version 0", b, ["version 0.1", "damaged"]) { if case .unsupportedVersion(_, 0, 1) = $0 { return true }; return false }
+        add("major version 0", b, ["version 0.1", "damaged"]) {
+            if case .unsupportedVersion(_, 0, 1) = $0 { return true }; return false
+        }
         b = v; b[12] = 1; b[15] = 4
-        add("byte order mark", b, ["byte-order"]) { if case .badPreamble = $0 { return true }; return false }
+        add("byte order mark", b, ["byte-order"]) {
+            if case .badPreamble = $0 { return true }; return false
+        }
         b = v; b[28] = 1
-        add("reserved word", b, ["reserved"]) { if case .badPreamble = $0 { return true }; return false }
-        add("truncated preamble", Array(v[0..<20]), ["truncated", "preamble"]) { if case .truncated = $0 { return true }; return false }
-        add("truncated header", Array(v[0..<(32 + hlen / 2)]), ["truncated", "header"]) { if case .truncated = $0 { return true }; return false }
-        add("truncated data", Array(v.dropLast(7)), ["beyond the end"]) { if case .badLayout(_, "c", _) = $0 { return true }; return false }
-        add("trailing bytes", v + [0, 0], ["after the end"]) { if case .badLayout = $0 { return true }; return false }
+        add("reserved word", b, ["reserved"]) {
+            if case .badPreamble = $0 { return true }; return false
+        }
+        add("truncated preamble", Array(v[0..<20]), ["truncated", "preamble"]) {
+            if case .truncated = $0 { return true }; return false
+        }
+        add("truncated header", Array(v[0..<(32 + hlen / 2)]), ["truncated", "header"]) {
+            if case .truncated = $0 { return true }; return false
+        }
+        add("truncated data", Array(v.dropLast(7)), ["beyond the end"]) {
+            if case .badLayout(_, "c", _) = $0 { return true }; return false
+        }
+        add("trailing bytes", v + [0, 0], ["after the end"]) {
+            if case .badLayout = $0 { return true }; return false
+        }
         add("header length larger than the file", setU64(v, at: 16, UInt64(v.count + 1000)), ["truncated", "header"]) {
             if case .truncated = $0 { return true }; return false
         }
@@ -76,39 +98,91 @@ final class CorruptFileTests: XCTestCase {
             if case .limitExceeded = $0 { return true }; return false
         }
         b = v; b[40] ^= 0x01
-        add("header byte flipped", b, ["CRC32"]) { if case .headerChecksum = $0 { return true }; return false }
+        add("header byte flipped", b, ["CRC32"]) {
+            if case .headerChecksum = $0 { return true }; return false
+        }
         add("header not JSON", handMadeFile(headerJSON: Array("{\"kind\": tensors".utf8), data: []), ["not valid JSON"]) {
             if case .badHeader = $0 { return true }; return false
         }
         add("header not UTF-8", handMadeFile(headerJSON: [0x7B, 0xFF, 0xFE, 0x7D], data: []), ["invalid header"]) {
             if case .badHeader = $0 { return true }; return false
         }
-        add("deep nesting", handMadeFile(headerJSON: Array((String(repeating: "[", count: 100_000) + String(repeating: "]", count: 100_000)).utf8), data: []),
-            ["nesting"]) { if case .limitExceeded = $0 { return true }; return false }
-        add("duplicate header key", Array(splitFileHeaderText(v).replacingOccurrences(of: "{\"alignment\":64,", with: "{\"alignment\":64,\"alignment\":128,").utf8)
-            .withHeaderAndData(of: v), ["\"alignment\" appears twice"]) { if case .badHeader = $0 { return true }; return false }
-        add("duplicate key spelled with an escape", Array(splitFileHeaderText(v).replacingOccurrences(of: "\"kind\":\"tensors\"", with: "\"kind\":\"tensors\",\"\\u006bind\":\"backbone\"").utf8)
-            .withHeaderAndData(of: v), ["\"kind\" appears twice"]) { if case .badHeader = $0 { return true }; return false }
-        add("duplicate key in a table entry", Array(splitFileHeaderText(v).replacingOccurrences(of: "\"name\":\"a\"", with: "\"name\":\"a\",\"name\":\"z\"").utf8)
-            .withHeaderAndData(of: v), ["\"name\" appears twice"]) { if case .badHeader = $0 { return true }; return false }
-        add("missing table", edited(v) { $0["tensors"] = nil }, ["missing key 'tensors'"]) { if case .badHeader = $0 { return true }; return false }
-        add("unknown kind", edited(v) { $0["kind"] = "movie" }, ["kind"]) { if case .badHeader = $0 { return true }; return false }
-        add("alignment not a power of two", edited(v) { $0["alignment"] = 96 }, ["alignment 96"]) { if case .badHeader = $0 { return true }; return false }
-        add("absurd alignment", edited(v) { $0["alignment"] = 1 << 40 }, ["alignment"]) { if case .badHeader = $0 { return true }; return false }
-        add("overlapping offsets", edited(v, editTensor(1) { $0["offset"] = 0 }), ["overlaps"]) { if case .badLayout(_, "b", _) = $0 { return true }; return false }
-        add("misaligned offset", edited(v, editTensor(1) { $0["offset"] = 68 }), ["not a multiple"]) { if case .badLayout(_, "b", _) = $0 { return true }; return false }
-        add("gap between tensors", edited(v, editTensor(1) { $0["offset"] = 128 }), ["gap"]) { if case .badLayout(_, "b", _) = $0 { return true }; return false }
-        add("negative offset", edited(v, editTensor(1) { $0["offset"] = -64 }), ["offset -64 is negative"]) { if case .badLayout(_, "b", _) = $0 { return true }; return false }
-        add("out of bounds", edited(v, editTensor(2) { $0["shape"] = [1000]; $0["length"] = 1000 }), ["beyond the end"]) {
+        add(
+            "deep nesting", handMadeFile(headerJSON: Array((String(repeating: "[", count: 100_000) + String(repeating: "]", count: 100_000)).utf8), data: []),
+            ["nesting"]
+        ) {
+            if case .limitExceeded = $0 { return true }; return false
+        }
+        add(
+            "duplicate header key",
+            Array(splitFileHeaderText(v).replacingOccurrences(of: "{\"alignment\":64,", with: "{\"alignment\":64,\"alignment\":128,").utf8)
+                .withHeaderAndData(of: v), ["\"alignment\" appears twice"]
+        ) {
+            if case .badHeader = $0 { return true }; return false
+        }
+        add(
+            "duplicate key spelled with an escape",
+            Array(splitFileHeaderText(v).replacingOccurrences(of: "\"kind\":\"tensors\"", with: "\"kind\":\"tensors\",\"\\u006bind\":\"backbone\"").utf8)
+                .withHeaderAndData(of: v), ["\"kind\" appears twice"]
+        ) {
+            if case .badHeader = $0 { return true }; return false
+        }
+        add(
+            "duplicate key in a table entry",
+            Array(splitFileHeaderText(v).replacingOccurrences(of: "\"name\":\"a\"", with: "\"name\":\"a\",\"name\":\"z\"").utf8)
+                .withHeaderAndData(of: v), ["\"name\" appears twice"]
+        ) {
+            if case .badHeader = $0 { return true }; return false
+        }
+        add("missing table", edited(v) { $0["tensors"] = nil }, ["missing key 'tensors'"]) {
+            if case .badHeader = $0 { return true }; return false
+        }
+        add("unknown kind", edited(v) { $0["kind"] = "movie" }, ["kind"]) {
+            if case .badHeader = $0 { return true }; return false
+        }
+        add("alignment not a power of two", edited(v) { $0["alignment"] = 96 }, ["alignment 96"]) {
+            if case .badHeader = $0 { return true }; return false
+        }
+        add("absurd alignment", edited(v) { $0["alignment"] = 1 << 40 }, ["alignment"]) {
+            if case .badHeader = $0 { return true }; return false
+        }
+        add("overlapping offsets", edited(v, editTensor(1) { $0["offset"] = 0 }), ["overlaps"]) {
+            if case .badLayout(_, "b", _) = $0 { return true }; return false
+        }
+        add("misaligned offset", edited(v, editTensor(1) { $0["offset"] = 68 }), ["not a multiple"]) {
+            if case .badLayout(_, "b", _) = $0 { return true }; return false
+        }
+        add("gap between tensors", edited(v, editTensor(1) { $0["offset"] = 128 }), ["gap"]) {
+            if case .badLayout(_, "b", _) = $0 { return true }; return false
+        }
+        add("negative offset", edited(v, editTensor(1) { $0["offset"] = -64 }), ["offset -64 is negative"]) {
+            if case .badLayout(_, "b", _) = $0 { return true }; return false
+        }
+        add(
+            "out of bounds",
+            edited(
+                v,
+                editTensor(2) {
+                    $0["shape"] = [1000]; $0["length"] = 1000
+                }), ["beyond the end"]
+        ) {
             if case .badLayout(_, "c", _) = $0 { return true }; return false
         }
         add("shape × dtype ≠ length", edited(v, editTensor(0) { $0["length"] = 44 }), ["byte length 44", "needs 40"]) {
             if case .badTensor(_, "a", _) = $0 { return true }; return false
         }
-        add("dtype changed", edited(v, editTensor(1) { $0["dtype"] = "F64" }), ["needs 168"]) { if case .badTensor(_, "b", _) = $0 { return true }; return false }
-        add("unknown dtype", edited(v, editTensor(1) { $0["dtype"] = "F8" }), ["dtype"]) { if case .badHeader = $0 { return true }; return false }
-        add("duplicate names", edited(v, editTensor(2) { $0["name"] = "a" }), ["appears twice"]) { if case .duplicateName(_, "a") = $0 { return true }; return false }
-        add("empty name", edited(v, editTensor(2) { $0["name"] = "" }), ["empty name"]) { if case .badTensor = $0 { return true }; return false }
+        add("dtype changed", edited(v, editTensor(1) { $0["dtype"] = "F64" }), ["needs 168"]) {
+            if case .badTensor(_, "b", _) = $0 { return true }; return false
+        }
+        add("unknown dtype", edited(v, editTensor(1) { $0["dtype"] = "F8" }), ["dtype"]) {
+            if case .badHeader = $0 { return true }; return false
+        }
+        add("duplicate names", edited(v, editTensor(2) { $0["name"] = "a" }), ["appears twice"]) {
+            if case .duplicateName(_, "a") = $0 { return true }; return false
+        }
+        add("empty name", edited(v, editTensor(2) { $0["name"] = "" }), ["empty name"]) {
+            if case .badTensor = $0 { return true }; return false
+        }
         add("control character in name", edited(v, editTensor(2) { $0["name"] = "c\td" }), ["control character"]) {
             if case .badTensor = $0 { return true }; return false
         }
@@ -118,21 +192,51 @@ final class CorruptFileTests: XCTestCase {
         add("absurd rank", edited(v, editTensor(2) { $0["shape"] = [Int](repeating: 1, count: 9) + [100] }), ["rank", "limit of 8"]) {
             if case .limitExceeded = $0 { return true }; return false
         }
-        add("negative dimension", edited(v, editTensor(2) { $0["shape"] = [-100] }), ["negative"]) { if case .badTensor = $0 { return true }; return false }
-        add("overflowing shape", edited(v, editTensor(2) { $0["shape"] = [1 << 40, 1 << 40]; $0["length"] = 0 }), ["overflows"]) {
+        add("negative dimension", edited(v, editTensor(2) { $0["shape"] = [-100] }), ["negative"]) {
             if case .badTensor = $0 { return true }; return false
         }
-        add("absurd offset", edited(v, editTensor(2) { $0["offset"] = Int.max - 63 }), ["gap"]) { if case .badLayout = $0 { return true }; return false }
-        add("crc not hex", edited(v, editTensor(0) { $0["crc32"] = "xyz" }), ["crc32"]) { if case .badHeader = $0 { return true }; return false }
-        add("shape is a string", edited(v, editTensor(0) { $0["shape"] = "10" }), ["shape"]) { if case .badHeader = $0 { return true }; return false }
-        add("backbone without model", edited(v) { $0["kind"] = "backbone" }, ["model"]) { if case .badHeader = $0 { return true }; return false }
-        add("adapter without record", edited(v) { $0["kind"] = "adapter" }, ["adapter"]) { if case .badHeader = $0 { return true }; return false }
+        add(
+            "overflowing shape",
+            edited(
+                v,
+                editTensor(2) {
+                    $0["shape"] = [1 << 40, 1 << 40]; $0["length"] = 0
+                }), ["overflows"]
+        ) {
+            if case .badTensor = $0 { return true }; return false
+        }
+        add("absurd offset", edited(v, editTensor(2) { $0["offset"] = Int.max - 63 }), ["gap"]) {
+            if case .badLayout = $0 { return true }; return false
+        }
+        add("crc not hex", edited(v, editTensor(0) { $0["crc32"] = "xyz" }), ["crc32"]) {
+            if case .badHeader = $0 { return true }; return false
+        }
+        add("shape is a string", edited(v, editTensor(0) { $0["shape"] = "10" }), ["shape"]) {
+            if case .badHeader = $0 { return true }; return false
+        }
+        add("backbone without model", edited(v) { $0["kind"] = "backbone" }, ["model"]) {
+            if case .badHeader = $0 { return true }; return false
+        }
+        add("adapter without record", edited(v) { $0["kind"] = "adapter" }, ["adapter"]) {
+            if case .badHeader = $0 { return true }; return false
+        }
         let pipeline: [String: Any] = ["resize": 256, "crop": 224, "interpolation": "bicubic", "mean": [0.5], "std": [0.5]]
         func pre(_ change: [String: Any]) -> [UInt8] { edited(v) { $0["preprocess"] = pipeline.merging(change) { _, b in b } } }
-        add("preprocess crop > resize", pre(["resize": 200]), ["preprocess", "crop ≤ resize"]) { if case .badHeader = $0 { return true }; return false }
-        add("preprocess unknown filter", pre(["interpolation": "lanczos"]), ["preprocess", "interpolation"]) { if case .badHeader = $0 { return true }; return false }
-        add("preprocess zero std", pre(["std": [0.0]]), ["preprocess", "non-zero"]) { if case .badHeader = $0 { return true }; return false }
-        add("preprocess mean without std", edited(v) { var p = pipeline; p["std"] = nil; $0["preprocess"] = p }, ["preprocess", "both mean and std"]) {
+        add("preprocess crop > resize", pre(["resize": 200]), ["preprocess", "crop ≤ resize"]) {
+            if case .badHeader = $0 { return true }; return false
+        }
+        add("preprocess unknown filter", pre(["interpolation": "lanczos"]), ["preprocess", "interpolation"]) {
+            if case .badHeader = $0 { return true }; return false
+        }
+        add("preprocess zero std", pre(["std": [0.0]]), ["preprocess", "non-zero"]) {
+            if case .badHeader = $0 { return true }; return false
+        }
+        add(
+            "preprocess mean without std",
+            edited(v) {
+                var p = pipeline; p["std"] = nil; $0["preprocess"] = p
+            }, ["preprocess", "both mean and std"]
+        ) {
             if case .badHeader = $0 { return true }; return false
         }
         return c

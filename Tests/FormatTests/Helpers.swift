@@ -1,6 +1,6 @@
+import Format
 import Foundation
 import XCTest
-import Format
 
 /// A fresh temporary folder per test, removed afterwards.
 final class TempDir {
@@ -41,9 +41,10 @@ func writeFile(_ path: String, _ bytes: [UInt8]) {
 }
 
 /// A small face-ViT-like config.
-let tinyConfig = ModelConfig(family: .faceViT, imageSize: 40, patchSize: 8, width: 64, depth: 2, heads: 4, headDim: 16,
-                             mlpWidth: 128, numClasses: 3, head: .cosface, attentionScale: 1 / 512.0.squareRoot(), layerNormEps: 1e-5,
-                             qkvBias: false)
+let tinyConfig = ModelConfig(
+    family: .faceViT, imageSize: 40, patchSize: 8, width: 64, depth: 2, heads: 4, headDim: 16,
+    mlpWidth: 128, numClasses: 3, head: .cosface, attentionScale: 1 / 512.0.squareRoot(), layerNormEps: 1e-5,
+    qkvBias: false)
 
 /// Builds a .gslr by hand from header JSON and a data section, independent of the writer: the spec's layout, so
 /// tests can make files the writer would refuse to make.

@@ -1,7 +1,7 @@
-import Foundation
-import XCTest
 import Format
+import Foundation
 import TestSupport
+import XCTest
 
 /// gslora-inspect run as a process, as users and scripts run it.
 final class InspectCommandTests: XCTestCase {
@@ -14,8 +14,9 @@ final class InspectCommandTests: XCTestCase {
         try GSLRWriter.write(backbone, header: GSLRHeader(kind: .backbone, model: tinyConfig, classes: ["x", "y", "z"]), tensors: tensors)
         let fp = try GSLRFile.open(backbone).fingerprint
         let group = GroupRecord(name: "block0", members: ["l.lora_A"], norm: 0.25, state: .pruned)
-        let info = AdapterInfo(rank: 2, alpha: 1, scaling: 0.5, targets: ["mlp.fc1"], grouping: "block", groups: [group],
-                               task: TaskRecord(index: 1, forget: [0], retain: [1, 2]), baseFingerprint: fp)
+        let info = AdapterInfo(
+            rank: 2, alpha: 1, scaling: 0.5, targets: ["mlp.fc1"], grouping: "block", groups: [group],
+            task: TaskRecord(index: 1, forget: [0], retain: [1, 2]), baseFingerprint: fp)
         try GSLRWriter.write(adapter, header: GSLRHeader(kind: .adapter, adapter: info), tensors: [])
 
         let text = try run([backbone, adapter])

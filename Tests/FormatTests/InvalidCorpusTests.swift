@@ -1,7 +1,7 @@
-import Foundation
-import XCTest
 import Format
+import Foundation
 import TestSupport
+import XCTest
 
 /// The conformance corpus (Tests/Fixtures/gslr-invalid, written by tools/gslr_corpus.py): every file is refused by
 /// the library reader and by `gslora-inspect --verify` with the error its expected.json entry names, and every valid

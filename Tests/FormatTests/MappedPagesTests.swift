@@ -1,6 +1,6 @@
+import Format
 import Foundation
 import XCTest
-import Format
 
 /// Releasing a mapped input's pages, and checksums a reader verified being reused by the writer.
 final class MappedPagesTests: XCTestCase {
@@ -137,8 +137,10 @@ final class MappedPagesTests: XCTestCase {
     /// Tensors above the 32 MB hashing piece and the 64 MB round: CRCs recombine across pieces and rounds.
     func testLargeTensorsHashAcrossPiecesAndRounds() throws {
         let dir = TempDir()
-        let tensors = [sampleTensor("big", .u8, [40 << 20], seed: 1), sampleTensor("mid", .u8, [30 << 20], seed: 2),
-                       sampleTensor("small", .u8, [1000], seed: 3), sampleTensor("empty", .f32, [0])]
+        let tensors = [
+            sampleTensor("big", .u8, [40 << 20], seed: 1), sampleTensor("mid", .u8, [30 << 20], seed: 2),
+            sampleTensor("small", .u8, [1000], seed: 3), sampleTensor("empty", .f32, [0])
+        ]
         try GSLRWriter.write(dir.file("big.gslr"), header: GSLRHeader(kind: .tensors), tensors: tensors)
         let f = try GSLRFile.open(dir.file("big.gslr"))
         XCTAssertEqual(f.tensors.map(\.crc32), tensors.map { CRC32.of($0.data.buffer) })

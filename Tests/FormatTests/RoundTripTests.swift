@@ -1,5 +1,5 @@
-import XCTest
 import Format
+import XCTest
 
 final class RoundTripTests: XCTestCase {
     func testEveryDTypeIncludingEmptyAndScalar() throws {
@@ -60,8 +60,9 @@ final class RoundTripTests: XCTestCase {
     func testLargerAlignmentAndNoTensors() throws {
         let dir = TempDir()
         let a = dir.file("a.gslr")
-        try GSLRWriter.write(a, header: GSLRHeader(kind: .tensors, alignment: 4096),
-                             tensors: [sampleTensor("x", .u8, [5]), sampleTensor("y", .i64, [7])])
+        try GSLRWriter.write(
+            a, header: GSLRHeader(kind: .tensors, alignment: 4096),
+            tensors: [sampleTensor("x", .u8, [5]), sampleTensor("y", .i64, [7])])
         let f = try GSLRFile.open(a)
         XCTAssertEqual(f.dataStart % 4096, 0)
         XCTAssertEqual(try f.info("y").offset, 4096)
@@ -76,9 +77,10 @@ final class RoundTripTests: XCTestCase {
         let dir = TempDir()
         let path = dir.file("backbone.gslr")
         let tensors = [sampleTensor("cls_token", .f32, [1, 1, 64]), sampleTensor("loss.weight", .f16, [3, 64])]
-        let header = GSLRHeader(kind: .backbone, model: tinyConfig, classes: ["cat", "dog", "owl"],
-                                merged: [MergedTask(task: 1, adapterFingerprint: "sha256:" + String(repeating: "ab", count: 32))],
-                                metadata: ["epoch": .int(3), "args": .object(["lr": .number(0.01), "tags": .array([.string("a"), .null, .bool(true)])])])
+        let header = GSLRHeader(
+            kind: .backbone, model: tinyConfig, classes: ["cat", "dog", "owl"],
+            merged: [MergedTask(task: 1, adapterFingerprint: "sha256:" + String(repeating: "ab", count: 32))],
+            metadata: ["epoch": .int(3), "args": .object(["lr": .number(0.01), "tags": .array([.string("a"), .null, .bool(true)])])])
         try GSLRWriter.write(path, header: header, tensors: tensors)
         let f = try GSLRFile.open(path)
         XCTAssertEqual(f.header.model, tinyConfig)
@@ -91,13 +93,17 @@ final class RoundTripTests: XCTestCase {
     func adapterHeader(base: String, prunedSecond: Bool) -> GSLRHeader {
         let members0 = ["blocks.0.mlp.fc1.lora_A", "blocks.0.mlp.fc1.lora_B"]
         let members1 = ["blocks.1.mlp.fc1.lora_A", "blocks.1.mlp.fc1.lora_B"]
-        let task = TaskRecord(index: 2, forget: [10, 11], retain: [12, 13, 14], old: [0, 1],
-                              settings: ["lr": .number(1e-3), "epochs": .int(50), "grouping": .string("block")],
-                              metrics: ["acc_r": 71.25, "acc_f": 0.5])
-        let adapter = AdapterInfo(rank: 4, alpha: 1, scaling: 0.25, targets: ["mlp.fc1"], grouping: "block",
-                                  groups: [GroupRecord(name: "block0", members: members0, norm: 1.5, state: .kept),
-                                           GroupRecord(name: "block1", members: members1, norm: 0.001, state: prunedSecond ? .pruned : .kept)],
-                                  task: task, baseFingerprint: base)
+        let task = TaskRecord(
+            index: 2, forget: [10, 11], retain: [12, 13, 14], old: [0, 1],
+            settings: ["lr": .number(1e-3), "epochs": .int(50), "grouping": .string("block")],
+            metrics: ["acc_r": 71.25, "acc_f": 0.5])
+        let adapter = AdapterInfo(
+            rank: 4, alpha: 1, scaling: 0.25, targets: ["mlp.fc1"], grouping: "block",
+            groups: [
+                GroupRecord(name: "block0", members: members0, norm: 1.5, state: .kept),
+                GroupRecord(name: "block1", members: members1, norm: 0.001, state: prunedSecond ? .pruned : .kept)
+            ],
+            task: task, baseFingerprint: base)
         return GSLRHeader(kind: .adapter, adapter: adapter)
     }
 
@@ -128,8 +134,9 @@ final class RoundTripTests: XCTestCase {
         let dir = TempDir()
         var task = TaskRecord(index: 1, forget: [0], retain: [1])
         task.metrics["loss"] = .nan
-        let a = AdapterInfo(rank: 1, alpha: 1, scaling: 1, targets: [], grouping: "block", groups: [], task: task,
-                            baseFingerprint: Fingerprint.of([TensorInfo](), binding: .none))
+        let a = AdapterInfo(
+            rank: 1, alpha: 1, scaling: 1, targets: [], grouping: "block", groups: [], task: task,
+            baseFingerprint: Fingerprint.of([TensorInfo](), binding: .none))
         XCTAssertThrowsError(try GSLRWriter.write(dir.file("nan.gslr"), header: GSLRHeader(kind: .adapter, adapter: a), tensors: [])) {
             guard case .invalidInput? = $0 as? FormatError else { return XCTFail("\($0)") }
             XCTAssertTrue("\($0)".contains("loss"), "\($0)")
@@ -153,20 +160,24 @@ final class RoundTripTests: XCTestCase {
         let infos = t.map { TensorInfo(name: $0.name, dtype: $0.dtype, shape: $0.shape, offset: 0, length: $0.data.count, crc32: CRC32.of($0.data.buffer)) }
         let table = "w\tF32\t2\t\(CRC32.hex(infos[0].crc32))\n"
         // The binding lines of spec §7, spelled out: binary64 values as their bit patterns.
-        let modelLine = "#model\tface_vit\t40\t8\t3\t64\t2\t4\t16\t128\t3\tcosface\t4050000000000000\t3fd6666666666666\t3fa6a09e667f3bcc\t3ee4f8b588e368f1\t0\tcls\n"
+        let modelLine =
+            "#model\tface_vit\t40\t8\t3\t64\t2\t4\t16\t128\t3\tcosface\t4050000000000000\t3fd6666666666666\t3fa6a09e667f3bcc\t3ee4f8b588e368f1\t0\tcls\n"
         XCTAssertEqual(Fingerprint.of(infos, binding: .model(tinyConfig)), "gslr1.1-sha256:" + SHA256.hex(SHA256.hash(Array((modelLine + table).utf8))))
         let base = "sha256:" + String(repeating: "0", count: 64)
         let adapterLine = "#adapter\t3fd0000000000000\t\(base)\n"
-        XCTAssertEqual(Fingerprint.of(infos, binding: .adapter(scaling: 0.25, base: base)),
-                       "gslr1.1-sha256:" + SHA256.hex(SHA256.hash(Array((adapterLine + table).utf8))))
+        XCTAssertEqual(
+            Fingerprint.of(infos, binding: .adapter(scaling: 0.25, base: base)),
+            "gslr1.1-sha256:" + SHA256.hex(SHA256.hash(Array((adapterLine + table).utf8))))
         // Every bound value changes it: the config, the scaling, the base.
         var other = tinyConfig
         other.attentionScale = 0.25
         XCTAssertNotEqual(Fingerprint.of(infos, binding: .model(tinyConfig)), Fingerprint.of(infos, binding: .model(other)))
-        XCTAssertNotEqual(Fingerprint.of(infos, binding: .adapter(scaling: 0.25, base: base)), Fingerprint.of(infos, binding: .adapter(scaling: 0.5, base: base)))
-        XCTAssertNotEqual(Fingerprint.of([TensorInfo](), binding: .adapter(scaling: 0.25, base: base)),
-                          Fingerprint.of([TensorInfo](), binding: .adapter(scaling: 0.25, base: Fingerprint.of(infos, binding: .none))),
-                          "fully pruned adapters of different bases differ")
+        XCTAssertNotEqual(
+            Fingerprint.of(infos, binding: .adapter(scaling: 0.25, base: base)), Fingerprint.of(infos, binding: .adapter(scaling: 0.5, base: base)))
+        XCTAssertNotEqual(
+            Fingerprint.of([TensorInfo](), binding: .adapter(scaling: 0.25, base: base)),
+            Fingerprint.of([TensorInfo](), binding: .adapter(scaling: 0.25, base: Fingerprint.of(infos, binding: .none))),
+            "fully pruned adapters of different bases differ")
         // The 1.0 scheme (table only) stays comparable: a stored value is matched in the scheme it is spelled in.
         let old = Fingerprint.tableOnly(infos)
         XCTAssertEqual(old, "sha256:" + SHA256.hex(SHA256.hash(Array(table.utf8))))

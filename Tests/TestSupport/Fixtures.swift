@@ -73,7 +73,9 @@ public enum Fixtures {
 public enum FixtureError: Error, CustomStringConvertible {
     case malformed(String, String)
     public var description: String {
-        switch self { case let .malformed(f, why): return "fixture \(f): \(why)" }
+        switch self {
+        case let .malformed(f, why): return "fixture \(f): \(why)"
+        }
     }
 }
 

@@ -1,5 +1,5 @@
-import Train
 import TestSupport
+import Train
 import XCTest
 
 /// Two `torch.optim.AdamW` steps on the LoRA tensors of every face parity fixture.
@@ -8,8 +8,9 @@ final class AdamWParityTests: XCTestCase {
         let all = try ParityFixture.all()
         XCTAssertFalse(all.isEmpty, "no face_vit_*.parity.json in \(Fixtures.searched)")
         for f in all {
-            var opt = try AdamW(parameters: f.lora.map { ($0.name, $0.shape) }, beta1: f.beta1, beta2: f.beta2,
-                                eps: f.eps, weightDecay: f.weightDecay)
+            var opt = try AdamW(
+                parameters: f.lora.map { ($0.name, $0.shape) }, beta1: f.beta1, beta2: f.beta2,
+                eps: f.eps, weightDecay: f.weightDecay)
             // The fixture's optimiser holds only LoRA tensors, all 2-D: every one is in the decayed group.
             XCTAssertTrue(opt.parameters.allSatisfy(\.decays), f.name)
             var values = f.lora.map(\.before.floats)

@@ -97,16 +97,18 @@ struct BaselineFixture {
             guard let terms = m["loss_terms_per_step"] as? [String: [Double]] else { throw FixtureError.malformed(file, "\(key).loss_terms_per_step") }
             guard let steps = m["steps"] as? [[String: Any]], !steps.isEmpty else { throw FixtureError.malformed(file, "\(key).steps") }
             guard let trainable = m["trainable"] as? [String] else { throw FixtureError.malformed(file, "\(key).trainable") }
-            return Method(key: key, lossTerms: terms, initialSlices: try arrays(m["initial_slices"], "\(key).initial_slices"),
-                          steps: try steps.enumerated().map { i, s in
-                              guard let lr = (s["lr"] as? NSNumber)?.doubleValue else { throw FixtureError.malformed(file, "\(key).steps[\(i)].lr") }
-                              return Step(lr: lr, gradNorm: try numbers(s["grad_norm"], "\(key) grad_norm"),
-                                          updateNorm: try numbers(s["update_norm"], "\(key) update_norm"),
-                                          paramSum: try numbers(s["param_sum"], "\(key) param_sum"),
-                                          slices: try arrays(s["slices"], "\(key) slices"),
-                                          preStep: try numbers(s["pre_step"] ?? [String: Any](), "\(key) pre_step"))
-                          },
-                          trainable: trainable, hyper: try obj(hyper, key), raw: m)
+            return Method(
+                key: key, lossTerms: terms, initialSlices: try arrays(m["initial_slices"], "\(key).initial_slices"),
+                steps: try steps.enumerated().map { i, s in
+                    guard let lr = (s["lr"] as? NSNumber)?.doubleValue else { throw FixtureError.malformed(file, "\(key).steps[\(i)].lr") }
+                    return Step(
+                        lr: lr, gradNorm: try numbers(s["grad_norm"], "\(key) grad_norm"),
+                        updateNorm: try numbers(s["update_norm"], "\(key) update_norm"),
+                        paramSum: try numbers(s["param_sum"], "\(key) param_sum"),
+                        slices: try arrays(s["slices"], "\(key) slices"),
+                        preStep: try numbers(s["pre_step"] ?? [String: Any](), "\(key) pre_step"))
+                },
+                trainable: trainable, hyper: try obj(hyper, key), raw: m)
         }
     }
 
@@ -117,9 +119,13 @@ struct BaselineFixture {
         var ranges: [Range<Int>] = []
         for (p, n) in zip(parts, shape) {
             let ab = p.split(separator: ":", omittingEmptySubsequences: false).map { Int($0) }
-            if ab.count == 1, let a = ab[0] { ranges.append(a..<(a + 1)) }
-            else if ab.count == 2, let a = ab[0], let b = ab[1], a <= b, b <= n { ranges.append(a..<b) }
-            else { throw FixtureError.malformed(spec, "bad slice part \(p)") }
+            if ab.count == 1, let a = ab[0] {
+                ranges.append(a..<(a + 1))
+            } else if ab.count == 2, let a = ab[0], let b = ab[1], a <= b, b <= n {
+                ranges.append(a..<b)
+            } else {
+                throw FixtureError.malformed(spec, "bad slice part \(p)")
+            }
         }
         var strides = [Int](repeating: 1, count: shape.count)
         for i in stride(from: shape.count - 2, through: 0, by: -1) { strides[i] = strides[i + 1] * shape[i + 1] }

@@ -1,7 +1,7 @@
 import Apply
 import Convert
-import Foundation
 import Format
+import Foundation
 import TestSupport
 import Train
 import XCTest
@@ -20,18 +20,19 @@ import XCTest
 final class BaselineParityTests: XCTestCase {
     static let methodKeys: [String: BaselineMethod] = [
         "retrain": .retrain, "l2": .l2, "ewc": .ewc, "mas": .mas, "lwf": .lwf, "der": .der, "derpp": .derpp, "fdr": .fdr,
-        "lirf": .lirf, "scrub": .scrub, "scrub_s": .scrubS,
+        "lirf": .lirf, "scrub": .scrub, "scrub_s": .scrubS
     ]
 
     func testEveryBaselineMatchesTheOfficialCode() throws {
         let files = Fixtures.files { $0.hasPrefix("baselines_") && $0.hasSuffix(".parity.json") }
         XCTAssertFalse(files.isEmpty, "no baselines_*.parity.json in \(Fixtures.searched)")
         for url in files {
-            let f = try BaselineFixture(url)   // an unreadable fixture throws: a failure, not a skip
+            let f = try BaselineFixture(url) // an unreadable fixture throws: a failure, not a skip
             print("BaselineParity: \(f.name)")
             XCTAssertEqual(Set(f.methods.map(\.key)), Set(Self.methodKeys.keys), "\(f.name): methods held")
-            let imported = try ModelImport.load(f.url.deletingLastPathComponent().appendingPathComponent(f.modelFile).path,
-                                                options: ImportOptions(heads: f.heads))
+            let imported = try ModelImport.load(
+                f.url.deletingLastPathComponent().appendingPathComponent(f.modelFile).path,
+                options: ImportOptions(heads: f.heads))
             let config = try XCTUnwrap(imported.config, f.name)
             for m in f.methods {
                 let method = try XCTUnwrap(Self.methodKeys[m.key], "\(f.name): unknown method \(m.key)")
@@ -91,8 +92,10 @@ final class BaselineParityTests: XCTestCase {
         }
         let specs = method == .lirf ? f.lirfSliceSpecs : f.sliceSpecs
         /// `allowance(i)`: an absolute error tensor i may carry besides the relative tolerance (SCRUB's step-1 noise).
-        func checkSlices(_ ref: [String: FixtureArray], _ values: (Int) -> [Float], _ what: String, tolerance: Double = Tolerance.forward,
-                         allowance: (Int) -> Double = { _ in 0 }) throws {
+        func checkSlices(
+            _ ref: [String: FixtureArray], _ values: (Int) -> [Float], _ what: String, tolerance: Double = Tolerance.forward,
+            allowance: (Int) -> Double = { _ in 0 }
+        ) throws {
             XCTAssertFalse(ref.isEmpty, "\(tag): no \(what)")
             for (name, a) in ref {
                 let i = try index(name)
@@ -165,7 +168,8 @@ final class BaselineParityTests: XCTestCase {
             for rec in m.steps { XCTAssertLessThan(Tolerance.relative(sched.lr(epoch: epoch), rec.lr), 1e-12, "\(tag): step lr") }
         }
 
-        let kinds: [SCRUBPhase?] = method.isSCRUB
+        let kinds: [SCRUBPhase?] =
+            method.isSCRUB
             ? try XCTUnwrap(m.raw["step_kinds"] as? [String], tag).map { SCRUBPhase(rawValue: $0) }
             : m.steps.map { _ in nil }
         let preSteps = m.raw["pre_step_per_step"] as? [[String: Double]]
@@ -221,8 +225,9 @@ final class BaselineParityTests: XCTestCase {
                 let allowed = Tolerance.forward * ref + st.values.indices.reduce(0) { $0 + perturbation($1) }
                 XCTAssertTrue(ref == 0 ? d == 0 : abs(d - ref) <= allowed, "\(tag) step \(k + 1): param_dist \(d) vs \(ref)")
                 let sgda = try XCTUnwrap(pre["loss_sgda_recomputed"])
-                XCTAssertTrue(sgda == 0 ? s.scrubSmoothing * d == 0 : abs(s.scrubSmoothing * d - sgda) <= s.scrubSmoothing * allowed,
-                              "\(tag) step \(k + 1): σ·D \(s.scrubSmoothing * d) vs \(sgda)")
+                XCTAssertTrue(
+                    sgda == 0 ? s.scrubSmoothing * d == 0 : abs(s.scrubSmoothing * d - sgda) <= s.scrubSmoothing * allowed,
+                    "\(tag) step \(k + 1): σ·D \(s.scrubSmoothing * d) vs \(sgda)")
             }
             if let phase { counts[phase, default: 0] += 1 }
 
@@ -237,7 +242,9 @@ final class BaselineParityTests: XCTestCase {
                     if method.isSCRUB && k == 0 {
                         // Noise against signal: both below Tolerance.gradient of the tensor's next (retain) step gradient.
                         let signal = try XCTUnwrap(m.steps[1].gradNorm[name])
-                        XCTAssertTrue(ours <= Tolerance.gradient * signal && ref <= Tolerance.gradient * signal, "\(tag) step 1: grad norm \(name) \(ours) vs \(ref) (noise), next step \(signal)")
+                        XCTAssertTrue(
+                            ours <= Tolerance.gradient * signal && ref <= Tolerance.gradient * signal,
+                            "\(tag) step 1: grad norm \(name) \(ours) vs \(ref) (noise), next step \(signal)")
                         continue
                     }
                     // SCRUB-S: a tensor with noise-moved elements has σ·(θ − θ^swa)/‖θ − θ^swa‖ in its gradient, a vector of
@@ -253,12 +260,15 @@ final class BaselineParityTests: XCTestCase {
             for (name, ref) in rec.updateNorm {
                 let i = try index(name)
                 let ours = zip(st.values[i].array, before[i]).reduce(0.0) { $0 + Double($1.0 - $1.1) * Double($1.0 - $1.1) }.squareRoot()
-                XCTAssertTrue(ref == 0 ? ours == 0 : abs(ours - ref) <= Tolerance.gradient * ref + perturbation(i), "\(tag) step \(k + 1): update norm \(name) \(ours) vs \(ref)")
+                XCTAssertTrue(
+                    ref == 0 ? ours == 0 : abs(ours - ref) <= Tolerance.gradient * ref + perturbation(i),
+                    "\(tag) step \(k + 1): update norm \(name) \(ours) vs \(ref)")
             }
             for (name, ref) in rec.paramSum {
                 let i = try index(name), v = st.values[i].array
                 let sum = v.reduce(0) { $0 + Double($1) }, scale = v.reduce(0) { $0 + abs(Double($1)) }
-                XCTAssertLessThanOrEqual(abs(sum - ref), Tolerance.forward * scale + 2 * noiseLR * Double(noisy[i]), "\(tag) step \(k + 1): param sum \(name) \(sum) vs \(ref)")
+                XCTAssertLessThanOrEqual(
+                    abs(sum - ref), Tolerance.forward * scale + 2 * noiseLR * Double(noisy[i]), "\(tag) step \(k + 1): param sum \(name) \(sum) vs \(ref)")
             }
             try checkSlices(rec.slices, { st.values[$0].array }, "step \(k + 1) slice", allowance: { noisy[$0] > 0 ? 2 * noiseLR : 0 })
         }

@@ -1,6 +1,6 @@
 import Apply
-import Foundation
 import Format
+import Foundation
 import Train
 import XCTest
 
@@ -77,6 +77,7 @@ final class BaselineTrainerTests: XCTestCase {
         // Other settings are refused on resume.
         var other = s
         other.lambda = 1
-        XCTAssertThrowsError(try BaselineTrainer(backbone: backbone, data: data, options: options(), settings: other, outputDirectory: dir + "/cut").run(resume: true))
+        XCTAssertThrowsError(
+            try BaselineTrainer(backbone: backbone, data: data, options: options(), settings: other, outputDirectory: dir + "/cut").run(resume: true))
     }
 }

@@ -1,6 +1,6 @@
 import Apply
-import Foundation
 import Format
+import Foundation
 import Train
 import XCTest
 
@@ -21,7 +21,7 @@ final class LocalGroup: @unchecked Sendable {
     func exchange(_ rank: Int, _ values: [Double]) -> [Double] {
         lock.lock()
         defer { lock.unlock() }
-        while departed > 0 { lock.wait() }  // the previous collective is still being read
+        while departed > 0 { lock.wait() } // the previous collective is still being read
         let gen = generation
         slots[rank] = values
         arrived += 1
@@ -72,9 +72,10 @@ final class DataParallelStepTests: XCTestCase {
     static let bound = 1e-5
 
     func config() -> ModelConfig {
-        ModelConfig(family: .faceViT, imageSize: 8, patchSize: 4, channels: 1, width: 16, depth: 2, heads: 2, headDim: 8, mlpWidth: 32,
-                    numClasses: 6, head: ModelConfig.Head(kind: .cosface, s: 16, m: 0.2), attentionScale: 0.25,
-                    layerNormEps: 1e-5, qkvBias: false)
+        ModelConfig(
+            family: .faceViT, imageSize: 8, patchSize: 4, channels: 1, width: 16, depth: 2, heads: 2, headDim: 8, mlpWidth: 32,
+            numClasses: 6, head: ModelConfig.Head(kind: .cosface, s: 16, m: 0.2), attentionScale: 0.25,
+            layerNormEps: 1e-5, qkvBias: false)
     }
 
     func makeStep() throws -> GSLoRAStep {
@@ -102,8 +103,9 @@ final class DataParallelStepTests: XCTestCase {
     /// the prototype hinge open, 0 closes it.
     func check(ranks: Int, retain: Int, forget: Int, bound: Double, forgetFirst: Bool, prototypeMargin: Double? = nil) throws {
         let r = batch(retain, classes: [1, 2, 3, 4, 5], seed: 10), f = batch(forget, classes: [0], seed: 11)
-        let settings = try ObjectiveSettings(beta: 0.2, bound: bound, alpha: 0.01, prototypeForgetWeight: prototypeMargin == nil ? 0 : 0.5,
-                                             prototypeMargin: prototypeMargin ?? 18, prototypeRetainWeight: prototypeMargin == nil ? 0 : 0.3)
+        let settings = try ObjectiveSettings(
+            beta: 0.2, bound: bound, alpha: 0.01, prototypeForgetWeight: prototypeMargin == nil ? 0 : 0.5,
+            prototypeMargin: prototypeMargin ?? 18, prototypeRetainWeight: prototypeMargin == nil ? 0 : 0.3)
         var prng = SplitMix64(seed: 12)
         let prototypes = try prototypeMargin.map { _ in
             try PrototypeTable(classes: 6, dim: 16, values: (0..<96).map { _ in 2 * prng.nextUnitFloat() - 1 }, counts: Array(repeating: 1, count: 6))
@@ -111,8 +113,9 @@ final class DataParallelStepTests: XCTestCase {
         let single = try makeStep()
         let one = try r.images.withUnsafeBufferPointer { rp in
             try f.images.withUnsafeBufferPointer { fp in
-                try single.computeGradients(retainImages: rp, retainLabels: r.labels, forgetImages: fp, forgetLabels: f.labels,
-                                            prototypes: prototypes, settings: settings, dropout: 0.1, forgetFirst: forgetFirst)
+                try single.computeGradients(
+                    retainImages: rp, retainLabels: r.labels, forgetImages: fp, forgetLabels: f.labels,
+                    prototypes: prototypes, settings: settings, dropout: 0.1, forgetFirst: forgetFirst)
             }
         }
         let group = LocalGroup(size: ranks)
@@ -127,9 +130,10 @@ final class DataParallelStepTests: XCTestCase {
             do {
                 let res = try rb.images.withUnsafeBufferPointer { rp in
                     try fb.images.withUnsafeBufferPointer { fp in
-                        try steps[k].computeGradients(retainImages: rp, retainLabels: rb.labels, forgetImages: fp, forgetLabels: fb.labels,
-                                                      rows: rows, communicator: LocalGroup.Member(group, rank: k), prototypes: prototypes,
-                                                      settings: settings, dropout: 0.1, forgetFirst: forgetFirst)
+                        try steps[k].computeGradients(
+                            retainImages: rp, retainLabels: rb.labels, forgetImages: fp, forgetLabels: fb.labels,
+                            rows: rows, communicator: LocalGroup.Member(group, rank: k), prototypes: prototypes,
+                            settings: settings, dropout: 0.1, forgetFirst: forgetFirst)
                     }
                 }
                 lock.withLock { results[k] = res }
@@ -139,11 +143,14 @@ final class DataParallelStepTests: XCTestCase {
         }
         for k in 0..<ranks {
             done.enter()
-            Thread { rank(k); done.leave() }.start()
+            Thread {
+                rank(k); done.leave()
+            }.start()
         }
         done.wait()
         for e in errors.compactMap({ $0 }) { throw e }
-        let tag = "\(ranks) ranks, \(retain)+\(forget) rows, BND \(bound), forgetFirst \(forgetFirst), prototype margin \(prototypeMargin.map { "\($0)" } ?? "–")"
+        let tag =
+            "\(ranks) ranks, \(retain)+\(forget) rows, BND \(bound), forgetFirst \(forgetFirst), prototype margin \(prototypeMargin.map { "\($0)" } ?? "–")"
         for (k, res) in results.enumerated() {
             let res = try XCTUnwrap(res)
             XCTAssertEqual(res.terms.ceRetain, one.terms.ceRetain, accuracy: 1e-5 * abs(one.terms.ceRetain), "\(tag) rank \(k) CE_r")

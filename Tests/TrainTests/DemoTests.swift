@@ -2,12 +2,13 @@ import Apply
 import Convert
 import Format
 import Foundation
-#if canImport(FoundationXML)
-import FoundationXML
-#endif
 import TestSupport
 import Train
 import XCTest
+
+#if canImport(FoundationXML)
+    import FoundationXML
+#endif
 
 /// The `gslora-demo --quick` job in-process, through `ForgettingDemo` as the command runs it, on Debian's
 /// Fashion-MNIST (or, where the package is missing, a synthetic IDX set in the same layout, so the test always
@@ -77,7 +78,8 @@ final class DemoTests: XCTestCase {
         XCTAssertEqual(report.classOrder.sorted(), Array(0..<10))
 
         // report.json: the keys a reader looks for, and the numbers of every task.
-        let json = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: demo.reportFolder + "/report.json"))) as? [String: Any])
+        let json = try XCTUnwrap(
+            JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: demo.reportFolder + "/report.json"))) as? [String: Any])
         for key in ["data", "class_names", "seed", "class_order", "criterion", "pretrain", "runs", "stages", "seconds", "checks"] {
             XCTAssertNotNil(json[key], "report.json lacks \(key)")
         }
@@ -204,10 +206,12 @@ final class DemoTests: XCTestCase {
         let data = try dataFolder()
         var o = quickOptions(data: data)
         try FileManager.default.createDirectory(atPath: o.output, withIntermediateDirectories: true)
-        let tv = ModelConfig(family: .torchvisionViT, imageSize: 28, patchSize: 7, channels: 1, width: 8, depth: 1, heads: 2, headDim: 4,
-                             mlpWidth: 16, numClasses: 10, head: .linear, attentionScale: 0.5, layerNormEps: 1e-6, qkvBias: true)
+        let tv = ModelConfig(
+            family: .torchvisionViT, imageSize: 28, patchSize: 7, channels: 1, width: 8, depth: 1, heads: 2, headDim: 4,
+            mlpWidth: 16, numClasses: 10, head: .linear, attentionScale: 0.5, layerNormEps: 1e-6, qkvBias: true)
         let path = o.output + "/pretrained.gslr"
-        try GSLRWriter.write(path, header: GSLRHeader(kind: .backbone, model: tv), tensors: [Tensor(name: "cls_token", shape: [1, 1, 8], floats: Array(repeating: 0, count: 8))])
+        try GSLRWriter.write(
+            path, header: GSLRHeader(kind: .backbone, model: tv), tensors: [Tensor(name: "cls_token", shape: [1, 1, 8], floats: Array(repeating: 0, count: 8))])
         XCTAssertThrowsError(try ForgettingDemo(options: o, exporter: Self.export).run()) { e in
             guard case DemoError.wrongModel = e else { return XCTFail("\(e)") }
             XCTAssertTrue("\(e)".contains("torchvision_vit") && "\(e)".contains("delete it"), "\(e)")

@@ -1,8 +1,8 @@
 import Apply
 import Convert
 import Format
-import Train
 import TestSupport
+import Train
 import XCTest
 
 /// One whole GS-LoRA++ step on the face fixtures: Apply's train-mode forward and backward driven by Train's
@@ -40,22 +40,26 @@ final class GSLoRAStepTests: XCTestCase {
 
             let head = try ClassifierHead(config.head, classes: config.numClasses, dim: config.width)
             let headWeight = model.parameters.head.weight.array
-            let protos = try PrototypeTable(classes: f.classes, dim: f.dim, values: f.prototypeTable.floats,
-                                            counts: [Int](repeating: 1, count: f.classes))
+            let protos = try PrototypeTable(
+                classes: f.classes, dim: f.dim, values: f.prototypeTable.floats,
+                counts: [Int](repeating: 1, count: f.classes))
             let lasso = try GroupLasso(slots: try LoRASlot.parse(f.lora.map(\.name)), grouping: .block)
-            let settings = try ObjectiveSettings(beta: f.beta, bound: f.bound, alpha: f.alpha, prototypeForgetWeight: f.protoForget,
-                                                 prototypeMargin: f.protoMargin, prototypeRetainWeight: f.protoRetain)
+            let settings = try ObjectiveSettings(
+                beta: f.beta, bound: f.bound, alpha: f.alpha, prototypeForgetWeight: f.protoForget,
+                prototypeMargin: f.protoMargin, prototypeRetainWeight: f.protoRetain)
             let mode = ForwardMode.train(dropout: Float(f.dropout))
 
             func step() throws -> (total: Double, grads: [[Float]]) {
                 let grads = ViTGradients(model: model, parameters: false)
                 let outR = try model.forward(images: f.retainImages.floats, batch: f.retain.labels.count, labels: f.retain.labels, mode: mode)
-                let r = try GSLoRAObjective.retainPart(head: head, headWeight: headWeight, embeddings: outR.embeddings,
-                                                       labels: f.retain.labels, prototypes: protos, settings: settings)
+                let r = try GSLoRAObjective.retainPart(
+                    head: head, headWeight: headWeight, embeddings: outR.embeddings,
+                    labels: f.retain.labels, prototypes: protos, settings: settings)
                 try model.backward(gradEmbeddings: r.gradEmbeddings, into: grads)
                 let outF = try model.forward(images: f.forgetImages.floats, batch: f.forget.labels.count, labels: f.forget.labels, mode: mode)
-                let fg = try GSLoRAObjective.forgetPart(head: head, headWeight: headWeight, embeddings: outF.embeddings,
-                                                        labels: f.forget.labels, prototypes: protos, settings: settings)
+                let fg = try GSLoRAObjective.forgetPart(
+                    head: head, headWeight: headWeight, embeddings: outF.embeddings,
+                    labels: f.forget.labels, prototypes: protos, settings: settings)
                 try model.backward(gradEmbeddings: fg.gradEmbeddings, into: grads)
                 let values = lora.map(\.array)
                 let result = try GSLoRAObjective.combine(r, fg, lora: values, lasso: lasso, settings: settings)
@@ -69,8 +73,9 @@ final class GSLoRAStepTests: XCTestCase {
                 XCTAssertLessThan(Tolerance.maxRelative(first.grads[i], p.grad.values), Tolerance.gradient, "\(f.name) \(p.name) grad")
             }
             // Our AdamW on our gradients lands on PyTorch's weights after the step.
-            var opt = try AdamW(parameters: f.lora.map { ($0.name, $0.shape) }, beta1: f.beta1, beta2: f.beta2,
-                                eps: f.eps, weightDecay: f.weightDecay)
+            var opt = try AdamW(
+                parameters: f.lora.map { ($0.name, $0.shape) }, beta1: f.beta1, beta2: f.beta2,
+                eps: f.eps, weightDecay: f.weightDecay)
             var stepped = f.lora.map(\.before.floats)
             try opt.step(parameters: &stepped, gradients: first.grads, lr: f.lr)
             for (i, p) in f.lora.enumerated() {

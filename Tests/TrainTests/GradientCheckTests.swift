@@ -1,5 +1,5 @@
-import Foundation
 import Apply
+import Foundation
 import Train
 import XCTest
 
@@ -110,7 +110,9 @@ final class GradientCheckTests: XCTestCase {
 
     func testGroupLassoEveryGrouping() throws {
         var rng = SplitMix64(seed: 7)
-        let names = (0..<2).flatMap { b in ["layers.\(b).1.net.0.lora_A", "layers.\(b).1.net.0.lora_B", "layers.\(b).1.net.3.lora_A", "layers.\(b).1.net.3.lora_B"] }
+        let names = (0..<2).flatMap { b in
+            ["layers.\(b).1.net.0.lora_A", "layers.\(b).1.net.0.lora_B", "layers.\(b).1.net.3.lora_A", "layers.\(b).1.net.3.lora_B"]
+        }
         let sizes = [8, 12, 12, 8, 8, 12, 12, 8]
         let tensors = sizes.map { random($0, &rng) }
         for grouping in LoRAGrouping.allCases {
@@ -128,7 +130,9 @@ final class GradientCheckTests: XCTestCase {
     }
 
     func testGroupLassoGroupOrder() throws {
-        let names = (0..<3).flatMap { b in ["blocks.\(b).mlp.fc1.lora_A", "blocks.\(b).mlp.fc1.lora_B", "blocks.\(b).mlp.fc2.lora_A", "blocks.\(b).mlp.fc2.lora_B"] }
+        let names = (0..<3).flatMap { b in
+            ["blocks.\(b).mlp.fc1.lora_A", "blocks.\(b).mlp.fc1.lora_B", "blocks.\(b).mlp.fc2.lora_A", "blocks.\(b).mlp.fc2.lora_B"]
+        }
         let slots = try LoRASlot.parse(names)
         XCTAssertEqual(try GroupLasso(slots: slots, grouping: .block).groups, [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9, 10, 11]])
         XCTAssertEqual(try GroupLasso(slots: slots, grouping: .lora).groups, [[0, 1], [4, 5], [8, 9], [2, 3], [6, 7], [10, 11]])
@@ -164,27 +168,34 @@ final class GradientCheckTests: XCTestCase {
         let d = 6, c = 5
         let head = try ClassifierHead(kind: .cosface(s: 64, m: 0.35), classes: c, dim: d)
         let w = random(c * d, &rng)
-        let protos = try PrototypeTable.mean(embeddings: random(c * 2 * d, &rng).map(Float.init), labels: (0..<(2 * c)).map { $0 % c },
-                                             dim: d, classes: c)
+        let protos = try PrototypeTable.mean(
+            embeddings: random(c * 2 * d, &rng).map(Float.init), labels: (0..<(2 * c)).map { $0 % c },
+            dim: d, classes: c)
         let rLabels = [2, 3, 4], fLabels = [0, 1]
         let eR = random(3 * d, &rng, scale: 2), eF = random(2 * d, &rng, scale: 2)
         let lora = [random(6, &rng), random(4, &rng)]
         let lasso = try GroupLasso(groups: [[0, 1]], tensorCount: 2)
         // BND and M above the current values, so both hinges are active; w_r > 0 so the retain pull is checked too.
-        let settings = try ObjectiveSettings(beta: 0.2, bound: 1000, alpha: 0.01, prototypeForgetWeight: 0.5,
-                                             prototypeMargin: 50, prototypeRetainWeight: 0.3)
+        let settings = try ObjectiveSettings(
+            beta: 0.2, bound: 1000, alpha: 0.01, prototypeForgetWeight: 0.5,
+            prototypeMargin: 50, prototypeRetainWeight: 0.3)
         func total(_ eR: [Double], _ eF: [Double], _ lora: [[Double]], _ w: [Double], _ s: ObjectiveSettings) throws -> Double {
-            try GSLoRAObjective.evaluate(head: head, headWeight: w, retainEmbeddings: eR, retainLabels: rLabels,
-                                         forgetEmbeddings: eF, forgetLabels: fLabels, prototypes: protos,
-                                         lora: lora, lasso: lasso, settings: s).terms.total
+            try GSLoRAObjective.evaluate(
+                head: head, headWeight: w, retainEmbeddings: eR, retainLabels: rLabels,
+                forgetEmbeddings: eF, forgetLabels: fLabels, prototypes: protos,
+                lora: lora, lasso: lasso, settings: s
+            ).terms.total
         }
-        let r = try GSLoRAObjective.evaluate(head: head, headWeight: w, retainEmbeddings: eR, retainLabels: rLabels,
-                                             forgetEmbeddings: eF, forgetLabels: fLabels, prototypes: protos,
-                                             lora: lora, lasso: lasso, settings: settings)
+        let r = try GSLoRAObjective.evaluate(
+            head: head, headWeight: w, retainEmbeddings: eR, retainLabels: rLabels,
+            forgetEmbeddings: eF, forgetLabels: fLabels, prototypes: protos,
+            lora: lora, lasso: lasso, settings: settings)
         XCTAssertTrue(r.terms.boundedForgetActive)
         assertClose(r.retain.gradEmbeddings, try numeric(eR) { try total($0, eF, lora, w, settings) }, "dL/de retain")
         assertClose(r.forget.gradEmbeddings, try numeric(eF) { try total(eR, $0, lora, w, settings) }, "dL/de forget")
-        assertClose(zip(try XCTUnwrap(r.retain.gradHeadWeight), try XCTUnwrap(r.forget.gradHeadWeight)).map { $0 + $1 }, try numeric(w) { try total(eR, eF, lora, $0, settings) }, "dL/dW")
+        assertClose(
+            zip(try XCTUnwrap(r.retain.gradHeadWeight), try XCTUnwrap(r.forget.gradHeadWeight)).map { $0 + $1 },
+            try numeric(w) { try total(eR, eF, lora, $0, settings) }, "dL/dW")
         // α·L_struct is ~1e-4 of a total near 50: a wider step keeps the difference above the total's rounding.
         assertClose(r.gradLoRA[0], try numeric(lora[0], step: 1e-4) { try total(eR, eF, [$0, lora[1]], w, settings) }, "dL/dA")
 
@@ -193,9 +204,10 @@ final class GradientCheckTests: XCTestCase {
         low.bound = 0
         low.prototypeForgetWeight = 0
         low.prototypeRetainWeight = 0
-        let off = try GSLoRAObjective.evaluate(head: head, headWeight: w, retainEmbeddings: eR, retainLabels: rLabels,
-                                               forgetEmbeddings: eF, forgetLabels: fLabels, prototypes: protos,
-                                               lora: lora, lasso: lasso, settings: low)
+        let off = try GSLoRAObjective.evaluate(
+            head: head, headWeight: w, retainEmbeddings: eR, retainLabels: rLabels,
+            forgetEmbeddings: eF, forgetLabels: fLabels, prototypes: protos,
+            lora: lora, lasso: lasso, settings: low)
         XCTAssertFalse(off.terms.boundedForgetActive)
         XCTAssertEqual(off.terms.boundedForget, 0)
         XCTAssertTrue(off.forget.gradEmbeddings.allSatisfy { $0 == 0 })

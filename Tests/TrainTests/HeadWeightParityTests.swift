@@ -1,8 +1,8 @@
 import Convert
-import Foundation
 import Format
-import Train
+import Foundation
 import TestSupport
+import Train
 import XCTest
 
 /// The CosFace path from the file's embeddings and the head weight stored in the sibling `.pth` (`loss.weight`):
@@ -30,18 +30,22 @@ final class HeadWeightParityTests: XCTestCase {
             for (batch, what) in [(f.forget, "forget"), (f.retain, "retain")] {
                 let margin = try head.forward(embeddings: batch.embeddings, weight: w, labels: batch.labels)
                 let plain = try head.forward(embeddings: batch.embeddings, weight: w, labels: nil)
-                XCTAssertLessThan(Tolerance.maxRelative(margin.logits, batch.logitsMargin.map(Double.init)), Tolerance.forward, "\(f.name) \(what) margin logits")
+                XCTAssertLessThan(
+                    Tolerance.maxRelative(margin.logits, batch.logitsMargin.map(Double.init)), Tolerance.forward, "\(f.name) \(what) margin logits")
                 XCTAssertLessThan(Tolerance.maxRelative(plain.logits, batch.logitsPlain.map(Double.init)), Tolerance.forward, "\(f.name) \(what) plain logits")
             }
-            let protos = try PrototypeTable(classes: f.classes, dim: f.dim, values: f.prototypeTable.floats,
-                                            counts: [Int](repeating: 1, count: f.classes))
+            let protos = try PrototypeTable(
+                classes: f.classes, dim: f.dim, values: f.prototypeTable.floats,
+                counts: [Int](repeating: 1, count: f.classes))
             let names = f.lora.map(\.name)
             let lasso = try GroupLasso(slots: try LoRASlot.parse(names), grouping: .block)
-            let settings = try ObjectiveSettings(beta: f.beta, bound: f.bound, alpha: f.alpha, prototypeForgetWeight: f.protoForget,
-                                                 prototypeMargin: f.protoMargin, prototypeRetainWeight: f.protoRetain)
-            let r = try GSLoRAObjective.evaluate(head: head, headWeight: w, retainEmbeddings: f.retain.embeddings, retainLabels: f.retain.labels,
-                                                 forgetEmbeddings: f.forget.embeddings, forgetLabels: f.forget.labels,
-                                                 prototypes: protos, lora: f.lora.map(\.before.floats), lasso: lasso, settings: settings)
+            let settings = try ObjectiveSettings(
+                beta: f.beta, bound: f.bound, alpha: f.alpha, prototypeForgetWeight: f.protoForget,
+                prototypeMargin: f.protoMargin, prototypeRetainWeight: f.protoRetain)
+            let r = try GSLoRAObjective.evaluate(
+                head: head, headWeight: w, retainEmbeddings: f.retain.embeddings, retainLabels: f.retain.labels,
+                forgetEmbeddings: f.forget.embeddings, forgetLabels: f.forget.labels,
+                prototypes: protos, lora: f.lora.map(\.before.floats), lasso: lasso, settings: settings)
             XCTAssertLessThan(Tolerance.relative(r.terms.ceForget, try f.loss("ce_forget_raw")), Tolerance.forward, f.name)
             XCTAssertLessThan(Tolerance.relative(r.terms.ceRetain, try f.loss("loss_remain")), Tolerance.forward, f.name)
             XCTAssertLessThan(Tolerance.relative(r.terms.boundedForget, try f.loss("bounded_forget")), Tolerance.forward, f.name)

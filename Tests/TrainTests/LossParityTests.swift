@@ -1,6 +1,6 @@
 import Foundation
-import Train
 import TestSupport
+import Train
 import XCTest
 
 /// Every loss term of a GS-LoRA(++) step against the values PyTorch wrote into the face parity fixtures.
@@ -17,10 +17,12 @@ final class LossParityTests: XCTestCase {
             let ceR = try CrossEntropy.mean(logits: f.retain.logitsMargin, labels: f.retain.labels, classes: f.classes)
             XCTAssertLessThan(Tolerance.relative(ceF.mean, try f.loss("ce_forget_raw")), Tolerance.forward, f.name)
             XCTAssertLessThan(Tolerance.relative(ceR.mean, try f.loss("loss_remain")), Tolerance.forward, f.name)
-            XCTAssertLessThan(Tolerance.maxRelative(ceF.perSample.map(Float.init), try f.lossArray("ce_forget_per_sample").values),
-                              Tolerance.forward, f.name)
-            XCTAssertLessThan(Tolerance.maxRelative(ceR.perSample.map(Float.init), try f.lossArray("ce_retain_per_sample").values),
-                              Tolerance.forward, f.name)
+            XCTAssertLessThan(
+                Tolerance.maxRelative(ceF.perSample.map(Float.init), try f.lossArray("ce_forget_per_sample").values),
+                Tolerance.forward, f.name)
+            XCTAssertLessThan(
+                Tolerance.maxRelative(ceR.perSample.map(Float.init), try f.lossArray("ce_retain_per_sample").values),
+                Tolerance.forward, f.name)
         }
     }
 
@@ -76,10 +78,12 @@ final class LossParityTests: XCTestCase {
                 }
             }
             let lasso = try GroupLasso(groups: groups, tensorCount: names.count)
-            let protos = try PrototypeTable(classes: f.classes, dim: f.dim, values: f.prototypeTable.floats,
-                                            counts: [Int](repeating: 1, count: f.classes))
-            let settings = try ObjectiveSettings(beta: f.beta, bound: f.bound, alpha: f.alpha, prototypeForgetWeight: f.protoForget,
-                                                 prototypeMargin: f.protoMargin, prototypeRetainWeight: f.protoRetain)
+            let protos = try PrototypeTable(
+                classes: f.classes, dim: f.dim, values: f.prototypeTable.floats,
+                counts: [Int](repeating: 1, count: f.classes))
+            let settings = try ObjectiveSettings(
+                beta: f.beta, bound: f.bound, alpha: f.alpha, prototypeForgetWeight: f.protoForget,
+                prototypeMargin: f.protoMargin, prototypeRetainWeight: f.protoRetain)
             let r = try GSLoRAObjective.evaluate(
                 retainLogits: f.retain.logitsMargin, retainLabels: f.retain.labels,
                 forgetLogits: f.forget.logitsMargin, forgetLabels: f.forget.labels, classes: f.classes,

@@ -1,11 +1,11 @@
 import Apply
-import Foundation
 import Format
+import Foundation
 import TestSupport
 import XCTest
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// `mpirun -np 2 gslora-train …` against one process on TinyRun's data, with dropout: GS-LoRA, GS-LoRA++, `pretrain`
@@ -41,15 +41,19 @@ final class MPITrainCommandTests: XCTestCase {
             try NPY.write(set.images, to: "\(dir)/\(name)-x.npy")
             try set.labels.map(Float.init).withUnsafeBufferPointer { try NPY.write($0, shape: [set.labels.count], to: "\(dir)/\(name)-y.npy") }
         }
-        return ["--data", dir + "/train-x.npy", "--labels", dir + "/train-y.npy", "--test-data", dir + "/test-x.npy",
-                "--test-labels", dir + "/test-y.npy"]
+        return [
+            "--data", dir + "/train-x.npy", "--labels", dir + "/train-y.npy", "--test-data", dir + "/test-x.npy",
+            "--test-labels", dir + "/test-y.npy"
+        ]
     }
 
     /// Batch 5: the ranks hold 2 and 3 rows of each batch (unequal shares are the harder case). GS-LoRA runs add
     /// `--rank 2`.
     func forgetArgs(_ backbone: String, _ data: [String], epochs: Int = 3) -> [String] {
-        ["forget", backbone] + data + ["--forget", "0", "--epochs", "\(epochs)", "--batch-size", "5", "--data-ratio", "1",
-                                       "--eval-batch", "7", "--dropout", "0.1", "--json"]
+        ["forget", backbone] + data + [
+            "--forget", "0", "--epochs", "\(epochs)", "--batch-size", "5", "--data-ratio", "1",
+            "--eval-batch", "7", "--dropout", "0.1", "--json"
+        ]
     }
 
     /// The largest |a − b| over the tensors of two .gslr files (same names in the same order), with `nonZero` a check
@@ -98,17 +102,21 @@ final class MPITrainCommandTests: XCTestCase {
 
     /// GS-LoRA++: prototypes from sharded embeddings, the prototype hinge gated on the global K_f, the EMA model.
     func testTwoRanksTrainTheSingleProcessPlusAdapter() throws {
-        try compareForget("mpi-plus", extra: ["--plus", "--prototype-weight", "0.05", "--prototype-margin", "1", "--ema-start", "0"],
-                          lr: 0.01, metricKeys: ["before_acc_r", "before_acc_f", "acc_r", "acc_f", "ema_acc_r", "ema_acc_f"])
+        try compareForget(
+            "mpi-plus", extra: ["--plus", "--prototype-weight", "0.05", "--prototype-margin", "1", "--ema-start", "0"],
+            lr: 0.01, metricKeys: ["before_acc_r", "before_acc_f", "acc_r", "acc_f", "ema_acc_r", "ema_acc_f"])
     }
 
     /// `pretrain`: every parameter's gradient summed over the ranks (bucketed allreduces), rank 0 writing.
     func testTwoRanksPretrainTheSingleProcessModel() throws {
         let mpi = try mpirun()
         let dir = try temporaryDirectory("mpi-pretrain")
-        let args = ["pretrain"] + (try tinyData(dir)) + ["--image-size", "8", "--patch-size", "4", "--channels", "1", "--width", "16",
-                                                         "--depth", "2", "--heads", "2", "--mlp-width", "32", "--epochs", "2",
-                                                         "--batch-size", "5", "--lr", "1e-3", "--warmup-epochs", "0", "--dropout", "0.1", "--json"]
+        let args =
+            ["pretrain"] + (try tinyData(dir)) + [
+                "--image-size", "8", "--patch-size", "4", "--channels", "1", "--width", "16",
+                "--depth", "2", "--heads", "2", "--mlp-width", "32", "--epochs", "2",
+                "--batch-size", "5", "--lr", "1e-3", "--warmup-epochs", "0", "--dropout", "0.1", "--json"
+            ]
         let train = try CommandRunner.binary("gslora-train").path
         let one = try run(train, args + ["-o", dir + "/one.gslr"])
         XCTAssertEqual(one.code, 0, one.err)
@@ -187,7 +195,8 @@ final class MPITrainCommandTests: XCTestCase {
         let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
         return entries.compactMap(Int32.init).filter { child in
             guard let stat = try? String(contentsOfFile: "/proc/\(child)/stat", encoding: .utf8),
-                  let close = stat.lastIndex(of: ")") else { return false }
+                let close = stat.lastIndex(of: ")")
+            else { return false }
             let fields = stat[stat.index(after: close)...].split(separator: " ")
             return fields.count > 2 && Int32(fields[1]) == pid
         }
@@ -208,8 +217,10 @@ final class MPITrainCommandTests: XCTestCase {
         let bound = 0.01 * 0.01 * steps
         for (name, firstMPI) in [("two-then-one", true), ("one-then-two", false)] {
             let out = dir + "/" + name, log = dir + "/\(name).jsonl"
-            let first = firstMPI ? try interrupted(mpi, mpiArgs + [train] + args + ["-o", out, "--log", log], log: log, mpi: true)
-                                 : try interrupted(train, args + ["-o", out, "--log", log], log: log, mpi: false)
+            let first =
+                firstMPI
+                ? try interrupted(mpi, mpiArgs + [train] + args + ["-o", out, "--log", log], log: log, mpi: true)
+                : try interrupted(train, args + ["-o", out, "--log", log], log: log, mpi: false)
             XCTAssertEqual(first, 130, "\(name): the interrupted run exits 130 (it must not finish before the signal)")
             XCTAssertTrue(FileManager.default.fileExists(atPath: out + "/state.gslr"), "\(name): state saved")
             XCTAssertFalse(FileManager.default.fileExists(atPath: out + "/task-1.gslr"), "\(name): no adapter yet")

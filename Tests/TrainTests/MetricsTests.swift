@@ -1,5 +1,5 @@
-import Train
 import Apply
+import Train
 import XCTest
 
 /// Accuracy and H (spec/TRAINING.md §A.8).

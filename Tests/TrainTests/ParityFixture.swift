@@ -81,10 +81,11 @@ struct ParityFixture {
         let fwd = try obj(j, "forward")
         func batch(_ k: String) throws -> Batch {
             let b = try obj(fwd, k)
-            return Batch(labels: try ints(b, "labels"),
-                         embeddings: try FixtureArray(b["embedding"], "\(k).embedding").floats,
-                         logitsMargin: try FixtureArray(b["logits_margin"], "\(k).logits_margin").floats,
-                         logitsPlain: try FixtureArray(b["logits_plain"], "\(k).logits_plain").floats)
+            return Batch(
+                labels: try ints(b, "labels"),
+                embeddings: try FixtureArray(b["embedding"], "\(k).embedding").floats,
+                logitsMargin: try FixtureArray(b["logits_margin"], "\(k).logits_margin").floats,
+                logitsPlain: try FixtureArray(b["logits_plain"], "\(k).logits_plain").floats)
         }
         forget = try batch("forget")
         retain = try batch("retain")
@@ -106,8 +107,9 @@ struct ParityFixture {
         lora = try params.map { p in
             guard let n = p["name"] as? String, let shape = p["shape"] as? [Int] else { throw FixtureError.malformed("lora_params", "name/shape") }
             func a(_ k: String) throws -> FixtureArray { try FixtureArray(p[k], "\(n).\(k)") }
-            return LoRAParam(name: n, shape: shape, before: try a("before"), grad: try a("grad"), after: try a("after"),
-                             expAvg: try a("exp_avg"), expAvgSq: try a("exp_avg_sq"), grad2: try a("grad2"), after2: try a("after2"))
+            return LoRAParam(
+                name: n, shape: shape, before: try a("before"), grad: try a("grad"), after: try a("after"),
+                expAvg: try a("exp_avg"), expAvgSq: try a("exp_avg_sq"), grad2: try a("grad2"), after2: try a("after2"))
         }
     }
 

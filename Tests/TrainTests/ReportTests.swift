@@ -1,19 +1,21 @@
 import Foundation
-#if canImport(FoundationXML)
-import FoundationXML
-#endif
 import Train
 import XCTest
+
+#if canImport(FoundationXML)
+    import FoundationXML
+#endif
 
 /// The report writer and plots on synthetic numbers: well-formed SVG with the expected series, escaping, the
 /// markdown table, the JSON round trip, and the acceptance checks.
 final class ReportTests: XCTestCase {
     static func row(_ t: Int, r: Double?, f: Double?, o: Double?, ref: Double?, norms: [Double], pruned: Set<Int> = []) -> TaskRow {
-        TaskRow(task: t, forget: [2 * t - 2, 2 * t - 1], retain: Array((2 * t)..<10), old: Array(0..<(2 * t - 2)), accRetain: r, accForget: f,
-                accOld: o, h: r.map { 2 * 80 * $0 / (80 + $0) }, accForgetBefore: 80, accRetainPretrained: ref, trainableParameters: 30_720,
-                backboneParameters: 310_000,
-                groups: norms.enumerated().map { GroupRow(name: "blocks.\($0.offset)", norm: $0.element, kept: !pruned.contains($0.offset)) },
-                adapter: "run/task-\(t).gslr", adapterBytes: 123_456, trainImages: 3000, steps: 400, seconds: 12.5)
+        TaskRow(
+            task: t, forget: [2 * t - 2, 2 * t - 1], retain: Array((2 * t)..<10), old: Array(0..<(2 * t - 2)), accRetain: r, accForget: f,
+            accOld: o, h: r.map { 2 * 80 * $0 / (80 + $0) }, accForgetBefore: 80, accRetainPretrained: ref, trainableParameters: 30_720,
+            backboneParameters: 310_000,
+            groups: norms.enumerated().map { GroupRow(name: "blocks.\($0.offset)", norm: $0.element, kept: !pruned.contains($0.offset)) },
+            adapter: "run/task-\(t).gslr", adapterBytes: 123_456, trainImages: 3000, steps: 400, seconds: 12.5)
     }
 
     static func report(retainDrop: Double = 0.5, forget: Double = 0.4, few: Bool = false, seconds: Double = 300) -> DemoReport {
@@ -25,14 +27,17 @@ final class ReportTests: XCTestCase {
             row(t, r: 90 - retainDrop, f: forget, o: t == 1 ? nil : 0.1, ref: 90, norms: [0.5, 0.0005, 1.5, 2.0, 0.25, 3.0], pruned: [1])
         }
         let merged = MergedSummary(path: "run/merged.gslr", fingerprint: "fp", bytes: 1_000_000, accRetain: 91, accForget: 0, accOld: 0)
-        let run = RunSummary(name: "gslora", title: "GS-LoRA <test> & \"quotes\"", options: o, folder: "run", tasks: tasks, merged: merged,
-                             exports: [ExportSummary(path: "run/final.pth", format: "pth", tensors: 80, bytes: 1_200_000)], seconds: 100)
-        let pre = PretrainSummary(path: "pretrained.gslr", fingerprint: "fp0", cached: false, options: PretrainOptions(), parameters: 310_000,
-                                  trainImages: 60_000, accuracy: 88.5, accuracyMargin: 80.1, perClass: Array(repeating: 88.5, count: 10),
-                                  epochs: [], seconds: 150)
-        var r = DemoReport(data: "/data", classNames: ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"],
-                           seed: 7, classOrder: Array((0..<10).reversed()), criterion: "cosine", quick: false, pretrain: pre, runs: [run],
-                           stages: [StageTiming(stage: "pre-train", seconds: 150)], seconds: seconds, checks: [])
+        let run = RunSummary(
+            name: "gslora", title: "GS-LoRA <test> & \"quotes\"", options: o, folder: "run", tasks: tasks, merged: merged,
+            exports: [ExportSummary(path: "run/final.pth", format: "pth", tensors: 80, bytes: 1_200_000)], seconds: 100)
+        let pre = PretrainSummary(
+            path: "pretrained.gslr", fingerprint: "fp0", cached: false, options: PretrainOptions(), parameters: 310_000,
+            trainImages: 60_000, accuracy: 88.5, accuracyMargin: 80.1, perClass: Array(repeating: 88.5, count: 10),
+            epochs: [], seconds: 150)
+        var r = DemoReport(
+            data: "/data", classNames: ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"],
+            seed: 7, classOrder: Array((0..<10).reversed()), criterion: "cosine", quick: false, pretrain: pre, runs: [run],
+            stages: [StageTiming(stage: "pre-train", seconds: 150)], seconds: seconds, checks: [])
         r.checks = DemoChecks.evaluate(r)
         return r
     }
@@ -49,8 +54,10 @@ final class ReportTests: XCTestCase {
         let doc = try Self.xml(ReportWriter.accuracySVG(r, r.runs[0]))
         XCTAssertEqual(doc.rootElement()?.name, "svg")
         let ids = try Self.ids(doc)
-        for id in ["series-acc_r-retained", "series-acc_f-forgotten-now", "series-acc_o-forgotten-earlier", "series-pre-trained-same-retained",
-                   "reference-pre-trained-all-classes"] {
+        for id in [
+            "series-acc_r-retained", "series-acc_f-forgotten-now", "series-acc_o-forgotten-earlier", "series-pre-trained-same-retained",
+            "reference-pre-trained-all-classes"
+        ] {
             XCTAssertTrue(ids.contains(id), "missing \(id) in \(ids)")
         }
         // Acc_o has no value for task 1, so its line joins tasks 2–4 only: 3 markers (+1 in the legend).
@@ -84,8 +91,9 @@ final class ReportTests: XCTestCase {
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let r = Self.report()
         let files = try ReportWriter.write(r, to: dir)
-        XCTAssertEqual(Set(files.map { ($0 as NSString).lastPathComponent }),
-                       ["report.json", "report.md", "accuracy-gslora.svg", "group-norms-gslora.svg"])
+        XCTAssertEqual(
+            Set(files.map { ($0 as NSString).lastPathComponent }),
+            ["report.json", "report.md", "accuracy-gslora.svg", "group-norms-gslora.svg"])
         let back = try JSONDecoder().decode(DemoReport.self, from: Data(contentsOf: URL(fileURLWithPath: dir + "/report.json")))
         XCTAssertEqual(back.runs[0].tasks.map(\.accRetain), r.runs[0].tasks.map(\.accRetain))
         XCTAssertEqual(back.runs[0].tasks[0].groupsKept, 5)

@@ -1,6 +1,6 @@
 import Apply
-import Foundation
 import Format
+import Foundation
 import Train
 import XCTest
 

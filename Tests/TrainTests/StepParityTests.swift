@@ -1,9 +1,9 @@
 import Apply
 import Convert
-import Foundation
 import Format
-import Train
+import Foundation
 import TestSupport
+import Train
 import XCTest
 
 /// `GSLoRAStep` — the exact step training runs — against PyTorch on every face parity fixture: from the `.pth`
@@ -17,8 +17,9 @@ final class StepParityTests: XCTestCase {
             let url = f.url
             let json = try Fixtures.json(url)
             let heads = (json["model_config"] as? [String: Any])?["heads"] as? Int
-            let imported = try ModelImport.load(url.path.replacingOccurrences(of: ".parity.json", with: ".pth"),
-                                                options: ImportOptions(heads: heads))
+            let imported = try ModelImport.load(
+                url.path.replacingOccurrences(of: ".parity.json", with: ".pth"),
+                options: ImportOptions(heads: heads))
             let config = try XCTUnwrap(imported.config, f.name)
             let rank = try XCTUnwrap(imported.loraRank), alpha = try XCTUnwrap(imported.loraAlpha)
             let adapter = try LoRAAdapter(config: config, tensors: imported.lora, scaling: Float(alpha / Double(rank)))
@@ -34,17 +35,20 @@ final class StepParityTests: XCTestCase {
             let names = f.lora.map(\.name)
             XCTAssertEqual(step.lasso.groups.map { $0.map { names[$0] } }, f.structureGroups, f.name)
 
-            let protos = try PrototypeTable(classes: f.classes, dim: f.dim, values: f.prototypeTable.floats,
-                                            counts: [Int](repeating: 1, count: f.classes))
-            let settings = try ObjectiveSettings(beta: f.beta, bound: f.bound, alpha: f.alpha, prototypeForgetWeight: f.protoForget,
-                                                 prototypeMargin: f.protoMargin, prototypeRetainWeight: f.protoRetain)
+            let protos = try PrototypeTable(
+                classes: f.classes, dim: f.dim, values: f.prototypeTable.floats,
+                counts: [Int](repeating: 1, count: f.classes))
+            let settings = try ObjectiveSettings(
+                beta: f.beta, bound: f.bound, alpha: f.alpha, prototypeForgetWeight: f.protoForget,
+                prototypeMargin: f.protoMargin, prototypeRetainWeight: f.protoRetain)
             let retainImages = f.retainImages.floats, forgetImages = f.forgetImages.floats
             func run() throws -> StepResult {
                 try retainImages.withUnsafeBufferPointer { r in
                     try forgetImages.withUnsafeBufferPointer { fg in
-                        try step.computeGradients(retainImages: r, retainLabels: f.retain.labels, forgetImages: fg,
-                                                  forgetLabels: f.forget.labels, prototypes: protos, settings: settings,
-                                                  dropout: Float(f.dropout))
+                        try step.computeGradients(
+                            retainImages: r, retainLabels: f.retain.labels, forgetImages: fg,
+                            forgetLabels: f.forget.labels, prototypes: protos, settings: settings,
+                            dropout: Float(f.dropout))
                     }
                 }
             }
@@ -91,8 +95,10 @@ final class StepParityTests: XCTestCase {
     /// log P ≈ log Q, whose own rounding is ≈1e-3 of K (spec/TRAINING.md §6), so it is compared within the float32
     /// rounding budget 2⁻²⁴·mean_b Σ_d P(|log P| + |log Q|) of our embeddings; the budget must stay below 5 % of K for the
     /// check to mean anything. The prototype term and the total, where K enters, are checked at Tolerance.forward.
-    private func checkKL(_ ours: Double?, _ ref: Double, _ f: ParityFixture, _ labels: [Int], _ model: ViT, _ images: [Float],
-                         _ key: String) throws {
+    private func checkKL(
+        _ ours: Double?, _ ref: Double, _ f: ParityFixture, _ labels: [Int], _ model: ViT, _ images: [Float],
+        _ key: String
+    ) throws {
         let ours = try XCTUnwrap(ours, "\(f.name): \(key) not computed")
         let emb = try model.forward(images: images, batch: labels.count).embeddings
         let d = f.dim

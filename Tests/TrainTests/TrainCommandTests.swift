@@ -1,6 +1,6 @@
 import Apply
-import Foundation
 import Format
+import Foundation
 import TestSupport
 import XCTest
 
@@ -10,8 +10,12 @@ final class TrainCommandTests: XCTestCase {
     /// option: the run then fails on the missing backbone (exit 1), not on usage (exit 2).
     func testNegativeEMAStartParsesAsAValue() throws {
         let missing = "/nonexistent/backbone.gslr"
-        let r = try CommandRunner.run("gslora-train", ["forget", missing, "--data", "fashion-mnist", "--plus",
-                                                       "--ema-start", "-1", "-o", NSTemporaryDirectory() + "/ema-start-test"])
+        let r = try CommandRunner.run(
+            "gslora-train",
+            [
+                "forget", missing, "--data", "fashion-mnist", "--plus",
+                "--ema-start", "-1", "-o", NSTemporaryDirectory() + "/ema-start-test"
+            ])
         XCTAssertEqual(r.code, 1, r.err)
         XCTAssertTrue(r.err.contains(missing), r.err)
         XCTAssertFalse(r.err.contains("Missing value"), r.err)
@@ -24,9 +28,14 @@ final class TrainCommandTests: XCTestCase {
             try NPY.write(set.images, to: "\(dir)/\(name)-x.npy")
             try set.labels.map(Float.init).withUnsafeBufferPointer { try NPY.write($0, shape: [set.labels.count], to: "\(dir)/\(name)-y.npy") }
         }
-        return (backbone, ["forget", backbone, "--data", dir + "/train-x.npy", "--labels", dir + "/train-y.npy", "--test-data", dir + "/test-x.npy",
-                           "--test-labels", dir + "/test-y.npy", "--forget", "0", "--epochs", "2", "--batch-size", "4", "--data-ratio", "1",
-                           "--rank", "2", "--eval-batch", "16"])
+        return (
+            backbone,
+            [
+                "forget", backbone, "--data", dir + "/train-x.npy", "--labels", dir + "/train-y.npy", "--test-data", dir + "/test-x.npy",
+                "--test-labels", dir + "/test-y.npy", "--forget", "0", "--epochs", "2", "--batch-size", "4", "--data-ratio", "1",
+                "--rank", "2", "--eval-batch", "16"
+            ]
+        )
     }
 
     /// Off a terminal (stderr to a file, as under nohup) the run is not silent: its messages and one plain progress
@@ -99,9 +108,13 @@ final class TrainCommandTests: XCTestCase {
         let dir = try temporaryDirectory("cmd-pretrain")
         let (backbone, args) = try tinyForget(dir)
         let before = try Data(contentsOf: URL(fileURLWithPath: backbone))
-        let r = try CommandRunner.run("gslora-train", ["pretrain", "--data", args[3], "--labels", args[5], "--image-size", "8", "--patch-size", "4",
-                                                       "--channels", "1", "--width", "16", "--depth", "1", "--heads", "2", "--mlp-width", "32",
-                                                       "--epochs", "1", "-o", backbone])
+        let r = try CommandRunner.run(
+            "gslora-train",
+            [
+                "pretrain", "--data", args[3], "--labels", args[5], "--image-size", "8", "--patch-size", "4",
+                "--channels", "1", "--width", "16", "--depth", "1", "--heads", "2", "--mlp-width", "32",
+                "--epochs", "1", "-o", backbone
+            ])
         XCTAssertEqual(r.code, 2, r.err)
         XCTAssertTrue(r.err.contains("exists") && r.err.contains("--force"), r.err)
         XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: backbone)), before)
@@ -129,17 +142,29 @@ final class TrainCommandTests: XCTestCase {
         let unknown = try CommandRunner.run("gslora-train", ["forget", "/nonexistent.gslr", "--data", "fashion-mnist", "-o", out, "--method", "sgd"])
         XCTAssertEqual(unknown.code, 2, unknown.err)
         for m in ["gslora++", "retrain", "ewc", "der++", "scrub-s", "lirf"] { XCTAssertTrue(unknown.err.contains(m), unknown.err) }
-        let foreign = try CommandRunner.run("gslora-train", ["forget", "/nonexistent.gslr", "--data", "fashion-mnist", "-o", out,
-                                                             "--method", "ewc", "--smoothing", "0.1"])
+        let foreign = try CommandRunner.run(
+            "gslora-train",
+            [
+                "forget", "/nonexistent.gslr", "--data", "fashion-mnist", "-o", out,
+                "--method", "ewc", "--smoothing", "0.1"
+            ])
         XCTAssertEqual(foreign.code, 2, foreign.err)
         XCTAssertTrue(foreign.err.contains("--smoothing belongs to scrub, scrub-s"), foreign.err)
-        let gsloraFlag = try CommandRunner.run("gslora-train", ["forget", "/nonexistent.gslr", "--data", "fashion-mnist", "-o", out,
-                                                                "--method", "der", "--rank", "4"])
+        let gsloraFlag = try CommandRunner.run(
+            "gslora-train",
+            [
+                "forget", "/nonexistent.gslr", "--data", "fashion-mnist", "-o", out,
+                "--method", "der", "--rank", "4"
+            ])
         XCTAssertEqual(gsloraFlag.code, 2, gsloraFlag.err)
         XCTAssertTrue(gsloraFlag.err.contains("--rank belongs to gslora, gslora++"), gsloraFlag.err)
         // A flag of the chosen method passes the check (the run then fails on the missing backbone, exit 1).
-        let own = try CommandRunner.run("gslora-train", ["forget", "/nonexistent.gslr", "--data", "fashion-mnist", "-o", out,
-                                                         "--method", "scrub-s", "--smoothing", "0.1"])
+        let own = try CommandRunner.run(
+            "gslora-train",
+            [
+                "forget", "/nonexistent.gslr", "--data", "fashion-mnist", "-o", out,
+                "--method", "scrub-s", "--smoothing", "0.1"
+            ])
         XCTAssertEqual(own.code, 1, own.err)
     }
 }

@@ -1,6 +1,6 @@
 import Apply
-import Foundation
 import Format
+import Foundation
 import Train
 import XCTest
 
@@ -78,8 +78,12 @@ final class TrainerTests: XCTestCase {
         let some = full.subset(indices: full.labels.indices.filter { full.labels[$0] < 4 })
         let test = try ImageSet(images: some.images, labels: some.labels, classNames: Array(full.classNames.prefix(4)))
         let backbone = try TrainBackbone(config: TinyRun.config, tensors: try TinyRun.weights(), source: "tiny")
-        let r = try Trainer(backbone: backbone, data: try TrainData(train: try TinyRun.images(perClass: 6, seed: 11), test: test,
-                                                                   source: "synthetic"), options: o, outputDirectory: dir).run()
+        let r = try Trainer(
+            backbone: backbone,
+            data: try TrainData(
+                train: try TinyRun.images(perClass: 6, seed: 11), test: test,
+                source: "synthetic"), options: o, outputDirectory: dir
+        ).run()
         XCTAssertNotNil(r.tasks[0].after.accForget)
         XCTAssertNotNil(r.tasks[0].after.accRetain)
     }
@@ -96,8 +100,9 @@ final class TrainerTests: XCTestCase {
             return (images, labels)
         }
         let (train, trainLabels) = try save(data.train, "train"), (test, testLabels) = try save(data.test, "test")
-        let loaded = try TrainData.load(data: train, testData: test, labels: trainLabels, testLabels: testLabels, classNames: nil,
-                                        classes: TinyRun.classes, preprocessing: .direct(size: 8, channels: 1))
+        let loaded = try TrainData.load(
+            data: train, testData: test, labels: trainLabels, testLabels: testLabels, classNames: nil,
+            classes: TinyRun.classes, preprocessing: .direct(size: 8, channels: 1))
         XCTAssertEqual(loaded.train.labels, data.train.labels)
         XCTAssertEqual(loaded.test.count, data.test.count)
         var o = TinyRun.options
@@ -106,8 +111,9 @@ final class TrainerTests: XCTestCase {
         let backbone = try TrainBackbone(config: TinyRun.config, tensors: try TinyRun.weights(), source: "tiny")
         let fromFiles = try Trainer(backbone: backbone, data: loaded, options: o, outputDirectory: dir + "/files").run()
         let inMemory = try Trainer(backbone: backbone, data: data, options: o, outputDirectory: dir + "/memory").run()
-        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: fromFiles.tasks[0].adapter)),
-                       try Data(contentsOf: URL(fileURLWithPath: inMemory.tasks[0].adapter)))
+        XCTAssertEqual(
+            try Data(contentsOf: URL(fileURLWithPath: fromFiles.tasks[0].adapter)),
+            try Data(contentsOf: URL(fileURLWithPath: inMemory.tasks[0].adapter)))
     }
 
     func testFewShotDrawsExactlyShotsPerClass() throws {
@@ -130,7 +136,7 @@ final class TrainerTests: XCTestCase {
         XCTAssertEqual(m.tasks[0].retainSamples, (TinyRun.classes - 3) * 3)
         XCTAssertNotNil(m.tasks[0].after.accMissing)
 
-        o.shots = 7   // the synthetic training set has 6 images per class
+        o.shots = 7 // the synthetic training set has 6 images per class
         XCTAssertThrowsError(try Trainer(backbone: backbone, data: try TinyRun.data(), options: o, outputDirectory: dir)) {
             guard case TrainerError.badOption(let option, _) = $0 else { return XCTFail("\($0)") }
             XCTAssertEqual(option, "--shots")
@@ -149,12 +155,30 @@ final class TrainerTests: XCTestCase {
                 XCTAssertEqual(named, option)
             }
         }
-        refused({ $0.tasks = 1; $0.forget = [[TinyRun.classes]] }, "--forget")
-        refused({ $0.tasks = 1; $0.forget = [[0, 0]] }, "--forget")
-        refused({ $0.tasks = 2; $0.forget = [[0], [0]] }, "--forget")
-        refused({ $0.tasks = 2; $0.forget = [[0], []] }, "--forget")
-        refused({ $0.tasks = 1; $0.forget = [[0], [1]] }, "--forget")
-        refused({ $0.tasks = 2; $0.forget = [[1]] }, "--forget")
+        refused(
+            {
+                $0.tasks = 1; $0.forget = [[TinyRun.classes]]
+            }, "--forget")
+        refused(
+            {
+                $0.tasks = 1; $0.forget = [[0, 0]]
+            }, "--forget")
+        refused(
+            {
+                $0.tasks = 2; $0.forget = [[0], [0]]
+            }, "--forget")
+        refused(
+            {
+                $0.tasks = 2; $0.forget = [[0], []]
+            }, "--forget")
+        refused(
+            {
+                $0.tasks = 1; $0.forget = [[0], [1]]
+            }, "--forget")
+        refused(
+            {
+                $0.tasks = 2; $0.forget = [[1]]
+            }, "--forget")
         refused({ $0.tasks = 6 }, "--tasks/--classes-per-task")
         refused({ $0.dataRatio = 0 }, "--data-ratio")
         refused({ $0.grouping = "rows" }, "--grouping")
@@ -173,10 +197,14 @@ final class TrainerTests: XCTestCase {
             XCTAssertTrue(why.contains("adapter"), why)
         }
         // Images of the wrong size for the model.
-        let small = try ImageSet(images: Tensor(name: "x", shape: [2, 1, 4, 4], floats: [Float](repeating: 0.5, count: 32)),
-                                 labels: [0, 1], classNames: ["a", "b"])
-        XCTAssertThrowsError(try Trainer(backbone: backbone, data: try TrainData(train: small, test: small, source: "small"), options: o,
-                                         outputDirectory: dir)) {
+        let small = try ImageSet(
+            images: Tensor(name: "x", shape: [2, 1, 4, 4], floats: [Float](repeating: 0.5, count: 32)),
+            labels: [0, 1], classNames: ["a", "b"])
+        XCTAssertThrowsError(
+            try Trainer(
+                backbone: backbone, data: try TrainData(train: small, test: small, source: "small"), options: o,
+                outputDirectory: dir)
+        ) {
             guard case TrainerError.badData(let path, _) = $0 else { return XCTFail("\($0)") }
             XCTAssertEqual(path, "small")
         }
@@ -190,19 +218,16 @@ final class TrainerTests: XCTestCase {
         XCTAssertEqual("\(TrainerError.badOption(option: "--rank", problem: "must be ≥ 1"))", "--rank: must be ≥ 1.")
     }
 }
-import Apply
-import Foundation
-import Format
-import Train
 
 /// A tiny random face-style model and synthetic class-dependent images, for trainer tests that must run in seconds.
 enum TinyRun {
     static let classes = 6
 
     static var config: ModelConfig {
-        ModelConfig(family: .faceViT, imageSize: 8, patchSize: 4, channels: 1, width: 16, depth: 2, heads: 2, headDim: 8, mlpWidth: 32,
-                    numClasses: classes, head: ModelConfig.Head(kind: .cosface, s: 16, m: 0.2), attentionScale: 0.25,
-                    layerNormEps: 1e-5, qkvBias: false)
+        ModelConfig(
+            family: .faceViT, imageSize: 8, patchSize: 4, channels: 1, width: 16, depth: 2, heads: 2, headDim: 8, mlpWidth: 32,
+            numClasses: classes, head: ModelConfig.Head(kind: .cosface, s: 16, m: 0.2), attentionScale: 0.25,
+            layerNormEps: 1e-5, qkvBias: false)
     }
 
     /// Canonical tensors of a random model.
@@ -224,8 +249,9 @@ enum TinyRun {
                 pixels[i * size + j] = pattern + 0.2 * (rng.nextUnitFloat() - 0.5)
             }
         }
-        return try ImageSet(images: Tensor(name: "images", shape: [n, 1, 8, 8], floats: pixels), labels: labels,
-                            classNames: (0..<classes).map { "class\($0)" })
+        return try ImageSet(
+            images: Tensor(name: "images", shape: [n, 1, 8, 8], floats: pixels), labels: labels,
+            classNames: (0..<classes).map { "class\($0)" })
     }
 
     static func data() throws -> TrainData {
@@ -235,8 +261,9 @@ enum TinyRun {
     /// A backbone .gslr of the random model in `dir`.
     static func backboneFile(in dir: String, seed: UInt64 = 7) throws -> String {
         let path = dir + "/backbone-\(seed).gslr"
-        try GSLRWriter.write(path, header: GSLRHeader(kind: .backbone, model: config, classes: (0..<classes).map { "class\($0)" }),
-                             tensors: try weights(seed: seed))
+        try GSLRWriter.write(
+            path, header: GSLRHeader(kind: .backbone, model: config, classes: (0..<classes).map { "class\($0)" }),
+            tensors: try weights(seed: seed))
         return path
     }
 

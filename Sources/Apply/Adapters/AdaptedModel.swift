@@ -12,9 +12,11 @@ public struct AdaptedModel {
     ///   - modelTensors: the names the ViT takes from `weights` (a backbone file may carry other tensors, e.g. kept
     ///     optimizer state, which count in the fingerprint but not in the model); nil means all.
     ///   - merged: fold the adapters into the weights (as gslora-merge would write them) instead of applying them live.
-    public static func build(config: ModelConfig, weights: MergedWeights, modelTensors: Set<String>? = nil,
-                             adapters: [AdapterFile], scales: [Double] = [], merged: Bool = false,
-                             force: Bool = false) throws -> AdaptedModel {
+    public static func build(
+        config: ModelConfig, weights: MergedWeights, modelTensors: Set<String>? = nil,
+        adapters: [AdapterFile], scales: [Double] = [], merged: Bool = false,
+        force: Bool = false
+    ) throws -> AdaptedModel {
         guard scales.count <= adapters.count else {
             throw AdapterError.invalidArgument("\(scales.count) scales for \(adapters.count) adapters; give at most one per adapter, in order")
         }

@@ -69,13 +69,15 @@ public struct AdapterFile: @unchecked Sendable {
             switch (byName[an], byName[bn]) {
             case let (a?, b?):
                 guard a.shape[0] == b.shape[1] else {
-                    throw AdapterError.badFactor(file: path, tensor: an, problem: "rank \(a.shape[0]) does not match \(bn)'s \(b.shape[1]) (A is [r, in], B is [out, r])")
+                    throw AdapterError.badFactor(
+                        file: path, tensor: an, problem: "rank \(a.shape[0]) does not match \(bn)'s \(b.shape[1]) (A is [r, in], B is [out, r])")
                 }
                 // A rank above min(in, out) is no low-rank factorisation; refusing it also bounds the r×r work of
                 // pruning by the file's own size.
                 let (r, nIn, nOut) = (a.shape[0], a.shape[1], b.shape[0])
                 guard r >= 1, nIn >= 1, nOut >= 1, r <= min(nIn, nOut) else {
-                    throw AdapterError.badFactor(file: path, tensor: an, problem: "rank \(r) with \(nIn) inputs and \(nOut) outputs; LoRA needs 1 ≤ rank ≤ min(in, out)")
+                    throw AdapterError.badFactor(
+                        file: path, tensor: an, problem: "rank \(r) with \(nIn) inputs and \(nOut) outputs; LoRA needs 1 ≤ rank ≤ min(in, out)")
                 }
                 out.append(LoRAPair(layer: p, a: a, b: b))
             case (nil, _?) where pruned.contains(an), (_?, nil) where pruned.contains(bn):

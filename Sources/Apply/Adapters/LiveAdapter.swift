@@ -10,8 +10,9 @@ extension AdapterFile {
         var byLayer: [String: LoRAPair] = [:]
         for p in try pairs() {
             guard p.layer.hasPrefix("blocks."), p.layer.hasSuffix(".mlp.fc1") || p.layer.hasSuffix(".mlp.fc2") else {
-                throw AdapterError.badFactor(file: path, tensor: p.layer + ".lora_A",
-                                             problem: "only FFN LoRA (blocks.{i}.mlp.fc1/fc2) can be applied live; merge the adapter into the backbone with gslora-merge instead")
+                throw AdapterError.badFactor(
+                    file: path, tensor: p.layer + ".lora_A",
+                    problem: "only FFN LoRA (blocks.{i}.mlp.fc1/fc2) can be applied live; merge the adapter into the backbone with gslora-merge instead")
             }
             byLayer[p.layer] = p
         }
@@ -21,8 +22,9 @@ extension AdapterFile {
                 return LoRAFactors(rank: r, inFeatures: inF, outFeatures: out, a: FloatBuffer(count: r * inF), b: FloatBuffer(count: out * r))
             }
             guard p.rank == r, p.inFeatures == inF, p.outFeatures == out else {
-                throw AdapterError.badFactor(file: path, tensor: layer + ".lora_A",
-                                             problem: "factors are A \(p.a.shape), B \(p.b.shape); the model needs A [\(r), \(inF)], B [\(out), \(r)] at rank \(r)")
+                throw AdapterError.badFactor(
+                    file: path, tensor: layer + ".lora_A",
+                    problem: "factors are A \(p.a.shape), B \(p.b.shape); the model needs A [\(r), \(inF)], B [\(out), \(r)] at rank \(r)")
             }
             do {
                 return LoRAFactors(rank: r, inFeatures: inF, outFeatures: out, a: FloatBuffer(try p.a.floats()), b: FloatBuffer(try p.b.floats()))

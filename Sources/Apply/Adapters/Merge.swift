@@ -50,8 +50,9 @@ public struct MergedWeights: @unchecked Sendable {
         guard file.kind == .backbone || file.kind == .tensors else {
             throw AdapterError.wrongKind(file: file.path, expected: "backbone", actual: file.kind.rawValue)
         }
-        self.init(tensors: file.allTensors(), crcs: file.tensors.map(\.crc32), model: file.kind == .backbone ? file.header.model : nil,
-                  merged: file.header.merged ?? [], source: file.path)
+        self.init(
+            tensors: file.allTensors(), crcs: file.tensors.map(\.crc32), model: file.kind == .backbone ? file.header.model : nil,
+            merged: file.header.merged ?? [], source: file.path)
     }
 
     private init(tensors: [Tensor], crcs: [UInt32], model: ModelConfig?, merged: [MergedTask], source: String) {
@@ -99,8 +100,9 @@ public struct MergedWeights: @unchecked Sendable {
             }
             let w = tensors[i]
             guard w.dtype.isFloatingPoint, w.shape == [p.outFeatures, p.inFeatures] else {
-                throw AdapterError.badFactor(file: adapter.path, tensor: p.layer + ".lora_B",
-                                             problem: "updates \(p.weightName), which is \(w.dtype.rawValue) \(w.shape), but B·A is [\(p.outFeatures), \(p.inFeatures)]")
+                throw AdapterError.badFactor(
+                    file: adapter.path, tensor: p.layer + ".lora_B",
+                    problem: "updates \(p.weightName), which is \(w.dtype.rawValue) \(w.shape), but B·A is [\(p.outFeatures), \(p.inFeatures)]")
             }
             let t = try Self.add(pair: p, scaling: Float(s), to: w, adapter: adapter.path)
             updated.append((i, t, CRC32.of(t.data.buffer)))
@@ -110,10 +112,11 @@ public struct MergedWeights: @unchecked Sendable {
             crcs[i] = crc
         }
         let pruned = Set(adapter.info.groups.filter { $0.state == .pruned }.flatMap(\.members).compactMap(LoRAPair.prefix(of:)))
-        let step = MergeStep(adapter: adapter.path, task: adapter.info.task.index, adapterFingerprint: adapter.fingerprint,
-                             expectedBase: expected, actualBase: before, forced: expected != before, scale: scale, scaling: s,
-                             layers: pairs.count, prunedLayers: pruned.subtracting(pairs.map(\.layer)).count,
-                             fingerprintAfter: fingerprint)
+        let step = MergeStep(
+            adapter: adapter.path, task: adapter.info.task.index, adapterFingerprint: adapter.fingerprint,
+            expectedBase: expected, actualBase: before, forced: expected != before, scale: scale, scaling: s,
+            layers: pairs.count, prunedLayers: pruned.subtracting(pairs.map(\.layer)).count,
+            fingerprintAfter: fingerprint)
         merged.append(MergedTask(task: adapter.info.task.index, adapterFingerprint: adapter.fingerprint, scale: scale))
         steps.append(step)
         return step
@@ -145,8 +148,9 @@ public struct MergedWeights: @unchecked Sendable {
         a.withUnsafeBufferPointer { A in
             b.withUnsafeBufferPointer { B in
                 acc.withUnsafeMutableBufferPointer { W in
-                    BLAS.gemm(m: p.outFeatures, n: p.inFeatures, k: p.rank, alpha: s, a: B.baseAddress!, lda: p.rank,
-                              b: A.baseAddress!, ldb: p.inFeatures, beta: 1, c: W.baseAddress!, ldc: p.inFeatures)
+                    BLAS.gemm(
+                        m: p.outFeatures, n: p.inFeatures, k: p.rank, alpha: s, a: B.baseAddress!, lda: p.rank,
+                        b: A.baseAddress!, ldb: p.inFeatures, beta: 1, c: W.baseAddress!, ldc: p.inFeatures)
                 }
             }
         }
@@ -155,8 +159,9 @@ public struct MergedWeights: @unchecked Sendable {
         let out = Tensor(name: w.name, shape: w.shape, floats: acc, dtype: w.dtype)
         let overflow = StoredFloats.nonFiniteCount(out)
         if overflow > 0 {
-            throw AdapterError.nonFinite(tensor: w.name, adapter: adapter, count: overflow,
-                                         problem: "beyond the range of \(w.dtype.rawValue), the weight's stored dtype")
+            throw AdapterError.nonFinite(
+                tensor: w.name, adapter: adapter, count: overflow,
+                problem: "beyond the range of \(w.dtype.rawValue), the weight's stored dtype")
         }
         return out
     }

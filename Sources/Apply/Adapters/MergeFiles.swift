@@ -18,8 +18,10 @@ public struct MergeReport: Codable, Sendable {
 public enum LoRAMerge {
     /// Folds `adapters` into `base` in the order given (`scales[i]` for adapter i, default 1) and writes the
     /// backbone to `output` atomically, keeping config, classes and metadata and recording each task in `merged`.
-    public static func mergeFiles(base: String, adapters: [String], scales: [Double] = [], output: String,
-                                  force: Bool = false) throws -> MergeReport {
+    public static func mergeFiles(
+        base: String, adapters: [String], scales: [Double] = [], output: String,
+        force: Bool = false
+    ) throws -> MergeReport {
         guard !adapters.isEmpty else { throw AdapterError.invalidArgument("no adapter to merge; give at least one adapter file") }
         guard scales.count <= adapters.count else {
             throw AdapterError.invalidArgument("\(scales.count) scales for \(adapters.count) adapters; give at most one --scale per adapter, in order")
@@ -41,9 +43,12 @@ public enum LoRAMerge {
         let written = try GSLRFile.open(output)
         let predicted = weights.fingerprint
         guard written.fingerprint == predicted else {
-            throw AdapterError.invalidArgument("\(output): the written weights have fingerprint \(written.fingerprint), not the \(predicted) computed in memory; the output is not trustworthy, write it again")
+            throw AdapterError.invalidArgument(
+                "\(output): the written weights have fingerprint \(written.fingerprint), not the \(predicted) computed in memory; the output is not trustworthy, write it again"
+            )
         }
-        return MergeReport(base: base, output: output, baseFingerprint: start, outputFingerprint: written.fingerprint,
-                           steps: weights.steps, merged: weights.merged, bytes: written.fileSize, warnings: warnings)
+        return MergeReport(
+            base: base, output: output, baseFingerprint: start, outputFingerprint: written.fingerprint,
+            steps: weights.steps, merged: weights.merged, bytes: written.fileSize, warnings: warnings)
     }
 }

@@ -95,8 +95,10 @@ public enum AdapterPrune {
                     warnings.append("group '\(g.name)': recorded norm \(g.norm) is not Σ‖T‖_F = \(sum)\(form); thresholds apply to the recorded value")
                 }
             }
-            groups.append(GroupPruneInfo(name: g.name, members: g.members, recordedNorm: g.norm, frobeniusSum: f, lossNorm: l,
-                                         before: g.state, after: toPrune.contains(i) ? .pruned : g.state))
+            groups.append(
+                GroupPruneInfo(
+                    name: g.name, members: g.members, recordedNorm: g.norm, frobeniusSum: f, lossNorm: l,
+                    before: g.state, after: toPrune.contains(i) ? .pruned : g.state))
             if toPrune.contains(i) { info.groups[i].state = .pruned }
         }
 

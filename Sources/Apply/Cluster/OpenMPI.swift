@@ -1,5 +1,5 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Open MPI (libmpi.so.40, the ABI of Debian's `libopenmpi-dev` 4.x and 5.x) loaded with dlopen, so gslora builds and
@@ -40,7 +40,9 @@ public final class OpenMPI: Communicator {
             why = dlerror().map { String(cString: $0) } ?? "not found"
         }
         guard let lib else {
-            throw ClusterError.noMPI("this process was started by an MPI launcher but \(names.joined(separator: " / ")) cannot be loaded (\(why)); install Open MPI (apt-get install openmpi-bin libopenmpi-dev) or set GSLORA_LIBMPI to its libmpi")
+            throw ClusterError.noMPI(
+                "this process was started by an MPI launcher but \(names.joined(separator: " / ")) cannot be loaded (\(why)); install Open MPI (apt-get install openmpi-bin libopenmpi-dev) or set GSLORA_LIBMPI to its libmpi"
+            )
         }
         func symbol(_ name: String) throws -> UnsafeMutableRawPointer {
             guard let p = dlsym(lib, name) else {
@@ -57,17 +59,20 @@ public final class OpenMPI: Communicator {
         var r: Int32 = 0, s: Int32 = 0
         try check(try fn("MPI_Comm_rank", CommIntFn.self)(world, &r), "MPI_Comm_rank")
         try check(try fn("MPI_Comm_size", CommIntFn.self)(world, &s), "MPI_Comm_size")
-        let mpi = OpenMPI(rank: Int(r), size: Int(s), world: world, float: try symbol("ompi_mpi_float"), double: try symbol("ompi_mpi_double"),
-                          byte: try symbol("ompi_mpi_byte"), sum: try symbol("ompi_mpi_op_sum"),
-                          allreduce: try fn("MPI_Allreduce", AllreduceFn.self), bcast: try fn("MPI_Bcast", BcastFn.self),
-                          barrier: try fn("MPI_Barrier", CommFn.self), abort: try fn("MPI_Abort", AbortFn.self),
-                          finalize: try fn("MPI_Finalize", VoidFn.self))
+        let mpi = OpenMPI(
+            rank: Int(r), size: Int(s), world: world, float: try symbol("ompi_mpi_float"), double: try symbol("ompi_mpi_double"),
+            byte: try symbol("ompi_mpi_byte"), sum: try symbol("ompi_mpi_op_sum"),
+            allreduce: try fn("MPI_Allreduce", AllreduceFn.self), bcast: try fn("MPI_Bcast", BcastFn.self),
+            barrier: try fn("MPI_Barrier", CommFn.self), abort: try fn("MPI_Abort", AbortFn.self),
+            finalize: try fn("MPI_Finalize", VoidFn.self))
         shared = mpi
         return mpi
     }
 
-    private init(rank: Int, size: Int, world: Handle, float: Handle, double: Handle, byte: Handle, sum: Handle, allreduce: AllreduceFn,
-                 bcast: BcastFn, barrier: CommFn, abort: AbortFn, finalize: VoidFn) {
+    private init(
+        rank: Int, size: Int, world: Handle, float: Handle, double: Handle, byte: Handle, sum: Handle, allreduce: AllreduceFn,
+        bcast: BcastFn, barrier: CommFn, abort: AbortFn, finalize: VoidFn
+    ) {
         self.rank = rank
         self.size = size
         self.world = world

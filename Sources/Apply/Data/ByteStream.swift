@@ -7,9 +7,9 @@ final class ByteStream {
     let path: String
     let isGzip: Bool
     private let input: UnsafeRawBufferPointer
-    private var position = 0                  // raw mode: next byte to hand out
+    private var position = 0 // raw mode: next byte to hand out
     private var zs: UnsafeMutablePointer<z_stream>?
-    private var consumed = 0                  // gzip mode: input bytes handed to zlib so far
+    private var consumed = 0 // gzip mode: input bytes handed to zlib so far
     private var ended = false
 
     /// The most a deflate stream expands (zlib's technical report: 1032:1), to bound claims about gzip content.

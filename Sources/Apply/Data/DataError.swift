@@ -39,7 +39,8 @@ public enum DataError: Error, CustomStringConvertible, Equatable {
         case let .noClasses(p):
             return "\(p): no class sub-folders found. An image folder needs one sub-folder per class (ImageFolder layout)."
         case let .unknownClass(root, name, known):
-            return "\(root): class folder '\(name)' is not among the \(known) classes of the training folder. Train and test folders must hold the same class names; rename or remove '\(name)'."
+            return
+                "\(root): class folder '\(name)' is not among the \(known) classes of the training folder. Train and test folders must hold the same class names; rename or remove '\(name)'."
         case let .duplicateClass(name):
             return "class '\(name)' appears twice in the class list; class names must be unique."
         case let .badImage(p, why):
@@ -49,7 +50,8 @@ public enum DataError: Error, CustomStringConvertible, Equatable {
         case let .badGzip(p, why):
             return "\(p): corrupt gzip data: \(why). The file is damaged or truncated; fetch it again."
         case let .fashionMNISTMissing(dir, file):
-            return "\(dir): Fashion-MNIST file \(file) is missing. Install it with `apt-get install dataset-fashion-mnist`, or pass the folder that holds the four *-idx*-ubyte.gz files."
+            return
+                "\(dir): Fashion-MNIST file \(file) is missing. Install it with `apt-get install dataset-fashion-mnist`, or pass the folder that holds the four *-idx*-ubyte.gz files."
         case let .badNPY(p, why):
             return "\(p): unusable .npy file: \(sentence(why))"
         case let .mismatch(what, why):

@@ -1,5 +1,5 @@
-import Foundation
 import Format
+import Foundation
 
 /// The images of an IDX file: `count` images of `rows × cols` bytes, row-major.
 public struct IDXImages: Equatable, Sendable {
@@ -46,8 +46,9 @@ public enum IDX {
                 let scratch = ResampleScratch()
                 while let chunk = next.take() {
                     for i in (chunk * 256)..<min(img.count, chunk * 256 + 256) {
-                        preprocessing.run(source.p + i * pixelsPerImage, width: img.cols, height: img.rows, channels: 1,
-                                          into: target.p + i * size, scratch: scratch, table: table)
+                        preprocessing.run(
+                            source.p + i * pixelsPerImage, width: img.cols, height: img.rows, channels: 1,
+                            into: target.p + i * size, scratch: scratch, table: table)
                     }
                 }
             }
@@ -95,10 +96,16 @@ public enum IDX {
         let headerBytes = 4 + 4 * ndim
         // Refuse before allocating: raw data must be exactly this long, and gzip cannot expand beyond its ratio.
         if !stream.isGzip, total != file.count - headerBytes {
-            throw DataError.badIDX(path: path, problem: "header says \(dims) = \(total) bytes of data, but the file holds \(file.count - headerBytes) after the header (truncated file or wrong header)")
+            throw DataError.badIDX(
+                path: path,
+                problem:
+                    "header says \(dims) = \(total) bytes of data, but the file holds \(file.count - headerBytes) after the header (truncated file or wrong header)"
+            )
         }
         guard total <= stream.maxOutput else {
-            throw DataError.badIDX(path: path, problem: "header says \(dims) = \(total) bytes of data, more than \(file.count) compressed bytes can hold (truncated file or wrong header)")
+            throw DataError.badIDX(
+                path: path,
+                problem: "header says \(dims) = \(total) bytes of data, more than \(file.count) compressed bytes can hold (truncated file or wrong header)")
         }
         var data = [UInt8](repeating: 0, count: total)
         let got = try data.withUnsafeMutableBytes { try stream.read(into: $0) }
@@ -121,8 +128,10 @@ public enum FashionMNIST {
     public static let directory = "/usr/share/datasets/fashion-mnist"
     /// The name `fashion-mnist` stands for Debian's dataset-fashion-mnist folder in every command that takes data.
     public static func resolve(_ path: String) -> String { path == "fashion-mnist" ? directory : path }
-    public static let classNames = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-                                    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
+    public static let classNames = [
+        "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+        "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"
+    ]
 
     public enum Split: String, Sendable {
         case train
@@ -133,8 +142,10 @@ public enum FashionMNIST {
 
     /// Loads one split; `.gz` files are preferred, uncompressed ones (same names without .gz) are accepted.
     /// The default preprocessing keeps the images as 1×28×28 in [0, 1].
-    public static func load(_ split: Split, directory: String = FashionMNIST.directory,
-                            preprocessing: Preprocessing = .direct(size: 28, channels: 1)) throws -> ImageSet {
+    public static func load(
+        _ split: Split, directory: String = FashionMNIST.directory,
+        preprocessing: Preprocessing = .direct(size: 28, channels: 1)
+    ) throws -> ImageSet {
         func find(_ name: String) throws -> String {
             for candidate in [name + ".gz", name] where FileManager.default.fileExists(atPath: directory + "/" + candidate) {
                 return directory + "/" + candidate

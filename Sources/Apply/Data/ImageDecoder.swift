@@ -1,8 +1,9 @@
 import CPNG
-import Foundation
 import CTurboJPEG
+import Foundation
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// An 8-bit image decoded from a file: rows top to bottom, pixels interleaved (HWC), 1 (gray) or 3 (RGB) channels.
@@ -14,8 +15,9 @@ public struct DecodedImage: Equatable, Sendable {
 
     public init(width: Int, height: Int, channels: Int, pixels: [UInt8]) {
         precondition(channels == 1 || channels == 3, "an image has 1 or 3 channels, not \(channels)")
-        precondition(width > 0 && height > 0 && pixels.count == width * height * channels,
-                     "\(pixels.count) bytes do not make a \(width)×\(height)×\(channels) image")
+        precondition(
+            width > 0 && height > 0 && pixels.count == width * height * channels,
+            "\(pixels.count) bytes do not make a \(width)×\(height)×\(channels) image")
         self.width = width
         self.height = height
         self.channels = channels
@@ -30,8 +32,9 @@ public struct DecodedImage: Equatable, Sendable {
         } catch let failure as DecodeFailure {
             throw DataError.badImage(path: path, reason: failure.reason)
         }
-        return DecodedImage(width: decoder.width, height: decoder.height, channels: decoder.channels,
-                            pixels: Array(decoder.pixels[0..<(decoder.width * decoder.height * decoder.channels)]))
+        return DecodedImage(
+            width: decoder.width, height: decoder.height, channels: decoder.channels,
+            pixels: Array(decoder.pixels[0..<(decoder.width * decoder.height * decoder.channels)]))
     }
 
     /// Reads and decodes a JPEG or PNG file.

@@ -1,5 +1,5 @@
-import Foundation
 import Format
+import Foundation
 
 /// Image files decoded and preprocessed on all cores into one float32 [N, C, H, W] tensor: the engine of
 /// `ImageFolder.load`, and usable directly for unlabelled inputs (e.g. inference on a list of files).
@@ -8,7 +8,8 @@ public enum ImageFiles {
     /// decoded are left out and reported, or with `strict: true` the first of them (in `paths` order) is thrown.
     /// Returns the images of the files kept, in `paths` order, and the indices into `paths` they came from.
     public static func load(_ paths: [String], preprocessing: Preprocessing, strict: Bool = false) throws
-        -> (images: Tensor, kept: [Int], skipped: [SkippedImage]) {
+        -> (images: Tensor, kept: [Int], skipped: [SkippedImage])
+    {
         try preprocessing.validate()
         let n = paths.count
         let size = preprocessing.valuesPerImage
@@ -32,8 +33,9 @@ public enum ImageFiles {
                     let length = try readFile(paths[i], into: &file, limit: ImageDecoder.maxFileBytes)
                     try file.withUnsafeBytes { try decoder.decode(UnsafeRawBufferPointer(rebasing: $0[0..<length])) }
                     decoder.pixels.withUnsafeBufferPointer { px in
-                        preprocessing.run(px.baseAddress!, width: decoder.width, height: decoder.height, channels: decoder.channels,
-                                          into: shared.out + i * size, scratch: scratch, table: shared.table)
+                        preprocessing.run(
+                            px.baseAddress!, width: decoder.width, height: decoder.height, channels: decoder.channels,
+                            into: shared.out + i * size, scratch: scratch, table: shared.table)
                     }
                 } catch let f as DecodeFailure {
                     shared.failures[i] = f.reason
@@ -60,9 +62,11 @@ public enum ImageFiles {
         for (k, i) in kept.enumerated() where k != i {
             (out + k * size).update(from: out + i * size, count: size)
         }
-        let images = Tensor(name: tensor.name, dtype: .f32, shape: [kept.count] + tensor.shape.dropFirst(),
-                            data: Bytes(owner: tensor.data.owner,
-                                        buffer: UnsafeRawBufferPointer(rebasing: tensor.data.buffer[0..<(kept.count * size * 4)])))
+        let images = Tensor(
+            name: tensor.name, dtype: .f32, shape: [kept.count] + tensor.shape.dropFirst(),
+            data: Bytes(
+                owner: tensor.data.owner,
+                buffer: UnsafeRawBufferPointer(rebasing: tensor.data.buffer[0..<(kept.count * size * 4)])))
         return (images, kept, skipped)
     }
 }

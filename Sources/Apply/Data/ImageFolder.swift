@@ -1,5 +1,5 @@
-import Foundation
 import Format
+import Foundation
 
 /// An image that was left out of a data set, and why.
 public struct SkippedImage: Equatable, Sendable {
@@ -89,15 +89,18 @@ public enum ImageFolder {
     /// Loads every image under `root` through `preprocessing`, decoding on all cores.
     /// Returns the set and the files left out (sorted by path). With `strict: true` the first file of an
     /// unsupported type is thrown, else the first undecodable file in data set order.
-    public static func load(root: String, classNames: [String]? = nil, preprocessing: Preprocessing,
-                            strict: Bool = false) throws -> (set: ImageSet, skipped: [SkippedImage]) {
+    public static func load(
+        root: String, classNames: [String]? = nil, preprocessing: Preprocessing,
+        strict: Bool = false
+    ) throws -> (set: ImageSet, skipped: [SkippedImage]) {
         try preprocessing.validate()
         let listing = try list(root: root, classNames: classNames)
         if strict, let first = listing.unsupported.first { throw DataError.badImage(path: first.path, reason: first.reason) }
         let (images, kept, bad) = try ImageFiles.load(listing.files, preprocessing: preprocessing, strict: strict)
         let skipped = (listing.unsupported + bad).sorted { codePointOrder($0.path, $1.path) }
-        let set = ImageSet(validated: images, labels: kept.map { listing.labels[$0] }, classNames: listing.classNames,
-                           paths: kept.map { listing.files[$0] })
+        let set = ImageSet(
+            validated: images, labels: kept.map { listing.labels[$0] }, classNames: listing.classNames,
+            paths: kept.map { listing.files[$0] })
         return (set, skipped)
     }
 
@@ -138,14 +141,18 @@ public enum ImageFolder {
             guard stat(dir + "/" + name, &s) == 0 else { continue }
             let kind = s.st_mode & S_IFMT
             guard kind == S_IFDIR || kind == S_IFREG else { continue }
-            result.append(Entry(name: name, isFolder: kind == S_IFDIR,
-                                identity: FileIdentity(device: UInt64(s.st_dev), inode: UInt64(s.st_ino))))
+            result.append(
+                Entry(
+                    name: name, isFolder: kind == S_IFDIR,
+                    identity: FileIdentity(device: UInt64(s.st_dev), inode: UInt64(s.st_ino))))
         }
         return result
     }
 
-    private static func walk(_ dir: String, depth: Int, visited: inout Set<FileIdentity>,
-                             into folders: inout [(path: String, files: [String])]) throws {
+    private static func walk(
+        _ dir: String, depth: Int, visited: inout Set<FileIdentity>,
+        into folders: inout [(path: String, files: [String])]
+    ) throws {
         guard depth <= maxDepth, let me = FileIdentity.of(dir), visited.insert(me).inserted else { return }
         let list = try entries(of: dir)
         folders.append((dir, list.filter { !$0.isFolder }.map(\.name)))

@@ -64,8 +64,10 @@ public struct ImageSet: @unchecked Sendable {
 
     /// Copies the images at `indices` (in that order) into `into` (batch × C × H × W) and, if given, their labels
     /// into `labels`. Allocates nothing; the buffers must hold at least `indices.count` images / labels.
-    public func gather<C: Collection>(_ indices: C, into out: UnsafeMutableBufferPointer<Float>,
-                                      labels outLabels: UnsafeMutableBufferPointer<Int>? = nil) where C.Element == Int {
+    public func gather<C: Collection>(
+        _ indices: C, into out: UnsafeMutableBufferPointer<Float>,
+        labels outLabels: UnsafeMutableBufferPointer<Int>? = nil
+    ) where C.Element == Int {
         let n = indices.count, size = imageSize
         precondition(out.count >= n * size, "batch buffer holds \(out.count) floats, \(n) images need \(n * size)")
         precondition(outLabels.map { $0.count >= n } ?? true, "label buffer holds \(outLabels?.count ?? 0), need \(n)")
@@ -117,13 +119,15 @@ public struct ImageSet: @unchecked Sendable {
     public func subset<C: Collection>(indices: C) -> ImageSet where C.Element == Int {
         let n = indices.count
         let owner = ByteOwner.allocate(n * imageSize * 4)
-        let out = UnsafeMutableBufferPointer(start: UnsafeMutableRawPointer(mutating: owner.base.baseAddress!).assumingMemoryBound(to: Float.self),
-                                             count: n * imageSize)
+        let out = UnsafeMutableBufferPointer(
+            start: UnsafeMutableRawPointer(mutating: owner.base.baseAddress!).assumingMemoryBound(to: Float.self),
+            count: n * imageSize)
         gather(indices, into: out)
         let tensor = Tensor(name: images.name, dtype: .f32, shape: [n, channels, height, width], data: Bytes(owner: owner))
         // Every part was validated for the whole set, so the subset is valid too.
-        return ImageSet(validated: tensor, labels: indices.map { labels[$0] }, classNames: classNames,
-                             paths: paths.map { p in indices.map { p[$0] } })
+        return ImageSet(
+            validated: tensor, labels: indices.map { labels[$0] }, classNames: classNames,
+            paths: paths.map { p in indices.map { p[$0] } })
     }
 
     /// The images of the classes in `classes`, in set order, labels unchanged.

@@ -30,7 +30,11 @@ public enum NPY {
         }
         let (need, overflow) = count.multipliedReportingOverflow(by: itemSize)
         guard !overflow, need == bytes.count - dataOffset else {
-            throw DataError.badNPY(path: path, problem: "shape \(shape) of \(descr) needs \(overflow ? "more than Int.max" : String(need)) data bytes, the file holds \(bytes.count - dataOffset) (truncated file or wrong header)")
+            throw DataError.badNPY(
+                path: path,
+                problem:
+                    "shape \(shape) of \(descr) needs \(overflow ? "more than Int.max" : String(need)) data bytes, the file holds \(bytes.count - dataOffset) (truncated file or wrong header)"
+            )
         }
         let name = (path.split(separator: "/").last.map(String.init) ?? path)
         let data = UnsafeRawBufferPointer(rebasing: bytes[dataOffset...])
@@ -62,7 +66,9 @@ public enum NPY {
             if t.shape.count == 4 && t.shape[3] == channels && Array(t.shape[1...2]) == [height, width] {
                 hint = " It looks channels-last (N, H, W, C); save arr.transpose(0, 3, 1, 2) instead."
             }
-            throw DataError.badNPY(path: path, problem: "holds shape \(tuple(t.shape)), the model needs (N, \(channels), \(height), \(width)) in PyTorch layout (N, C, H, W).\(hint)")
+            throw DataError.badNPY(
+                path: path,
+                problem: "holds shape \(tuple(t.shape)), the model needs (N, \(channels), \(height), \(width)) in PyTorch layout (N, C, H, W).\(hint)")
         }
         return t
     }

@@ -1,5 +1,5 @@
-import Foundation
 import Format
+import Foundation
 
 /// What the command line asks of the image pipeline; nil fields leave the value to the model file or family.
 public struct PreprocessRequest: Equatable, Sendable {
@@ -21,8 +21,10 @@ public struct PreprocessRequest: Equatable, Sendable {
     public var cropPct: Double?
     public var crop: Int?
 
-    public init(base: Base = .auto, mean: [Double]? = nil, std: [Double]? = nil, interpolation: Preprocessing.Interpolation? = nil,
-                resize: Int? = nil, cropPct: Double? = nil, crop: Int? = nil) {
+    public init(
+        base: Base = .auto, mean: [Double]? = nil, std: [Double]? = nil, interpolation: Preprocessing.Interpolation? = nil,
+        resize: Int? = nil, cropPct: Double? = nil, crop: Int? = nil
+    ) {
         self.base = base
         self.mean = mean
         self.std = std
@@ -70,8 +72,10 @@ public struct PreprocessChoice: Sendable {
         return PreprocessRecord(resize: s, crop: crop, interpolation: pipeline.interpolation, mean: mean, std: std, source: source)
     }
 
-    public static func resolve(config c: ModelConfig, stored: PreprocessRecord?, modelPath: String,
-                               request r: PreprocessRequest) throws -> PreprocessChoice {
+    public static func resolve(
+        config c: ModelConfig, stored: PreprocessRecord?, modelPath: String,
+        request r: PreprocessRequest
+    ) throws -> PreprocessChoice {
         guard r.resize == nil || r.cropPct == nil else {
             throw DataError.badPreprocessing(problem: "give --resize or --crop-pct, not both")
         }
@@ -93,8 +97,10 @@ public struct PreprocessChoice: Sendable {
                 p = Preprocessing(record: s, channels: c.channels)
                 (mean, std) = (s.mean, s.std)
                 let name = (modelPath as NSString).lastPathComponent
-                origin = name.lowercased().hasSuffix(".gslr") ? "\(name)'s preprocess record" + (s.source.map { ": \($0)" } ?? "")
-                                                              : "pipeline read with \(name)" + (s.source.map { ": \($0)" } ?? "")
+                origin =
+                    name.lowercased().hasSuffix(".gslr")
+                    ? "\(name)'s preprocess record" + (s.source.map { ": \($0)" } ?? "")
+                    : "pipeline read with \(name)" + (s.source.map { ": \($0)" } ?? "")
             } else if let d = familyDefault(c) {
                 (p, origin) = (d.pipeline, d.origin)
                 if p.mean != nil { (mean, std) = (imageNetMean, imageNetStd) }
@@ -106,14 +112,16 @@ public struct PreprocessChoice: Sendable {
                 if r.interpolation == nil { missing.append("--interpolation") }
                 if r.resize == nil && r.cropPct == nil { missing.append("--crop-pct (or --resize)") }
                 guard missing.isEmpty else {
-                    throw DataError.pipelineUnknown(model: modelPath, problem: """
-                        a timm ViT's mean/std, interpolation and crop ratio depend on the checkpoint (timm's \
-                        pretrained_cfg: vit_base_patch16_224.augreg2_in21k_ft_in1k is bicubic, crop_pct 0.9, mean/std 0.5; \
-                        deit_tiny_patch16_224.fb_in1k bicubic, crop_pct 0.9, ImageNet mean/std), and this model file stores \
-                        none. Convert it with its timm config.json beside the checkpoint (gslora-convert reads pretrained_cfg) \
-                        or with gslora-convert --mean/--std/--interpolation/--crop-pct, or pass them here; missing: \
-                        \(missing.joined(separator: ", "))
-                        """)
+                    throw DataError.pipelineUnknown(
+                        model: modelPath,
+                        problem: """
+                            a timm ViT's mean/std, interpolation and crop ratio depend on the checkpoint (timm's \
+                            pretrained_cfg: vit_base_patch16_224.augreg2_in21k_ft_in1k is bicubic, crop_pct 0.9, mean/std 0.5; \
+                            deit_tiny_patch16_224.fb_in1k bicubic, crop_pct 0.9, ImageNet mean/std), and this model file stores \
+                            none. Convert it with its timm config.json beside the checkpoint (gslora-convert reads pretrained_cfg) \
+                            or with gslora-convert --mean/--std/--interpolation/--crop-pct, or pass them here; missing: \
+                            \(missing.joined(separator: ", "))
+                            """)
                 }
                 p = Preprocessing(geometry: .resizeShortSide(c.imageSize, crop: c.imageSize), channels: c.channels)
                 origin = "command line"
@@ -127,7 +135,9 @@ public struct PreprocessChoice: Sendable {
         if let pct = r.cropPct {
             // timm's transforms_imagenet_eval: scale_size = math.floor(img_size / crop_pct).
             let scaled = (Double(crop) / pct).rounded(.down)
-            guard scaled <= Double(Preprocessing.maxSide) else { throw DataError.badPreprocessing(problem: "--crop-pct \(pct) makes the resize \(scaled) > \(Preprocessing.maxSide)") }
+            guard scaled <= Double(Preprocessing.maxSide) else {
+                throw DataError.badPreprocessing(problem: "--crop-pct \(pct) makes the resize \(scaled) > \(Preprocessing.maxSide)")
+            }
             p.geometry = .resizeShortSide(Int(scaled), crop: crop)
         } else if let s = r.resize {
             p.geometry = .resizeShortSide(s, crop: crop)
@@ -140,7 +150,8 @@ public struct PreprocessChoice: Sendable {
         if !r.given.isEmpty && origin != "command line" { origin += "; with \(r.given.joined(separator: " ")) from the command line" }
         try p.validate()
         guard p.outputHeight == c.imageSize, p.outputWidth == c.imageSize else {
-            throw DataError.badPreprocessing(problem: "the pipeline gives \(p.outputHeight)×\(p.outputWidth) images, the model takes \(c.imageSize)×\(c.imageSize)")
+            throw DataError.badPreprocessing(
+                problem: "the pipeline gives \(p.outputHeight)×\(p.outputWidth) images, the model takes \(c.imageSize)×\(c.imageSize)")
         }
         return PreprocessChoice(pipeline: p, origin: origin, notes: notes, mean: mean, std: std)
     }
@@ -159,22 +170,34 @@ public struct PreprocessChoice: Sendable {
             let other = "pass --resize/--interpolation (or store them with gslora-convert) if the weights were trained otherwise"
             switch c.imageSize {
             case 224:
-                return (imageClassification(c, resize: 256, interpolation: .bilinear),
-                        "torchvision ViT default: IMAGENET1K_V1 weights' transform",
-                        ["torchvision ViT at 224 px without a stored pipeline: using the IMAGENET1K_V1 weights' transform "
+                return (
+                    imageClassification(c, resize: 256, interpolation: .bilinear),
+                    "torchvision ViT default: IMAGENET1K_V1 weights' transform",
+                    [
+                        "torchvision ViT at 224 px without a stored pipeline: using the IMAGENET1K_V1 weights' transform "
                             + "(bilinear, short side 256); vit_l_16's IMAGENET1K_V1 uses --resize 242, the SWAG_LINEAR weights "
-                            + "--interpolation bicubic --resize 224; " + other])
+                            + "--interpolation bicubic --resize 224; " + other
+                    ]
+                )
             case 384, 512, 518:
-                return (imageClassification(c, resize: c.imageSize, interpolation: .bicubic),
-                        "torchvision ViT default: IMAGENET1K_SWAG_E2E_V1 weights' transform",
-                        ["torchvision ViT at \(c.imageSize) px without a stored pipeline: using the SWAG_E2E weights' transform "
-                            + "(bicubic, short side \(c.imageSize)); " + other])
+                return (
+                    imageClassification(c, resize: c.imageSize, interpolation: .bicubic),
+                    "torchvision ViT default: IMAGENET1K_SWAG_E2E_V1 weights' transform",
+                    [
+                        "torchvision ViT at \(c.imageSize) px without a stored pipeline: using the SWAG_E2E weights' transform "
+                            + "(bicubic, short side \(c.imageSize)); " + other
+                    ]
+                )
             default:
-                return (imageClassification(c, resize: c.imageSize * 256 / 224, interpolation: .bilinear),
-                        "torchvision ImageClassification's proportions",
-                        ["torchvision ViT at \(c.imageSize) px: no torchvision weights exist at this size; using "
+                return (
+                    imageClassification(c, resize: c.imageSize * 256 / 224, interpolation: .bilinear),
+                    "torchvision ImageClassification's proportions",
+                    [
+                        "torchvision ViT at \(c.imageSize) px: no torchvision weights exist at this size; using "
                             + "ImageClassification's proportions (bilinear, short side \(c.imageSize * 256 / 224), ImageNet "
-                            + "mean/std); " + other])
+                            + "mean/std); " + other
+                    ]
+                )
             }
         case .timmViT:
             return nil

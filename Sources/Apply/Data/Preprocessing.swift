@@ -46,8 +46,9 @@ public struct Preprocessing: Equatable, Sendable {
     /// A stored record's pipeline for a model of `channels` channels (mean and std rounded to float32, as
     /// `Normalize` rounds them to the tensor's dtype).
     public init(record r: PreprocessRecord, channels: Int) {
-        self.init(geometry: .resizeShortSide(r.resize, crop: r.crop), channels: channels, mean: r.mean.map { $0.map(Float.init) },
-                  std: r.std.map { $0.map(Float.init) }, interpolation: r.interpolation)
+        self.init(
+            geometry: .resizeShortSide(r.resize, crop: r.crop), channels: channels, mean: r.mean.map { $0.map(Float.init) },
+            std: r.std.map { $0.map(Float.init) }, interpolation: r.interpolation)
     }
 
     /// Resize straight to size × size, values in [0, 1].
@@ -57,8 +58,9 @@ public struct Preprocessing: Equatable, Sendable {
 
     /// torchvision's ImageNet evaluation transform (spec/TRAINING.md §A.1.3): short side 256, centre crop 224, ImageNet mean/std.
     public static func imageNet(resize: Int = 256, crop: Int = 224) -> Preprocessing {
-        Preprocessing(geometry: .resizeShortSide(resize, crop: crop), channels: 3,
-                      mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225])
+        Preprocessing(
+            geometry: .resizeShortSide(resize, crop: crop), channels: 3,
+            mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225])
     }
 
     public var outputHeight: Int {
@@ -127,8 +129,9 @@ public struct Preprocessing: Equatable, Sendable {
         case let .resizeShortSide(s, crop):
             // torchvision: new_long = int(s * long / short); exact in integers.
             let (rw, rh) = w <= h ? (s, s * h / w) : (s * w / h, s)
-            return Layout(resizedWidth: rw, resizedHeight: rh,
-                          cropLeft: Preprocessing.roundHalfEven(rw - crop), cropTop: Preprocessing.roundHalfEven(rh - crop))
+            return Layout(
+                resizedWidth: rw, resizedHeight: rh,
+                cropLeft: Preprocessing.roundHalfEven(rw - crop), cropTop: Preprocessing.roundHalfEven(rh - crop))
         }
     }
 
@@ -143,14 +146,17 @@ public struct Preprocessing: Equatable, Sendable {
         precondition(out.count >= valuesPerImage, "output holds \(out.count) floats, the image needs \(valuesPerImage)")
         let scratch = ResampleScratch()
         image.pixels.withUnsafeBufferPointer { p in
-            run(p.baseAddress!, width: image.width, height: image.height, channels: image.channels,
+            run(
+                p.baseAddress!, width: image.width, height: image.height, channels: image.channels,
                 into: out.baseAddress!, scratch: scratch, table: OutputTable(self))
         }
     }
 
     /// The pipeline on raw interleaved pixels; `scratch` is reused across calls (one per thread).
-    func run(_ src: UnsafePointer<UInt8>, width w: Int, height h: Int, channels srcC: Int,
-             into out: UnsafeMutablePointer<Float>, scratch: ResampleScratch, table: OutputTable) {
+    func run(
+        _ src: UnsafePointer<UInt8>, width w: Int, height h: Int, channels srcC: Int,
+        into out: UnsafeMutablePointer<Float>, scratch: ResampleScratch, table: OutputTable
+    ) {
         var pixels = src
         var c = srcC
         if srcC == 3 && channels == 1 {
@@ -165,7 +171,8 @@ public struct Preprocessing: Equatable, Sendable {
         }
         let L = layout(sourceWidth: w, sourceHeight: h)
         let ow = outputWidth, oh = outputHeight
-        let resized = Resampler.resize(pixels, width: w, height: h, channels: c, filter: interpolation, layout: L, outWidth: ow, outHeight: oh, scratch: scratch)
+        let resized = Resampler.resize(
+            pixels, width: w, height: h, channels: c, filter: interpolation, layout: L, outWidth: ow, outHeight: oh, scratch: scratch)
         // resized: oh rows × ow pixels × c, row stride `resized.stride`.
         let plane = ow * oh
         for oc in 0..<channels {

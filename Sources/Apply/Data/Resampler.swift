@@ -65,9 +65,11 @@ enum Resampler {
 
     /// Resizes `src` (w×h×c) per `layout` and returns the `outHeight × outWidth` window at the crop offset,
     /// as a pointer and row stride in bytes (into `src` itself when nothing needs resampling).
-    static func resize(_ src: UnsafePointer<UInt8>, width w: Int, height h: Int, channels c: Int, filter: Filter,
-                       layout L: Preprocessing.Layout, outWidth ow: Int, outHeight oh: Int,
-                       scratch s: ResampleScratch) -> (base: UnsafePointer<UInt8>, stride: Int) {
+    static func resize(
+        _ src: UnsafePointer<UInt8>, width w: Int, height h: Int, channels c: Int, filter: Filter,
+        layout L: Preprocessing.Layout, outWidth ow: Int, outHeight oh: Int,
+        scratch s: ResampleScratch
+    ) -> (base: UnsafePointer<UInt8>, stride: Int) {
         let needH = L.resizedWidth != w, needV = L.resizedHeight != h
         let x0 = L.cropLeft, y0 = L.cropTop
         var kv = 0, kh = 0
@@ -84,8 +86,9 @@ enum Resampler {
             s.mid.reserve(oh * midLen)
             vertical(src + colLo * c, stride: w * c, rowBase: 0, rowLen: midLen, rows: oh, ksize: kv, scratch: s, into: s.mid.pointer)
             s.final.reserve(oh * rowLen)
-            horizontal(UnsafePointer(s.mid.pointer), stride: midLen, colBase: colLo, rows: oh, channels: c, outWidth: ow, ksize: kh,
-                       scratch: s, into: s.final.pointer)
+            horizontal(
+                UnsafePointer(s.mid.pointer), stride: midLen, colBase: colLo, rows: oh, channels: c, outWidth: ow, ksize: kh,
+                scratch: s, into: s.final.pointer)
             return (UnsafePointer(s.final.pointer), rowLen)
         }
 
@@ -100,8 +103,9 @@ enum Resampler {
             midStride = rowLen
             midRow0 = rowLo
             s.mid.reserve((rowHi - rowLo) * midStride)
-            horizontal(src + rowLo * w * c, stride: w * c, colBase: 0, rows: rowHi - rowLo, channels: c, outWidth: ow, ksize: kh,
-                       scratch: s, into: s.mid.pointer)
+            horizontal(
+                src + rowLo * w * c, stride: w * c, colBase: 0, rows: rowHi - rowLo, channels: c, outWidth: ow, ksize: kh,
+                scratch: s, into: s.mid.pointer)
             mid = UnsafePointer(s.mid.pointer)
         } else {
             mid = src + x0 * c
@@ -116,8 +120,10 @@ enum Resampler {
 
     /// `rows` rows of `src` (row stride `stride` bytes; its first pixel is source column `colBase`) → `outWidth`
     /// pixels each, by the weights in `hBounds`/`hWeights` (bounds in source columns), into `dst` (dense rows).
-    static func horizontal(_ src: UnsafePointer<UInt8>, stride: Int, colBase: Int, rows: Int, channels c: Int, outWidth ow: Int,
-                           ksize kh: Int, scratch s: ResampleScratch, into dst: UnsafeMutablePointer<UInt8>) {
+    static func horizontal(
+        _ src: UnsafePointer<UInt8>, stride: Int, colBase: Int, rows: Int, channels c: Int, outWidth ow: Int,
+        ksize kh: Int, scratch s: ResampleScratch, into dst: UnsafeMutablePointer<UInt8>
+    ) {
         s.hBounds.withUnsafeBufferPointer { bounds in
             s.hWeights.withUnsafeBufferPointer { weights in
                 for r in 0..<rows {
@@ -144,8 +150,10 @@ enum Resampler {
     /// Output rows 0..<rows, each `rowLen` bytes, by the weights in `vBounds`/`vWeights` (bounds in source rows;
     /// `src` row 0 is source row `rowBase`), into `dst` (dense rows). Whole rows at a time, accumulating in
     /// Int32 so the inner loop vectorises.
-    static func vertical(_ src: UnsafePointer<UInt8>, stride: Int, rowBase: Int, rowLen: Int, rows: Int, ksize kv: Int,
-                         scratch s: ResampleScratch, into dst: UnsafeMutablePointer<UInt8>) {
+    static func vertical(
+        _ src: UnsafePointer<UInt8>, stride: Int, rowBase: Int, rowLen: Int, rows: Int, ksize kv: Int,
+        scratch s: ResampleScratch, into dst: UnsafeMutablePointer<UInt8>
+    ) {
         s.accumulator.reserve(rowLen)
         let acc = s.accumulator.pointer
         s.vBounds.withUnsafeBufferPointer { bounds in

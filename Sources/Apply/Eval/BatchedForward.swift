@@ -6,8 +6,10 @@ public enum BatchedForward {
     /// Row-major [count, classes] logits without margin (s·cos for CosFace/ArcFace, linear logits otherwise) and,
     /// with `embeddings`, the pooled normalised class-token rows [count, width]. `progress(done, total)` is called
     /// after every batch.
-    public static func run(_ model: ViT, images: UnsafeBufferPointer<Float>, count: Int, embeddings: Bool = false, batchSize: Int = 64,
-                           progress: ((Int, Int) -> Void)? = nil) throws -> (logits: [Float], embeddings: [Float]?) {
+    public static func run(
+        _ model: ViT, images: UnsafeBufferPointer<Float>, count: Int, embeddings: Bool = false, batchSize: Int = 64,
+        progress: ((Int, Int) -> Void)? = nil
+    ) throws -> (logits: [Float], embeddings: [Float]?) {
         let c = model.config
         let per = c.channels * c.imageSize * c.imageSize
         guard batchSize > 0 else { throw ApplyError.badInput("batch size \(batchSize) is not positive") }
@@ -32,8 +34,10 @@ public enum BatchedForward {
     /// Predicted class per image: the first maximal logit (as torch.max). With `margin`, the CosFace/ArcFace
     /// margin is applied to each image's true label first (spec/TRAINING.md §A.8: the official face numbers count an
     /// image as correct only if cos_y − m beats every other cosine); a linear head has no margin and ignores it.
-    public static func predict(_ model: ViT, images: UnsafeBufferPointer<Float>, labels: [Int], margin: Bool, batchSize: Int = 64,
-                               progress: ((Int, Int) -> Void)? = nil) throws -> [Int] {
+    public static func predict(
+        _ model: ViT, images: UnsafeBufferPointer<Float>, labels: [Int], margin: Bool, batchSize: Int = 64,
+        progress: ((Int, Int) -> Void)? = nil
+    ) throws -> [Int] {
         let c = model.config, k = c.numClasses
         let per = c.channels * c.imageSize * c.imageSize, count = labels.count
         guard batchSize > 0 else { throw ApplyError.badInput("batch size \(batchSize) is not positive") }
@@ -45,8 +49,9 @@ public enum BatchedForward {
         while start < count {
             let n = min(batchSize, count - start)
             let batchLabels = Array(labels[start..<(start + n)])
-            let r = try model.forward(images: UnsafeBufferPointer(rebasing: images[(start * per)..<((start + n) * per)]), batch: n,
-                                      labels: margin ? batchLabels : nil)
+            let r = try model.forward(
+                images: UnsafeBufferPointer(rebasing: images[(start * per)..<((start + n) * per)]), batch: n,
+                labels: margin ? batchLabels : nil)
             let logits = margin ? (r.marginLogits ?? r.logits) : r.logits
             for b in 0..<n { predictions[start + b] = argmax(logits, row: b, width: k) }
             start += n
@@ -78,7 +83,7 @@ public enum BatchedForward {
 }
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif

@@ -1,5 +1,5 @@
-import Foundation
 import Format
+import Foundation
 
 /// Labelled evaluation data in any of the layouts gslora reads, preprocessed for one model.
 public enum EvalData {
@@ -11,8 +11,10 @@ public enum EvalData {
     /// - any other file: IDX images, with `labels` or the sibling `…labels-idx1…` file.
     /// `classNames` are the model's (nil when it has none); labels must be below `numClasses`. The name
     /// `fashion-mnist` stands for Debian's folder.
-    public static func load(path rawPath: String, labels: String? = nil, split: String = "test", classNames: [String]?, numClasses: Int,
-                            preprocessing: Preprocessing) throws -> (set: ImageSet, skipped: [SkippedImage]) {
+    public static func load(
+        path rawPath: String, labels: String? = nil, split: String = "test", classNames: [String]?, numClasses: Int,
+        preprocessing: Preprocessing
+    ) throws -> (set: ImageSet, skipped: [SkippedImage]) {
         let path = FashionMNIST.resolve(rawPath)
         var isDir: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else {
@@ -21,8 +23,9 @@ public enum EvalData {
         let names = classNames ?? (0..<numClasses).map(String.init)
         if isDir.boolValue {
             if let images = try idxImages(in: path, split: split) {
-                let set = try IDX.load(images: images, labels: labels ?? idxLabels(for: images), classNames: idxNames(images, classNames, numClasses),
-                                       preprocessing: preprocessing)
+                let set = try IDX.load(
+                    images: images, labels: labels ?? idxLabels(for: images), classNames: idxNames(images, classNames, numClasses),
+                    preprocessing: preprocessing)
                 return (set, [])
             }
             guard labels == nil else { throw EvalError.badData(path: path, problem: "--labels is only for .npy or IDX image files, not an image folder") }
@@ -34,8 +37,9 @@ public enum EvalData {
         }
         if path.lowercased().hasSuffix(".npy") {
             guard let labels else { throw EvalError.badData(path: path, problem: ".npy images need a labels file: pass --labels LABELS.npy") }
-            let images = try NPY.readImages(path: path, channels: preprocessing.channels, height: preprocessing.outputHeight,
-                                            width: preprocessing.outputWidth)
+            let images = try NPY.readImages(
+                path: path, channels: preprocessing.channels, height: preprocessing.outputHeight,
+                width: preprocessing.outputWidth)
             let raw = try NPY.read(path: labels)
             guard raw.shape.count == 1 || (raw.shape.count == 2 && raw.shape[1] == 1) else {
                 throw EvalError.badData(path: labels, problem: "labels have shape \(raw.shape); expected one class index per image, shape (N,)")
@@ -54,8 +58,9 @@ public enum EvalData {
             }
             return (try ImageSet(images: images, labels: y, classNames: names), [])
         }
-        let set = try IDX.load(images: path, labels: labels ?? idxLabels(for: path), classNames: idxNames(path, classNames, numClasses),
-                               preprocessing: preprocessing)
+        let set = try IDX.load(
+            images: path, labels: labels ?? idxLabels(for: path), classNames: idxNames(path, classNames, numClasses),
+            preprocessing: preprocessing)
         return (set, [])
     }
 

@@ -1,5 +1,5 @@
-import Foundation
 import Format
+import Foundation
 
 /// Accuracy of one class.
 public struct ClassResult: Codable, Equatable, Sendable {
@@ -63,9 +63,11 @@ public enum ForgettingScore {
 
     /// Builds the report from predictions. `retain` nil means every class with images that is neither forgotten
     /// nor old. Class sets must be disjoint and within `classNames`.
-    public static func report(predictions: [Int], labels: [Int], classNames: [String], forget: [Int], retain: [Int]?, old: [Int],
-                              before: ForgettingReport?, beforePath: String?, criterion: String, model: String, adapters: [String],
-                              merged: Bool, data: String) throws -> ForgettingReport {
+    public static func report(
+        predictions: [Int], labels: [Int], classNames: [String], forget: [Int], retain: [Int]?, old: [Int],
+        before: ForgettingReport?, beforePath: String?, criterion: String, model: String, adapters: [String],
+        merged: Bool, data: String
+    ) throws -> ForgettingReport {
         let k = classNames.count
         guard predictions.count == labels.count else {
             throw EvalError.badData(path: data, problem: "\(predictions.count) predictions for \(labels.count) labels")
@@ -89,18 +91,23 @@ public enum ForgettingScore {
         let rs = Set(r)
         var notes: [String] = []
         let perClass = (0..<k).filter { samples[$0] > 0 || f.contains($0) || rs.contains($0) || o.contains($0) }.map { i in
-            ClassResult(index: i, name: classNames[i], samples: samples[i], correct: correct[i],
-                        accuracy: samples[i] > 0 ? 100 * Double(correct[i]) / Double(samples[i]) : nil,
-                        role: f.contains(i) ? .forget : o.contains(i) ? .old : rs.contains(i) ? .retain : .other)
+            ClassResult(
+                index: i, name: classNames[i], samples: samples[i], correct: correct[i],
+                accuracy: samples[i] > 0 ? 100 * Double(correct[i]) / Double(samples[i]) : nil,
+                role: f.contains(i) ? .forget : o.contains(i) ? .old : rs.contains(i) ? .retain : .other)
         }
         for (name, set) in [("forget", forget), ("retain", r), ("old", old)] {
             let missing = set.filter { samples[$0] == 0 }
-            if !missing.isEmpty { notes.append("no images of \(name) class(es) \(missing.prefix(10).map(String.init).joined(separator: ","))\(missing.count > 10 ? ",…" : "") in the data") }
+            if !missing.isEmpty {
+                notes.append(
+                    "no images of \(name) class(es) \(missing.prefix(10).map(String.init).joined(separator: ","))\(missing.count > 10 ? ",…" : "") in the data")
+            }
         }
-        var report = ForgettingReport(model: model, adapters: adapters, merged: merged, data: data, samples: labels.count,
-                                      criterion: criterion, forget: forget, retain: r, old: old, accForget: nil, accRetain: nil,
-                                      accOld: nil, before: beforePath, accForgetBefore: nil, delta: nil, h: nil,
-                                      perClass: perClass, notes: notes)
+        var report = ForgettingReport(
+            model: model, adapters: adapters, merged: merged, data: data, samples: labels.count,
+            criterion: criterion, forget: forget, retain: r, old: old, accForget: nil, accRetain: nil,
+            accOld: nil, before: beforePath, accForgetBefore: nil, delta: nil, h: nil,
+            perClass: perClass, notes: notes)
         report.accForget = report.accuracy(over: forget)
         report.accRetain = report.accuracy(over: r)
         report.accOld = report.accuracy(over: old)
@@ -109,7 +116,11 @@ public enum ForgettingScore {
             let known = Set(before.perClass.filter { $0.samples > 0 }.map(\.index))
             let missing = forget.filter { !known.contains($0) }
             guard missing.isEmpty else {
-                throw EvalError.badReport(path: path, problem: "it has no images of forget class(es) \(missing.map(String.init).joined(separator: ",")); evaluate the model before forgetting on the same data")
+                throw EvalError.badReport(
+                    path: path,
+                    problem:
+                        "it has no images of forget class(es) \(missing.map(String.init).joined(separator: ",")); evaluate the model before forgetting on the same data"
+                )
             }
             if before.criterion != criterion {
                 report.notes.append("the --before report counts accuracy by \(before.criterion), this one by \(criterion)")

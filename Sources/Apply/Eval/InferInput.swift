@@ -1,5 +1,5 @@
-import Foundation
 import Format
+import Foundation
 
 /// Unlabelled model input for inference: an .npy N×C×H×W float32 batch (already preprocessed), one image file,
 /// or a folder of images (searched recursively, .jpg/.jpeg/.png, sorted by path).

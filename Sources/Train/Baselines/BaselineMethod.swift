@@ -72,7 +72,9 @@ public struct BaselineSettings: Codable, Equatable, Sendable {
         try need(weightDecay.isFinite && weightDecay >= 0, "--weight-decay", "must be finite and ≥ 0")
         try need(lambda.isFinite && lambda >= 0, "--lambda", "must be finite and ≥ 0")
         try need(lambdaPlus.isFinite && lambdaPlus >= 0, "--lambda-plus", "must be finite and ≥ 0")
-        try need(lwfLambdaKD.isFinite && lwfLambdaRemain.isFinite && lwfLambdaKD >= 0 && lwfLambdaRemain >= 0, "--lambda-kd/--lambda-remain", "must be finite and ≥ 0")
+        try need(
+            lwfLambdaKD.isFinite && lwfLambdaRemain.isFinite && lwfLambdaKD >= 0 && lwfLambdaRemain >= 0, "--lambda-kd/--lambda-remain",
+            "must be finite and ≥ 0")
         for (t, o) in [(lwfTemperature, "--lwf-t"), (lirfTemperature, "--lirf-t"), (scrubTemperature, "--kd-t")] {
             try need(t.isFinite && t > 0, o, "temperature must be > 0")
         }

@@ -65,7 +65,9 @@ public final class BaselineStep {
         student = st
         teacher = method.usesTeacher ? try Teacher(copying: st) : nil
         if method == .lirf {
-            guard depth >= 2 else { throw TrainerError.badOption(option: "--method", problem: "LIRF splits the model in two halves and needs depth ≥ 2 (got \(depth))") }
+            guard depth >= 2 else {
+                throw TrainerError.badOption(option: "--method", problem: "LIRF splits the model in two halves and needs depth ≥ 2 (got \(depth))")
+            }
             let s = settings.lirfColumns ?? forgetClassCount
             guard s >= 1, s < model.config.numClasses else {
                 throw TrainerError.badOption(option: "--lirf-columns", problem: "must lie in 1..<\(model.config.numClasses) (got \(s))")
@@ -94,8 +96,9 @@ public final class BaselineStep {
 
     /// Recreates the optimiser (the official code builds a new one at the start of every task).
     public func resetOptimizer() throws {
-        optimizer = try AdamW(parameters: zip(student.names, student.shapes).map { ($0, $1) },
-                              weightDecay: settings.method.isSCRUB ? 0 : settings.weightDecay)
+        optimizer = try AdamW(
+            parameters: zip(student.names, student.shapes).map { ($0, $1) },
+            weightDecay: settings.method.isSCRUB ? 0 : settings.weightDecay)
     }
 
     /// Computes the loss terms and gradients of one step (no update). SCRUB methods need `phase`.
@@ -105,8 +108,10 @@ public final class BaselineStep {
     /// gradient, the gradients and terms are summed over the ranks (bucketed allreduces), and the terms that read
     /// only the parameters (L2/EWC/MAS penalty, SCRUB's distance to its averaged model) are added after the sum, once.
     /// Dropout is drawn per global sample. Alone, this is the one-process arithmetic exactly.
-    public func computeGradients(_ input: BaselineInput, phase: SCRUBPhase? = nil, dropout: Float,
-                                 communicator: Communicator = SingleProcess()) throws -> [String: Double] {
+    public func computeGradients(
+        _ input: BaselineInput, phase: SCRUBPhase? = nil, dropout: Float,
+        communicator: Communicator = SingleProcess()
+    ) throws -> [String: Double] {
         student.zeroGradients()
         lastCorrect = [:]
         let s = settings, alone = communicator.size == 1
@@ -242,8 +247,10 @@ public final class BaselineStep {
     /// LIRF (spec/TRAINING.md §B.3): the deposit module is the pretrained lower half and is never optimised, so its outputs
     /// are the teacher's (§5 item 3); only the lower half trains. Returns this rank's share of each term (the caller
     /// sums them over the ranks and forms the total).
-    private func lirf(forget f: BaselineBatch, retain r: BaselineBatch, pass: (BaselineBatch, String) throws -> FullParameterModel.Pass?,
-                      share: (BaselineBatch) -> Double) throws -> [String: Double] {
+    private func lirf(
+        forget f: BaselineBatch, retain r: BaselineBatch, pass: (BaselineBatch, String) throws -> FullParameterModel.Pass?,
+        share: (BaselineBatch) -> Double
+    ) throws -> [String: Double] {
         let s = settings, a = s.lirfAlpha, tT = s.lirfTemperature, split = lirfSplit
         let cols = s.lirfColumns ?? forgetClassCount
         let b = f.labels.count, c = student.model.config
@@ -252,8 +259,9 @@ public final class BaselineStep {
             let k = share(f)
             let t = try teacher!.forward(images: f.images, labels: f.labels, streamBlock: split)
             let ce = try CrossEntropy.mean(logits: p.logits, labels: f.labels, classes: classes)
-            let at = try Distillation.attentionTransfer(student: student.streamEntering(split, batch: b), teacher: t.stream!,
-                                                        batch: b, tokens: c.numTokens, width: c.width)
+            let at = try Distillation.attentionTransfer(
+                student: student.streamEntering(split, batch: b), teacher: t.stream!,
+                batch: b, tokens: c.numTokens, width: c.width)
             let kp = try Distillation.klBatchMean(student: p.logits, teacher: t.logits, classes: classes, columns: cols..<classes, temperature: tT)
             // L = (1−α)·CE − 300·AT + 10·α·T²KL + 0.05·PT_RE + 5·REPLAY (fixed weights, lirf:147-153).
             let g = zip(ce.gradLogits, kp.gradient).map { Float((1 - a) * k) * $0 + Float(10 * a * k) * $1 }
@@ -279,8 +287,9 @@ public final class BaselineStep {
         for i in student.values.indices where student.trainable[i] {
             let v = student.values[i], g = student.gradients[i]
             if coupled != 0 { for j in 0..<g.count { g.pointer[j] += coupled * v.pointer[j] } }
-            try optimizer.step(index: i, parameter: UnsafeMutableBufferPointer(start: v.pointer, count: v.count),
-                               gradient: UnsafeBufferPointer(start: g.pointer, count: g.count), lr: lr)
+            try optimizer.step(
+                index: i, parameter: UnsafeMutableBufferPointer(start: v.pointer, count: v.count),
+                gradient: UnsafeBufferPointer(start: g.pointer, count: g.count), lr: lr)
         }
     }
 

@@ -1,7 +1,7 @@
 import Apply
 import Dispatch
-import Foundation
 import Format
+import Foundation
 
 /// Continual forgetting with one of the all-parameter baselines (spec/TRAINING.md §7) in the protocol
 /// the GS-LoRA trainer uses — the same class order, tasks, training subsets (`--data-ratio`/`--shots`), missing classes
@@ -30,10 +30,14 @@ public final class BaselineTrainer {
         try settings.validate()
         let c = backbone.config
         guard data.train.channels == c.channels, data.train.height == c.imageSize, data.train.width == c.imageSize else {
-            throw TrainerError.badData(path: data.source, problem: "images are \(data.train.channels)×\(data.train.height)×\(data.train.width), the model takes \(c.channels)×\(c.imageSize)×\(c.imageSize)")
+            throw TrainerError.badData(
+                path: data.source,
+                problem:
+                    "images are \(data.train.channels)×\(data.train.height)×\(data.train.width), the model takes \(c.channels)×\(c.imageSize)×\(c.imageSize)")
         }
         guard c.head.kind != .linear else {
-            throw TrainerError.badModel(path: backbone.path, problem: "the baselines train with the CosFace/ArcFace margin logits of the face model; this model has a linear head")
+            throw TrainerError.badModel(
+                path: backbone.path, problem: "the baselines train with the CosFace/ArcFace margin logits of the face model; this model has a linear head")
         }
         self.backbone = backbone
         self.data = data
@@ -45,8 +49,10 @@ public final class BaselineTrainer {
     /// The lineage every task file of this run records (besides its own task), compared on resume.
     var lineage: [String: JSONValue] {
         get throws {
-            ["method": .string(settings.method.rawValue), "settings": try JSONValue.from(settings),
-             "protocol": try JSONValue.from(options), "started_from": .string(backbone.weights.fingerprint)]
+            [
+                "method": .string(settings.method.rawValue), "settings": try JSONValue.from(settings),
+                "protocol": try JSONValue.from(options), "started_from": .string(backbone.weights.fingerprint)
+            ]
         }
     }
 
@@ -70,8 +76,11 @@ public final class BaselineTrainer {
                 guard FileManager.default.fileExists(atPath: path) else { break }
                 let file = try GSLRFile.open(path)
                 guard case .object(let rec)? = file.header.metadata[Self.metadataKey],
-                      want.allSatisfy({ rec[$0.key] == $0.value }) else {
-                    throw TrainerError.badState(path: path, problem: "it was not written by this run (other method, settings, options or starting model); use another -o or the same options")
+                    want.allSatisfy({ rec[$0.key] == $0.value })
+                else {
+                    throw TrainerError.badState(
+                        path: path,
+                        problem: "it was not written by this run (other method, settings, options or starting model); use another -o or the same options")
                 }
                 let decoded: TaskReport?
                 if let task = rec["task"] { decoded = try? task.decode(TaskReport.self) } else { decoded = nil }
@@ -85,7 +94,9 @@ public final class BaselineTrainer {
                 firstTask = t + 1
             }
             if settings.method.isSCRUB && firstTask > 0 && firstTask < o.tasks {
-                throw TrainerError.badState(path: outputPath(task: firstTask - 1), problem: "SCRUB's averaged model lives only in memory, so a SCRUB run resumes only from its first task; run it again into a new -o folder")
+                throw TrainerError.badState(
+                    path: outputPath(task: firstTask - 1),
+                    problem: "SCRUB's averaged model lives only in memory, so a SCRUB run resumes only from its first task; run it again into a new -o folder")
             }
         }
         var step: BaselineStep?
@@ -94,9 +105,10 @@ public final class BaselineTrainer {
             reports.append(report)
             onEvent?(.taskFinished(report))
         }
-        return TrainReport(backbone: backbone.path, backboneFingerprint: backbone.weights.fingerprint, output: outputDirectory,
-                           classOrder: order, criterion: o.marginEval ? "margin" : "cosine", resumed: resume, tasks: reports,
-                           seconds: Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9)
+        return TrainReport(
+            backbone: backbone.path, backboneFingerprint: backbone.weights.fingerprint, output: outputDirectory,
+            classOrder: order, criterion: o.marginEval ? "margin" : "cosine", resumed: resume, tasks: reports,
+            seconds: Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9)
     }
 
     private func runTask(_ t: Int, order: [Int], model current: inout ViT, fingerprint: inout String, step: inout BaselineStep?) throws -> TaskReport {
@@ -190,12 +202,13 @@ public final class BaselineTrainer {
             // ce_f / ce_r: the forget-side and retain-side terms (both the joint CE for the joint methods).
             let forgetTerm = phase == .remain ? 0 : terms["CE"] ?? terms["kd_forget"] ?? 0
             let retainTerm = phase == .forget ? 0 : terms["remain"] ?? terms["DER"] ?? terms["FDR"] ?? terms["CE"] ?? 0
-            var report = StepReport(task: t + 1, epoch: epoch, epochs: epochs, step: taskStep, steps: totalSteps, lr: lr,
-                                      ceRetain: retainTerm, ceForget: forgetTerm,
-                                      boundedForget: 0, structure: nil, klForget: nil, prototypeTerm: 0,
-                                      total: terms["total"] ?? terms["total_forget"] ?? terms["total_remain"] ?? 0, accRetain: acc("retain"), accForget: acc("forget"),
-                                      imagesPerSecond: Double(images) / (Double(now - s0) / 1e9),
-                                      eta: pace * Double(totalSteps - taskStep + (o.tasks - t - 1) * totalSteps), seconds: Double(now - s0) / 1e9)
+            var report = StepReport(
+                task: t + 1, epoch: epoch, epochs: epochs, step: taskStep, steps: totalSteps, lr: lr,
+                ceRetain: retainTerm, ceForget: forgetTerm,
+                boundedForget: 0, structure: nil, klForget: nil, prototypeTerm: 0,
+                total: terms["total"] ?? terms["total_forget"] ?? terms["total_remain"] ?? 0, accRetain: acc("retain"), accForget: acc("forget"),
+                imagesPerSecond: Double(images) / (Double(now - s0) / 1e9),
+                eta: pace * Double(totalSteps - taskStep + (o.tasks - t - 1) * totalSteps), seconds: Double(now - s0) / 1e9)
             report.terms = terms
             onEvent?(.step(report))
             if o.evalEvery > 0 && taskStep % o.evalEvery == 0 {
@@ -231,15 +244,18 @@ public final class BaselineTrainer {
                 for b in forgetLoader.pass() {
                     let r = nextRetain()
                     let next = method == .derpp ? nextRetain() : nil
-                    try run(BaselineInput(forget: batch(b, rewrite: true), retain: batch(r, rewrite: false),
-                                          next: next.map { batch($0, rewrite: false) }), phase: nil, lr: lr, epoch: e)
+                    try run(
+                        BaselineInput(
+                            forget: batch(b, rewrite: true), retain: batch(r, rewrite: false),
+                            next: next.map { batch($0, rewrite: false) }), phase: nil, lr: lr, epoch: e)
                 }
             }
         }
 
         current = student.model
-        let counts = try TaskEvaluation.counts(current, test: data.test, classes: classes.retain + classes.forget + classes.old + classes.missing,
-                                               margin: options.marginEval, batch: options.evalBatch, communicator: communicator)
+        let counts = try TaskEvaluation.counts(
+            current, test: data.test, classes: classes.retain + classes.forget + classes.old + classes.missing,
+            margin: options.marginEval, batch: options.evalBatch, communicator: communicator)
         lastCounts = counts
         let after = TaskEvaluation.metrics(counts, classes)
         let h = Trainer.h(before, after)
@@ -253,10 +269,11 @@ public final class BaselineTrainer {
             for j in 0..<v.count where v.pointer[j] != a[j] { changed += 1 }
         }
         let path = outputPath(task: t)
-        var report = TaskReport(index: t + 1, forget: classes.forget, retain: classes.retain, old: classes.old, missing: classes.missing,
-                                forgetSamples: forgetSet.count, retainSamples: retainSet.count, steps: totalSteps, adapter: path,
-                                adapterFingerprint: "", baseFingerprint: fingerprint, before: before, after: after, h: h, ema: nil,
-                                groupNorms: [], prunedGroups: 0, seconds: Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9)
+        var report = TaskReport(
+            index: t + 1, forget: classes.forget, retain: classes.retain, old: classes.old, missing: classes.missing,
+            forgetSamples: forgetSet.count, retainSamples: retainSet.count, steps: totalSteps, adapter: path,
+            adapterFingerprint: "", baseFingerprint: fingerprint, before: before, after: after, h: h, ema: nil,
+            groupNorms: [], prunedGroups: 0, seconds: Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9)
         report.parametersChanged = changed
         var rec = try lineage
         rec["task"] = try JSONValue.from(report)
@@ -272,8 +289,9 @@ public final class BaselineTrainer {
     }
 
     func evaluate(_ model: ViT, _ classes: TaskClasses) throws -> TaskMetrics {
-        try TaskEvaluation.evaluate(model, test: data.test, classes: classes, margin: options.marginEval, batch: options.evalBatch,
-                                    communicator: communicator)
+        try TaskEvaluation.evaluate(
+            model, test: data.test, classes: classes, margin: options.marginEval, batch: options.evalBatch,
+            communicator: communicator)
     }
 
     /// The model task j started from: the backbone, or task j's predecessor file.
@@ -305,8 +323,10 @@ public final class BaselineTrainer {
             data.train.gather(samples[a..<min(a + options.batchSize, samples.count)], into: &images, labels: &labels)
             return (images, labels)
         }
-        let omega = settings.method == .ewc ? try ImportanceEstimate.fisher(m, batches: batches, communicator: communicator)
-                                            : try ImportanceEstimate.mas(m, batches: batches, communicator: communicator)
+        let omega =
+            settings.method == .ewc
+            ? try ImportanceEstimate.fisher(m, batches: batches, communicator: communicator)
+            : try ImportanceEstimate.mas(m, batches: batches, communicator: communicator)
         return .init(anchor: anchor, importance: omega)
     }
 }

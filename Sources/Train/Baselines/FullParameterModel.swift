@@ -27,11 +27,13 @@ public final class FullParameterModel {
 
     public init(model: ViT, trainable: (String) -> Bool) throws {
         guard model.adapters.isEmpty else {
-            throw TrainerError.badOption(option: "--method", problem: "the all-parameter methods train the backbone itself; start from a model without adapters")
+            throw TrainerError.badOption(
+                option: "--method", problem: "the all-parameter methods train the backbone itself; start from a model without adapters")
         }
         let c = model.config
         guard c.head.kind != .linear else {
-            throw TrainerError.badOption(option: "--method", problem: "the baselines need a CosFace/ArcFace head (the face model's); this model has a linear head")
+            throw TrainerError.badOption(
+                option: "--method", problem: "the baselines need a CosFace/ArcFace head (the face model's); this model has a linear head")
         }
         self.model = model
         head = try ClassifierHead(c.head, classes: c.numClasses, dim: c.width)
@@ -63,8 +65,10 @@ public final class FullParameterModel {
     /// Adds the gradients of a loss with ∂loss/∂logits `gradLogits` and ∂loss/∂embeddings `gradEmbeddings` (either may
     /// be nil) for `pass`, which must be the last forward call of this model. `stream` injects ∂loss/∂(residual
     /// stream entering block `stream.block`) (LIRF's attention-transfer term).
-    public func backward(_ pass: Pass, gradLogits: [Float]?, gradEmbeddings: [Float]? = nil,
-                         stream: (block: Int, gradient: [Float])? = nil) throws {
+    public func backward(
+        _ pass: Pass, gradLogits: [Float]?, gradEmbeddings: [Float]? = nil,
+        stream: (block: Int, gradient: [Float])? = nil
+    ) throws {
         var gE = gradEmbeddings ?? [Float](repeating: 0, count: pass.embeddings.count)
         guard gE.count == pass.embeddings.count else { throw TrainError.invalidShape("embedding gradient \(gE.count) for \(pass.embeddings.count) values") }
         if let gradLogits {

@@ -55,26 +55,36 @@ public struct ParameterPenalty: Sendable {
 /// data-parallel run gives each rank a contiguous share of the batches (whole) and sums the estimates over the ranks.
 public enum ImportanceEstimate {
     /// EWC's empirical Fisher: Ω = (1/N_batches) Σ_b n_b·g_b², g_b = ∇ of the batch-mean CE on the margin logits.
-    public static func fisher(_ m: FullParameterModel, batches: [(images: [Float], labels: [Int])],
-                              communicator: Communicator = SingleProcess()) throws -> [[Float]?] {
+    public static func fisher(
+        _ m: FullParameterModel, batches: [(images: [Float], labels: [Int])],
+        communicator: Communicator = SingleProcess()
+    ) throws -> [[Float]?] {
         try estimate(m, batches, communicator) { pass, labels in
             let ce = try CrossEntropy.mean(logits: pass.logits, labels: labels, classes: m.head.classes)
             return ce.gradLogits
-        } accumulate: { g, n, count in Float(n) * g * g / Float(count) }
+        } accumulate: { g, n, count in
+            Float(n) * g * g / Float(count)
+        }
     }
 
     /// MAS: Ω = (1/N_batches) Σ_b |∇ mean_{i,k} z_ik²| on the margin logits (scale included).
-    public static func mas(_ m: FullParameterModel, batches: [(images: [Float], labels: [Int])],
-                           communicator: Communicator = SingleProcess()) throws -> [[Float]?] {
+    public static func mas(
+        _ m: FullParameterModel, batches: [(images: [Float], labels: [Int])],
+        communicator: Communicator = SingleProcess()
+    ) throws -> [[Float]?] {
         try estimate(m, batches, communicator) { pass, _ in
             let n = Float(pass.logits.count)
             return pass.logits.map { 2 * $0 / n }
-        } accumulate: { g, _, count in abs(g) / Float(count) }
+        } accumulate: { g, _, count in
+            abs(g) / Float(count)
+        }
     }
 
-    private static func estimate(_ m: FullParameterModel, _ batches: [(images: [Float], labels: [Int])], _ communicator: Communicator,
-                                 gradLogits: (FullParameterModel.Pass, [Int]) throws -> [Float],
-                                 accumulate: (Float, Int, Int) -> Float) throws -> [[Float]?] {
+    private static func estimate(
+        _ m: FullParameterModel, _ batches: [(images: [Float], labels: [Int])], _ communicator: Communicator,
+        gradLogits: (FullParameterModel.Pass, [Int]) throws -> [Float],
+        accumulate: (Float, Int, Int) -> Float
+    ) throws -> [[Float]?] {
         guard !batches.isEmpty else { throw TrainError.emptySet("importance estimate over no batches") }
         var omega: [[Float]?] = m.values.indices.map { m.trainable[$0] ? [Float](repeating: 0, count: m.values[$0].count) : nil }
         for b in batches[communicator.shard(batches.count)] {

@@ -28,9 +28,11 @@ public struct ComparisonOptions: Codable, Equatable, Sendable {
         public var title: String {
             switch self {
             case let .baseline(m):
-                let names: [BaselineMethod: String] = [.finetune: "Finetune", .retrain: "Retrain", .l2: "L2", .ewc: "EWC", .mas: "MAS",
-                                                       .lwf: "LwF", .der: "DER", .derpp: "DER++", .fdr: "FDR", .scrub: "SCRUB",
-                                                       .scrubS: "SCRUB-S", .lirf: "LIRF"]
+                let names: [BaselineMethod: String] = [
+                    .finetune: "Finetune", .retrain: "Retrain", .l2: "L2", .ewc: "EWC", .mas: "MAS",
+                    .lwf: "LwF", .der: "DER", .derpp: "DER++", .fdr: "FDR", .scrub: "SCRUB",
+                    .scrubS: "SCRUB-S", .lirf: "LIRF"
+                ]
                 return names[m] ?? m.rawValue
             case .gslora: return "GS-LoRA"
             case .gsloraPlus: return "GS-LoRA++"

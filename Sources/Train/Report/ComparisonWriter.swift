@@ -44,20 +44,23 @@ public enum ComparisonWriter {
     static func hSVG(_ r: ComparisonReport, _ s: ComparisonOptions.Setting) -> String {
         let rows = r.rows.filter { $0.setting == s }
         let n = rows.map(\.tasks.count).max() ?? 0
-        return ReportPlots.lineChart(title: "H after each task, \(label(s, r))", xLabels: (1...max(n, 1)).map { "task \($0)" },
-                                     xTitle: "task (2 more classes forgotten each)", yTitle: "H (%)",
-                                     series: rows.map { row in
-                                         .init(name: row.title, color: color(row.method, r), values: row.tasks.map(\.h),
-                                               dashed: !row.method.hasPrefix("gslora"))
-                                     })
+        return ReportPlots.lineChart(
+            title: "H after each task, \(label(s, r))", xLabels: (1...max(n, 1)).map { "task \($0)" },
+            xTitle: "task (2 more classes forgotten each)", yTitle: "H (%)",
+            series: rows.map { row in
+                .init(
+                    name: row.title, color: color(row.method, r), values: row.tasks.map(\.h),
+                    dashed: !row.method.hasPrefix("gslora"))
+            })
     }
 
     static func costSVG(_ r: ComparisonReport, _ s: ComparisonOptions.Setting) -> String {
-        ReportPlots.scatterLogX(title: "Mean H against parameters changed per task, \(label(s, r))",
-                                xTitle: "backbone parameters changed per task (mean, log scale)", yTitle: "mean H (%)",
-                                points: r.rows.filter { $0.setting == s }.compactMap { row in
-                                    row.mean.h.map { .init(name: row.title, color: color(row.method, r), x: row.mean.parametersChanged, y: $0) }
-                                })
+        ReportPlots.scatterLogX(
+            title: "Mean H against parameters changed per task, \(label(s, r))",
+            xTitle: "backbone parameters changed per task (mean, log scale)", yTitle: "mean H (%)",
+            points: r.rows.filter { $0.setting == s }.compactMap { row in
+                row.mean.h.map { .init(name: row.title, color: color(row.method, r), x: row.mean.parametersChanged, y: $0) }
+            })
     }
 
     static func pct(_ x: Double?) -> String { x.map { String(format: "%.2f", $0) } ?? "–" }
@@ -74,28 +77,35 @@ public enum ComparisonWriter {
         var md: [String] = []
         md.append("# Forgetting methods compared on Fashion-MNIST (the paper's main table)")
         md.append("")
-        md.append("Data: `\(r.data)`. Seed \(r.seed). Class order π: " + r.classOrder.map { r.classNames.indices.contains($0) ? r.classNames[$0] : String($0) }.joined(separator: " · ")
-                  + ". Accuracy on the test set by **\(r.criterion)** logits after each task; H = 2·Δ·Acc_r / (Δ + Acc_r) with Δ = Acc_f before − Acc_f after."
-                  + (r.quick ? " **Quick run** (a few hundred images, one epoch): the numbers only show that every method runs." : ""))
+        md.append(
+            "Data: `\(r.data)`. Seed \(r.seed). Class order π: "
+                + r.classOrder.map { r.classNames.indices.contains($0) ? r.classNames[$0] : String($0) }.joined(separator: " · ")
+                + ". Accuracy on the test set by **\(r.criterion)** logits after each task; H = 2·Δ·Acc_r / (Δ + Acc_r) with Δ = Acc_f before − Acc_f after."
+                + (r.quick ? " **Quick run** (a few hundred images, one epoch): the numbers only show that every method runs." : ""))
         md.append("")
         let p = r.pretrain
-        md.append(String(format: "Every method starts from the same pre-trained backbone `%@` (%d parameters, test accuracy %.2f %%).", p.path, p.parameters, p.accuracy))
+        md.append(
+            String(
+                format: "Every method starts from the same pre-trained backbone `%@` (%d parameters, test accuracy %.2f %%).", p.path, p.parameters, p.accuracy)
+        )
         md.append("")
         for s in settings(r) {
             let rows = r.rows.filter { $0.setting == s }
             md.append("## " + (s == .full ? "Full data" : "Few-shot: \(label(s, r))"))
             md.append("")
-            md.append("Means over the tasks. *Changed*: backbone parameters whose value a task changes (GS-LoRA: the merged weights of the groups it keeps); "
-                      + "*bytes*: the file a task writes (GS-LoRA: its adapter; a baseline: the whole backbone).")
+            md.append(
+                "Means over the tasks. *Changed*: backbone parameters whose value a task changes (GS-LoRA: the merged weights of the groups it keeps); "
+                    + "*bytes*: the file a task writes (GS-LoRA: its adapter; a baseline: the whole backbone).")
             md.append("")
             md.append("| method | Acc_r | Acc_f | Acc_o | H | trainable | changed / task | groups kept | bytes / task | wall s | CPU s |")
             md.append("|---|---|---|---|---|---|---|---|---|---|---|")
             for row in rows {
                 let kept = row.tasks.compactMap(\.groupsKept), groups = row.tasks.compactMap(\.groups)
                 let keptText = kept.isEmpty ? "–" : zip(kept, groups).map { "\($0)/\($1)" }.joined(separator: " ")
-                md.append("| \(row.title) | \(pct(row.mean.accRetain)) | \(pct(row.mean.accForget)) | \(pct(row.mean.accOld)) | **\(pct(row.mean.h))** | "
-                          + "\(count(Double(row.trainableParameters))) | \(count(row.mean.parametersChanged)) | \(keptText) | \(count(row.mean.bytes)) | "
-                          + String(format: "%.0f | %.0f", row.seconds, row.cpuSeconds) + (row.cached ? " (cached)" : "") + " |")
+                md.append(
+                    "| \(row.title) | \(pct(row.mean.accRetain)) | \(pct(row.mean.accForget)) | \(pct(row.mean.accOld)) | **\(pct(row.mean.h))** | "
+                        + "\(count(Double(row.trainableParameters))) | \(count(row.mean.parametersChanged)) | \(keptText) | \(count(row.mean.bytes)) | "
+                        + String(format: "%.0f | %.0f", row.seconds, row.cpuSeconds) + (row.cached ? " (cached)" : "") + " |")
             }
             md.append("")
             let n = rows.map(\.tasks.count).max() ?? 0
@@ -105,7 +115,8 @@ public enum ComparisonWriter {
             md.append("|---|" + String(repeating: "---|", count: max(n, 1)) + "---|")
             for row in rows {
                 let cells = (0..<max(n, 1)).map { i in
-                    i < row.tasks.count ? [row.tasks[i].accRetain, row.tasks[i].accForget, row.tasks[i].accOld, row.tasks[i].h].map(pct).joined(separator: " / ") : ""
+                    i < row.tasks.count
+                        ? [row.tasks[i].accRetain, row.tasks[i].accForget, row.tasks[i].accOld, row.tasks[i].h].map(pct).joined(separator: " / ") : ""
                 }
                 md.append("| \(row.title) | " + cells.joined(separator: " | ") + " | \(row.recipe) |")
             }
@@ -115,7 +126,10 @@ public enum ComparisonWriter {
             md.append("![mean H against parameters changed](\(costPlot(s)))")
             md.append("")
         }
-        md.append(String(format: "Time of this invocation: %.0f s wall, %.0f s CPU (rows marked cached ran earlier; their own times are shown).", r.seconds, r.cpuSeconds))
+        md.append(
+            String(
+                format: "Time of this invocation: %.0f s wall, %.0f s CPU (rows marked cached ran earlier; their own times are shown).", r.seconds, r.cpuSeconds
+            ))
         md.append("")
         return md.joined(separator: "\n")
     }

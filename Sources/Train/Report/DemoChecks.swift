@@ -20,15 +20,20 @@ public enum DemoChecks {
             for t in run.tasks {
                 let forgotten = [t.accForget, t.accOld].compactMap { $0 }
                 let worst = forgotten.max() ?? 0
-                out.append(Check(name: "\(run.title) task \(t.task): forgotten classes", requirement: "Acc_f and Acc_o ≤ \(f(forgetCeiling)) %",
-                                 measured: "Acc_f \(pct(t.accForget)), Acc_o \(pct(t.accOld))", passed: worst <= forgetCeiling))
+                out.append(
+                    Check(
+                        name: "\(run.title) task \(t.task): forgotten classes", requirement: "Acc_f and Acc_o ≤ \(f(forgetCeiling)) %",
+                        measured: "Acc_f \(pct(t.accForget)), Acc_o \(pct(t.accOld))", passed: worst <= forgetCeiling))
                 if let a = t.accRetain, let ref = t.accRetainPretrained {
-                    out.append(Check(name: "\(run.title) task \(t.task): retained classes", requirement: "Acc_r ≥ pre-trained − \(f(slack)) points",
-                                     measured: "Acc_r \(f(a)) vs pre-trained \(f(ref)) (\(String(format: "%+.2f", a - ref)))", passed: a >= ref - slack))
+                    out.append(
+                        Check(
+                            name: "\(run.title) task \(t.task): retained classes", requirement: "Acc_r ≥ pre-trained − \(f(slack)) points",
+                            measured: "Acc_r \(f(a)) vs pre-trained \(f(ref)) (\(String(format: "%+.2f", a - ref)))", passed: a >= ref - slack))
                 }
             }
         }
-        out.append(Check(name: "whole job", requirement: "≤ \(Int(timeLimit)) s", measured: String(format: "%.0f s", r.seconds), passed: r.seconds <= timeLimit))
+        out.append(
+            Check(name: "whole job", requirement: "≤ \(Int(timeLimit)) s", measured: String(format: "%.0f s", r.seconds), passed: r.seconds <= timeLimit))
         return out
     }
 

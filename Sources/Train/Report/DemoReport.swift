@@ -20,8 +20,10 @@ public struct DemoReport: Codable, Sendable {
     /// The acceptance checks, evaluated on these numbers.
     public var checks: [Check]
 
-    public init(data: String, classNames: [String], seed: UInt64, classOrder: [Int], criterion: String, quick: Bool,
-                pretrain: PretrainSummary, runs: [RunSummary], stages: [StageTiming], seconds: Double, checks: [Check]) {
+    public init(
+        data: String, classNames: [String], seed: UInt64, classOrder: [Int], criterion: String, quick: Bool,
+        pretrain: PretrainSummary, runs: [RunSummary], stages: [StageTiming], seconds: Double, checks: [Check]
+    ) {
         self.data = data
         self.classNames = classNames
         self.seed = seed
@@ -59,8 +61,10 @@ public struct PretrainSummary: Codable, Sendable {
     public var epochs: [PretrainEpoch]
     public var seconds: Double
 
-    public init(path: String, fingerprint: String, cached: Bool, options: PretrainOptions, parameters: Int, trainImages: Int,
-                accuracy: Double, accuracyMargin: Double, perClass: [Double?], epochs: [PretrainEpoch], seconds: Double) {
+    public init(
+        path: String, fingerprint: String, cached: Bool, options: PretrainOptions, parameters: Int, trainImages: Int,
+        accuracy: Double, accuracyMargin: Double, perClass: [Double?], epochs: [PretrainEpoch], seconds: Double
+    ) {
         self.path = path
         self.fingerprint = fingerprint
         self.cached = cached
@@ -93,8 +97,10 @@ public struct RunSummary: Codable, Sendable {
     public var exports: [ExportSummary]
     public var seconds: Double
 
-    public init(name: String, title: String, options: TrainOptions, folder: String, tasks: [TaskRow], merged: MergedSummary,
-                exports: [ExportSummary], seconds: Double) {
+    public init(
+        name: String, title: String, options: TrainOptions, folder: String, tasks: [TaskRow], merged: MergedSummary,
+        exports: [ExportSummary], seconds: Double
+    ) {
         self.name = name
         self.title = title
         self.options = options
@@ -132,9 +138,11 @@ public struct TaskRow: Codable, Sendable {
     public var steps: Int
     public var seconds: Double
 
-    public init(task: Int, forget: [Int], retain: [Int], old: [Int], accRetain: Double?, accForget: Double?, accOld: Double?, h: Double?,
-                accForgetBefore: Double?, accRetainPretrained: Double?, trainableParameters: Int, backboneParameters: Int,
-                groups: [GroupRow], adapter: String, adapterBytes: Int, trainImages: Int, steps: Int, seconds: Double) {
+    public init(
+        task: Int, forget: [Int], retain: [Int], old: [Int], accRetain: Double?, accForget: Double?, accOld: Double?, h: Double?,
+        accForgetBefore: Double?, accRetainPretrained: Double?, trainableParameters: Int, backboneParameters: Int,
+        groups: [GroupRow], adapter: String, adapterBytes: Int, trainImages: Int, steps: Int, seconds: Double
+    ) {
         self.task = task
         self.forget = forget
         self.retain = retain

@@ -1,7 +1,7 @@
 import Apply
 import Dispatch
-import Foundation
 import Format
+import Foundation
 
 /// Writes a merged backbone in a foreign format (`.pth`, `.safetensors`); the command passes Convert's
 /// `Converter.convert`, the same path as gslora-convert (Train does not depend on Convert).
@@ -44,10 +44,11 @@ public final class ForgettingDemo {
     public var outputFiles: [String] {
         var runs = [(Self.runName, options.forgetting)]
         if options.plus { runs.append((Self.plusRunName, options.forgettingPlus)) }
-        return ["report.json", "report.md"].map { reportFolder + "/" + $0 } + runs.flatMap { name, o in
-            (["state.gslr"] + (0..<max(o.tasks, 1)).map { "task-\($0 + 1).gslr" } + ["merged.gslr", "merged.pth", "merged.safetensors"])
-                .map { options.output + "/" + name + "/" + $0 }
-        }
+        return ["report.json", "report.md"].map { reportFolder + "/" + $0 }
+            + runs.flatMap { name, o in
+                (["state.gslr"] + (0..<max(o.tasks, 1)).map { "task-\($0 + 1).gslr" } + ["merged.gslr", "merged.pth", "merged.safetensors"])
+                    .map { options.output + "/" + name + "/" + $0 }
+            }
     }
 
     public init(options: DemoOptions, exporter: @escaping DemoExporter) {
@@ -62,17 +63,22 @@ public final class ForgettingDemo {
         let (data, backbone, summary, reference) = try prepare(validating: [options.forgetting] + (options.plus ? [options.forgettingPlus] : []))
 
         var runs: [RunSummary] = []
-        runs.append(try forgettingRun(name: Self.runName, title: "GS-LoRA", options: options.forgetting, backbone: backbone, data: data,
-                                      reference: reference))
+        runs.append(
+            try forgettingRun(
+                name: Self.runName, title: "GS-LoRA", options: options.forgetting, backbone: backbone, data: data,
+                reference: reference))
         if options.plus {
             let shots = options.forgettingPlus.shots.map { "\($0)-shot" } ?? "full data"
-            runs.append(try forgettingRun(name: Self.plusRunName, title: "GS-LoRA++ (\(shots))", options: options.forgettingPlus,
-                                          backbone: backbone, data: data, reference: reference))
+            runs.append(
+                try forgettingRun(
+                    name: Self.plusRunName, title: "GS-LoRA++ (\(shots))", options: options.forgettingPlus,
+                    backbone: backbone, data: data, reference: reference))
         }
         let order = try ClassOrder.make(classes: backbone.config.numClasses, seed: options.forgetting.seed)
-        var report = DemoReport(data: data.source, classNames: data.train.classNames, seed: options.seed, classOrder: order,
-                                criterion: options.forgetting.marginEval ? "margin" : "cosine", quick: options.quick, pretrain: summary,
-                                runs: runs, stages: [], seconds: 0, checks: [])
+        var report = DemoReport(
+            data: data.source, classNames: data.train.classNames, seed: options.seed, classOrder: order,
+            criterion: options.forgetting.marginEval ? "margin" : "cosine", quick: options.quick, pretrain: summary,
+            runs: runs, stages: [], seconds: 0, checks: [])
         try timed("write report") {
             report.stages = stages
             report.seconds = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
@@ -148,9 +154,13 @@ public final class ForgettingDemo {
     func preparedBackbone(_ data: TrainData) throws -> (TrainBackbone, PretrainSummary) {
         if let path = options.backbone {
             let b = try timed("open backbone") { try openBackbone(path, data: data) }
-            return (b, PretrainSummary(path: path, fingerprint: b.weights.fingerprint, cached: true, options: options.pretrain,
-                                       parameters: parameterCount(b), trainImages: data.train.count, accuracy: 0, accuracyMargin: 0,
-                                       perClass: [], epochs: [], seconds: 0))
+            return (
+                b,
+                PretrainSummary(
+                    path: path, fingerprint: b.weights.fingerprint, cached: true, options: options.pretrain,
+                    parameters: parameterCount(b), trainImages: data.train.count, accuracy: 0, accuracyMargin: 0,
+                    perClass: [], epochs: [], seconds: 0)
+            )
         }
         let key = try cacheKey(data)
         let path = pretrainedPath
@@ -164,9 +174,13 @@ public final class ForgettingDemo {
                 let b = try openBackbone(path, data: data)
                 onEvent?(.note("pre-trained backbone from the cache: \(path)"))
                 stages.append(StageTiming(stage: "pre-train (cached)", seconds: 0))
-                return (b, PretrainSummary(path: path, fingerprint: b.weights.fingerprint, cached: true, options: options.pretrain,
-                                           parameters: parameterCount(b), trainImages: data.train.count, accuracy: 0, accuracyMargin: 0,
-                                           perClass: [], epochs: [], seconds: 0))
+                return (
+                    b,
+                    PretrainSummary(
+                        path: path, fingerprint: b.weights.fingerprint, cached: true, options: options.pretrain,
+                        parameters: parameterCount(b), trainImages: data.train.count, accuracy: 0, accuracyMargin: 0,
+                        perClass: [], epochs: [], seconds: 0)
+                )
             }
             onEvent?(.note("\(path) was pre-trained with other settings; training it again"))
         }
@@ -184,40 +198,54 @@ public final class ForgettingDemo {
             return r
         }
         let b = try openBackbone(path, data: data)
-        return (b, PretrainSummary(path: path, fingerprint: b.weights.fingerprint, cached: false, options: options.pretrain,
-                                   parameters: parameterCount(b), trainImages: data.train.count, accuracy: 0, accuracyMargin: 0,
-                                   perClass: [], epochs: result.epochs, seconds: result.seconds))
+        return (
+            b,
+            PretrainSummary(
+                path: path, fingerprint: b.weights.fingerprint, cached: false, options: options.pretrain,
+                parameters: parameterCount(b), trainImages: data.train.count, accuracy: 0, accuracyMargin: 0,
+                perClass: [], epochs: result.epochs, seconds: result.seconds)
+        )
     }
 
     /// What the cached backbone must have been made from: the pre-training options and the training data.
     func cacheKey(_ data: TrainData) throws -> JSONValue {
-        .object(["options": try JSONValue.from(options.pretrain), "data": .string(data.source),
-                 "train_images": .int(data.train.count), "classes": .array(data.train.classNames.map { .string($0) })])
+        .object([
+            "options": try JSONValue.from(options.pretrain), "data": .string(data.source),
+            "train_images": .int(data.train.count), "classes": .array(data.train.classNames.map { .string($0) })
+        ])
     }
 
     func checkFamily(_ file: GSLRFile, path: String, cached: Bool) throws {
-        let fix = cached ? "delete it (or choose another --out) so the demo can pre-train its own" : "give a face_vit backbone .gslr (gslora-train pretrain makes one)"
+        let fix =
+            cached
+            ? "delete it (or choose another --out) so the demo can pre-train its own" : "give a face_vit backbone .gslr (gslora-train pretrain makes one)"
         guard file.kind == .backbone, let c = file.header.model else {
             throw DemoError.wrongModel(path: path, problem: "it is a .gslr of kind \(file.kind.rawValue), not a backbone; \(fix)")
         }
         guard c.family == .faceViT else {
-            throw DemoError.wrongModel(path: path, problem: "it is a \(c.family.rawValue) checkpoint, but the demo forgets on a face_vit model "
-                                       + "(CosFace head, 1×28×28 input); \(fix)")
+            throw DemoError.wrongModel(
+                path: path,
+                problem: "it is a \(c.family.rawValue) checkpoint, but the demo forgets on a face_vit model "
+                    + "(CosFace head, 1×28×28 input); \(fix)")
         }
     }
 
     func openBackbone(_ path: String, data: TrainData) throws -> TrainBackbone {
         let file: GSLRFile
         do { file = try GSLRFile.open(path) } catch {
-            throw DemoError.wrongModel(path: path, problem: "cannot open it as a backbone .gslr (\(error)); convert other checkpoints with gslora-convert first")
+            throw DemoError.wrongModel(
+                path: path, problem: "cannot open it as a backbone .gslr (\(error)); convert other checkpoints with gslora-convert first")
         }
         try checkFamily(file, path: path, cached: options.backbone == nil)
         let b = try TrainBackbone.open(path)
         let c = b.config
         guard c.channels == data.train.channels, c.imageSize == data.train.height, c.imageSize == data.train.width,
-              c.numClasses == data.train.classNames.count else {
-            throw DemoError.wrongModel(path: path, problem: "it takes \(c.channels)×\(c.imageSize)×\(c.imageSize) images into \(c.numClasses) classes, "
-                                       + "Fashion-MNIST has \(data.train.channels)×\(data.train.height)×\(data.train.width) images in \(data.train.classNames.count) classes")
+            c.numClasses == data.train.classNames.count
+        else {
+            throw DemoError.wrongModel(
+                path: path,
+                problem: "it takes \(c.channels)×\(c.imageSize)×\(c.imageSize) images into \(c.numClasses) classes, "
+                    + "Fashion-MNIST has \(data.train.channels)×\(data.train.height)×\(data.train.width) images in \(data.train.classNames.count) classes")
         }
         return b
     }
@@ -232,7 +260,9 @@ public final class ForgettingDemo {
     // MARK: evaluation (gslora-eval's path)
 
     /// Per-class test accuracy of a backbone file (plus adapters already merged into it), plain cosine and margin.
-    func evaluate(_ b: TrainBackbone, modelPath: String, forget: [Int] = [], retain: [Int]? = nil, old: [Int] = []) throws -> (cosine: ForgettingReport, margin: ForgettingReport) {
+    func evaluate(_ b: TrainBackbone, modelPath: String, forget: [Int] = [], retain: [Int]? = nil, old: [Int] = []) throws -> (
+        cosine: ForgettingReport, margin: ForgettingReport
+    ) {
         let built = try AdaptedModel.build(config: b.config, weights: b.weights, modelTensors: b.modelTensors, adapters: [])
         return try score(built.model, modelPath: modelPath, forget: forget, retain: retain, old: old)
     }
@@ -243,9 +273,10 @@ public final class ForgettingDemo {
             let predictions = try test.withPixels {
                 try BatchedForward.predict(model, images: $0, labels: test.labels, margin: margin, batchSize: options.forgetting.evalBatch)
             }
-            return try ForgettingScore.report(predictions: predictions, labels: test.labels, classNames: test.classNames, forget: forget,
-                                              retain: retain, old: old, before: nil, beforePath: nil, criterion: margin ? "margin" : "cosine",
-                                              model: modelPath, adapters: [], merged: true, data: options.data)
+            return try ForgettingScore.report(
+                predictions: predictions, labels: test.labels, classNames: test.classNames, forget: forget,
+                retain: retain, old: old, before: nil, beforePath: nil, criterion: margin ? "margin" : "cosine",
+                model: modelPath, adapters: [], merged: true, data: options.data)
         }
         return (try report(false), try report(true))
     }
@@ -258,8 +289,10 @@ public final class ForgettingDemo {
 
     // MARK: one forgetting run
 
-    func forgettingRun(name: String, title: String, options o: TrainOptions, backbone: TrainBackbone, data: TrainData,
-                       reference: ForgettingReport) throws -> RunSummary {
+    func forgettingRun(
+        name: String, title: String, options o: TrainOptions, backbone: TrainBackbone, data: TrainData,
+        reference: ForgettingReport
+    ) throws -> RunSummary {
         let folder = options.output + "/" + name
         let r0 = DispatchTime.now().uptimeNanoseconds
         let result = try timed("\(name): forget \(o.tasks) tasks (prune below \(o.pruneThreshold.map { String($0) } ?? "–"))") { () throws -> TrainReport in
@@ -274,11 +307,13 @@ public final class ForgettingDemo {
         for t in result.tasks {
             let file = try AdapterFile.open(t.adapter)
             let groups = file.info.groups.map { GroupRow(name: $0.name, norm: $0.norm, kept: $0.state == .kept) }
-            rows.append(TaskRow(task: t.index, forget: t.forget, retain: t.retain, old: t.old, accRetain: t.after.accRetain,
-                                accForget: t.after.accForget, accOld: t.after.accOld, h: t.h, accForgetBefore: t.before.accForget,
-                                accRetainPretrained: reference.accuracy(over: t.retain), trainableParameters: trainable,
-                                backboneParameters: backboneParameters, groups: groups, adapter: t.adapter, adapterBytes: file.fileSize,
-                                trainImages: t.forgetSamples + t.retainSamples, steps: t.steps, seconds: t.seconds))
+            rows.append(
+                TaskRow(
+                    task: t.index, forget: t.forget, retain: t.retain, old: t.old, accRetain: t.after.accRetain,
+                    accForget: t.after.accForget, accOld: t.after.accOld, h: t.h, accForgetBefore: t.before.accForget,
+                    accRetainPretrained: reference.accuracy(over: t.retain), trainableParameters: trainable,
+                    backboneParameters: backboneParameters, groups: groups, adapter: t.adapter, adapterBytes: file.fileSize,
+                    trainImages: t.forgetSamples + t.retainSamples, steps: t.steps, seconds: t.seconds))
         }
         guard let last = result.tasks.last else { throw DemoError.failed(stage: name, problem: "the trainer ran no task") }
 
@@ -294,12 +329,14 @@ public final class ForgettingDemo {
             let s = try evaluate(m, modelPath: mergedPath, forget: last.forget, retain: last.retain, old: last.old)
             return o.marginEval ? s.margin : s.cosine
         }
-        let merged = MergedSummary(path: mergedPath, fingerprint: merge.outputFingerprint, bytes: merge.bytes, accRetain: scores.accRetain,
-                                   accForget: scores.accForget, accOld: scores.accOld)
+        let merged = MergedSummary(
+            path: mergedPath, fingerprint: merge.outputFingerprint, bytes: merge.bytes, accRetain: scores.accRetain,
+            accForget: scores.accForget, accOld: scores.accOld)
         let exports = try timed("\(name): export") {
             try ["pth", "safetensors"].map { try exporter(mergedPath, folder + "/merged." + $0) }
         }
-        return RunSummary(name: name, title: title, options: o, folder: folder, tasks: rows, merged: merged, exports: exports,
-                          seconds: Double(DispatchTime.now().uptimeNanoseconds - r0) / 1e9)
+        return RunSummary(
+            name: name, title: title, options: o, folder: folder, tasks: rows, merged: merged, exports: exports,
+            seconds: Double(DispatchTime.now().uptimeNanoseconds - r0) / 1e9)
     }
 }

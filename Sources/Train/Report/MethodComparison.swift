@@ -1,7 +1,7 @@
 import Apply
 import Dispatch
-import Foundation
 import Format
+import Foundation
 
 /// The paper's main table on the demo's protocol (`gslora-demo --compare`): every method of `ComparisonOptions`, one
 /// after another, on the demo's pre-trained backbone (shared with the demo's cache), in each data setting. GS-LoRA rows
@@ -33,9 +33,10 @@ public final class MethodComparison {
         let recipes = options.settings.flatMap { s in options.methods(s).map { recipe(s, $0) } }
         let (data, backbone, pretrain, _) = try demo.prepare(validating: recipes)
         let order = try ClassOrder.make(classes: backbone.config.numClasses, seed: demo.options.forgetting.seed)
-        var report = ComparisonReport(data: data.source, classNames: data.train.classNames, seed: demo.options.seed, classOrder: order,
-                                      criterion: demo.options.forgetting.marginEval ? "margin" : "cosine", quick: demo.options.quick,
-                                      options: options, shots: demo.options.forgettingPlus.shots, pretrain: pretrain, rows: [], seconds: 0, cpuSeconds: 0)
+        var report = ComparisonReport(
+            data: data.source, classNames: data.train.classNames, seed: demo.options.seed, classOrder: order,
+            criterion: demo.options.forgetting.marginEval ? "margin" : "cosine", quick: demo.options.quick,
+            options: options, shots: demo.options.forgettingPlus.shots, pretrain: pretrain, rows: [], seconds: 0, cpuSeconds: 0)
         let all = options.settings.flatMap { s in options.methods(s).map { (s, $0) } }
         for (i, (setting, method)) in all.enumerated() {
             events?(.stage("compare \(i + 1)/\(all.count): \(method.title), \(setting.rawValue)"))
@@ -84,17 +85,23 @@ public final class MethodComparison {
     }
 
     /// What a cached result must have been made with.
-    func cacheKey(_ setting: ComparisonOptions.Setting, _ method: ComparisonOptions.Method, _ o: TrainOptions, backbone: TrainBackbone,
-                  data: TrainData) throws -> JSONValue {
-        var key: [String: JSONValue] = ["setting": .string(setting.rawValue), "method": .string(method.id), "options": try JSONValue.from(o),
-                                        "backbone": .string(backbone.weights.fingerprint), "data": .string(data.source),
-                                        "train_images": .int(data.train.count), "test_images": .int(data.test.count)]
+    func cacheKey(
+        _ setting: ComparisonOptions.Setting, _ method: ComparisonOptions.Method, _ o: TrainOptions, backbone: TrainBackbone,
+        data: TrainData
+    ) throws -> JSONValue {
+        var key: [String: JSONValue] = [
+            "setting": .string(setting.rawValue), "method": .string(method.id), "options": try JSONValue.from(o),
+            "backbone": .string(backbone.weights.fingerprint), "data": .string(data.source),
+            "train_images": .int(data.train.count), "test_images": .int(data.test.count)
+        ]
         if case let .baseline(m) = method { key["baseline"] = try JSONValue.from(baselineSettings(m, setting)) }
         return .object(key)
     }
 
-    private func row(_ setting: ComparisonOptions.Setting, _ method: ComparisonOptions.Method, backbone: TrainBackbone,
-                     data: TrainData) throws -> ComparisonRow {
+    private func row(
+        _ setting: ComparisonOptions.Setting, _ method: ComparisonOptions.Method, backbone: TrainBackbone,
+        data: TrainData
+    ) throws -> ComparisonRow {
         let o = recipe(setting, method)
         let runFolder = runFolder(setting, method), resultPath = runFolder + "/result.json"
         let key = try cacheKey(setting, method, o, backbone: backbone, data: data)
@@ -103,10 +110,12 @@ public final class MethodComparison {
         } else if FileManager.default.fileExists(atPath: resultPath) {
             let cached: CachedComparisonRow
             do { cached = try JSONDecoder().decode(CachedComparisonRow.self, from: Data(contentsOf: URL(fileURLWithPath: resultPath))) } catch {
-                throw DemoError.failed(stage: "compare", problem: "\(resultPath) cannot be read (\(error)); delete it, or pass --force to run every method again")
+                throw DemoError.failed(
+                    stage: "compare", problem: "\(resultPath) cannot be read (\(error)); delete it, or pass --force to run every method again")
             }
             guard cached.key == key else {
-                throw DemoError.failed(stage: "compare", problem: "\(resultPath) was made with other settings; pass --force to run every method again, or choose another -o")
+                throw DemoError.failed(
+                    stage: "compare", problem: "\(resultPath) was made with other settings; pass --force to run every method again, or choose another -o")
             }
             events?(.note("\(method.title), \(setting.rawValue): finished earlier, from \(resultPath)"))
             var row = cached.row
@@ -124,13 +133,15 @@ public final class MethodComparison {
             let s = baselineSettings(m, setting)
             trainer = try BaselineTrainer(backbone: backbone, data: data, options: o, settings: s, outputDirectory: runFolder)
             resume = !m.isSCRUB
-            recipeText = (m.isSCRUB ? "\(s.scrubSuperEpochs) super-epochs, batch \(o.batchSize)" : recipeText) + ", lr \(s.lr)"
+            recipeText =
+                (m.isSCRUB ? "\(s.scrubSuperEpochs) super-epochs, batch \(o.batchSize)" : recipeText) + ", lr \(s.lr)"
                 + (s.lambda > 0 ? ", λ \(s.lambda)" : "") + (s.warmupEpochs > 0 ? ", \(s.warmupEpochs) warm-up epochs" : "")
         default:
             let t = try Trainer(backbone: backbone, data: data, options: o, outputDirectory: runFolder)
             trainer = t
             resume = FileManager.default.fileExists(atPath: t.statePath)
-            recipeText += ", lr \(o.lr), rank \(o.rank), α \(o.alpha)" + (o.plus ? ", prototype M \(SVGDocument.num(o.prototypeMargin))" : "")
+            recipeText +=
+                ", lr \(o.lr), rank \(o.rank), α \(o.alpha)" + (o.plus ? ", prototype M \(SVGDocument.num(o.prototypeMargin))" : "")
                 + (o.pruneThreshold.map { ", prune < \($0)" } ?? "")
         }
         trainer.onEvent = { [weak self] in self?.events?(.train(run: run, event: $0)) }
@@ -149,22 +160,27 @@ public final class MethodComparison {
                     default: break
                     }
                 }
-                tasks.append(ComparisonTask(task: t.index, accRetain: t.after.accRetain, accForget: t.after.accForget, accOld: t.after.accOld,
-                                            h: t.h, parametersChanged: t.parametersChanged ?? 0, groupsKept: nil, groups: nil,
-                                            bytes: t.bytes ?? 0, seconds: t.seconds))
+                tasks.append(
+                    ComparisonTask(
+                        task: t.index, accRetain: t.after.accRetain, accForget: t.after.accForget, accOld: t.after.accOld,
+                        h: t.h, parametersChanged: t.parametersChanged ?? 0, groupsKept: nil, groups: nil,
+                        bytes: t.bytes ?? 0, seconds: t.seconds))
             default:
                 let adapter = try AdapterFile.open(t.adapter)
                 trainable = ForgettingDemo.loraParameters(backbone.config, rank: o.rank)
                 let changed = try adapter.pairs().reduce(0) { $0 + $1.outFeatures * $1.inFeatures }
-                tasks.append(ComparisonTask(task: t.index, accRetain: t.after.accRetain, accForget: t.after.accForget, accOld: t.after.accOld,
-                                            h: t.h, parametersChanged: changed, groupsKept: adapter.info.groups.filter { $0.state == .kept }.count,
-                                            groups: adapter.info.groups.count, bytes: adapter.fileSize, seconds: t.seconds))
+                tasks.append(
+                    ComparisonTask(
+                        task: t.index, accRetain: t.after.accRetain, accForget: t.after.accForget, accOld: t.after.accOld,
+                        h: t.h, parametersChanged: changed, groupsKept: adapter.info.groups.filter { $0.state == .kept }.count,
+                        groups: adapter.info.groups.count, bytes: adapter.fileSize, seconds: t.seconds))
             }
         }
-        let row = ComparisonRow(setting: setting, method: method.id, title: method.title, recipe: recipeText, tasks: tasks, mean: ComparisonMean(tasks),
-                                trainableParameters: trainable, backboneParameters: demo.parameterCount(backbone),
-                                seconds: Double(DispatchTime.now().uptimeNanoseconds - s0) / 1e9, cpuSeconds: ForgettingDemo.cpuSeconds() - c0,
-                                folder: runFolder)
+        let row = ComparisonRow(
+            setting: setting, method: method.id, title: method.title, recipe: recipeText, tasks: tasks, mean: ComparisonMean(tasks),
+            trainableParameters: trainable, backboneParameters: demo.parameterCount(backbone),
+            seconds: Double(DispatchTime.now().uptimeNanoseconds - s0) / 1e9, cpuSeconds: ForgettingDemo.cpuSeconds() - c0,
+            folder: runFolder)
         let text = try ReportWriter.json(CachedComparisonRow(key: key, row: row))
         try AtomicFile.write(resultPath) { try $0.write(Array(text.utf8)) }
         return row

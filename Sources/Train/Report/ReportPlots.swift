@@ -32,8 +32,10 @@ public enum ReportPlots {
 
     /// Accuracy (0–100 %) against task, one polyline with markers per series, a dotted line per reference,
     /// gridlines every 10 %, and a legend to the right. Each series is a `<g id="series-…">` group.
-    public static func lineChart(title: String, xLabels: [String], xTitle: String, yTitle: String, series: [Series],
-                                 references: [Reference] = []) -> String {
+    public static func lineChart(
+        title: String, xLabels: [String], xTitle: String, yTitle: String, series: [Series],
+        references: [Reference] = []
+    ) -> String {
         let left = 62.0, top = 44.0, plotW = 440.0, plotH = 300.0, legendW = 250.0
         var svg = SVGDocument(width: Int(left + plotW + 20 + legendW), height: Int(top + plotH + 62))
         svg.text(title, left, 24, size: 15, bold: true)
@@ -148,15 +150,19 @@ public enum ReportPlots {
 
     /// Twenty distinguishable colours (Tableau 20, dark shades first) for charts with many series.
     public static func palette(_ i: Int) -> String {
-        let colors = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf",
-                      "#aec7e8", "#ffbb78", "#98df8a", "#ff9896", "#c5b0d5", "#c49c94", "#f7b6d2", "#c7c7c7", "#dbdb8d", "#9edae5"]
+        let colors = [
+            "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf",
+            "#aec7e8", "#ffbb78", "#98df8a", "#ff9896", "#c5b0d5", "#c49c94", "#f7b6d2", "#c7c7c7", "#dbdb8d", "#9edae5"
+        ]
         return colors[((i % colors.count) + colors.count) % colors.count]
     }
 
     /// A rows × columns grid coloured by value (white → dark blue, 0 → the largest value), each cell labelled with
     /// its value; `struck` cells (pruned groups) are grey and say so. A colour bar on the right gives the scale.
-    public static func heatMap(title: String, rowTitle: String, columnTitle: String, rowLabels: [String], columnLabels: [String],
-                               values: [[Double?]], struck: [[Bool]] = []) -> String {
+    public static func heatMap(
+        title: String, rowTitle: String, columnTitle: String, rowLabels: [String], columnLabels: [String],
+        values: [[Double?]], struck: [[Bool]] = []
+    ) -> String {
         let left = 92.0, top = 52.0, cellW = 92.0, cellH = 34.0
         let cols = columnLabels.count, rows = rowLabels.count
         let gridW = cellW * Double(cols), gridH = cellH * Double(rows)

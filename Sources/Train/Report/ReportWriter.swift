@@ -46,7 +46,7 @@ public enum ReportWriter {
                 .init(name: "Acc_r (retained)", color: "#1f77b4", values: run.tasks.map(\.accRetain)),
                 .init(name: "Acc_f (forgotten now)", color: "#d62728", values: run.tasks.map(\.accForget)),
                 .init(name: "Acc_o (forgotten earlier)", color: "#ff7f0e", values: run.tasks.map(\.accOld)),
-                .init(name: "pre-trained, same retained", color: "#7f7f7f", values: run.tasks.map(\.accRetainPretrained), dashed: true),
+                .init(name: "pre-trained, same retained", color: "#7f7f7f", values: run.tasks.map(\.accRetainPretrained), dashed: true)
             ],
             references: [.init(name: "pre-trained, all classes", value: report.pretrain.accuracy, color: "#2ca02c")])
     }
@@ -56,9 +56,10 @@ public enum ReportWriter {
         let names = run.tasks.first?.groups.map(\.name) ?? []
         let values = names.indices.map { g in run.tasks.map { g < $0.groups.count ? Optional($0.groups[g].norm) : nil } }
         let struck = names.indices.map { g in run.tasks.map { g < $0.groups.count && !$0.groups[g].kept } }
-        return ReportPlots.heatMap(title: "\(run.title): group norm Σ‖T‖_F per block and task", rowTitle: "LoRA group",
-                                   columnTitle: "task", rowLabels: names, columnLabels: run.tasks.map { "task \($0.task)" },
-                                   values: values, struck: struck)
+        return ReportPlots.heatMap(
+            title: "\(run.title): group norm Σ‖T‖_F per block and task", rowTitle: "LoRA group",
+            columnTitle: "task", rowLabels: names, columnLabels: run.tasks.map { "task \($0.task)" },
+            values: values, struck: struck)
     }
 
     static func pct(_ x: Double?) -> String { x.map { String(format: "%.2f", $0) } ?? "–" }
@@ -72,19 +73,23 @@ public enum ReportWriter {
         var md: [String] = []
         md.append("# Continual forgetting on Fashion-MNIST with GS-LoRA")
         md.append("")
-        md.append("Data: `\(r.data)`. Seed \(r.seed). Accuracy on the test set by **\(r.criterion)** logits"
-                  + (r.criterion == "cosine" ? " (argmax of s·cos, no margin)" : " (true class's cosine minus the margin)") + "."
-                  + (r.quick ? " **Quick run** (a few hundred images, one epoch): the numbers only show that every stage runs." : ""))
+        md.append(
+            "Data: `\(r.data)`. Seed \(r.seed). Accuracy on the test set by **\(r.criterion)** logits"
+                + (r.criterion == "cosine" ? " (argmax of s·cos, no margin)" : " (true class's cosine minus the margin)") + "."
+                + (r.quick ? " **Quick run** (a few hundred images, one epoch): the numbers only show that every stage runs." : ""))
         md.append("")
-        md.append("Class order π (seed \(r.seed)): " + r.classOrder.map { "\($0) \(r.classNames.indices.contains($0) ? r.classNames[$0] : "")" }.joined(separator: " · ") + ".")
+        md.append(
+            "Class order π (seed \(r.seed)): "
+                + r.classOrder.map { "\($0) \(r.classNames.indices.contains($0) ? r.classNames[$0] : "")" }.joined(separator: " · ") + ".")
         md.append("")
         let p = r.pretrain, o = p.options
         md.append("## Pre-trained backbone")
         md.append("")
-        md.append("`\(p.path)` (\(p.cached ? "from the cache: settings matched, training skipped" : String(format: "trained in %.0f s", p.seconds))): "
-                  + "face-style ViT, \(o.imageSize)×\(o.imageSize)×\(o.channels), patch \(o.patchSize), width \(o.width), depth \(o.depth), "
-                  + "\(o.heads) heads, MLP \(o.mlpWidth), CosFace s \(SVGDocument.num(o.s)) m \(SVGDocument.num(o.m)); \(p.parameters) parameters; "
-                  + "\(o.epochs) epoch(s) over \(p.trainImages) images, batch \(o.batchSize), lr \(o.lr).")
+        md.append(
+            "`\(p.path)` (\(p.cached ? "from the cache: settings matched, training skipped" : String(format: "trained in %.0f s", p.seconds))): "
+                + "face-style ViT, \(o.imageSize)×\(o.imageSize)×\(o.channels), patch \(o.patchSize), width \(o.width), depth \(o.depth), "
+                + "\(o.heads) heads, MLP \(o.mlpWidth), CosFace s \(SVGDocument.num(o.s)) m \(SVGDocument.num(o.m)); \(p.parameters) parameters; "
+                + "\(o.epochs) epoch(s) over \(p.trainImages) images, batch \(o.batchSize), lr \(o.lr).")
         md.append("")
         md.append(String(format: "Test accuracy **%.2f %%** (margin criterion %.2f %%).", p.accuracy, p.accuracyMargin))
         md.append("")
@@ -101,19 +106,21 @@ public enum ReportWriter {
             md.append("## \(run.title)")
             md.append("")
             let data = t.shots.map { "\($0) images per class" } ?? "data ratio \(t.dataRatio)"
-            md.append("\(t.tasks) tasks × \(t.classesPerTask) classes; \(data); \(t.epochs.map(String.init).joined(separator: "/")) epochs per task, batch \(t.batchSize), "
-                      + "lr \(t.lr) → \(t.minLR) cosine, rank \(t.rank), \(t.grouping) groups, BND \(SVGDocument.num(t.bound)), "
-                      + "β \(t.beta.map { SVGDocument.num($0) }.joined(separator: "/")), α \(t.alpha)"
-                      + (t.plus ? ", prototype w_f \(t.prototypeForget.map { String($0) }.joined(separator: "/")) M \(SVGDocument.num(t.prototypeMargin))" : "")
-                      + (t.pruneThreshold.map { ", groups with norm < \($0) pruned" } ?? "") + ". Files in `\(run.folder)`.")
+            md.append(
+                "\(t.tasks) tasks × \(t.classesPerTask) classes; \(data); \(t.epochs.map(String.init).joined(separator: "/")) epochs per task, batch \(t.batchSize), "
+                    + "lr \(t.lr) → \(t.minLR) cosine, rank \(t.rank), \(t.grouping) groups, BND \(SVGDocument.num(t.bound)), "
+                    + "β \(t.beta.map { SVGDocument.num($0) }.joined(separator: "/")), α \(t.alpha)"
+                    + (t.plus ? ", prototype w_f \(t.prototypeForget.map { String($0) }.joined(separator: "/")) M \(SVGDocument.num(t.prototypeMargin))" : "")
+                    + (t.pruneThreshold.map { ", groups with norm < \($0) pruned" } ?? "") + ". Files in `\(run.folder)`.")
             md.append("")
             md.append("| task | forgotten now | Acc_r | Acc_r pre-trained | Acc_f (before) | Acc_o | H | trainable | groups kept | adapter bytes | wall time |")
             md.append("|---|---|---|---|---|---|---|---|---|---|---|")
             for row in run.tasks {
-                md.append("| \(row.task) | \(names(row.forget, r)) | \(pct(row.accRetain)) | \(pct(row.accRetainPretrained)) | "
-                          + "\(pct(row.accForget)) (\(pct(row.accForgetBefore))) | \(pct(row.accOld)) | \(pct(row.h)) | "
-                          + String(format: "%.2f %%", row.trainableRatio) + " | \(row.groupsKept)/\(row.groups.count) | \(row.adapterBytes) | "
-                          + String(format: "%.1f s", row.seconds) + " |")
+                md.append(
+                    "| \(row.task) | \(names(row.forget, r)) | \(pct(row.accRetain)) | \(pct(row.accRetainPretrained)) | "
+                        + "\(pct(row.accForget)) (\(pct(row.accForgetBefore))) | \(pct(row.accOld)) | \(pct(row.h)) | "
+                        + String(format: "%.2f %%", row.trainableRatio) + " | \(row.groupsKept)/\(row.groups.count) | \(row.adapterBytes) | "
+                        + String(format: "%.1f s", row.seconds) + " |")
             }
             md.append("")
             md.append("![accuracy over tasks](\(accuracyPlot(run)))")
@@ -121,11 +128,13 @@ public enum ReportWriter {
             md.append("![group norms per block and task](\(normsPlot(run)))")
             md.append("")
             let m = run.merged
-            md.append("Merged chain `\(m.path)` (\(m.bytes) bytes, fingerprint `\(m.fingerprint)`), evaluated from the file: "
-                      + "Acc_r \(pct(m.accRetain)), Acc_f \(pct(m.accForget)), Acc_o \(pct(m.accOld)).")
+            md.append(
+                "Merged chain `\(m.path)` (\(m.bytes) bytes, fingerprint `\(m.fingerprint)`), evaluated from the file: "
+                    + "Acc_r \(pct(m.accRetain)), Acc_f \(pct(m.accForget)), Acc_o \(pct(m.accOld)).")
             md.append("")
             if !run.exports.isEmpty {
-                md.append("Exported: " + run.exports.map { "`\($0.path)` (\($0.format), \($0.tensors) tensors, \($0.bytes) bytes)" }.joined(separator: ", ") + ".")
+                md.append(
+                    "Exported: " + run.exports.map { "`\($0.path)` (\($0.format), \($0.tensors) tensors, \($0.bytes) bytes)" }.joined(separator: ", ") + ".")
                 md.append("")
             }
         }

@@ -58,15 +58,19 @@ struct SVGDocument {
     }
 
     mutating func line(_ x1: Double, _ y1: Double, _ x2: Double, _ y2: Double, stroke: String, width: Double = 1, dash: String? = nil) {
-        var a = [("x1", Self.num(x1)), ("y1", Self.num(y1)), ("x2", Self.num(x2)), ("y2", Self.num(y2)), ("stroke", stroke),
-                 ("stroke-width", Self.num(width))]
+        var a = [
+            ("x1", Self.num(x1)), ("y1", Self.num(y1)), ("x2", Self.num(x2)), ("y2", Self.num(y2)), ("stroke", stroke),
+            ("stroke-width", Self.num(width))
+        ]
         if let dash { a.append(("stroke-dasharray", dash)) }
         element("line", a)
     }
 
     mutating func polyline(_ points: [(Double, Double)], stroke: String, width: Double = 2, dash: String? = nil) {
-        var a = [("points", points.map { "\(Self.num($0.0)),\(Self.num($0.1))" }.joined(separator: " ")), ("fill", "none"),
-                 ("stroke", stroke), ("stroke-width", Self.num(width)), ("stroke-linejoin", "round")]
+        var a = [
+            ("points", points.map { "\(Self.num($0.0)),\(Self.num($0.1))" }.joined(separator: " ")), ("fill", "none"),
+            ("stroke", stroke), ("stroke-width", Self.num(width)), ("stroke-linejoin", "round")
+        ]
         if let dash { a.append(("stroke-dasharray", dash)) }
         element("polyline", a)
     }
@@ -76,8 +80,10 @@ struct SVGDocument {
     }
 
     /// `anchor`: start, middle or end; `rotate`: degrees about the anchor point.
-    mutating func text(_ s: String, _ x: Double, _ y: Double, size: Double = 12, anchor: String = "start", fill: String = "#222",
-                       bold: Bool = false, rotate: Double? = nil) {
+    mutating func text(
+        _ s: String, _ x: Double, _ y: Double, size: Double = 12, anchor: String = "start", fill: String = "#222",
+        bold: Bool = false, rotate: Double? = nil
+    ) {
         var a = [("x", Self.num(x)), ("y", Self.num(y)), ("font-size", Self.num(size)), ("text-anchor", anchor), ("fill", fill)]
         if bold { a.append(("font-weight", "bold")) }
         if let rotate { a.append(("transform", "rotate(\(Self.num(rotate)) \(Self.num(x)) \(Self.num(y)))")) }
