@@ -63,8 +63,6 @@ public enum ComparisonWriter {
             })
     }
 
-    static func pct(_ x: Double?) -> String { x.map { String(format: "%.2f", $0) } ?? "–" }
-
     static func count(_ x: Double) -> String {
         switch x {
         case 1e6...: return String(format: "%.2f M", x / 1e6)
@@ -103,7 +101,7 @@ public enum ComparisonWriter {
                 let kept = row.tasks.compactMap(\.groupsKept), groups = row.tasks.compactMap(\.groups)
                 let keptText = kept.isEmpty ? "–" : zip(kept, groups).map { "\($0)/\($1)" }.joined(separator: " ")
                 md.append(
-                    "| \(row.title) | \(pct(row.mean.accRetain)) | \(pct(row.mean.accForget)) | \(pct(row.mean.accOld)) | **\(pct(row.mean.h))** | "
+                    "| \(row.title) | \(ReportWriter.pct(row.mean.accRetain)) | \(ReportWriter.pct(row.mean.accForget)) | \(ReportWriter.pct(row.mean.accOld)) | **\(ReportWriter.pct(row.mean.h))** | "
                         + "\(count(Double(row.trainableParameters))) | \(count(row.mean.parametersChanged)) | \(keptText) | \(count(row.mean.bytes)) | "
                         + String(format: "%.0f | %.0f", row.seconds, row.cpuSeconds) + (row.cached ? " (cached)" : "") + " |")
             }
@@ -116,7 +114,8 @@ public enum ComparisonWriter {
             for row in rows {
                 let cells = (0..<max(n, 1)).map { i in
                     i < row.tasks.count
-                        ? [row.tasks[i].accRetain, row.tasks[i].accForget, row.tasks[i].accOld, row.tasks[i].h].map(pct).joined(separator: " / ") : ""
+                        ? [row.tasks[i].accRetain, row.tasks[i].accForget, row.tasks[i].accOld, row.tasks[i].h].map(ReportWriter.pct).joined(separator: " / ")
+                        : ""
                 }
                 md.append("| \(row.title) | " + cells.joined(separator: " | ") + " | \(row.recipe) |")
             }
