@@ -1,6 +1,6 @@
 import Foundation
 
-@testable import Format
+@testable import GSLoRAFormat
 
 /// The .gslr reader: preamble, header scan and decode, table checks, then every tensor CRC and the fingerprint.
 @_cdecl("LLVMFuzzerTestOneInput")

@@ -1,7 +1,7 @@
-import Format
+import GSLoRAFormat
 import Foundation
 
-@testable import Apply
+@testable import GSLoRAData
 
 /// IDX (MNIST) image and label files, gzip or not.
 @_cdecl("LLVMFuzzerTestOneInput")

@@ -1,7 +1,7 @@
-import Format
+import GSLoRAFormat
 import Foundation
 
-@testable import Apply
+@testable import GSLoRAData
 
 /// The PNG and JPEG decoders (libpng, libturbojpeg behind ImageDecoder's size caps).
 @_cdecl("LLVMFuzzerTestOneInput")

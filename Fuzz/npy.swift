@@ -1,7 +1,7 @@
-import Format
+import GSLoRAFormat
 import Foundation
 
-@testable import Apply
+@testable import GSLoRAData
 
 /// .npy headers and data.
 @_cdecl("LLVMFuzzerTestOneInput")

@@ -1,7 +1,7 @@
-import Format
+import GSLoRAFormat
 import Foundation
 
-@testable import Convert
+@testable import GSLoRAConvert
 
 /// The restricted pickle machine on raw pickle bytes (what data.pkl holds).
 @_cdecl("LLVMFuzzerTestOneInput")

@@ -1,7 +1,7 @@
-import Format
+import GSLoRAFormat
 import Foundation
 
-@testable import Convert
+@testable import GSLoRAConvert
 
 /// The safetensors header (its strict JSON parser) and table checks.
 @_cdecl("LLVMFuzzerTestOneInput")

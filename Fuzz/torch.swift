@@ -1,7 +1,7 @@
-import Format
+import GSLoRAFormat
 import Foundation
 
-@testable import Convert
+@testable import GSLoRAConvert
 
 /// PyTorch checkpoints: format detection, the zip reader (and inflate), the pickle machine, legacy files, the
 /// tensor builder.

@@ -1,7 +1,7 @@
-import Format
+import GSLoRAFormat
 import Foundation
 
-@testable import Convert
+@testable import GSLoRAConvert
 
 /// The zip reader alone: central directory, local headers, names, stored and deflated records with their CRCs.
 @_cdecl("LLVMFuzzerTestOneInput")

@@ -80,8 +80,8 @@ check grep -q "this CPU lacks AVX2, FMA and F16C" "$T/refused.log"
 echo "== C kernels for arm64"
 if command -v clang >/dev/null; then
     # The Swift toolchain's clang with the arm64 C library headers (libc6-dev-arm64-cross).
-    check clang --target=aarch64-unknown-linux-gnu -O2 -Wall -Werror -isystem /usr/aarch64-linux-gnu/include -ISources/CKernels/include \
-        -c Sources/CKernels/dispatch.c -o "$T/dispatch-arm64.o"
+    check clang --target=aarch64-unknown-linux-gnu -O2 -Wall -Werror -isystem /usr/aarch64-linux-gnu/include -ISources/Apply/CKernels/include \
+        -c Sources/Apply/CKernels/dispatch.c -o "$T/dispatch-arm64.o"
 else
     echo "FAILED: clang not found" >&2; fail=$((fail + 1))
 fi

@@ -18,7 +18,7 @@ IFS=: read -r -a fixtures <<< "Tests/Fixtures/pytorch${GSLORA_FIXTURES:+:$GSLORA
 out=.build/fuzz
 mkdir -p "$out/modules"
 
-flags=(-sanitize=fuzzer,address -parse-as-library -O -g -enable-testing -I Sources/CZlib -I Sources/CPNG -I Sources/CTurboJPEG -I "$out/modules")
+flags=(-sanitize=fuzzer,address -parse-as-library -O -g -enable-testing -I Sources/CLibraries/CGSLoRAZlib -I Sources/CLibraries/CGSLoRAPNG -I Sources/CLibraries/CGSLoRATurboJPEG -I "$out/modules")
 module() {  # name, sources...: an instrumented module (object + .swiftmodule), rebuilt when a source is newer
     local name=$1; shift
     local obj="$out/modules/$name.o"
@@ -27,9 +27,9 @@ module() {  # name, sources...: an instrumented module (object + .swiftmodule), 
         swiftc "${flags[@]}" -wmo -module-name "$name" -emit-module -emit-module-path "$out/modules/$name.swiftmodule" -c -o "$obj" "$@"
     fi
 }
-module Format Sources/Format/*.swift
-need_convert() { module Convert Sources/Convert/*.swift; }
-need_data() { module Apply Sources/Apply/Data/*.swift Sources/Apply/FloatBuffer.swift; }
+module GSLoRAFormat Sources/Format/*.swift
+need_convert() { module GSLoRAConvert Sources/Convert/*.swift; }
+need_data() { module GSLoRAData Sources/Apply/Data/*.swift; }
 
 seeds() {  # target -> seed folder
     local dir="$out/$1/seeds"
@@ -50,9 +50,9 @@ seeds() {  # target -> seed folder
 status=0
 for t in "${targets[@]}"; do
     case $t in
-        gslr) mods=("$out/modules/Format.o") ;;
-        torch|zip|pickle|safetensors) need_convert; mods=("$out/modules/Format.o" "$out/modules/Convert.o") ;;
-        npy|idx|image) need_data; mods=("$out/modules/Format.o" "$out/modules/Apply.o") ;;
+        gslr) mods=("$out/modules/GSLoRAFormat.o") ;;
+        torch|zip|pickle|safetensors) need_convert; mods=("$out/modules/GSLoRAFormat.o" "$out/modules/GSLoRAConvert.o") ;;
+        npy|idx|image) need_data; mods=("$out/modules/GSLoRAFormat.o" "$out/modules/GSLoRAData.o") ;;
         *) echo "fuzz: unknown target $t" >&2; exit 2 ;;
     esac
     bin="$out/$t/fuzz-$t"

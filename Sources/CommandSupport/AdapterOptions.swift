@@ -1,6 +1,6 @@
-import Apply
 import ArgumentParser
 import Foundation
+import GSLoRAAdapters
 
 /// The adapter flags of the commands that run a model (gslora-eval, gslora-infer).
 public struct AdapterOptions: ParsableArguments {

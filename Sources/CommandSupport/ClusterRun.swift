@@ -1,6 +1,6 @@
-import Apply
 import ArgumentParser
 import Foundation
+import GSLoRACluster
 
 /// Runs a command's work on the world communicator (`Cluster.world`). Alone, errors propagate as usual. As one rank
 /// of an MPI job, an error is printed naming the rank and the whole job is aborted with exit 1, so no rank waits

@@ -1,5 +1,6 @@
-import Apply
 import Foundation
+import GSLoRACluster
+import GSLoRAModel
 
 /// A command that runs the model (kernels, OpenBLAS, oneDNN): before it starts, `GsloraCommand.main` checks the
 /// kernel choice and sets up the BLAS and OpenMP environment (`ComputeEnvironment.prepare`).

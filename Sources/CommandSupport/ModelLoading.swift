@@ -1,6 +1,8 @@
-import Apply
-import Convert
-import Format
+import GSLoRAAdapters
+import GSLoRAConvert
+import GSLoRAEvaluation
+import GSLoRAFormat
+import GSLoRAModel
 
 /// A model file read for running: config, weights with their fingerprint, class names.
 public struct LoadedModel {

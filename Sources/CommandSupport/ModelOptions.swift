@@ -1,5 +1,5 @@
 import ArgumentParser
-import Convert
+import GSLoRAConvert
 
 /// `--heads` and `--channels` of every command that loads a .pth or .safetensors model: the values its tensors do not
 /// fix when no config file beside it and no architecture of spec/MODELS.md decides them.

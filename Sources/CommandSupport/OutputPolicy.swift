@@ -1,5 +1,5 @@
-import Format
 import Foundation
+import GSLoRAFormat
 
 /// The one overwrite policy of every command, checked before any model is loaded or trained: an output is never one
 /// of the inputs (same path or same file), an existing output is replaced only with `--force`, and the folder it goes

@@ -1,7 +1,7 @@
-import Apply
-import Convert
-import Format
 import Foundation
+import GSLoRAAdapters
+import GSLoRAConvert
+import GSLoRAFormat
 
 extension LoadedModel {
     /// The `--adapter` arguments opened: .gslr adapter files; PEFT LoRA folders, read for this model's family; and

@@ -1,5 +1,5 @@
-import Apply
 import ArgumentParser
+import GSLoRAModel
 
 extension MatmulPrecision: ExpressibleByArgument {}
 

@@ -1,7 +1,7 @@
-import Apply
 import ArgumentParser
-import Format
 import Foundation
+import GSLoRAData
+import GSLoRAFormat
 
 extension PreprocessRequest.Base: ExpressibleByArgument {}
 extension PreprocessRecord.Interpolation: ExpressibleByArgument {}

@@ -1,4 +1,4 @@
-import Format
+import GSLoRAFormat
 
 /// A published ViT as its library builds it (spec/MODELS.md §Architectures). `depth` nil: any depth (the official
 /// GS-LoRA scripts take it from --vit_depth).

@@ -1,4 +1,4 @@
-import Format
+import GSLoRAFormat
 
 /// Finds the model's state dict inside whatever a training script saved: a bare state dict, a wrapper such as
 /// {"state_dict": ...} / {"model": ...} / {"model_state_dict": ...} / {"net": ...}, DataParallel's `module.` prefixes.

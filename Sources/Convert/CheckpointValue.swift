@@ -1,4 +1,4 @@
-import Format
+import GSLoRAFormat
 
 /// What a PyTorch checkpoint holds once the restricted unpickler has rebuilt it: containers, plain leaves and
 /// tensors (already materialized contiguous, row-major). Nothing here can run code; unknown objects never get this far.

@@ -1,5 +1,5 @@
-import Format
 import Foundation
+import GSLoRAFormat
 
 /// Model settings read from the config files that ship beside checkpoints (spec/MODELS.md §Config files): a timm or
 /// Hugging Face `config.json`, and the official GS-LoRA results folder's `config.txt` (`str(cfg)` of its scripts).

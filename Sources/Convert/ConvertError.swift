@@ -1,4 +1,4 @@
-import Format
+import GSLoRAFormat
 
 /// Everything that can go wrong while reading or writing a foreign checkpoint. Each case names the file and says
 /// what is wrong; `description` adds what the user can do about it.

@@ -1,5 +1,5 @@
-import Format
 import Foundation
+import GSLoRAFormat
 
 extension Converter {
     /// A flat state dict in `tensors` order, as `torch.save(model.state_dict())` writes it; returns the file size.

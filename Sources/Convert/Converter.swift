@@ -1,5 +1,5 @@
-import Format
 import Foundation
+import GSLoRAFormat
 
 /// How `Converter.convert` writes its output.
 public struct ConvertOptions: Sendable {

@@ -1,4 +1,4 @@
-import Format
+import GSLoRAFormat
 
 /// Float-to-float conversion of whole tensors with round-to-nearest-even, for `--dtype`.
 /// Integer and bool tensors are never touched; a float tensor already in the target dtype is returned as is (no copy).

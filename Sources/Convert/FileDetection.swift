@@ -1,4 +1,4 @@
-import Format
+import GSLoRAFormat
 
 /// What a file is, decided from its first bytes (and, for zips, its record names).
 public enum CheckpointFormat: String, Equatable, Sendable, CaseIterable {

@@ -1,4 +1,4 @@
-import Format
+import GSLoRAFormat
 
 /// The pre-1.6 layout (`_use_new_zipfile_serialization=False`): five pickles in a row — the magic number, the
 /// protocol version (1001), sys_info, the object, the storage keys — then, for each key in that order, an 8-byte

@@ -1,5 +1,5 @@
-import Format
 import Foundation
+import GSLoRAFormat
 
 /// Checkpoints that already hold loralib factors (`lora_A` [r, in], `lora_B` [out, r]) are imported as a backbone
 /// without them plus an adapter. Because the official scripts save after `eval()`, which adds s·B·A into the weight,

@@ -1,4 +1,4 @@
-import Format
+import GSLoRAFormat
 
 /// Reading a full `ModelConfig` off the canonical tensor shapes, and the shapes a config implies.
 extension ModelFamilies {

@@ -1,4 +1,4 @@
-import Format
+import GSLoRAFormat
 
 /// The key layouts of the supported ViT families and the reversible map between each family's ORIGINAL state-dict
 /// keys and the CANONICAL (timm-like) names gslora uses everywhere else. spec/MODELS.md lists every pair.

@@ -1,5 +1,5 @@
-import Format
 import Foundation
+import GSLoRAFormat
 
 /// Adapters that come back from other formats: a .safetensors or .pth written from a gslora adapter (its record in
 /// the metadata), and Hugging Face PEFT folders.

@@ -1,4 +1,4 @@
-import Format
+import GSLoRAFormat
 
 /// How to read a checkpoint.
 public struct ImportOptions: Sendable {

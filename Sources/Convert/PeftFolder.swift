@@ -1,5 +1,5 @@
-import Format
 import Foundation
+import GSLoRAFormat
 
 /// Hugging Face PEFT LoRA folders, both ways: `adapter_config.json` (peft_type "LORA", r, lora_alpha,
 /// target_modules …) beside `adapter_model.safetensors`, whose keys are `base_model.model.<module>.lora_A.weight`

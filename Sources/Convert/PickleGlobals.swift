@@ -1,4 +1,4 @@
-import Format
+import GSLoRAFormat
 
 /// The closed table of globals the unpickler resolves, mirroring what `torch.load(weights_only=True)` allows for
 /// plain checkpoints. Anything else is refused by name before any REDUCE could reach it; nothing is ever imported

@@ -1,4 +1,4 @@
-import Format
+import GSLoRAFormat
 
 /// Converts the unpickler's object graph into `CheckpointValue` with an explicit stack (no recursion, however deep
 /// the input). Shared objects are converted once; cycles and nesting deeper than `maxDepth` are refused, which

@@ -1,4 +1,4 @@
-import Format
+import GSLoRAFormat
 
 /// Storages named by persistent ids, shared by every pickle of one file so a key always means one storage.
 final class StorageTable {

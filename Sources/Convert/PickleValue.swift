@@ -1,4 +1,4 @@
-import Format
+import GSLoRAFormat
 
 /// A value on the restricted unpickler's stack. Containers are reference types so memoized objects can be mutated
 /// after being stored (SETITEMS on a memoized dict), and so the VM can dismantle them iteratively at the end:

@@ -1,4 +1,4 @@
-import Format
+import GSLoRAFormat
 
 /// Emits a protocol-2 pickle of a `CheckpointValue` the way `torch.save` lays one out: dicts as
 /// `collections.OrderedDict`, tensors as `torch._utils._rebuild_tensor_v2(persistent_load(('storage',

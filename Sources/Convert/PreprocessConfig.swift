@@ -1,5 +1,5 @@
-import Format
 import Foundation
+import GSLoRAFormat
 
 /// The image pipeline of a timm checkpoint, from the `config.json` timm writes beside it (Hugging Face hub layout,
 /// `timm.models.push_to_hf_hub` / `save_for_hf`): its `pretrained_cfg` holds input_size, interpolation, crop_pct,

@@ -1,4 +1,4 @@
-import Format
+import GSLoRAFormat
 
 /// Writes a `CheckpointValue` as a `torch.save` zip checkpoint that `torch.load(weights_only=True)` reads:
 /// `NAME/data.pkl` (protocol 2), `.format_version`, `.storage_alignment`, `byteorder`, one stored record per

@@ -1,4 +1,4 @@
-import Format
+import GSLoRAFormat
 
 /// A validated, memory-mapped .safetensors file (the Hugging Face format): an 8-byte little-endian header length N,
 /// N bytes of JSON `{"name": {"dtype", "shape", "data_offsets": [begin, end]}, "__metadata__": {str: str}}`, then the

@@ -1,5 +1,5 @@
-import Format
 import Foundation
+import GSLoRAFormat
 
 /// The `__metadata__` keys gslora writes into .safetensors files (all values are strings, as the format requires),
 /// so a canonical-name export can be read back with its config.

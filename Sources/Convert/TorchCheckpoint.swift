@@ -1,4 +1,4 @@
-import Format
+import GSLoRAFormat
 
 /// Limits for loading an untrusted checkpoint.
 public struct TorchLoadOptions: Sendable {

@@ -1,4 +1,4 @@
-import Format
+import GSLoRAFormat
 
 /// Turns `_rebuild_tensor_v2` descriptions into contiguous row-major tensors. Each storage is fetched once (shared
 /// storages are read once); a tensor that covers its storage bytes in order is a zero-copy view, anything else

@@ -1,5 +1,5 @@
-import CZlib
-import Format
+import CGSLoRAZlib
+import GSLoRAFormat
 
 /// Little-endian reads that return nil instead of reading outside the buffer.
 extension UnsafeRawBufferPointer {
@@ -202,7 +202,7 @@ public final class ZipArchive {
                     stream.next_out = sp
                     stream.avail_out = 1
                 }
-                return CZlib.inflate(&stream, Z_NO_FLUSH)
+                return CGSLoRAZlib.inflate(&stream, Z_NO_FLUSH)
             }
             if Int(stream.total_out) > total {
                 throw ConvertError.zipBudget(file: path, record: r.name, reason: "inflates to more than its declared \(total) bytes")

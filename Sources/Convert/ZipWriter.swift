@@ -1,4 +1,4 @@
-import Format
+import GSLoRAFormat
 
 /// Writes a stored (uncompressed) zip the way PyTorch's writer does: each record's data starts on a 64-byte
 /// boundary, padded with an "FB" extra field in the local header; ZIP64 fields appear only when sizes or offsets

@@ -1,4 +1,4 @@
-import CZlib
+import CGSLoRAZlib
 import Foundation
 
 /// CRC-32 as zlib computes it (IEEE 802.3 polynomial, reflected, init and final xor 0xFFFFFFFF): the checksum every
@@ -12,7 +12,7 @@ public enum CRC32 {
         // zlib takes a 32-bit length; feed 1 GiB at a time.
         while left > 0 {
             let n = min(left, 1 << 30)
-            crc = CZlib.crc32(crc, base, uInt(n))
+            crc = CGSLoRAZlib.crc32(crc, base, uInt(n))
             base += n
             left -= n
         }
@@ -21,7 +21,7 @@ public enum CRC32 {
 
     /// The CRC of A followed by B, from CRC(A), CRC(B) and B's length (zlib's crc32_combine).
     public static func combine(_ a: UInt32, _ b: UInt32, lengthOfB: Int) -> UInt32 {
-        UInt32(truncatingIfNeeded: CZlib.crc32_combine(UInt(a), UInt(b), Int(lengthOfB)))
+        UInt32(truncatingIfNeeded: CGSLoRAZlib.crc32_combine(UInt(a), UInt(b), Int(lengthOfB)))
     }
 
     /// CRCs of many buffers using every core: buffers are cut into pieces of at most `piece` bytes, the pieces are

@@ -1,6 +1,6 @@
 import ArgumentParser
-import Format
 import Foundation
+import GSLoRAFormat
 
 /// What the benchmarks share: synthetic ViT-B/16 weights, medians, and running a program as a whole process.
 protocol BenchTools {}

@@ -1,7 +1,8 @@
 import ArgumentParser
-import Convert
-import Format
 import Foundation
+import GSLoRAConvert
+import GSLoRAFormat
+import GSLoRAModel
 
 /// gslora-convert of a ViT-B/16-sized PyTorch checkpoint as a whole process, against cp of the same file.
 struct ConvertBench: ParsableCommand, BenchTools {

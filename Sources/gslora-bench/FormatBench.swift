@@ -1,6 +1,7 @@
 import ArgumentParser
-import Format
 import Foundation
+import GSLoRAFormat
+import GSLoRAModel
 
 /// .gslr write/read/inspect/verify speed against cp and zlib, all measured in one run on synthetic files.
 struct FormatBench: ParsableCommand, BenchTools {

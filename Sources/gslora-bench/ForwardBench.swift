@@ -1,9 +1,9 @@
-import Apply
 import ArgumentParser
 import CommandSupport
 import Dispatch
-import Format
 import Foundation
+import GSLoRAFormat
+import GSLoRAModel
 
 /// `gslora-bench forward`: eval-mode throughput and peak memory of the full-size face transformer
 /// (GSLORA.md §1.1) on random weights, against PyTorch's anchor on the same machine; float32, then the opt-in bf16

@@ -1,10 +1,10 @@
-import Apply
 import ArgumentParser
 import CommandSupport
 import Dispatch
-import Format
 import Foundation
-import Train
+import GSLoRAFormat
+import GSLoRAModel
+import GSLoRATraining
 
 /// `gslora-bench train`: one GS-LoRA step (retain + forget batch, rank-8 LoRA on every FFN linear, block groups)
 /// and one all-parameters pre-training step on the full-size face transformer with random weights, timed by phase,

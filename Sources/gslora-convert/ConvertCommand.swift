@@ -1,9 +1,9 @@
-import Apply
 import ArgumentParser
 import CommandSupport
-import Convert
-import Format
 import Foundation
+import GSLoRAConvert
+import GSLoRAData
+import GSLoRAFormat
 
 @main
 struct ConvertCommand: GsloraCommand {

@@ -1,10 +1,12 @@
-import Apply
 import ArgumentParser
 import CommandSupport
-import Convert
-import Format
 import Foundation
-import Train
+import GSLoRAConvert
+import GSLoRAData
+import GSLoRADemo
+import GSLoRAEvaluation
+import GSLoRAModel
+import GSLoRATraining
 
 @main
 struct DemoCommand: GsloraCommand, ComputeCommand {

@@ -1,6 +1,7 @@
 import CommandSupport
 import Foundation
-import Train
+import GSLoRADemo
+import GSLoRATraining
 
 #if canImport(Glibc)
     import Glibc

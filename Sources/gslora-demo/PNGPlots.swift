@@ -1,5 +1,5 @@
 import Foundation
-import Train
+import GSLoRADemo
 
 /// PNG copies of the report's SVG plots, drawn by librsvg's `rsvg-convert` (Debian librsvg2-bin, which
 /// scripts/setup.sh installs): a well-kept renderer with real fonts, instead of a rasteriser of our own.

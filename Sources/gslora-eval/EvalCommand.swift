@@ -1,8 +1,11 @@
-import Apply
 import ArgumentParser
 import CommandSupport
-import Format
 import Foundation
+import GSLoRACluster
+import GSLoRAData
+import GSLoRAEvaluation
+import GSLoRAFormat
+import GSLoRAModel
 
 @main
 struct EvalCommand: GsloraCommand, ComputeCommand {

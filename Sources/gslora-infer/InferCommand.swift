@@ -1,8 +1,10 @@
-import Apply
 import ArgumentParser
 import CommandSupport
-import Format
 import Foundation
+import GSLoRAData
+import GSLoRAEvaluation
+import GSLoRAFormat
+import GSLoRAModel
 
 @main
 struct InferCommand: GsloraCommand, ComputeCommand {

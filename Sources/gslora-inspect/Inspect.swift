@@ -1,7 +1,7 @@
 import ArgumentParser
 import CommandSupport
-import Format
 import Foundation
+import GSLoRAFormat
 
 @main
 struct Inspect: GsloraCommand {

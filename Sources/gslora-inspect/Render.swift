@@ -1,5 +1,5 @@
-import Format
 import Foundation
+import GSLoRAFormat
 
 /// The human-readable form of a `FileSummary`.
 enum Render {

@@ -1,7 +1,7 @@
 import CommandSupport
-import Convert
-import Format
 import Foundation
+import GSLoRAConvert
+import GSLoRAFormat
 
 /// Turns any supported file into a `FileSummary`: .gslr from its header alone; .pth and .safetensors through Convert.
 enum Summarize {

@@ -1,8 +1,8 @@
-import Apply
 import ArgumentParser
 import CommandSupport
-import Format
 import Foundation
+import GSLoRAAdapters
+import GSLoRAFormat
 
 @main
 struct PruneCommand: GsloraCommand {

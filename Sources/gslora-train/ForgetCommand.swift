@@ -1,10 +1,13 @@
-import Apply
 import ArgumentParser
 import CommandSupport
-import Convert
-import Format
 import Foundation
-import Train
+import GSLoRACluster
+import GSLoRAConvert
+import GSLoRAData
+import GSLoRAEvaluation
+import GSLoRAFormat
+import GSLoRAModel
+import GSLoRATraining
 
 /// `gslora-train forget`: GS-LoRA(++) single-step or continual forgetting, one adapter per task.
 struct ForgetCommand: ParsableCommand, ComputeCommand {

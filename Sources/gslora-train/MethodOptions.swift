@@ -1,6 +1,6 @@
 import ArgumentParser
 import Foundation
-import Train
+import GSLoRATraining
 
 /// `--method` and the baselines' own flags of `gslora-train forget` (defaults: the main-table values of the official
 /// scripts, spec/TRAINING.md §B.4). A flag that belongs to other methods is refused, naming them.

@@ -1,5 +1,4 @@
 import CommandSupport
-import Format
 import Foundation
 
 /// Where the command's words go: progress and messages on stderr (`StatusLine`), the `--json` report on stdout.

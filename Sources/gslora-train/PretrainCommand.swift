@@ -1,9 +1,10 @@
-import Apply
 import ArgumentParser
 import CommandSupport
-import Format
 import Foundation
-import Train
+import GSLoRACluster
+import GSLoRAData
+import GSLoRAModel
+import GSLoRATraining
 
 /// `gslora-train pretrain`: a face-style ViT with a CosFace head trained from scratch, written as a backbone .gslr.
 struct PretrainCommand: ParsableCommand, ComputeCommand {

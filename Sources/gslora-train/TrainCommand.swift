@@ -1,7 +1,8 @@
 import ArgumentParser
 import CommandSupport
 import Foundation
-import Train
+import GSLoRAModel
+import GSLoRATraining
 
 @main
 struct TrainCommand: GsloraCommand {

@@ -1,5 +1,5 @@
-import Apply
-import Format
+import GSLoRAFormat
+import GSLoRAModel
 import XCTest
 
 /// The hand-written backward pass against central finite differences of a fixed linear functional of the

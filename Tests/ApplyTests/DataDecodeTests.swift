@@ -1,4 +1,4 @@
-import Apply
+import GSLoRAData
 import XCTest
 
 final class DataDecodeTests: XCTestCase {

@@ -1,5 +1,5 @@
-import CTurboJPEG
-import CZlib
+import CGSLoRATurboJPEG
+import CGSLoRAZlib
 import Foundation
 import XCTest
 
@@ -100,7 +100,7 @@ enum TestImages {
 
     private static func chunk(_ type: String, _ data: [UInt8]) -> [UInt8] {
         let body = Array(type.utf8) + data
-        let crc = body.withUnsafeBufferPointer { CZlib.crc32(0, $0.baseAddress, UInt32($0.count)) }
+        let crc = body.withUnsafeBufferPointer { CGSLoRAZlib.crc32(0, $0.baseAddress, UInt32($0.count)) }
         return be32(data.count) + body + be32(Int(crc))
     }
 

@@ -1,5 +1,6 @@
-import Apply
 import Foundation
+import GSLoRAData
+import GSLoRAEvaluation
 import XCTest
 
 final class DataIDXTests: XCTestCase {

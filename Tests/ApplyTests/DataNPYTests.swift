@@ -1,5 +1,5 @@
-import Apply
-import Format
+import GSLoRAData
+import GSLoRAFormat
 import XCTest
 
 final class DataNPYTests: XCTestCase {

@@ -1,6 +1,8 @@
-import Apply
-import Format
 import Foundation
+import GSLoRAData
+import GSLoRAEvaluation
+import GSLoRAFormat
+import GSLoRAModel
 import TestSupport
 import XCTest
 

@@ -1,6 +1,7 @@
-import Apply
-import Format
 import Foundation
+import GSLoRAData
+import GSLoRAEvaluation
+import GSLoRAModel
 import XCTest
 
 final class EvalTests: XCTestCase {

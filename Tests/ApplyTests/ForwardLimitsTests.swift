@@ -1,5 +1,5 @@
-import Apply
-import Format
+import GSLoRAFormat
+import GSLoRAModel
 import XCTest
 
 /// A forward call checks its sizes before it allocates: the activation footprint (including attention's

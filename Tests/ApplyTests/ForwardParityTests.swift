@@ -1,7 +1,6 @@
-import Apply
-import Convert
-import Format
 import Foundation
+import GSLoRAConvert
+import GSLoRAModel
 import TestSupport
 import XCTest
 

@@ -1,6 +1,6 @@
-import Apply
-import Format
 import Foundation
+import GSLoRAFormat
+import GSLoRAModel
 import TestSupport
 import XCTest
 

@@ -1,6 +1,9 @@
-import Apply
-import Format
 import Foundation
+import GSLoRAAdapters
+import GSLoRAData
+import GSLoRAEvaluation
+import GSLoRAFormat
+import GSLoRAModel
 import TestSupport
 import XCTest
 

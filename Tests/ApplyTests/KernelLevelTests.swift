@@ -1,6 +1,6 @@
-import Apply
-import CKernels
+import CGSLoRAKernels
 import Foundation
+import GSLoRAModel
 import TestSupport
 import XCTest
 

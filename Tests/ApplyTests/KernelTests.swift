@@ -1,5 +1,5 @@
-import Apply
 import Foundation
+import GSLoRAModel
 import XCTest
 
 /// The vectorized kernels against Double references, with tight tolerances.

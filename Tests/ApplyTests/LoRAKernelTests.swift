@@ -1,5 +1,5 @@
-import Apply
-import Format
+import GSLoRAFormat
+import GSLoRAModel
 import TestSupport
 import XCTest
 

@@ -1,6 +1,7 @@
-import Apply
-import Format
 import Foundation
+import GSLoRAAdapters
+import GSLoRAFormat
+import GSLoRAModel
 import XCTest
 
 /// Tiny backbones and adapters written with Format's writer, shared by the merge, prune, eval and infer tests.

@@ -1,7 +1,8 @@
-import Apply
-import Convert
-import Format
 import Foundation
+import GSLoRAConvert
+import GSLoRAData
+import GSLoRAFormat
+import GSLoRAModel
 import TestSupport
 import XCTest
 

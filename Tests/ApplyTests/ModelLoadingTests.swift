@@ -1,5 +1,5 @@
-import Apply
-import Format
+import GSLoRAFormat
+import GSLoRAModel
 import XCTest
 
 /// Construction from ModelConfig + canonical tensors: every problem is a typed error naming the tensor.

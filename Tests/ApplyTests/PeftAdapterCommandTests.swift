@@ -1,7 +1,7 @@
-import Apply
-import Convert
-import Format
 import Foundation
+import GSLoRAConvert
+import GSLoRAData
+import GSLoRAFormat
 import TestSupport
 import XCTest
 

@@ -1,6 +1,6 @@
-import Apply
-import Format
 import Foundation
+import GSLoRAData
+import GSLoRAFormat
 import TestSupport
 import XCTest
 

@@ -1,7 +1,8 @@
-import Apply
-import Convert
-import Format
 import Foundation
+import GSLoRAConvert
+import GSLoRAData
+import GSLoRAFormat
+import GSLoRAModel
 import XCTest
 
 /// Tests/Fixtures/preprocess, written by tools/make_preprocess_fixtures.py with Pillow, timm and torchvision.

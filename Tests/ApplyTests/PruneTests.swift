@@ -1,6 +1,6 @@
-import Apply
-import Format
 import Foundation
+import GSLoRAAdapters
+import GSLoRAFormat
 import XCTest
 
 final class PruneTests: XCTestCase {

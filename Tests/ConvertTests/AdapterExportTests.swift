@@ -1,6 +1,6 @@
-import Convert
-import Format
 import Foundation
+import GSLoRAConvert
+import GSLoRAFormat
 import TestSupport
 import XCTest
 

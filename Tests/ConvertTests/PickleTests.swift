@@ -1,6 +1,5 @@
-import Convert
-import Format
 import Foundation
+import GSLoRAConvert
 import XCTest
 
 /// Builds pickle bytes opcode by opcode, for tests of the restricted unpickler.

@@ -1,6 +1,6 @@
-import Convert
-import Format
 import Foundation
+import GSLoRAConvert
+import GSLoRAFormat
 import XCTest
 
 /// timm's config.json → the stored pipeline: timm's fields and defaults (resolve_data_config), and refusals of

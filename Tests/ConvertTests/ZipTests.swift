@@ -1,6 +1,6 @@
-import Convert
-import Format
 import Foundation
+import GSLoRAConvert
+import GSLoRAFormat
 import XCTest
 
 /// Builds small zip files byte by byte, so tests can make both valid and hostile archives.

@@ -1,4 +1,4 @@
-import Format
+import GSLoRAFormat
 import XCTest
 
 final class ChecksumTests: XCTestCase {

@@ -1,4 +1,4 @@
-import Format
+import GSLoRAFormat
 import XCTest
 
 /// CRCs an input only claims for ranges of a mapped file: the .gslr writer stores a claimed CRC, its sink checks the

@@ -1,5 +1,5 @@
-import Format
 import Foundation
+import GSLoRAFormat
 import XCTest
 
 /// Every way a file can be broken, made here from a valid file: each must be refused with an error that names the

@@ -1,5 +1,5 @@
-import Format
 import Foundation
+import GSLoRAFormat
 import XCTest
 
 /// A fresh temporary folder per test, removed afterwards.

@@ -1,5 +1,5 @@
-import Format
 import Foundation
+import GSLoRAFormat
 import TestSupport
 import XCTest
 

@@ -1,5 +1,5 @@
-import Format
 import Foundation
+import GSLoRAFormat
 import XCTest
 
 /// Releasing a mapped input's pages, and checksums a reader verified being reused by the writer.

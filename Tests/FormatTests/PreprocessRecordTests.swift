@@ -1,5 +1,5 @@
-import Format
 import Foundation
+import GSLoRAFormat
 import XCTest
 
 /// The optional `preprocess` record of a backbone header (spec/FORMAT.md §4.7) survives a write and read, and is

@@ -1,5 +1,5 @@
+import GSLoRATraining
 import TestSupport
-import Train
 import XCTest
 
 /// Two `torch.optim.AdamW` steps on the LoRA tensors of every face parity fixture.

@@ -1,6 +1,6 @@
-import Apply
 import Foundation
-import Train
+import GSLoRAModel
+import GSLoRATraining
 import XCTest
 
 /// The baselines' own loss gradients against central finite differences, and Apply's stream-gradient injection that

@@ -1,9 +1,8 @@
-import Apply
-import Convert
-import Format
 import Foundation
+import GSLoRAConvert
+import GSLoRAModel
+import GSLoRATraining
 import TestSupport
-import Train
 import XCTest
 
 /// Every baseline of spec/TRAINING.md §7 against the official GS-LoRA training functions, on every `baselines_*.parity.json`

@@ -1,7 +1,7 @@
-import Apply
-import Format
 import Foundation
-import Train
+import GSLoRAFormat
+import GSLoRAModel
+import GSLoRATraining
 import XCTest
 
 /// Every baseline through the continual protocol on a tiny model: one backbone file per task with its lineage record,

@@ -1,7 +1,8 @@
-import Apply
-import Format
 import Foundation
-import Train
+import GSLoRACluster
+import GSLoRAFormat
+import GSLoRAModel
+import GSLoRATraining
 import XCTest
 
 /// Ranks as threads of this process: each collective waits for every rank, sums the contributions in rank order

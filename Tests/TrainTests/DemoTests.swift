@@ -1,9 +1,11 @@
-import Apply
-import Convert
-import Format
 import Foundation
+import GSLoRAAdapters
+import GSLoRAConvert
+import GSLoRAData
+import GSLoRADemo
+import GSLoRAFormat
+import GSLoRATraining
 import TestSupport
-import Train
 import XCTest
 
 #if canImport(FoundationXML)

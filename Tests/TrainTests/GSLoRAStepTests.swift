@@ -1,8 +1,7 @@
-import Apply
-import Convert
-import Format
+import GSLoRAConvert
+import GSLoRAModel
+import GSLoRATraining
 import TestSupport
-import Train
 import XCTest
 
 /// One whole GS-LoRA++ step on the face fixtures: Apply's train-mode forward and backward driven by Train's

@@ -1,6 +1,6 @@
-import Apply
 import Foundation
-import Train
+import GSLoRAModel
+import GSLoRATraining
 import XCTest
 
 /// Analytic gradients against central finite differences, everything in Double.

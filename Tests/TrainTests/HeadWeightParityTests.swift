@@ -1,8 +1,7 @@
-import Convert
-import Format
 import Foundation
+import GSLoRAConvert
+import GSLoRATraining
 import TestSupport
-import Train
 import XCTest
 
 /// The CosFace path from the file's embeddings and the head weight stored in the sibling `.pth` (`loss.weight`):

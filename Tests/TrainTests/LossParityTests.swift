@@ -1,6 +1,6 @@
 import Foundation
+import GSLoRATraining
 import TestSupport
-import Train
 import XCTest
 
 /// Every loss term of a GS-LoRA(++) step against the values PyTorch wrote into the face parity fixtures.

@@ -1,6 +1,7 @@
-import Apply
-import Format
 import Foundation
+import GSLoRAAdapters
+import GSLoRAData
+import GSLoRAFormat
 import TestSupport
 import XCTest
 

@@ -1,7 +1,7 @@
-import Format
 import Foundation
+import GSLoRADemo
+import GSLoRATraining
 import TestSupport
-import Train
 import XCTest
 
 /// `gslora-demo --compare --quick` in-process, through `MethodComparison` as the command runs it: every method of

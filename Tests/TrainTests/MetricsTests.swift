@@ -1,5 +1,5 @@
-import Apply
-import Train
+import GSLoRAEvaluation
+import GSLoRATraining
 import XCTest
 
 /// Accuracy and H (spec/TRAINING.md §A.8).

@@ -1,7 +1,7 @@
-import Apply
-import Format
 import Foundation
-import Train
+import GSLoRAFormat
+import GSLoRAModel
+import GSLoRATraining
 import XCTest
 
 /// Pre-training from scratch on a tiny face-style model: the loss falls, every parameter (the CosFace weight too)

@@ -1,5 +1,5 @@
-import Apply
-import Train
+import GSLoRAModel
+import GSLoRATraining
 import XCTest
 
 /// Class order, splits, subsets and batch pairing (spec/TRAINING.md §A.4, §A.6).

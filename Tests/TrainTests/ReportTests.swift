@@ -1,5 +1,6 @@
 import Foundation
-import Train
+import GSLoRADemo
+import GSLoRATraining
 import XCTest
 
 #if canImport(FoundationXML)

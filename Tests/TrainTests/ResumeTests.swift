@@ -1,7 +1,5 @@
-import Apply
-import Format
 import Foundation
-import Train
+import GSLoRATraining
 import XCTest
 
 /// A run stopped (mid-epoch, at a task boundary, again in the next task) and resumed from its state file writes

@@ -1,4 +1,4 @@
-import Train
+import GSLoRATraining
 import XCTest
 
 /// Learning-rate, α and EMA schedules at chosen epochs (values worked out by hand from spec/TRAINING.md §A.3, §A.5, §A.7).

@@ -1,9 +1,8 @@
-import Apply
-import Convert
-import Format
 import Foundation
+import GSLoRAConvert
+import GSLoRAModel
+import GSLoRATraining
 import TestSupport
-import Train
 import XCTest
 
 /// `GSLoRAStep` — the exact step training runs — against PyTorch on every face parity fixture: from the `.pth`

@@ -1,6 +1,5 @@
-import Apply
-import Format
 import Foundation
+import GSLoRAData
 import TestSupport
 import XCTest
 

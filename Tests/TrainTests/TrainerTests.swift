@@ -1,7 +1,10 @@
-import Apply
-import Format
 import Foundation
-import Train
+import GSLoRAAdapters
+import GSLoRAData
+import GSLoRAEvaluation
+import GSLoRAFormat
+import GSLoRAModel
+import GSLoRATraining
 import XCTest
 
 /// The forgetting protocol end to end on a tiny model: continual chaining through the files, few-shot counts,

@@ -1,4 +1,5 @@
-import Format
+import GSLoRAFormat
+import GSLoRAModel
 
 /// A runnable model: a backbone with adapters either folded into its weights or applied live. In both cases the
 /// chain of base fingerprints is checked first (each adapter against the backbone plus the adapters before it).

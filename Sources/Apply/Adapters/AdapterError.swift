@@ -1,5 +1,3 @@
-import Format
-
 /// What can go wrong merging, pruning or loading adapters. Each case names the file and says what to do.
 public enum AdapterError: Error, CustomStringConvertible, Equatable {
     /// The file is not of the kind the operation needs (a backbone where an adapter is expected, ...).

@@ -1,4 +1,4 @@
-import Format
+import GSLoRAFormat
 
 /// An adapter .gslr opened for merging, pruning or live application: its record, factor tensors (views into the
 /// mapping) and fingerprint.

@@ -1,4 +1,5 @@
-import Format
+import GSLoRAFormat
+import GSLoRAModel
 
 extension AdapterFile {
     /// The adapter for live application (x·Wᵀ + s·(x·Aᵀ)·Bᵀ on every block's fc1 and fc2), `scale` × its scaling.

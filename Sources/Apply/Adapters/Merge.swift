@@ -1,4 +1,5 @@
-import Format
+import GSLoRAFormat
+import GSLoRAModel
 
 /// What one adapter did to the weights in a merge chain.
 public struct MergeStep: Codable, Equatable, Sendable {

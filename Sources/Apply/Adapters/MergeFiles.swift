@@ -1,4 +1,4 @@
-import Format
+import GSLoRAFormat
 
 /// The outcome of `LoRAMerge.mergeFiles`, for printing or `--json`.
 public struct MergeReport: Codable, Sendable {

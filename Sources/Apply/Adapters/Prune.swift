@@ -1,4 +1,4 @@
-import Format
+import GSLoRAFormat
 
 /// Which groups `AdapterPrune` removes. Both act on the norm recorded in the file (`GroupRecord.norm`, which
 /// spec/FORMAT.md §4.4 defines as Σ_T ‖T‖_F over the group's factors, spec/TRAINING.md §A.3's reported form).

@@ -1,4 +1,4 @@
-import CZlib
+import CGSLoRAZlib
 
 /// Reads bytes held in memory that may be gzip-compressed (detected by the 1f 8b magic), so IDX files load the
 /// same way whether or not they end in .gz. Gzip data is inflated on demand into the caller's buffer; nothing

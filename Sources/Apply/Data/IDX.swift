@@ -1,5 +1,5 @@
-import Format
 import Foundation
+import GSLoRAFormat
 
 /// The images of an IDX file: `count` images of `rows × cols` bytes, row-major.
 public struct IDXImages: Equatable, Sendable {

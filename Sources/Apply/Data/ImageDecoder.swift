@@ -1,5 +1,5 @@
-import CPNG
-import CTurboJPEG
+import CGSLoRAPNG
+import CGSLoRATurboJPEG
 import Foundation
 
 #if canImport(Glibc)

@@ -1,5 +1,5 @@
-import Format
 import Foundation
+import GSLoRAFormat
 
 /// Image files decoded and preprocessed on all cores into one float32 [N, C, H, W] tensor: the engine of
 /// `ImageFolder.load`, and usable directly for unlabelled inputs (e.g. inference on a list of files).

@@ -1,5 +1,5 @@
-import Format
 import Foundation
+import GSLoRAFormat
 
 /// An image that was left out of a data set, and why.
 public struct SkippedImage: Equatable, Sendable {

@@ -1,4 +1,4 @@
-import Format
+import GSLoRAFormat
 
 /// A labelled set of images held as one float32 N×C×H×W array (PyTorch layout), ready for batching.
 /// Labels are class indices into `classNames`; `paths` names the source file of each image when there is one.
@@ -90,14 +90,6 @@ public struct ImageSet: @unchecked Sendable {
         out.withUnsafeMutableBufferPointer { o in
             outLabels.withUnsafeMutableBufferPointer { l in gather(indices, into: o, labels: l) }
         }
-    }
-
-    /// `gather` into a FloatBuffer, which grows only when the batch is bigger than any before.
-    public func gather<C: Collection>(_ indices: C, into out: FloatBuffer, labels outLabels: inout [Int]) where C.Element == Int {
-        let n = indices.count
-        out.reserve(n * imageSize)
-        if outLabels.count != n { outLabels = [Int](repeating: 0, count: n) }
-        outLabels.withUnsafeMutableBufferPointer { l in gather(indices, into: out.buffer, labels: l) }
     }
 
     /// Indices of the images of each class: `indicesByClass[k]` lists class k's images in set order.

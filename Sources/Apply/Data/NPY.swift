@@ -1,4 +1,4 @@
-import Format
+import GSLoRAFormat
 
 /// NumPy `.npy` files (format versions 1.0, 2.0 and 3.0), read as float32 and written as float32.
 ///

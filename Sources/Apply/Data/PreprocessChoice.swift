@@ -1,5 +1,5 @@
-import Format
 import Foundation
+import GSLoRAFormat
 
 /// What the command line asks of the image pipeline; nil fields leave the value to the model file or family.
 public struct PreprocessRequest: Equatable, Sendable {

@@ -1,4 +1,4 @@
-import Format
+import GSLoRAFormat
 
 /// How decoded 8-bit images become model input: channel conversion, resize, centre crop, [0,1] scaling and
 /// optional per-channel normalisation, written as float32 C×H×W (PyTorch layout).

@@ -1,4 +1,4 @@
-import Format
+import GSLoRAFormat
 
 /// PIL's antialiased resize on 8-bit interleaved pixels (Pillow `libImaging/Resample.c`), BILINEAR or BICUBIC,
 /// restricted to the output window that survives the centre crop. Each output pixel depends only on its own row
