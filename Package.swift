@@ -47,7 +47,7 @@ let commands: [(String, [Target.Dependency])] = [
         "gslora-train",
         ["GSLoRAFormat", "GSLoRAConvert", "GSLoRAModel", "GSLoRAData", "GSLoRACluster", "GSLoRAAdapters", "GSLoRAEvaluation", "GSLoRATraining"]
     ),
-    ("gslora-demo", ["GSLoRAFormat", "GSLoRAConvert", "GSLoRAModel", "GSLoRAData", "GSLoRAEvaluation", "GSLoRATraining", "GSLoRADemo"]),
+    ("gslora-demo", ["GSLoRAFormat", "GSLoRAModel", "GSLoRAData", "GSLoRAEvaluation", "GSLoRATraining", "GSLoRADemo"]),
     // Benchmarks, run by hand (bench/README.md); each subcommand prints a table with its anchor.
     ("gslora-bench", ["GSLoRAFormat", "GSLoRAConvert", "GSLoRAModel", "GSLoRAData", "GSLoRAAdapters", "GSLoRATraining"])
 ]

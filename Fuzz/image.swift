@@ -1,5 +1,5 @@
-import GSLoRAFormat
 import Foundation
+import GSLoRAFormat
 
 @testable import GSLoRAData
 

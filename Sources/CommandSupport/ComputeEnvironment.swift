@@ -30,7 +30,7 @@ public enum ComputeEnvironment {
 
 /// GSLORA_KERNELS asks for kernels this build or CPU does not have: a usage problem (exit 2).
 struct KernelChoiceProblem: Error, CustomStringConvertible, UsageProblem {
-    let error: ApplyError
+    let error: ModelError
     var description: String { error.description }
     var isUsageProblem: Bool { true }
 }

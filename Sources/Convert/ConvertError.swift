@@ -1,8 +1,9 @@
+import Foundation
 import GSLoRAFormat
 
 /// Everything that can go wrong while reading or writing a foreign checkpoint. Each case names the file and says
 /// what is wrong; `description` adds what the user can do about it.
-public enum ConvertError: Error, CustomStringConvertible, Equatable {
+public enum ConvertError: Error, CustomStringConvertible, Equatable, LocalizedError {
     /// The file could not be opened, read or mapped.
     case unreadable(file: String, reason: String)
     /// Detection found something that is not a checkpoint at all (an LFS pointer, a web page, a GGUF model, ...).
@@ -37,6 +38,8 @@ public enum ConvertError: Error, CustomStringConvertible, Equatable {
     case badConfigFile(file: String, reason: String)
     /// The output path or extension cannot be used.
     case badOutput(file: String, reason: String)
+
+    public var errorDescription: String? { description }
 
     public var description: String {
         switch self {

@@ -1,6 +1,8 @@
+import Foundation
+
 /// Everything that can go wrong reading or writing a .gslr (or mapping/writing any file through this module).
 /// Each case names the file and the problem; `description` adds what to do about it.
-public enum FormatError: Error, CustomStringConvertible, Equatable {
+public enum FormatError: Error, CustomStringConvertible, Equatable, LocalizedError {
     /// A system call failed (open, mmap, write, fsync, rename...).
     case io(file: String, operation: String, errno: Int32)
     /// The first 8 bytes are not the .gslr magic.
@@ -31,6 +33,8 @@ public enum FormatError: Error, CustomStringConvertible, Equatable {
     case invalidInput(file: String, problem: String)
     /// A tensor cannot be converted as asked (e.g. integers read as floats).
     case conversion(tensor: String, problem: String)
+
+    public var errorDescription: String? { description }
 
     public var description: String {
         switch self {

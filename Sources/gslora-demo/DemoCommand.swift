@@ -1,7 +1,6 @@
 import ArgumentParser
 import CommandSupport
 import Foundation
-import GSLoRAConvert
 import GSLoRAData
 import GSLoRADemo
 import GSLoRAEvaluation
@@ -90,7 +89,7 @@ struct DemoCommand: GsloraCommand, ComputeCommand {
             o.forget(tasks: try forget.map { try ClassSelection.parse($0, classNames: FashionMNIST.classNames, option: "--forget") })
         }
         if compare { return try runComparison(o) }
-        let demo = ForgettingDemo(options: o, exporter: Self.export)
+        let demo = ForgettingDemo(options: o)
         try OutputPolicy.checkFolderOutputs(output, files: demo.outputFiles, inputs: [data] + [backbone].compactMap { $0 }, force: force) { _ in
             "\(output) holds an earlier run's results; pass --force to replace them (the cached pre-trained backbone is reused), or choose another -o"
         }
@@ -113,7 +112,7 @@ struct DemoCommand: GsloraCommand, ComputeCommand {
 
     /// `--compare`: every method one after another; finished rows are cached in OUT/compare, so a rerun continues.
     func runComparison(_ o: DemoOptions) throws {
-        let demo = ForgettingDemo(options: o, exporter: Self.export)
+        let demo = ForgettingDemo(options: o)
         let comparison = MethodComparison(demo: demo, options: ComparisonOptions(quick: quick))
         comparison.force = force
         let console = DemoConsole()
@@ -134,7 +133,7 @@ struct DemoCommand: GsloraCommand, ComputeCommand {
         demo.shouldStop = { demoStopRequested != 0 }
         do {
             return try body()
-        } catch let e as TrainerError {
+        } catch let e as TrainingError {
             if case .interrupted = e {
                 console.message("interrupted; " + advice)
                 throw ExitCode(130)
@@ -152,12 +151,5 @@ struct DemoCommand: GsloraCommand, ComputeCommand {
             console.message("PNG plots skipped: rsvg-convert is not installed (apt-get install librsvg2-bin); the SVGs are written")
         }
         if json { FileHandle.standardOutput.write(Data(try ReportWriter.json(report).utf8)) }
-    }
-
-    /// gslora-convert's path: the merged .gslr to a .pth or .safetensors with the family's original names.
-    static func export(input: String, output: String) throws -> ExportSummary {
-        let r = try Converter.convert(input: input, output: output, options: ConvertOptions(force: true))
-        guard let out = r.outputs.first else { throw DemoError.failed(stage: "export", problem: "\(output) was not written") }
-        return ExportSummary(path: out.path, format: out.kind, tensors: out.tensors, bytes: out.bytes)
     }
 }

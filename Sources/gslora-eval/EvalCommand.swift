@@ -115,7 +115,7 @@ struct EvalCommand: GsloraCommand, ComputeCommand {
         let (set, skipped) = try EvalData.load(
             path: data, labels: labels, split: split, classNames: loaded.classes,
             numClasses: c.numClasses, preprocessing: pre)
-        guard set.count > 0 else { throw EvalError.badData(path: data, problem: "holds no images") }
+        guard set.count > 0 else { throw EvaluationError.badData(path: data, problem: "holds no images") }
         let names = set.classNames
         let f = try ClassSelection.parse(forget, classNames: names, option: "--forget")
         let r = try retain.map { try ClassSelection.parse($0, classNames: names, option: "--retain") }

@@ -104,7 +104,7 @@ struct InferCommand: GsloraCommand, ComputeCommand {
         if let bad = floats.firstIndex(where: { !$0.isFinite }) {
             let i = bad / max(perImage, 1)
             let count = floats.reduce(0) { $1.isFinite ? $0 : $0 + 1 }
-            throw EvalError.badInput(
+            throw EvaluationError.badInput(
                 path: input,
                 problem: "image \(i) (\(names[i])) holds a value that is NaN or infinite (\(count) such values in the input); give finite pixel values")
         }
@@ -114,7 +114,7 @@ struct InferCommand: GsloraCommand, ComputeCommand {
                 progress: progress.update)
         }
         if let row = (0..<n).first(where: { i in (0..<c.numClasses).contains { !logits[i * c.numClasses + $0].isFinite } }) {
-            throw EvalError.badInput(
+            throw EvaluationError.badInput(
                 path: input, problem: "the model's logits for image \(row) (\(names[row])) are not finite; the weights or the input overflow float32")
         }
         if let output {

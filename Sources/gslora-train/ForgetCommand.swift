@@ -205,7 +205,7 @@ struct ForgetCommand: ParsableCommand, ComputeCommand {
         let report: TrainReport
         do {
             report = try trainer.run(resume: resume)
-        } catch let e as TrainerError {
+        } catch let e as TrainingError {
             if case .interrupted = e {
                 if world.isRoot { console.message("\(e)") }
                 throw ExitCode(130)
@@ -241,10 +241,10 @@ struct ForgetCommand: ParsableCommand, ComputeCommand {
         }
         let imported: ImportedModel
         do { imported = try ModelImport.load(backbone, options: modelOptions.importOptions) } catch {
-            throw TrainerError.badModel(path: backbone, problem: "\(error)")
+            throw TrainingError.badModel(path: backbone, problem: "\(error)")
         }
         guard let config = imported.config else {
-            throw TrainerError.badModel(
+            throw TrainingError.badModel(
                 path: backbone,
                 problem: imported.adapter != nil
                     ? "it is an adapter, not a backbone"

@@ -25,7 +25,7 @@ struct TrainCommand: GsloraCommand {
 }
 
 /// A value no run can use is a usage error; everything else failed on its input.
-extension TrainerError: UsageProblem {
+extension TrainingError: UsageProblem {
     public var isUsageProblem: Bool {
         if case .badOption = self { return true }
         return false

@@ -46,8 +46,8 @@ final class BF16ForwardTests: XCTestCase {
         var out: Float = 0, x: Float = 1
         do {
             try BF16Matmul().product(weight: one, outFeatures: 1, inFeatures: 1, input: &x, lda: 1, rows: 1, out: &out, ldc: 1)
-        } catch let ApplyError.oneDNN(call, status) where status == "unimplemented" {
-            XCTAssertTrue("\(ApplyError.oneDNN(call: call, status: status))".contains("use precision float32"))
+        } catch let ModelError.oneDNN(call, status) where status == "unimplemented" {
+            XCTAssertTrue("\(ModelError.oneDNN(call: call, status: status))".contains("use precision float32"))
             throw XCTSkip("oneDNN has no bf16 matrix product on this CPU (\(call)); bf16 needs AVX-512")
         }
     }

@@ -27,7 +27,8 @@ final class EvalTests: XCTestCase {
             }
         }
         XCTAssertThrowsError(try ClassSelection.parse("Shoe", classNames: names, option: "--old")) { e in
-            XCTAssertEqual(e as? EvalError, .unknownClass(option: "--old", item: "Shoe", known: "'T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat', '7'"))
+            XCTAssertEqual(
+                e as? EvaluationError, .unknownClass(option: "--old", item: "Shoe", known: "'T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat', '7'"))
         }
     }
 
@@ -99,7 +100,7 @@ final class EvalTests: XCTestCase {
                 old: [], before: before, beforePath: "b.json", criterion: "cosine", model: "m",
                 adapters: [], merged: false, data: "")
         ) { e in
-            guard case EvalError.badReport(path: "b.json", _) = e else { return XCTFail("\(e)") }
+            guard case EvaluationError.badReport(path: "b.json", _) = e else { return XCTFail("\(e)") }
         }
     }
 

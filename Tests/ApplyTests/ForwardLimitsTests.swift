@@ -15,7 +15,7 @@ final class ForwardLimitsTests: XCTestCase {
         let images = [Float](repeating: 0.5, count: c.channels * c.imageSize * c.imageSize)
         for mode in [ForwardMode.eval, .train(dropout: 0)] {
             XCTAssertThrowsError(try model.forward(images: images, batch: 1, mode: mode)) { error in
-                guard case ApplyError.tooLarge(let why) = error else { return XCTFail("expected tooLarge, got \(error)") }
+                guard case ModelError.tooLarge(let why) = error else { return XCTFail("expected tooLarge, got \(error)") }
                 XCTAssertTrue(why.contains("GiB of activations"), why)
             }
         }
@@ -26,7 +26,7 @@ final class ForwardLimitsTests: XCTestCase {
         let model = try ViT(config: c, parameters: try ViTParameters.random(config: c, seed: 1))
         let perImage = c.channels * c.imageSize * c.imageSize
         XCTAssertThrowsError(try model.forward(images: [Float](repeating: 0, count: 2 * perImage - 1), batch: 2)) { error in
-            guard case ApplyError.badInput = error else { return XCTFail("expected badInput, got \(error)") }
+            guard case ModelError.badInput = error else { return XCTFail("expected badInput, got \(error)") }
         }
     }
 }

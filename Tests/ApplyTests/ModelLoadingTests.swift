@@ -50,22 +50,22 @@ final class ModelLoadingTests: XCTestCase {
     func testMissingMisshapedUnexpectedAndDuplicateTensors() throws {
         let good = try canonical(config)
         XCTAssertThrowsError(try ViT(config: config, weights: good.filter { $0.name != "blocks.1.mlp.fc2.bias" })) {
-            XCTAssertEqual($0 as? ApplyError, .missingTensor("blocks.1.mlp.fc2.bias"))
+            XCTAssertEqual($0 as? ModelError, .missingTensor("blocks.1.mlp.fc2.bias"))
         }
         var bad = good
         let i = bad.firstIndex { $0.name == "blocks.0.attn.qkv.weight" }!
         bad[i] = Tensor(name: bad[i].name, shape: [8, 24], floats: try bad[i].floats())
         XCTAssertThrowsError(try ViT(config: config, weights: bad)) {
-            XCTAssertEqual($0 as? ApplyError, .shapeMismatch(tensor: "blocks.0.attn.qkv.weight", expected: [24, 8], actual: [8, 24]))
+            XCTAssertEqual($0 as? ModelError, .shapeMismatch(tensor: "blocks.0.attn.qkv.weight", expected: [24, 8], actual: [8, 24]))
             XCTAssertTrue("\($0)".contains("blocks.0.attn.qkv.weight"))
         }
         XCTAssertThrowsError(
             try ViT(config: config, weights: good + [Tensor(name: "blocks.0.attn.qkv.bias", shape: [24], floats: .init(repeating: 0, count: 24))])
         ) {
-            XCTAssertEqual($0 as? ApplyError, .unexpectedTensors(["blocks.0.attn.qkv.bias"]))
+            XCTAssertEqual($0 as? ModelError, .unexpectedTensors(["blocks.0.attn.qkv.bias"]))
         }
         XCTAssertThrowsError(try ViT(config: config, weights: good + [good[0]])) {
-            XCTAssertEqual($0 as? ApplyError, .duplicateTensor("cls_token"))
+            XCTAssertEqual($0 as? ModelError, .duplicateTensor("cls_token"))
         }
         var ints = good
         ints[0] = Tensor(name: "cls_token", dtype: .i32, shape: [1, 1, 8], data: Bytes(copying: [UInt8](repeating: 0, count: 32)))
@@ -107,7 +107,7 @@ final class ModelLoadingTests: XCTestCase {
         XCTAssertEqual(back.rank, 2)
         XCTAssertEqual(back.fc2[1].b.array, a.fc2[1].b.array)
         XCTAssertThrowsError(try LoRAAdapter(config: config, tensors: a.tensors.filter { $0.name != "blocks.1.mlp.fc1.lora_B" }, scaling: 0.5)) {
-            XCTAssertEqual($0 as? ApplyError, .missingTensor("blocks.1.mlp.fc1.lora_B"))
+            XCTAssertEqual($0 as? ModelError, .missingTensor("blocks.1.mlp.fc1.lora_B"))
         }
         var other = config
         other.mlpWidth = 32

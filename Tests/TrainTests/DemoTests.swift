@@ -25,13 +25,6 @@ final class DemoTests: XCTestCase {
 
     override func tearDownWithError() throws { try? FileManager.default.removeItem(atPath: dir) }
 
-    /// The command's exporter (gslora-convert's path).
-    static func export(input: String, output: String) throws -> ExportSummary {
-        let r = try Converter.convert(input: input, output: output, options: ConvertOptions(force: true))
-        let out = try XCTUnwrap(r.outputs.first)
-        return ExportSummary(path: out.path, format: out.kind, tensors: out.tensors, bytes: out.bytes)
-    }
-
     /// Debian's folder when it holds the data, else a synthetic 10-class IDX set (class k: a bright bar at row 2k+4).
     func dataFolder() throws -> String { try Self.dataFolder(in: dir) }
 
@@ -70,7 +63,7 @@ final class DemoTests: XCTestCase {
 
     func testQuickJobWritesEveryArtefact() throws {
         let data = try dataFolder()
-        let demo = ForgettingDemo(options: quickOptions(data: data), exporter: Self.export)
+        let demo = ForgettingDemo(options: quickOptions(data: data))
         var stages: [String] = []
         demo.onEvent = { if case let .stage(s) = $0 { stages.append(s) } }
         let report = try demo.run()
@@ -137,7 +130,7 @@ final class DemoTests: XCTestCase {
         }
 
         // A second run takes the backbone from the cache.
-        let again = ForgettingDemo(options: quickOptions(data: data), exporter: Self.export)
+        let again = ForgettingDemo(options: quickOptions(data: data))
         XCTAssertTrue(try again.run().pretrain.cached)
     }
 
@@ -164,14 +157,14 @@ final class DemoTests: XCTestCase {
     func testMissingDataSaysHowToInstallIt() {
         var o = quickOptions(data: dir + "/no-such-folder")
         o.plus = false
-        XCTAssertThrowsError(try ForgettingDemo(options: o, exporter: Self.export).run()) { e in
+        XCTAssertThrowsError(try ForgettingDemo(options: o).run()) { e in
             guard case DemoError.missingData = e else { return XCTFail("\(e)") }
             XCTAssertTrue("\(e)".contains("apt-get install dataset-fashion-mnist"), "\(e)")
         }
         // A folder without the files is the same case.
         let empty = dir + "/empty"
         try? FileManager.default.createDirectory(atPath: empty, withIntermediateDirectories: true)
-        XCTAssertThrowsError(try ForgettingDemo(options: quickOptions(data: empty), exporter: Self.export).run()) { e in
+        XCTAssertThrowsError(try ForgettingDemo(options: quickOptions(data: empty)).run()) { e in
             guard case DemoError.missingData = e else { return XCTFail("\(e)") }
             XCTAssertTrue("\(e)".contains("train-images-idx3-ubyte"), "\(e)")
         }
@@ -182,7 +175,7 @@ final class DemoTests: XCTestCase {
         try FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true)
         try Self.writeIDX(d, prefix: "train", count: 100, badLabel: 12)
         try Self.writeIDX(d, prefix: "t10k", count: 50)
-        XCTAssertThrowsError(try ForgettingDemo(options: quickOptions(data: d), exporter: Self.export).run()) { e in
+        XCTAssertThrowsError(try ForgettingDemo(options: quickOptions(data: d)).run()) { e in
             guard case DemoError.badData = e else { return XCTFail("\(e)") }
             XCTAssertTrue("\(e)".contains("label 12"), "\(e)")
         }
@@ -194,8 +187,8 @@ final class DemoTests: XCTestCase {
         for (tasks, why) in [([[3], [3]], "twice"), ([[10]], "not one of the model's classes"), ([[0, 1, 2, 3, 4], [5, 6, 7, 8, 9]], "no class to retain")] {
             var o = quickOptions(data: data)
             o.forget(tasks: tasks)
-            XCTAssertThrowsError(try ForgettingDemo(options: o, exporter: Self.export).run(), "\(tasks)") { e in
-                guard case TrainerError.badOption(let option, let problem) = e else { return XCTFail("\(e)") }
+            XCTAssertThrowsError(try ForgettingDemo(options: o).run(), "\(tasks)") { e in
+                guard case TrainingError.badOption(let option, let problem) = e else { return XCTFail("\(e)") }
                 XCTAssertEqual(option, "--forget")
                 XCTAssertTrue(problem.contains(why), problem)
             }
@@ -214,14 +207,14 @@ final class DemoTests: XCTestCase {
         let path = o.output + "/pretrained.gslr"
         try GSLRWriter.write(
             path, header: GSLRHeader(kind: .backbone, model: tv), tensors: [Tensor(name: "cls_token", shape: [1, 1, 8], floats: Array(repeating: 0, count: 8))])
-        XCTAssertThrowsError(try ForgettingDemo(options: o, exporter: Self.export).run()) { e in
+        XCTAssertThrowsError(try ForgettingDemo(options: o).run()) { e in
             guard case DemoError.wrongModel = e else { return XCTFail("\(e)") }
             XCTAssertTrue("\(e)".contains("torchvision_vit") && "\(e)".contains("delete it"), "\(e)")
         }
         // The same file given as --backbone.
         o.backbone = path
         o.output = dir + "/out2"
-        XCTAssertThrowsError(try ForgettingDemo(options: o, exporter: Self.export).run()) { e in
+        XCTAssertThrowsError(try ForgettingDemo(options: o).run()) { e in
             guard case DemoError.wrongModel = e else { return XCTFail("\(e)") }
             XCTAssertTrue("\(e)".contains("torchvision_vit") && "\(e)".contains("face_vit"), "\(e)")
         }

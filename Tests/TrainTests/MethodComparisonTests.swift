@@ -21,7 +21,7 @@ final class MethodComparisonTests: XCTestCase {
         o.output = dir + "/out"
         o.data = try DemoTests.dataFolder(in: dir)
         let options = ComparisonOptions(quick: true)
-        let comparison = MethodComparison(demo: ForgettingDemo(options: o, exporter: DemoTests.export), options: options)
+        let comparison = MethodComparison(demo: ForgettingDemo(options: o), options: options)
         let report = try comparison.run()
 
         // Every method of the table in both settings, in order, each with 4 tasks and its costs.
@@ -56,7 +56,7 @@ final class MethodComparisonTests: XCTestCase {
 
         // The GS-LoRA rows are the demo's runs: same recipes, same code path, same numbers.
         o.plus = true
-        let demo = try ForgettingDemo(options: o, exporter: DemoTests.export).run()
+        let demo = try ForgettingDemo(options: o).run()
         XCTAssertTrue(demo.pretrain.cached, "the comparison and the demo share the pre-trained backbone")
         for (run, setting, method) in [(demo.runs[0], ComparisonOptions.Setting.full, "gslora"), (demo.runs[1], .fewShot, "gslora++")] {
             let row = try XCTUnwrap(report.rows.first { $0.setting == setting && $0.method == method })
@@ -68,7 +68,7 @@ final class MethodComparisonTests: XCTestCase {
         }
 
         // A rerun takes every row from the cache, with the same numbers.
-        let again = try MethodComparison(demo: ForgettingDemo(options: o, exporter: DemoTests.export), options: options).run()
+        let again = try MethodComparison(demo: ForgettingDemo(options: o), options: options).run()
         XCTAssertTrue(again.rows.allSatisfy(\.cached))
         XCTAssertEqual(again.rows.map(\.mean.h), report.rows.map(\.mean.h))
 
@@ -81,7 +81,7 @@ final class MethodComparisonTests: XCTestCase {
         try JSONSerialization.data(withJSONObject: cached).write(to: URL(fileURLWithPath: path))
         var o2 = options
         o2.settings = [.full]
-        XCTAssertThrowsError(try MethodComparison(demo: ForgettingDemo(options: o, exporter: DemoTests.export), options: o2).run()) {
+        XCTAssertThrowsError(try MethodComparison(demo: ForgettingDemo(options: o), options: o2).run()) {
             XCTAssertTrue("\($0)".contains(path) && "\($0)".contains("--force"), "\($0)")
         }
     }
@@ -92,15 +92,15 @@ final class MethodComparisonTests: XCTestCase {
         o.data = try DemoTests.dataFolder(in: dir)
         var options = ComparisonOptions(quick: true)
         options.settings = [.fewShot]
-        let demo = ForgettingDemo(options: o, exporter: DemoTests.export)
+        let demo = ForgettingDemo(options: o)
         // Stop during the third row (the first step of its training after two rows finished).
         var rowsStarted = 0
         demo.onEvent = { if case let .stage(s) = $0, s.hasPrefix("compare ") { rowsStarted += 1 } }
         demo.shouldStop = { rowsStarted >= 3 }
         XCTAssertThrowsError(try MethodComparison(demo: demo, options: options).run()) { error in
-            guard case .interrupted? = error as? TrainerError else { return XCTFail("\(error)") }
+            guard case .interrupted? = error as? TrainingError else { return XCTFail("\(error)") }
         }
-        let resumed = try MethodComparison(demo: ForgettingDemo(options: o, exporter: DemoTests.export), options: options).run()
+        let resumed = try MethodComparison(demo: ForgettingDemo(options: o), options: options).run()
         XCTAssertEqual(resumed.rows.map(\.cached), [true, true] + Array(repeating: false, count: resumed.rows.count - 2))
     }
 }

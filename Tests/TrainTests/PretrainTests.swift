@@ -54,7 +54,7 @@ final class PretrainTests: XCTestCase {
         o.imageSize = 30
         o.patchSize = 8
         XCTAssertThrowsError(try o.config(classes: 10)) {
-            guard case TrainerError.badOption(let option, _) = $0 else { return XCTFail("\($0)") }
+            guard case TrainingError.badOption(let option, _) = $0 else { return XCTFail("\($0)") }
             XCTAssertEqual(option, "--patch-size")
         }
     }

@@ -84,10 +84,10 @@ final class ProtocolTests: XCTestCase {
         var r2 = SplitMix64(seed: 1)
         XCTAssertEqual(Set(try TrainingSubset.fewShot(data, classes: [0], shots: 3, rng: &r2)), Set(data.byClass[0]))
         XCTAssertThrowsError(try TrainingSubset.fewShot(data, classes: [0], shots: 4, rng: &r2)) { error in
-            XCTAssertEqual(error as? TrainError, .notEnoughImages(classIndex: 0, available: 3, requested: 4))
+            XCTAssertEqual(error as? TrainingError, .notEnoughImages(classIndex: 0, available: 3, requested: 4))
         }
         XCTAssertThrowsError(try TrainingSubset.fewShot(data, classes: [10], shots: 1, rng: &r2)) { error in
-            guard case .unknownClass(10, _)? = error as? TrainError else { return XCTFail("\(error)") }
+            guard case .unknownClass(10, _)? = error as? TrainingError else { return XCTFail("\(error)") }
         }
         XCTAssertThrowsError(try TrainingSubset.fewShot(data, classes: [1], shots: 0, rng: &r2))
     }

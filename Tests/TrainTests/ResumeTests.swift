@@ -29,7 +29,7 @@ final class ResumeTests: XCTestCase {
                 let r = try trainer.run(resume: resumed)
                 XCTAssertEqual(r.tasks.map(\.adapterFingerprint), report.tasks.map(\.adapterFingerprint))
                 break
-            } catch TrainerError.interrupted(let path) {
+            } catch TrainingError.interrupted(let path) {
                 XCTAssertEqual(path, stopped + "/state.gslr")
                 XCTAssertTrue(FileManager.default.fileExists(atPath: path))
                 resumed = true
@@ -49,7 +49,7 @@ final class ResumeTests: XCTestCase {
         let backbone = try TrainBackbone(config: TinyRun.config, tensors: try TinyRun.weights(), source: "tiny")
         let dir = try temporaryDirectory("refuse")
         XCTAssertThrowsError(try Trainer(backbone: backbone, data: data, options: TinyRun.options, outputDirectory: dir).run(resume: true)) {
-            guard case TrainerError.badState = $0 else { return XCTFail("\($0)") }
+            guard case TrainingError.badState = $0 else { return XCTFail("\($0)") }
         }
         let trainer = try Trainer(backbone: backbone, data: data, options: TinyRun.options, outputDirectory: dir)
         trainer.shouldStop = { true }
@@ -57,13 +57,13 @@ final class ResumeTests: XCTestCase {
 
         let other = try TrainBackbone(config: TinyRun.config, tensors: try TinyRun.weights(seed: 8), source: "other")
         XCTAssertThrowsError(try Trainer(backbone: other, data: data, options: TinyRun.options, outputDirectory: dir).run(resume: true)) {
-            guard case TrainerError.badState(_, let why) = $0 else { return XCTFail("\($0)") }
+            guard case TrainingError.badState(_, let why) = $0 else { return XCTFail("\($0)") }
             XCTAssertTrue(why.contains("fingerprint"), why)
         }
         var changed = TinyRun.options
         changed.lr = 0.5
         XCTAssertThrowsError(try Trainer(backbone: backbone, data: data, options: changed, outputDirectory: dir).run(resume: true)) {
-            guard case TrainerError.badState(_, let why) = $0 else { return XCTFail("\($0)") }
+            guard case TrainingError.badState(_, let why) = $0 else { return XCTFail("\($0)") }
             XCTAssertTrue(why.contains("lr"), why)
         }
     }

@@ -141,7 +141,7 @@ final class TrainerTests: XCTestCase {
 
         o.shots = 7 // the synthetic training set has 6 images per class
         XCTAssertThrowsError(try Trainer(backbone: backbone, data: try TinyRun.data(), options: o, outputDirectory: dir)) {
-            guard case TrainerError.badOption(let option, _) = $0 else { return XCTFail("\($0)") }
+            guard case TrainingError.badOption(let option, _) = $0 else { return XCTFail("\($0)") }
             XCTAssertEqual(option, "--shots")
         }
     }
@@ -154,7 +154,7 @@ final class TrainerTests: XCTestCase {
             var o = TinyRun.options
             change(&o)
             XCTAssertThrowsError(try Trainer(backbone: backbone, data: data, options: o, outputDirectory: dir), option) {
-                guard case TrainerError.badOption(let named, _) = $0 else { return XCTFail("\(option): \($0)") }
+                guard case TrainingError.badOption(let named, _) = $0 else { return XCTFail("\(option): \($0)") }
                 XCTAssertEqual(named, option)
             }
         }
@@ -195,7 +195,7 @@ final class TrainerTests: XCTestCase {
         o.epochs = [1]
         _ = try Trainer(backbone: backbone, data: data, options: o, outputDirectory: dir).run()
         XCTAssertThrowsError(try TrainBackbone.open(dir + "/task-1.gslr")) {
-            guard case TrainerError.badModel(let path, let why) = $0 else { return XCTFail("\($0)") }
+            guard case TrainingError.badModel(let path, let why) = $0 else { return XCTFail("\($0)") }
             XCTAssertEqual(path, dir + "/task-1.gslr")
             XCTAssertTrue(why.contains("adapter"), why)
         }
@@ -208,7 +208,7 @@ final class TrainerTests: XCTestCase {
                 backbone: backbone, data: try TrainData(train: small, test: small, source: "small"), options: o,
                 outputDirectory: dir)
         ) {
-            guard case TrainerError.badData(let path, _) = $0 else { return XCTFail("\($0)") }
+            guard case TrainingError.badData(let path, _) = $0 else { return XCTFail("\($0)") }
             XCTAssertEqual(path, "small")
         }
     }
@@ -216,9 +216,9 @@ final class TrainerTests: XCTestCase {
     /// A wrapped error that already names the file is not prefixed with it again, nor given a second full stop.
     func testWrappedErrorsNameTheFileOnce() {
         let inner = "/m/face.pth: cannot infer the number of attention heads. Pass --heads N."
-        XCTAssertEqual("\(TrainerError.badModel(path: "/m/face.pth", problem: inner))", inner)
-        XCTAssertEqual("\(TrainerError.badData(path: "/d", problem: "no test set"))", "/d: no test set.")
-        XCTAssertEqual("\(TrainerError.badOption(option: "--rank", problem: "must be ≥ 1"))", "--rank: must be ≥ 1.")
+        XCTAssertEqual("\(TrainingError.badModel(path: "/m/face.pth", problem: inner))", inner)
+        XCTAssertEqual("\(TrainingError.badData(path: "/d", problem: "no test set"))", "/d: no test set.")
+        XCTAssertEqual("\(TrainingError.badOption(option: "--rank", problem: "must be ≥ 1"))", "--rank: must be ≥ 1.")
     }
 }
 

@@ -1,5 +1,7 @@
+import Foundation
+
 /// What can go wrong merging, pruning or loading adapters. Each case names the file and says what to do.
-public enum AdapterError: Error, CustomStringConvertible, Equatable {
+public enum AdapterError: Error, CustomStringConvertible, Equatable, LocalizedError {
     /// The file is not of the kind the operation needs (a backbone where an adapter is expected, ...).
     case wrongKind(file: String, expected: String, actual: String)
     /// The adapter was trained on other weights than the ones it is being applied to.
@@ -12,6 +14,8 @@ public enum AdapterError: Error, CustomStringConvertible, Equatable {
     case nonFinite(tensor: String, adapter: String, count: Int, problem: String)
     /// A caller-supplied value is unusable (scale count, prune rule, ...).
     case invalidArgument(String)
+
+    public var errorDescription: String? { description }
 
     public var description: String {
         switch self {

@@ -141,13 +141,3 @@ public final class OpenMPI: Communicator {
         try Self.check(finalizeFn(), "MPI_Finalize")
     }
 }
-
-public enum ClusterError: Error, CustomStringConvertible {
-    case noMPI(String)
-    case failed(String)
-    public var description: String {
-        switch self {
-        case .noMPI(let s), .failed(let s): return s
-        }
-    }
-}

@@ -2,7 +2,7 @@ import Foundation
 
 /// Everything that can go wrong loading or writing data sets (image folders, IDX, .npy).
 /// Each case names the file and the problem; `description` adds what to do about it.
-public enum DataError: Error, CustomStringConvertible, Equatable {
+public enum DataError: Error, CustomStringConvertible, Equatable, LocalizedError {
     /// A system call failed (open, read, write, rename...).
     case io(path: String, operation: String, errno: Int32)
     /// A data set root or class folder is missing or is not a folder.
@@ -29,6 +29,8 @@ public enum DataError: Error, CustomStringConvertible, Equatable {
     case badPreprocessing(problem: String)
     /// Nothing determines a model's image pipeline (no stored record, no family default, too few options).
     case pipelineUnknown(model: String, problem: String)
+
+    public var errorDescription: String? { description }
 
     public var description: String {
         switch self {

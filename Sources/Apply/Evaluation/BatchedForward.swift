@@ -12,9 +12,9 @@ public enum BatchedForward {
     ) throws -> (logits: [Float], embeddings: [Float]?) {
         let c = model.config
         let per = c.channels * c.imageSize * c.imageSize
-        guard batchSize > 0 else { throw ApplyError.badInput("batch size \(batchSize) is not positive") }
+        guard batchSize > 0 else { throw ModelError.badInput("batch size \(batchSize) is not positive") }
         guard images.count == count * per else {
-            throw ApplyError.badInput("\(images.count) floats for \(count) images of \(c.channels)×\(c.imageSize)×\(c.imageSize)")
+            throw ModelError.badInput("\(images.count) floats for \(count) images of \(c.channels)×\(c.imageSize)×\(c.imageSize)")
         }
         let k = c.numClasses, w = c.width
         var logits = [Float](repeating: 0, count: count * k)
@@ -40,9 +40,9 @@ public enum BatchedForward {
     ) throws -> [Int] {
         let c = model.config, k = c.numClasses
         let per = c.channels * c.imageSize * c.imageSize, count = labels.count
-        guard batchSize > 0 else { throw ApplyError.badInput("batch size \(batchSize) is not positive") }
+        guard batchSize > 0 else { throw ModelError.badInput("batch size \(batchSize) is not positive") }
         guard images.count == count * per else {
-            throw ApplyError.badInput("\(images.count) floats for \(count) images of \(c.channels)×\(c.imageSize)×\(c.imageSize)")
+            throw ModelError.badInput("\(images.count) floats for \(count) images of \(c.channels)×\(c.imageSize)×\(c.imageSize)")
         }
         var predictions = [Int](repeating: 0, count: count)
         var start = 0

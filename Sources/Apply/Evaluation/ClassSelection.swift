@@ -7,19 +7,19 @@ public enum ClassSelection {
         var out = Set<Int>()
         for raw in spec.split(separator: ",", omittingEmptySubsequences: false) {
             let item = raw.trimmingCharacters()
-            guard !item.isEmpty else { throw EvalError.badClassList(option: option, problem: "empty item in '\(spec)'") }
+            guard !item.isEmpty else { throw EvaluationError.badClassList(option: option, problem: "empty item in '\(spec)'") }
             if let i = byName[item] {
                 out.insert(i)
             } else if let i = Int(item) {
                 try check(i, item, classNames, option)
                 out.insert(i)
             } else if let dash = item.firstIndex(of: "-"), let lo = Int(item[..<dash]), let hi = Int(item[item.index(after: dash)...]) {
-                guard lo <= hi else { throw EvalError.badClassList(option: option, problem: "range '\(item)' runs backwards") }
+                guard lo <= hi else { throw EvaluationError.badClassList(option: option, problem: "range '\(item)' runs backwards") }
                 try check(lo, item, classNames, option)
                 try check(hi, item, classNames, option)
                 out.formUnion(lo...hi)
             } else {
-                throw EvalError.unknownClass(option: option, item: item, known: summary(classNames))
+                throw EvaluationError.unknownClass(option: option, item: item, known: summary(classNames))
             }
         }
         return out.sorted()
@@ -27,7 +27,7 @@ public enum ClassSelection {
 
     private static func check(_ i: Int, _ item: String, _ names: [String], _ option: String) throws {
         guard i >= 0 && i < names.count else {
-            throw EvalError.unknownClass(option: option, item: item, known: "indices 0…\(names.count - 1) (\(summary(names)))")
+            throw EvaluationError.unknownClass(option: option, item: item, known: "indices 0…\(names.count - 1) (\(summary(names)))")
         }
     }
 

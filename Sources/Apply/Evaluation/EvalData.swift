@@ -18,7 +18,7 @@ public enum EvalData {
         let path = FashionMNIST.resolve(rawPath)
         var isDir: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else {
-            throw EvalError.badData(path: path, problem: "no such file or folder")
+            throw EvaluationError.badData(path: path, problem: "no such file or folder")
         }
         let names = classNames ?? (0..<numClasses).map(String.init)
         if isDir.boolValue {
@@ -28,33 +28,33 @@ public enum EvalData {
                     preprocessing: preprocessing)
                 return (set, [])
             }
-            guard labels == nil else { throw EvalError.badData(path: path, problem: "--labels is only for .npy or IDX image files, not an image folder") }
+            guard labels == nil else { throw EvaluationError.badData(path: path, problem: "--labels is only for .npy or IDX image files, not an image folder") }
             let r = try ImageFolder.load(root: path, classNames: classNames, preprocessing: preprocessing)
             guard r.set.classNames.count <= numClasses else {
-                throw EvalError.badData(path: path, problem: "\(r.set.classNames.count) class folders, but the model has \(numClasses) classes")
+                throw EvaluationError.badData(path: path, problem: "\(r.set.classNames.count) class folders, but the model has \(numClasses) classes")
             }
             return r
         }
         if path.lowercased().hasSuffix(".npy") {
-            guard let labels else { throw EvalError.badData(path: path, problem: ".npy images need a labels file: pass --labels LABELS.npy") }
+            guard let labels else { throw EvaluationError.badData(path: path, problem: ".npy images need a labels file: pass --labels LABELS.npy") }
             let images = try NPY.readImages(
                 path: path, channels: preprocessing.channels, height: preprocessing.outputHeight,
                 width: preprocessing.outputWidth)
             let raw = try NPY.read(path: labels)
             guard raw.shape.count == 1 || (raw.shape.count == 2 && raw.shape[1] == 1) else {
-                throw EvalError.badData(path: labels, problem: "labels have shape \(raw.shape); expected one class index per image, shape (N,)")
+                throw EvaluationError.badData(path: labels, problem: "labels have shape \(raw.shape); expected one class index per image, shape (N,)")
             }
             let values = try raw.floats()
             var y: [Int] = []
             y.reserveCapacity(values.count)
             for (i, v) in values.enumerated() {
                 guard v.isFinite, v == v.rounded(), v >= 0, v < Float(numClasses) else {
-                    throw EvalError.badData(path: labels, problem: "label \(v) of item \(i) is not a class index in 0..<\(numClasses)")
+                    throw EvaluationError.badData(path: labels, problem: "label \(v) of item \(i) is not a class index in 0..<\(numClasses)")
                 }
                 y.append(Int(v))
             }
             guard y.count == images.shape[0] else {
-                throw EvalError.badData(path: labels, problem: "\(y.count) labels for the \(images.shape[0]) images of \(path)")
+                throw EvaluationError.badData(path: labels, problem: "\(y.count) labels for the \(images.shape[0]) images of \(path)")
             }
             return (try ImageSet(images: images, labels: y, classNames: names), [])
         }
@@ -74,7 +74,7 @@ public enum EvalData {
         let lone = files.count == 1 && !files[0].hasPrefix("train-") && !files[0].hasPrefix("t10k-") ? files[0] : nil
         let chosen = pick.first { $0.hasSuffix(".gz") } ?? pick.first ?? lone
         guard let chosen else {
-            throw EvalError.badData(path: dir, problem: "IDX files \(files) but none for split '\(split)' (\(prefix)…); pass one images file instead")
+            throw EvaluationError.badData(path: dir, problem: "IDX files \(files) but none for split '\(split)' (\(prefix)…); pass one images file instead")
         }
         return dir + "/" + chosen
     }
@@ -83,7 +83,7 @@ public enum EvalData {
     static func idxLabels(for images: String) throws -> String {
         let candidate = images.replacingOccurrences(of: "images-idx3-ubyte", with: "labels-idx1-ubyte")
         guard candidate != images, FileManager.default.fileExists(atPath: candidate) else {
-            throw EvalError.badData(path: images, problem: "no labels file found next to it (expected \(candidate)); pass --labels")
+            throw EvaluationError.badData(path: images, problem: "no labels file found next to it (expected \(candidate)); pass --labels")
         }
         return candidate
     }

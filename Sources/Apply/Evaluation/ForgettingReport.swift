@@ -70,10 +70,10 @@ public enum ForgettingScore {
     ) throws -> ForgettingReport {
         let k = classNames.count
         guard predictions.count == labels.count else {
-            throw EvalError.badData(path: data, problem: "\(predictions.count) predictions for \(labels.count) labels")
+            throw EvaluationError.badData(path: data, problem: "\(predictions.count) predictions for \(labels.count) labels")
         }
         if let bad = (labels + forget + old + (retain ?? [])).first(where: { $0 < 0 || $0 >= k }) {
-            throw EvalError.badData(path: data, problem: "class \(bad) is outside the \(k) classes")
+            throw EvaluationError.badData(path: data, problem: "class \(bad) is outside the \(k) classes")
         }
         var samples = [Int](repeating: 0, count: k), correct = [Int](repeating: 0, count: k)
         for (p, y) in zip(predictions, labels) {
@@ -81,12 +81,12 @@ public enum ForgettingScore {
             if p == y { correct[y] += 1 }
         }
         let f = Set(forget), o = Set(old)
-        if !f.isDisjoint(with: o) { throw EvalError.overlappingClasses("classes \(f.intersection(o).sorted()) are both forgotten and old") }
+        if !f.isDisjoint(with: o) { throw EvaluationError.overlappingClasses("classes \(f.intersection(o).sorted()) are both forgotten and old") }
         let present = (0..<k).filter { samples[$0] > 0 }
         let r = retain ?? present.filter { !f.contains($0) && !o.contains($0) }
         if let retain {
             let both = Set(retain).intersection(f.union(o))
-            if !both.isEmpty { throw EvalError.overlappingClasses("classes \(both.sorted()) are retained and also forgotten or old") }
+            if !both.isEmpty { throw EvaluationError.overlappingClasses("classes \(both.sorted()) are retained and also forgotten or old") }
         }
         let rs = Set(r)
         var notes: [String] = []
@@ -116,7 +116,7 @@ public enum ForgettingScore {
             let known = Set(before.perClass.filter { $0.samples > 0 }.map(\.index))
             let missing = forget.filter { !known.contains($0) }
             guard missing.isEmpty else {
-                throw EvalError.badReport(
+                throw EvaluationError.badReport(
                     path: path,
                     problem:
                         "it has no images of forget class(es) \(missing.map(String.init).joined(separator: ",")); evaluate the model before forgetting on the same data"
@@ -139,10 +139,10 @@ public enum ForgettingScore {
     public static func readReport(_ path: String) throws -> ForgettingReport {
         let data: Data
         do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
-            throw EvalError.badReport(path: path, problem: "cannot read it (\(error.localizedDescription))")
+            throw EvaluationError.badReport(path: path, problem: "cannot read it (\(error.localizedDescription))")
         }
         do { return try JSONDecoder().decode(ForgettingReport.self, from: data) } catch {
-            throw EvalError.badReport(path: path, problem: "not a gslora-eval JSON report (\(error))")
+            throw EvaluationError.badReport(path: path, problem: "not a gslora-eval JSON report (\(error))")
         }
     }
 

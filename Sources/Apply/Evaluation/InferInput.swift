@@ -10,15 +10,15 @@ public enum InferInput {
         try p.validate()
         var isDir: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else {
-            throw EvalError.badInput(path: path, problem: "no such file or folder")
+            throw EvaluationError.badInput(path: path, problem: "no such file or folder")
         }
         if !isDir.boolValue && path.lowercased().hasSuffix(".npy") {
             let t = try NPY.readImages(path: path, channels: p.channels, height: p.outputHeight, width: p.outputWidth)
-            guard t.shape[0] > 0 else { throw EvalError.badInput(path: path, problem: "holds no images (N = 0)") }
+            guard t.shape[0] > 0 else { throw EvaluationError.badInput(path: path, problem: "holds no images (N = 0)") }
             return (t, (0..<t.shape[0]).map { "\(path)[\($0)]" })
         }
         let files = isDir.boolValue ? try imageFiles(under: path) : [path]
-        guard !files.isEmpty else { throw EvalError.badInput(path: path, problem: "no .jpg, .jpeg or .png images in the folder") }
+        guard !files.isEmpty else { throw EvaluationError.badInput(path: path, problem: "no .jpg, .jpeg or .png images in the folder") }
         let size = p.valuesPerImage
         let owner = ByteOwner.allocate(files.count * size * 4)
         let out = UnsafeMutableRawPointer(mutating: owner.base.baseAddress!).assumingMemoryBound(to: Float.self)
@@ -32,7 +32,7 @@ public enum InferInput {
 
     static func imageFiles(under root: String) throws -> [String] {
         guard let e = FileManager.default.enumerator(atPath: root) else {
-            throw EvalError.badInput(path: root, problem: "cannot list the folder")
+            throw EvaluationError.badInput(path: root, problem: "cannot list the folder")
         }
         var out: [String] = []
         while let rel = e.nextObject() as? String {

@@ -49,7 +49,7 @@ public enum KernelLevel: String, CaseIterable, Sendable {
 
     /// Switches every later kernel call to `level`. Not for use while kernels run on other threads.
     public static func use(_ level: KernelLevel) throws {
-        guard level.runsHere, gk_use_level(level.code) == 0 else { throw ApplyError.cpuLacks(level.requirement) }
+        guard level.runsHere, gk_use_level(level.code) == 0 else { throw ModelError.cpuLacks(level.requirement) }
     }
 
     /// The CPU features `self` needs, for messages.
@@ -63,7 +63,7 @@ public enum KernelLevel: String, CaseIterable, Sendable {
     }
 
     /// Why the GSLORA_KERNELS value this process loaded with was not followed (the best level runs instead), or nil.
-    public static var environmentProblem: ApplyError? {
+    public static var environmentProblem: ModelError? {
         let request = getenv("GSLORA_KERNELS").map { String(cString: $0) } ?? ""
         switch gk_environment_problem() {
         case Int32(GK_CHOICE_UNKNOWN_NAME):

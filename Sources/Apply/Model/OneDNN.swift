@@ -8,7 +8,7 @@ final class OneDNN: @unchecked Sendable {
     private init() throws {
         var e: dnnl_engine_t? = nil
         try OneDNN.check(dnnl_engine_create(&e, dnnl_cpu, 0), "dnnl_engine_create")
-        guard let engine = e else { throw ApplyError.oneDNN(call: "dnnl_engine_create", status: "no engine returned") }
+        guard let engine = e else { throw ModelError.oneDNN(call: "dnnl_engine_create", status: "no engine returned") }
         self.engine = engine
     }
 
@@ -21,12 +21,12 @@ final class OneDNN: @unchecked Sendable {
     func makeStream() throws -> dnnl_stream_t {
         var s: dnnl_stream_t? = nil
         try OneDNN.check(dnnl_stream_create(&s, engine, dnnl_stream_default_flags.rawValue), "dnnl_stream_create")
-        guard let s else { throw ApplyError.oneDNN(call: "dnnl_stream_create", status: "no stream returned") }
+        guard let s else { throw ModelError.oneDNN(call: "dnnl_stream_create", status: "no stream returned") }
         return s
     }
 
     static func check(_ status: dnnl_status_t, _ call: @autoclosure () -> String) throws {
-        if status != dnnl_success { throw ApplyError.oneDNN(call: call(), status: name(status)) }
+        if status != dnnl_success { throw ModelError.oneDNN(call: call(), status: name(status)) }
     }
 
     static func name(_ s: dnnl_status_t) -> String {
@@ -57,7 +57,7 @@ final class OneDNN: @unchecked Sendable {
         // DNNL_MEMORY_ALLOCATE is ((void *)(size_t)-1), a macro Swift does not import.
         let h = handle ?? UnsafeMutableRawPointer(bitPattern: UInt.max)
         try OneDNN.check(dnnl_memory_create(&m, &md, engine, h), "dnnl_memory_create")
-        guard let m else { throw ApplyError.oneDNN(call: "dnnl_memory_create", status: "no memory returned") }
+        guard let m else { throw ModelError.oneDNN(call: "dnnl_memory_create", status: "no memory returned") }
         return m
     }
 
@@ -87,16 +87,16 @@ final class MatmulPrimitive {
         try OneDNN.check(dnnl_matmul_desc_init(&desc, &src, &wei, nil, &dst), "dnnl_matmul_desc_init (\(what))")
         var made: dnnl_primitive_desc_t? = nil
         try OneDNN.check(dnnl_primitive_desc_create(&made, &desc, nil, dnnl.engine, nil), "dnnl_primitive_desc_create (\(what))")
-        guard let pd = made else { throw ApplyError.oneDNN(call: "dnnl_primitive_desc_create (\(what))", status: "no descriptor returned") }
+        guard let pd = made else { throw ModelError.oneDNN(call: "dnnl_primitive_desc_create (\(what))", status: "no descriptor returned") }
         guard let chosen = dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0)?.pointee else {
             dnnl_primitive_desc_destroy(pd)
-            throw ApplyError.oneDNN(call: "dnnl_primitive_desc_query_md (weights of \(what))", status: "no descriptor returned")
+            throw ModelError.oneDNN(call: "dnnl_primitive_desc_query_md (weights of \(what))", status: "no descriptor returned")
         }
         var prim: dnnl_primitive_t? = nil
         let status = dnnl_primitive_create(&prim, pd)
         guard status == dnnl_success, let prim else {
             dnnl_primitive_desc_destroy(pd)
-            throw ApplyError.oneDNN(call: "dnnl_primitive_create (\(what))", status: OneDNN.name(status))
+            throw ModelError.oneDNN(call: "dnnl_primitive_create (\(what))", status: OneDNN.name(status))
         }
         self.pd = pd
         self.primitive = prim

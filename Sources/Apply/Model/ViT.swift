@@ -112,27 +112,27 @@ public final class ViT: @unchecked Sendable {
 
     private func run(images: UnsafeBufferPointer<Float>, batch: Int, labels: [Int]?, mode: ForwardMode) throws -> ViTOutput {
         let c = config
-        guard batch > 0 else { throw ApplyError.badInput("batch is \(batch)") }
+        guard batch > 0 else { throw ModelError.badInput("batch is \(batch)") }
         let perImage = c.channels * c.imageSize * c.imageSize
         let (need, o) = perImage.multipliedReportingOverflow(by: batch)
         guard !o, images.count == need else {
-            throw ApplyError.badInput(
+            throw ModelError.badInput(
                 "\(images.count) floats given, \(batch) images of \(c.channels)×\(c.imageSize)×\(c.imageSize) need \(o ? "too many" : "\(need)")")
         }
         if let labels {
-            guard labels.count == batch else { throw ApplyError.badInput("\(labels.count) labels for \(batch) images") }
+            guard labels.count == batch else { throw ModelError.badInput("\(labels.count) labels for \(batch) images") }
             if let bad = labels.first(where: { $0 < 0 || $0 >= c.numClasses }) {
-                throw ApplyError.badInput("label \(bad) is outside 0..<\(c.numClasses)")
+                throw ModelError.badInput("label \(bad) is outside 0..<\(c.numClasses)")
             }
         }
         let p = mode.dropout
-        guard p >= 0, p < 1 else { throw ApplyError.badInput("dropout probability \(p) is outside [0, 1)") }
+        guard p >= 0, p < 1 else { throw ModelError.badInput("dropout probability \(p) is outside [0, 1)") }
         var dropout: Dropout? = nil
         if p > 0 {
             dropoutCalls &+= 1
             dropout = Dropout(probability: p, seed: dropoutSeed &+ dropoutCalls &* 0x9E37_79B9_7F4A_7C15)
             if let samples = dropoutSamples {
-                guard samples.count == batch else { throw ApplyError.badInput("\(samples.count) dropout sample indices for \(batch) images") }
+                guard samples.count == batch else { throw ModelError.badInput("\(samples.count) dropout sample indices for \(batch) images") }
                 dropout?.samples = samples
             }
         }

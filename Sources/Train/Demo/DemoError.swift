@@ -1,5 +1,7 @@
+import Foundation
+
 /// What stops `gslora-demo`. Each case names the file or folder and says what to do.
-public enum DemoError: Error, CustomStringConvertible, Equatable {
+public enum DemoError: Error, CustomStringConvertible, Equatable, LocalizedError {
     /// The Fashion-MNIST folder or one of its files is not there.
     case missingData(path: String, problem: String)
     /// The data files are there but unusable (corrupt, or labels naming a class that does not exist).
@@ -8,6 +10,8 @@ public enum DemoError: Error, CustomStringConvertible, Equatable {
     case wrongModel(path: String, problem: String)
     /// A stage produced something inconsistent (a bug, or files changed under the run).
     case failed(stage: String, problem: String)
+
+    public var errorDescription: String? { description }
 
     public var description: String {
         switch self {

@@ -1,6 +1,7 @@
 import Dispatch
 import Foundation
 import GSLoRAAdapters
+import GSLoRAConvert
 import GSLoRAData
 import GSLoRAEvaluation
 import GSLoRAFormat
@@ -9,7 +10,6 @@ import GSLoRATraining
 
 /// Writes a merged backbone in a foreign format (`.pth`, `.safetensors`); the command passes Convert's
 /// `Converter.convert`, the same path as gslora-convert (Train does not depend on Convert).
-public typealias DemoExporter = (_ input: String, _ output: String) throws -> ExportSummary
 
 /// What the demo reports as it goes (the command prints; nothing here does).
 public enum DemoEvent {
@@ -25,10 +25,9 @@ public enum DemoEvent {
 /// it; for each run forget 2 classes per task over 4 tasks (`Trainer`, gslora-train forget; groups below the prune
 /// threshold are pruned by `AdapterPrune` as each adapter is written, so the chain's fingerprints hold); merge the
 /// chain (`LoRAMerge`, gslora-merge); evaluate the merged file (`AdaptedModel` + `BatchedForward` +
-/// `ForgettingScore`, gslora-eval); export it (the exporter, gslora-convert); write the report folder.
+/// `ForgettingScore`, gslora-eval); export it (`Converter`, gslora-convert); write the report folder.
 public final class ForgettingDemo {
     public let options: DemoOptions
-    public let exporter: DemoExporter
     public var onEvent: ((DemoEvent) -> Void)?
     /// Polled between steps by the trainer; true stops the run.
     public var shouldStop: () -> Bool = { false }
@@ -55,9 +54,15 @@ public final class ForgettingDemo {
             }
     }
 
-    public init(options: DemoOptions, exporter: @escaping DemoExporter) {
+    public init(options: DemoOptions) {
         self.options = options
-        self.exporter = exporter
+    }
+
+    /// The merged .gslr to a .pth or .safetensors with the family's original names, as gslora-convert writes them.
+    static func export(input: String, output: String) throws -> ExportSummary {
+        let r = try Converter.convert(input: input, output: output, options: ConvertOptions(force: true))
+        guard let out = r.outputs.first else { throw DemoError.failed(stage: "export", problem: "\(output) was not written") }
+        return ExportSummary(path: out.path, format: out.kind, tensors: out.tensors, bytes: out.bytes)
     }
 
     public func run() throws -> DemoReport {
@@ -337,7 +342,7 @@ public final class ForgettingDemo {
             path: mergedPath, fingerprint: merge.outputFingerprint, bytes: merge.bytes, accRetain: scores.accRetain,
             accForget: scores.accForget, accOld: scores.accOld)
         let exports = try timed("\(name): export") {
-            try ["pth", "safetensors"].map { try exporter(mergedPath, folder + "/merged." + $0) }
+            try ["pth", "safetensors"].map { try Self.export(input: mergedPath, output: folder + "/merged." + $0) }
         }
         return RunSummary(
             name: name, title: title, options: o, folder: folder, tasks: rows, merged: merged, exports: exports,

@@ -30,18 +30,18 @@ public struct AdamW: Sendable {
         eps: Double = 1e-8, weightDecay: Double = 0.05
     ) throws {
         guard (0..<1).contains(beta1), (0..<1).contains(beta2) else {
-            throw TrainError.invalidArgument("AdamW betas must lie in [0, 1) (got \(beta1), \(beta2))")
+            throw TrainingError.invalidArgument("AdamW betas must lie in [0, 1) (got \(beta1), \(beta2))")
         }
         guard eps.isFinite, eps >= 0, weightDecay.isFinite, weightDecay >= 0 else {
-            throw TrainError.invalidArgument("AdamW eps and weight decay must be finite and ≥ 0 (got \(eps), \(weightDecay))")
+            throw TrainingError.invalidArgument("AdamW eps and weight decay must be finite and ≥ 0 (got \(eps), \(weightDecay))")
         }
         var params: [Parameter] = []
         for (name, shape) in parameters {
             var n = 1
             for s in shape {
-                guard s >= 0 else { throw TrainError.invalidShape("\(name): negative dimension in \(shape)") }
+                guard s >= 0 else { throw TrainingError.invalidShape("\(name): negative dimension in \(shape)") }
                 let (m, o) = n.multipliedReportingOverflow(by: s)
-                guard !o else { throw TrainError.invalidShape("\(name): \(shape) overflows") }
+                guard !o else { throw TrainingError.invalidShape("\(name): \(shape) overflows") }
                 n = m
             }
             params.append(Parameter(name: name, shape: shape, count: n, decays: AdamW.decays(name: name, shape: shape)))
@@ -60,12 +60,12 @@ public struct AdamW: Sendable {
     /// in the order of `parameters`.
     public mutating func restore(steps: [Int], expAvg: [[Float]], expAvgSq: [[Float]]) throws {
         guard steps.count == parameters.count, expAvg.count == parameters.count, expAvgSq.count == parameters.count else {
-            throw TrainError.invalidShape("AdamW state for \(steps.count)/\(expAvg.count)/\(expAvgSq.count) parameters, optimiser has \(parameters.count)")
+            throw TrainingError.invalidShape("AdamW state for \(steps.count)/\(expAvg.count)/\(expAvgSq.count) parameters, optimiser has \(parameters.count)")
         }
         for (i, p) in parameters.enumerated() {
-            guard steps[i] >= 0 else { throw TrainError.invalidArgument("\(p.name): negative step count \(steps[i])") }
+            guard steps[i] >= 0 else { throw TrainingError.invalidArgument("\(p.name): negative step count \(steps[i])") }
             guard expAvg[i].count == p.count, expAvgSq[i].count == p.count else {
-                throw TrainError.invalidShape("\(p.name): saved moments hold \(expAvg[i].count)/\(expAvgSq[i].count) values, the parameter \(p.count)")
+                throw TrainingError.invalidShape("\(p.name): saved moments hold \(expAvg[i].count)/\(expAvgSq[i].count) values, the parameter \(p.count)")
             }
         }
         self.steps = steps
@@ -76,7 +76,7 @@ public struct AdamW: Sendable {
     /// One optimiser step over all parameters; a nil gradient leaves that parameter and its state untouched.
     public mutating func step(parameters values: inout [[Float]], gradients: [[Float]?], lr: Double) throws {
         guard values.count == parameters.count, gradients.count == parameters.count else {
-            throw TrainError.invalidShape("AdamW built for \(parameters.count) parameters, given \(values.count) values and \(gradients.count) gradients")
+            throw TrainingError.invalidShape("AdamW built for \(parameters.count) parameters, given \(values.count) values and \(gradients.count) gradients")
         }
         for i in parameters.indices {
             guard let g = gradients[i] else { continue }
@@ -88,12 +88,12 @@ public struct AdamW: Sendable {
 
     /// One step of parameter `index` on caller-owned buffers (e.g. a model's LoRA storage).
     public mutating func step(index: Int, parameter: UnsafeMutableBufferPointer<Float>, gradient: UnsafeBufferPointer<Float>, lr: Double) throws {
-        guard parameters.indices.contains(index) else { throw TrainError.invalidArgument("AdamW has no parameter \(index)") }
+        guard parameters.indices.contains(index) else { throw TrainingError.invalidArgument("AdamW has no parameter \(index)") }
         let p = parameters[index]
         guard parameter.count == p.count, gradient.count == p.count else {
-            throw TrainError.invalidShape("\(p.name): \(p.count) values expected, given \(parameter.count) values and \(gradient.count) gradients")
+            throw TrainingError.invalidShape("\(p.name): \(p.count) values expected, given \(parameter.count) values and \(gradient.count) gradients")
         }
-        guard lr.isFinite, lr >= 0 else { throw TrainError.invalidArgument("learning rate must be finite and ≥ 0 (got \(lr))") }
+        guard lr.isFinite, lr >= 0 else { throw TrainingError.invalidArgument("learning rate must be finite and ≥ 0 (got \(lr))") }
         steps[index] += 1
         let t = Double(steps[index])
         let decay = Float(1 - lr * (p.decays ? weightDecay : 0))

@@ -8,8 +8,8 @@ public struct ShuffledLoader: Sendable {
     private var rng: SplitMix64
 
     public init(samples: [Int], batchSize: Int, rng: SplitMix64) throws {
-        guard batchSize >= 1 else { throw TrainError.invalidArgument("batch size must be ≥ 1 (got \(batchSize))") }
-        guard !samples.isEmpty else { throw TrainError.emptySet("a loader over no samples") }
+        guard batchSize >= 1 else { throw TrainingError.invalidArgument("batch size must be ≥ 1 (got \(batchSize))") }
+        guard !samples.isEmpty else { throw TrainingError.emptySet("a loader over no samples") }
         self.samples = samples
         self.batchSize = batchSize
         self.rng = rng
@@ -49,8 +49,8 @@ public struct BatchPairing: Sendable {
     /// Each loader shuffles with its own stream of `seed` (retain stream 1, forget stream 2).
     /// `fewShotSingleStep` enables the single-step rule that lets the forget loader drive when it is longer.
     public init(retain: [Int], forget: [Int], batchSize: Int, seed: UInt64, fewShotSingleStep: Bool = false) throws {
-        guard !retain.isEmpty else { throw TrainError.emptySet("the retain set has no samples") }
-        guard !forget.isEmpty else { throw TrainError.emptySet("the forget set has no samples") }
+        guard !retain.isEmpty else { throw TrainingError.emptySet("the retain set has no samples") }
+        guard !forget.isEmpty else { throw TrainingError.emptySet("the forget set has no samples") }
         retainLoader = try ShuffledLoader(samples: retain, batchSize: batchSize, rng: SplitMix64(seed: seed, stream: 1))
         forgetLoader = try ShuffledLoader(samples: forget, batchSize: batchSize, rng: SplitMix64(seed: seed, stream: 2))
         driver = fewShotSingleStep && forgetLoader.batchCount > retainLoader.batchCount ? .forget : .retain

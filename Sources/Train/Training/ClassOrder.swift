@@ -43,7 +43,7 @@ public enum ForgettingSplit {
     public static func singleStep(order: [Int], retain f: Int, forget p: Int, missing k: Int = 0) throws -> TaskClasses {
         try checkOrder(order)
         guard p >= 1, f >= 1, k >= 0, k < f, f + p <= order.count else {
-            throw TrainError.invalidArgument("single-step split needs 1 ≤ P, 0 ≤ k < F and F + P ≤ \(order.count) (got F \(f), P \(p), k \(k))")
+            throw TrainingError.invalidArgument("single-step split needs 1 ≤ P, 0 ≤ k < F and F + P ≤ \(order.count) (got F \(f), P \(p), k \(k))")
         }
         return TaskClasses(
             retain: Array(order[0..<(f - k)]), forget: Array(order[f..<(f + p)]),
@@ -55,12 +55,12 @@ public enum ForgettingSplit {
     public static func continual(order: [Int], firstRetain f: Int, perTask p: Int, task t: Int, missing k: Int = 0) throws -> TaskClasses {
         try checkOrder(order)
         guard p >= 1, t >= 0, k >= 0, f + p <= order.count else {
-            throw TrainError.invalidArgument("continual split needs P ≥ 1, t ≥ 0, k ≥ 0 and F + P ≤ \(order.count) (got F \(f), P \(p), t \(t), k \(k))")
+            throw TrainingError.invalidArgument("continual split needs P ≥ 1, t ≥ 0, k ≥ 0 and F + P ≤ \(order.count) (got F \(f), P \(p), t \(t), k \(k))")
         }
         let (tp, o) = t.multipliedReportingOverflow(by: p)
         let end = f - tp
         guard !o, end - k >= 1 else {
-            throw TrainError.emptySet("continual task \(t) with F \(f), P \(p), k \(k) leaves no retain class; use fewer tasks")
+            throw TrainingError.emptySet("continual task \(t) with F \(f), P \(p), k \(k) leaves no retain class; use fewer tasks")
         }
         return TaskClasses(
             retain: Array(order[k..<end]), forget: Array(order[end..<(end + p)]),
@@ -69,7 +69,7 @@ public enum ForgettingSplit {
 
     private static func checkOrder(_ order: [Int]) throws {
         guard !order.isEmpty, Set(order) == Set(0..<order.count) else {
-            throw TrainError.invalidArgument("class order must be a permutation of 0..<\(order.count)")
+            throw TrainingError.invalidArgument("class order must be a permutation of 0..<\(order.count)")
         }
     }
 }

@@ -18,10 +18,12 @@ public struct ClassifierHead: Sendable {
     public static let normEpsilon = 1e-12
 
     public init(kind: Kind, classes: Int, dim: Int) throws {
-        guard classes > 0, dim > 0 else { throw TrainError.invalidArgument("head needs classes > 0 and dim > 0 (got \(classes), \(dim))") }
+        guard classes > 0, dim > 0 else { throw TrainingError.invalidArgument("head needs classes > 0 and dim > 0 (got \(classes), \(dim))") }
         switch kind {
         case let .cosface(s, m), let .arcface(s, m):
-            guard s.isFinite, m.isFinite, s > 0 else { throw TrainError.invalidArgument("margin head needs a finite s > 0 and finite m (got s \(s), m \(m))") }
+            guard s.isFinite, m.isFinite, s > 0 else {
+                throw TrainingError.invalidArgument("margin head needs a finite s > 0 and finite m (got s \(s), m \(m))")
+            }
         case .linear: break
         }
         self.kind = kind
@@ -34,7 +36,7 @@ public struct ClassifierHead: Sendable {
         switch head.kind {
         case .cosface, .arcface:
             guard let s = head.s, let m = head.m else {
-                throw TrainError.invalidArgument("a \(head.kind.rawValue) head needs s and m in the model config")
+                throw TrainingError.invalidArgument("a \(head.kind.rawValue) head needs s and m in the model config")
             }
             try self.init(kind: head.kind == .cosface ? .cosface(s: s, m: m) : .arcface(s: s, m: m), classes: classes, dim: dim)
         case .linear:
@@ -46,18 +48,18 @@ public struct ClassifierHead: Sendable {
     /// `labels` switches the margin on for the labelled column; nil gives plain scaled cosines.
     public func forward<T: TrainScalar>(embeddings: [T], weight: [T], bias: [T]? = nil, labels: [Int]?) throws -> HeadForward<T> {
         guard embeddings.count % dim == 0 else {
-            throw TrainError.invalidShape("embeddings hold \(embeddings.count) values, not a multiple of dim \(dim)")
+            throw TrainingError.invalidShape("embeddings hold \(embeddings.count) values, not a multiple of dim \(dim)")
         }
         let b = embeddings.count / dim
         try checkMatrix(weight.count, rows: classes, cols: dim, "head weight")
         if let labels {
-            guard labels.count == b else { throw TrainError.invalidShape("\(labels.count) labels for a batch of \(b)") }
+            guard labels.count == b else { throw TrainingError.invalidShape("\(labels.count) labels for a batch of \(b)") }
             try checkLabels(labels, classes: classes, "head labels")
         }
         switch kind {
         case .linear:
             let bias = bias ?? [T](repeating: 0, count: classes)
-            guard bias.count == classes else { throw TrainError.invalidShape("head bias holds \(bias.count) values, \(classes) classes") }
+            guard bias.count == classes else { throw TrainingError.invalidShape("head bias holds \(bias.count) values, \(classes) classes") }
             var logits = [T](repeating: 0, count: b * classes)
             for r in 0..<b {
                 for k in 0..<classes {

@@ -14,8 +14,8 @@ public enum CrossEntropy {
     /// `logits` is row-major `labels.count × classes`.
     public static func mean<T: TrainScalar>(logits: [T], labels: [Int], classes: Int) throws -> CrossEntropyResult<T> {
         let b = labels.count
-        guard b > 0 else { throw TrainError.emptySet("cross-entropy of an empty batch") }
-        guard classes > 0 else { throw TrainError.invalidArgument("cross-entropy needs at least one class") }
+        guard b > 0 else { throw TrainingError.emptySet("cross-entropy of an empty batch") }
+        guard classes > 0 else { throw TrainingError.invalidArgument("cross-entropy needs at least one class") }
         try checkMatrix(logits.count, rows: b, cols: classes, "logits")
         try checkLabels(labels, classes: classes, "cross-entropy labels")
         var per = [Double](repeating: 0, count: b)

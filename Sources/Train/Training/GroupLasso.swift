@@ -36,11 +36,11 @@ public struct LoRASlot: Sendable, Equatable {
             } else if name.hasSuffix(".lora_B") {
                 factor = .b
             } else {
-                throw TrainError.invalidArgument("\(name) is not a LoRA factor (expected a name ending in .lora_A or .lora_B)")
+                throw TrainingError.invalidArgument("\(name) is not a LoRA factor (expected a name ending in .lora_A or .lora_B)")
             }
             let prefix = String(name.dropLast(7))
             guard let block = blockIndex(prefix) else {
-                throw TrainError.invalidArgument("\(name): no block index in the name (expected e.g. layers.<i>, blocks.<i>, encoder_layer_<i>)")
+                throw TrainingError.invalidArgument("\(name): no block index in the name (expected e.g. layers.<i>, blocks.<i>, encoder_layer_<i>)")
             }
             var list = linears[block] ?? []
             let linear: Int
@@ -69,10 +69,10 @@ public struct GroupLasso: Sendable {
     public init(groups: [[Int]], tensorCount: Int) throws {
         var seen = Set<Int>()
         for g in groups {
-            guard !g.isEmpty else { throw TrainError.invalidArgument("group lasso: an empty group") }
+            guard !g.isEmpty else { throw TrainingError.invalidArgument("group lasso: an empty group") }
             for i in g {
-                guard i >= 0, i < tensorCount else { throw TrainError.invalidArgument("group lasso: tensor index \(i) outside 0..<\(tensorCount)") }
-                guard seen.insert(i).inserted else { throw TrainError.invalidArgument("group lasso: tensor \(i) is in two groups") }
+                guard i >= 0, i < tensorCount else { throw TrainingError.invalidArgument("group lasso: tensor index \(i) outside 0..<\(tensorCount)") }
+                guard seen.insert(i).inserted else { throw TrainingError.invalidArgument("group lasso: tensor \(i) is in two groups") }
             }
         }
         self.groups = groups
@@ -81,7 +81,7 @@ public struct GroupLasso: Sendable {
 
     /// Groups for the given slots (indices refer to the `slots` order).
     public init(slots: [LoRASlot], grouping: LoRAGrouping) throws {
-        guard !slots.isEmpty else { throw TrainError.emptySet("group lasso over no LoRA factors") }
+        guard !slots.isEmpty else { throw TrainingError.emptySet("group lasso over no LoRA factors") }
         let blocks = Array(Set(slots.map(\.block))).sorted()
         var groups: [[Int]] = []
         switch grouping {
@@ -144,6 +144,6 @@ public struct GroupLasso: Sendable {
     }
 
     private func checkCount(_ n: Int) throws {
-        guard n == tensorCount else { throw TrainError.invalidShape("group lasso built for \(tensorCount) tensors, given \(n)") }
+        guard n == tensorCount else { throw TrainingError.invalidShape("group lasso built for \(tensorCount) tensors, given \(n)") }
     }
 }

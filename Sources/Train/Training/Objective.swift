@@ -19,7 +19,7 @@ public struct ObjectiveSettings: Sendable, Equatable {
             (beta, "beta"), (bound, "BND"), (alpha, "alpha"), (prototypeForgetWeight, "w_f"),
             (prototypeMargin, "prototype margin"), (prototypeRetainWeight, "w_r")
         ] where !v.isFinite || v < 0 {
-            throw TrainError.invalidArgument("\(n) must be finite and ≥ 0 (got \(v))")
+            throw TrainingError.invalidArgument("\(n) must be finite and ≥ 0 (got \(v))")
         }
         self.beta = beta
         self.bound = bound

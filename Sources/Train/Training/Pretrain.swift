@@ -34,7 +34,7 @@ public struct PretrainOptions: Codable, Equatable, Sendable {
 
     /// The model these options describe, for `classes` classes (attention scale width^-0.5, as the face model).
     public func config(classes: Int) throws -> ModelConfig {
-        func need(_ ok: Bool, _ option: String, _ why: String) throws { if !ok { throw TrainerError.badOption(option: option, problem: why) } }
+        func need(_ ok: Bool, _ option: String, _ why: String) throws { if !ok { throw TrainingError.badOption(option: option, problem: why) } }
         for (v, n) in [
             (imageSize, "--image-size"), (patchSize, "--patch-size"), (channels, "--channels"), (width, "--width"),
             (depth, "--depth"), (heads, "--heads"), (mlpWidth, "--mlp-width"), (epochs, "--epochs"),
@@ -103,7 +103,7 @@ public final class PretrainStep {
 
     public init(model: ViT, weightDecay: Double = 0.05) throws {
         guard model.adapters.isEmpty else {
-            throw TrainerError.badOption(option: "model", problem: "pre-training trains the backbone itself; remove the adapters")
+            throw TrainingError.badOption(option: "model", problem: "pre-training trains the backbone itself; remove the adapters")
         }
         self.model = model
         let c = model.config
@@ -115,7 +115,7 @@ public final class PretrainStep {
         gradients = ViTGradients(model: model, parameters: true)
         grads = gradients.parameters!.allBuffers
         guard values.count == names.count, zip(values, shapes).allSatisfy({ $0.count == $1.reduce(1, *) }) else {
-            throw TrainerError.badOption(option: "model", problem: "parameter layout of this config is not supported for pre-training")
+            throw TrainingError.badOption(option: "model", problem: "parameter layout of this config is not supported for pre-training")
         }
         optimizer = try AdamW(parameters: zip(names, shapes).map { ($0, $1) }, weightDecay: weightDecay)
     }
@@ -165,7 +165,7 @@ public final class PretrainStep {
         lr: Double, dropout: Float
     ) throws -> (loss: Double, accuracy: Double, timings: StepTimings) {
         guard labels.count == rows.count, total > 0, rows.upperBound <= total else {
-            throw TrainError.invalidArgument("\(labels.count) local labels for rows \(rows) of a batch of \(total)")
+            throw TrainingError.invalidArgument("\(labels.count) local labels for rows \(rows) of a batch of \(total)")
         }
         let alone = communicator.size == 1
         var timings = StepTimings()
@@ -233,7 +233,7 @@ public final class Pretrainer {
     public init(options: PretrainOptions, data: TrainData) throws {
         config = try options.config(classes: data.train.classNames.count)
         guard data.train.channels == options.channels, data.train.height == options.imageSize, data.train.width == options.imageSize else {
-            throw TrainerError.badData(
+            throw TrainingError.badData(
                 path: data.source,
                 problem:
                     "images are \(data.train.channels)×\(data.train.height)×\(data.train.width), the model takes \(options.channels)×\(options.imageSize)×\(options.imageSize)"

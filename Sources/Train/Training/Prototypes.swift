@@ -10,10 +10,10 @@ public struct PrototypeTable: Sendable {
     public let counts: [Int]
 
     public init(classes: Int, dim: Int, values: [Float], counts: [Int]) throws {
-        guard classes > 0, dim > 0 else { throw TrainError.invalidArgument("prototype table needs classes > 0 and dim > 0") }
+        guard classes > 0, dim > 0 else { throw TrainingError.invalidArgument("prototype table needs classes > 0 and dim > 0") }
         try checkMatrix(values.count, rows: classes, cols: dim, "prototype table")
         guard counts.count == classes, counts.allSatisfy({ $0 >= 0 }) else {
-            throw TrainError.invalidShape("prototype table: \(counts.count) counts for \(classes) classes")
+            throw TrainingError.invalidShape("prototype table: \(counts.count) counts for \(classes) classes")
         }
         self.classes = classes
         self.dim = dim
@@ -32,7 +32,7 @@ public struct PrototypeTable: Sendable {
     public static func sums(embeddings: [Float], labels: [Int], dim: Int, classes: Int) throws -> (sums: [Double], counts: [Double]) {
         try checkClassCount(classes, "prototype table")
         guard dim > 0, !classes.multipliedReportingOverflow(by: dim).overflow, classes * dim <= 1 << 30 else {
-            throw TrainError.invalidArgument("prototype table of \(classes)×\(dim) is not a sensible size")
+            throw TrainingError.invalidArgument("prototype table of \(classes)×\(dim) is not a sensible size")
         }
         try checkMatrix(embeddings.count, rows: labels.count, cols: dim, "prototype embeddings")
         try checkLabels(labels, classes: classes, "prototype labels")
@@ -48,7 +48,7 @@ public struct PrototypeTable: Sendable {
     /// The table from per-class sums and counts (`sums(…)`, possibly summed over ranks).
     public static func mean(sums: [Double], counts: [Double], dim: Int, classes: Int) throws -> PrototypeTable {
         guard sums.count == classes * dim, counts.count == classes, counts.allSatisfy({ $0 >= 0 && $0 == $0.rounded() }) else {
-            throw TrainError.invalidShape("prototype sums: \(sums.count) values and \(counts.count) counts for \(classes)×\(dim)")
+            throw TrainingError.invalidShape("prototype sums: \(sums.count) values and \(counts.count) counts for \(classes)×\(dim)")
         }
         var values = [Float](repeating: 0, count: classes * dim)
         for c in 0..<classes where counts[c] > 0 {
@@ -69,11 +69,11 @@ public enum PrototypeDivergence {
 
     public static func kl<T: TrainScalar>(embeddings: [T], labels: [Int], prototypes: PrototypeTable) throws -> Result<T> {
         let d = prototypes.dim, b = labels.count
-        guard b > 0 else { throw TrainError.emptySet("prototype divergence of an empty batch") }
+        guard b > 0 else { throw TrainingError.emptySet("prototype divergence of an empty batch") }
         try checkMatrix(embeddings.count, rows: b, cols: d, "embeddings for the prototype divergence")
         try checkLabels(labels, classes: prototypes.classes, "prototype labels")
         for y in labels where prototypes.counts[y] == 0 {
-            throw TrainError.unknownClass(y, "it has no prototype (no sample of it was in the task's prototype data)")
+            throw TrainingError.unknownClass(y, "it has no prototype (no sample of it was in the task's prototype data)")
         }
         var grad = [T](repeating: 0, count: b * d)
         var total = 0.0

@@ -12,10 +12,10 @@ public final class RunLog {
     public init(path: String) throws {
         if !FileManager.default.fileExists(atPath: path) {
             guard FileManager.default.createFile(atPath: path, contents: nil) else {
-                throw TrainerError.badOption(option: "--log", problem: "cannot create \(path)")
+                throw TrainingError.badOption(option: "--log", problem: "cannot create \(path)")
             }
         }
-        guard let h = FileHandle(forWritingAtPath: path) else { throw TrainerError.badOption(option: "--log", problem: "cannot open \(path) for writing") }
+        guard let h = FileHandle(forWritingAtPath: path) else { throw TrainingError.badOption(option: "--log", problem: "cannot open \(path) for writing") }
         h.seekToEndOfFile()
         handle = h
         self.path = path

@@ -12,10 +12,10 @@ public struct CosineSchedule: Sendable, Equatable {
 
     public init(baseLR: Double, minLR: Double, epochs: Int, warmupEpochs: Int = 0, warmupStartLR: Double = 1e-6) throws {
         guard baseLR.isFinite, minLR.isFinite, warmupStartLR.isFinite, baseLR >= 0, minLR >= 0, warmupStartLR >= 0 else {
-            throw TrainError.invalidArgument("learning rates must be finite and ≥ 0 (base \(baseLR), min \(minLR), warm-up start \(warmupStartLR))")
+            throw TrainingError.invalidArgument("learning rates must be finite and ≥ 0 (base \(baseLR), min \(minLR), warm-up start \(warmupStartLR))")
         }
         guard epochs > 0, warmupEpochs >= 0 else {
-            throw TrainError.invalidArgument("schedule needs epochs > 0 and warm-up ≥ 0 (got \(epochs), \(warmupEpochs))")
+            throw TrainingError.invalidArgument("schedule needs epochs > 0 and warm-up ≥ 0 (got \(epochs), \(warmupEpochs))")
         }
         self.baseLR = baseLR
         self.minLR = minLR

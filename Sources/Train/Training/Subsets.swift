@@ -26,8 +26,8 @@ public struct LabelIndex: Sendable {
     func checkClasses(_ classSet: [Int]) throws {
         var seen = Set<Int>()
         for c in classSet {
-            guard c >= 0, c < classes else { throw TrainError.unknownClass(c, "the dataset has classes 0..<\(classes)") }
-            guard seen.insert(c).inserted else { throw TrainError.invalidArgument("class \(c) is listed twice") }
+            guard c >= 0, c < classes else { throw TrainingError.unknownClass(c, "the dataset has classes 0..<\(classes)") }
+            guard seen.insert(c).inserted else { throw TrainingError.invalidArgument("class \(c) is listed twice") }
         }
     }
 }
@@ -38,19 +38,19 @@ public enum TrainingSubset {
     /// Full-data mode: ⌊ratio·N⌋ samples drawn uniformly without replacement from the whole set (per set, not per
     /// class, so class counts vary), returned ascending; the loader shuffles.
     public static func ratio(_ samples: [Int], ratio: Double, rng: inout SplitMix64) throws -> [Int] {
-        guard ratio.isFinite, ratio > 0, ratio <= 1 else { throw TrainError.invalidArgument("data ratio must lie in (0, 1] (got \(ratio))") }
+        guard ratio.isFinite, ratio > 0, ratio <= 1 else { throw TrainingError.invalidArgument("data ratio must lie in (0, 1] (got \(ratio))") }
         let k = Int((ratio * Double(samples.count)).rounded(.down))
         return rng.draw(samples, count: k).sorted()
     }
 
     /// Few-shot mode: exactly `shots` samples of each listed class, without replacement, then one shuffle of the union.
     public static func fewShot(_ index: LabelIndex, classes classSet: [Int], shots: Int, rng: inout SplitMix64) throws -> [Int] {
-        guard shots >= 1 else { throw TrainError.invalidArgument("few-shot needs at least one shot per class (got \(shots))") }
+        guard shots >= 1 else { throw TrainingError.invalidArgument("few-shot needs at least one shot per class (got \(shots))") }
         try index.checkClasses(classSet)
         var picked: [Int] = []
         for c in classSet {
             let pool = index.byClass[c]
-            guard pool.count >= shots else { throw TrainError.notEnoughImages(classIndex: c, available: pool.count, requested: shots) }
+            guard pool.count >= shots else { throw TrainingError.notEnoughImages(classIndex: c, available: pool.count, requested: shots) }
             picked += rng.draw(pool, count: shots)
         }
         rng.fisherYates(&picked)
@@ -70,7 +70,7 @@ public enum TrainingSubset {
             retainSet = try ratio(try index.samples(of: classes.retain), ratio: o.dataRatio, rng: &rng)
         }
         for (set, name) in [(forgetSet, "forget"), (retainSet, "retain")] where set.isEmpty {
-            throw TrainerError.badOption(
+            throw TrainingError.badOption(
                 option: o.shots == nil ? "--data-ratio" : "--shots",
                 problem: "task \(t + 1) draws no \(name) training image; raise it or use more data")
         }

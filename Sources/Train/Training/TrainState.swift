@@ -62,23 +62,23 @@ public struct TrainState {
     /// Reads a state written by `write`; every tensor is checked against the expected names and sizes.
     public static func read(_ path: String, names: [String], shapes: [[Int]], emaShapes: [[Int]]) throws -> TrainState {
         let file: GSLRFile
-        do { file = try GSLRFile.open(path) } catch { throw TrainerError.badState(path: path, problem: "\(error)") }
+        do { file = try GSLRFile.open(path) } catch { throw TrainingError.badState(path: path, problem: "\(error)") }
         guard file.kind == .tensors, let meta = file.header.metadata[metadataKey] else {
-            throw TrainerError.badState(path: path, problem: "not a gslora-train state file (no \(metadataKey) metadata)")
+            throw TrainingError.badState(path: path, problem: "not a gslora-train state file (no \(metadataKey) metadata)")
         }
         let rec: Record
         do { rec = try meta.decode(Record.self) } catch {
-            throw TrainerError.badState(path: path, problem: "its \(metadataKey) record is malformed (\(error))")
+            throw TrainingError.badState(path: path, problem: "its \(metadataKey) record is malformed (\(error))")
         }
-        guard rec.version == 1 else { throw TrainerError.badState(path: path, problem: "state version \(rec.version); this gslora-train reads version 1") }
+        guard rec.version == 1 else { throw TrainingError.badState(path: path, problem: "state version \(rec.version); this gslora-train reads version 1") }
         guard rec.adamSteps.count == names.count else {
-            throw TrainerError.badState(path: path, problem: "\(rec.adamSteps.count) optimiser entries for \(names.count) LoRA factors")
+            throw TrainingError.badState(path: path, problem: "\(rec.adamSteps.count) optimiser entries for \(names.count) LoRA factors")
         }
         func take(_ name: String, _ shape: [Int]) throws -> [Float] {
-            guard file.contains(name) else { throw TrainerError.badState(path: path, problem: "tensor \(name) is missing") }
+            guard file.contains(name) else { throw TrainingError.badState(path: path, problem: "tensor \(name) is missing") }
             let t = try file.tensor(name)
             guard t.dtype == .f32, t.shape == shape else {
-                throw TrainerError.badState(path: path, problem: "tensor \(name) is \(t.dtype.rawValue) \(t.shape), expected F32 \(shape)")
+                throw TrainingError.badState(path: path, problem: "tensor \(name) is \(t.dtype.rawValue) \(t.shape), expected F32 \(shape)")
             }
             return try t.floats()
         }
@@ -90,7 +90,7 @@ public struct TrainState {
         }
         if rec.emaCount > 0 {
             guard rec.emaCount == emaShapes.count else {
-                throw TrainerError.badState(path: path, problem: "\(rec.emaCount) EMA tensors, the model has \(emaShapes.count) LoRA linears")
+                throw TrainingError.badState(path: path, problem: "\(rec.emaCount) EMA tensors, the model has \(emaShapes.count) LoRA linears")
             }
             s.ema = try emaShapes.enumerated().map { try take("ema.\($0)", $1) }
         }
@@ -100,12 +100,12 @@ public struct TrainState {
     /// Only the record (to check a run before building its model).
     public static func readRecord(_ path: String) throws -> Record {
         let file: GSLRFile
-        do { file = try GSLRFile.open(path) } catch { throw TrainerError.badState(path: path, problem: "\(error)") }
+        do { file = try GSLRFile.open(path) } catch { throw TrainingError.badState(path: path, problem: "\(error)") }
         guard let meta = file.header.metadata[metadataKey] else {
-            throw TrainerError.badState(path: path, problem: "not a gslora-train state file (no \(metadataKey) metadata)")
+            throw TrainingError.badState(path: path, problem: "not a gslora-train state file (no \(metadataKey) metadata)")
         }
         do { return try meta.decode(Record.self) } catch {
-            throw TrainerError.badState(path: path, problem: "its \(metadataKey) record is malformed (\(error))")
+            throw TrainingError.badState(path: path, problem: "its \(metadataKey) record is malformed (\(error))")
         }
     }
 }

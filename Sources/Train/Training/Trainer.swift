@@ -12,7 +12,7 @@ import GSLoRAFormat
 /// (`GSLoRAStep`); "after" metrics and H; the adapter written to `OUTDIR/task-{t+1}.gslr` and folded into the base
 /// the next task trains on (exactly as `gslora-merge` folds it, so fingerprints chain). The state is written to
 /// `OUTDIR/state.gslr` after every epoch and when `shouldStop` turns true (the run then throws
-/// `TrainerError.interrupted`); `run(resume: true)` continues from it to the same bytes.
+/// `TrainingError.interrupted`); `run(resume: true)` continues from it to the same bytes.
 public final class Trainer {
     public let backbone: TrainBackbone
     public let data: TrainData
@@ -34,13 +34,13 @@ public final class Trainer {
         try options.validate(classes: backbone.config.numClasses)
         let c = backbone.config
         guard data.train.channels == c.channels, data.train.height == c.imageSize, data.train.width == c.imageSize else {
-            throw TrainerError.badData(
+            throw TrainingError.badData(
                 path: data.source,
                 problem:
                     "images are \(data.train.channels)×\(data.train.height)×\(data.train.width), the model takes \(c.channels)×\(c.imageSize)×\(c.imageSize)")
         }
         guard data.train.classNames.count <= c.numClasses else {
-            throw TrainerError.badData(path: data.source, problem: "\(data.train.classNames.count) classes, the model has \(c.numClasses)")
+            throw TrainingError.badData(path: data.source, problem: "\(data.train.classNames.count) classes, the model has \(c.numClasses)")
         }
         if let shots = options.shots {
             // Refuse up front, naming the class, rather than after the first tasks trained.
@@ -50,7 +50,7 @@ public final class Trainer {
                 let tc = try options.taskClasses(order: order, task: t)
                 for k in tc.forget + tc.retain where (k < counts.count ? counts[k] : 0) < shots {
                     let name = k < data.train.classNames.count ? " ('\(data.train.classNames[k])')" : ""
-                    throw TrainerError.badOption(
+                    throw TrainingError.badOption(
                         option: "--shots", problem: "class \(k)\(name) has \(k < counts.count ? counts[k] : 0) training images, fewer than \(shots) shots")
                 }
             }
@@ -66,7 +66,7 @@ public final class Trainer {
         let t0 = DispatchTime.now().uptimeNanoseconds
         // The run folder's files are replaced as the run goes; the backbone must not be one of them.
         for p in [statePath] + (0..<options.tasks).map(adapterPath) where p == backbone.path || AtomicFile.sameFile(p, backbone.path) {
-            throw TrainerError.badOption(option: "-o", problem: "\(p) is the backbone; choose another output folder")
+            throw TrainingError.badOption(option: "-o", problem: "\(p) is the backbone; choose another output folder")
         }
         try FileManager.default.createDirectory(atPath: outputDirectory, withIntermediateDirectories: true)
         let c = backbone.config
@@ -75,21 +75,21 @@ public final class Trainer {
         var saved: TrainState.Record?
         if resume {
             guard FileManager.default.fileExists(atPath: statePath) else {
-                throw TrainerError.badState(path: statePath, problem: "no training state to resume from")
+                throw TrainingError.badState(path: statePath, problem: "no training state to resume from")
             }
             let rec = try TrainState.readRecord(statePath)
             guard rec.backboneFingerprint == backboneFingerprint else {
-                throw TrainerError.badState(
+                throw TrainingError.badState(
                     path: statePath,
                     problem: "it was written for a backbone with fingerprint \(rec.backboneFingerprint), but \(backbone.path) has \(backboneFingerprint)")
             }
             guard rec.options == options else {
-                throw TrainerError.badState(
+                throw TrainingError.badState(
                     path: statePath,
                     problem: "it was written with other training options (\(Self.differences(rec.options, options))); resume with the same options")
             }
             guard rec.task < options.tasks, rec.adapterFingerprints.count == rec.task else {
-                throw TrainerError.badState(
+                throw TrainingError.badState(
                     path: statePath, problem: "task \(rec.task + 1) of \(options.tasks) with \(rec.adapterFingerprints.count) finished adapters does not fit")
             }
             saved = rec
@@ -102,10 +102,10 @@ public final class Trainer {
                 let path = adapterPath(task: t)
                 let file: AdapterFile
                 do { file = try AdapterFile.open(path) } catch {
-                    throw TrainerError.badState(path: path, problem: "cannot reopen a finished task's adapter: \(error)")
+                    throw TrainingError.badState(path: path, problem: "cannot reopen a finished task's adapter: \(error)")
                 }
                 guard file.fingerprint == rec.adapterFingerprints[t] else {
-                    throw TrainerError.badState(
+                    throw TrainingError.badState(
                         path: path, problem: "it changed since the state was written (fingerprint \(file.fingerprint), recorded \(rec.adapterFingerprints[t]))")
                 }
                 try weights.fold(file)

@@ -1,16 +1,16 @@
 /// Checks that a flat buffer holds exactly `rows × cols` values (overflow-checked) before any indexing.
 func checkMatrix(_ count: Int, rows: Int, cols: Int, _ what: String) throws {
-    guard rows >= 0, cols >= 0 else { throw TrainError.invalidShape("\(what): negative size \(rows)×\(cols)") }
+    guard rows >= 0, cols >= 0 else { throw TrainingError.invalidShape("\(what): negative size \(rows)×\(cols)") }
     let (n, overflow) = rows.multipliedReportingOverflow(by: cols)
     guard !overflow, n == count else {
-        throw TrainError.invalidShape("\(what) holds \(count) values, \(rows)×\(cols) needs \(overflow ? "more than Int.max" : String(n))")
+        throw TrainingError.invalidShape("\(what) holds \(count) values, \(rows)×\(cols) needs \(overflow ? "more than Int.max" : String(n))")
     }
 }
 
 /// Checks every label lies in 0..<classes.
 func checkLabels(_ labels: [Int], classes: Int, _ what: String) throws {
     for (i, y) in labels.enumerated() where y < 0 || y >= classes {
-        throw TrainError.labelOutOfRange(what: what, index: i, label: y, classes: classes)
+        throw TrainingError.labelOutOfRange(what: what, index: i, label: y, classes: classes)
     }
 }
 
@@ -20,6 +20,6 @@ public let maxTrainClasses = 1 << 20
 
 func checkClassCount(_ classes: Int, _ what: String) throws {
     guard classes > 0, classes <= maxTrainClasses else {
-        throw TrainError.invalidArgument("\(what): \(classes) classes; expected 1…\(maxTrainClasses)")
+        throw TrainingError.invalidArgument("\(what): \(classes) classes; expected 1…\(maxTrainClasses)")
     }
 }

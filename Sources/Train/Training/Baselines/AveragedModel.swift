@@ -9,16 +9,16 @@ public struct AveragedModel: Sendable {
     public private(set) var averaged = 0
 
     public init(values: [[Float]], beta: Double) throws {
-        guard beta.isFinite, beta > 0, beta <= 1 else { throw TrainError.invalidArgument("SWA β must lie in (0, 1] (got \(beta))") }
+        guard beta.isFinite, beta > 0, beta <= 1 else { throw TrainingError.invalidArgument("SWA β must lie in (0, 1] (got \(beta))") }
         self.values = values
         self.beta = beta
     }
 
     public mutating func update(with m: FullParameterModel) throws {
-        guard m.values.count == values.count else { throw TrainError.invalidShape("averaged model of \(values.count) tensors, model has \(m.values.count)") }
+        guard m.values.count == values.count else { throw TrainingError.invalidShape("averaged model of \(values.count) tensors, model has \(m.values.count)") }
         for i in values.indices {
             let v = m.values[i]
-            guard v.count == values[i].count else { throw TrainError.invalidShape("\(m.names[i]): averaged copy size differs") }
+            guard v.count == values[i].count else { throw TrainingError.invalidShape("\(m.names[i]): averaged copy size differs") }
             if averaged == 0 {
                 values[i] = v.array
             } else {
@@ -32,7 +32,7 @@ public struct AveragedModel: Sendable {
     /// D = Σ over all tensors of ‖θ_n − θ^swa_n‖_F (a sum of per-tensor norms); σ·∇D is ADDED to the gradients of
     /// the trainable tensors (a tensor at distance 0 gets a zero subgradient). Returns the unscaled D.
     public func distance(to m: FullParameterModel, addingGradientTimes sigma: Double) throws -> Double {
-        guard m.values.count == values.count else { throw TrainError.invalidShape("averaged model of \(values.count) tensors, model has \(m.values.count)") }
+        guard m.values.count == values.count else { throw TrainingError.invalidShape("averaged model of \(values.count) tensors, model has \(m.values.count)") }
         var total = 0.0
         for i in values.indices {
             let v = m.values[i]

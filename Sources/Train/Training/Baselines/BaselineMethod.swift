@@ -66,7 +66,7 @@ public struct BaselineSettings: Codable, Equatable, Sendable {
 
     /// Refuses settings that cannot work, naming the option.
     public func validate() throws {
-        func need(_ ok: Bool, _ option: String, _ why: String) throws { if !ok { throw TrainerError.badOption(option: option, problem: why) } }
+        func need(_ ok: Bool, _ option: String, _ why: String) throws { if !ok { throw TrainingError.badOption(option: option, problem: why) } }
         try need(lr.isFinite && lr >= 0, "--lr", "must be finite and ≥ 0")
         try need(warmupEpochs >= 0, "--warmup-epochs", "must be ≥ 0")
         try need(weightDecay.isFinite && weightDecay >= 0, "--weight-decay", "must be finite and ≥ 0")

@@ -67,11 +67,11 @@ public final class BaselineStep {
         teacher = method.usesTeacher ? try Teacher(copying: st) : nil
         if method == .lirf {
             guard depth >= 2 else {
-                throw TrainerError.badOption(option: "--method", problem: "LIRF splits the model in two halves and needs depth ≥ 2 (got \(depth))")
+                throw TrainingError.badOption(option: "--method", problem: "LIRF splits the model in two halves and needs depth ≥ 2 (got \(depth))")
             }
             let s = settings.lirfColumns ?? forgetClassCount
             guard s >= 1, s < model.config.numClasses else {
-                throw TrainerError.badOption(option: "--lirf-columns", problem: "must lie in 1..<\(model.config.numClasses) (got \(s))")
+                throw TrainingError.badOption(option: "--lirf-columns", problem: "must lie in 1..<\(model.config.numClasses) (got \(s))")
             }
         }
         let decay = method.isSCRUB ? 0 : settings.weightDecay
@@ -117,7 +117,7 @@ public final class BaselineStep {
         lastCorrect = [:]
         let s = settings, alone = communicator.size == 1
         func need(_ b: BaselineBatch?, _ what: String) throws -> BaselineBatch {
-            guard let b, b.total > 0 else { throw TrainError.emptySet("\(s.method.rawValue) needs a \(what) batch") }
+            guard let b, b.total > 0 else { throw TrainingError.emptySet("\(s.method.rawValue) needs a \(what) batch") }
             return b
         }
         /// This rank's rows' share of a mean over `b` (exactly 1 alone).
@@ -216,7 +216,7 @@ public final class BaselineStep {
             t["total"] = t["CE"]! - 300 * t["AT"]! + 10 * t["KP"]! + 0.05 * t["pt_re"]! + 5 * t["remain"]!
             return t
         case .scrub, .scrubS:
-            guard let phase else { throw TrainError.invalidArgument("SCRUB steps are forget or remain steps; pass the phase") }
+            guard let phase else { throw TrainingError.invalidArgument("SCRUB steps are forget or remain steps; pass the phase") }
             let b = try need(phase == .forget ? input.forget : input.retain, phase.rawValue)
             // Alone, the distance's gradient goes in first, as in the official step; data-parallel, after the sum.
             var dist = 0.0

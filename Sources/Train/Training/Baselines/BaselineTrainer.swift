@@ -31,13 +31,13 @@ public final class BaselineTrainer {
         try settings.validate()
         let c = backbone.config
         guard data.train.channels == c.channels, data.train.height == c.imageSize, data.train.width == c.imageSize else {
-            throw TrainerError.badData(
+            throw TrainingError.badData(
                 path: data.source,
                 problem:
                     "images are \(data.train.channels)×\(data.train.height)×\(data.train.width), the model takes \(c.channels)×\(c.imageSize)×\(c.imageSize)")
         }
         guard c.head.kind != .linear else {
-            throw TrainerError.badModel(
+            throw TrainingError.badModel(
                 path: backbone.path, problem: "the baselines train with the CosFace/ArcFace margin logits of the face model; this model has a linear head")
         }
         self.backbone = backbone
@@ -79,13 +79,13 @@ public final class BaselineTrainer {
                 guard case .object(let rec)? = file.header.metadata[Self.metadataKey],
                     want.allSatisfy({ rec[$0.key] == $0.value })
                 else {
-                    throw TrainerError.badState(
+                    throw TrainingError.badState(
                         path: path,
                         problem: "it was not written by this run (other method, settings, options or starting model); use another -o or the same options")
                 }
                 let decoded: TaskReport?
                 if let task = rec["task"] { decoded = try? task.decode(TaskReport.self) } else { decoded = nil }
-                guard var r = decoded else { throw TrainerError.badState(path: path, problem: "its task record cannot be read") }
+                guard var r = decoded else { throw TrainingError.badState(path: path, problem: "its task record cannot be read") }
                 r.adapter = path
                 r.adapterFingerprint = file.fingerprint
                 r.bytes = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? nil
@@ -95,7 +95,7 @@ public final class BaselineTrainer {
                 firstTask = t + 1
             }
             if settings.method.isSCRUB && firstTask > 0 && firstTask < o.tasks {
-                throw TrainerError.badState(
+                throw TrainingError.badState(
                     path: outputPath(task: firstTask - 1),
                     problem: "SCRUB's averaged model lives only in memory, so a SCRUB run resumes only from its first task; run it again into a new -o folder")
             }
@@ -216,7 +216,7 @@ public final class BaselineTrainer {
                 let m = try evaluate(student.model, classes)
                 onEvent?(.evaluated(task: t + 1, phase: "step \(taskStep)", metrics: m, h: Trainer.h(before, m)))
             }
-            if try agreedStop(communicator, shouldStop) { throw TrainerError.interrupted(statePath: outputDirectory) }
+            if try agreedStop(communicator, shouldStop) { throw TrainingError.interrupted(statePath: outputDirectory) }
         }
         for e in 0..<epochs {
             let lr = schedule.lr(epoch: e)

@@ -11,7 +11,7 @@ public struct LossGradient {
 public enum Distillation {
     /// DER: ‖e_s − e_t‖²_F summed over the batch and the dimensions (no mean).
     public static func der(student: [Float], teacher: [Float]) throws -> LossGradient {
-        guard student.count == teacher.count else { throw TrainError.invalidShape("DER: student \(student.count) vs teacher \(teacher.count) values") }
+        guard student.count == teacher.count else { throw TrainingError.invalidShape("DER: student \(student.count) vs teacher \(teacher.count) values") }
         var v = 0.0
         var g = [Float](repeating: 0, count: student.count)
         for i in student.indices {
@@ -45,7 +45,7 @@ public enum Distillation {
     /// SCRUB's KD (`sgda_utils.DistillKL`): T²·Σ_{i,k} p^t (log p^t − log p^s) / B with p = softmax(z/T).
     public static func scrubKD(student: [Float], teacher: [Float], classes: Int, temperature t: Double) throws -> LossGradient {
         try checkPair(student, teacher, classes, "KD")
-        guard t.isFinite, t > 0 else { throw TrainError.invalidArgument("KD temperature must be > 0 (got \(t))") }
+        guard t.isFinite, t > 0 else { throw TrainingError.invalidArgument("KD temperature must be > 0 (got \(t))") }
         let b = student.count / classes
         var v = 0.0
         var g = [Float](repeating: 0, count: student.count)
@@ -66,7 +66,7 @@ public enum Distillation {
     public static func klBatchMean(student: [Float], teacher: [Float], classes: Int, columns: Range<Int>, temperature t: Double) throws -> LossGradient {
         try checkPair(student, teacher, classes, "KL")
         guard columns.lowerBound >= 0, columns.upperBound <= classes, !columns.isEmpty else {
-            throw TrainError.invalidArgument("KL columns \(columns) outside 0..<\(classes)")
+            throw TrainingError.invalidArgument("KL columns \(columns) outside 0..<\(classes)")
         }
         let b = student.count / classes, n = columns.count
         func slice(_ z: [Float]) -> [Float] { (0..<b).flatMap { r in z[(r * classes + columns.lowerBound)..<(r * classes + columns.upperBound)] } }
@@ -87,7 +87,7 @@ public enum Distillation {
     /// The KD LwF intends: −mean_i Σ_k q^t_ik log q^s_ik with q = normalise(softmax(z)^{1/T}) = softmax(z/T).
     public static func lwfIntended(student: [Float], teacher: [Float], classes: Int, temperature t: Double) throws -> LossGradient {
         try checkPair(student, teacher, classes, "LwF KD")
-        guard t.isFinite, t > 0 else { throw TrainError.invalidArgument("LwF temperature must be > 0 (got \(t))") }
+        guard t.isFinite, t > 0 else { throw TrainingError.invalidArgument("LwF temperature must be > 0 (got \(t))") }
         let b = student.count / classes
         var v = 0.0
         var g = [Float](repeating: 0, count: student.count)
@@ -108,7 +108,7 @@ public enum Distillation {
     /// [B, tokens, D]; the gradient is with respect to the student's m.
     public static func attentionTransfer(student: [Float], teacher: [Float], batch: Int, tokens: Int, width: Int) throws -> LossGradient {
         guard student.count == batch * tokens * width, teacher.count == student.count else {
-            throw TrainError.invalidShape("attention transfer: \(student.count)/\(teacher.count) values for \(batch)×\(tokens)×\(width)")
+            throw TrainingError.invalidShape("attention transfer: \(student.count)/\(teacher.count) values for \(batch)×\(tokens)×\(width)")
         }
         func attention(_ m: [Float], _ b: Int) -> (a: [Double], raw: [Double], norm: Double) {
             var raw = [Double](repeating: 0, count: width)
@@ -146,7 +146,7 @@ public enum Distillation {
 
     static func checkPair(_ a: [Float], _ b: [Float], _ classes: Int, _ what: String) throws {
         guard classes > 0, a.count == b.count, a.count % classes == 0, !a.isEmpty else {
-            throw TrainError.invalidShape("\(what): student \(a.count) and teacher \(b.count) values for \(classes) classes")
+            throw TrainingError.invalidShape("\(what): student \(a.count) and teacher \(b.count) values for \(classes) classes")
         }
     }
 

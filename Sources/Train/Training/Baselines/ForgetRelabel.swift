@@ -8,7 +8,7 @@ public struct ForgetRelabel: Sendable {
     private var rng: SplitMix64
 
     public init(modulus: Int, rng: SplitMix64) throws {
-        guard modulus >= 1 else { throw TrainError.invalidArgument("the forget-label modulus must be ≥ 1 (got \(modulus))") }
+        guard modulus >= 1 else { throw TrainingError.invalidArgument("the forget-label modulus must be ≥ 1 (got \(modulus))") }
         self.modulus = modulus
         self.rng = rng
     }

@@ -27,12 +27,12 @@ public final class FullParameterModel {
 
     public init(model: ViT, trainable: (String) -> Bool) throws {
         guard model.adapters.isEmpty else {
-            throw TrainerError.badOption(
+            throw TrainingError.badOption(
                 option: "--method", problem: "the all-parameter methods train the backbone itself; start from a model without adapters")
         }
         let c = model.config
         guard c.head.kind != .linear else {
-            throw TrainerError.badOption(
+            throw TrainingError.badOption(
                 option: "--method", problem: "the baselines need a CosFace/ArcFace head (the face model's); this model has a linear head")
         }
         self.model = model
@@ -44,7 +44,7 @@ public final class FullParameterModel {
         holder = ViTGradients(model: model, parameters: true)
         gradients = holder.parameters!.allBuffers
         guard values.count == names.count, zip(values, shapes).allSatisfy({ $0.count == $1.reduce(1, *) }) else {
-            throw TrainerError.badOption(option: "model", problem: "parameter layout of this config is not supported for all-parameter training")
+            throw TrainingError.badOption(option: "model", problem: "parameter layout of this config is not supported for all-parameter training")
         }
         self.trainable = names.map(trainable)
     }
@@ -70,7 +70,7 @@ public final class FullParameterModel {
         stream: (block: Int, gradient: [Float])? = nil
     ) throws {
         var gE = gradEmbeddings ?? [Float](repeating: 0, count: pass.embeddings.count)
-        guard gE.count == pass.embeddings.count else { throw TrainError.invalidShape("embedding gradient \(gE.count) for \(pass.embeddings.count) values") }
+        guard gE.count == pass.embeddings.count else { throw TrainingError.invalidShape("embedding gradient \(gE.count) for \(pass.embeddings.count) values") }
         if let gradLogits {
             let g = try pass.head.backward(gradLogits: gradLogits)
             for i in gE.indices { gE[i] += g.embeddings[i] }

@@ -16,7 +16,7 @@ public struct ParameterPenalty: Sendable {
     public private(set) var terms: [Term] = []
 
     public init(lambda: Double) throws {
-        guard lambda.isFinite, lambda >= 0 else { throw TrainError.invalidArgument("regularisation λ must be finite and ≥ 0 (got \(lambda))") }
+        guard lambda.isFinite, lambda >= 0 else { throw TrainingError.invalidArgument("regularisation λ must be finite and ≥ 0 (got \(lambda))") }
         self.lambda = lambda
     }
 
@@ -27,14 +27,14 @@ public struct ParameterPenalty: Sendable {
         var total = 0.0
         for term in terms {
             guard term.anchor.count == m.values.count, term.importance.map({ $0.count == m.values.count }) ?? true else {
-                throw TrainError.invalidShape("regularisation term for \(term.anchor.count) parameters, model has \(m.values.count)")
+                throw TrainingError.invalidShape("regularisation term for \(term.anchor.count) parameters, model has \(m.values.count)")
             }
             for (i, anchor) in term.anchor.enumerated() {
                 guard let anchor else { continue }
                 let omega = term.importance?[i]
                 let v = m.values[i], g = m.gradients[i]
                 guard anchor.count == v.count, omega.map({ $0.count == v.count }) ?? true else {
-                    throw TrainError.invalidShape("\(m.names[i]): anchor/importance size differs from the parameter's \(v.count)")
+                    throw TrainingError.invalidShape("\(m.names[i]): anchor/importance size differs from the parameter's \(v.count)")
                 }
                 var s = 0.0
                 for j in 0..<v.count {
@@ -85,7 +85,7 @@ public enum ImportanceEstimate {
         gradLogits: (FullParameterModel.Pass, [Int]) throws -> [Float],
         accumulate: (Float, Int, Int) -> Float
     ) throws -> [[Float]?] {
-        guard !batches.isEmpty else { throw TrainError.emptySet("importance estimate over no batches") }
+        guard !batches.isEmpty else { throw TrainingError.emptySet("importance estimate over no batches") }
         var omega: [[Float]?] = m.values.indices.map { m.trainable[$0] ? [Float](repeating: 0, count: m.values[$0].count) : nil }
         for b in batches[communicator.shard(batches.count)] {
             m.zeroGradients()

@@ -14,12 +14,12 @@ public struct TrainData: @unchecked Sendable {
 
     public init(train: ImageSet, test: ImageSet, source: String) throws {
         guard train.imageSize == test.imageSize, train.channels == test.channels else {
-            throw TrainerError.badData(
+            throw TrainingError.badData(
                 path: source,
                 problem: "train images are \(train.channels)×\(train.height)×\(train.width), test images \(test.channels)×\(test.height)×\(test.width)")
         }
-        guard train.count > 0 else { throw TrainerError.badData(path: source, problem: "the training set holds no images") }
-        guard test.count > 0 else { throw TrainerError.badData(path: source, problem: "the test set holds no images") }
+        guard train.count > 0 else { throw TrainingError.badData(path: source, problem: "the training set holds no images") }
+        guard test.count > 0 else { throw TrainingError.badData(path: source, problem: "the test set holds no images") }
         self.train = train
         self.test = test
         self.source = source
@@ -42,7 +42,7 @@ public struct TrainData: @unchecked Sendable {
         let data = FashionMNIST.resolve(rawData), testData = rawTest.map(FashionMNIST.resolve)
         var isDir: ObjCBool = false
         guard FileManager.default.fileExists(atPath: data, isDirectory: &isDir) else {
-            throw TrainerError.badData(path: data, problem: "no such file or folder (give an image folder, an IDX folder, `fashion-mnist` or an .npy file)")
+            throw TrainingError.badData(path: data, problem: "no such file or folder (give an image folder, an IDX folder, `fashion-mnist` or an .npy file)")
         }
         func load(_ path: String, labels: String?, split: String, names: [String]?) throws -> ImageSet {
             do {
@@ -57,10 +57,10 @@ public struct TrainData: @unchecked Sendable {
                 return try ImageSet(
                     images: set.images, labels: set.labels,
                     classNames: fashion ? FashionMNIST.classNames : (0..<used).map(String.init), paths: set.paths)
-            } catch let e as TrainerError {
+            } catch let e as TrainingError {
                 throw e
             } catch {
-                throw TrainerError.badData(path: path, problem: "\(error)")
+                throw TrainingError.badData(path: path, problem: "\(error)")
             }
         }
         let train: ImageSet, test: ImageSet
@@ -70,19 +70,19 @@ public struct TrainData: @unchecked Sendable {
         } else if isDir.boolValue, testData == nil {
             let tr = data + "/train", te = data + "/test"
             guard FileManager.default.fileExists(atPath: tr), FileManager.default.fileExists(atPath: te) else {
-                throw TrainerError.badData(path: data, problem: "an image folder needs train/ and test/ sub-folders, or pass the test images with --test-data")
+                throw TrainingError.badData(path: data, problem: "an image folder needs train/ and test/ sub-folders, or pass the test images with --test-data")
             }
             train = try load(tr, labels: nil, split: "train", names: classNames)
             test = try load(te, labels: nil, split: "test", names: train.classNames)
         } else {
             guard let testData else {
-                throw TrainerError.badData(path: data, problem: "no test set: pass --test-data (and --test-labels for .npy)")
+                throw TrainingError.badData(path: data, problem: "no test set: pass --test-data (and --test-labels for .npy)")
             }
             train = try load(data, labels: labels, split: "train", names: classNames)
             test = try load(testData, labels: testLabels, split: "test", names: train.classNames)
         }
         guard train.classNames.count <= classes else {
-            throw TrainerError.badData(path: data, problem: "\(train.classNames.count) classes, but the model has \(classes)")
+            throw TrainingError.badData(path: data, problem: "\(train.classNames.count) classes, but the model has \(classes)")
         }
         return try TrainData(train: train, test: test, source: data)
     }

@@ -3,7 +3,7 @@ public enum ForgettingMetrics {
     /// Top-1 accuracy in percent: 100·#{argmax_k z_bk = y_b}/B, the first maximal column winning ties (as torch.max).
     /// Pass margin logits (labels given to the head) for the paper's face criterion `cos_y − m > max_{k≠y} cos_k`.
     public static func accuracy<T: TrainScalar>(logits: [T], labels: [Int], classes: Int) throws -> Double {
-        guard !labels.isEmpty else { throw TrainError.emptySet("accuracy of an empty batch") }
+        guard !labels.isEmpty else { throw TrainingError.emptySet("accuracy of an empty batch") }
         try checkMatrix(logits.count, rows: labels.count, cols: classes, "logits")
         try checkLabels(labels, classes: classes, "accuracy labels")
         var correct = 0

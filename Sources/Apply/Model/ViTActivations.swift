@@ -149,7 +149,7 @@ public final class ViTActivations: @unchecked Sendable {
             perBlock <= ViTActivations.capFloats, (training ? c.depth : 1) * perBlock <= ViTActivations.capFloats,
             training || perBlock + evalProbs <= ViTActivations.capFloats
         else {
-            throw ApplyError.tooLarge("batch \(b) needs more than \(ViTActivations.capFloats * 4 >> 30) GiB of activations")
+            throw ModelError.tooLarge("batch \(b) needs more than \(ViTActivations.capFloats * 4 >> 30) GiB of activations")
         }
         self.batch = b
         self.training = training

@@ -34,7 +34,7 @@ extension GSLoRAStep {
         structure: Bool = true, forgetFirst: Bool = false, marginAccuracy: Bool = false
     ) throws -> StepResult {
         guard retainLabels.count == rows.retain.count, forgetLabels.count == rows.forget.count else {
-            throw TrainError.invalidArgument("\(retainLabels.count)+\(forgetLabels.count) local labels for rows \(rows.retain) and \(rows.forget)")
+            throw TrainingError.invalidArgument("\(retainLabels.count)+\(forgetLabels.count) local labels for rows \(rows.retain) and \(rows.forget)")
         }
         var timings = StepTimings()
         func timed<R>(_ slot: WritableKeyPath<StepTimings, Double>, _ body: () throws -> R) rethrows -> R {

@@ -52,18 +52,18 @@ public struct ViTParameters: @unchecked Sendable {
         try ViTParameters.validate(c)
         var byName: [String: Tensor] = [:]
         for t in weights {
-            if byName.updateValue(t, forKey: t.name) != nil { throw ApplyError.duplicateTensor(t.name) }
+            if byName.updateValue(t, forKey: t.name) != nil { throw ModelError.duplicateTensor(t.name) }
         }
         var used = Set<String>()
         func take(_ name: String, _ shape: [Int]) throws -> FloatBuffer {
-            guard let t = byName[name] else { throw ApplyError.missingTensor(name) }
-            guard t.shape == shape else { throw ApplyError.shapeMismatch(tensor: name, expected: shape, actual: t.shape) }
+            guard let t = byName[name] else { throw ModelError.missingTensor(name) }
+            guard t.shape == shape else { throw ModelError.shapeMismatch(tensor: name, expected: shape, actual: t.shape) }
             guard t.dtype.isFloatingPoint else {
-                throw ApplyError.badTensor(tensor: name, problem: "dtype \(t.dtype.rawValue) is not a float type")
+                throw ModelError.badTensor(tensor: name, problem: "dtype \(t.dtype.rawValue) is not a float type")
             }
             used.insert(name)
             do { return FloatBuffer(try t.floats()) } catch {
-                throw ApplyError.badTensor(tensor: name, problem: "\(error)")
+                throw ModelError.badTensor(tensor: name, problem: "\(error)")
             }
         }
         func linear(_ name: String, out: Int, in inF: Int, bias: Bool = true, weightShape: [Int]? = nil) throws -> Linear {
@@ -93,7 +93,7 @@ public struct ViTParameters: @unchecked Sendable {
         norm = try layerNorm("norm")
         head = try linear("head", out: c.numClasses, in: w, bias: c.head.kind == .linear)
         let extra = byName.keys.filter { !used.contains($0) }.sorted()
-        if !extra.isEmpty { throw ApplyError.unexpectedTensors(extra) }
+        if !extra.isEmpty { throw ModelError.unexpectedTensors(extra) }
     }
 
     public init(
@@ -141,7 +141,7 @@ public struct ViTParameters: @unchecked Sendable {
 
     /// Rejects configs the forward pass cannot run, with caps so a hostile header cannot ask for absurd buffers.
     static func validate(_ c: ModelConfig) throws {
-        func need(_ ok: Bool, _ why: @autoclosure () -> String) throws { if !ok { throw ApplyError.badConfig(why()) } }
+        func need(_ ok: Bool, _ why: @autoclosure () -> String) throws { if !ok { throw ModelError.badConfig(why()) } }
         let cap = 1 << 16
         for (name, v) in [
             ("image_size", c.imageSize), ("patch_size", c.patchSize), ("channels", c.channels),

@@ -1,5 +1,7 @@
+import Foundation
+
 /// What can go wrong building or running a model. Each case names the tensor or input and says what to do.
-public enum ApplyError: Error, CustomStringConvertible, Equatable {
+public enum ModelError: Error, CustomStringConvertible, Equatable, LocalizedError {
     /// The config cannot describe a runnable ViT (non-positive sizes, image not divisible by the patch, ...).
     case badConfig(String)
     /// A weight the config requires is absent.
@@ -24,6 +26,8 @@ public enum ApplyError: Error, CustomStringConvertible, Equatable {
     case cpuLacks(String)
     /// GSLORA_KERNELS names no kernel level of this build.
     case badKernelRequest(String)
+
+    public var errorDescription: String? { description }
 
     public var description: String {
         switch self {

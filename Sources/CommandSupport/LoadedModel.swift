@@ -26,7 +26,7 @@ public struct LoadedModel {
         let imported = try ModelImport.load(path, options: importing)
         guard let config = imported.config else {
             let what = imported.adapter != nil ? "it is an adapter, not a backbone (pass it with --adapter)" : "no ViT model layout was recognised in it"
-            throw EvalError.notAModel(path: path, problem: what)
+            throw EvaluationError.notAModel(path: path, problem: what)
         }
         var notices = imported.notices
         let runnable = try imported.runnableWeights()

@@ -38,34 +38,34 @@ public final class LoRAAdapter: @unchecked Sendable {
     /// Reads `blocks.{i}.mlp.fc{1,2}.lora_{A,B}` for every block of `config`; the rank comes from
     /// blocks.0.mlp.fc1.lora_A and every other factor must agree. Tensors with other names are ignored.
     public convenience init(config c: ModelConfig, tensors: [Tensor], scaling: Float) throws {
-        guard scaling.isFinite else { throw ApplyError.badAdapter("scaling \(scaling) is not finite") }
+        guard scaling.isFinite else { throw ModelError.badAdapter("scaling \(scaling) is not finite") }
         var byName: [String: Tensor] = [:]
         for t in tensors where t.name.contains(".lora_") {
-            if byName.updateValue(t, forKey: t.name) != nil { throw ApplyError.duplicateTensor(t.name) }
+            if byName.updateValue(t, forKey: t.name) != nil { throw ModelError.duplicateTensor(t.name) }
         }
-        guard let first = byName["blocks.0.mlp.fc1.lora_A"] else { throw ApplyError.missingTensor("blocks.0.mlp.fc1.lora_A") }
+        guard let first = byName["blocks.0.mlp.fc1.lora_A"] else { throw ModelError.missingTensor("blocks.0.mlp.fc1.lora_A") }
         guard first.shape.count == 2, first.shape[0] > 0, first.shape[0] <= 4096 else {
-            throw ApplyError.badAdapter("blocks.0.mlp.fc1.lora_A has shape \(first.shape); expected [rank, \(c.width)] with 1 ≤ rank ≤ 4096")
+            throw ModelError.badAdapter("blocks.0.mlp.fc1.lora_A has shape \(first.shape); expected [rank, \(c.width)] with 1 ≤ rank ≤ 4096")
         }
         let r = first.shape[0]
         func take(_ name: String, _ shape: [Int]) throws -> FloatBuffer {
-            guard let t = byName.removeValue(forKey: name) else { throw ApplyError.missingTensor(name) }
-            guard t.shape == shape else { throw ApplyError.shapeMismatch(tensor: name, expected: shape, actual: t.shape) }
-            do { return FloatBuffer(try t.floats()) } catch { throw ApplyError.badTensor(tensor: name, problem: "\(error)") }
+            guard let t = byName.removeValue(forKey: name) else { throw ModelError.missingTensor(name) }
+            guard t.shape == shape else { throw ModelError.shapeMismatch(tensor: name, expected: shape, actual: t.shape) }
+            do { return FloatBuffer(try t.floats()) } catch { throw ModelError.badTensor(tensor: name, problem: "\(error)") }
         }
         func pair(_ p: String, in inF: Int, out: Int) throws -> LoRAFactors {
             LoRAFactors(rank: r, inFeatures: inF, outFeatures: out, a: try take(p + ".lora_A", [r, inF]), b: try take(p + ".lora_B", [out, r]))
         }
         let fc1 = try (0..<c.depth).map { try pair("blocks.\($0).mlp.fc1", in: c.width, out: c.mlpWidth) }
         let fc2 = try (0..<c.depth).map { try pair("blocks.\($0).mlp.fc2", in: c.mlpWidth, out: c.width) }
-        if !byName.isEmpty { throw ApplyError.unexpectedTensors(byName.keys.sorted()) }
+        if !byName.isEmpty { throw ModelError.unexpectedTensors(byName.keys.sorted()) }
         self.init(rank: r, scaling: scaling, fc1: fc1, fc2: fc2)
     }
 
     /// A fresh adapter with loralib's initialisation: A ~ U(±gain/√in) (Kaiming-uniform a=√5 gives gain 1),
     /// B = 0, so the adapter starts as a no-op. `scaling` defaults to loralib's lora_alpha/r with alpha 1.
     public convenience init(config c: ModelConfig, rank: Int, scaling: Float? = nil, gain: Float = 1, seed: UInt64) throws {
-        guard rank > 0, rank <= 4096 else { throw ApplyError.badAdapter("rank \(rank) is outside 1...4096") }
+        guard rank > 0, rank <= 4096 else { throw ModelError.badAdapter("rank \(rank) is outside 1...4096") }
         var rng = SplitMix64(seed: seed)
         func pair(in inF: Int, out: Int) -> LoRAFactors {
             let a = FloatBuffer(count: rank * inF)
@@ -93,13 +93,13 @@ public final class LoRAAdapter: @unchecked Sendable {
 
     func check(against c: ModelConfig) throws {
         guard fc1.count == c.depth, fc2.count == c.depth else {
-            throw ApplyError.badAdapter("adapter has \(fc1.count)/\(fc2.count) blocks, the model has \(c.depth)")
+            throw ModelError.badAdapter("adapter has \(fc1.count)/\(fc2.count) blocks, the model has \(c.depth)")
         }
         for i in 0..<c.depth {
             guard fc1[i].inFeatures == c.width, fc1[i].outFeatures == c.mlpWidth,
                 fc2[i].inFeatures == c.mlpWidth, fc2[i].outFeatures == c.width
             else {
-                throw ApplyError.badAdapter("block \(i): factor sizes do not match width \(c.width) / mlp \(c.mlpWidth)")
+                throw ModelError.badAdapter("block \(i): factor sizes do not match width \(c.width) / mlp \(c.mlpWidth)")
             }
         }
     }

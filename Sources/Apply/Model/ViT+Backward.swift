@@ -31,18 +31,18 @@ extension ViT {
     private func runBackward(gradEmbeddings: [Float], into gradients: ViTGradients, stream: (block: Int, gradient: [Float])?) throws {
         let c = config, acts = activations, batch = acts.batch
         guard acts.training, batch > 0 else {
-            throw ApplyError.badInput("backward needs the activations of a forward call in .train mode")
+            throw ModelError.badInput("backward needs the activations of a forward call in .train mode")
         }
         guard gradEmbeddings.count == batch * c.width else {
-            throw ApplyError.badInput("\(gradEmbeddings.count) embedding gradients for a batch of \(batch) × \(c.width)")
+            throw ModelError.badInput("\(gradEmbeddings.count) embedding gradients for a batch of \(batch) × \(c.width)")
         }
         guard gradients.lora.count == adapters.count,
             zip(gradients.lora, adapters).allSatisfy({ $0.fc1.count == $1.fc1.count && $0.fc1.first?.rank == $1.fc1.first?.rank })
         else {
-            throw ApplyError.badAdapter("the gradient holder does not match the model's adapters; make it with ViTGradients(model:)")
+            throw ModelError.badAdapter("the gradient holder does not match the model's adapters; make it with ViTGradients(model:)")
         }
         guard precision == .float32 || gradients.parameters == nil else {
-            throw ApplyError.badInput(
+            throw ModelError.badInput(
                 "precision \(precision.rawValue) needs frozen weights (its packed copies would go stale); all-parameter training runs in float32")
         }
         let w = c.width, t = c.numTokens, rows = batch * t, inner = c.heads * c.headDim, m = c.mlpWidth
@@ -71,7 +71,7 @@ extension ViT {
         let lowest = pg != nil ? 0 : (adapters.isEmpty ? c.depth : 0)
         if let stream {
             guard pg != nil, (0..<c.depth).contains(stream.block), stream.gradient.count == rows * w else {
-                throw ApplyError.badInput(
+                throw ModelError.badInput(
                     "a stream gradient needs all-parameter gradients, a block in 0..<\(c.depth) and \(rows * w) values (got block \(stream.block), \(stream.gradient.count) values)"
                 )
             }

@@ -1,7 +1,8 @@
+import Foundation
 import GSLoRAModel
 
 /// What can go wrong evaluating or running inference. Each case names the input and says what to do.
-public enum EvalError: Error, CustomStringConvertible, Equatable {
+public enum EvaluationError: Error, CustomStringConvertible, Equatable, LocalizedError {
     /// A class list names a class the model or data does not have.
     case unknownClass(option: String, item: String, known: String)
     /// A class list is malformed (empty item, reversed range, ...).
@@ -16,6 +17,8 @@ public enum EvalError: Error, CustomStringConvertible, Equatable {
     case badInput(path: String, problem: String)
     /// The model file holds no runnable model.
     case notAModel(path: String, problem: String)
+
+    public var errorDescription: String? { description }
 
     public var description: String {
         switch self {

@@ -104,12 +104,12 @@ public final class BF16Matmul {
     /// `k` and `n` are the product's inner and output widths (inF and outF forward, swapped for the input gradient).
     static func checkSizes(weightCount: Int, firstRow: Int, outF: Int, inF: Int, k: Int, n: Int, lda: Int, rows: Int, ldc: Int) throws {
         guard outF > 0, inF > 0, firstRow >= 0, lda >= k, ldc >= n else {
-            throw ApplyError.badInput("bf16 product: out \(outF), in \(inF), first row \(firstRow), lda \(lda), ldc \(ldc) are not valid sizes")
+            throw ModelError.badInput("bf16 product: out \(outF), in \(inF), first row \(firstRow), lda \(lda), ldc \(ldc) are not valid sizes")
         }
         let (endRow, o1) = firstRow.addingReportingOverflow(outF)
         let (weightEnd, o2) = endRow.multipliedReportingOverflow(by: inF)
         guard !o1, !o2, weightEnd <= weightCount else {
-            throw ApplyError.badInput("bf16 product: weight rows \(firstRow)..<\(firstRow &+ outF) of \(inF) values exceed its \(weightCount) values")
+            throw ModelError.badInput("bf16 product: weight rows \(firstRow)..<\(firstRow &+ outF) of \(inF) values exceed its \(weightCount) values")
         }
         let (srcCount, o3) = rows.multipliedReportingOverflow(by: k)
         let (dstCount, o4) = rows.multipliedReportingOverflow(by: n)
@@ -118,7 +118,7 @@ public final class BF16Matmul {
         guard !o3, !o4, !o5, !o6, !dstSpan.addingReportingOverflow(n).overflow, !inSpan.addingReportingOverflow(k).overflow,
             !srcCount.multipliedReportingOverflow(by: 2).overflow, !dstCount.multipliedReportingOverflow(by: 4).overflow
         else {
-            throw ApplyError.tooLarge("a bf16 product of \(rows) rows × \(inF) inputs × \(outF) outputs overflows the address range")
+            throw ModelError.tooLarge("a bf16 product of \(rows) rows × \(inF) inputs × \(outF) outputs overflows the address range")
         }
     }
 
@@ -157,11 +157,11 @@ public final class BF16Matmul {
             try OneDNN.check(
                 dnnl_reorder_primitive_desc_create(&pd, &from, dnnl.engine, &want, dnnl.engine, nil),
                 "dnnl_reorder_primitive_desc_create (weight \(outF)×\(inF) to bf16)")
-            guard let pd else { throw ApplyError.oneDNN(call: "dnnl_reorder_primitive_desc_create", status: "no descriptor returned") }
+            guard let pd else { throw ModelError.oneDNN(call: "dnnl_reorder_primitive_desc_create", status: "no descriptor returned") }
             defer { dnnl_primitive_desc_destroy(pd) }
             var reorder: dnnl_primitive_t? = nil
             try OneDNN.check(dnnl_primitive_create(&reorder, pd), "dnnl_primitive_create (weight reorder)")
-            guard let reorder else { throw ApplyError.oneDNN(call: "dnnl_primitive_create (weight reorder)", status: "no primitive returned") }
+            guard let reorder else { throw ModelError.oneDNN(call: "dnnl_primitive_create (weight reorder)", status: "no primitive returned") }
             defer { dnnl_primitive_destroy(reorder) }
             let args = [dnnl_exec_arg_t(arg: DNNL_ARG_FROM, memory: source), dnnl_exec_arg_t(arg: DNNL_ARG_TO, memory: target)]
             let s = try stream.get()

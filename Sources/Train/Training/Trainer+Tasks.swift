@@ -32,7 +32,7 @@ extension Trainer {
             gain: t == 0 ? 1 : Float((6.0 / 51.0).squareRoot()), seed: initRNG.next())
         let model = try ViT(config: c, parameters: base.parameters, adapters: [adapter])
         model.precision = o.precision
-        guard let grouping = LoRAGrouping(rawValue: o.grouping) else { throw TrainerError.badOption(option: "--grouping", problem: o.grouping) }
+        guard let grouping = LoRAGrouping(rawValue: o.grouping) else { throw TrainingError.badOption(option: "--grouping", problem: o.grouping) }
         let step = try GSLoRAStep(model: model, grouping: grouping, weightDecay: o.weightDecay)
         let schedule = try CosineSchedule(baseLR: o.lr, minLR: o.minLR, epochs: o.epochs(task: t))
         var pairingRNG = SplitMix64(seed: o.seed, stream: 48 + UInt64(t))
@@ -48,7 +48,7 @@ extension Trainer {
         if resume {
             let s = try TrainState.read(statePath, names: names, shapes: shapes, emaShapes: emaShapes)
             guard s.record.baseFingerprint == baseFingerprint else {
-                throw TrainerError.badState(
+                throw TrainingError.badState(
                     path: statePath,
                     problem:
                         "task \(t + 1) trained on base \(s.record.baseFingerprint), but the base rebuilt from the backbone and earlier adapters is \(baseFingerprint)"
@@ -57,7 +57,7 @@ extension Trainer {
             for (buf, v) in zip(step.factors.values, s.factors) { v.withUnsafeBufferPointer { buf.pointer.update(from: $0.baseAddress!, count: v.count) } }
             try step.optimizer.restore(steps: s.record.adamSteps, expAvg: s.expAvg, expAvgSq: s.expAvgSq)
             if let saved = s.ema {
-                guard var e = ema else { throw TrainerError.badState(path: statePath, problem: "it holds an EMA this run does not keep") }
+                guard var e = ema else { throw TrainingError.badState(path: statePath, problem: "it holds an EMA this run does not keep") }
                 try e.endOfEpoch(e.startEpoch, deltas: saved)
                 ema = e
             }
@@ -136,12 +136,12 @@ extension Trainer {
                 }
                 if try stopRequested() {
                     try save(epoch: e, stepInEpoch: i + 1)
-                    throw TrainerError.interrupted(statePath: statePath)
+                    throw TrainingError.interrupted(statePath: statePath)
                 }
             }
             if ema != nil { try ema!.endOfEpoch(e, deltas: try Self.deltas(adapter)) }
             try save(epoch: e + 1, stepInEpoch: 0)
-            if try stopRequested() { throw TrainerError.interrupted(statePath: statePath) }
+            if try stopRequested() { throw TrainingError.interrupted(statePath: statePath) }
         }
 
         let after = try evaluate(model, classes)

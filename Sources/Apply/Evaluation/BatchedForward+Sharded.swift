@@ -15,7 +15,7 @@ extension BatchedForward {
         let c = model.config
         let per = c.channels * c.imageSize * c.imageSize
         guard images.count == labels.count * per else {
-            throw ApplyError.badInput("\(images.count) floats for \(labels.count) images of \(c.channels)×\(c.imageSize)×\(c.imageSize)")
+            throw ModelError.badInput("\(images.count) floats for \(labels.count) images of \(c.channels)×\(c.imageSize)×\(c.imageSize)")
         }
         let mine = communicator.shard(labels.count)
         let local = try predict(

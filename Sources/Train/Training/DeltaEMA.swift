@@ -28,7 +28,7 @@ public struct DeltaEMA: Sendable {
 
     public init(startEpoch: Int, decay: Double) throws {
         guard startEpoch >= 0, decay.isFinite, (0...1).contains(decay) else {
-            throw TrainError.invalidArgument("EMA needs a start epoch ≥ 0 and a decay in [0, 1] (got \(startEpoch), \(decay))")
+            throw TrainingError.invalidArgument("EMA needs a start epoch ≥ 0 and a decay in [0, 1] (got \(startEpoch), \(decay))")
         }
         self.startEpoch = startEpoch
         self.decay = decay
@@ -41,13 +41,13 @@ public struct DeltaEMA: Sendable {
         guard epoch >= startEpoch else { return false }
         guard let old = deltas else {
             guard epoch == startEpoch else {
-                throw TrainError.invalidArgument("EMA starts at the end of epoch \(startEpoch) but was first updated at epoch \(epoch)")
+                throw TrainingError.invalidArgument("EMA starts at the end of epoch \(startEpoch) but was first updated at epoch \(epoch)")
             }
             deltas = current
             return true
         }
         guard old.count == current.count, zip(old, current).allSatisfy({ $0.count == $1.count }) else {
-            throw TrainError.invalidShape("EMA holds \(old.count) deltas of other sizes than the \(current.count) given")
+            throw TrainingError.invalidShape("EMA holds \(old.count) deltas of other sizes than the \(current.count) given")
         }
         let d = decay
         deltas = zip(old, current).map { e, c in zip(e, c).map { Float(d * Double($0) + (1 - d) * Double($1)) } }

@@ -72,7 +72,7 @@ public struct TrainOptions: Codable, Equatable, Sendable {
     /// Refuses settings that cannot work, naming the option.
     public func validate(classes: Int) throws {
         func need(_ ok: Bool, _ option: String, _ why: String) throws {
-            if !ok { throw TrainerError.badOption(option: option, problem: why) }
+            if !ok { throw TrainingError.badOption(option: option, problem: why) }
         }
         try need(tasks >= 1, "--tasks", "must be ≥ 1 (got \(tasks))")
         try need(classesPerTask >= 1, "--classes-per-task", "must be ≥ 1 (got \(classesPerTask))")

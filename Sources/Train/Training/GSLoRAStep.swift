@@ -73,7 +73,7 @@ public final class GSLoRAStep {
         weightDecay: Double = 0.05
     ) throws {
         guard model.adapters.count == 1, let adapter = model.adapters.first else {
-            throw TrainError.invalidArgument(
+            throw TrainingError.invalidArgument(
                 "a GS-LoRA step trains exactly one adapter; the model carries \(model.adapters.count) (fold earlier tasks into the base first)")
         }
         self.model = model

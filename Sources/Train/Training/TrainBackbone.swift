@@ -21,7 +21,7 @@ public struct TrainBackbone: @unchecked Sendable {
 
     public init(config: ModelConfig, weights: MergedWeights, modelTensors: Set<String>, classes: [String]?, path: String) throws {
         if let classes, classes.count != config.numClasses {
-            throw TrainerError.badModel(path: path, problem: "\(classes.count) class names for \(config.numClasses) classes")
+            throw TrainingError.badModel(path: path, problem: "\(classes.count) class names for \(config.numClasses) classes")
         }
         self.config = config
         self.weights = weights
@@ -33,13 +33,13 @@ public struct TrainBackbone: @unchecked Sendable {
     /// A backbone `.gslr` (its table's fingerprint is kept, nothing is read until needed).
     public static func open(_ path: String) throws -> TrainBackbone {
         let file: GSLRFile
-        do { file = try GSLRFile.open(path) } catch { throw TrainerError.badModel(path: path, problem: "\(error)") }
+        do { file = try GSLRFile.open(path) } catch { throw TrainingError.badModel(path: path, problem: "\(error)") }
         guard file.kind == .backbone, let config = file.header.model else {
             let what =
                 file.kind == .adapter
                 ? "it is an adapter, not a backbone; give the backbone it was trained on"
                 : "it is a .gslr of kind \(file.kind.rawValue) without a model config; convert the checkpoint with gslora-convert"
-            throw TrainerError.badModel(path: path, problem: what)
+            throw TrainingError.badModel(path: path, problem: what)
         }
         let names = Set(file.tensors.map(\.name).filter { !$0.contains(".lora_") })
         return try TrainBackbone(
