@@ -107,5 +107,5 @@ let package = Package(
                     "GSLoRAConvert", "GSLoRAFormat", "TestSupport"
                 ])
         ],
-    swiftLanguageModes: [.v5]
+    swiftLanguageModes: [.v6]
 )

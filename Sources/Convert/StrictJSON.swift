@@ -1,6 +1,6 @@
 /// A strict, order-preserving JSON reader for safetensors headers. Foundation's parser keeps the last of two equal
 /// keys silently and loses key order; a header with a duplicate tensor name must be refused, so this one reports it.
-enum StrictJSON: Equatable {
+enum StrictJSON: Equatable, Sendable {
     case object([(key: String, value: StrictJSON)])
     case array([StrictJSON])
     case string(String)

@@ -28,19 +28,22 @@ public enum CRC32 {
     /// hashed in parallel and recombined. `progress` gets the bytes hashed so far (called under a lock).
     public static func ofEach(_ buffers: [UnsafeRawBufferPointer], piece: Int = 32 << 20, progress: ((Int) -> Void)? = nil) -> [UInt32] {
         struct Job { let buffer: Int; let start: Int; let count: Int }
-        var jobs: [Job] = []
+        var pieces: [Job] = []
         for (i, b) in buffers.enumerated() {
             var at = 0
             repeat {
                 let n = min(piece, b.count - at)
-                jobs.append(Job(buffer: i, start: at, count: n))
+                pieces.append(Job(buffer: i, start: at, count: n))
                 at += n
             } while at < b.count
         }
-        let results = UnsafeMutableBufferPointer<UInt32>.allocate(capacity: jobs.count)
+        // Workers write disjoint slots of `results`, read the buffers only, and touch `next`, `done` and `progress`
+        // under the lock.
+        nonisolated(unsafe) let results = UnsafeMutableBufferPointer<UInt32>.allocate(capacity: pieces.count)
         defer { results.deallocate() }
-        let lock = NSLock()
-        var next = 0, done = 0
+        nonisolated(unsafe) let buffers = buffers, progress = progress
+        let jobs = pieces, lock = NSLock()
+        nonisolated(unsafe) var next = 0, done = 0
         let workers = min(ProcessInfo.processInfo.activeProcessorCount, max(jobs.count, 1))
         DispatchQueue.concurrentPerform(iterations: workers) { _ in
             while true {

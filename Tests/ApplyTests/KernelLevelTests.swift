@@ -98,7 +98,9 @@ final class KernelLevelTests: XCTestCase {
     func testVectorisedGELUAndExpEqualTheScalarFunctions() throws {
         let original = KernelLevel.active
         defer { XCTAssertNoThrow(try KernelLevel.use(original)) }
-        let x = (0...40_000).map { Float(-20 + 40 * Double($0) / 40_000) } + [0, -0, .infinity, -.infinity, .nan, 1e-30, -1e-30]
+        let grid: [Float] = (0...40_000).map { (i: Int) -> Float in Float(-20 + 40 * Double(i) / 40_000) }
+        let special: [Float] = [0, -0, .infinity, -.infinity, .nan, 1e-30, -1e-30]
+        let x = grid + special
         for level in KernelLevel.compiled where level.runsHere {
             try KernelLevel.use(level)
             var v = x, out = [Float](repeating: 0, count: x.count)

@@ -120,12 +120,13 @@ final class DataParallelStepTests: XCTestCase {
             }
         }
         let group = LocalGroup(size: ranks)
-        let steps = try (0..<ranks).map { _ in try makeStep() }
-        var results = [StepResult?](repeating: nil, count: ranks), errors = [Error?](repeating: nil, count: ranks)
+        // Each rank's thread uses its own step and writes its own slot of the results under the lock.
+        nonisolated(unsafe) let steps = try (0..<ranks).map { _ in try makeStep() }
+        nonisolated(unsafe) var results = [StepResult?](repeating: nil, count: ranks), errors = [Error?](repeating: nil, count: ranks)
         let lock = NSLock(), done = DispatchGroup()
         // One thread per rank (concurrentPerform may run fewer at once than there are ranks, and a collective waits
         // for all of them).
-        func rank(_ k: Int) {
+        @Sendable func rank(_ k: Int) {
             let rows = GlobalRows(retainTotal: retain, forgetTotal: forget, rank: k, size: ranks)
             let rb = r.rows(rows.retain), fb = f.rows(rows.forget)
             do {

@@ -2,7 +2,7 @@ import GSLoRAFormat
 
 /// An adapter .gslr opened for merging, pruning or live application: its record, factor tensors (views into the
 /// mapping) and fingerprint.
-public struct AdapterFile: @unchecked Sendable {
+public struct AdapterFile: Sendable {
     public let path: String
     public let info: AdapterInfo
     /// The factors in file order; members of pruned groups are absent.
@@ -93,7 +93,7 @@ public struct AdapterFile: @unchecked Sendable {
 }
 
 /// One LoRA-carrying linear: ΔW = s·B·A with A [r, in], B [out, r], updating `layer + ".weight"` [out, in].
-public struct LoRAPair: @unchecked Sendable {
+public struct LoRAPair: Sendable {
     public let layer: String
     public let a: Tensor
     public let b: Tensor

@@ -27,7 +27,7 @@ public struct MergeStep: Codable, Equatable, Sendable {
 /// in the weight's own dtype (round to nearest even for F16/BF16). Each step starts from the stored values of the
 /// step before, so merging A then B in memory equals merging A into a file and then B into that file, and the
 /// fingerprint after every step is the one that file would have (spec/FORMAT.md §4.4 "Which base").
-public struct MergedWeights: @unchecked Sendable {
+public struct MergedWeights: Sendable {
     /// In the base's order; changed tensors are fresh allocations, the others stay views.
     public private(set) var tensors: [Tensor]
     /// The adapters folded in so far, as a backbone header's `merged` list records them (after any the base had).

@@ -1,7 +1,7 @@
 /// A float32 array in 64-byte-aligned unsafe memory: the storage of weights, LoRA factors and activations.
 /// Reference type so a workspace can hand out the same buffer to many layers and reuse it across calls;
 /// `reserve` grows it only when a bigger batch arrives (first touch of fresh pages is slow, reuse is not).
-public final class FloatBuffer: @unchecked Sendable {
+public final class FloatBuffer {
     public private(set) var pointer: UnsafeMutablePointer<Float>
     /// Elements in use.
     public private(set) var count: Int

@@ -1,7 +1,7 @@
 import GSLoRAFormat
 
 /// One rank-r LoRA pair on a linear layer: ΔW = scaling·B·A with A [r, in] and B [out, r].
-public struct LoRAFactors: @unchecked Sendable {
+public struct LoRAFactors {
     public let rank: Int
     public let inFeatures: Int
     public let outFeatures: Int
@@ -21,7 +21,7 @@ public struct LoRAFactors: @unchecked Sendable {
 /// A LoRA adapter on the two FFN linears (fc1, fc2) of every block, loralib semantics (spec/TRAINING.md §A.2):
 /// y = x·Wᵀ + b + scaling·(x·Aᵀ)·Bᵀ. A model may carry several adapters; their updates add up.
 /// The factor buffers are shared references, so an optimizer can update them in place between forward calls.
-public final class LoRAAdapter: @unchecked Sendable {
+public final class LoRAAdapter {
     public let rank: Int
     public let scaling: Float
     /// Per block, in block order.

@@ -2,6 +2,10 @@ import Dispatch
 import Foundation
 
 /// Splits row-wise elementwise work over the cores. Small jobs stay on the calling thread.
+///
+/// The bodies are not `@Sendable`: they write through raw pointers into the caller's buffers. The contract is that
+/// a body touches only what belongs to its own range, job or worker (and reads shared inputs), so the concurrent
+/// calls never race; every call site is written that way.
 enum Parallel {
     static let workers = max(1, min(8, ProcessInfo.processInfo.activeProcessorCount))
 
@@ -20,6 +24,7 @@ enum Parallel {
     static func chunkedRows(_ rows: Int, elementsPerRow: Int, _ body: (_ chunk: Int, Range<Int>) -> Void) {
         let chunks = chunks(rows: rows, elementsPerRow: elementsPerRow)
         if chunks <= 1 { body(0, 0..<rows); return }
+        nonisolated(unsafe) let body = body
         DispatchQueue.concurrentPerform(iterations: chunks) { c in
             body(c, rows * c / chunks..<rows * (c + 1) / chunks)
         }
@@ -29,7 +34,8 @@ enum Parallel {
     /// scratch is private.
     static func jobs(_ jobs: Int, _ body: @escaping (_ job: Int, _ worker: Int) -> Void) {
         let workers = min(Parallel.workers, jobs)
-        let run: (Int) -> Void = { worker in
+        nonisolated(unsafe) let body = body
+        let run: @Sendable (Int) -> Void = { worker in
             for job in stride(from: worker, to: jobs, by: workers) { body(job, worker) }
         }
         if workers <= 1 { run(0) } else { DispatchQueue.concurrentPerform(iterations: workers, execute: run) }

@@ -32,7 +32,7 @@ public struct ViTOutput: Sendable {
 /// (face transformer, torchvision and timm layouts). LoRA adapters apply live (W untouched); `merged()`
 /// folds them into a copy of the weights. Not thread-safe: one forward at a time per instance
 /// (it reuses its activation buffers).
-public final class ViT: @unchecked Sendable {
+public final class ViT {
     public let config: ModelConfig
     public let parameters: ViTParameters
     /// Applied live, in order: y = x·Wᵀ + b + Σ scaling·(x·Aᵀ)·Bᵀ on each block's fc1 and fc2.

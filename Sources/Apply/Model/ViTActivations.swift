@@ -4,7 +4,7 @@ import GSLoRAFormat
 /// buffers the forward needs are sized; in training mode every block has its own, holding what its backward
 /// pass reads (layer inputs, LayerNorm statistics, attention probabilities, GELU inputs, dropout masks,
 /// the LoRA down-projections x·Aᵀ). Rows are batch·tokens, row-major.
-public final class BlockActivations: @unchecked Sendable {
+public final class BlockActivations {
     /// Residual stream entering the block [rows, width] (training only).
     public let input = FloatBuffer(count: 0)
     public let ln1Out = FloatBuffer(count: 0)
@@ -94,7 +94,7 @@ public final class BlockActivations: @unchecked Sendable {
 }
 
 /// Everything one forward call leaves in memory, reused by the next call of the same or a smaller batch.
-public final class ViTActivations: @unchecked Sendable {
+public final class ViTActivations {
     public private(set) var batch = 0
     public private(set) var training = false
     /// Flattened patches [batch·patches, patchDim] in the family's order ((p1 p2 c) for face, (c p1 p2) for conv).

@@ -1,5 +1,5 @@
 /// Gradients of one adapter, shaped like it: per block, ∂L/∂A and ∂L/∂B of fc1 and fc2.
-public struct LoRAGradients: @unchecked Sendable {
+public struct LoRAGradients {
     public let fc1: [LoRAFactors]
     public let fc2: [LoRAFactors]
 
@@ -21,7 +21,7 @@ public struct LoRAGradients: @unchecked Sendable {
 
 /// What `ViT.backward` accumulates into: LoRA gradients per adapter and, when asked for, the gradients of every
 /// backbone parameter (pre-training). Gradients add up over backward calls until `zero()`.
-public final class ViTGradients: @unchecked Sendable {
+public final class ViTGradients {
     public let lora: [LoRAGradients]
     /// Same shapes as `ViT.parameters`; nil when only LoRA is trained (frozen W: no weight gradients computed).
     public let parameters: ViTParameters?

@@ -1,7 +1,7 @@
 import GSLoRAFormat
 
 /// A linear layer y = x·Wᵀ + b with W stored [out, in] row-major (PyTorch's layout).
-public struct Linear: @unchecked Sendable {
+public struct Linear {
     public let inFeatures: Int
     public let outFeatures: Int
     public let weight: FloatBuffer
@@ -19,13 +19,13 @@ public struct Linear: @unchecked Sendable {
 }
 
 /// LayerNorm scale and shift.
-public struct LayerNormParams: @unchecked Sendable {
+public struct LayerNormParams {
     public let weight: FloatBuffer
     public let bias: FloatBuffer
 }
 
 /// One pre-norm transformer block.
-public struct BlockParams: @unchecked Sendable {
+public struct BlockParams {
     public let norm1: LayerNormParams
     public let qkv: Linear
     public let proj: Linear
@@ -36,7 +36,7 @@ public struct BlockParams: @unchecked Sendable {
 
 /// Every parameter of a ViT in float32, by canonical role. The buffers are reference types: training updates
 /// them in place; `ViT.merged()` shares the ones it does not change.
-public struct ViTParameters: @unchecked Sendable {
+public struct ViTParameters {
     public let clsToken: FloatBuffer // [width]
     public let posEmbed: FloatBuffer // [tokens, width]
     /// [width, patchDim]; for conv families the columns are in (c, p1, p2) order, i.e. the conv kernel flattened.

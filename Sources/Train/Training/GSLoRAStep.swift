@@ -3,7 +3,7 @@ import GSLoRAModel
 
 /// The trainable LoRA factors of a model's single adapter, in the order the official code's `named_parameters`
 /// lists them (per block: fc1 A, fc1 B, fc2 A, fc2 B), under canonical names (`blocks.{i}.mlp.fc{1,2}.lora_{A,B}`).
-public struct LoRAFactorList: @unchecked Sendable {
+public struct LoRAFactorList {
     public let names: [String]
     public let shapes: [[Int]]
     public let values: [FloatBuffer]

@@ -4,7 +4,7 @@ import GSLoRAModel
 
 /// The model a forgetting run starts from: config, weights (with the fingerprint a backbone file of them has) and
 /// class names.
-public struct TrainBackbone: @unchecked Sendable {
+public struct TrainBackbone {
     public let config: ModelConfig
     public let weights: MergedWeights
     /// The tensors the ViT takes (a backbone may carry others that still count in its fingerprint).

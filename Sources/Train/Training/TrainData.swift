@@ -6,7 +6,7 @@ import GSLoRAModel
 
 /// A labelled training set and its test set, preprocessed for one model, with one class-name → index map for both
 /// (spec/TRAINING.md §4 item 22).
-public struct TrainData: @unchecked Sendable {
+public struct TrainData: Sendable {
     public let train: ImageSet
     public let test: ImageSet
     /// What was loaded, for reports.
