@@ -104,7 +104,7 @@ let package = Package(
                 name: "TrainTests",
                 dependencies: [
                     "GSLoRATraining", "GSLoRADemo", "GSLoRAModel", "GSLoRAData", "GSLoRACluster", "GSLoRAAdapters", "GSLoRAEvaluation",
-                    "GSLoRAConvert", "GSLoRAFormat", "TestSupport"
+                    "GSLoRAConvert", "GSLoRAFormat", "TestSupport", "CommandSupport"
                 ])
         ],
     swiftLanguageModes: [.v6]

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import GSLoRAFormat
 
 /// A gslora command: exit codes follow the project's convention instead of ArgumentParser's own (64 for usage):
 /// 0 ok (and --help), 1 the work failed (bad input, failed check), 2 usage; a command may throw `ExitCode` for others.
@@ -12,6 +13,8 @@ public protocol UsageProblem: Error {
 
 extension GsloraCommand {
     public static func main() {
+        // Library messages name settings; a command's user reads them as the flags they type.
+        Setting.installSpelling { FlagSpelling.flag($0) }
         let args = Array(CommandLine.arguments.dropFirst())
         // A command group (gslora-train) given nothing: a short usage, not the whole help, and a usage error.
         if args.isEmpty && !configuration.subcommands.isEmpty {

@@ -1,7 +1,7 @@
 import GSLoRAFormat
 
 /// A published ViT as its library builds it (spec/MODELS.md §Architectures). `depth` nil: any depth (the official
-/// GS-LoRA scripts take it from --vit_depth).
+/// GS-LoRA scripts take it from their `vit_depth` argument).
 public struct Architecture: Sendable, Equatable {
     public let name: String
     public let library: String

@@ -23,7 +23,7 @@ public enum CheckpointShape {
         public var notices: [String]
     }
 
-    /// Every tensor and leaf under its dotted path, nothing skipped (`--raw`).
+    /// Every tensor and leaf under its dotted path, nothing skipped (a raw import).
     public static func flattenAll(_ root: CheckpointValue) -> Unwrapped {
         var out = Unwrapped(stateDict: [], extra: [], metadata: [:], notices: [])
         flatten(root, prefix: "", tensors: &out.stateDict, metadata: &out.metadata)
@@ -59,12 +59,13 @@ public enum CheckpointShape {
                         out.metadata.merge(leaves) { a, _ in a }
                         out.notices.append("kept \(tensors.count) optimizer tensors from '\(p)'")
                     } else {
-                        out.notices.append("skipped optimizer state '\(p)' (\(tensors.count) tensors); pass --keep-optimizer to keep it")
+                        out.notices.append("skipped optimizer state '\(p)' (\(tensors.count) tensors); pass \(Setting("keepOptimizer")) to keep it")
                     }
                 } else {
                     out.metadata.merge(leaves) { a, _ in a }
                     if !tensors.isEmpty {
-                        out.notices.append("skipped \(tensors.count) tensors under '\(p)', which is not the model's state dict; use --raw to keep every tensor")
+                        out.notices.append(
+                            "skipped \(tensors.count) tensors under '\(p)', which is not the model's state dict; use \(Setting("raw")) to keep every tensor")
                     }
                 }
             }

@@ -5,7 +5,7 @@ import GSLoRAFormat
 public indirect enum CheckpointValue {
     case tensor(Tensor)
     /// A dict in insertion order (`dict` and `collections.OrderedDict`). Keys are usually strings; ints and others keep
-    /// their printed form so `--raw` can name every leaf.
+    /// their printed form so a raw import (`ImportOptions.raw`) can name every leaf.
     case dict([(key: String, value: CheckpointValue)])
     case list([CheckpointValue])
     case tuple([CheckpointValue])

@@ -68,7 +68,8 @@ public enum ConvertError: Error, CustomStringConvertible, Equatable, LocalizedEr
         case let .badSafetensors(f, r):
             return "\(f): invalid safetensors file: \(r). The file is corrupt or truncated; re-download or re-export it."
         case let .badModel(f, t, r):
-            return "\(f): tensor '\(t)': \(r). The checkpoint does not match its model layout; convert it with --raw to keep the tensors as they are."
+            return
+                "\(f): tensor '\(t)': \(r). The checkpoint does not match its model layout; convert it with \(Setting("raw")) to keep the tensors as they are."
         case let .cannotInfer(f, what, hint):
             return "\(f): cannot infer \(what) from the tensor shapes. \(hint)"
         case let .badLoRA(f, r):

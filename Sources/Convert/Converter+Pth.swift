@@ -41,18 +41,19 @@ extension Converter {
             throw ConvertError.badOutput(
                 file: output,
                 reason: "only an adapter can be written as a PEFT folder, and \(m.path) is not one. "
-                    + "Split a LoRA checkpoint into backbone and adapter first (gslora-convert IN -o base.gslr --adapter-out adapter.gslr)")
+                    + "Split a LoRA checkpoint into backbone and adapter first (convert it with \(Setting("adapterOut")) adapter.gslr)")
         }
         guard let basePath = options.importing.base else {
             throw ConvertError.badOutput(
-                file: output, reason: "a PEFT folder names modules the way the base model does; pass --base BACKBONE, the model \(m.path) was trained on")
+                file: output,
+                reason: "a PEFT folder names modules the way the base model does; pass \(Setting("base")) BACKBONE, the model \(m.path) was trained on")
         }
         let base = try PeftFolder.Base.load(basePath, heads: options.importing.heads)
         guard base.fingerprint == info.baseFingerprint else {
             throw ConvertError.badLoRA(
                 file: m.path,
                 reason:
-                    "the adapter was trained on \(info.baseFingerprint), but --base \(basePath) is \(base.fingerprint); pass the backbone it was trained on (for task t > 1, with tasks 1 … t−1 merged in)"
+                    "the adapter was trained on \(info.baseFingerprint), but \(Setting("base")) \(basePath) is \(base.fingerprint); pass the backbone it was trained on (for task t > 1, with tasks 1 … t−1 merged in)"
             )
         }
         return (info, base)

@@ -34,7 +34,7 @@ public struct ConvertOptions: Sendable {
     }
 }
 
-/// What a conversion did, for the one-line summary and `--json`.
+/// What a conversion did, for the one-line summary and the JSON report.
 public struct ConvertReport: Codable, Sendable {
     public struct Output: Codable, Sendable {
         public var path: String
@@ -108,7 +108,7 @@ public enum Converter {
         if let a = options.adapterOut {
             guard format == .gslr else {
                 throw ConvertError.badOutput(
-                    file: a, reason: "--adapter-out needs a .gslr output; .safetensors and .pth outputs keep the LoRA factors in the same file")
+                    file: a, reason: "\(Setting("adapterOut")) needs a .gslr output; .safetensors and .pth outputs keep the LoRA factors in the same file")
             }
             guard OutputFormat(path: a) == .gslr else { throw ConvertError.badOutput(file: a, reason: "the adapter output must end in .gslr") }
             guard a != output, !AtomicFile.sameFile(a, output) else {
@@ -122,7 +122,7 @@ public enum Converter {
                 throw ConvertError.badOutput(
                     file: output,
                     reason:
-                        "an image pipeline (--mean, --std, --interpolation, --resize, --crop-pct) is stored with a recognised backbone only, and \(input) is not one"
+                        "an image pipeline (\(Setting("mean")), \(Setting("std")), \(Setting("interpolation")), \(Setting("resize")), \(Setting("cropPct"))) is stored with a recognised backbone only, and \(input) is not one"
                 )
             }
             let p = try make(c, m.preprocess)
@@ -146,7 +146,7 @@ public enum Converter {
                 adapterPath = options.adapterOut ?? defaultAdapterPath(output)
                 try checkOutput(adapterPath!, input: input, options: options)
             }
-            if options.adapterOut != nil && adapterPath == nil { notices.append("--adapter-out ignored: there are no LoRA factors to write") }
+            if options.adapterOut != nil && adapterPath == nil { notices.append("\(Setting("adapterOut")) ignored: there are no LoRA factors to write") }
             // Only the first file written copies records unchecked: a bad adapter record must not follow a kept backbone.
             try settleClaims(claims, input: input, except: m.adapter != nil ? m.lora : m.weights + m.extra)
             outputs = try writeGSLR(m, output: output, adapterPath: adapterPath, inputs: inputs, notices: &notices)
@@ -239,7 +239,7 @@ public enum Converter {
         }
         // A PEFT folder may exist; PeftFolder.write checks the files inside it.
         if !options.force && FileManager.default.fileExists(atPath: output) && !PeftFolder.isFolder(output) {
-            throw ConvertError.badOutput(file: output, reason: "the file exists; pass --force to replace it")
+            throw ConvertError.badOutput(file: output, reason: "the file exists; pass \(Setting("force")) to replace it")
         }
     }
 

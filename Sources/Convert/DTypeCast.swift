@@ -1,9 +1,9 @@
 import GSLoRAFormat
 
-/// Float-to-float conversion of whole tensors with round-to-nearest-even, for `--dtype`.
+/// Float-to-float conversion of whole tensors with round-to-nearest-even, for `ConvertOptions.dtype`.
 /// Integer and bool tensors are never touched; a float tensor already in the target dtype is returned as is (no copy).
 public enum DTypeCast {
-    /// What `--dtype` asks for.
+    /// What `ConvertOptions.dtype` asks for.
     public enum Target: String, CaseIterable, Sendable {
         case f32, f16, bf16, keep
 

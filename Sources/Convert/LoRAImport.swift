@@ -48,7 +48,7 @@ public enum LoRAImport {
             let known = Set(ordered.map(\.name))
             let stray = lora.first { !known.contains($0.name) }!.name
             throw bad(
-                "LoRA factor '\(stray)' is not on an FFN linear (mlp.fc1/mlp.fc2) of a block; only FFN LoRA is supported. Convert with --raw to keep it as a plain tensor"
+                "LoRA factor '\(stray)' is not on an FFN linear (mlp.fc1/mlp.fc2) of a block; only FFN LoRA is supported. Convert with \(Setting("raw")) to keep it as a plain tensor"
             )
         }
         for t in ordered {
@@ -175,7 +175,7 @@ public enum LoRAImport {
                     file: file,
                     reason: "'\(wName)' is neither the base weight nor base + s·B·A "
                         + "(distance to base \(fmt(offBase)), to base + s·B·A \(fmt(offMerged)), ‖s·B·A‖ \(fmt(deltaNorm)), scaling \(scaling)). "
-                        + "Check that --base is the model this LoRA was trained on and that --lora-alpha is right")
+                        + "Check that \(Setting("base")) is the model this LoRA was trained on and that \(Setting("loraAlpha")) is right")
             }
         }
         let merged = states.filter { $0.1 == .merged }.map(\.0)

@@ -4,9 +4,9 @@ import GSLoRAFormat
 extension ModelFamilies {
     /// What the caller knows that the shapes cannot say.
     public struct Hints: Sendable {
-        /// Attention heads (`--heads`).
+        /// Attention heads (`ImportOptions.heads`).
         public var heads: Int?
-        /// Image channels of the face model, whose patch embedding is a Linear over patch·patch·channels (`--channels`).
+        /// Image channels of the face model, whose patch embedding is a Linear over patch·patch·channels (`ImportOptions.channels`).
         public var channels: Int?
         /// Config files found beside the checkpoint; each value they hold is checked against the tensors.
         public var files: [ConfigFile]
@@ -19,11 +19,11 @@ extension ModelFamilies {
     }
 
     /// Face-model channel counts considered when only the shapes speak: those of image files (gray, gray+alpha, RGB,
-    /// RGBA). A 1-channel p×p patch and a 4-channel (p/2)×(p/2) one have the same length, so those two need --channels.
+    /// RGBA). A 1-channel p×p patch and a 4-channel (p/2)×(p/2) one have the same length, so those two need the `channels` setting.
     static let channelCandidates = [1, 2, 3, 4]
 
     /// The config of a model given its canonical weights (LoRA factors excluded), plus notices. Shapes fix most
-    /// values; heads (and a face model's channels) come from `--heads`/`--channels`, a config file, or the
+    /// values; heads (and a face model's channels) come from `heads`/`channels` in `hints`, a config file, or the
     /// architecture table, in that order, and are refused, naming the option and the candidates, when none decides.
     /// `config.provenance` records where each came from. Every tensor is then checked against the shape the config
     /// implies, so a config returned here fits the weights.
@@ -81,7 +81,7 @@ extension ModelFamilies {
 
         // A value the shapes do not fix: the option, else the last config file stating it, else the table entries
         // when they agree; nil when none decides. `misfit` says why a value cannot be the tensors' (nil: it fits).
-        func decide(_ field: String, option: String, entry: (Architecture) -> Int, misfit: (Int) -> String?) throws -> Int? {
+        func decide(_ field: String, option: Setting, entry: (Architecture) -> Int, misfit: (Int) -> String?) throws -> Int? {
             if let v = field == "heads" ? hints.heads : hints.channels {
                 if let why = misfit(v) { throw ConvertError.cannotInfer(file: file, what: "the \(field)", hint: "\(option) \(v) does not fit: \(why).") }
                 provenance[field] = "given"
@@ -103,7 +103,7 @@ extension ModelFamilies {
 
         guard
             let heads = try decide(
-                "heads", option: "--heads", entry: \.heads,
+                "heads", option: Setting("heads"), entry: \.heads,
                 misfit: { $0 > 0 && inner % $0 == 0 ? nil : "the attention width \(inner) is not a multiple of \($0)" })
         else {
             let listed =
@@ -113,7 +113,9 @@ extension ModelFamilies {
                 : "it matches architectures that disagree: " + matches.map { "\($0.name) (\($0.heads)×\(inner / $0.heads))" }.joined(separator: ", ")
             throw ConvertError.cannotInfer(
                 file: file, what: "the number of attention heads",
-                hint: "The attention width is \(inner); \(listed). Pass --heads N (the model's num_heads), or put its config file beside the checkpoint.")
+                hint:
+                    "The attention width is \(inner); \(listed). Pass \(Setting("heads")) N (the model's num_heads), or put its config file beside the checkpoint."
+            )
         }
 
         let patch: Int, channels: Int
@@ -121,7 +123,7 @@ extension ModelFamilies {
             try need(pe.count == 2 && pe[0] == width && pe[1] > 0, "patch_embed.weight", "shape \(pe), expected [\(width), patch·patch·channels]")
             func fits(_ c: Int) -> Bool { c > 0 && pe[1] % c == 0 && exactSqrt(pe[1] / c) != nil }
             if let c = try decide(
-                "channels", option: "--channels", entry: \.channels,
+                "channels", option: Setting("channels"), entry: \.channels,
                 misfit: { fits($0) ? nil : "the patch embedding takes \(pe[1]) values per patch, not patch·patch·\($0)" })
             {
                 channels = c
@@ -136,7 +138,7 @@ extension ModelFamilies {
                                 separator: " or ")
                     throw ConvertError.cannotInfer(
                         file: file, what: "the image channels",
-                        hint: "The face model's patch embedding takes \(pe[1]) values per patch; \(listed). Pass --channels N.")
+                        hint: "The face model's patch embedding takes \(pe[1]) values per patch; \(listed). Pass \(Setting("channels")) N.")
                 }
                 channels = fitting[0]
                 provenance["channels"] = "shapes"
@@ -149,7 +151,7 @@ extension ModelFamilies {
             if let c = hints.channels, c != pe[1] {
                 throw ConvertError.cannotInfer(
                     file: file, what: "the channels",
-                    hint: "--channels \(c) contradicts the patch convolution, which takes \(pe[1]) channels.")
+                    hint: "\(Setting("channels")) \(c) contradicts the patch convolution, which takes \(pe[1]) channels.")
             }
             channels = pe[1]
             patch = pe[2]

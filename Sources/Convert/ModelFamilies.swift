@@ -132,7 +132,7 @@ public enum ModelFamilies {
         return unmapped.isEmpty ? .family(fam.family, canonical: canonical) : .partial(fam.family, unmapped: unmapped)
     }
 
-    /// Whether `keys` are already canonical names (e.g. a .safetensors written with `--names canonical`).
+    /// Whether `keys` are already canonical names (e.g. a .safetensors written with canonical names, `ConvertOptions.names`).
     public static func looksCanonical(_ keys: [String]) -> Bool {
         let set = Set(keys)
         return ["cls_token", "pos_embed", "patch_embed.weight", "blocks.0.norm1.weight"].allSatisfy(set.contains)

@@ -51,7 +51,7 @@ extension ModelImport {
         guard let basePath = options.base else {
             throw ConvertError.badLoRA(
                 file: dir,
-                reason: "a PEFT folder does not say which model it belongs to; pass --base BACKBONE "
+                reason: "a PEFT folder does not say which model it belongs to; pass \(Setting("base")) BACKBONE "
                     + "(the model it was trained on): its family names the modules and its fingerprint binds the adapter")
         }
         let base = try PeftFolder.Base.load(basePath, heads: options.heads)

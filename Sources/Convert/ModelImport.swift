@@ -4,9 +4,9 @@ import GSLoRAFormat
 public struct ImportOptions: Sendable {
     /// Skip family detection and unwrapping: every tensor under its full dotted path, optimizer state included.
     public var raw: Bool
-    /// Attention heads (`--heads`); without it a config file or the architecture table must decide (spec/MODELS.md).
+    /// Attention heads; without it a config file or the architecture table must decide (spec/MODELS.md).
     public var heads: Int?
-    /// Image channels of a face model (`--channels`); without it a config file, the table or the shapes decide.
+    /// Image channels of a face model; without it a config file, the table or the shapes decide.
     public var channels: Int?
     /// Read config.json / config.txt beside a .pth or .safetensors (spec/MODELS.md §Config files).
     public var configFiles: Bool
@@ -136,7 +136,7 @@ public enum ModelImport {
         model.notices = u.notices
         if options.raw {
             model.weights = u.stateDict
-            model.notices.append("--raw: kept all \(u.stateDict.count) tensors under their full keys; no model layout applied")
+            model.notices.append("\(Setting("raw")): kept all \(u.stateDict.count) tensors under their full keys; no model layout applied")
             return model
         }
         if case let .string(record)? = u.metadata[SafetensorsMetadata.adapter] {
@@ -160,7 +160,7 @@ public enum ModelImport {
     }
 
     /// Detects the family of `tensors` (original or canonical names), renames to canonical, infers or checks the
-    /// config, splits and checks LoRA, and reconciles merged weights against `--base`.
+    /// config, splits and checks LoRA, and reconciles merged weights against `base`.
     static func applyFamily(_ model: inout ImportedModel, tensors: [Tensor], stored: ModelConfig?, options: ImportOptions) throws {
         let path = model.path
         let keys = tensors.map(\.name)
@@ -218,7 +218,7 @@ public enum ModelImport {
         model.config = config
         model.weights = weights
         guard !lora.isEmpty else {
-            if options.base != nil { model.notices.append("--base ignored: the checkpoint holds no LoRA factors") }
+            if options.base != nil { model.notices.append("\(Setting("base")) ignored: the checkpoint holds no LoRA factors") }
             return
         }
 
@@ -226,7 +226,8 @@ public enum ModelImport {
         let alpha = options.loraAlpha ?? 1
         if options.loraAlpha == nil {
             model.notices.append(
-                "LoRA rank \(factors.rank): alpha 1 and scaling 1/\(factors.rank) assumed (loralib's default); pass --lora-alpha if training used another")
+                "LoRA rank \(factors.rank): alpha 1 and scaling 1/\(factors.rank) assumed (loralib's default); pass \(Setting("loraAlpha")) if training used another"
+            )
         }
         model.lora = factors.tensors
         model.loraRank = factors.rank
@@ -245,7 +246,7 @@ public enum ModelImport {
         } else {
             model.mergeState = .assumedUnmerged
             model.notices.append(
-                "LoRA taken as NOT merged into the weights (a train-mode save); if the file was saved after eval(), pass --base with the model it was trained from"
+                "LoRA taken as NOT merged into the weights (a train-mode save); if the file was saved after eval(), pass \(Setting("base")) with the model it was trained from"
             )
         }
     }

@@ -42,13 +42,14 @@ public enum PeftFolder {
             if (try? detectFormat(path: path)) == .gslr {
                 let f = try GSLRFile.open(path)
                 guard f.kind == .backbone, let c = f.header.model else {
-                    throw ConvertError.badLoRA(file: path, reason: "--base must be a backbone (a model), but this .gslr file is a \(f.kind.rawValue) file")
+                    throw ConvertError.badLoRA(
+                        file: path, reason: "\(Setting("base")) must be a backbone (a model), but this .gslr file is a \(f.kind.rawValue) file")
                 }
                 return Base(config: c, fingerprint: f.fingerprint, name: name)
             }
             let m = try ModelImport.load(path, options: ImportOptions(heads: heads))
             guard let c = m.config else {
-                throw ConvertError.badLoRA(file: path, reason: "--base must be a ViT backbone; no model layout was recognised in it")
+                throw ConvertError.badLoRA(file: path, reason: "\(Setting("base")) must be a ViT backbone; no model layout was recognised in it")
             }
             return Base(config: c, fingerprint: Fingerprint.of(m.weights + m.extra, binding: .model(c)), name: name)
         }
@@ -224,7 +225,7 @@ public enum PeftFolder {
         func bad(_ r: String) -> ConvertError { .badOutput(file: dir, reason: r) }
         if !force {
             for p in [configPath, weightsPath] where FileManager.default.fileExists(atPath: p) {
-                throw ConvertError.badOutput(file: p, reason: "the file exists; pass --force to replace it")
+                throw ConvertError.badOutput(file: p, reason: "the file exists; pass \(Setting("force")) to replace it")
             }
         }
         let map = ModelFamilies.map(for: base.config.family)

@@ -69,7 +69,7 @@ public enum FormatError: Error, CustomStringConvertible, Equatable, LocalizedErr
         case let .duplicateName(f, t):
             return "\(f): tensor name '\(t)' appears twice. Names must be unique; the file is corrupt."
         case let .noSuchTensor(f, t):
-            return "\(f): no tensor named '\(t)'. List the names with `gslora-inspect --tensors \(f)`."
+            return "\(f): no tensor named '\(t)'. List the names with gslora-inspect \(Setting("tensors")) \(f)."
         case let .crcMismatch(f, t, e, a):
             return "\(f): tensor '\(t)': data CRC32 mismatch (stored \(CRC32.hex(e)), computed \(CRC32.hex(a))). Its bytes are damaged; fetch the file again."
         case let .outputIsInput(f):

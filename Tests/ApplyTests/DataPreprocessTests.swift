@@ -157,7 +157,7 @@ final class DataPreprocessTests: XCTestCase {
             let text = "\($0)"
             XCTAssertTrue(
                 text.hasPrefix("m.pth: its image pipeline is not known")
-                    && text.contains("missing: --mean and --std, --interpolation, --crop-pct (or --resize)"), text)
+                    && text.contains("missing: `mean` and `std`, `interpolation`, `cropPct` (or `resize`)"), text)
         }
         let flags = PreprocessRequest(mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5], interpolation: .bicubic, cropPct: 0.9)
         let fromFlags = try PreprocessChoice.resolve(config: timm, stored: nil, modelPath: "m.pth", request: flags)
@@ -180,7 +180,7 @@ final class DataPreprocessTests: XCTestCase {
         XCTAssertEqual(o.pipeline.geometry, .resizeShortSide(256, crop: 224))
         XCTAssertEqual(o.pipeline.interpolation, .bilinear)
         XCTAssertEqual(o.pipeline.mean, stored.mean!.map(Float.init))
-        XCTAssertTrue(o.origin.hasSuffix("with --interpolation bilinear --resize 256 from the command line"), o.origin)
+        XCTAssertTrue(o.origin.hasSuffix("with `interpolation` bilinear `resize` 256 from the command line"), o.origin)
         // torchvision's default, and --preprocess direct on any family.
         XCTAssertEqual(
             try PreprocessChoice.resolve(config: config(.torchvisionViT, 224), stored: nil, modelPath: "v.pth", request: PreprocessRequest()).pipeline,

@@ -149,7 +149,7 @@ final class EvalTests: XCTestCase {
             ) { e in XCTAssertTrue("\(e)".contains(self.path(name + ".npy")), "\(e)") }
         }
         XCTAssertThrowsError(try EvalData.load(path: path("x.npy"), labels: nil, classNames: nil, numClasses: 4, preprocessing: pre)) { e in
-            XCTAssertTrue("\(e)".contains("--labels"), "\(e)")
+            XCTAssertTrue("\(e)".contains("`labels`"), "\(e)")
         }
     }
 

@@ -153,9 +153,9 @@ final class AdapterExportTests: XCTestCase {
                 XCTAssertTrue("\(error)".contains(needle), "\(what): \(error)")
             }
         }
-        expectError("export without --base", { _ = try convert(adapter, (path("x.peft") + "/"), opts) }, "--base")
-        expectError("import without --base", { _ = try convert(folder, path("x.gslr"), opts) }, "--base")
-        expectError("existing folder", { _ = try convert(adapter, folder, withBase) }, "--force")
+        expectError("export without base", { _ = try convert(adapter, (path("x.peft") + "/"), opts) }, "`base`")
+        expectError("import without base", { _ = try convert(folder, path("x.gslr"), opts) }, "`base`")
+        expectError("existing folder", { _ = try convert(adapter, folder, withBase) }, "`force`")
         expectError("backbone to PEFT", { _ = try convert(backbone, (path("y.peft") + "/"), withBase) }, "only an adapter")
 
         let config = folder + PeftFolder.configName

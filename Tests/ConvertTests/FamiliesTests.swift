@@ -144,13 +144,13 @@ final class FamiliesTests: XCTestCase {
                 decided += 1
             } catch let e as ConvertError {
                 guard case .cannotInfer = e else { XCTFail("\(url.lastPathComponent): \(e)"); continue }
-                XCTAssertTrue("\(e)".contains("--heads") && "\(e)".contains("\(want.heads)×\(want.headDim)"), "\(e)")
+                XCTAssertTrue("\(e)".contains("`heads`") && "\(e)".contains("\(want.heads)×\(want.headDim)"), "\(e)")
                 // Lenient (for showing a file): the tensors under their own names, and the reason as a notice.
                 let m = try ModelImport.load(url.path, options: ImportOptions(lenient: true))
                 XCTAssertNil(m.config)
                 let stateDict = try ModelFixtures.sidecarTensors(url).filter { !$0.key.hasPrefix("optimizer.") }
                 XCTAssertEqual(m.weights.count, stateDict.count, url.lastPathComponent)
-                XCTAssertTrue(m.notices.contains { $0.contains("--heads") }, "\(m.notices)")
+                XCTAssertTrue(m.notices.contains { $0.contains("`heads`") }, "\(m.notices)")
                 refused += 1
             }
         }

@@ -189,7 +189,7 @@ final class DemoTests: XCTestCase {
             o.forget(tasks: tasks)
             XCTAssertThrowsError(try ForgettingDemo(options: o).run(), "\(tasks)") { e in
                 guard case TrainingError.badOption(let option, let problem) = e else { return XCTFail("\(e)") }
-                XCTAssertEqual(option, "--forget")
+                XCTAssertEqual(option, Setting("forget"))
                 XCTAssertTrue(problem.contains(why), problem)
             }
             XCTAssertFalse(FileManager.default.fileExists(atPath: o.output + "/pretrained.gslr"))

@@ -72,7 +72,7 @@ final class MethodComparisonTests: XCTestCase {
         XCTAssertTrue(again.rows.allSatisfy(\.cached))
         XCTAssertEqual(again.rows.map(\.mean.h), report.rows.map(\.mean.h))
 
-        // A cached row made with other settings is refused (naming --force), and --force runs it again.
+        // A cached row made with other settings is refused (naming the `force` setting), and `force` runs it again.
         let path = comparison.runFolder(.full, .baseline(.ewc)) + "/result.json"
         var cached = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path))) as? [String: Any])
         var key = try XCTUnwrap(cached["key"] as? [String: Any])
@@ -82,7 +82,7 @@ final class MethodComparisonTests: XCTestCase {
         var o2 = options
         o2.settings = [.full]
         XCTAssertThrowsError(try MethodComparison(demo: ForgettingDemo(options: o), options: o2).run()) {
-            XCTAssertTrue("\($0)".contains(path) && "\($0)".contains("--force"), "\($0)")
+            XCTAssertTrue("\($0)".contains(path) && "\($0)".contains("`force`"), "\($0)")
         }
     }
 

@@ -55,7 +55,7 @@ final class PretrainTests: XCTestCase {
         o.patchSize = 8
         XCTAssertThrowsError(try o.config(classes: 10)) {
             guard case TrainingError.badOption(let option, _) = $0 else { return XCTFail("\($0)") }
-            XCTAssertEqual(option, "--patch-size")
+            XCTAssertEqual(option, Setting("patchSize"))
         }
     }
 }

@@ -142,7 +142,7 @@ final class TrainerTests: XCTestCase {
         o.shots = 7 // the synthetic training set has 6 images per class
         XCTAssertThrowsError(try Trainer(backbone: backbone, data: try TinyRun.data(), options: o, outputDirectory: dir)) {
             guard case TrainingError.badOption(let option, _) = $0 else { return XCTFail("\($0)") }
-            XCTAssertEqual(option, "--shots")
+            XCTAssertEqual(option, Setting("shots"))
         }
     }
 
@@ -150,10 +150,10 @@ final class TrainerTests: XCTestCase {
         let dir = try temporaryDirectory("bad")
         let backbone = try TrainBackbone(config: TinyRun.config, tensors: try TinyRun.weights(), source: "tiny")
         let data = try TinyRun.data()
-        func refused(_ change: (inout TrainOptions) -> Void, _ option: String) {
+        func refused(_ change: (inout TrainOptions) -> Void, _ option: Setting) {
             var o = TinyRun.options
             change(&o)
-            XCTAssertThrowsError(try Trainer(backbone: backbone, data: data, options: o, outputDirectory: dir), option) {
+            XCTAssertThrowsError(try Trainer(backbone: backbone, data: data, options: o, outputDirectory: dir), "\(option)") {
                 guard case TrainingError.badOption(let named, _) = $0 else { return XCTFail("\(option): \($0)") }
                 XCTAssertEqual(named, option)
             }
@@ -161,33 +161,33 @@ final class TrainerTests: XCTestCase {
         refused(
             {
                 $0.tasks = 1; $0.forget = [[TinyRun.classes]]
-            }, "--forget")
+            }, Setting("forget"))
         refused(
             {
                 $0.tasks = 1; $0.forget = [[0, 0]]
-            }, "--forget")
+            }, Setting("forget"))
         refused(
             {
                 $0.tasks = 2; $0.forget = [[0], [0]]
-            }, "--forget")
+            }, Setting("forget"))
         refused(
             {
                 $0.tasks = 2; $0.forget = [[0], []]
-            }, "--forget")
+            }, Setting("forget"))
         refused(
             {
                 $0.tasks = 1; $0.forget = [[0], [1]]
-            }, "--forget")
+            }, Setting("forget"))
         refused(
             {
                 $0.tasks = 2; $0.forget = [[1]]
-            }, "--forget")
-        refused({ $0.tasks = 6 }, "--tasks/--classes-per-task")
-        refused({ $0.dataRatio = 0 }, "--data-ratio")
-        refused({ $0.grouping = "rows" }, "--grouping")
-        refused({ $0.batchSize = 0 }, "--batch-size")
-        refused({ $0.epochs = [2, 0] }, "--epochs")
-        refused({ $0.epochs = [] }, "--epochs")
+            }, Setting("forget"))
+        refused({ $0.tasks = 6 }, Setting("tasks"))
+        refused({ $0.dataRatio = 0 }, Setting("dataRatio"))
+        refused({ $0.grouping = "rows" }, Setting("grouping"))
+        refused({ $0.batchSize = 0 }, Setting("batchSize"))
+        refused({ $0.epochs = [2, 0] }, Setting("epochs"))
+        refused({ $0.epochs = [] }, Setting("epochs"))
 
         // An adapter is not a backbone.
         var o = TinyRun.options
@@ -218,7 +218,7 @@ final class TrainerTests: XCTestCase {
         let inner = "/m/face.pth: cannot infer the number of attention heads. Pass --heads N."
         XCTAssertEqual("\(TrainingError.badModel(path: "/m/face.pth", problem: inner))", inner)
         XCTAssertEqual("\(TrainingError.badData(path: "/d", problem: "no test set"))", "/d: no test set.")
-        XCTAssertEqual("\(TrainingError.badOption(option: "--rank", problem: "must be ≥ 1"))", "--rank: must be ≥ 1.")
+        XCTAssertEqual("\(TrainingError.badOption(option: Setting("rank"), problem: "must be ≥ 1"))", "`rank`: must be ≥ 1.")
     }
 }
 

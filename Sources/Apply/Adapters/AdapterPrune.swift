@@ -63,10 +63,10 @@ public enum AdapterPrune {
         let toPrune: Set<Int>
         switch rule {
         case .threshold(let t):
-            guard t.isFinite, t >= 0 else { throw AdapterError.invalidArgument("--threshold must be a finite number ≥ 0, not \(t)") }
+            guard t.isFinite, t >= 0 else { throw AdapterError.invalidArgument("\(Setting("threshold")) must be a finite number ≥ 0, not \(t)") }
             toPrune = Set(keptIdx.filter { info.groups[$0].norm < t })
         case .keep(let k):
-            guard k >= 0 else { throw AdapterError.invalidArgument("--keep must be ≥ 0, not \(k)") }
+            guard k >= 0 else { throw AdapterError.invalidArgument("\(Setting("keep")) must be ≥ 0, not \(k)") }
             let ranked = keptIdx.enumerated().sorted { x, y in
                 let a = info.groups[x.element].norm, b = info.groups[y.element].norm
                 return a != b ? a > b : x.offset < y.offset

@@ -1,6 +1,6 @@
 import GSLoRAFormat
 
-/// The outcome of `LoRAMerge.mergeFiles`, for printing or `--json`.
+/// The outcome of `LoRAMerge.mergeFiles`, for printing or as JSON.
 public struct MergeReport: Codable, Sendable {
     public var base: String
     public var output: String
@@ -24,7 +24,8 @@ public enum LoRAMerge {
     ) throws -> MergeReport {
         guard !adapters.isEmpty else { throw AdapterError.invalidArgument("no adapter to merge; give at least one adapter file") }
         guard scales.count <= adapters.count else {
-            throw AdapterError.invalidArgument("\(scales.count) scales for \(adapters.count) adapters; give at most one --scale per adapter, in order")
+            throw AdapterError.invalidArgument(
+                "\(scales.count) scales for \(adapters.count) adapters; give at most one \(Setting("scales")) per adapter, in order")
         }
         let file = try GSLRFile.open(base)
         var weights = try MergedWeights(file: file)
@@ -34,7 +35,7 @@ public enum LoRAMerge {
             let adapter = try AdapterFile.open(path)
             let step = try weights.fold(adapter, scale: i < scales.count ? scales[i] : 1, force: force)
             if step.forced {
-                warnings.append("\(path): trained on \(step.expectedBase) but merged into \(step.actualBase) because of --allow-base-mismatch")
+                warnings.append("\(path): trained on \(step.expectedBase) but merged into \(step.actualBase) because of \(Setting("allowBaseMismatch"))")
             }
         }
         var header = file.header

@@ -132,7 +132,7 @@ public struct MergedWeights: Sendable {
         if let i = steps.firstIndex(where: { $0.actualBase == adapter.info.baseFingerprint }) {
             return "It fits the weights before \(steps[i].adapter) was merged: give the adapters in training order."
         }
-        return "Give the backbone (plus the earlier tasks' adapters, in order) it was trained on, or pass --allow-base-mismatch to merge anyway."
+        return "Give the backbone (plus the earlier tasks' adapters, in order) it was trained on, or pass \(Setting("allowBaseMismatch")) to merge anyway."
     }
 
     /// W + s·B·A in float32, stored back in W's dtype, checked for values that are not finite once stored.

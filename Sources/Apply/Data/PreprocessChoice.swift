@@ -37,12 +37,12 @@ public struct PreprocessRequest: Equatable, Sendable {
     /// The options given, as a user typed them.
     var given: [String] {
         var out: [String] = []
-        if let m = mean { out.append("--mean \(Self.list(m))") }
-        if let s = std { out.append("--std \(Self.list(s))") }
-        if let i = interpolation { out.append("--interpolation \(i.rawValue)") }
-        if let r = resize { out.append("--resize \(r)") }
-        if let p = cropPct { out.append("--crop-pct \(p)") }
-        if let c = crop { out.append("--crop \(c)") }
+        if let m = mean { out.append("\(Setting("mean")) \(Self.list(m))") }
+        if let s = std { out.append("\(Setting("std")) \(Self.list(s))") }
+        if let i = interpolation { out.append("\(Setting("interpolation")) \(i.rawValue)") }
+        if let r = resize { out.append("\(Setting("resize")) \(r)") }
+        if let p = cropPct { out.append("\(Setting("cropPct")) \(p)") }
+        if let c = crop { out.append("\(Setting("crop")) \(c)") }
         return out
     }
 
@@ -54,7 +54,7 @@ public struct PreprocessRequest: Equatable, Sendable {
 /// default (its pipeline depends on the checkpoint), so without a record it needs the options.
 public struct PreprocessChoice: Sendable {
     public var pipeline: Preprocessing
-    /// "model.gslr's preprocess record (config.json pretrained_cfg)", "--mean … from the command line", …
+    /// "model.gslr's preprocess record (config.json pretrained_cfg)", "`mean` … from the command line", …
     public var origin: String
     /// What a user should know about a default (stderr).
     public var notes: [String]
@@ -77,9 +77,9 @@ public struct PreprocessChoice: Sendable {
         request r: PreprocessRequest
     ) throws -> PreprocessChoice {
         guard r.resize == nil || r.cropPct == nil else {
-            throw DataError.badPreprocessing(problem: "give --resize or --crop-pct, not both")
+            throw DataError.badPreprocessing(problem: "give \(Setting("resize")) or \(Setting("cropPct")), not both")
         }
-        if let pct = r.cropPct, !(pct > 0 && pct <= 1) { throw DataError.badPreprocessing(problem: "--crop-pct must be in (0, 1], not \(pct)") }
+        if let pct = r.cropPct, !(pct > 0 && pct <= 1) { throw DataError.badPreprocessing(problem: "\(Setting("cropPct")) must be in (0, 1], not \(pct)") }
         var notes: [String] = []
         var p: Preprocessing
         var origin: String
@@ -87,10 +87,10 @@ public struct PreprocessChoice: Sendable {
         switch r.base {
         case .direct:
             p = .direct(size: c.imageSize, channels: c.channels)
-            origin = "--preprocess direct"
+            origin = "\(Setting("preprocess")) direct"
         case .imagenet:
             p = imageClassification(c, resize: c.imageSize * 256 / 224, interpolation: .bilinear)
-            origin = "--preprocess imagenet (torchvision ImageClassification's defaults)"
+            origin = "\(Setting("preprocess")) imagenet (torchvision ImageClassification's defaults)"
             if p.mean != nil { (mean, std) = (imageNetMean, imageNetStd) }
         case .auto:
             if let s = stored {
@@ -108,9 +108,9 @@ public struct PreprocessChoice: Sendable {
             } else {
                 // timm: every value must come from the options; the crop defaults to the model's input size.
                 var missing: [String] = []
-                if r.mean == nil || r.std == nil { missing.append("--mean and --std") }
-                if r.interpolation == nil { missing.append("--interpolation") }
-                if r.resize == nil && r.cropPct == nil { missing.append("--crop-pct (or --resize)") }
+                if r.mean == nil || r.std == nil { missing.append("\(Setting("mean")) and \(Setting("std"))") }
+                if r.interpolation == nil { missing.append("\(Setting("interpolation"))") }
+                if r.resize == nil && r.cropPct == nil { missing.append("\(Setting("cropPct")) (or \(Setting("resize")))") }
                 guard missing.isEmpty else {
                     throw DataError.pipelineUnknown(
                         model: modelPath,
@@ -119,7 +119,7 @@ public struct PreprocessChoice: Sendable {
                             pretrained_cfg: vit_base_patch16_224.augreg2_in21k_ft_in1k is bicubic, crop_pct 0.9, mean/std 0.5; \
                             deit_tiny_patch16_224.fb_in1k bicubic, crop_pct 0.9, ImageNet mean/std), and this model file stores \
                             none. Convert it with its timm config.json beside the checkpoint (gslora-convert reads pretrained_cfg) \
-                            or with gslora-convert --mean/--std/--interpolation/--crop-pct, or pass them here; missing: \
+                            or with gslora-convert \(Setting("mean"))/\(Setting("std"))/\(Setting("interpolation"))/\(Setting("cropPct")), or pass them here; missing: \
                             \(missing.joined(separator: ", "))
                             """)
                 }
@@ -130,13 +130,13 @@ public struct PreprocessChoice: Sendable {
 
         let crop = r.crop ?? c.imageSize
         guard crop == c.imageSize else {
-            throw DataError.badPreprocessing(problem: "--crop \(crop) differs from the model's input size \(c.imageSize)")
+            throw DataError.badPreprocessing(problem: "\(Setting("crop")) \(crop) differs from the model's input size \(c.imageSize)")
         }
         if let pct = r.cropPct {
             // timm's transforms_imagenet_eval: scale_size = math.floor(img_size / crop_pct).
             let scaled = (Double(crop) / pct).rounded(.down)
             guard scaled <= Double(Preprocessing.maxSide) else {
-                throw DataError.badPreprocessing(problem: "--crop-pct \(pct) makes the resize \(scaled) > \(Preprocessing.maxSide)")
+                throw DataError.badPreprocessing(problem: "\(Setting("cropPct")) \(pct) makes the resize \(scaled) > \(Preprocessing.maxSide)")
             }
             p.geometry = .resizeShortSide(Int(scaled), crop: crop)
         } else if let s = r.resize {
@@ -167,7 +167,7 @@ public struct PreprocessChoice: Sendable {
         case .faceViT:
             return (.direct(size: c.imageSize, channels: c.channels), "face ViT default: resize to the input size, [0, 1] (spec/TRAINING.md §A.1.1)", [])
         case .torchvisionViT:
-            let other = "pass --resize/--interpolation (or store them with gslora-convert) if the weights were trained otherwise"
+            let other = "pass \(Setting("resize"))/\(Setting("interpolation")) (or store them with gslora-convert) if the weights were trained otherwise"
             switch c.imageSize {
             case 224:
                 return (
@@ -175,8 +175,8 @@ public struct PreprocessChoice: Sendable {
                     "torchvision ViT default: IMAGENET1K_V1 weights' transform",
                     [
                         "torchvision ViT at 224 px without a stored pipeline: using the IMAGENET1K_V1 weights' transform "
-                            + "(bilinear, short side 256); vit_l_16's IMAGENET1K_V1 uses --resize 242, the SWAG_LINEAR weights "
-                            + "--interpolation bicubic --resize 224; " + other
+                            + "(bilinear, short side 256); vit_l_16's IMAGENET1K_V1 uses \(Setting("resize")) 242, the SWAG_LINEAR weights "
+                            + "\(Setting("interpolation")) bicubic \(Setting("resize")) 224; " + other
                     ]
                 )
             case 384, 512, 518:

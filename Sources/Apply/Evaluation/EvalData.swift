@@ -1,5 +1,6 @@
 import Foundation
 import GSLoRAData
+import GSLoRAFormat
 
 /// Labelled evaluation data in any of the layouts gslora reads, preprocessed for one model.
 public enum EvalData {
@@ -28,7 +29,9 @@ public enum EvalData {
                     preprocessing: preprocessing)
                 return (set, [])
             }
-            guard labels == nil else { throw EvaluationError.badData(path: path, problem: "--labels is only for .npy or IDX image files, not an image folder") }
+            guard labels == nil else {
+                throw EvaluationError.badData(path: path, problem: "\(Setting("labels")) is only for .npy or IDX image files, not an image folder")
+            }
             let r = try ImageFolder.load(root: path, classNames: classNames, preprocessing: preprocessing)
             guard r.set.classNames.count <= numClasses else {
                 throw EvaluationError.badData(path: path, problem: "\(r.set.classNames.count) class folders, but the model has \(numClasses) classes")
@@ -36,7 +39,7 @@ public enum EvalData {
             return r
         }
         if path.lowercased().hasSuffix(".npy") {
-            guard let labels else { throw EvaluationError.badData(path: path, problem: ".npy images need a labels file: pass --labels LABELS.npy") }
+            guard let labels else { throw EvaluationError.badData(path: path, problem: ".npy images need a labels file: pass \(Setting("labels")) LABELS.npy") }
             let images = try NPY.readImages(
                 path: path, channels: preprocessing.channels, height: preprocessing.outputHeight,
                 width: preprocessing.outputWidth)
@@ -83,7 +86,7 @@ public enum EvalData {
     static func idxLabels(for images: String) throws -> String {
         let candidate = images.replacingOccurrences(of: "images-idx3-ubyte", with: "labels-idx1-ubyte")
         guard candidate != images, FileManager.default.fileExists(atPath: candidate) else {
-            throw EvaluationError.badData(path: images, problem: "no labels file found next to it (expected \(candidate)); pass --labels")
+            throw EvaluationError.badData(path: images, problem: "no labels file found next to it (expected \(candidate)); pass \(Setting("labels"))")
         }
         return candidate
     }

@@ -1,4 +1,5 @@
 import Foundation
+import GSLoRAFormat
 import GSLoRAModel
 
 /// What can go wrong evaluating or running inference. Each case names the input and says what to do.
@@ -11,7 +12,7 @@ public enum EvaluationError: Error, CustomStringConvertible, Equatable, Localize
     case overlappingClasses(String)
     /// Data that cannot be evaluated (no files, labels that do not fit, ...).
     case badData(path: String, problem: String)
-    /// A `--before` report that cannot be used.
+    /// A report to compare with (the `before` setting) that cannot be used.
     case badReport(path: String, problem: String)
     /// An input to inference that cannot be used.
     case badInput(path: String, problem: String)
@@ -31,7 +32,7 @@ public enum EvaluationError: Error, CustomStringConvertible, Equatable, Localize
         case let .badData(p, why):
             return "\(p): \(why)."
         case let .badReport(p, why):
-            return "\(p): unusable --before report: \(why). Pass a file written by `gslora-eval --json -o REPORT.json`."
+            return "\(p): unusable \(Setting("before")) report: \(why). Pass a report saved as JSON (gslora-eval \(Setting("output")) REPORT.json writes one)."
         case let .badInput(p, why):
             return "\(p): \(why)."
         case let .notAModel(p, why):

@@ -31,7 +31,7 @@ public struct ForgettingReport: Codable, Sendable {
     public var accForget: Double?
     public var accRetain: Double?
     public var accOld: Double?
-    /// From `--before`: its accuracy on this report's forget classes, Δ = before − now, and H.
+    /// From the `before` report: its accuracy on this report's forget classes, Δ = before − now, and H.
     public var before: String?
     public var accForgetBefore: Double?
     public var delta: Double?
@@ -123,7 +123,7 @@ public enum ForgettingScore {
                 )
             }
             if before.criterion != criterion {
-                report.notes.append("the --before report counts accuracy by \(before.criterion), this one by \(criterion)")
+                report.notes.append("the \(Setting("before")) report counts accuracy by \(before.criterion), this one by \(criterion)")
             }
             let fb = before.accuracy(over: forget)!
             report.accForgetBefore = fb
@@ -135,7 +135,7 @@ public enum ForgettingScore {
         return report
     }
 
-    /// Reads a report written by `gslora-eval --json -o`.
+    /// Reads a report saved as JSON (`ForgettingReport` is Codable; gslora-eval writes one).
     public static func readReport(_ path: String) throws -> ForgettingReport {
         let data: Data
         do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {

@@ -1,6 +1,6 @@
 import GSLoRATraining
 
-/// What `gslora-demo --compare` runs: every method of the paper's main table on the demo's protocol (the same
+/// What the method comparison (`MethodComparison`) runs: every method of the paper's main table on the demo's protocol (the same
 /// pre-trained backbone, class order, tasks and training subsets), in two data settings, plus GS-LoRA at larger α with
 /// pruning. The baselines' recipes are the main-table values of `BaselineSettings` (spec/TRAINING.md §B) except for the
 /// number of epochs, which the time budget sets (spec/TRAINING.md §7, "The comparison").

@@ -1,6 +1,6 @@
 import GSLoRAFormat
 
-/// Everything `gslora-demo --compare` measured, as compare.json stores it and compare.md / the plots render it.
+/// Everything the method comparison (`MethodComparison`) measured, as compare.json stores it and compare.md / the plots render it.
 /// Accuracies are percentages on the test set by `criterion`; nil where a set has no class (Acc_o of task 1).
 public struct ComparisonReport: Codable, Sendable {
     public var data: String

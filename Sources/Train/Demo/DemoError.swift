@@ -1,4 +1,5 @@
 import Foundation
+import GSLoRAFormat
 
 /// What stops `gslora-demo`. Each case names the file or folder and says what to do.
 public enum DemoError: Error, CustomStringConvertible, Equatable, LocalizedError {
@@ -17,9 +18,10 @@ public enum DemoError: Error, CustomStringConvertible, Equatable, LocalizedError
         switch self {
         case let .missingData(p, why):
             return "\(p): \(why). The demo runs on Fashion-MNIST: install Debian's package with `sudo apt-get install dataset-fashion-mnist` "
-                + "(it puts the four *-idx*-ubyte.gz files in /usr/share/datasets/fashion-mnist), or pass --data DIR with those files."
+                + "(it puts the four *-idx*-ubyte.gz files in /usr/share/datasets/fashion-mnist), or pass \(Setting("data")) DIR with those files."
         case let .badData(p, why):
-            return "\(p): \(why). Reinstall the data (`sudo apt-get install --reinstall dataset-fashion-mnist`) or pass --data DIR with intact files."
+            return
+                "\(p): \(why). Reinstall the data (`sudo apt-get install --reinstall dataset-fashion-mnist`) or pass \(Setting("data")) DIR with intact files."
         case let .wrongModel(p, why):
             return "\(p): \(why)."
         case let .failed(stage, why):

@@ -39,7 +39,7 @@ public final class ForgettingDemo {
 
     private var stages: [StageTiming] = []
 
-    /// The folders (in the output folder) of the GS-LoRA run and of the --plus run.
+    /// The folders (in the output folder) of the GS-LoRA run and of the GS-LoRA++ run (`plus`).
     static let runName = "gslora", plusRunName = "gslora-plus"
 
     /// Every file a run writes except the pre-training cache (reused when its settings match): the report, and each
@@ -159,7 +159,7 @@ public final class ForgettingDemo {
 
     // MARK: backbone
 
-    /// The backbone to forget on: `--backbone`, the cached pretrained.gslr when its settings match, or a new one.
+    /// The backbone to forget on: `options.backbone`, the cached pretrained.gslr when its settings match, or a new one.
     func preparedBackbone(_ data: TrainData) throws -> (TrainBackbone, PretrainSummary) {
         if let path = options.backbone {
             let b = try timed("open backbone") { try openBackbone(path, data: data) }
@@ -227,7 +227,8 @@ public final class ForgettingDemo {
     func checkFamily(_ file: GSLRFile, path: String, cached: Bool) throws {
         let fix =
             cached
-            ? "delete it (or choose another --out) so the demo can pre-train its own" : "give a face_vit backbone .gslr (gslora-train pretrain makes one)"
+            ? "delete it (or choose another \(Setting("output"))) so the demo can pre-train its own"
+            : "give a face_vit backbone .gslr (gslora-train pretrain makes one)"
         guard file.kind == .backbone, let c = file.header.model else {
             throw DemoError.wrongModel(path: path, problem: "it is a .gslr of kind \(file.kind.rawValue), not a backbone; \(fix)")
         }

@@ -4,7 +4,7 @@ import GSLoRAAdapters
 import GSLoRAFormat
 import GSLoRATraining
 
-/// The paper's main table on the demo's protocol (`gslora-demo --compare`): every method of `ComparisonOptions`, one
+/// The paper's main table on the demo's protocol: every method of `ComparisonOptions`, one
 /// after another, on the demo's pre-trained backbone (shared with the demo's cache), in each data setting. GS-LoRA rows
 /// run the demo's `Trainer` with the demo's recipe, so the full-data GS-LoRA row equals the demo's numbers for the same
 /// seed. Each finished row is cached in its run folder (`compare/SETTING/METHOD/result.json`, with the settings that
@@ -112,11 +112,14 @@ public final class MethodComparison {
             let cached: CachedComparisonRow
             do { cached = try JSONDecoder().decode(CachedComparisonRow.self, from: Data(contentsOf: URL(fileURLWithPath: resultPath))) } catch {
                 throw DemoError.failed(
-                    stage: "compare", problem: "\(resultPath) cannot be read (\(error)); delete it, or pass --force to run every method again")
+                    stage: "compare", problem: "\(resultPath) cannot be read (\(error)); delete it, or pass \(Setting("force")) to run every method again")
             }
             guard cached.key == key else {
                 throw DemoError.failed(
-                    stage: "compare", problem: "\(resultPath) was made with other settings; pass --force to run every method again, or choose another -o")
+                    stage: "compare",
+                    problem:
+                        "\(resultPath) was made with other settings; pass \(Setting("force")) to run every method again, or choose another \(Setting("output"))"
+                )
             }
             events?(.note("\(method.title), \(setting.rawValue): finished earlier, from \(resultPath)"))
             var row = cached.row

@@ -56,7 +56,7 @@ public struct AdamW: Sendable {
         self.expAvgSq = params.map { [Float](repeating: 0, count: $0.count) }
     }
 
-    /// Puts back saved state (`--resume`, or a PyTorch optimizer state dict): per-parameter step counts and moments,
+    /// Puts back saved state (a resumed run, or a PyTorch optimizer state dict): per-parameter step counts and moments,
     /// in the order of `parameters`.
     public mutating func restore(steps: [Int], expAvg: [[Float]], expAvgSq: [[Float]]) throws {
         guard steps.count == parameters.count, expAvg.count == parameters.count, expAvgSq.count == parameters.count else {

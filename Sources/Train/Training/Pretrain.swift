@@ -34,23 +34,27 @@ public struct PretrainOptions: Codable, Equatable, Sendable {
 
     /// The model these options describe, for `classes` classes (attention scale width^-0.5, as the face model).
     public func config(classes: Int) throws -> ModelConfig {
-        func need(_ ok: Bool, _ option: String, _ why: String) throws { if !ok { throw TrainingError.badOption(option: option, problem: why) } }
+        func need(_ ok: Bool, _ option: Setting, _ why: String) throws { if !ok { throw TrainingError.badOption(option: option, problem: why) } }
         for (v, n) in [
-            (imageSize, "--image-size"), (patchSize, "--patch-size"), (channels, "--channels"), (width, "--width"),
-            (depth, "--depth"), (heads, "--heads"), (mlpWidth, "--mlp-width"), (epochs, "--epochs"),
-            (batchSize, "--batch-size"), (evalBatch, "--eval-batch")
+            (imageSize, Setting("imageSize")), (patchSize, Setting("patchSize")), (channels, Setting("channels")), (width, Setting("width")),
+            (depth, Setting("depth")), (heads, Setting("heads")), (mlpWidth, Setting("mlpWidth")), (epochs, Setting("epochs")),
+            (batchSize, Setting("batchSize")), (evalBatch, Setting("evalBatch"))
         ] {
             try need(v >= 1 && v <= 1 << 16, n, "must lie in 1…65536 (got \(v))")
         }
-        try need(imageSize % patchSize == 0, "--patch-size", "\(patchSize) does not divide the image size \(imageSize)")
-        try need(width % heads == 0, "--heads", "\(heads) heads do not divide the width \(width)")
-        try need(channels == 1 || channels == 3, "--channels", "must be 1 or 3 (got \(channels))")
-        try need(warmupEpochs >= 0, "--warmup-epochs", "must be ≥ 0")
-        try need(dropout >= 0 && dropout < 1, "--dropout", "must lie in [0, 1)")
-        try need(s.isFinite && s > 0 && m.isFinite, "--s/--m", "need a finite scale > 0 and a finite margin")
-        try need(lr.isFinite && lr >= 0 && minLR.isFinite && minLR >= 0 && warmupLR.isFinite && warmupLR >= 0, "--lr", "learning rates must be finite and ≥ 0")
-        try need(weightDecay.isFinite && weightDecay >= 0, "--weight-decay", "must be finite and ≥ 0")
-        try need(classes >= 2, "--data", "pre-training needs at least two classes (got \(classes))")
+        try need(imageSize % patchSize == 0, Setting("patchSize"), "\(patchSize) does not divide the image size \(imageSize)")
+        try need(width % heads == 0, Setting("heads"), "\(heads) heads do not divide the width \(width)")
+        try need(channels == 1 || channels == 3, Setting("channels"), "must be 1 or 3 (got \(channels))")
+        try need(warmupEpochs >= 0, Setting("warmupEpochs"), "must be ≥ 0")
+        try need(dropout >= 0 && dropout < 1, Setting("dropout"), "must lie in [0, 1)")
+        try need(s.isFinite && s > 0, Setting("s"), "must be a finite scale > 0")
+        try need(m.isFinite, Setting("m"), "must be a finite margin")
+        for (v, n) in [(lr, Setting("lr")), (minLR, Setting("minLR"))] { try need(v.isFinite && v >= 0, n, "must be finite and ≥ 0") }
+        guard warmupLR.isFinite && warmupLR >= 0 else {
+            throw TrainingError.invalidArgument("the warm-up learning rate must be finite and ≥ 0 (got \(warmupLR))")
+        }
+        try need(weightDecay.isFinite && weightDecay >= 0, Setting("weightDecay"), "must be finite and ≥ 0")
+        try need(classes >= 2, Setting("data"), "pre-training needs at least two classes (got \(classes))")
         return ModelConfig(
             family: .faceViT, imageSize: imageSize, patchSize: patchSize, channels: channels, width: width, depth: depth,
             heads: heads, headDim: width / heads, mlpWidth: mlpWidth, numClasses: classes,
@@ -103,7 +107,7 @@ public final class PretrainStep {
 
     public init(model: ViT, weightDecay: Double = 0.05) throws {
         guard model.adapters.isEmpty else {
-            throw TrainingError.badOption(option: "model", problem: "pre-training trains the backbone itself; remove the adapters")
+            throw TrainingError.invalidArgument("the model has adapters, but pre-training trains the backbone itself; remove them")
         }
         self.model = model
         let c = model.config
@@ -115,7 +119,7 @@ public final class PretrainStep {
         gradients = ViTGradients(model: model, parameters: true)
         grads = gradients.parameters!.allBuffers
         guard values.count == names.count, zip(values, shapes).allSatisfy({ $0.count == $1.reduce(1, *) }) else {
-            throw TrainingError.badOption(option: "model", problem: "parameter layout of this config is not supported for pre-training")
+            throw TrainingError.invalidArgument("the parameter layout of this model config is not supported for pre-training")
         }
         optimizer = try AdamW(parameters: zip(names, shapes).map { ($0, $1) }, weightDecay: weightDecay)
     }

@@ -1,7 +1,7 @@
 import Foundation
 import GSLoRAFormat
 
-/// `--log run.jsonl`: one JSON object per line (every step, every evaluation, every saved state, every finished
+/// The run log (e.g. run.jsonl): one JSON object per line (every step, every evaluation, every saved state, every finished
 /// task), appended and flushed as they happen so a crashed run keeps its log.
 public final class RunLog {
     public let path: String
@@ -12,10 +12,12 @@ public final class RunLog {
     public init(path: String) throws {
         if !FileManager.default.fileExists(atPath: path) {
             guard FileManager.default.createFile(atPath: path, contents: nil) else {
-                throw TrainingError.badOption(option: "--log", problem: "cannot create \(path)")
+                throw TrainingError.badOption(option: Setting("log"), problem: "cannot create \(path)")
             }
         }
-        guard let h = FileHandle(forWritingAtPath: path) else { throw TrainingError.badOption(option: "--log", problem: "cannot open \(path) for writing") }
+        guard let h = FileHandle(forWritingAtPath: path) else {
+            throw TrainingError.badOption(option: Setting("log"), problem: "cannot open \(path) for writing")
+        }
         h.seekToEndOfFile()
         handle = h
         self.path = path

@@ -1,3 +1,4 @@
+import GSLoRAFormat
 import GSLoRAModel
 
 /// Sample indices of a labelled training set, grouped by class (dataset order within a class).
@@ -71,7 +72,7 @@ public enum TrainingSubset {
         }
         for (set, name) in [(forgetSet, "forget"), (retainSet, "retain")] where set.isEmpty {
             throw TrainingError.badOption(
-                option: o.shots == nil ? "--data-ratio" : "--shots",
+                option: o.shots == nil ? Setting("dataRatio") : Setting("shots"),
                 problem: "task \(t + 1) draws no \(name) training image; raise it or use more data")
         }
         return (forgetSet, retainSet)

@@ -2,6 +2,7 @@ import Foundation
 import GSLoRACluster
 import GSLoRAData
 import GSLoRAEvaluation
+import GSLoRAFormat
 import GSLoRAModel
 
 /// A labelled training set and its test set, preprocessed for one model, with one class-name → index map for both
@@ -70,13 +71,14 @@ public struct TrainData: Sendable {
         } else if isDir.boolValue, testData == nil {
             let tr = data + "/train", te = data + "/test"
             guard FileManager.default.fileExists(atPath: tr), FileManager.default.fileExists(atPath: te) else {
-                throw TrainingError.badData(path: data, problem: "an image folder needs train/ and test/ sub-folders, or pass the test images with --test-data")
+                throw TrainingError.badData(
+                    path: data, problem: "an image folder needs train/ and test/ sub-folders, or pass the test images as \(Setting("testData"))")
             }
             train = try load(tr, labels: nil, split: "train", names: classNames)
             test = try load(te, labels: nil, split: "test", names: train.classNames)
         } else {
             guard let testData else {
-                throw TrainingError.badData(path: data, problem: "no test set: pass --test-data (and --test-labels for .npy)")
+                throw TrainingError.badData(path: data, problem: "no test set: pass \(Setting("testData")) (and \(Setting("testLabels")) for .npy)")
             }
             train = try load(data, labels: labels, split: "train", names: classNames)
             test = try load(testData, labels: testLabels, split: "test", names: train.classNames)

@@ -3,7 +3,7 @@ import GSLoRAFormat
 import GSLoRAModel
 
 /// Everything a forgetting run is configured by (defaults: the CASIA continual GS-LoRA recipe, spec/TRAINING.md §A.7).
-/// Stored in the training state, so `--resume` can refuse a run configured differently, and in every adapter's
+/// Stored in the training state, so resuming (`Trainer.run(resume:)`) can refuse a run configured differently, and in every adapter's
 /// task record (`settings`).
 public struct TrainOptions: Codable, Equatable, Sendable {
     /// Seeds the class order, subsets, LoRA initialisation, batch order and dropout (spec/TRAINING.md §5).
@@ -71,41 +71,43 @@ public struct TrainOptions: Codable, Equatable, Sendable {
 
     /// Refuses settings that cannot work, naming the option.
     public func validate(classes: Int) throws {
-        func need(_ ok: Bool, _ option: String, _ why: String) throws {
+        func need(_ ok: Bool, _ option: Setting, _ why: String) throws {
             if !ok { throw TrainingError.badOption(option: option, problem: why) }
         }
-        try need(tasks >= 1, "--tasks", "must be ≥ 1 (got \(tasks))")
-        try need(classesPerTask >= 1, "--classes-per-task", "must be ≥ 1 (got \(classesPerTask))")
-        try need(missing >= 0, "--missing", "must be ≥ 0 (got \(missing))")
-        try need(dataRatio.isFinite && dataRatio > 0 && dataRatio <= 1, "--data-ratio", "must lie in (0, 1] (got \(dataRatio))")
-        if let shots { try need(shots >= 1, "--shots", "must be ≥ 1 (got \(shots))") }
-        try need(batchSize >= 1, "--batch-size", "must be ≥ 1 (got \(batchSize))")
-        try need(!epochs.isEmpty && epochs.allSatisfy { $0 >= 1 }, "--epochs", "must be ≥ 1 (got \(epochs))")
-        try need(lr.isFinite && lr >= 0 && minLR.isFinite && minLR >= 0, "--lr/--min-lr", "must be finite and ≥ 0")
-        try need(weightDecay.isFinite && weightDecay >= 0, "--weight-decay", "must be finite and ≥ 0")
-        try need(dropout >= 0 && dropout < 1, "--dropout", "must lie in [0, 1) (got \(dropout))")
-        try need(rank >= 1 && rank <= 4096, "--rank", "must lie in 1…4096 (got \(rank))")
-        try need(loraAlpha.isFinite && loraAlpha > 0, "--lora-alpha", "must be finite and > 0")
-        try need(LoRAGrouping(rawValue: grouping) != nil, "--grouping", "must be block, lora or matrix (got \(grouping))")
-        try need(!beta.isEmpty && !prototypeForget.isEmpty, "--beta/--prototype-weight", "need at least one value")
-        try need(alphaStartEpoch >= 0, "--alpha-start-epoch", "must be ≥ 0")
-        try need(emaDecay.isFinite && (0...1).contains(emaDecay), "--ema-decay", "must lie in [0, 1]")
-        if let emaStart { try need(emaStart >= 0, "--ema-start", "must be ≥ 0") }
-        try need(evalEvery >= 0, "--eval-every", "must be ≥ 0")
-        try need(evalBatch >= 1, "--eval-batch", "must be ≥ 1")
-        if let p = pruneThreshold { try need(p.isFinite && p >= 0, "--prune-threshold", "must be finite and ≥ 0") }
+        try need(tasks >= 1, Setting("tasks"), "must be ≥ 1 (got \(tasks))")
+        try need(classesPerTask >= 1, Setting("classesPerTask"), "must be ≥ 1 (got \(classesPerTask))")
+        try need(missing >= 0, Setting("missing"), "must be ≥ 0 (got \(missing))")
+        try need(dataRatio.isFinite && dataRatio > 0 && dataRatio <= 1, Setting("dataRatio"), "must lie in (0, 1] (got \(dataRatio))")
+        if let shots { try need(shots >= 1, Setting("shots"), "must be ≥ 1 (got \(shots))") }
+        try need(batchSize >= 1, Setting("batchSize"), "must be ≥ 1 (got \(batchSize))")
+        try need(!epochs.isEmpty && epochs.allSatisfy { $0 >= 1 }, Setting("epochs"), "must be ≥ 1 (got \(epochs))")
+        try need(lr.isFinite && lr >= 0, Setting("lr"), "must be finite and ≥ 0")
+        try need(minLR.isFinite && minLR >= 0, Setting("minLR"), "must be finite and ≥ 0")
+        try need(weightDecay.isFinite && weightDecay >= 0, Setting("weightDecay"), "must be finite and ≥ 0")
+        try need(dropout >= 0 && dropout < 1, Setting("dropout"), "must lie in [0, 1) (got \(dropout))")
+        try need(rank >= 1 && rank <= 4096, Setting("rank"), "must lie in 1…4096 (got \(rank))")
+        try need(loraAlpha.isFinite && loraAlpha > 0, Setting("loraAlpha"), "must be finite and > 0")
+        try need(LoRAGrouping(rawValue: grouping) != nil, Setting("grouping"), "must be block, lora or matrix (got \(grouping))")
+        try need(!beta.isEmpty, Setting("beta"), "needs at least one value")
+        try need(!prototypeForget.isEmpty, Setting("prototypeForget"), "needs at least one value")
+        try need(alphaStartEpoch >= 0, Setting("alphaStartEpoch"), "must be ≥ 0")
+        try need(emaDecay.isFinite && (0...1).contains(emaDecay), Setting("emaDecay"), "must lie in [0, 1]")
+        if let emaStart { try need(emaStart >= 0, Setting("emaStart"), "must be ≥ 0") }
+        try need(evalEvery >= 0, Setting("evalEvery"), "must be ≥ 0")
+        try need(evalBatch >= 1, Setting("evalBatch"), "must be ≥ 1")
+        if let p = pruneThreshold { try need(p.isFinite && p >= 0, Setting("pruneThreshold"), "must be finite and ≥ 0") }
         if let forget {
-            try need(tasks == forget.count, "--forget", "gives \(forget.count) task(s) but --tasks is \(tasks); each --forget is one task")
-            try need(forget.allSatisfy { !$0.isEmpty }, "--forget", "a task lists no class")
+            try need(tasks == forget.count, Setting("forget"), "gives \(forget.count) task(s) but \(Setting("tasks")) is \(tasks); each task has its own list")
+            try need(forget.allSatisfy { !$0.isEmpty }, Setting("forget"), "a task lists no class")
             let all = forget.flatMap { $0 }
-            for c in all { try need(c >= 0 && c < classes, "--forget", "class \(c) is not one of the model's classes 0…\(classes - 1)") }
-            try need(Set(all).count == all.count, "--forget", "lists a class twice (a class is forgotten once)")
-            try need(all.count + missing < classes, "--forget", "leaves no class to retain")
+            for c in all { try need(c >= 0 && c < classes, Setting("forget"), "class \(c) is not one of the model's classes 0…\(classes - 1)") }
+            try need(Set(all).count == all.count, Setting("forget"), "lists a class twice (a class is forgotten once)")
+            try need(all.count + missing < classes, Setting("forget"), "leaves no class to retain")
         } else {
             let (tp, o) = tasks.multipliedReportingOverflow(by: classesPerTask)
             try need(
-                !o && tp + missing < classes, "--tasks/--classes-per-task",
-                "\(tasks) tasks × \(classesPerTask) classes + \(missing) missing leave no class to retain among \(classes)")
+                !o && tp + missing < classes, Setting("tasks"),
+                "\(tasks) tasks × \(classesPerTask) classes (\(Setting("classesPerTask"))) + \(missing) missing leave no class to retain among \(classes)")
         }
         _ = try objective(task: 0, epoch: 0)
     }

@@ -65,7 +65,7 @@ public struct TaskReport: Codable, Sendable {
     }
 }
 
-/// A whole run's result (`--json`).
+/// A whole run's result (Codable: the commands' JSON report).
 public struct TrainReport: Codable, Sendable {
     public var backbone: String
     public var backboneFingerprint: String

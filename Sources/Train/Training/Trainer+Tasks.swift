@@ -32,7 +32,7 @@ extension Trainer {
             gain: t == 0 ? 1 : Float((6.0 / 51.0).squareRoot()), seed: initRNG.next())
         let model = try ViT(config: c, parameters: base.parameters, adapters: [adapter])
         model.precision = o.precision
-        guard let grouping = LoRAGrouping(rawValue: o.grouping) else { throw TrainingError.badOption(option: "--grouping", problem: o.grouping) }
+        guard let grouping = LoRAGrouping(rawValue: o.grouping) else { throw TrainingError.badOption(option: Setting("grouping"), problem: o.grouping) }
         let step = try GSLoRAStep(model: model, grouping: grouping, weightDecay: o.weightDecay)
         let schedule = try CosineSchedule(baseLR: o.lr, minLR: o.minLR, epochs: o.epochs(task: t))
         var pairingRNG = SplitMix64(seed: o.seed, stream: 48 + UInt64(t))

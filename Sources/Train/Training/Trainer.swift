@@ -51,7 +51,8 @@ public final class Trainer {
                 for k in tc.forget + tc.retain where (k < counts.count ? counts[k] : 0) < shots {
                     let name = k < data.train.classNames.count ? " ('\(data.train.classNames[k])')" : ""
                     throw TrainingError.badOption(
-                        option: "--shots", problem: "class \(k)\(name) has \(k < counts.count ? counts[k] : 0) training images, fewer than \(shots) shots")
+                        option: Setting("shots"),
+                        problem: "class \(k)\(name) has \(k < counts.count ? counts[k] : 0) training images, fewer than \(shots) shots")
                 }
             }
         }
@@ -66,7 +67,7 @@ public final class Trainer {
         let t0 = DispatchTime.now().uptimeNanoseconds
         // The run folder's files are replaced as the run goes; the backbone must not be one of them.
         for p in [statePath] + (0..<options.tasks).map(adapterPath) where p == backbone.path || AtomicFile.sameFile(p, backbone.path) {
-            throw TrainingError.badOption(option: "-o", problem: "\(p) is the backbone; choose another output folder")
+            throw TrainingError.badOption(option: Setting("output"), problem: "\(p) is the backbone; choose another output folder")
         }
         try FileManager.default.createDirectory(atPath: outputDirectory, withIntermediateDirectories: true)
         let c = backbone.config

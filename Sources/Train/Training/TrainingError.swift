@@ -1,4 +1,5 @@
 import Foundation
+import GSLoRAFormat
 
 /// Everything the training library refuses or stops on: bad inputs to the trainer's building blocks (shapes,
 /// labels, hyper-parameters) and whole-run problems (model, data, state files, interruption). Each case names the
@@ -17,15 +18,15 @@ public enum TrainingError: Error, CustomStringConvertible, Equatable, LocalizedE
     /// A split or subset came out empty where training needs samples.
     case emptySet(String)
 
-    /// An option value that cannot work.
-    case badOption(option: String, problem: String)
+    /// A setting whose value cannot work.
+    case badOption(option: Setting, problem: String)
     /// A model file the trainer cannot train (not a recognised ViT, adapter instead of backbone, ...).
     case badModel(path: String, problem: String)
     /// Training data that cannot be used.
     case badData(path: String, problem: String)
     /// A training state that does not fit this run.
     case badState(path: String, problem: String)
-    /// Stopped by a signal after writing the state; `--resume` continues.
+    /// Stopped by a signal after writing the state; the `resume` setting continues.
     case interrupted(statePath: String)
 
     public var errorDescription: String? { description }
@@ -44,11 +45,12 @@ public enum TrainingError: Error, CustomStringConvertible, Equatable, LocalizedE
             return "class \(c) has \(have) training images but \(want) shots were requested; lower the shot count or drop the class"
         case let .emptySet(why):
             return "empty set: \(why)"
-        case let .badOption(o, p): return Self.sentence(o, p)
+        case let .badOption(o, p): return Self.sentence("\(o)", p)
         case let .badModel(p, why): return Self.sentence(p, why)
         case let .badData(p, why): return Self.sentence(p, why)
-        case let .badState(p, why): return Self.sentence(p, why) + " Start without --resume (or in an empty output folder) to train from the beginning."
-        case let .interrupted(p): return "interrupted; training state saved to \(p). Run the same command with --resume to continue."
+        case let .badState(p, why):
+            return Self.sentence(p, why) + " Start without \(Setting("resume")) (or in an empty output folder) to train from the beginning."
+        case let .interrupted(p): return "interrupted; training state saved to \(p). Run it again with \(Setting("resume")) to continue."
         }
     }
 

@@ -1,4 +1,5 @@
 import Foundation
+import GSLoRAFormat
 
 /// The comparison methods of the GS-LoRA tables that train the backbone itself (spec/TRAINING.md §7). `finetune` is L2 with
 /// λ = 0 (the official code has no separate method).
@@ -66,25 +67,27 @@ public struct BaselineSettings: Codable, Equatable, Sendable {
 
     /// Refuses settings that cannot work, naming the option.
     public func validate() throws {
-        func need(_ ok: Bool, _ option: String, _ why: String) throws { if !ok { throw TrainingError.badOption(option: option, problem: why) } }
-        try need(lr.isFinite && lr >= 0, "--lr", "must be finite and ≥ 0")
-        try need(warmupEpochs >= 0, "--warmup-epochs", "must be ≥ 0")
-        try need(weightDecay.isFinite && weightDecay >= 0, "--weight-decay", "must be finite and ≥ 0")
-        try need(lambda.isFinite && lambda >= 0, "--lambda", "must be finite and ≥ 0")
-        try need(lambdaPlus.isFinite && lambdaPlus >= 0, "--lambda-plus", "must be finite and ≥ 0")
-        try need(
-            lwfLambdaKD.isFinite && lwfLambdaRemain.isFinite && lwfLambdaKD >= 0 && lwfLambdaRemain >= 0, "--lambda-kd/--lambda-remain",
-            "must be finite and ≥ 0")
-        for (t, o) in [(lwfTemperature, "--lwf-t"), (lirfTemperature, "--lirf-t"), (scrubTemperature, "--kd-t")] {
+        func need(_ ok: Bool, _ option: Setting, _ why: String) throws { if !ok { throw TrainingError.badOption(option: option, problem: why) } }
+        try need(lr.isFinite && lr >= 0, Setting("lr"), "must be finite and ≥ 0")
+        try need(warmupEpochs >= 0, Setting("warmupEpochs"), "must be ≥ 0")
+        try need(weightDecay.isFinite && weightDecay >= 0, Setting("weightDecay"), "must be finite and ≥ 0")
+        try need(lambda.isFinite && lambda >= 0, Setting("lambda"), "must be finite and ≥ 0")
+        try need(lambdaPlus.isFinite && lambdaPlus >= 0, Setting("lambdaPlus"), "must be finite and ≥ 0")
+        try need(lwfLambdaKD.isFinite && lwfLambdaKD >= 0, Setting("lwfLambdaKD"), "must be finite and ≥ 0")
+        try need(lwfLambdaRemain.isFinite && lwfLambdaRemain >= 0, Setting("lwfLambdaRemain"), "must be finite and ≥ 0")
+        for (t, o) in [
+            (lwfTemperature, Setting("lwfTemperature")), (lirfTemperature, Setting("lirfTemperature")), (scrubTemperature, Setting("scrubTemperature"))
+        ] {
             try need(t.isFinite && t > 0, o, "temperature must be > 0")
         }
-        try need(lirfAlpha.isFinite && (0...1).contains(lirfAlpha), "--lirf-alpha", "must lie in [0, 1]")
-        try need(lirfColumns.map { $0 >= 1 } ?? true, "--lirf-columns", "must be ≥ 1")
-        try need(scrubSmoothing.isFinite && scrubSmoothing >= 0, "--smoothing", "must be finite and ≥ 0")
-        try need(scrubWeightDecay.isFinite && scrubWeightDecay >= 0, "--weight-decay", "must be finite and ≥ 0")
-        try need(scrubGamma.isFinite && scrubAlpha.isFinite, "--gamma/--alpha", "must be finite")
-        try need(scrubSWABeta.isFinite && scrubSWABeta > 0 && scrubSWABeta <= 1, "--swa-beta", "must lie in (0, 1]")
-        try need(scrubSuperEpochs >= 1, "--super-epochs", "must be ≥ 1")
-        try need(relabelModulus.map { $0 >= 1 } ?? true, "--relabel-modulus", "must be ≥ 1")
+        try need(lirfAlpha.isFinite && (0...1).contains(lirfAlpha), Setting("lirfAlpha"), "must lie in [0, 1]")
+        try need(lirfColumns.map { $0 >= 1 } ?? true, Setting("lirfColumns"), "must be ≥ 1")
+        try need(scrubSmoothing.isFinite && scrubSmoothing >= 0, Setting("scrubSmoothing"), "must be finite and ≥ 0")
+        try need(scrubWeightDecay.isFinite && scrubWeightDecay >= 0, Setting("scrubWeightDecay"), "must be finite and ≥ 0")
+        try need(scrubGamma.isFinite, Setting("scrubGamma"), "must be finite")
+        try need(scrubAlpha.isFinite, Setting("scrubAlpha"), "must be finite")
+        try need(scrubSWABeta.isFinite && scrubSWABeta > 0 && scrubSWABeta <= 1, Setting("scrubSWABeta"), "must lie in (0, 1]")
+        try need(scrubSuperEpochs >= 1, Setting("scrubSuperEpochs"), "must be ≥ 1")
+        try need(relabelModulus.map { $0 >= 1 } ?? true, Setting("relabelModulus"), "must be ≥ 1")
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import GSLoRACluster
+import GSLoRAFormat
 import GSLoRAModel
 
 /// A batch of images (NCHW float32) with the labels the method trains on (for relabelled forget data, the rewritten
@@ -67,11 +68,11 @@ public final class BaselineStep {
         teacher = method.usesTeacher ? try Teacher(copying: st) : nil
         if method == .lirf {
             guard depth >= 2 else {
-                throw TrainingError.badOption(option: "--method", problem: "LIRF splits the model in two halves and needs depth ≥ 2 (got \(depth))")
+                throw TrainingError.badOption(option: Setting("method"), problem: "LIRF splits the model in two halves and needs depth ≥ 2 (got \(depth))")
             }
             let s = settings.lirfColumns ?? forgetClassCount
             guard s >= 1, s < model.config.numClasses else {
-                throw TrainingError.badOption(option: "--lirf-columns", problem: "must lie in 1..<\(model.config.numClasses) (got \(s))")
+                throw TrainingError.badOption(option: Setting("lirfColumns"), problem: "must lie in 1..<\(model.config.numClasses) (got \(s))")
             }
         }
         let decay = method.isSCRUB ? 0 : settings.weightDecay

@@ -5,7 +5,7 @@ import GSLoRAFormat
 import GSLoRAModel
 
 /// Continual forgetting with one of the all-parameter baselines (spec/TRAINING.md §7) in the protocol
-/// the GS-LoRA trainer uses — the same class order, tasks, training subsets (`--data-ratio`/`--shots`), missing classes
+/// the GS-LoRA trainer uses — the same class order, tasks, training subsets (`dataRatio`/`shots`), missing classes
 /// and evaluation — writing the whole backbone after each task to `OUTDIR/task-{t+1}.gslr` with a lineage record
 /// (`gslora_baseline` in the header: method, settings, the task's classes and metrics, the fingerprint of the model
 /// it started from; spec/FORMAT.md). Baselines continue from the live model into the next task (Retrain starts each
@@ -81,7 +81,9 @@ public final class BaselineTrainer {
                 else {
                     throw TrainingError.badState(
                         path: path,
-                        problem: "it was not written by this run (other method, settings, options or starting model); use another -o or the same options")
+                        problem:
+                            "it was not written by this run (other method, settings, options or starting model); use another \(Setting("output")) or the same options"
+                    )
                 }
                 let decoded: TaskReport?
                 if let task = rec["task"] { decoded = try? task.decode(TaskReport.self) } else { decoded = nil }
@@ -97,7 +99,9 @@ public final class BaselineTrainer {
             if settings.method.isSCRUB && firstTask > 0 && firstTask < o.tasks {
                 throw TrainingError.badState(
                     path: outputPath(task: firstTask - 1),
-                    problem: "SCRUB's averaged model lives only in memory, so a SCRUB run resumes only from its first task; run it again into a new -o folder")
+                    problem:
+                        "SCRUB's averaged model lives only in memory, so a SCRUB run resumes only from its first task; run it again into a new \(Setting("output")) folder"
+                )
             }
         }
         var step: BaselineStep?

@@ -28,12 +28,12 @@ public final class FullParameterModel {
     public init(model: ViT, trainable: (String) -> Bool) throws {
         guard model.adapters.isEmpty else {
             throw TrainingError.badOption(
-                option: "--method", problem: "the all-parameter methods train the backbone itself; start from a model without adapters")
+                option: Setting("method"), problem: "the all-parameter methods train the backbone itself; start from a model without adapters")
         }
         let c = model.config
         guard c.head.kind != .linear else {
             throw TrainingError.badOption(
-                option: "--method", problem: "the baselines need a CosFace/ArcFace head (the face model's); this model has a linear head")
+                option: Setting("method"), problem: "the baselines need a CosFace/ArcFace head (the face model's); this model has a linear head")
         }
         self.model = model
         head = try ClassifierHead(c.head, classes: c.numClasses, dim: c.width)
@@ -44,7 +44,7 @@ public final class FullParameterModel {
         holder = ViTGradients(model: model, parameters: true)
         gradients = holder.parameters!.allBuffers
         guard values.count == names.count, zip(values, shapes).allSatisfy({ $0.count == $1.reduce(1, *) }) else {
-            throw TrainingError.badOption(option: "model", problem: "parameter layout of this config is not supported for all-parameter training")
+            throw TrainingError.invalidArgument("the parameter layout of this model config is not supported for all-parameter training")
         }
         self.trainable = names.map(trainable)
     }
