@@ -70,6 +70,8 @@ let package = Package(
     platforms: [.macOS(.v13)],
     products: libraries.map { .library(name: $0.0, targets: [$0.0]) } + commands.map { .executable(name: $0.0, targets: [$0.0]) },
     dependencies: [
+        // `swift package generate-documentation --target GSLoRAFormat` (scripts/ci-example.sh checks it has no warnings).
+        .package(url: "https://github.com/swiftlang/swift-docc-plugin", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0")
     ],
     targets: systemLibraries

@@ -11,7 +11,12 @@ import Dispatch
 /// (if it existed) is untouched. The temporary name carries the writer's pid (`.NAME.tmp-PID-RANDOM`), so the next
 /// write of the same target removes what a killed writer left behind (and keeps a live writer's file).
 public enum AtomicFile {
-    /// - Parameter inputs: paths the body reads from; writing to one of them is refused (`FormatError.outputIsInput`).
+    /// Runs `body` on a sink for a temporary file beside `path`, then renames it over `path`.
+    ///
+    /// - Parameters:
+    ///   - path: the file to create or replace.
+    ///   - inputs: paths the body reads from; writing to one of them is refused (``FormatError/outputIsInput(file:)``).
+    ///   - body: writes the file's bytes through the ``FileSink``; if it throws, nothing is renamed.
     public static func write(_ path: String, inputs: [String] = [], _ body: (FileSink) throws -> Void) throws {
         if let out = FileIdentity.of(path), inputs.contains(where: { FileIdentity.of($0) == out }) {
             throw FormatError.outputIsInput(file: path)
