@@ -46,6 +46,15 @@ struct ForgetCommand: ParsableCommand, ComputeCommand {
             same results as one process up to float32 summation order; rank 0 alone writes OUTDIR (which every rank must \
             see) and reports. This holds for GS-LoRA, GS-LoRA++ and every --method.
 
+            Before it starts, the run prints its predicted peak memory and the fastest a step can be (its FLOPs at the \
+            GEMM speed measured then), and refuses a run whose peak exceeds the memory available (--skip-memory-check \
+            starts it anyway). The peak, per process, is the sum of: the data, (train + test images) × C×H×W × 4 bytes \
+            at the model's input size; the weights, 4 bytes per parameter, twice for GS-LoRA (the base and the merged \
+            copy) and 2 + (anchor/teacher copies) times for a baseline, plus gradients and AdamW's moments (3 × 4 bytes \
+            per trained parameter); the activations of a step, about depth × 2·batch × tokens × (7·width + 9·heads·head \
+            dim + 2·mlp) × 4 bytes plus depth × 2·batch × heads × tokens² × 8 bytes (linear in batch and depth, and in \
+            width; quadratic in tokens through attention); one evaluation batch; about 60 MB of runtime.
+
             Examples:
               gslora-train forget fmnist.gslr --data fashion-mnist --forget Sandal,Bag --epochs 20 --data-ratio 0.2 -o run1
               gslora-train forget fmnist.gslr --data fashion-mnist --forget Sandal,Bag --forget Shirt --epochs 12 -o run2
@@ -101,6 +110,7 @@ struct ForgetCommand: ParsableCommand, ComputeCommand {
     @Flag(help: "Start over in an OUTDIR that holds a run's state.gslr or task-N.gslr, replacing them (never an input).") var force = false
     @Option(help: "Append every step's numbers as JSON lines to this file.") var log: String?
     @Flag(help: "Print the final report as JSON on stdout.") var json = false
+    @Flag(help: "Start even when the predicted peak memory exceeds what the machine has available.") var skipMemoryCheck = false
     @OptionGroup var methodOptions: MethodOptions
 
     func validate() throws {
@@ -131,6 +141,15 @@ struct ForgetCommand: ParsableCommand, ComputeCommand {
         let pipeline = try preprocessOptions.pipeline(
             for: model.config, stored: stored, modelPath: backbone,
             inputs: [self.data] + (testData.map { [$0] } ?? []))
+        let method = try methodOptions.resolvedMethod(plus: plus)
+        let counts = try TrainData.imageCounts(data: self.data, testData: testData)
+        // GS-LoRA's step takes a retain and a forget batch; a baseline's at most as many.
+        let estimate = RunEstimate(
+            config: model.config, trained: BaselineMethod(rawValue: method).map { .allParameters(extraCopies: $0.weightCopies) } ?? .lora(rank: rank),
+            imagesPerStep: 2 * batchSize, evalBatch: evalBatch, trainImages: counts.train, testImages: counts.test,
+            gemmGFLOPs: ModelCost.measureGEMMSpeed())
+        if world.isRoot { console.message(estimate.summary) }
+        if !skipMemoryCheck, let available = RunEstimate.availableMemory() { try estimate.check(available: available) }
         let data = try TrainData.load(
             data: self.data, testData: testData, labels: labels, testLabels: testLabels, classNames: model.classes,
             classes: model.config.numClasses, preprocessing: pipeline)
@@ -149,7 +168,6 @@ struct ForgetCommand: ParsableCommand, ComputeCommand {
             guard v >= 1, v <= 1_000_000, v == v.rounded() else { throw ValidationError("--epochs: '\(v)' is not a whole number ≥ 1") }
             return Int(v)
         }
-        let method = try methodOptions.resolvedMethod(plus: plus)
         let baseline = methodOptions.baselineSettings(method: method, lr: lr, weightDecay: MethodOptions.given.contains("--weight-decay") ? weightDecay : nil)
         o.lr = lr ?? 1e-2
         o.minLR = minLR
@@ -192,7 +210,7 @@ struct ForgetCommand: ParsableCommand, ComputeCommand {
                 case let .step(s): console.progress(ProgressLine.render(s, tasks: o.tasks), force: s.step == s.steps)
                 case let .taskStarted(t, c, nf, nr, steps):
                     console.message(
-                        "task \(t)/\(o.tasks): forget \(c.forget.map { names[$0] }.joined(separator: ",")) · \(c.retain.count) retained · \(nf)+\(nr) training images · \(steps) steps"
+                        "task \(t)/\(o.tasks): forget \(c.forget.map { names[$0] }.joined(separator: ",")) · \(c.retain.count) retained · \(nf)+\(nr) training images · \(steps) steps, ≥ \(ProgressLine.duration(estimate.secondsPerStep * Double(steps))) predicted"
                     )
                 case let .evaluated(t, phase, m, h): console.message("task \(t) \(phase): \(ProgressLine.metrics(m, h: h))")
                 case .stateSaved: console.epochEnded()

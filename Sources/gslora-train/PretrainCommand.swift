@@ -50,6 +50,7 @@ struct PretrainCommand: ParsableCommand, ComputeCommand {
     @Option(help: "Seed of weights, batch order and dropout.") var seed: UInt64 = 1337
     @Option(help: "Append every step's numbers as JSON lines to this file.") var log: String?
     @Flag(help: "Print the final report as JSON on stdout.") var json = false
+    @Flag(help: "Start even when the predicted peak memory exceeds what the machine has available.") var skipMemoryCheck = false
     @Flag(help: "Replace an existing output file (never an input).") var force = false
 
     func run() throws { try ClusterRun.run(train) }
@@ -75,12 +76,21 @@ struct PretrainCommand: ParsableCommand, ComputeCommand {
         o.weightDecay = weightDecay
         o.dropout = dropout
         o.seed = seed
-        _ = try o.config(classes: 2)
+        let counts = try TrainData.imageCounts(data: data, testData: testData)
+        // The class count is the data's; 10 stands in for it here (the head is a sliver of the model).
+        let estimate = RunEstimate(
+            config: try o.config(classes: 10), trained: .pretraining, imagesPerStep: batchSize, evalBatch: o.evalBatch,
+            trainImages: counts.train, testImages: counts.test, gemmGFLOPs: ModelCost.measureGEMMSpeed())
+        let console = Console()
+        if world.isRoot {
+            let steps = (counts.train + batchSize - 1) / batchSize
+            console.message(estimate.summary + "; an epoch of \(steps) steps ≥ " + ProgressLine.duration(estimate.secondsPerStep * Double(steps)))
+        }
+        if !skipMemoryCheck, let available = RunEstimate.availableMemory() { try estimate.check(available: available) }
         let pre = Preprocessing.direct(size: imageSize, channels: channels)
         let d = try TrainData.load(
             data: data, testData: testData, labels: labels, testLabels: testLabels, classNames: nil,
             classes: 1 << 16, preprocessing: pre)
-        let console = Console()
         let runLog = world.isRoot ? try log.map { try RunLog(path: $0) } : nil
         let trainer = try Pretrainer(options: o, data: d)
         trainer.communicator = world

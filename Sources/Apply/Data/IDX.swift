@@ -20,6 +20,11 @@ public enum IDX {
         return IDXImages(count: dims[0], rows: dims[1], cols: dims[2], pixels: data)
     }
 
+    /// The number of images an IDX images file holds, from its header alone (the data is not read).
+    public static func imageCount(path: String) throws -> Int {
+        try read(path: path, ndim: 3, what: "images", headerOnly: true).dims[0]
+    }
+
     public static func readLabels(path: String) throws -> [UInt8] {
         try read(path: path, ndim: 1, what: "labels").data
     }
@@ -56,14 +61,15 @@ public enum IDX {
         return ImageSet(validated: tensor, labels: lab.map { Int($0) }, classNames: classNames, paths: nil)
     }
 
-    /// Reads a u8 IDX file of `ndim` dimensions; returns its sizes and data.
-    static func read(path: String, ndim: Int, what: String) throws -> (dims: [Int], data: [UInt8]) {
+    /// Reads a u8 IDX file of `ndim` dimensions; returns its sizes and data (none with `headerOnly`).
+    static func read(path: String, ndim: Int, what: String, headerOnly: Bool = false) throws -> (dims: [Int], data: [UInt8]) {
         let file: MappedFile
         do {
             file = try MappedFile(path)
         } catch let FormatError.io(_, op, e) {
             throw DataError.io(path: path, operation: op, errno: e)
         }
+        defer { withExtendedLifetime(file) {} } // the stream reads the mapping
         file.adviseSequential()
         let stream = try ByteStream(file.bytes.buffer, path: path)
         var magic = [UInt8](repeating: 0, count: 4)
@@ -107,6 +113,7 @@ public enum IDX {
                 path: path,
                 problem: "header says \(dims) = \(total) bytes of data, more than \(file.count) compressed bytes can hold (truncated file or wrong header)")
         }
+        if headerOnly { return (dims, []) }
         var data = [UInt8](repeating: 0, count: total)
         let got = try data.withUnsafeMutableBytes { try stream.read(into: $0) }
         guard got == total else {

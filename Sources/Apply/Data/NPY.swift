@@ -12,12 +12,8 @@ public enum NPY {
 
     /// Any array, as float32 with its stored shape.
     public static func read(path: String) throws -> Tensor {
-        let file: MappedFile
-        do {
-            file = try MappedFile(path)
-        } catch let FormatError.io(_, op, e) {
-            throw DataError.io(path: path, operation: op, errno: e)
-        }
+        let file = try map(path)
+        defer { withExtendedLifetime(file) {} } // `bytes` points into the mapping
         let bytes = file.bytes.buffer
         let (header, dataOffset) = try parseHeader(bytes, path: path)
         let (descr, shape) = try interpret(header, path: path)
@@ -54,6 +50,21 @@ public enum NPY {
         case .u8: for i in 0..<count { out[i] = Float(src!.load(fromByteOffset: i, as: UInt8.self)) }
         }
         return Tensor(name: name, dtype: .f32, shape: shape, data: Bytes(owner: owner))
+    }
+
+    /// The array's shape, from the header alone (the data is not read).
+    public static func shape(path: String) throws -> [Int] {
+        let file = try map(path)
+        // The mapping must outlive the parse: the buffer points into it.
+        return try withExtendedLifetime(file) { try interpret(try parseHeader(file.bytes.buffer, path: path).0, path: path).shape }
+    }
+
+    private static func map(_ path: String) throws -> MappedFile {
+        do {
+            return try MappedFile(path)
+        } catch let FormatError.io(_, op, e) {
+            throw DataError.io(path: path, operation: op, errno: e)
+        }
     }
 
     /// A batch of model inputs: float32 [N, C, H, W]. A 3-D [C, H, W] array is one image (N = 1).

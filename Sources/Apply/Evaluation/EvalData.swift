@@ -68,6 +68,25 @@ public enum EvalData {
     }
 
     /// The images file of an IDX folder, or nil when the folder holds none.
+    /// How many images `load` reads from `path`, from file headers and the folder listing alone (nothing decoded),
+    /// so that a run can be sized before its data is loaded.
+    public static func imageCount(path rawPath: String, split: String = "test") throws -> Int {
+        let path = FashionMNIST.resolve(rawPath)
+        var isDir: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else {
+            throw EvaluationError.badData(path: path, problem: "no such file or folder")
+        }
+        if isDir.boolValue {
+            if let images = try idxImages(in: path, split: split) { return try IDX.imageCount(path: images) }
+            return try ImageFolder.list(root: path).files.count
+        }
+        if path.lowercased().hasSuffix(".npy") {
+            let shape = try NPY.shape(path: path)
+            return shape.count == 4 ? shape[0] : 1
+        }
+        return 1
+    }
+
     static func idxImages(in dir: String, split: String) throws -> String? {
         let files = ((try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []).filter { $0.contains("images-idx3-ubyte") }.sorted()
         guard !files.isEmpty else { return nil }

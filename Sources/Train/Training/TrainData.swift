@@ -64,29 +64,50 @@ public struct TrainData: Sendable {
                 throw TrainingError.badData(path: path, problem: "\(error)")
             }
         }
-        let train: ImageSet, test: ImageSet
-        if isDir.boolValue, isIDXFolder(data) {
-            train = try load(data, labels: labels, split: "train", names: classNames)
-            test = try load(testData ?? data, labels: testLabels, split: "test", names: classNames ?? train.classNames)
-        } else if isDir.boolValue, testData == nil {
+        let paths = try splitPaths(data: data, testData: testData, isDirectory: isDir.boolValue)
+        let folder = isDir.boolValue && !isIDXFolder(data) && testData == nil
+        let train = try load(paths.train, labels: folder ? nil : labels, split: "train", names: classNames)
+        let idx = isDir.boolValue && isIDXFolder(data)
+        let test = try load(paths.test, labels: folder ? nil : testLabels, split: "test", names: idx ? classNames ?? train.classNames : train.classNames)
+        guard train.classNames.count <= classes else {
+            throw TrainingError.badData(path: data, problem: "\(train.classNames.count) classes, but the model has \(classes)")
+        }
+        return try TrainData(train: train, test: test, source: data)
+    }
+
+    /// Where the training and test images come from: an IDX folder holds both splits, an image folder has train/ and
+    /// test/ sub-folders, anything else needs its test set named.
+    static func splitPaths(data: String, testData: String?, isDirectory: Bool) throws -> (train: String, test: String) {
+        if isDirectory, isIDXFolder(data) { return (data, testData ?? data) }
+        if isDirectory, testData == nil {
             let tr = data + "/train", te = data + "/test"
             guard FileManager.default.fileExists(atPath: tr), FileManager.default.fileExists(atPath: te) else {
                 throw TrainingError.badData(
                     path: data, problem: "an image folder needs train/ and test/ sub-folders, or pass the test images as \(Setting("testData"))")
             }
-            train = try load(tr, labels: nil, split: "train", names: classNames)
-            test = try load(te, labels: nil, split: "test", names: train.classNames)
-        } else {
-            guard let testData else {
-                throw TrainingError.badData(path: data, problem: "no test set: pass \(Setting("testData")) (and \(Setting("testLabels")) for .npy)")
-            }
-            train = try load(data, labels: labels, split: "train", names: classNames)
-            test = try load(testData, labels: testLabels, split: "test", names: train.classNames)
+            return (tr, te)
         }
-        guard train.classNames.count <= classes else {
-            throw TrainingError.badData(path: data, problem: "\(train.classNames.count) classes, but the model has \(classes)")
+        guard let testData else {
+            throw TrainingError.badData(path: data, problem: "no test set: pass \(Setting("testData")) (and \(Setting("testLabels")) for .npy)")
         }
-        return try TrainData(train: train, test: test, source: data)
+        return (data, testData)
+    }
+
+    /// How many training and test images `load` would read, from headers and listings alone.
+    public static func imageCounts(data rawData: String, testData rawTest: String? = nil) throws -> (train: Int, test: Int) {
+        let data = FashionMNIST.resolve(rawData)
+        var isDir: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: data, isDirectory: &isDir) else {
+            throw TrainingError.badData(path: data, problem: "no such file or folder (give an image folder, an IDX folder, `fashion-mnist` or an .npy file)")
+        }
+        let (train, test) = try splitPaths(data: data, testData: rawTest.map(FashionMNIST.resolve), isDirectory: isDir.boolValue)
+        do {
+            return (try EvalData.imageCount(path: train, split: "train"), try EvalData.imageCount(path: test, split: "test"))
+        } catch let e as TrainingError {
+            throw e
+        } catch {
+            throw TrainingError.badData(path: data, problem: "\(error)")
+        }
     }
 }
 

@@ -17,6 +17,8 @@ public enum TrainingError: Error, CustomStringConvertible, Equatable, LocalizedE
     case notEnoughImages(classIndex: Int, available: Int, requested: Int)
     /// A split or subset came out empty where training needs samples.
     case emptySet(String)
+    /// The run needs more memory than the machine has (the estimate's numbers, and what shrinks them).
+    case tooLarge(String)
 
     /// A setting whose value cannot work.
     case badOption(option: Setting, problem: String)
@@ -45,6 +47,8 @@ public enum TrainingError: Error, CustomStringConvertible, Equatable, LocalizedE
             return "class \(c) has \(have) training images but \(want) shots were requested; lower the shot count or drop the class"
         case let .emptySet(why):
             return "empty set: \(why)"
+        case let .tooLarge(why):
+            return "too large for this machine: \(why)"
         case let .badOption(o, p): return Self.sentence("\(o)", p)
         case let .badModel(p, why): return Self.sentence(p, why)
         case let .badData(p, why): return Self.sentence(p, why)

@@ -6,6 +6,16 @@ import GSLoRAFormat
 public enum BaselineMethod: String, CaseIterable, Codable, Sendable {
     case finetune, retrain, l2, ewc, mas, lwf, der, derpp = "der++", fdr, scrub, scrubS = "scrub-s", lirf
 
+    /// Full copies of the weights the method keeps beside the trained ones: the task-start anchor (L2), anchor and
+    /// importances (EWC, MAS), the frozen teacher (LwF, DER(++), FDR, LIRF), teacher and averaged model (SCRUB).
+    public var weightCopies: Int {
+        switch self {
+        case .finetune, .retrain: return 0
+        case .l2, .lwf, .der, .derpp, .fdr, .lirf: return 1
+        case .ewc, .mas, .scrub, .scrubS: return 2
+        }
+    }
+
     /// Methods trained on the shuffled union of (relabelled) forget and retain data with a parameter penalty.
     public var isRegularised: Bool { [.finetune, .l2, .ewc, .mas].contains(self) }
     public var usesTeacher: Bool { [.lwf, .der, .derpp, .fdr, .scrub, .scrubS, .lirf].contains(self) }

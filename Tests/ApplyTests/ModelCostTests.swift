@@ -1,0 +1,42 @@
+import GSLoRAFormat
+import GSLoRAModel
+import XCTest
+
+final class ModelCostTests: XCTestCase {
+    static let vitB16 = ModelConfig(
+        family: .timmViT, imageSize: 224, patchSize: 16, width: 768, depth: 12, heads: 12, headDim: 64, mlpWidth: 3072,
+        numClasses: 1000, head: .linear, attentionScale: 0.125, layerNormEps: 1e-6, qkvBias: true)
+
+    /// The published sizes of ViT-B/16: 86,567,656 parameters (timm's vit_base_patch16_224) and 17.6 G multiply-adds
+    /// per image (DeiT's table; 2 FLOPs each).
+    func testViTB16MatchesPublishedSizes() {
+        XCTAssertEqual(ModelCost.parameters(Self.vitB16), 86_567_656)
+        XCTAssertEqual(ModelCost.forwardFLOPs(Self.vitB16) / 2e9, 17.6, accuracy: 0.05)
+    }
+
+    /// The parameter count is the model's own: every buffer of randomly made weights, for each head kind and qkv bias.
+    func testParameterCountEqualsTheModelsBuffers() throws {
+        for (family, head, bias) in [(ModelConfig.Family.faceViT, ModelConfig.Head.cosface, false), (.timmViT, .linear, true)] {
+            let c = ModelConfig(
+                family: family, imageSize: 16, patchSize: 4, width: 12, depth: 3, heads: 3, headDim: 4, mlpWidth: 20,
+                numClasses: 5, head: head, attentionScale: 0.5, layerNormEps: 1e-5, qkvBias: bias)
+            let p = try ViTParameters.random(config: c, seed: 1)
+            XCTAssertEqual(ModelCost.parameters(c), p.allBuffers.reduce(0) { $0 + $1.count }, "\(family)")
+        }
+    }
+
+    /// Training costs more than the forward: LoRA-only is two forwards plus attention's second pair of products and
+    /// the factor gradients; all parameters adds every weight's gradient.
+    func testTrainingFLOPsOrdering() {
+        let c = Self.vitB16, f = ModelCost.forwardFLOPs(c, loraRank: 8)
+        let lora = ModelCost.trainingFLOPs(c, loraRank: 8, allParameters: false)
+        let all = ModelCost.trainingFLOPs(c, loraRank: 0, allParameters: true)
+        XCTAssertGreaterThan(lora, 2 * f)
+        XCTAssertLessThan(lora, 2.1 * f)
+        XCTAssertGreaterThan(all, 2.9 * ModelCost.forwardFLOPs(c))
+        XCTAssertLessThan(all, 3.1 * ModelCost.forwardFLOPs(c))
+        // Activations grow linearly with the batch.
+        let one = ModelCost.activationBytes(c, batch: 1, loraRank: 8, training: true)
+        XCTAssertEqual(ModelCost.activationBytes(c, batch: 8, loraRank: 8, training: true), 8 * one, accuracy: one / 10)
+    }
+}
