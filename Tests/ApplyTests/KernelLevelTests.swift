@@ -4,7 +4,7 @@ import GSLoRAModel
 import TestSupport
 import XCTest
 
-/// The per-instruction-set kernels (CKernels): every level this CPU runs gives the baseline kernels' results bit for
+/// The per-instruction-set kernels (CGSLoRAKernels): every level this CPU runs gives the baseline kernels' results bit for
 /// bit, the vectorised GELU/exp equal the scalar FastMath functions (tested against Double in KernelTests), and the
 /// level is chosen as spec/PLATFORM.md says (GSLORA_KERNELS, cpuid).
 final class KernelLevelTests: XCTestCase {

@@ -37,7 +37,7 @@ public struct Dropout: Sendable {
 /// One dropout call's mask: element i is 0 or 1/(1−p), computed from i alone. Loops that call `value(at:)` vectorize
 /// only when the index arithmetic cannot trap: write `base &+ j`, not `base + j`.
 public struct DropoutMask: Sendable {
-    /// The hash's keys, the 24-bit threshold and the kept value, as CKernels' fused kernels take them.
+    /// The hash's keys, the 24-bit threshold and the kept value, as CGSLoRAKernels' fused kernels take them.
     let c: gk_mask
 
     init(key: UInt32, key2: UInt32, threshold: UInt32, keep: Float) {

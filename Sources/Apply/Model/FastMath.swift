@@ -1,6 +1,6 @@
 import CGSLoRAKernels
 
-/// Branch-free float approximations. Their code is CKernels' (`gk_exp`, `gk_erf`, `gk_gelu_value`, …), shared with
+/// Branch-free float approximations. Their code is CGSLoRAKernels' (`gk_exp`, `gk_erf`, `gk_gelu_value`, …), shared with
 /// the vectorised kernels that inline them, so these scalar entry points compute exactly what those kernels do.
 public enum FastMath {
     /// e^x, within ~2 ulp for x in [-87, 88] (Cephes expf: range reduction by ln 2 in two parts, degree-6

@@ -1,7 +1,7 @@
 import CGSLoRAKernels
 import Foundation
 
-/// The instruction set the vectorised kernels (CKernels) run with. Each level's kernels give bit-identical results;
+/// The instruction set the vectorised kernels (CGSLoRAKernels) run with. Each level's kernels give bit-identical results;
 /// the process picks the best level its CPU runs when it loads, or the one the environment variable GSLORA_KERNELS
 /// names ("baseline", "avx2", "avx512", "neon"; spec/PLATFORM.md).
 public enum KernelLevel: String, CaseIterable, Sendable {

@@ -1,7 +1,7 @@
 import CGSLoRAKernels
 
 /// Elementwise and row-wise kernels over row-major float32 matrices. The arithmetic-heavy ones (reductions, LayerNorm,
-/// softmax, GELU, LoRA's rank-r products, bf16 rounding) are CKernels' C kernels, built per instruction set and chosen
+/// softmax, GELU, LoRA's rank-r products, bf16 rounding) are CGSLoRAKernels' C kernels, built per instruction set and chosen
 /// at run time (`KernelLevel`); the memory-bound rest are plain loops over unsafe pointers that auto-vectorize.
 public enum Kernels {
     /// Σ a[i]·b[i].
