@@ -32,6 +32,14 @@ public enum ClusterRun {
         return result
     }
 
+    /// How many ranks of this job share this machine (Open MPI's local size, Slurm's tasks on this node), 1 alone:
+    /// each holds its own model and data, so a memory check divides what is available among them.
+    public static var processesOnThisMachine: Int {
+        let env = ProcessInfo.processInfo.environment
+        let local = ["OMPI_COMM_WORLD_LOCAL_SIZE", "SLURM_NTASKS_PER_NODE"].lazy.compactMap { env[$0].flatMap { Int($0) } }.first
+        return max(1, local ?? 1)
+    }
+
     private static func fail(_ mpi: OpenMPI, _ message: String, code: Int32) -> Never {
         FileHandle.standardError.write(Data("error: rank \(mpi.rank) of \(mpi.size): \(message)\n".utf8))
         mpi.abort(code: code)

@@ -149,7 +149,9 @@ struct ForgetCommand: ParsableCommand, ComputeCommand {
             imagesPerStep: 2 * batchSize, evalBatch: evalBatch, trainImages: counts.train, testImages: counts.test,
             gemmGFLOPs: ModelCost.measureGEMMSpeed())
         if world.isRoot { console.message(estimate.summary) }
-        if !skipMemoryCheck, let available = RunEstimate.availableMemory() { try estimate.check(available: available) }
+        if !skipMemoryCheck, let available = RunEstimate.availableMemory() {
+            try estimate.check(available: available / ClusterRun.processesOnThisMachine)
+        }
         let data = try TrainData.load(
             data: self.data, testData: testData, labels: labels, testLabels: testLabels, classNames: model.classes,
             classes: model.config.numClasses, preprocessing: pipeline)

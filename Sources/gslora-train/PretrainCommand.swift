@@ -20,6 +20,12 @@ struct PretrainCommand: ParsableCommand, ComputeCommand {
             gradients are summed, with the same results as one process up to float32 summation order; rank 0 alone \
             writes OUTPUT (which every rank must see) and reports.
 
+            Before it starts, the run prints its predicted peak memory and the fastest an epoch can be, and refuses a \
+            peak above the memory available (shared among the ranks on one machine; --skip-memory-check starts it \
+            anyway). Every image is kept at --image-size: (train + test images) × channels × size² × 4 bytes, 10.5 GB \
+            for Fashion-MNIST at 112×112×3. The rest grows with the batch, depth, width and tokens as \
+            `gslora-train forget --help` gives.
+
             Examples:
               gslora-train pretrain --data fashion-mnist --image-size 28 --patch-size 7 --channels 1 --width 64 \\
                   --depth 4 --heads 4 --mlp-width 128 --epochs 10 --batch-size 128 --lr 1e-3 -o fmnist.gslr
@@ -86,7 +92,9 @@ struct PretrainCommand: ParsableCommand, ComputeCommand {
             let steps = (counts.train + batchSize - 1) / batchSize
             console.message(estimate.summary + "; an epoch of \(steps) steps ≥ " + ProgressLine.duration(estimate.secondsPerStep * Double(steps)))
         }
-        if !skipMemoryCheck, let available = RunEstimate.availableMemory() { try estimate.check(available: available) }
+        if !skipMemoryCheck, let available = RunEstimate.availableMemory() {
+            try estimate.check(available: available / ClusterRun.processesOnThisMachine)
+        }
         let pre = Preprocessing.direct(size: imageSize, channels: channels)
         let d = try TrainData.load(
             data: data, testData: testData, labels: labels, testLabels: testLabels, classNames: nil,
