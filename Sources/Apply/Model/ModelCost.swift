@@ -47,7 +47,9 @@ public enum ModelCost {
     public static func loraParameters(_ c: ModelConfig, rank r: Int) -> Int { c.depth * r * 2 * (c.width + c.mlpWidth) }
 
     /// Bytes of the activation buffers for a batch (`ViTActivations`), plus the backward pass's scratch when training.
-    public static func activationBytes(_ c: ModelConfig, batch b: Int, loraRank r: Int, training: Bool) -> Int {
+    public static func activationBytes(_ c: ModelConfig, batch: Int, loraRank r: Int, training: Bool) -> Int {
+        // Eval runs a batch in pieces (`ViT.forward`).
+        let b = training ? batch : min(batch, max(1, ViT.evalRows / c.numTokens))
         let inner = c.heads * c.headDim, t = c.numTokens, w = c.width, m = c.mlpWidth, rows = b * t
         let ranks = r > 0 ? [r] : []
         let perBlock =

@@ -103,12 +103,34 @@ public final class ViT {
 
     /// Runs images [batch, channels, size, size] (NCHW, float32, already preprocessed) through the model.
     /// `labels` (one per image, in 0..<classes) turn on the CosFace/ArcFace margin for `marginLogits`.
+    /// In eval mode a batch runs in pieces of about `evalRows` token rows: images are independent there, the
+    /// products stay tall enough for full GEMM speed, and the activations are those of a piece, not of the batch.
     public func forward(
         images: UnsafeBufferPointer<Float>, batch: Int, labels: [Int]? = nil,
         mode: ForwardMode = .eval
     ) throws -> ViTOutput {
-        try withPrecisionThreads { try run(images: images, batch: batch, labels: labels, mode: mode) }
+        let c = config, piece = max(1, Self.evalRows / c.numTokens), perImage = c.channels * c.imageSize * c.imageSize
+        guard !mode.isTraining, batch > piece, images.count == batch * perImage, (labels?.count ?? batch) == batch else {
+            return try withPrecisionThreads { try run(images: images, batch: batch, labels: labels, mode: mode) }
+        }
+        var embeddings: [Float] = [], preNorm: [Float] = [], logits: [Float] = [], margin: [Float]? = labels == nil ? nil : []
+        for start in stride(from: 0, to: batch, by: piece) {
+            let n = min(piece, batch - start)
+            let out = try withPrecisionThreads {
+                try run(
+                    images: UnsafeBufferPointer(rebasing: images[(start * perImage)..<((start + n) * perImage)]), batch: n,
+                    labels: labels.map { Array($0[start..<(start + n)]) }, mode: mode)
+            }
+            embeddings += out.embeddings
+            preNorm += out.preNormCLS
+            logits += out.logits
+            if let m = out.marginLogits { margin? += m } else { margin = nil }
+        }
+        return ViTOutput(batch: batch, embeddings: embeddings, preNormCLS: preNorm, logits: logits, marginLogits: margin)
     }
+
+    /// Token rows of an eval-mode piece (`forward`).
+    static let evalRows = 2048
 
     private func run(images: UnsafeBufferPointer<Float>, batch: Int, labels: [Int]?, mode: ForwardMode) throws -> ViTOutput {
         let c = config
