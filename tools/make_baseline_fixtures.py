@@ -192,7 +192,7 @@ def rewrite_labels(labels, k, seed):
 
 
 def importance(model, kind, d):
-    """EWC's Fisher Σ_b n_b g_b² / N or MAS's Σ_b |∇ mean z²| / N over retain+replay in batches of 3 (eval mode)."""
+    """EWC's Fisher Σ_b n_b g_b² / N or MAS's Σ_b |∇ mean z²| / N, over retain+replay in batches of 3, eval mode."""
     x, y = torch.cat([d.xr, d.xp]), torch.cat([d.yr, d.yp])
     batches = [(x[i:i + 3], y[i:i + 3]) for i in range(0, len(x), 3)]
     params = {n: p for n, p in model.named_parameters() if p.requires_grad}
@@ -538,10 +538,12 @@ def check_report(new, doc, methods):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--file", default=DEFAULT_FILE, help="the parity file to read inputs from (default: the committed one)")
+    ap.add_argument("--file", default=DEFAULT_FILE,
+                    help="the parity file to read inputs from (default: the committed one)")
     ap.add_argument("--model", help="the checkpoint (default: the file's model_file beside it)")
     ap.add_argument("--check", action="store_true", help="recompute in memory and compare with --file; writes nothing")
-    ap.add_argument("-o", "--output", help="write the recomputed file here (refused unless every method matches --file)")
+    ap.add_argument("-o", "--output",
+                    help="write the recomputed file here (refused unless every method matches --file)")
     ap.add_argument("--force", action="store_true", help="overwrite --output if it exists")
     ap.add_argument("--only", nargs="+", choices=METHODS, help="with --check: only these methods")
     ap.add_argument("--accept-changes", action="store_true",
@@ -580,7 +582,8 @@ def main():
     try:
         new = compute(doc, state, methods)
     except (KeyError, TypeError, ValueError, IndexError, RuntimeError) as e:
-        print(f"make_baseline_fixtures: {a.file} or {model_path} is not what the baselines need: {e!r}", file=sys.stderr)
+        print(f"make_baseline_fixtures: {a.file} or {model_path} is not what the baselines need: {e!r}",
+              file=sys.stderr)
         sys.exit(1)
     ok, shared_ok = check_report(new, doc, methods)
     missing = [m for m in methods if m not in ok]
