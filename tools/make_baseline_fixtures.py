@@ -192,7 +192,7 @@ def rewrite_labels(labels, k, seed):
 
 
 def importance(model, kind, d):
-    """EWC's Fisher Σ_b n_b g_b² / N or MAS's Σ_b |∇ mean z²| / N, over retain+replay in batches of 3, eval mode."""
+    """EWC: Fisher Σ_b n_b g_b² / N; MAS: Σ_b |∇ mean z²| / N; retain+replay in batches of 3, eval mode."""
     x, y = torch.cat([d.xr, d.xp]), torch.cat([d.yr, d.yp])
     batches = [(x[i:i + 3], y[i:i + 3]) for i in range(0, len(x), 3)]
     params = {n: p for n, p in model.named_parameters() if p.requires_grad}
