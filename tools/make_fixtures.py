@@ -7,8 +7,9 @@ Run it with scripts/make-fixtures.sh, which makes the pinned venv (torch 2.15.0,
 
 Seeds are fixed, so a run gives the same files every time except legacy.pth, whose storage keys are memory addresses.
 Every .pth gets its NAME.expected.json sidecar; the model files get NAME.parity.json with PyTorch's numbers.
-baselines_tiny.parity.json (eleven baseline methods) is not rebuilt by this script: it is left as it is and
-refers to face_vit_tiny.pth, so rebuilding the repo's folder in place is refused while that file is there.
+baselines_tiny.parity.json (eleven baseline methods) is computed on face_vit_tiny.pth by make_baseline_fixtures.py,
+not here, so rebuilding face_vit_tiny.pth in a folder that holds it is refused: write into another folder, then
+    make_baseline_fixtures.py --model OUT/face_vit_tiny.pth -o OUT/baselines_tiny.parity.json
 """
 import argparse
 import hashlib
@@ -323,9 +324,9 @@ def main():
     if existing and not a.force:
         sys.exit(f"make_fixtures: {a.out} already holds fixture files ({', '.join(sorted(existing)[:3])}, ...); pass --force to overwrite")
     if os.path.exists(os.path.join(a.out, "baselines_tiny.parity.json")) and (not a.only or "face" in a.only):
-        sys.exit("make_fixtures: the folder holds baselines_tiny.parity.json, computed on its face_vit_tiny.pth, which this "
-                 "script does not rebuild; rebuilding face_vit_tiny.pth would leave it stale. Write into another folder, "
-                 "or pass --only with the other fixtures")
+        sys.exit("make_fixtures: the folder holds baselines_tiny.parity.json, computed on its face_vit_tiny.pth; rebuilding "
+                 "face_vit_tiny.pth here would leave it stale. Write into another folder and run tools/make_baseline_fixtures.py "
+                 "--model OUT/face_vit_tiny.pth -o OUT/baselines_tiny.parity.json there, or pass --only with the other fixtures")
     torch.use_deterministic_algorithms(True)
     torch.set_num_threads(1)
     steps = {"face": face, "torchvision": torchvision_vit, "timm": timm_vit, "dtypes": dtypes, "legacy": legacy, "malicious": malicious}
