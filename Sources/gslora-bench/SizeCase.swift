@@ -23,14 +23,16 @@ struct SizeCaseCommand: ParsableCommand {
     var kind: BenchCase = .forward
     @Option(help: "Timed calls or steps (after one untimed warm-up).") var steps = 3
     @Flag(help: "Print one JSON line instead of the table.") var json = false
+    @Flag(help: "Leave out the GEMM ceiling (its products would show in a profile of this process).") var skipCeiling = false
 
     func run() throws {
         try ComputeEnvironment.prepare()
         guard steps > 0 else { throw ValidationError("--steps must be positive") }
-        let r = try SizeCase.measure(model: model, kind: kind, steps: steps)
+        let r = try SizeCase.measure(model: model, kind: kind, steps: steps, ceiling: !skipCeiling)
         if json {
             let enc = JSONEncoder()
             enc.outputFormatting = [.sortedKeys]
+            enc.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
             print(String(decoding: try enc.encode(r), as: UTF8.self))
         } else {
             print(r.summary)
@@ -50,9 +52,13 @@ struct SizeCaseResult: Codable {
     var ceilingEngine: String
     var openBLASGFLOPs: Double
     var oneDNNGFLOPs: Double
+    // NaN when not measured (--skip-ceiling); JSON then carries "nan".
     /// VmHWM right after the timed steps (before the ceiling's buffers are allocated).
     var peakRSSBytes: Int
     var parameterBytes: Int
+    /// The model's activation buffers after the timed calls (ViTActivations' public buffers: per block in training,
+    /// shared in eval; the per-head Q/K/V copies, backward scratch and GEMM packing are not among them).
+    var activationBytes: Int?
     var forwardGFLOPPerImage: Double
     /// Median seconds per phase of a training step (forward, backward, loss, update); empty for the forward case.
     var phases: [String: Double]
@@ -70,7 +76,7 @@ struct SizeCaseResult: Codable {
             "work \(f(gflop, 1)) GFLOP → \(f(achievedGFLOPs, 1)) GFLOP/s",
             "GEMM ceiling \(f(ceilingGFLOPs, 1)) GFLOP/s (\(ceilingEngine); OpenBLAS \(f(openBLASGFLOPs, 1)), oneDNN \(f(oneDNNGFLOPs, 1))) → \(f(ceilingSeconds, 3)) s = \(f(ceilingSeconds / seconds * 100, 0)) % of it",
             "CPU seconds per call or step (all threads) \(f(cpuSeconds, 3))",
-            "peak RSS \(f(Double(peakRSSBytes) / 1e6, 0)) MB; parameters \(f(Double(parameterBytes) / 1e6, 0)) MB; load average \(f(loadAverage, 2))"
+            "peak RSS \(f(Double(peakRSSBytes) / 1e6, 0)) MB; parameters \(f(Double(parameterBytes) / 1e6, 0)) MB; activation buffers \(activationBytes.map { f(Double($0) / 1e6, 0) + " MB" } ?? "n/a"); load average \(f(loadAverage, 2))"
         ]
         if !phases.isEmpty { lines.append("phases (median s): " + phases.sorted { $0.key < $1.key }.map { "\($0.key) \(f($0.value, 3))" }.joined(separator: ", ")) }
         return lines.joined(separator: "\n")
@@ -81,7 +87,7 @@ enum SizeCase {
     static let forwardBatch = 32, stepBatch = 4, rank = 8
     static let dropout: Float = 0.1
 
-    static func measure(model m: BenchModel, kind: BenchCase, steps: Int) throws -> SizeCaseResult {
+    static func measure(model m: BenchModel, kind: BenchCase, steps: Int, ceiling measureCeiling: Bool = true) throws -> SizeCaseResult {
         let c = m.config
         let per = c.channels * c.imageSize * c.imageSize
         var rng = SplitMix64(seed: 3)
@@ -93,7 +99,7 @@ enum SizeCase {
             defer { if i > 0 { cpu += cpuSeconds() - c0 } }
             return try body()
         }
-        let images: Int, gflop: Double, parameterBytes: Int
+        let images: Int, gflop: Double, parameterBytes: Int, activationBytes: Int
         switch kind {
         case .forward:
             images = forwardBatch
@@ -108,6 +114,7 @@ enum SizeCase {
                 if i > 0 { times.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9) }
             }
             gflop = Double(images) * forwardPerImage / 1e9
+            activationBytes = bytes(of: model.activations)
         case .gslora:
             images = 2 * stepBatch
             let adapter = try LoRAAdapter(config: c, rank: rank, seed: 2)
@@ -135,6 +142,7 @@ enum SizeCase {
                 if i > 0 { all.append(r.timings) }
             }
             (times, phases) = split(all)
+            activationBytes = bytes(of: model.activations)
             gflop =
                 Double(images)
                 * (ForwardBenchmark.flopsPerImage(c, loraRank: rank, classOnlyLastBlock: true)
@@ -152,18 +160,30 @@ enum SizeCase {
                 if i > 0 { all.append(r.timings) }
             }
             (times, phases) = split(all)
+            activationBytes = bytes(of: pre.model.activations)
             gflop =
                 Double(images)
                 * (forwardPerImage + TrainBenchmark.backwardFlopsPerImage(c, rank: 0, weights: true)) / 1e9
         }
         let peak = Int((PeakRSS.megabytes() ?? 0) * 1024 * 1024)
         let load = loadAverage()
-        let ceiling = try GEMMCeiling.measure(c, rows: images * c.numTokens)
+        let ceiling = measureCeiling ? try GEMMCeiling.measure(c, rows: images * c.numTokens) : (.nan, "not measured", .nan, .nan)
         return SizeCaseResult(
             model: m.rawValue, kind: kind.rawValue, seconds: median(times), times: times, gflop: gflop,
             ceilingGFLOPs: ceiling.best, ceilingEngine: ceiling.engine, openBLASGFLOPs: ceiling.openBLAS,
-            oneDNNGFLOPs: ceiling.oneDNN, peakRSSBytes: peak, parameterBytes: parameterBytes,
+            oneDNNGFLOPs: ceiling.oneDNN, peakRSSBytes: peak, parameterBytes: parameterBytes, activationBytes: activationBytes,
             forwardGFLOPPerImage: forwardPerImage / 1e9, phases: phases, cpuSeconds: cpu / Double(steps), loadAverage: load)
+    }
+
+    /// Bytes of the activation buffers a forward call left (see `SizeCaseResult.activationBytes`).
+    static func bytes(of a: ViTActivations) -> Int {
+        var buffers = [a.patches, a.patchEmbed, a.tokens, a.stream, a.pooled, a.normMean, a.normRstd, a.embedding]
+        buffers += [a.unitEmbedding, a.embeddingNorm, a.unitHead, a.headNorm, a.cosine]
+        for b in a.blocks {
+            buffers += [b.input, b.ln1Out, b.ln1Mean, b.ln1Rstd, b.qkv, b.probs, b.attnOut, b.mid, b.ln2Out, b.ln2Mean, b.ln2Rstd]
+            buffers += [b.fc1Out, b.hidden] + b.loraFc1 + b.loraFc2
+        }
+        return buffers.reduce(0) { $0 + $1.count * 4 }
     }
 
     static func median(_ v: [Double]) -> Double { let s = v.sorted(); return s[s.count / 2] }

@@ -131,18 +131,7 @@ struct SizesBench: ParsableCommand, BenchTools {
         _ = PeakRSS.reset()
         let path = NSTemporaryDirectory() + "/gslora-sizes-\(getpid()).out"
         defer { unlink(path) }
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 1, path, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
-        let argv = ([exe] + args).map { strdup($0) } + [nil]
-        defer { argv.forEach { free($0) } }
-        var pid: pid_t = 0
-        let rc = posix_spawn(&pid, exe, &actions, nil, argv, environ)
-        guard rc == 0 else { throw ValidationError("cannot start \(exe): errno \(rc)") }
-        var status: Int32 = 0
-        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
-        guard status == 0 else { throw ValidationError("\(exe) \(args.joined(separator: " ")) failed (wait status \(status))") }
+        _ = try spawnAndWait(exe, args, stdout: path)
         return try Data(contentsOf: URL(fileURLWithPath: path))
     }
 }
