@@ -13,7 +13,7 @@ struct ForwardBench: ParsableCommand {
         commandName: "forward",
         abstract: "Forward pass of the face ViT-P8S8 (112 px, width 512, depth 6, 8 heads, MLP 2048, 100 classes) or --model, random weights.")
 
-    @Option(help: "Model: \(BenchModel.allCases.map(\.rawValue).joined(separator: ", ")) (PyTorch anchors: p8s8 only; `sizes` measures PyTorch for all).")
+    @Option(help: "Model (PyTorch anchors: p8s8 only; `sizes` measures PyTorch for every model).")
     var model: BenchModel = .p8s8
 
     @Option(help: "Images per forward call.") var batch = 32

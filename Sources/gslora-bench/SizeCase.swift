@@ -18,7 +18,7 @@ struct SizeCaseCommand: ParsableCommand {
               gslora-bench case --model vit-l16 --case gslora --steps 3 --json
             """)
 
-    @Option(help: "Model: \(BenchModel.allCases.map(\.rawValue).joined(separator: ", ")).") var model: BenchModel = .vitB16
+    @Option(help: "Model.") var model: BenchModel = .vitB16
     @Option(name: .customLong("case"), help: "Case: forward (batch 32, eval), gslora (4 + 4 images, rank 8), allparams (8 images).")
     var kind: BenchCase = .forward
     @Option(help: "Timed calls or steps (after one untimed warm-up).") var steps = 3

@@ -27,7 +27,7 @@ struct SizesBench: ParsableCommand, BenchTools {
     @Option(help: "Models, comma-separated (\(BenchModel.allCases.map(\.rawValue).joined(separator: ", "))).")
     var models = "p8s8,vit-s16,vit-b16,vit-l16"
     @Option(help: "Cases, comma-separated (forward, gslora, allparams).") var cases = "forward,gslora,allparams"
-    @Option(help: "Models that run the allparams case (its optimizer state is 3× the weights; ViT-L needs ≈ 10 GB).")
+    @Option(help: "Models that run the allparams case (weights, gradients and two AdamW moments: 4× the weights; ViT-L peaked at 8.1 GB, PyTorch at 10.6 GB).")
     var allParameters = "vit-b16"
     @Option(help: "Timed calls or steps per case, after one untimed warm-up.") var steps = 3
     @Option(help: "Python with torch and timm (default: $GSLORA_BENCH_PYTHON, else bench/.venv/bin/python).") var python: String?

@@ -14,7 +14,7 @@ struct TrainBench: ParsableCommand {
         commandName: "train",
         abstract: "GS-LoRA step and all-parameters step of the face ViT-P8S8 (112 px, width 512, depth 6, 8 heads, MLP 2048, 100 classes) or --model.")
 
-    @Option(help: "Model: \(BenchModel.allCases.map(\.rawValue).joined(separator: ", ")) (PyTorch anchors: p8s8 only; `sizes` measures PyTorch for all).")
+    @Option(help: "Model (PyTorch anchors: p8s8 only; `sizes` measures PyTorch for every model).")
     var model: BenchModel = .p8s8
 
     @Option(help: "Images per batch (each of retain and forget for GS-LoRA; the all-parameters step takes twice this).") var batch = 4
