@@ -67,7 +67,8 @@ enum ForwardBenchmark {
         rows.append(("LoRA", loraRank > 0 ? "live, rank \(loraRank)" : "none (merged)", ""))
         rows.append(("last block", allTokens ? "every token" : "class token only (K, V for every token)", ""))
         let face = m == .p8s8
-        rows.append(("images/s (median call)", fmt(Double(batch) / median, 1), face ? "PyTorch ≈20 (spec/PLATFORM.md: ≈11, noisy)" : "PyTorch: gslora-bench sizes"))
+        rows.append(
+            ("images/s (median call)", fmt(Double(batch) / median, 1), face ? "PyTorch ≈20 (spec/PLATFORM.md: ≈11, noisy)" : "PyTorch: gslora-bench sizes"))
         if face { rows.append(("ratio to PyTorch's 20 images/s", fmt(Double(batch) / median / pyTorchImagesPerSecond, 2) + "×", "issue #4 asks 2×")) }
         rows.append(("images/s (best call)", fmt(Double(batch) / best, 1), ""))
         rows.append(("seconds per call (median)", fmt(median, 3), ""))

@@ -78,7 +78,9 @@ struct SizeCaseResult: Codable {
             "CPU seconds per call or step (all threads) \(f(cpuSeconds, 3))",
             "peak RSS \(f(Double(peakRSSBytes) / 1e6, 0)) MB; parameters \(f(Double(parameterBytes) / 1e6, 0)) MB; activation buffers \(activationBytes.map { f(Double($0) / 1e6, 0) + " MB" } ?? "n/a"); load average \(f(loadAverage, 2))"
         ]
-        if !phases.isEmpty { lines.append("phases (median s): " + phases.sorted { $0.key < $1.key }.map { "\($0.key) \(f($0.value, 3))" }.joined(separator: ", ")) }
+        if !phases.isEmpty {
+            lines.append("phases (median s): " + phases.sorted { $0.key < $1.key }.map { "\($0.key) \(f($0.value, 3))" }.joined(separator: ", "))
+        }
         return lines.joined(separator: "\n")
     }
 }
