@@ -87,28 +87,16 @@ extension BenchTools {
 
     /// Runs a program to completion with posix_spawn (Foundation's Process adds tens of ms of its own).
     func run(_ exe: String, _ args: [String], quiet: Bool = false) throws {
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        if quiet { posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0) }
-        let argv = ([exe] + args).map { strdup($0) } + [nil]
-        defer { argv.forEach { free($0) } }
-        var pid: pid_t = 0
-        let rc = posix_spawn(&pid, exe, &actions, nil, argv, environ)
-        guard rc == 0 else { throw ValidationError("cannot start \(exe): errno \(rc)") }
-        var status: Int32 = 0
-        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
-        guard status == 0 else { throw ValidationError("\(exe) \(args.joined(separator: " ")) failed (wait status \(status))") }
+        _ = try spawnAndWait(exe, args, stdout: quiet ? "/dev/null" : nil)
     }
 
-    func ms(_ s: Double) -> String { String(format: "%.1f ms", s * 1e3) }
-
-    /// Runs a program like `run` and returns its peak resident memory in bytes (wait4's ru_maxrss).
-    func runMeasuringPeak(_ exe: String, _ args: [String]) throws -> Int {
+    /// Runs a program with its standard output into the file `stdout` (nil: this process's) and waits for it;
+    /// returns wait4's resource usage. A nonzero exit is an error naming the command.
+    func spawnAndWait(_ exe: String, _ args: [String], stdout: String?) throws -> rusage {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
+        if let stdout { posix_spawn_file_actions_addopen(&actions, 1, stdout, O_WRONLY | O_CREAT | O_TRUNC, 0o600) }
         let argv = ([exe] + args).map { strdup($0) } + [nil]
         defer { argv.forEach { free($0) } }
         var pid: pid_t = 0
@@ -118,7 +106,14 @@ extension BenchTools {
         var usage = rusage()
         while wait4(pid, &status, 0, &usage) < 0 && errno == EINTR {}
         guard status == 0 else { throw ValidationError("\(exe) \(args.joined(separator: " ")) failed (wait status \(status))") }
-        return Int(usage.ru_maxrss) * 1024
+        return usage
+    }
+
+    func ms(_ s: Double) -> String { String(format: "%.1f ms", s * 1e3) }
+
+    /// Runs a program like `run` and returns its peak resident memory in bytes (wait4's ru_maxrss).
+    func runMeasuringPeak(_ exe: String, _ args: [String]) throws -> Int {
+        Int(try spawnAndWait(exe, args, stdout: "/dev/null").ru_maxrss) * 1024
     }
 
     /// A sibling executable of this benchmark binary (all products build into one folder).

@@ -11,7 +11,10 @@ import GSLoRAModel
 struct ForwardBench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "forward",
-        abstract: "Forward pass of the face ViT-P8S8 (112 px, width 512, depth 6, 8 heads, MLP 2048, 100 classes), random weights.")
+        abstract: "Forward pass of the face ViT-P8S8 (112 px, width 512, depth 6, 8 heads, MLP 2048, 100 classes) or --model, random weights.")
+
+    @Option(help: "Model (PyTorch anchors: p8s8 only; `sizes` measures PyTorch for every model).")
+    var model: BenchModel = .p8s8
 
     @Option(help: "Images per forward call.") var batch = 32
     @Option(help: "Timed forward calls (after one warm-up call).") var iterations = 5
@@ -21,14 +24,11 @@ struct ForwardBench: ParsableCommand {
 
     func run() throws {
         try ComputeEnvironment.prepare()
-        let config = ModelConfig(
-            family: .faceViT, imageSize: 112, patchSize: 8, width: 512, depth: 6, heads: 8, headDim: 64,
-            mlpWidth: 2048, numClasses: 100, head: .cosface, attentionScale: 1 / 512.0.squareRoot(),
-            layerNormEps: 1e-5, qkvBias: false)
+        let config = model.config
         guard batch > 0, iterations > 0, loraRank >= 0 else { throw ValidationError("batch, iterations must be positive, lora-rank non-negative") }
         let report = try ForwardBenchmark.measure(
             config: config, batch: batch, iterations: iterations, loraRank: loraRank,
-            allTokens: allTokens)
+            allTokens: allTokens, model: model)
         print(report.table)
     }
 }
@@ -39,7 +39,7 @@ enum ForwardBenchmark {
         var table: String
     }
 
-    static func measure(config c: ModelConfig, batch: Int, iterations: Int, loraRank: Int, allTokens: Bool) throws -> Report {
+    static func measure(config c: ModelConfig, batch: Int, iterations: Int, loraRank: Int, allTokens: Bool, model m: BenchModel) throws -> Report {
         let adapters = loraRank > 0 ? [try LoRAAdapter(config: c, rank: loraRank, seed: 2)] : []
         let model = try ViT(config: c, parameters: try ViTParameters.random(config: c, seed: 1), adapters: adapters)
         model.allTokensInLastBlock = allTokens
@@ -66,8 +66,10 @@ enum ForwardBenchmark {
         rows.append(("batch × timed calls", "\(batch) × \(iterations)", ""))
         rows.append(("LoRA", loraRank > 0 ? "live, rank \(loraRank)" : "none (merged)", ""))
         rows.append(("last block", allTokens ? "every token" : "class token only (K, V for every token)", ""))
-        rows.append(("images/s (median call)", fmt(Double(batch) / median, 1), "PyTorch ≈20 (spec/PLATFORM.md: ≈11, noisy)"))
-        rows.append(("ratio to PyTorch's 20 images/s", fmt(Double(batch) / median / pyTorchImagesPerSecond, 2) + "×", "issue #4 asks 2×"))
+        let face = m == .p8s8
+        rows.append(
+            ("images/s (median call)", fmt(Double(batch) / median, 1), face ? "PyTorch ≈20 (spec/PLATFORM.md: ≈11, noisy)" : "PyTorch: gslora-bench sizes"))
+        if face { rows.append(("ratio to PyTorch's 20 images/s", fmt(Double(batch) / median / pyTorchImagesPerSecond, 2) + "×", "issue #4 asks 2×")) }
         rows.append(("images/s (best call)", fmt(Double(batch) / best, 1), ""))
         rows.append(("seconds per call (median)", fmt(median, 3), ""))
         rows.append(
@@ -81,15 +83,15 @@ enum ForwardBenchmark {
                 "sgemm GFLOP/s, \(batch * c.numTokens)×\(c.mlpWidth)×\(c.width)", fmt(sgemm, 0),
                 "fraction achieved: \(fmt(flops / median / 1e9 / sgemm * 100, 0)) %"
             ))
-        rows.append(("peak RSS (VmHWM)", rss.map { "\(fmt($0, 0)) MB" } ?? "n/a", "PyTorch ≈1200 MB"))
+        rows.append(("peak RSS (VmHWM)", rss.map { "\(fmt($0, 0)) MB" } ?? "n/a", face ? "PyTorch ≈1200 MB" : ""))
         rows += bf16Rows(
             model, images: images, batch: batch, labels: labels, iterations: iterations, float32Logits: f32.logits,
-            flops: flops, cores: cores)
+            flops: flops, cores: cores, face: face)
         let w0 = rows.map(\.0.count).max()!, w1 = rows.map(\.1.count).max()!
         let lines = rows.map {
             $0.0.padding(toLength: w0, withPad: " ", startingAt: 0) + "  " + $0.1.padding(toLength: w1, withPad: " ", startingAt: 0) + "  " + $0.2
         }
-        return Report(table: (["forward: face ViT-P8S8, eval mode, random weights"] + lines).joined(separator: "\n"))
+        return Report(table: (["forward: \(m.title), eval mode, random weights"] + lines).joined(separator: "\n"))
     }
 
     static let pyTorchImagesPerSecond = 20.0
@@ -123,7 +125,7 @@ enum ForwardBenchmark {
     /// float32. A CPU or library without bf16 support gets one row saying why.
     static func bf16Rows(
         _ model: ViT, images: [Float], batch: Int, labels: [Int], iterations: Int, float32Logits: [Float],
-        flops: Double, cores: Double
+        flops: Double, cores: Double, face: Bool
     ) -> [(String, String, String)] {
         let fmt = { (x: Double, d: Int) in String(format: "%.\(d)f", x) }
         let reset = PeakRSS.reset()
@@ -140,7 +142,7 @@ enum ForwardBenchmark {
             ref = max(ref, abs(Double(b)))
         }
         return [
-            ("bf16: images/s (median call)", fmt(ips, 1), "\(fmt(ips / pyTorchImagesPerSecond, 2))× PyTorch's 20 images/s"),
+            ("bf16: images/s (median call)", fmt(ips, 1), face ? "\(fmt(ips / pyTorchImagesPerSecond, 2))× PyTorch's 20 images/s" : ""),
             ("bf16: images/s (best call)", fmt(Double(batch) / t.best, 1), ""),
             ("bf16: seconds per call (median)", fmt(t.median, 3), "first call \(fmt(t.firstCall, 3)) s (packs weights, JITs kernels)"),
             (

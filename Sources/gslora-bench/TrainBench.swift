@@ -12,7 +12,10 @@ import GSLoRATraining
 struct TrainBench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "train",
-        abstract: "GS-LoRA step and all-parameters step of the face ViT-P8S8 (112 px, width 512, depth 6, 8 heads, MLP 2048, 100 classes).")
+        abstract: "GS-LoRA step and all-parameters step of the face ViT-P8S8 (112 px, width 512, depth 6, 8 heads, MLP 2048, 100 classes) or --model.")
+
+    @Option(help: "Model (PyTorch anchors: p8s8 only; `sizes` measures PyTorch for every model).")
+    var model: BenchModel = .p8s8
 
     @Option(help: "Images per batch (each of retain and forget for GS-LoRA; the all-parameters step takes twice this).") var batch = 4
     @Option(help: "Timed steps of each kind (after one warm-up step).") var steps = 10
@@ -29,22 +32,21 @@ struct TrainBench: ParsableCommand {
             guard let m = MatmulPrecision(rawValue: String(p)) else { throw ValidationError("unknown precision '\(p)': use float32 or bf16") }
             return m
         }
-        let c = ModelConfig(
-            family: .faceViT, imageSize: 112, patchSize: 8, width: 512, depth: 6, heads: 8, headDim: 64,
-            mlpWidth: 2048, numClasses: 100, head: .cosface, attentionScale: 1 / 512.0.squareRoot(),
-            layerNormEps: 1e-5, qkvBias: false)
         print(
             try TrainBenchmark.measure(
-                config: c, batch: batch, steps: steps, rank: rank, dropout: Float(dropout), precisions: precisions,
+                model: model, batch: batch, steps: steps, rank: rank, dropout: Float(dropout), precisions: precisions,
                 allParameters: !skipAllParameters))
     }
 }
 
 enum TrainBenchmark {
     static func measure(
-        config c: ModelConfig, batch: Int, steps: Int, rank: Int, dropout: Float, precisions: [MatmulPrecision],
+        model benchModel: BenchModel, batch: Int, steps: Int, rank: Int, dropout: Float, precisions: [MatmulPrecision],
         allParameters: Bool
     ) throws -> String {
+        let c = benchModel.config, face = benchModel == .p8s8
+        // PyTorch's numbers for the face model (2 threads, MKL); other models: `gslora-bench sizes` measures PyTorch.
+        let gsAnchor = face ? "PyTorch 0.92 s" : "", gsMemory = face ? "PyTorch 1.6 GB" : ""
         var rng = SplitMix64(seed: 3)
         let per = c.channels * c.imageSize * c.imageSize
         let retain = (0..<(batch * per)).map { _ in rng.nextUnitFloat() }, forget = (0..<(batch * per)).map { _ in rng.nextUnitFloat() }
@@ -106,13 +108,14 @@ enum TrainBenchmark {
                 rows += phaseRows(
                     "GS-LoRA step (\(batch)+\(batch) images, rank \(rank), GS-LoRA++ loss; linear layers on oneDNN \(model.f32.implementations.joined(separator: ", ")))",
                     t, flops: flops, ceiling: ceiling,
-                    anchor: "PyTorch 0.92 s", fmt: fmt)
+                    anchor: gsAnchor, fmt: fmt)
             case .bf16:
                 rows.append(("GS-LoRA step, --precision bf16 (oneDNN \(model.bf16.implementations.joined(separator: ", ")))", "", ""))
                 rows.append(
                     (
                         "  seconds per step (median)", fmt(median(t), 3),
-                        "\(fmt(0.92 / median(t), 2))× faster than PyTorch's 0.92 s" + (float32Median.map { "; float32 here \(fmt($0, 3)) s" } ?? "")
+                        (face ? "\(fmt(0.92 / median(t), 2))× faster than PyTorch's 0.92 s" : "")
+                            + (float32Median.map { "; float32 here \(fmt($0, 3)) s" } ?? "")
                     ))
                 rows.append(
                     (
@@ -125,7 +128,7 @@ enum TrainBenchmark {
             rows.append(
                 (
                     "  peak RSS (VmHWM) after the \(p.rawValue) steps", PeakRSS.megabytes().map { "\(fmt($0, 0)) MB" } ?? "n/a",
-                    p == .bf16 ? "packed bf16 weights \(fmt(Double(model.bf16.packedWeightBytes) / 1e6, 1)) MB; PyTorch 1.6 GB" : "PyTorch 1.6 GB"
+                    p == .bf16 ? "packed bf16 weights \(fmt(Double(model.bf16.packedWeightBytes) / 1e6, 1)) MB; \(gsMemory)" : gsMemory
                 ))
         }
 
@@ -142,7 +145,8 @@ enum TrainBenchmark {
             let allFlops =
                 Double(2 * batch)
                 * (ForwardBenchmark.flopsPerImage(c, loraRank: 0, classOnlyLastBlock: true) + backwardFlopsPerImage(c, rank: 0, weights: true))
-            rows += phaseRows("all-parameters step (\(2 * batch) images)", ps, flops: allFlops, ceiling: ceiling, anchor: "PyTorch 1.34 s", fmt: fmt)
+            rows += phaseRows(
+                "all-parameters step (\(2 * batch) images)", ps, flops: allFlops, ceiling: ceiling, anchor: face ? "PyTorch 1.34 s" : "", fmt: fmt)
             rows.append(("  peak RSS (VmHWM) of the whole run", PeakRSS.megabytes().map { "\(fmt($0, 0)) MB" } ?? "n/a", ""))
         }
 
@@ -150,7 +154,7 @@ enum TrainBenchmark {
         let lines = rows.map {
             $0.0.padding(toLength: w0, withPad: " ", startingAt: 0) + "  " + $0.1.padding(toLength: w1, withPad: " ", startingAt: 0) + "  " + $0.2
         }
-        return (["train: face ViT-P8S8, random weights, median of \(steps) steps"] + lines).joined(separator: "\n")
+        return (["train: \(benchModel.title), random weights, median of \(steps) steps"] + lines).joined(separator: "\n")
     }
 
     /// Median per phase, and the share a GEMM-bound run would take (GEMM FLOPs at the measured float32 ceiling).

@@ -9,7 +9,9 @@ struct GsloraBench: ParsableCommand {
             FormatBench.self,
             ForwardBench.self,
             TrainBench.self,
-            ConvertBench.self
+            ConvertBench.self,
+            SizesBench.self,
+            SizeCaseCommand.self
         ])
 }
 
