@@ -1,10 +1,10 @@
-import Apply
 import ArgumentParser
 import CommandSupport
 import Dispatch
-import Format
 import Foundation
-import Train
+import GSLoRAFormat
+import GSLoRAModel
+import GSLoRATraining
 
 /// `gslora-bench case`: one case of one model in this process (what `sizes` runs as a child per row, so that each
 /// row's peak memory is its own), printed as a short table or, with --json, as one JSON line.

@@ -1,5 +1,6 @@
 import ArgumentParser
-import Format
+import GSLoRAFormat
+import GSLoRAModel
 
 /// The models of `gslora-bench sizes`, with the configs the converter writes for them (GS-LoRA's face model as the
 /// trainer builds it; timm's vit_*_patch16_224 as `ModelFamilies` reads them: linear head, 1000 classes,

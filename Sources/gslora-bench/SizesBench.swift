@@ -1,6 +1,8 @@
 import ArgumentParser
 import CommandSupport
 import Foundation
+import GSLoRAModel
+import GSLoRATraining
 
 /// `gslora-bench sizes`: the matrix of models × cases, each case as its own process (gslora's `case`, then PyTorch's
 /// bench/pytorch_vit.py, back to back), so every row's peak memory is that case's alone and both sides see the same
