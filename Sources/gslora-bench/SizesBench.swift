@@ -12,11 +12,11 @@ struct SizesBench: ParsableCommand, BenchTools {
         commandName: "sizes",
         abstract: "Forward, GS-LoRA step and all-parameters step of P8S8, ViT-S/16, ViT-B/16, ViT-L/16 against PyTorch, one process per case.",
         discussion: """
-            Each row: median seconds, achieved GFLOP/s, the GEMM ceiling (the case's GEMM FLOPs at the faster of
-            OpenBLAS / oneDNN on the model's qkv, proj, fc1 and fc2 shapes, measured in the case's process right after
-            it), the fraction of that ceiling, peak RSS (the child's VmHWM), and PyTorch's time and peak RSS
-            (getrusage) for the same case, with ratios. PyTorch needs torch and timm: --python, else
-            $GSLORA_BENCH_PYTHON, else bench/.venv/bin/python (bench/make-venv.sh makes it). Without a working
+            Each row: median seconds, achieved GFLOP/s, the GEMM ceiling (the case's GEMM FLOPs at the faster of \
+            OpenBLAS / oneDNN on the model's qkv, proj, fc1 and fc2 shapes, measured in the case's process right after \
+            it), the fraction of that ceiling, peak RSS (the child's VmHWM), and PyTorch's time and peak RSS \
+            (getrusage) for the same case, with ratios. PyTorch needs torch and timm: --python, else \
+            $GSLORA_BENCH_PYTHON, else bench/.venv/bin/python (bench/make-venv.sh makes it). Without a working \
             Python the gslora rows are printed alone, with a note.
 
             Examples:
