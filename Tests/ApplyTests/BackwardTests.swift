@@ -136,6 +136,25 @@ final class BackwardTests: XCTestCase {
         XCTAssertThrowsError(try s.model.backward(gradEmbeddings: s.weights, into: g))
     }
 
+    /// A frozen model's blocks share the inputs of qkv and proj: the LoRA gradients are the same to the bit, and a
+    /// backward pass asking for weight gradients after such a forward is refused.
+    func testSharedWeightInputsGiveTheSameLoRAGradients() throws {
+        for family in [ModelConfig.Family.faceViT, .timmViT] {
+            let s = try makeSetup(family, dropout: 0.25)
+            let kept = try gradients(s, parameters: false)
+            s.model.keepsWeightGradientInputs = false
+            let shared = try gradients(s, parameters: false)
+            for ((name, _, a), (_, _, b)) in zip(loraPairs(s, kept), loraPairs(s, shared)) {
+                XCTAssertEqual(a.array, b.array, "\(family) \(name)")
+            }
+            XCTAssertThrowsError(try gradients(s, parameters: true)) { e in
+                XCTAssertTrue("\(e)".contains("keepsWeightGradientInputs"), "\(e)")
+            }
+            s.model.keepsWeightGradientInputs = true
+            XCTAssertNoThrow(try gradients(s, parameters: true))
+        }
+    }
+
     /// The FFN's hidden dropout is drawn inside the fused GELU kernel rather than stored: each (row, column) has its
     /// own draw at the configured rate, and each call draws afresh. (The gradient checks above cannot see a mask
     /// that repeats per row: the backward pass reuses whatever the forward drew.)

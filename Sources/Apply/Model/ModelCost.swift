@@ -46,8 +46,9 @@ public enum ModelCost {
     /// LoRA factors on fc1 and fc2 of every block at rank `r`.
     public static func loraParameters(_ c: ModelConfig, rank r: Int) -> Int { c.depth * r * 2 * (c.width + c.mlpWidth) }
 
-    /// Bytes of the activation buffers for a batch (`ViTActivations`), plus the backward pass's scratch when training.
-    public static func activationBytes(_ c: ModelConfig, batch: Int, loraRank r: Int, training: Bool) -> Int {
+    /// Bytes of the activation buffers for a batch (`ViTActivations`), plus the backward pass's scratch when training;
+    /// `weightGradients` false: the blocks share the inputs of qkv and proj (`ViT.keepsWeightGradientInputs`).
+    public static func activationBytes(_ c: ModelConfig, batch: Int, loraRank r: Int, training: Bool, weightGradients: Bool = true) -> Int {
         // Eval runs a batch in pieces (`ViT.forward`).
         let b = training ? batch : min(batch, max(1, ViT.evalRows / c.numTokens))
         let inner = c.heads * c.headDim, t = c.numTokens, w = c.width, m = c.mlpWidth, rows = b * t
@@ -57,6 +58,7 @@ public enum ModelCost {
             ?? Int.max / 16
         let evalProbs = training ? 0 : max(Parallel.workers, min(b, ViT.evalAttentionImages) * c.heads) * t * t * 2
         var floats = (training ? c.depth : 1) * perBlock + evalProbs
+        if training && !weightGradients { floats -= (c.depth - 1) * rows * (w + inner) }
         floats += b * c.numPatches * (c.patchDim + w) + rows * w * 3 + rows * 3 * inner + b * (3 * w + 3) + b * c.numClasses + c.numClasses * (w + 1)
         if training {
             floats += rows * (3 * w + m + 3 * inner + inner + 3 * inner + 2 * r) + max(Parallel.workers, b * c.heads) * t * t + b * w

@@ -41,6 +41,10 @@ extension ViT {
         else {
             throw ModelError.badAdapter("the gradient holder does not match the model's adapters; make it with ViTGradients(model:)")
         }
+        guard activations.keptWeightInputs || gradients.parameters == nil else {
+            throw ModelError.badInput(
+                "weight gradients need the inputs the forward pass did not keep; set keepsWeightGradientInputs before the forward")
+        }
         guard precision == .float32 || gradients.parameters == nil else {
             throw ModelError.badInput(
                 "precision \(precision.rawValue) needs frozen weights (its packed copies would go stale); all-parameter training runs in float32")

@@ -49,6 +49,10 @@ public final class ViT {
     /// Run the last block on every token, not only on the class token. The outputs are the same either way (they
     /// read only the class row); set this to get the whole transformer output in `activations.stream`.
     public var allTokensInLastBlock = false
+    /// Whether training forwards keep, per block, the inputs of qkv and proj that only their weight gradients read.
+    /// A model whose weights stay frozen (GS-LoRA) turns it off: the blocks then share one buffer for each, 2 × rows ×
+    /// width floats per block less, and a backward pass asking for weight gradients is refused.
+    public var keepsWeightGradientInputs = true
     /// Arithmetic of the frozen linear layers' and attention's products, forward and (GS-LoRA training) backward;
     /// all-parameter training needs `.float32`. Setting it drops the bf16 weight copies, which are packed on the
     /// first bf16 call: set it again after changing weights in place.
@@ -161,7 +165,7 @@ public final class ViT {
         let acts = activations
         try acts.size(
             config: c, batch: batch, ranks: adapters.map(\.rank), training: mode.isTraining,
-            classOnlyLastBlock: !allTokensInLastBlock)
+            classOnlyLastBlock: !allTokensInLastBlock, keepWeightInputs: keepsWeightGradientInputs)
 
         try embed(images.baseAddress!, batch: batch, into: acts, dropout: &dropout)
         for l in 0..<c.depth {

@@ -7,7 +7,7 @@ import GSLoRAFormat
 public final class BlockActivations {
     /// Residual stream entering the block [rows, width] (training only).
     public let input = FloatBuffer(count: 0)
-    public let ln1Out = FloatBuffer(count: 0)
+    public private(set) var ln1Out = FloatBuffer(count: 0)
     public let ln1Mean = FloatBuffer(count: 0)
     public let ln1Rstd = FloatBuffer(count: 0)
     /// [rows, 3·inner]: Q | K | V, head h at columns h·headDim within each third. Kept only by a class-only last block
@@ -23,7 +23,7 @@ public final class BlockActivations {
     /// Whether the last forward's attention products ran in bf16 (the backward pass runs as the forward did).
     var attentionInBF16 = false
     /// Heads concatenated head-major [rows, inner]: the input of the output projection.
-    public let attnOut = FloatBuffer(count: 0)
+    public private(set) var attnOut = FloatBuffer(count: 0)
     /// Dropout after the attention projection and after fc2 (nil without dropout), recomputed by the backward pass.
     var attnDropout: RowDropout?
     var fc2Dropout: RowDropout?
@@ -40,6 +40,19 @@ public final class BlockActivations {
     /// Per adapter: x·Aᵀ for fc1 and fc2 [rows, rank].
     public private(set) var loraFc1: [FloatBuffer] = []
     public private(set) var loraFc2: [FloatBuffer] = []
+
+    /// Uses `first`'s LN1 output and attention output buffers (what only weight gradients read), or own ones again.
+    func share(_ first: BlockActivations?) {
+        if let first {
+            ln1Out = first.ln1Out
+            attnOut = first.attnOut
+        } else if let shared = sharedWith, ln1Out === shared.ln1Out {
+            ln1Out = FloatBuffer(count: 0)
+            attnOut = FloatBuffer(count: 0)
+        }
+        sharedWith = first
+    }
+    private weak var sharedWith: BlockActivations?
 
     func size(
         rows: Int, batch: Int, width w: Int, inner: Int, mlp: Int, tokens: Int, heads: Int,
@@ -119,6 +132,8 @@ public final class ViTActivations {
     public private(set) var blocks: [BlockActivations] = []
     /// Whether the last forward ran its last block on the class rows only (the backward pass follows suit).
     public private(set) var classOnlyLastBlock = false
+    /// Whether every block kept the inputs of qkv and proj, which only their weight gradients read.
+    public private(set) var keptWeightInputs = true
     /// Class-token rows before the final LayerNorm [batch, width], its statistics, and the embedding after it.
     public let pooled = FloatBuffer(count: 0)
     public let normMean = FloatBuffer(count: 0)
@@ -136,7 +151,9 @@ public final class ViTActivations {
     static let capFloats = 1 << 32
 
     /// `classOnlyLastBlock`: the last block will run on the class rows only (and, in training, keep its qkv rows).
-    func size(config c: ModelConfig, batch b: Int, ranks: [Int], training: Bool, classOnlyLastBlock: Bool) throws {
+    func size(
+        config c: ModelConfig, batch b: Int, ranks: [Int], training: Bool, classOnlyLastBlock: Bool, keepWeightInputs: Bool = true
+    ) throws {
         let inner = c.heads * c.headDim, t = c.numTokens
         let (rows, o1) = b.multipliedReportingOverflow(by: t)
         // In eval the attention probabilities live in a scratch for up to `evalAttentionImages` images (and a bf16
@@ -165,11 +182,13 @@ public final class ViTActivations {
         while blocks.count < count { blocks.append(BlockActivations()) }
         blocks.removeLast(blocks.count - count)
         for (l, a) in blocks.enumerated() {
+            a.share(training && !keepWeightInputs && l > 0 ? blocks[0] : nil)
             a.size(
                 rows: rows, batch: b, width: w, inner: inner, mlp: c.mlpWidth, tokens: c.numTokens, heads: c.heads,
                 ranks: ranks, training: training, keepQKV: training && classOnlyLastBlock && l == c.depth - 1)
         }
         self.classOnlyLastBlock = classOnlyLastBlock
+        keptWeightInputs = !training || keepWeightInputs
         pooled.reserve(b * w)
         normMean.reserve(b)
         normRstd.reserve(b)

@@ -85,6 +85,8 @@ public final class GSLoRAStep {
             parameters: zip(factors.names, factors.shapes).map { ($0, $1) }, beta1: beta1, beta2: beta2,
             eps: eps, weightDecay: weightDecay)
         gradients = ViTGradients(model: model, parameters: false)
+        // Only LoRA's factors train: qkv's and proj's inputs need not be kept per block.
+        model.keepsWeightGradientInputs = false
         gradBuffers = LoRAFactorList.buffers(gradients.lora[0])
         headWeight = model.parameters.head.weight.array
     }

@@ -55,7 +55,7 @@ public struct RunEstimate: Codable, Sendable, Equatable {
         case let .lora(rank):
             // The backbone, and the merged copy each finished task is folded into.
             weightBytes = 2 * weights
-            activationBytes = ModelCost.activationBytes(c, batch: imagesPerStep, loraRank: rank, training: true)
+            activationBytes = ModelCost.activationBytes(c, batch: imagesPerStep, loraRank: rank, training: true, weightGradients: false)
             optimizerBytes = 3 * ModelCost.loraParameters(c, rank: rank) * 4
             flopsPerStep = Double(imagesPerStep) * ModelCost.trainingFLOPs(c, loraRank: rank, allParameters: false)
         case .allParameters, .pretraining:
