@@ -40,11 +40,7 @@ public struct TrainData: Sendable {
         data rawData: String, testData rawTest: String? = nil, labels: String? = nil, testLabels: String? = nil,
         classNames: [String]?, classes: Int, preprocessing: Preprocessing
     ) throws -> TrainData {
-        let data = FashionMNIST.resolve(rawData), testData = rawTest.map(FashionMNIST.resolve)
-        var isDir: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: data, isDirectory: &isDir) else {
-            throw TrainingError.badData(path: data, problem: "no such file or folder (give an image folder, an IDX folder, `fashion-mnist` or an .npy file)")
-        }
+        let source = try Source(data: rawData, testData: rawTest), data = source.data
         func load(_ path: String, labels: String?, split: String, names: [String]?) throws -> ImageSet {
             do {
                 let set = try EvalData.load(
@@ -64,11 +60,11 @@ public struct TrainData: Sendable {
                 throw TrainingError.badData(path: path, problem: "\(error)")
             }
         }
-        let paths = try splitPaths(data: data, testData: testData, isDirectory: isDir.boolValue)
-        let folder = isDir.boolValue && !isIDXFolder(data) && testData == nil
-        let train = try load(paths.train, labels: folder ? nil : labels, split: "train", names: classNames)
-        let idx = isDir.boolValue && isIDXFolder(data)
-        let test = try load(paths.test, labels: folder ? nil : testLabels, split: "test", names: idx ? classNames ?? train.classNames : train.classNames)
+        let folder = source.kind == .imageFolder
+        let train = try load(source.train, labels: folder ? nil : labels, split: "train", names: classNames)
+        let test = try load(
+            source.test, labels: folder ? nil : testLabels, split: "test",
+            names: source.kind == .idx ? classNames ?? train.classNames : train.classNames)
         guard train.classNames.count <= classes else {
             throw TrainingError.badData(path: data, problem: "\(train.classNames.count) classes, but the model has \(classes)")
         }
@@ -77,36 +73,42 @@ public struct TrainData: Sendable {
 
     /// Where the training and test images come from: an IDX folder holds both splits, an image folder has train/ and
     /// test/ sub-folders, anything else needs its test set named.
-    static func splitPaths(data: String, testData: String?, isDirectory: Bool) throws -> (train: String, test: String) {
-        if isDirectory, isIDXFolder(data) { return (data, testData ?? data) }
-        if isDirectory, testData == nil {
-            let tr = data + "/train", te = data + "/test"
-            guard FileManager.default.fileExists(atPath: tr), FileManager.default.fileExists(atPath: te) else {
+    struct Source {
+        enum Kind { case idx, imageFolder, files }
+        let data: String, train: String, test: String, kind: Kind
+
+        init(data rawData: String, testData rawTest: String?) throws {
+            data = FashionMNIST.resolve(rawData)
+            let testData = rawTest.map(FashionMNIST.resolve)
+            var isDir: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: data, isDirectory: &isDir) else {
                 throw TrainingError.badData(
-                    path: data, problem: "an image folder needs train/ and test/ sub-folders, or pass the test images as \(Setting("testData"))")
+                    path: data, problem: "no such file or folder (give an image folder, an IDX folder, `fashion-mnist` or an .npy file)")
             }
-            return (tr, te)
+            if isDir.boolValue, isIDXFolder(data) {
+                (train, test, kind) = (data, testData ?? data, .idx)
+            } else if isDir.boolValue, testData == nil {
+                (train, test, kind) = (data + "/train", data + "/test", .imageFolder)
+                guard FileManager.default.fileExists(atPath: train), FileManager.default.fileExists(atPath: test) else {
+                    throw TrainingError.badData(
+                        path: data, problem: "an image folder needs train/ and test/ sub-folders, or pass the test images as \(Setting("testData"))")
+                }
+            } else {
+                guard let testData else {
+                    throw TrainingError.badData(path: data, problem: "no test set: pass \(Setting("testData")) (and \(Setting("testLabels")) for .npy)")
+                }
+                (train, test, kind) = (data, testData, .files)
+            }
         }
-        guard let testData else {
-            throw TrainingError.badData(path: data, problem: "no test set: pass \(Setting("testData")) (and \(Setting("testLabels")) for .npy)")
-        }
-        return (data, testData)
     }
 
     /// How many training and test images `load` would read, from headers and listings alone.
     public static func imageCounts(data rawData: String, testData rawTest: String? = nil) throws -> (train: Int, test: Int) {
-        let data = FashionMNIST.resolve(rawData)
-        var isDir: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: data, isDirectory: &isDir) else {
-            throw TrainingError.badData(path: data, problem: "no such file or folder (give an image folder, an IDX folder, `fashion-mnist` or an .npy file)")
-        }
-        let (train, test) = try splitPaths(data: data, testData: rawTest.map(FashionMNIST.resolve), isDirectory: isDir.boolValue)
+        let source = try Source(data: rawData, testData: rawTest)
         do {
-            return (try EvalData.imageCount(path: train, split: "train"), try EvalData.imageCount(path: test, split: "test"))
-        } catch let e as TrainingError {
-            throw e
+            return (try EvalData.imageCount(path: source.train, split: "train"), try EvalData.imageCount(path: source.test, split: "test"))
         } catch {
-            throw TrainingError.badData(path: data, problem: "\(error)")
+            throw TrainingError.badData(path: source.data, problem: "\(error)")
         }
     }
 }
