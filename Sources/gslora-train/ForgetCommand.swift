@@ -146,7 +146,7 @@ struct ForgetCommand: ParsableCommand, ComputeCommand {
         // GS-LoRA's step takes a retain and a forget batch; a baseline's at most as many.
         let estimate = RunEstimate(
             config: model.config, trained: BaselineMethod(rawValue: method).map { .allParameters(extraCopies: $0.weightCopies) } ?? .lora(rank: rank),
-            imagesPerStep: 2 * batchSize, evalBatch: evalBatch, trainImages: counts.train, testImages: counts.test,
+            imagesPerStep: 2 * min(max(batchSize, 0), Int.max / 2), evalBatch: evalBatch, trainImages: counts.train, testImages: counts.test,
             gemmGFLOPs: ModelCost.measureGEMMSpeed())
         if world.isRoot { console.message(estimate.summary) }
         if !skipMemoryCheck, let available = RunEstimate.availableMemory() {

@@ -89,7 +89,7 @@ struct PretrainCommand: ParsableCommand, ComputeCommand {
             trainImages: counts.train, testImages: counts.test, gemmGFLOPs: ModelCost.measureGEMMSpeed())
         let console = Console()
         if world.isRoot {
-            let steps = (counts.train + batchSize - 1) / batchSize
+            let steps = counts.train / batchSize + (counts.train % batchSize == 0 ? 0 : 1)
             console.message(estimate.summary + "; an epoch of \(steps) steps ≥ " + ProgressLine.duration(estimate.secondsPerStep * Double(steps)))
         }
         if !skipMemoryCheck, let available = RunEstimate.availableMemory() {

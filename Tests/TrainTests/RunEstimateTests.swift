@@ -28,6 +28,19 @@ final class RunEstimateTests: XCTestCase {
         XCTAssertEqual(e.secondsPerStep, e.flopsPerStep / 100e9, accuracy: 1e-12)
     }
 
+    /// Sizes from a hostile header or option (an .npy claiming 2⁶² images, an absurd batch) saturate instead of
+    /// overflowing, and the run is refused.
+    func testHostileSizesSaturateAndAreRefused() {
+        let c = ModelCostTestsConfig.small
+        for (images, batch) in [(Int.max, 8), (1 << 62, Int.max / 2), (10, 1 << 60)] {
+            let e = RunEstimate(
+                config: c, trained: .lora(rank: 4), imagesPerStep: batch, evalBatch: batch, trainImages: images, testImages: images,
+                gemmGFLOPs: 1)
+            XCTAssertGreaterThan(e.peakBytes, 1 << 40, "\(images) images, batch \(batch)")
+            XCTAssertThrowsError(try e.check(available: 1 << 40))
+        }
+    }
+
     /// GS-LoRA keeps the base and its merged copy; a baseline also the trained copy, its anchors and AdamW's moments.
     func testWeightsByMethod() {
         let c = ModelCostTestsConfig.small

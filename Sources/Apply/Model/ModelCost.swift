@@ -37,34 +37,42 @@ public enum ModelCost {
 
     /// Parameters of the backbone and head (float32 each).
     public static func parameters(_ c: ModelConfig) -> Int {
-        let w = c.width, inner = c.heads * c.headDim, m = c.mlpWidth
+        let w = Double(c.width), inner = Double(c.heads * c.headDim), m = Double(c.mlpWidth)
         let qkvBias = c.qkvBias ? 3 * inner : 0
         let block = 4 * w + (w * 3 * inner + qkvBias) + (inner * w + w) + (w * m + m) + (m * w + w)
-        return c.patchDim * w + w + w + c.numTokens * w + c.depth * block + 2 * w + c.numClasses * w + (c.head.kind == .linear ? c.numClasses : 0)
+        let classes = Double(c.numClasses)
+        return clamped(
+            Double(c.patchDim) * w + 2 * w + Double(c.numTokens) * w + Double(c.depth) * block + 2 * w + classes * w
+                + (c.head.kind == .linear ? classes : 0))
     }
 
     /// LoRA factors on fc1 and fc2 of every block at rank `r`.
-    public static func loraParameters(_ c: ModelConfig, rank r: Int) -> Int { c.depth * r * 2 * (c.width + c.mlpWidth) }
+    public static func loraParameters(_ c: ModelConfig, rank r: Int) -> Int {
+        clamped(Double(c.depth) * Double(r) * 2 * Double(c.width + c.mlpWidth))
+    }
 
     /// Bytes of the activation buffers for a batch (`ViTActivations`), plus the backward pass's scratch when training;
     /// `weightGradients` false: the blocks share the inputs of qkv and proj (`ViT.keepsWeightGradientInputs`).
     public static func activationBytes(_ c: ModelConfig, batch: Int, loraRank r: Int, training: Bool, weightGradients: Bool = true) -> Int {
         // Eval runs a batch in pieces (`ViT.forward`).
-        let b = training ? batch : min(batch, max(1, ViT.evalRows / c.numTokens))
-        let inner = c.heads * c.headDim, t = c.numTokens, w = c.width, m = c.mlpWidth, rows = b * t
-        let ranks = r > 0 ? [r] : []
-        let perBlock =
-            BlockActivations.floats(rows: rows, batch: b, width: w, inner: inner, mlp: m, tokens: t, heads: c.heads, ranks: ranks, training: training)
-            ?? Int.max / 16
-        let evalProbs = training ? 0 : max(Parallel.workers, min(b, ViT.evalAttentionImages) * c.heads) * t * t * 2
-        var floats = (training ? c.depth : 1) * perBlock + evalProbs
-        if training && !weightGradients { floats -= (c.depth - 1) * rows * (w + inner) }
-        floats += b * c.numPatches * (c.patchDim + w) + rows * w * 3 + rows * 3 * inner + b * (3 * w + 3) + b * c.numClasses + c.numClasses * (w + 1)
-        if training {
-            floats += rows * (3 * w + m + 3 * inner + inner + 3 * inner + 2 * r) + max(Parallel.workers, b * c.heads) * t * t + b * w
-        }
-        return floats * 4
+        let images = training ? batch : min(batch, max(1, ViT.evalRows / c.numTokens))
+        let b = Double(images), t = Double(c.numTokens), w = Double(c.width), m = Double(c.mlpWidth), rank = Double(r)
+        let inner = Double(c.heads * c.headDim), heads = Double(c.heads), rows = b * t, depth = Double(c.depth)
+        let classes = Double(c.numClasses), workers = Double(Parallel.workers), keep: Double = training ? 1 : 0
+        // Per block, as `BlockActivations.floats` counts them.
+        var perBlock = rows * w * (4 + 3 * keep) + rows * 3 * inner * 2 + rows * inner + rows * m * (1 + keep) + rows * 4
+        perBlock += b * heads * t * t * 2 * keep + (r > 0 ? rows * rank * 2 : 0)
+        let evalProbs = training ? 0 : max(workers, min(b, Double(ViT.evalAttentionImages)) * heads) * t * t * 2
+        var floats = (training ? depth : 1) * perBlock + evalProbs
+        if training && !weightGradients { floats -= (depth - 1) * rows * (w + inner) }
+        floats += b * Double(c.numPatches) * (Double(c.patchDim) + w) + rows * w * 3 + rows * 3 * inner + b * (3 * w + 3) + b * classes
+        floats += classes * (w + 1)
+        if training { floats += rows * (3 * w + m + 7 * inner + 2 * rank) + max(workers, b * heads) * t * t + b * w }
+        return clamped(floats * 4)
     }
+
+    /// A count as an Int, saturating at 10¹⁸ so that sums of a few of them cannot overflow (hostile sizes).
+    public static func clamped(_ x: Double) -> Int { x < 1e18 ? Int(x.rounded()) : 1_000_000_000_000_000_000 }
 }
 
 extension ModelCost {

@@ -114,7 +114,9 @@ public final class ViT {
         mode: ForwardMode = .eval
     ) throws -> ViTOutput {
         let c = config, piece = max(1, Self.evalRows / c.numTokens), perImage = c.channels * c.imageSize * c.imageSize
-        guard !mode.isTraining, batch > piece, images.count == batch * perImage, (labels?.count ?? batch) == batch else {
+        // Anything `run` would refuse (sizes that do not match, even by overflow) goes to it whole, to be refused.
+        let (need, overflow) = perImage.multipliedReportingOverflow(by: batch)
+        guard !mode.isTraining, batch > piece, !overflow, images.count == need, (labels?.count ?? batch) == batch else {
             return try withPrecisionThreads { try run(images: images, batch: batch, labels: labels, mode: mode) }
         }
         var embeddings: [Float] = [], preNorm: [Float] = [], logits: [Float] = [], margin: [Float]? = labels == nil ? nil : []

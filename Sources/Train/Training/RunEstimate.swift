@@ -45,24 +45,25 @@ public struct RunEstimate: Codable, Sendable, Equatable {
         config c: ModelConfig, trained: Trained, imagesPerStep: Int, evalBatch: Int, trainImages: Int, testImages: Int,
         gemmGFLOPs: Double
     ) {
-        let weights = ModelCost.parameters(c) * 4
-        let values = c.channels * c.imageSize * c.imageSize
-        dataBytes = (trainImages + testImages) * values * 4
+        let weights = Double(ModelCost.parameters(c)) * 4
+        let values = Double(c.channels) * Double(c.imageSize) * Double(c.imageSize)
+        dataBytes = ModelCost.clamped((Double(trainImages) + Double(testImages)) * values * 4)
         evaluationBytes = ModelCost.activationBytes(c, batch: evalBatch, loraRank: 0, training: false)
         overheadBytes = Self.overhead
         self.gemmGFLOPs = gemmGFLOPs
         switch trained {
         case let .lora(rank):
             // The backbone, and the merged copy each finished task is folded into.
-            weightBytes = 2 * weights
+            weightBytes = ModelCost.clamped(2 * weights)
             activationBytes = ModelCost.activationBytes(c, batch: imagesPerStep, loraRank: rank, training: true, weightGradients: false)
-            optimizerBytes = 3 * ModelCost.loraParameters(c, rank: rank) * 4
+            optimizerBytes = ModelCost.clamped(3 * Double(ModelCost.loraParameters(c, rank: rank)) * 4)
             flopsPerStep = Double(imagesPerStep) * ModelCost.trainingFLOPs(c, loraRank: rank, allParameters: false)
         case .allParameters, .pretraining:
             // The mapped weights, the trained copy and the extra copies; pre-training has the trained copy alone.
-            if case let .allParameters(extra) = trained { weightBytes = (2 + extra) * weights } else { weightBytes = weights }
+            let copies = if case let .allParameters(extra) = trained { 2 + Double(extra) } else { 1.0 }
+            weightBytes = ModelCost.clamped(copies * weights)
             activationBytes = ModelCost.activationBytes(c, batch: imagesPerStep, loraRank: 0, training: true)
-            optimizerBytes = 3 * weights
+            optimizerBytes = ModelCost.clamped(3 * weights)
             flopsPerStep = Double(imagesPerStep) * ModelCost.trainingFLOPs(c, loraRank: 0, allParameters: true)
         }
     }
