@@ -1,8 +1,9 @@
 import Foundation
 import XCTest
 
-/// The PyTorch-written fixtures: the repo's own `Tests/Fixtures/pytorch`, plus every folder named in
-/// `$GSLORA_FIXTURES` (colon-separated), whose files go through the same data-driven tests.
+/// The PyTorch-written fixtures: the repo's own `Tests/Fixtures/pytorch`, plus `../shared/fixtures` beside the
+/// project when it exists and every folder named in `$GSLORA_FIXTURES` (colon-separated), whose files go through the
+/// same data-driven tests.
 public enum Fixtures {
     /// `Tests/Fixtures/pytorch` in this checkout (tools/make_fixtures.py writes it).
     public static var repoDirectory: URL {
@@ -11,13 +12,21 @@ public enum Fixtures {
             .appendingPathComponent("Fixtures/pytorch", isDirectory: true)
     }
 
-    /// The repo's folder first, then the `$GSLORA_FIXTURES` folders in the order given.
+    /// `../shared/fixtures` beside the project root, where the project's CI puts fixtures of its own.
+    public static var sharedDirectory: URL {
+        repoDirectory.deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("shared/fixtures", isDirectory: true)
+    }
+
+    /// The repo's folder first, then `../shared/fixtures` when it exists, then the `$GSLORA_FIXTURES` folders in the
+    /// order given.
     public static var directories: [URL] {
         let extra = (ProcessInfo.processInfo.environment["GSLORA_FIXTURES"] ?? "").split(separator: ":").map {
             URL(fileURLWithPath: String($0), isDirectory: true).standardizedFileURL
         }
+        let shared = FileManager.default.fileExists(atPath: sharedDirectory.path) ? [sharedDirectory.standardizedFileURL] : []
         var seen = Set<String>()
-        return ([repoDirectory.standardizedFileURL] + extra).filter { seen.insert($0.path).inserted }
+        return ([repoDirectory.standardizedFileURL] + shared + extra).filter { seen.insert($0.path).inserted }
     }
 
     /// The searched folders, for messages.
@@ -32,6 +41,13 @@ public enum Fixtures {
                 return []
             }
             return names.filter(match).sorted().map { dir.appendingPathComponent($0) }
+        }
+        // A file identical to one of the same name in an earlier folder (the repo's copy of a shared fixture) is the
+        // same check: once is enough.
+        .filter { url in
+            !directories.prefix { $0.path != url.deletingLastPathComponent().standardizedFileURL.path }.contains { dir in
+                FileManager.default.contentsEqual(atPath: dir.appendingPathComponent(url.lastPathComponent).path, andPath: url.path)
+            }
         }
         if found.isEmpty { XCTFail("no matching fixture file in \(searched)", file: file, line: line) }
         print("fixtures: \(found.map(\.path).joined(separator: ", "))")
