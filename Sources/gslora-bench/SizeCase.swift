@@ -177,16 +177,8 @@ enum SizeCase {
             forwardGFLOPPerImage: forwardPerImage / 1e9, phases: phases, cpuSeconds: cpu / Double(steps), loadAverage: load)
     }
 
-    /// Bytes of the activation buffers a forward call left (see `SizeCaseResult.activationBytes`).
-    static func bytes(of a: ViTActivations) -> Int {
-        var buffers = [a.patches, a.patchEmbed, a.tokens, a.stream, a.pooled, a.normMean, a.normRstd, a.embedding]
-        buffers += [a.unitEmbedding, a.embeddingNorm, a.unitHead, a.headNorm, a.cosine]
-        for b in a.blocks {
-            buffers += [b.input, b.ln1Out, b.ln1Mean, b.ln1Rstd, b.qkv, b.probs, b.attnOut, b.mid, b.ln2Out, b.ln2Mean, b.ln2Rstd]
-            buffers += [b.fc1Out, b.hidden] + b.loraFc1 + b.loraFc2
-        }
-        return buffers.reduce(0) { $0 + $1.count * 4 }
-    }
+    /// Bytes of the activation buffers a forward call left, each shared buffer once (see `SizeCaseResult.activationBytes`).
+    static func bytes(of a: ViTActivations) -> Int { a.residentFloats * 4 }
 
     static func median(_ v: [Double]) -> Double { let s = v.sorted(); return s[s.count / 2] }
 

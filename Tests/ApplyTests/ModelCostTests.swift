@@ -39,4 +39,22 @@ final class ModelCostTests: XCTestCase {
         let one = ModelCost.activationBytes(c, batch: 1, loraRank: 8, training: true)
         XCTAssertEqual(ModelCost.activationBytes(c, batch: 8, loraRank: 8, training: true), 8 * one, accuracy: one / 10)
     }
+
+    /// The activation count the memory estimate uses is what the model holds after a forward call: every buffer once,
+    /// however many blocks share it, in training (with and without the blocks' own weight-gradient inputs, class-only
+    /// or all-token last block) and in eval. Only the 64-byte minimum of scratch never grown is not counted.
+    func testActivationCountIsWhatTheModelHolds() throws {
+        let c = BackwardTests.tinyConfig(.timmViT), batch = 3
+        let images = [Float](repeating: 0.25, count: batch * c.channels * c.imageSize * c.imageSize)
+        for (training, keepInputs, allTokens) in [(true, true, false), (true, false, false), (true, false, true), (false, true, false)] {
+            let model = try ViT(config: c, parameters: try ViTParameters.random(config: c, seed: 2), adapters: [try BackwardTests.adapter(c, rank: 2, seed: 3)])
+            model.keepsWeightGradientInputs = keepInputs
+            model.allTokensInLastBlock = allTokens
+            _ = try model.forward(images: images, batch: batch, mode: training ? .train(dropout: 0.1) : .eval)
+            let predicted = ViTActivations.floats(
+                config: c, batch: batch, ranks: [2], training: training, classOnlyLastBlock: !allTokens, keepWeightInputs: keepInputs)
+            let held = model.activations.residentFloats, unused = 16 * model.activations.blocks.count + 16
+            XCTAssertEqual(Double(held), predicted, accuracy: Double(unused), "training \(training) own inputs \(keepInputs) all tokens \(allTokens)")
+        }
+    }
 }

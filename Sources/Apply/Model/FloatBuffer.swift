@@ -72,15 +72,15 @@ struct SendablePointer: @unchecked Sendable {
 /// 64-byte-aligned bytes that grow to the largest size asked for (sizes are checked by their callers first).
 final class ScratchBytes {
     private(set) var pointer = UnsafeMutableRawPointer.allocate(byteCount: 64, alignment: 64)
-    private var bytes = 64
+    private(set) var byteCount = 64
 
     deinit { pointer.deallocate() }
 
     func reserve(_ n: Int) -> UnsafeMutableRawPointer {
-        if n > bytes {
+        if n > byteCount {
             pointer.deallocate()
             pointer = UnsafeMutableRawPointer.allocate(byteCount: n, alignment: 64)
-            bytes = n
+            byteCount = n
         }
         return pointer
     }

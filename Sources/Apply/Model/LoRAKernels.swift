@@ -62,16 +62,14 @@ enum LoRAKernels {
     }
 
     /// The FFN's middle, one pass over fc1's product h [rows, cols] (W·x only) by row blocks and column tiles:
-    /// v = h + bias + fc1's LoRA, hidden = GELU(v)·mask and, with `keepDerivative`, GELU′(v)·mask written over h (all
-    /// the backward pass needs of v and the mask); then fc2's LoRA down-projection of the hidden tile while it is in
-    /// cache. The mask of row r, column j is element r·rowStride + j of its draw. Without `keepDerivative`, `hidden` may be
-    /// `h`. `rounded` receives hidden rounded to bf16 [rows, cols] (fc2's product input in precision bf16).
+    /// v = h + bias + fc1's LoRA (left in h), hidden = GELU(v)·mask (`hidden` may be h: in place); then fc2's LoRA
+    /// down-projection of the hidden tile while it is in cache. The mask of row r, column j is element
+    /// r·rowStride + j of its draw. `rounded` receives hidden rounded to bf16 [rows, cols] (fc2's product input in
+    /// precision bf16).
     static func ffnMiddle(
         _ h: UnsafeMutablePointer<Float>, rows: Int, cols: Int, bias: UnsafePointer<Float>?, fc1: [LoRAView],
-        mask: RowDropout?, hidden: UnsafeMutablePointer<Float>, keepDerivative: Bool, fc2: [LoRAView],
-        rounded: UnsafeMutablePointer<UInt16>?
+        mask: RowDropout?, hidden: UnsafeMutablePointer<Float>, fc2: [LoRAView], rounded: UnsafeMutablePointer<UInt16>?
     ) {
-        precondition(!keepDerivative || hidden != h, "the GELU derivative needs its own buffer")
         let hs = SendablePointer(h), os = SendablePointer(hidden), hb = rounded.map(SendableBF16.init)
         let bs = bias.map { SendablePointer(UnsafeMutablePointer(mutating: $0)) }
         Parallel.rows(rows, elementsPerRow: cols * (4 + fc1.count + fc2.count)) { range in
@@ -81,16 +79,27 @@ enum LoRAKernels {
                         let v = hs.p + r * cols + c0, out = os.p + r * cols + c0
                         if let bs { let b = bs.p + c0; for j in 0..<n { v[j] += b[j] } }
                         addUp(v, row: r, columns: c0, count: n, cols: cols, fc1)
-                        switch (keepDerivative, mask) {
-                        case (true, let m?): gk_gelu_derivative_masked(v, out, n, m.mask.c, m.start(of: r) &+ c0)
-                        case (true, nil): gk_gelu_derivative(v, out, n)
-                        case (false, let m?): gk_gelu_masked(v, out, n, m.mask.c, m.start(of: r) &+ c0)
-                        case (false, nil): gk_gelu(v, out, n)
-                        }
+                        if let m = mask { gk_gelu_masked(v, out, n, m.mask.c, m.start(of: r) &+ c0) } else { gk_gelu(v, out, n) }
                         rowDown(out, row: r, columns: c0, count: n, cols: cols, fc2)
                         if let hb { BF16Matmul.round(out, count: n, into: hb.p + r * cols + c0) }
                     }
                 }
+            }
+        }
+    }
+
+    /// From the GELU input v [rows, cols] that `ffnMiddle` left: hidden = GELU(v)·mask, bit-identical to the
+    /// forward's, and derivative = GELU′(v)·mask, what the backward pass needs of v and the mask (v is kept).
+    static func recomputeGELU(
+        _ v: UnsafePointer<Float>, rows: Int, cols: Int, mask: RowDropout?, hidden: UnsafeMutablePointer<Float>,
+        derivative: UnsafeMutablePointer<Float>
+    ) {
+        let vs = SendablePointer(UnsafeMutablePointer(mutating: v)), hs = SendablePointer(hidden), ds = SendablePointer(derivative)
+        Parallel.rows(rows, elementsPerRow: 4 * cols) { range in
+            for r in range {
+                let d = ds.p + r * cols, h = hs.p + r * cols
+                d.update(from: vs.p + r * cols, count: cols)
+                if let m = mask { gk_gelu_derivative_masked(d, h, cols, m.mask.c, m.start(of: r)) } else { gk_gelu_derivative(d, h, cols) }
             }
         }
     }

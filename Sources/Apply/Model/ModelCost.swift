@@ -51,23 +51,14 @@ public enum ModelCost {
         clamped(Double(c.depth) * Double(r) * 2 * Double(c.width + c.mlpWidth))
     }
 
-    /// Bytes of the activation buffers for a batch (`ViTActivations`), plus the backward pass's scratch when training;
-    /// `weightGradients` false: the blocks share the inputs of qkv and proj (`ViT.keepsWeightGradientInputs`).
+    /// Bytes of the activation buffers for a batch (`ViTActivations.floats`), plus the backward pass's scratch when
+    /// training; `weightGradients` false: the blocks share the inputs of qkv and proj (`ViT.keepsWeightGradientInputs`).
     public static func activationBytes(_ c: ModelConfig, batch: Int, loraRank r: Int, training: Bool, weightGradients: Bool = true) -> Int {
         // Eval runs a batch in pieces (`ViT.forward`).
-        let images = training ? batch : min(batch, max(1, ViT.evalRows / c.numTokens))
-        let b = Double(images), t = Double(c.numTokens), w = Double(c.width), m = Double(c.mlpWidth), rank = Double(r)
-        let inner = Double(c.heads * c.headDim), heads = Double(c.heads), rows = b * t, depth = Double(c.depth)
-        let classes = Double(c.numClasses), workers = Double(Parallel.workers), keep: Double = training ? 1 : 0
-        // Per block, as `BlockActivations.floats` counts them.
-        var perBlock = rows * w * (4 + 3 * keep) + rows * 3 * inner * 2 + rows * inner + rows * m * (1 + keep) + rows * 4
-        perBlock += b * heads * t * t * 2 * keep + (r > 0 ? rows * rank * 2 : 0)
-        let evalProbs = training ? 0 : max(workers, min(b, Double(ViT.evalAttentionImages)) * heads) * t * t * 2
-        var floats = (training ? depth : 1) * perBlock + evalProbs
-        if training && !weightGradients { floats -= (depth - 1) * rows * (w + inner) }
-        floats += b * Double(c.numPatches) * (Double(c.patchDim) + w) + rows * w * 3 + rows * 3 * inner + b * (3 * w + 3) + b * classes
-        floats += classes * (w + 1)
-        if training { floats += rows * (3 * w + m + 7 * inner + 2 * rank) + max(workers, b * heads) * t * t + b * w }
+        let images = training ? batch : min(batch, max(1, ViT.evalRows / c.numTokens)), ranks = r > 0 ? [r] : []
+        var floats = ViTActivations.floats(
+            config: c, batch: images, ranks: ranks, training: training, classOnlyLastBlock: true, keepWeightInputs: weightGradients)
+        if training { floats += BackwardScratch.floats(c, batch: images, ranks: ranks) }
         return clamped(floats * 4)
     }
 

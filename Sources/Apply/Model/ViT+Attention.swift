@@ -20,34 +20,42 @@ extension ViT {
         }
     }
 
-    /// Images per attention call in eval mode, which bounds the probability scratch (training keeps every block's
-    /// probabilities anyway and runs the whole batch at once).
+    /// Images per attention call in eval mode, which bounds the probability buffer (training runs the whole batch at
+    /// once, so that its backward pass can recompute the probabilities by the same calls).
     static let evalAttentionImages = 8
 
     /// From the qkv rows [batch·tokens, 3·inner]: S = scale·Q·Kᵀ, row softmax P, O = P·V written head-major into
-    /// attnOut; P is kept in `a.probs` in training, and Q, K, V gathered in `a.qkvHeads` for the backward pass.
-    func attention(_ qkv: UnsafePointer<Float>, batch: Int, a: BlockActivations, scratch: FloatBuffer) throws {
+    /// attnOut; Q, K and V stay gathered in `a.qkvHeads` for the backward pass, P only in `activations.probs` until
+    /// the next block.
+    func attention(_ qkv: UnsafePointer<Float>, batch: Int, a: BlockActivations) throws {
         let c = config, t = c.numTokens, heads = c.heads, inner = heads * c.headDim, l = AttentionLayouts(c)
-        let keep = a.probs.count > 0, group = keep ? batch : min(batch, ViT.evalAttentionImages)
-        let scale = Float(c.attentionScale), half = precision == .bf16, part = batch * t * inner
+        let group = activations.training ? batch : min(batch, ViT.evalAttentionImages)
+        let half = precision == .bf16, part = batch * t * inner
         a.attentionInBF16 = half
         let q = gatherHeads(qkv, ld: 3 * inner, parts: 3, batch: batch, bf16: half, into: a.qkvHeads)
         for first in stride(from: 0, to: batch, by: group) {
             let n = min(group, batch - first), o = first * t * inner
-            let p = keep ? a.probs.pointer + first * heads * t * t : scratch.pointer
-            try attentionProducts.run(images: n, heads: heads, a: l.heads, q + o, b: l.heads.transposed, q + part + o, c: l.probs, p)
-            let ps = SendablePointer(p), p16 = half ? SendableBF16(roundedCopy(a.probs16, count: n * heads * t * t)) : nil
-            Parallel.rows(n * heads * t, elementsPerRow: t) { range in
-                let o = range.lowerBound * t
-                Kernels.softmaxRows(ps.p + o, rows: range.count, cols: t, scale: scale)
-                if let p16 { BF16Matmul.round(ps.p + o, count: range.count * t, into: p16.p + o) }
-            }
-            let probs: BatchedMatmul.Operand = p16.map { .init(bf16: $0.p) } ?? .init(p)
+            let probs = try probabilities(q + o, q + part + o, images: n, bf16: half)
             try attentionProducts.run(images: n, heads: heads, a: l.probs, probs, b: l.heads, q + 2 * part + o, c: l.out, a.attnOut.pointer + o)
         }
     }
 
-    /// From dO (`dAttnOut`) and the forward's kept operands: dP = dO·Vᵀ, dV = Pᵀ·dO, dS = scale·softmax′(dP),
+    /// P = softmax(scale·Q·Kᵀ) of `images` images into `activations.probs`, and in bf16 rounded into `probs16`, which
+    /// is then the returned operand. The backward pass recomputes P by this same call on the same operands, bit for bit.
+    private func probabilities(_ q: BatchedMatmul.Operand, _ k: BatchedMatmul.Operand, images n: Int, bf16 half: Bool) throws -> BatchedMatmul.Operand {
+        let c = config, t = c.numTokens, heads = c.heads, l = AttentionLayouts(c), scale = Float(c.attentionScale)
+        let p = activations.probs.pointer
+        try attentionProducts.run(images: n, heads: heads, a: l.heads, q, b: l.heads.transposed, k, c: l.probs, p)
+        let ps = SendablePointer(p), p16 = half ? SendableBF16(roundedCopy(activations.probs16, count: n * heads * t * t)) : nil
+        Parallel.rows(n * heads * t, elementsPerRow: t) { range in
+            let o = range.lowerBound * t
+            Kernels.softmaxRows(ps.p + o, rows: range.count, cols: t, scale: scale)
+            if let p16 { BF16Matmul.round(ps.p + o, count: range.count * t, into: p16.p + o) }
+        }
+        return p16.map { .init(bf16: $0.p) } ?? .init(p)
+    }
+
+    /// From dO (`dAttnOut`) and the forward's kept operands (P recomputed from Q and K): dP = dO·Vᵀ, dV = Pᵀ·dO, dS = scale·softmax′(dP),
     /// dQ = dS·K, dK = dSᵀ·Q, written into their columns of dQKV. Runs in the precision the forward ran in. dQ, dK
     /// and dV land in dense [rows, inner] parts first (oneDNN's brgemm needs a destination without gaps) and are then
     /// copied into the qkv rows: in precision bf16 only rounded, into `roundedInputSlot` for the qkv input-gradient
@@ -57,13 +65,13 @@ extension ViT {
         let scale = Float(c.attentionScale), dp = s.dProbs.pointer, n = batch * heads * t * t
         let half = a.attentionInBF16, part = batch * t * inner
         let q = headsOperand(a.qkvHeads, bf16: half)
-        let p: BatchedMatmul.Operand = half ? .init(bf16: a.probs16.pointer.assumingMemoryBound(to: UInt16.self)) : .init(a.probs.pointer)
+        let p = try probabilities(q, q + part, images: batch, bf16: half)
         let dOut = gatherHeads(s.dAttnOut.pointer, ld: inner, parts: 1, batch: batch, bf16: half, into: s.dAttnOutHeads)
         s.dQKVParts.reserve(3 * part)
         let parts = s.dQKVParts.pointer
         try attentionProducts.run(images: batch, heads: heads, a: l.heads, dOut, b: l.heads.transposed, q + 2 * part, c: l.probs, dp)
         try attentionProducts.run(images: batch, heads: heads, a: l.probs.transposed, p, b: l.heads, dOut, c: l.out, parts + 2 * part)
-        let dps = SendablePointer(dp), ps = SendablePointer(a.probs.pointer), dS16 = half ? SendableBF16(roundedCopy(s.dProbs16, count: n)) : nil
+        let dps = SendablePointer(dp), ps = SendablePointer(activations.probs.pointer), dS16 = half ? SendableBF16(roundedCopy(s.dProbs16, count: n)) : nil
         Parallel.rows(batch * heads * t, elementsPerRow: 2 * t) { range in
             let o = range.lowerBound * t
             Kernels.softmaxBackwardRows(dps.p + o, probs: ps.p + o, rows: range.count, cols: t, scale: scale)

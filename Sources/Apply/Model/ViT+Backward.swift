@@ -1,4 +1,5 @@
 import Dispatch
+import GSLoRAFormat
 
 /// Scratch of the backward pass, reused across calls.
 final class BackwardScratch {
@@ -6,6 +7,7 @@ final class BackwardScratch {
     let dBranch = FloatBuffer(count: 0) // a branch output's gradient after dropout [rows, width]
     let dNormOut = FloatBuffer(count: 0) // ∂L/∂(LayerNorm output) [rows, width]
     let dHidden = FloatBuffer(count: 0) // [rows, mlp]
+    let geluDerivative = FloatBuffer(count: 0) // GELU′(v)·mask of the block being run [rows, mlp]
     let dQKV = FloatBuffer(count: 0) // [rows, 3·inner]
     let dAttnOut = FloatBuffer(count: 0) // [rows, inner]
     let dDown = FloatBuffer(count: 0) // ∂L/∂(x·Aᵀ) of fc1 and fc2 per adapter [rows, rank] each
@@ -15,6 +17,18 @@ final class BackwardScratch {
     let dQKVParts = FloatBuffer(count: 0) // dQ | dK | dV, each [rows, inner]
     let dProbs16 = ScratchBytes() // dS rounded to bf16 in precision bf16
     let dPooled = FloatBuffer(count: 0) // [batch, width]
+}
+
+extension BackwardScratch {
+    /// Floats the backward pass reserves for a batch in float32 (the LoRA partial sums, a few rank × width rows per
+    /// core, are not counted). Double, so hostile sizes saturate rather than overflow.
+    static func floats(_ c: ModelConfig, batch: Int, ranks: [Int]) -> Double {
+        let b = Double(batch), t = Double(c.numTokens), rows = b * t, w = Double(c.width), m = Double(c.mlpWidth)
+        let inner = Double(c.heads * c.headDim), rank = Double(ranks.reduce(0, +))
+        // dStream, dBranch, dNormOut; dHidden, geluDerivative; dQKV, dAttnOut, dAttnOutHeads, dQKVParts; dDown; dPooled.
+        let rowBuffers = rows * (3 * w + 2 * m + 8 * inner + 2 * rank) + b * w
+        return rowBuffers + max(Double(Parallel.workers), b * Double(c.heads)) * t * t
+    }
 }
 
 extension ViT {
@@ -55,6 +69,7 @@ extension ViT {
         s.dBranch.reserve(rows * w)
         s.dNormOut.reserve(rows * w)
         s.dHidden.reserve(rows * m)
+        s.geluDerivative.reserve(rows * m)
         s.dQKV.reserve(rows * 3 * inner)
         s.dAttnOut.reserve(rows * inner)
         s.dProbs.reserve(max(Parallel.workers, batch * c.heads) * t * t)
@@ -128,16 +143,19 @@ extension ViT {
         let w = config.width, m = config.mlpWidth
         let a = activations.blocks[l], prm = parameters.blocks[l], pg = gradients.parameters?.blocks[l]
         let lora = loraGradViews(l, a: a, rows: rows, gradients: gradients, dDown: s.dDown)
+        let hidden = activations.hidden.pointer
+        LoRAKernels.recomputeGELU(
+            a.fc1Out.pointer, rows: rows, cols: m, mask: a.hiddenDropout, hidden: hidden, derivative: s.geluDerivative.pointer)
         let dBranchRounded = roundedInputSlot(rows: rows, cols: w)
         Kernels.masked(dX, a.fc2Dropout, rows: rows, cols: w, out: s.dBranch.pointer, rounded: dBranchRounded)
         try linearBackward(
-            prm.fc2, input: a.hidden.pointer, dOut: s.dBranch.pointer, rows: rows, dInput: s.dHidden.pointer, grad: pg?.fc2,
+            prm.fc2, input: hidden, dOut: s.dBranch.pointer, rows: rows, dInput: s.dHidden.pointer, grad: pg?.fc2,
             inputRounded: dBranchRounded != nil)
         LoRAKernels.outputGradient(s.dBranch.pointer, rows: rows, cols: w, lora.fc2, partials: s.partials)
         let dNorm = stopAfterFFN ? nil : s.dNormOut.pointer
         let dHiddenRounded = dNorm == nil ? nil : roundedInputSlot(rows: rows, cols: m)
         LoRAKernels.ffnMiddleBackward(
-            s.dHidden.pointer, derivative: a.fc1Out.pointer, hidden: a.hidden.pointer, rows: rows, cols: m,
+            s.dHidden.pointer, derivative: s.geluDerivative.pointer, hidden: hidden, rows: rows, cols: m,
             fc2: lora.fc2, fc1: lora.fc1, partials: s.partials, rounded: dHiddenRounded)
         try linearBackward(
             prm.fc1, input: a.ln2Out.pointer, dOut: s.dHidden.pointer, rows: rows, dInput: dNorm, grad: pg?.fc1,

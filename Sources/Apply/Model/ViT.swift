@@ -224,7 +224,7 @@ public final class ViT {
         let qkv = acts.qkv.pointer
         try apply(prm.qkv, a.ln1Out.pointer, rows: rows, out: qkv, inputRounded: ln1Rounded != nil)
         if let bias = prm.qkv.bias { Kernels.addBias(qkv, rows: rows, cols: 3 * inner, bias: bias.pointer) }
-        try attention(qkv, batch: batch, a: a, scratch: acts.probsScratch)
+        try attention(qkv, batch: batch, a: a)
         try apply(prm.proj, a.attnOut.pointer, rows: rows, out: acts.scratch.pointer)
         a.attnDropout = dropout?.nextRows(rowStride: w, rowsPerSample: c.numTokens)
         Kernels.residualAdd(x, acts.scratch.pointer, rows: rows, cols: w, bias: prm.proj.bias?.pointer, mask: a.attnDropout)
@@ -238,7 +238,8 @@ public final class ViT {
 
     /// LN2 of the stream rows x [rows, width] into `a.ln2Out`, fc1 with its LoRA, bias, GELU and dropout, then fc2's
     /// product into `activations.scratch`; returns fc2's LoRA, whose up-projection the residual add applies with fc2's
-    /// bias and dropout. The hidden mask element of row r is drawn at r·maskRowStride + column.
+    /// bias and dropout. The hidden mask element of row r is drawn at r·maskRowStride + column. Training keeps the
+    /// GELU input in `a.fc1Out` and the mask in `a.hiddenDropout`, from which the backward pass recomputes the rest.
     private func ffn(
         _ l: Int, _ x: UnsafePointer<Float>, a: BlockActivations, rows: Int, dropout: inout Dropout?,
         maskRowStride: Int
@@ -253,12 +254,13 @@ public final class ViT {
             prm.fc1.weight, outF: m, inF: w, input: a.ln2Out.pointer, lda: w, rows: rows, out: a.fc1Out.pointer, ldc: m,
             inputRounded: ln2Rounded != nil)
         LoRAKernels.down(a.ln2Out.pointer, ldx: w, rows: rows, cols: w, lora.fc1)
-        let hidden = training ? a.hidden.pointer : a.fc1Out.pointer
+        let hidden = training ? activations.hidden.pointer : a.fc1Out.pointer
         let mask = dropout?.nextRows(rowStride: maskRowStride, rowsPerSample: maskRowStride == m ? c.numTokens : 1)
+        a.hiddenDropout = mask
         let hiddenRounded = roundedInputSlot(rows: rows, cols: m)
         LoRAKernels.ffnMiddle(
             a.fc1Out.pointer, rows: rows, cols: m, bias: prm.fc1.bias?.pointer, fc1: lora.fc1, mask: mask,
-            hidden: hidden, keepDerivative: training, fc2: lora.fc2, rounded: hiddenRounded)
+            hidden: hidden, fc2: lora.fc2, rounded: hiddenRounded)
         try frozenProduct(
             prm.fc2.weight, outF: w, inF: m, input: hidden, lda: m, rows: rows, out: activations.scratch.pointer, ldc: w,
             inputRounded: hiddenRounded != nil)
@@ -288,7 +290,7 @@ public final class ViT {
             Kernels.addBias(qkv + inner, rows: rows, cols: 2 * inner, ld: ld, bias: bias.pointer + inner)
             Kernels.addBias(qkv, rows: batch, cols: inner, ld: t * ld, bias: bias.pointer)
         }
-        classAttention(qkv, batch: batch, a: a, scratch: acts.probsScratch)
+        classAttention(qkv, batch: batch, a: a)
         try apply(prm.proj, a.attnOut.pointer, rows: batch, out: acts.scratch.pointer)
         let xc = acts.pooled.pointer
         for b in 0..<batch { (xc + b * w).update(from: x + b * t * w, count: w) }
@@ -313,12 +315,12 @@ public final class ViT {
 
     /// The class query of one image and head against every token of the qkv rows: s = scale·q·Kᵀ, softmax, o = s·V, written packed
     /// [batch, inner] into attnOut. Vector work, so plain SIMD loops rather than BLAS calls.
-    private func classAttention(_ qkvRows: UnsafeMutablePointer<Float>, batch: Int, a: BlockActivations, scratch: FloatBuffer) {
+    private func classAttention(_ qkvRows: UnsafeMutablePointer<Float>, batch: Int, a: BlockActivations) {
         let c = config, t = c.numTokens, hd = c.headDim, heads = c.heads, inner = heads * hd, ld = 3 * inner
         let scale = Float(c.attentionScale), jobs = batch * heads
         let qkv = SendablePointer(qkvRows), out = SendablePointer(a.attnOut.pointer)
-        let probs = SendablePointer(a.probabilityStorage(scratch: scratch))
-        let keepAll = a.probs.count > 0
+        // Training keeps every (image, head)'s probabilities for the backward pass; eval needs one row per worker.
+        let keepAll = activations.training, probs = SendablePointer((keepAll ? a.probs : activations.probs).pointer)
         Parallel.jobs(jobs) { job, worker in
             let b = job / heads, h = job % heads
             let q = qkv.p + b * t * ld + h * hd
@@ -347,9 +349,4 @@ public final class ViT {
             mean: acts.normMean.pointer, rstd: acts.normRstd.pointer)
         return acts.pooled.array
     }
-}
-
-extension BlockActivations {
-    /// Where attention writes its probabilities: the kept buffer in training, per-worker scratch in eval.
-    func probabilityStorage(scratch: FloatBuffer) -> UnsafeMutablePointer<Float> { probs.count > 0 ? probs.pointer : scratch.pointer }
 }

@@ -2,8 +2,9 @@ import GSLoRAFormat
 
 /// What one block's forward leaves behind. In eval mode a single instance is shared by all blocks and only the
 /// buffers the forward needs are sized; in training mode every block has its own, holding what its backward
-/// pass reads (layer inputs, LayerNorm statistics, attention probabilities, GELU inputs, dropout masks,
-/// the LoRA down-projections x·Aᵀ). Rows are batch·tokens, row-major.
+/// pass reads and cannot cheaply recompute (layer inputs, LayerNorm statistics, Q, K and V per head, the GELU
+/// input, dropout masks, the LoRA down-projections x·Aᵀ). The softmax probabilities and the GELU output are
+/// recomputed by the backward pass from Q, K and the GELU input, bit for bit. Rows are batch·tokens, row-major.
 public final class BlockActivations {
     /// Residual stream entering the block [rows, width] (training only).
     public let input = FloatBuffer(count: 0)
@@ -13,30 +14,28 @@ public final class BlockActivations {
     /// [rows, 3·inner]: Q | K | V, head h at columns h·headDim within each third. Kept only by a class-only last block
     /// in training, whose backward reads it; other blocks write `ViTActivations.qkv` and keep the per-head copies.
     public let qkv = FloatBuffer(count: 0)
-    /// Softmax probabilities [batch, heads, tokens, tokens], or [batch, heads, tokens] for a class-only last block
-    /// (training only; eval uses per-worker scratch).
+    /// The class query's softmax probabilities [batch, heads, tokens] of a class-only last block in training.
     public let probs = FloatBuffer(count: 0)
-    /// Q, K and V gathered dense per head [3][batch, heads, tokens, head_dim], float32 or bf16, and in precision bf16
-    /// a bf16 copy of the probabilities: the operands of attention's products (grown on first use).
+    /// Q, K and V gathered dense per head [3][batch, heads, tokens, head_dim], float32 or bf16: the operands of
+    /// attention's products (grown on first use).
     let qkvHeads = ScratchBytes()
-    let probs16 = ScratchBytes()
     /// Whether the last forward's attention products ran in bf16 (the backward pass runs as the forward did).
     var attentionInBF16 = false
     /// Heads concatenated head-major [rows, inner]: the input of the output projection.
     public private(set) var attnOut = FloatBuffer(count: 0)
-    /// Dropout after the attention projection and after fc2 (nil without dropout), recomputed by the backward pass.
+    /// Dropout after the attention projection, of the GELU output, and after fc2 (nil without dropout), recomputed by
+    /// the backward pass.
     var attnDropout: RowDropout?
+    var hiddenDropout: RowDropout?
     var fc2Dropout: RowDropout?
     /// Residual stream after the attention branch [rows, width] (training only).
     public let mid = FloatBuffer(count: 0)
     public let ln2Out = FloatBuffer(count: 0)
     public let ln2Mean = FloatBuffer(count: 0)
     public let ln2Rstd = FloatBuffer(count: 0)
-    /// fc1's product x·Wᵀ [rows, mlp]; then in training GELU′(v)·mask of the GELU input v = fc1(x) (bias and LoRA
-    /// included), all the backward pass needs of v and the hidden dropout mask. In eval the GELU runs in place here.
+    /// fc1's product x·Wᵀ [rows, mlp], then the GELU input v = fc1(x) (bias and LoRA included), which training keeps
+    /// for the backward pass; in eval the GELU runs in place here.
     public let fc1Out = FloatBuffer(count: 0)
-    /// GELU output after dropout: the fc2 input [rows, mlp] (training only).
-    public let hidden = FloatBuffer(count: 0)
     /// Per adapter: x·Aᵀ for fc1 and fc2 [rows, rank].
     public private(set) var loraFc1: [FloatBuffer] = []
     public private(set) var loraFc2: [FloatBuffer] = []
@@ -54,55 +53,53 @@ public final class BlockActivations {
     }
     private weak var sharedWith: BlockActivations?
 
-    func size(
-        rows: Int, batch: Int, width w: Int, inner: Int, mlp: Int, tokens: Int, heads: Int,
-        ranks: [Int], training: Bool, keepQKV: Bool
-    ) {
-        let keep = training ? 1 : 0
+    /// What one block's activations hold, for `size` and `floats`.
+    struct Sizes {
+        /// rows = batch·tokens (`size` only runs on sizes `floats` accepted).
+        let rows, batch, width, inner, mlp, tokens, heads: Int
+        let ranks: [Int]
+        /// Training; a class-only last block in training (which keeps its qkv rows and class-query probabilities).
+        let training, classOnly: Bool
+        /// Whether LN1's output and the attention output are this block's own (not shared with block 0).
+        let ownsWeightInputs: Bool
+
+        /// Floats of the buffers `size` reserves and attention's per-head copy (counted as float32; in bf16 it is
+        /// half). Double, so hostile sizes saturate rather than overflow.
+        var floats: Double {
+            let r = Double(batch) * Double(tokens), w = Double(width), i = Double(inner), m = Double(mlp)
+            let keep: Double = training ? 1 : 0, own: Double = ownsWeightInputs ? 1 : 0
+            // input and mid (training); ln1Out and attnOut unless shared; ln2Out; LayerNorm statistics; fc1Out; x·Aᵀ.
+            var total = 2 * r * w * keep + own * r * (w + i) + r * w + 4 * r + r * m
+            total += ranks.reduce(0) { $0 + 2 * r * Double($1) }
+            // A class-only last block keeps its qkv rows and class-query probabilities; the others Q | K | V per head.
+            total += classOnly ? 3 * r * i + Double(batch) * Double(heads) * Double(tokens) : 3 * r * i
+            return total
+        }
+    }
+
+    func size(_ s: Sizes) {
+        let keep = s.training ? 1 : 0, rows = s.rows, w = s.width
         input.reserve(rows * w * keep)
         ln1Out.reserve(rows * w)
         ln1Mean.reserve(rows)
         ln1Rstd.reserve(rows)
-        qkv.reserve(keepQKV ? rows * 3 * inner : 0)
-        probs.reserve(batch * heads * tokens * tokens * keep)
-        attnOut.reserve(rows * inner)
+        qkv.reserve(s.classOnly ? rows * 3 * s.inner : 0)
+        probs.reserve(s.classOnly ? s.batch * s.heads * s.tokens : 0)
+        attnOut.reserve(rows * s.inner)
         mid.reserve(rows * w * keep)
         ln2Out.reserve(rows * w)
         ln2Mean.reserve(rows)
         ln2Rstd.reserve(rows)
-        fc1Out.reserve(rows * mlp)
-        hidden.reserve(rows * mlp * keep)
-        while loraFc1.count < ranks.count { loraFc1.append(FloatBuffer(count: 0)); loraFc2.append(FloatBuffer(count: 0)) }
-        loraFc1.removeLast(loraFc1.count - ranks.count)
-        loraFc2.removeLast(loraFc2.count - ranks.count)
-        for (i, r) in ranks.enumerated() { loraFc1[i].reserve(rows * r); loraFc2[i].reserve(rows * r) }
+        fc1Out.reserve(rows * s.mlp)
+        while loraFc1.count < s.ranks.count { loraFc1.append(FloatBuffer(count: 0)); loraFc2.append(FloatBuffer(count: 0)) }
+        loraFc1.removeLast(loraFc1.count - s.ranks.count)
+        loraFc2.removeLast(loraFc2.count - s.ranks.count)
+        for (i, r) in s.ranks.enumerated() { loraFc1[i].reserve(rows * r); loraFc2[i].reserve(rows * r) }
     }
 
-    /// Floats this instance needs for the given sizes (overflow-checked), for the memory cap.
-    static func floats(
-        rows: Int, batch: Int, width w: Int, inner: Int, mlp: Int, tokens: Int, heads: Int,
-        ranks: [Int], training: Bool
-    ) -> Int? {
-        var total = 0
-        func add(_ factors: Int...) -> Bool {
-            var p = 1
-            for f in factors {
-                let (q, o) = p.multipliedReportingOverflow(by: f)
-                if o { return false }
-                p = q
-            }
-            let (s, o) = total.addingReportingOverflow(p)
-            total = s
-            return !o
-        }
-        let k = training ? 1 : 0
-        // qkv (shared, or kept by the last block) and its dense per-head copy (qkvHeads, float32 at most); the kept
-        // probabilities and their bf16 copy (probs16, counted as floats).
-        guard add(rows, w, 4 + 3 * k), add(rows, 3 * inner, 2), add(rows, inner), add(rows, mlp, 1 + k), add(rows, 4),
-            add(batch, heads, tokens, tokens, 2 * k)
-        else { return nil }
-        for r in ranks { guard add(rows, r, 2) else { return nil } }
-        return total
+    /// Every float buffer this block holds, shared ones included.
+    var floatBuffers: [FloatBuffer] {
+        [input, ln1Out, ln1Mean, ln1Rstd, qkv, probs, attnOut, mid, ln2Out, ln2Mean, ln2Rstd, fc1Out] + loraFc1 + loraFc2
     }
 }
 
@@ -125,8 +122,14 @@ public final class ViTActivations {
     let scratch = FloatBuffer(count: 0)
     /// The qkv rows of the block being run [batch·tokens, 3·inner] (see `BlockActivations.qkv`).
     let qkv = FloatBuffer(count: 0)
-    /// Attention probabilities in eval mode: per worker for the class-only block, per image group otherwise.
-    let probsScratch = FloatBuffer(count: 0)
+    /// Softmax probabilities of the block being run (or recomputed by the backward pass): in training
+    /// [batch, heads, tokens, tokens]; in eval per worker for the class-only block, per image group otherwise.
+    let probs = FloatBuffer(count: 0)
+    /// In precision bf16, the probabilities rounded to bf16 (an operand of attention's products).
+    let probs16 = ScratchBytes()
+    /// The GELU output of the block being run (or recomputed by the backward pass): the fc2 input [rows, mlp]
+    /// (training only; eval runs the GELU in place).
+    public let hidden = FloatBuffer(count: 0)
     /// The current block's LoRA B factors transposed, fc1 then fc2 per adapter (see `LoRAView`).
     let loraBt = FloatBuffer(count: 0)
     public private(set) var blocks: [BlockActivations] = []
@@ -150,42 +153,71 @@ public final class ViTActivations {
     /// Largest activation footprint accepted, in floats (16 GiB).
     static let capFloats = 1 << 32
 
+    /// What `size` reserves for a batch, and what attention's per-head copies grow to, in floats (float32 operands;
+    /// the bf16 copies of precision bf16 are not counted). Double, so hostile sizes saturate rather than overflow.
+    public static func floats(
+        config c: ModelConfig, batch b: Int, ranks: [Int], training: Bool, classOnlyLastBlock: Bool, keepWeightInputs: Bool = true
+    ) -> Double {
+        let inner = Double(c.heads * c.headDim), t = Double(c.numTokens), w = Double(c.width), batch = Double(b)
+        let rows = batch * t, patches = batch * Double(c.numPatches), classes = Double(c.numClasses)
+        var total = (0..<(training ? c.depth : 1)).reduce(0.0) { sum, l in
+            sum
+                + blockSizes(
+                    c, batch: b, ranks: ranks, training: training, classOnly: classOnlyLastBlock && l == c.depth - 1,
+                    ownsWeightInputs: !training || keepWeightInputs || l == 0
+                ).floats
+        }
+        // patches, patchEmbed; tokens, stream, scratch; qkv; probabilities; hidden; LoRA Bᵀ; pooled, its statistics and the embedding.
+        total += patches * (Double(c.patchDim) + w) + 3 * rows * w + 3 * rows * inner + probabilityFloats(c, batch: b, training: training)
+        total += (training ? rows * Double(c.mlpWidth) : 0) + ranks.reduce(0) { $0 + Double($1) * Double(c.width + c.mlpWidth) }
+        total += batch * (2 * w + 2)
+        if c.head.kind != .linear { total += batch * (w + 1) + classes * (w + 1) + batch * classes }
+        return total
+    }
+
+    /// The probability buffer: the whole batch in training, `evalAttentionImages` images (at least a row per worker) in eval.
+    private static func probabilityFloats(_ c: ModelConfig, batch: Int, training: Bool) -> Double {
+        let square = Double(c.numTokens) * Double(c.numTokens), heads = Double(c.heads)
+        return training ? Double(batch) * heads * square : max(Double(Parallel.workers), Double(min(batch, ViT.evalAttentionImages)) * heads) * square
+    }
+
+    private static func blockSizes(
+        _ c: ModelConfig, batch b: Int, ranks: [Int], training: Bool, classOnly: Bool, ownsWeightInputs: Bool
+    ) -> BlockActivations.Sizes {
+        BlockActivations.Sizes(
+            rows: b &* c.numTokens, batch: b, width: c.width, inner: c.heads * c.headDim, mlp: c.mlpWidth, tokens: c.numTokens,
+            heads: c.heads, ranks: ranks, training: training, classOnly: classOnly && training, ownsWeightInputs: ownsWeightInputs)
+    }
+
     /// `classOnlyLastBlock`: the last block will run on the class rows only (and, in training, keep its qkv rows).
     func size(
         config c: ModelConfig, batch b: Int, ranks: [Int], training: Bool, classOnlyLastBlock: Bool, keepWeightInputs: Bool = true
     ) throws {
-        let inner = c.heads * c.headDim, t = c.numTokens
-        let (rows, o1) = b.multipliedReportingOverflow(by: t)
-        // In eval the attention probabilities live in a scratch for up to `evalAttentionImages` images (and a bf16
-        // copy of it), outside the per-block count.
-        let (evalProbs, o2) = (max(Parallel.workers, min(b, ViT.evalAttentionImages) * c.heads) * 2).multipliedReportingOverflow(by: t * t)
-        guard !o1, !o2,
-            let perBlock = BlockActivations.floats(
-                rows: rows, batch: b, width: c.width, inner: inner, mlp: c.mlpWidth,
-                tokens: t, heads: c.heads, ranks: ranks, training: training),
-            perBlock <= ViTActivations.capFloats, (training ? c.depth : 1) * perBlock <= ViTActivations.capFloats,
-            training || perBlock + evalProbs <= ViTActivations.capFloats
-        else {
+        let need = ViTActivations.floats(
+            config: c, batch: b, ranks: ranks, training: training, classOnlyLastBlock: classOnlyLastBlock, keepWeightInputs: keepWeightInputs)
+        guard need <= Double(ViTActivations.capFloats) else {
             throw ModelError.tooLarge("batch \(b) needs more than \(ViTActivations.capFloats * 4 >> 30) GiB of activations")
         }
         self.batch = b
         self.training = training
-        let w = c.width, n = b * c.numPatches
+        let w = c.width, n = b * c.numPatches, rows = b * c.numTokens, inner = c.heads * c.headDim
         patches.reserve(n * c.patchDim)
         patchEmbed.reserve(n * w)
         tokens.reserve(rows * w)
         stream.reserve(rows * w)
         scratch.reserve(rows * w)
         qkv.reserve(rows * 3 * inner)
-        probsScratch.reserve(training ? 0 : max(Parallel.workers, min(b, ViT.evalAttentionImages) * c.heads) * c.numTokens * c.numTokens)
+        probs.reserve(Int(ViTActivations.probabilityFloats(c, batch: b, training: training)))
+        hidden.reserve(training ? rows * c.mlpWidth : 0)
         let count = training ? c.depth : 1
         while blocks.count < count { blocks.append(BlockActivations()) }
         blocks.removeLast(blocks.count - count)
         for (l, a) in blocks.enumerated() {
-            a.share(training && !keepWeightInputs && l > 0 ? blocks[0] : nil)
+            let shares = training && !keepWeightInputs && l > 0
+            a.share(shares ? blocks[0] : nil)
             a.size(
-                rows: rows, batch: b, width: w, inner: inner, mlp: c.mlpWidth, tokens: c.numTokens, heads: c.heads,
-                ranks: ranks, training: training, keepQKV: training && classOnlyLastBlock && l == c.depth - 1)
+                ViTActivations.blockSizes(
+                    c, batch: b, ranks: ranks, training: training, classOnly: classOnlyLastBlock && l == c.depth - 1, ownsWeightInputs: !shares))
         }
         self.classOnlyLastBlock = classOnlyLastBlock
         keptWeightInputs = !training || keepWeightInputs
@@ -199,5 +231,14 @@ public final class ViTActivations {
         unitHead.reserve(margin ? c.numClasses * w : 0)
         headNorm.reserve(margin ? c.numClasses : 0)
         cosine.reserve(margin ? b * c.numClasses : 0)
+    }
+
+    /// Floats these activations hold now, each buffer once however many blocks share it (bf16 copies as half floats).
+    public var residentFloats: Int {
+        var buffers = [patches, patchEmbed, tokens, stream, scratch, qkv, probs, hidden, loraBt, pooled, normMean, normRstd, embedding]
+        buffers += [unitEmbedding, embeddingNorm, unitHead, headNorm, cosine] + blocks.flatMap(\.floatBuffers)
+        var seen = Set<ObjectIdentifier>()
+        let floats = buffers.reduce(0) { seen.insert(ObjectIdentifier($1)).inserted ? $0 + $1.count : $0 }
+        return floats + ([probs16] + blocks.map(\.qkvHeads)).reduce(0) { $0 + $1.byteCount / 4 }
     }
 }
