@@ -6,33 +6,67 @@ import GSLoRAFormat
 /// allocates for a batch (the same sizes `ViTActivations` and the backward pass reserve), so a run can be sized
 /// before it starts. Counts are exact for the matrix products; elementwise work is not counted.
 public enum ModelCost {
-    /// The products of one image, in FLOPs (2 per multiply-add): patch embedding, per block the linear layers,
-    /// attention (QKᵀ and PV) and LoRA of rank `r` on fc1 and fc2, and the head.
+    /// The products of one image, in FLOPs (2 per multiply-add): the patch embedding, the head, and per block, for
+    /// `queries` rows of queries (every token, or the class token alone in a class-only last block): K and V over every
+    /// token, the linear layers of the query rows (Q, proj, fc1, fc2), attention (QKᵀ and PV) and LoRA of rank `r` on
+    /// fc1 and fc2.
     struct Parts {
-        var patch, linears, attention, lora, head: Double
-        init(_ c: ModelConfig, loraRank r: Int) {
-            let t = Double(c.numTokens), w = Double(c.width), inner = Double(c.heads * c.headDim), m = Double(c.mlpWidth)
+        var patch, head, keysValues, linears, attention, lora: Double
+        /// Of `linears`, one FFN layer (fc1 and fc2 are the same size); of `lora`, fc1's x·Aᵀ (its input gradient
+        /// ∂(x·Aᵀ)·A is as large).
+        var ffnLayer, loraFc1Down: Double
+        init(_ c: ModelConfig, loraRank r: Int, queries: Int) {
+            let t = Double(c.numTokens), n = Double(queries), w = Double(c.width), inner = Double(c.heads * c.headDim)
+            let m = Double(c.mlpWidth), rank = Double(r)
             patch = 2 * Double(c.numPatches) * Double(c.patchDim) * w
-            linears = 2 * t * (w * 3 * inner + inner * w + 2 * w * m)
-            attention = 2 * 2 * Double(c.heads) * t * t * Double(c.headDim)
-            lora = 2 * t * Double(r) * 2 * (w + m)
             head = 2 * w * Double(c.numClasses)
+            keysValues = 2 * t * w * 2 * inner
+            linears = 2 * n * (w * inner + inner * w + 2 * w * m)
+            attention = 2 * 2 * Double(c.heads) * n * t * Double(c.headDim)
+            lora = 2 * n * rank * 2 * (w + m)
+            ffnLayer = 2 * n * w * m
+            loraFc1Down = 2 * n * rank * w
+        }
+
+        /// Parts of every block: `classOnlyLastBlock` runs the last block's queries on the class token alone
+        /// (`ViT.allTokensInLastBlock` false, the model's default).
+        static func blocks(_ c: ModelConfig, loraRank r: Int, classOnlyLastBlock: Bool) -> [Parts] {
+            (0..<c.depth).map { l in
+                Parts(c, loraRank: r, queries: classOnlyLastBlock && l == c.depth - 1 ? 1 : c.numTokens)
+            }
         }
     }
 
-    /// FLOPs of one image's forward pass over every token.
-    public static func forwardFLOPs(_ c: ModelConfig, loraRank r: Int = 0) -> Double {
-        let p = Parts(c, loraRank: r)
-        return p.patch + Double(c.depth) * (p.linears + p.attention + p.lora) + p.head
+    /// FLOPs of one image's forward pass; `classOnlyLastBlock`: the last block's queries, attention, proj and FFN run on
+    /// the class token alone (K and V on every token), as the model runs unless `ViT.allTokensInLastBlock` is set.
+    public static func forwardFLOPs(_ c: ModelConfig, loraRank r: Int = 0, classOnlyLastBlock: Bool = false) -> Double {
+        let p = Parts(c, loraRank: r, queries: 0)
+        return p.patch + p.head
+            + Parts.blocks(c, loraRank: r, classOnlyLastBlock: classOnlyLastBlock).reduce(0) {
+                $0 + $1.keysValues + $1.linears + $1.attention + $1.lora
+            }
     }
 
-    /// FLOPs of one image's forward and backward pass. The backward pass takes every product's input gradient
-    /// (attention's two products need four), LoRA's factor gradients, and with `allParameters` every weight's
-    /// gradient too.
-    public static func trainingFLOPs(_ c: ModelConfig, loraRank r: Int, allParameters: Bool) -> Double {
-        let p = Parts(c, loraRank: r), d = Double(c.depth)
-        let loraOnly = p.patch + 2 * p.head + d * (2 * p.linears + 3 * p.attention + 3 * p.lora)
-        return allParameters ? loraOnly + p.patch + p.head + d * p.linears : loraOnly
+    /// FLOPs of one image's forward and backward pass, as `ViT.backward` and the loss make them. The backward pass
+    /// takes the head's input gradient, and per block every product's input gradient (attention's two products need
+    /// four) and LoRA's factor gradients. LoRA only stops at block 0's FFN: neither its attention nor fc1's input
+    /// gradient is needed. `allParameters` goes down to the patch embedding and adds every weight's gradient (head
+    /// and patch embedding included).
+    public static func trainingFLOPs(_ c: ModelConfig, loraRank r: Int, allParameters: Bool, classOnlyLastBlock: Bool = false) -> Double {
+        let p = Parts(c, loraRank: r, queries: 0)
+        var total = forwardFLOPs(c, loraRank: r, classOnlyLastBlock: classOnlyLastBlock) + p.head
+        // Without LoRA and without weight gradients nothing below the head is trained.
+        guard allParameters || r > 0 else { return total }
+        for (l, b) in Parts.blocks(c, loraRank: r, classOnlyLastBlock: classOnlyLastBlock).enumerated() {
+            if !allParameters && l == 0 {
+                // fc2's input gradient and the LoRA gradients; no input gradient for fc1 (nor fc1's LoRA).
+                total += b.ffnLayer + 2 * b.lora - b.loraFc1Down
+            } else {
+                total += b.keysValues + b.linears + 2 * b.attention + 2 * b.lora
+            }
+            if allParameters { total += b.keysValues + b.linears }
+        }
+        return allParameters ? total + p.patch + p.head : total
     }
 
     /// Parameters of the backbone and head (float32 each).
