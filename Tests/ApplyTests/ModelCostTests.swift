@@ -56,14 +56,21 @@ final class ModelCostTests: XCTestCase {
     }
 
     /// The counts are the sums of the matrix products `ViT.forward`, `ViT.backward` and the loss's head make, listed
-    /// here call by call as (rows, columns, inner) on a small model with LoRA, for every token or the class-only last
-    /// block, LoRA only (stopping after block 0's FFN) and all parameters.
+    /// here call by call as (rows, columns, inner) on small models (depth 1 and 3) with LoRA, for every token or the
+    /// class-only last block, LoRA only (stopping after block 0's FFN) and all parameters.
     func testTrainingFLOPsAreTheModelsProducts() {
+        var checked: [String] = []
+        for depth in [1, 3] {
+            checkProducts(depth: depth, &checked)
+        }
+        print("ModelCostTests: checked \(checked.joined(separator: "; "))")
+    }
+
+    private func checkProducts(depth: Int, _ checked: inout [String]) {
         let c = ModelConfig(
-            family: .faceViT, imageSize: 16, patchSize: 4, width: 12, depth: 3, heads: 3, headDim: 4, mlpWidth: 20, numClasses: 5,
+            family: .faceViT, imageSize: 16, patchSize: 4, width: 12, depth: depth, heads: 3, headDim: 4, mlpWidth: 20, numClasses: 5,
             head: .cosface, attentionScale: 0.5, layerNormEps: 1e-5, qkvBias: false)
         let r = 2, t = c.numTokens, w = c.width, m = c.mlpWidth, hd = c.headDim, inner = c.heads * hd
-        var checked: [String] = []
         for classOnly in [false, true] {
             func rows(_ l: Int) -> Int { classOnly && l == c.depth - 1 ? 1 : t }
             var forward: [(Int, Int, Int)] = [(c.numPatches, w, c.patchDim)]
@@ -98,11 +105,10 @@ final class ModelCostTests: XCTestCase {
                 if allParameters { backward.append((w, c.patchDim, c.numPatches)) } // the patch embedding's weight
                 XCTAssertEqual(
                     ModelCost.trainingFLOPs(c, loraRank: r, allParameters: allParameters, classOnlyLastBlock: classOnly),
-                    flops(forward) + flops(backward), "class-only \(classOnly), all parameters \(allParameters)")
-                checked.append("class-only \(classOnly) all-parameters \(allParameters)")
+                    flops(forward) + flops(backward), "depth \(depth), class-only \(classOnly), all parameters \(allParameters)")
+                checked.append("depth \(depth) class-only \(classOnly) all-parameters \(allParameters)")
             }
         }
-        print("ModelCostTests: checked \(checked.joined(separator: "; "))")
     }
 
     private func flops(_ products: [(Int, Int, Int)]) -> Double { products.reduce(0) { $0 + 2 * Double($1.0 * $1.1 * $1.2) } }

@@ -16,7 +16,7 @@ public enum ModelCost {
         /// ∂(x·Aᵀ)·A is as large).
         var ffnLayer, loraFc1Down: Double
         init(_ c: ModelConfig, loraRank r: Int, queries: Int) {
-            let t = Double(c.numTokens), n = Double(queries), w = Double(c.width), inner = Double(c.heads * c.headDim)
+            let t = Double(c.numTokens), n = Double(queries), w = Double(c.width), inner = Double(c.heads) * Double(c.headDim)
             let m = Double(c.mlpWidth), rank = Double(r)
             patch = 2 * Double(c.numPatches) * Double(c.patchDim) * w
             head = 2 * w * Double(c.numClasses)
@@ -28,45 +28,47 @@ public enum ModelCost {
             loraFc1Down = 2 * n * rank * w
         }
 
-        /// Parts of every block: `classOnlyLastBlock` runs the last block's queries on the class token alone
-        /// (`ViT.allTokensInLastBlock` false, the model's default).
-        static func blocks(_ c: ModelConfig, loraRank r: Int, classOnlyLastBlock: Bool) -> [Parts] {
-            (0..<c.depth).map { l in
-                Parts(c, loraRank: r, queries: classOnlyLastBlock && l == c.depth - 1 ? 1 : c.numTokens)
-            }
+        /// The parts of a block over every token and of the last block (the class row alone with `classOnlyLastBlock`,
+        /// `ViT.allTokensInLastBlock` false, the model's default).
+        static func blocks(_ c: ModelConfig, loraRank r: Int, classOnlyLastBlock: Bool) -> (full: Parts, last: Parts) {
+            (Parts(c, loraRank: r, queries: c.numTokens), Parts(c, loraRank: r, queries: classOnlyLastBlock ? 1 : c.numTokens))
+        }
+
+        var forward: Double { keysValues + linears + attention + lora }
+
+        /// This block's backward: LoRA only and `lowest` (block 0) stops after the FFN: fc2's input gradient and the
+        /// LoRA gradients, no input gradient for fc1 (nor fc1's LoRA). Otherwise every input gradient (attention's two
+        /// products need four) and LoRA's, and with `allParameters` every weight gradient.
+        func backward(lowest: Bool, allParameters: Bool) -> Double {
+            let inputs = !allParameters && lowest ? ffnLayer + 2 * lora - loraFc1Down : keysValues + linears + 2 * attention + 2 * lora
+            return inputs + (allParameters ? keysValues + linears : 0)
         }
     }
 
     /// FLOPs of one image's forward pass; `classOnlyLastBlock`: the last block's queries, attention, proj and FFN run on
     /// the class token alone (K and V on every token), as the model runs unless `ViT.allTokensInLastBlock` is set.
     public static func forwardFLOPs(_ c: ModelConfig, loraRank r: Int = 0, classOnlyLastBlock: Bool = false) -> Double {
-        let p = Parts(c, loraRank: r, queries: 0)
-        return p.patch + p.head
-            + Parts.blocks(c, loraRank: r, classOnlyLastBlock: classOnlyLastBlock).reduce(0) {
-                $0 + $1.keysValues + $1.linears + $1.attention + $1.lora
-            }
+        let (full, last) = Parts.blocks(c, loraRank: r, classOnlyLastBlock: classOnlyLastBlock), d = max(0, c.depth)
+        return full.patch + full.head + (d > 0 ? Double(d - 1) * full.forward + last.forward : 0)
     }
 
-    /// FLOPs of one image's forward and backward pass, as `ViT.backward` and the loss make them. The backward pass
-    /// takes the head's input gradient, and per block every product's input gradient (attention's two products need
-    /// four) and LoRA's factor gradients. LoRA only stops at block 0's FFN: neither its attention nor fc1's input
-    /// gradient is needed. `allParameters` goes down to the patch embedding and adds every weight's gradient (head
-    /// and patch embedding included).
+    /// FLOPs of one image's forward and backward pass, as `ViT.backward` and the loss make them: the head's input
+    /// gradient, and down the blocks every product's input gradient and LoRA's factor gradients. LoRA only stops
+    /// after block 0's FFN (nothing below needs more). `allParameters` goes down to the patch embedding and adds
+    /// every weight's gradient, the head's and the patch embedding's included.
     public static func trainingFLOPs(_ c: ModelConfig, loraRank r: Int, allParameters: Bool, classOnlyLastBlock: Bool = false) -> Double {
-        let p = Parts(c, loraRank: r, queries: 0)
-        var total = forwardFLOPs(c, loraRank: r, classOnlyLastBlock: classOnlyLastBlock) + p.head
+        let (full, last) = Parts.blocks(c, loraRank: r, classOnlyLastBlock: classOnlyLastBlock), d = max(0, c.depth)
+        var total = forwardFLOPs(c, loraRank: r, classOnlyLastBlock: classOnlyLastBlock) + full.head
         // Without LoRA and without weight gradients nothing below the head is trained.
-        guard allParameters || r > 0 else { return total }
-        for (l, b) in Parts.blocks(c, loraRank: r, classOnlyLastBlock: classOnlyLastBlock).enumerated() {
-            if !allParameters && l == 0 {
-                // fc2's input gradient and the LoRA gradients; no input gradient for fc1 (nor fc1's LoRA).
-                total += b.ffnLayer + 2 * b.lora - b.loraFc1Down
-            } else {
-                total += b.keysValues + b.linears + 2 * b.attention + 2 * b.lora
-            }
-            if allParameters { total += b.keysValues + b.linears }
+        guard (allParameters || r > 0) && d > 0 else { return total }
+        if d == 1 {
+            total += last.backward(lowest: true, allParameters: allParameters)
+        } else {
+            total += last.backward(lowest: false, allParameters: allParameters)
+            total += Double(d - 2) * full.backward(lowest: false, allParameters: allParameters)
+            total += full.backward(lowest: true, allParameters: allParameters)
         }
-        return allParameters ? total + p.patch + p.head : total
+        return allParameters ? total + full.patch + full.head : total
     }
 
     /// Parameters of the backbone and head (float32 each).
