@@ -3,8 +3,8 @@ import Foundation
 import GSLoRACluster
 
 /// Runs a command's work on the world communicator (`Cluster.world`). Alone, errors propagate as usual. As one rank
-/// of an MPI job, an error is printed naming the rank and the whole job is aborted with exit 1, so no rank waits
-/// forever in a collective for a rank that failed; on success MPI is finalised.
+/// of an MPI job, an error is printed naming the rank and the whole job is aborted with exit 1 (2 for a usage error,
+/// `usageMessage(of:)`), so no rank waits forever in a collective for a rank that failed; on success MPI is finalised.
 public enum ClusterRun {
     public static func run<R>(_ body: (Communicator) throws -> R) throws -> R {
         let world = try Cluster.world()
@@ -17,7 +17,7 @@ public enum ClusterRun {
             try mpi.finalize()
             throw code
         } catch {
-            fail(mpi, "\(error)", code: (error as? UsageProblem)?.isUsageProblem == true ? 2 : 1)
+            fail(mpi, usageMessage(of: error) ?? "\(error)", code: usageMessage(of: error) != nil ? 2 : 1)
         }
         let st = mpi.statistics
         if mpi.isRoot {

@@ -6,11 +6,6 @@ import GSLoRAFormat
 /// 0 ok (and --help), 1 the work failed (bad input, failed check), 2 usage; a command may throw `ExitCode` for others.
 public protocol GsloraCommand: ParsableCommand {}
 
-/// An error that is the caller's usage (a value no run can accept) rather than a failure of the work: exit 2.
-public protocol UsageProblem: Error {
-    var isUsageProblem: Bool { get }
-}
-
 extension GsloraCommand {
     public static func main() {
         // Library messages name settings; a command's user reads them as the flags they type.
@@ -51,8 +46,11 @@ extension GsloraCommand {
                 print(fullMessage(for: error))
                 Foundation.exit(0)
             }
+            // ArgumentParser's exit(withError:) would give a ValidationError thrown by run() its EX_USAGE (64) and the
+            // root's usage; here every usage error, whichever step found it, gets exit 2 and its own command's usage.
+            if let problem = usageMessage(of: error) { usageError(problem, command: type(of: command)) }
             FileHandle.standardError.write(Data("error: \(error)\n".utf8))
-            Foundation.exit((error as? UsageProblem)?.isUsageProblem == true ? 2 : 1)
+            Foundation.exit(1)
         }
     }
 

@@ -58,14 +58,14 @@ extension BenchTools {
     /// The bytes of `tensors` written back to back with plain write(2): what any writer must at least pay.
     func rawWriteFile(_ path: String, _ tensors: [Tensor], sync: Bool) throws {
         let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-        guard fd >= 0 else { throw ValidationError("cannot create \(path)") }
+        guard fd >= 0 else { throw BenchFailure("cannot create \(path)") }
         defer { close(fd) }
         for t in tensors {
             let b = t.data.buffer
             var done = 0
             while done < b.count {
                 let n = write(fd, b.baseAddress! + done, b.count - done)
-                guard n > 0 else { throw ValidationError("write to \(path) failed") }
+                guard n > 0 else { throw BenchFailure("write to \(path) failed") }
                 done += n
             }
         }
@@ -101,11 +101,11 @@ extension BenchTools {
         defer { argv.forEach { free($0) } }
         var pid: pid_t = 0
         let rc = posix_spawn(&pid, exe, &actions, nil, argv, environ)
-        guard rc == 0 else { throw ValidationError("cannot start \(exe): errno \(rc)") }
+        guard rc == 0 else { throw BenchFailure("cannot start \(exe): errno \(rc)") }
         var status: Int32 = 0
         var usage = rusage()
         while wait4(pid, &status, 0, &usage) < 0 && errno == EINTR {}
-        guard status == 0 else { throw ValidationError("\(exe) \(args.joined(separator: " ")) failed (wait status \(status))") }
+        guard status == 0 else { throw BenchFailure("\(exe) \(args.joined(separator: " ")) failed (wait status \(status))") }
         return usage
     }
 
@@ -121,10 +121,16 @@ extension BenchTools {
         let path = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
             .deletingLastPathComponent().appendingPathComponent(name).path
         guard FileManager.default.isExecutableFile(atPath: path) else {
-            throw ValidationError("\(name) not found beside this binary at \(path); build all products first (swift build -c release)")
+            throw BenchFailure("\(name) not found beside this binary at \(path); build all products first (swift build -c release)")
         }
         return path
     }
+}
+
+/// A measurement that could not be made (a file, a child process): exit 1. Usage errors are ValidationErrors (exit 2).
+struct BenchFailure: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
 }
 
 /// This process's peak resident memory (Linux VmHWM) and resetting it, for the tables' memory rows.

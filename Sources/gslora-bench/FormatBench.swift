@@ -22,11 +22,7 @@ struct FormatBench: ParsableCommand, BenchTools {
         let root = (dir ?? NSTemporaryDirectory()) + "/gslora-format-bench-\(getpid())"
         try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: root) }
-        let inspectBinary = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
-            .deletingLastPathComponent().appendingPathComponent("gslora-inspect").path
-        guard FileManager.default.isExecutableFile(atPath: inspectBinary) else {
-            throw ValidationError("gslora-inspect not found beside this binary at \(inspectBinary); build all products first")
-        }
+        let inspectBinary = try sibling("gslora-inspect")
         var rows: [(String, String, String)] = []
 
         // 1. A ViT-B/16-shaped backbone (~346 MB of F32).

@@ -50,7 +50,7 @@ enum ForwardBenchmark {
         let f32 = try timed(model, images: images, batch: batch, labels: labels, iterations: iterations)
         let cores = Double(ProcessInfo.processInfo.activeProcessorCount)
         let (median, best, cpuPerCall) = (f32.median, f32.best, f32.cpuPerCall)
-        let flops = Double(batch) * flopsPerImage(c, loraRank: loraRank, classOnlyLastBlock: !allTokens)
+        let flops = Double(batch) * ModelCost.forwardFLOPs(c, loraRank: loraRank, classOnlyLastBlock: !model.allTokensInLastBlock)
         let sgemm = sgemmGFLOPs(m: batch * c.numTokens, n: c.mlpWidth, k: c.width)
         let rss = PeakRSS.megabytes()
         let fmt = { (x: Double, d: Int) in String(format: "%.\(d)f", x) }
@@ -165,19 +165,6 @@ enum ForwardBenchmark {
     }
 
     static func env(_ name: String) -> String? { ProcessInfo.processInfo.environment[name].flatMap { $0.isEmpty ? nil : $0 } }
-
-    /// Multiply-adds ×2 of every GEMM in one image's forward (elementwise work excluded). A class-only last block
-    /// computes K and V for every token but Q, attention, proj and the FFN for one row.
-    static func flopsPerImage(_ c: ModelConfig, loraRank r: Int, classOnlyLastBlock: Bool) -> Double {
-        let t = Double(c.numTokens), w = Double(c.width), inner = Double(c.heads * c.headDim), m = Double(c.mlpWidth)
-        let patch = 2 * Double(c.numPatches) * Double(c.patchDim) * w
-        func block(queries n: Double) -> Double {
-            let linears = 2 * t * w * 2 * inner + 2 * n * (w * inner + inner * w + 2 * w * m)
-            let attention = 2 * 2 * Double(c.heads) * n * t * Double(c.headDim)
-            return linears + attention + 2 * n * Double(r) * 2 * (w + m)
-        }
-        return patch + Double(c.depth - 1) * block(queries: t) + block(queries: classOnlyLastBlock ? 1 : t) + 2 * w * Double(c.numClasses)
-    }
 
     /// The BLAS's own speed on the model's biggest GEMM shape, as the ceiling to compare with.
     static func sgemmGFLOPs(m: Int, n: Int, k: Int) -> Double {

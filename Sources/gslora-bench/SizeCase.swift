@@ -93,7 +93,8 @@ enum SizeCase {
         let c = m.config
         let per = c.channels * c.imageSize * c.imageSize
         var rng = SplitMix64(seed: 3)
-        let forwardPerImage = ForwardBenchmark.flopsPerImage(c, loraRank: 0, classOnlyLastBlock: true)
+        // The models below run their last block on the class token alone (ViT's default).
+        let forwardPerImage = ModelCost.forwardFLOPs(c, classOnlyLastBlock: true)
         var times: [Double] = [], phases: [String: Double] = [:], cpu = 0.0
         // Process CPU seconds (all threads) of the timed iterations: on a shared host the less load-dependent number.
         func counted<R>(_ i: Int, _ body: () throws -> R) rethrows -> R {
@@ -145,10 +146,7 @@ enum SizeCase {
             }
             (times, phases) = split(all)
             activationBytes = bytes(of: model.activations)
-            gflop =
-                Double(images)
-                * (ForwardBenchmark.flopsPerImage(c, loraRank: rank, classOnlyLastBlock: true)
-                    + TrainBenchmark.backwardFlopsPerImage(c, rank: rank, weights: false)) / 1e9
+            gflop = Double(images) * ModelCost.trainingFLOPs(c, loraRank: rank, allParameters: false, classOnlyLastBlock: true) / 1e9
         case .allparams:
             images = 2 * stepBatch
             let params = try ViTParameters.random(config: c, seed: 1)
@@ -163,9 +161,7 @@ enum SizeCase {
             }
             (times, phases) = split(all)
             activationBytes = bytes(of: pre.model.activations)
-            gflop =
-                Double(images)
-                * (forwardPerImage + TrainBenchmark.backwardFlopsPerImage(c, rank: 0, weights: true)) / 1e9
+            gflop = Double(images) * ModelCost.trainingFLOPs(c, loraRank: 0, allParameters: true, classOnlyLastBlock: true) / 1e9
         }
         let peak = Int((PeakRSS.megabytes() ?? 0) * 1024 * 1024)
         let load = loadAverage()

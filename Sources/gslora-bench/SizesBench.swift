@@ -42,7 +42,7 @@ struct SizesBench: ParsableCommand, BenchTools {
         if let render {
             let rows: [SizesRow]
             do { rows = try JSONDecoder().decode([SizesRow].self, from: try Data(contentsOf: URL(fileURLWithPath: render))) } catch {
-                throw ValidationError("--render \(render): not a saved `sizes --json` output (\(error))")
+                throw BenchFailure("--render \(render): not a saved `sizes --json` output (\(error))")
             }
             print(SizesTable.main(rows) + "\n\n" + SizesTable.growth(rows))
             return
@@ -67,7 +67,7 @@ struct SizesBench: ParsableCommand, BenchTools {
                 do {
                     let out = try capture(me, ["case", "--model", m.rawValue, "--case", k.rawValue, "--steps", "\(steps)", "--json"])
                     guard let r = try? JSONDecoder().decode(SizeCaseResult.self, from: out) else {
-                        throw ValidationError("printed no result: \(String(decoding: out, as: UTF8.self))")
+                        throw BenchFailure("printed no result: \(String(decoding: out, as: UTF8.self))")
                     }
                     g = r
                 } catch {

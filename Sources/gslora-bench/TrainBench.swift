@@ -103,8 +103,7 @@ enum TrainBenchmark {
             case .float32:
                 float32Median = median(t)
                 let flops =
-                    Double(2 * batch)
-                    * (ForwardBenchmark.flopsPerImage(c, loraRank: rank, classOnlyLastBlock: true) + backwardFlopsPerImage(c, rank: rank, weights: false))
+                    Double(2 * batch) * ModelCost.trainingFLOPs(c, loraRank: rank, allParameters: false, classOnlyLastBlock: !model.allTokensInLastBlock)
                 rows += phaseRows(
                     "GS-LoRA step (\(batch)+\(batch) images, rank \(rank), GS-LoRA++ loss; linear layers on oneDNN \(model.f32.implementations.joined(separator: ", ")))",
                     t, flops: flops, ceiling: ceiling,
@@ -143,8 +142,7 @@ enum TrainBenchmark {
                 if i > 0 { ps.append(r.timings) }
             }
             let allFlops =
-                Double(2 * batch)
-                * (ForwardBenchmark.flopsPerImage(c, loraRank: 0, classOnlyLastBlock: true) + backwardFlopsPerImage(c, rank: 0, weights: true))
+                Double(2 * batch) * ModelCost.trainingFLOPs(c, loraRank: 0, allParameters: true, classOnlyLastBlock: !full.allTokensInLastBlock)
             rows += phaseRows(
                 "all-parameters step (\(2 * batch) images)", ps, flops: allFlops, ceiling: ceiling, anchor: face ? "PyTorch 1.34 s" : "", fmt: fmt)
             rows.append(("  peak RSS (VmHWM) of the whole run", PeakRSS.megabytes().map { "\(fmt($0, 0)) MB" } ?? "n/a", ""))
@@ -176,22 +174,5 @@ enum TrainBenchmark {
                 "≈\(fmt(gemm, 3)) s at the float32 ceiling; the rest (≈\(fmt(max(0, total - gemm), 3)) s) is elementwise, attention softmax, GEMM below peak"
             )
         ]
-    }
-
-    /// Multiply-adds ×2 of one image's backward GEMMs: input gradients through every block down to the lowest LoRA
-    /// layer (LoRA only: block 0 stops after its FFN), LoRA factor gradients, and with `weights` every weight gradient.
-    /// The last block runs its queries, proj and FFN on the class row only (K and V still cover every token).
-    static func backwardFlopsPerImage(_ c: ModelConfig, rank r: Int, weights: Bool) -> Double {
-        let t = Double(c.numTokens), w = Double(c.width), inner = Double(c.heads * c.headDim), m = Double(c.mlpWidth), rr = Double(r)
-        func ffn(_ n: Double) -> Double { 2 * n * 2 * w * m + 2 * n * rr * 3 * (w + m) }
-        func attn(_ n: Double) -> Double { 2 * n * w * inner + 2 * (t * 2 * inner + n * inner) * w + 4 * 2 * Double(c.heads) * n * t * Double(c.headDim) }
-        func weightGrads(_ n: Double) -> Double { 2 * (t * 2 * inner + n * inner) * w + 2 * n * inner * w + 2 * n * 2 * w * m }
-        let d = Double(c.depth)
-        var total = (d - 1) * ffn(t) + ffn(1) + (c.depth > 1 ? (d - 2) * attn(t) + attn(1) : 0)
-        if weights {
-            total += c.depth > 1 ? attn(t) : attn(1) // block 0's attention and every weight gradient
-            total += (d - 1) * weightGrads(t) + weightGrads(1) + 2 * Double(c.numPatches) * Double(c.patchDim) * w
-        }
-        return total
     }
 }

@@ -115,6 +115,10 @@ struct ForgetCommand: ParsableCommand, ComputeCommand {
 
     func validate() throws {
         guard !(resume && force) else { throw ValidationError("--resume continues the run in OUTDIR and --force starts it over; give one") }
+        // The number lists are usage errors before the backbone and data are loaded.
+        _ = try epochList()
+        _ = try numbers(beta, "--beta")
+        _ = try numbers(prototypeWeight, "--prototype-weight")
     }
 
     /// OUTDIR's files may be written: none is an input, and an earlier run's are only continued (--resume) or
@@ -166,10 +170,7 @@ struct ForgetCommand: ParsableCommand, ComputeCommand {
         o.dataRatio = dataRatio
         o.shots = shots
         o.batchSize = batchSize
-        o.epochs = try numbers(epochs, "--epochs").map { v in
-            guard v >= 1, v <= 1_000_000, v == v.rounded() else { throw ValidationError("--epochs: '\(v)' is not a whole number ≥ 1") }
-            return Int(v)
-        }
+        o.epochs = try epochList()
         let baseline = methodOptions.baselineSettings(method: method, lr: lr, weightDecay: MethodOptions.given.contains("--weight-decay") ? weightDecay : nil)
         o.lr = lr ?? 1e-2
         o.minLR = minLR
@@ -243,6 +244,13 @@ struct ForgetCommand: ParsableCommand, ComputeCommand {
     }
 
     private func fmt(_ v: Double?) -> String { v.map { String(format: "%.2f", $0) } ?? "–" }
+
+    private func epochList() throws -> [Int] {
+        try numbers(epochs, "--epochs").map { v in
+            guard v >= 1, v <= 1_000_000, v == v.rounded() else { throw ValidationError("--epochs: '\(String(format: "%g", v))' is not a whole number ≥ 1") }
+            return Int(v)
+        }
+    }
 
     private func numbers(_ list: String, _ option: String) throws -> [Double] {
         try list.split(separator: ",").map {

@@ -37,4 +37,42 @@ final class CommandLineTests: XCTestCase {
             XCTAssertTrue(r.err.lowercased().contains("unknown option '--frobnicate'"), "\(c) \(args): \(r.err)")
         }
     }
+
+    /// A usage error found after parsing (by run(), or by validate() for the number lists of `forget`) exits 2 with
+    /// its message and the command's usage line, as one found by the parser does; a failure of the work still exits 1.
+    func testUsageErrorsFoundByRunExit2() throws {
+        let out = NSTemporaryDirectory() + "/late-usage-\(getpid())"
+        defer { try? FileManager.default.removeItem(atPath: out) }
+        let cases: [(String, [String], String, String)] = [
+            ("gslora-bench", ["sizes", "--models", "foo", "--no-pytorch"], "--models: unknown value 'foo'", "gslora-bench sizes"),
+            ("gslora-bench", ["sizes", "--steps", "0", "--no-pytorch"], "--steps must be positive", "gslora-bench sizes"),
+            ("gslora-bench", ["case", "--model", "p8s8", "--steps", "0"], "--steps must be positive", "gslora-bench case"),
+            ("gslora-bench", ["train", "--precision", "fp8"], "unknown precision 'fp8'", "gslora-bench train"),
+            ("gslora-bench", ["forward", "--batch", "0"], "batch, iterations must be positive", "gslora-bench forward"),
+            (
+                "gslora-train", ["forget", "/nonexistent.gslr", "--data", "fashion-mnist", "--epochs", "2.5", "-o", out],
+                "--epochs: '2.5' is not a whole number", "gslora-train forget"
+            ),
+            (
+                "gslora-train", ["forget", "/nonexistent.gslr", "--data", "fashion-mnist", "--beta", "0.2,x", "-o", out],
+                "--beta: 'x' is not a non-negative number", "gslora-train forget"
+            )
+        ]
+        for (c, args, message, usage) in cases {
+            let r = try CommandRunner.run(c, args)
+            XCTAssertEqual(r.code, 2, "\(c) \(args): \(r.err)")
+            // ArgumentParser writes "Error:" for what validate() finds, the commands "error:" for what run() finds.
+            XCTAssertTrue(r.err.lowercased().contains("error: \(message)".lowercased()), "\(c) \(args): \(r.err)")
+            XCTAssertTrue(r.err.contains("Usage: \(usage)") && r.err.contains("See '\(usage) --help'"), "\(c) \(args): \(r.err)")
+            XCTAssertFalse(r.err.contains("/nonexistent.gslr"), "a usage error comes before the inputs are opened: \(r.err)")
+        }
+        // Not usage: a file that is not what --render reads is bad input (exit 1, no usage line).
+        let notJSON = NSTemporaryDirectory() + "/not-sizes-\(getpid()).json"
+        try Data("[1]".utf8).write(to: URL(fileURLWithPath: notJSON))
+        defer { try? FileManager.default.removeItem(atPath: notJSON) }
+        let r = try CommandRunner.run("gslora-bench", ["sizes", "--render", notJSON])
+        XCTAssertEqual(r.code, 1, r.err)
+        XCTAssertTrue(r.err.contains("not a saved `sizes --json` output") && !r.err.contains("Usage:"), r.err)
+        print("checked \(cases.count) late usage errors and one failure")
+    }
 }

@@ -68,6 +68,10 @@ final class EvalCommandTests: XCTestCase {
         r = try CommandRunner.run("gslora-eval", [path("base.gslr"), "--data", path("x.npy"), "--labels", path("y.npy"), "--forget", "zebra"])
         XCTAssertEqual(r.code, 1)
         XCTAssertTrue(r.err.contains("unknown class 'zebra'") && r.err.contains("'cat'"), r.err)
+        // A malformed class list is the caller's usage, whatever the model: exit 2 with the usage line.
+        r = try CommandRunner.run("gslora-eval", [path("base.gslr"), "--data", path("x.npy"), "--labels", path("y.npy"), "--forget", "3-1"])
+        XCTAssertEqual(r.code, 2, r.err)
+        XCTAssertTrue(r.err.contains("--forget: range '3-1' runs backwards") && r.err.contains("Usage: gslora-eval"), r.err)
         r = try CommandRunner.run("gslora-eval", [path("base.gslr"), "--data", path("x.npy"), "--forget", "0"])
         XCTAssertEqual(r.code, 1)
         XCTAssertTrue(r.err.contains("--labels"), r.err)

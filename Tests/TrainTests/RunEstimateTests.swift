@@ -55,6 +55,18 @@ final class RunEstimateTests: XCTestCase {
         XCTAssertEqual(estimate(.pretraining).weightBytes, weights)
     }
 
+    /// The step floor counts the products the trainers' models make: the last block on the class token alone.
+    func testStepFloorCountsTheClassOnlyLastBlock() throws {
+        let c = ModelCostTestsConfig.small
+        func flops(_ t: RunEstimate.Trained) -> Double {
+            RunEstimate(config: c, trained: t, imagesPerStep: 8, evalBatch: 8, trainImages: 0, testImages: 0, gemmGFLOPs: 1).flopsPerStep
+        }
+        XCTAssertFalse(try ViT(config: c, parameters: try ViTParameters.random(config: c, seed: 1)).allTokensInLastBlock)
+        XCTAssertEqual(flops(.lora(rank: 4)), 8 * ModelCost.trainingFLOPs(c, loraRank: 4, allParameters: false, classOnlyLastBlock: true))
+        XCTAssertEqual(flops(.pretraining), 8 * ModelCost.trainingFLOPs(c, loraRank: 0, allParameters: true, classOnlyLastBlock: true))
+        XCTAssertLessThan(flops(.pretraining), 8 * ModelCost.trainingFLOPs(c, loraRank: 0, allParameters: true))
+    }
+
     /// The command prints its prediction, and refuses up front (exit 1, before loading any data) a run that cannot
     /// fit anywhere: 4096-pixel inputs make attention alone need terabytes.
     func testCommandPredictsAndRefusesRunsThatCannotFit() throws {

@@ -6,33 +6,69 @@ import GSLoRAFormat
 /// allocates for a batch (the same sizes `ViTActivations` and the backward pass reserve), so a run can be sized
 /// before it starts. Counts are exact for the matrix products; elementwise work is not counted.
 public enum ModelCost {
-    /// The products of one image, in FLOPs (2 per multiply-add): patch embedding, per block the linear layers,
-    /// attention (QKᵀ and PV) and LoRA of rank `r` on fc1 and fc2, and the head.
+    /// The products of one image, in FLOPs (2 per multiply-add): the patch embedding, the head, and per block, for
+    /// `queries` rows of queries (every token, or the class token alone in a class-only last block): K and V over every
+    /// token, the linear layers of the query rows (Q, proj, fc1, fc2), attention (QKᵀ and PV) and LoRA of rank `r` on
+    /// fc1 and fc2.
     struct Parts {
-        var patch, linears, attention, lora, head: Double
-        init(_ c: ModelConfig, loraRank r: Int) {
-            let t = Double(c.numTokens), w = Double(c.width), inner = Double(c.heads * c.headDim), m = Double(c.mlpWidth)
+        var patch, head, keysValues, linears, attention, lora: Double
+        /// Of `linears`, one FFN layer (fc1 and fc2 are the same size); of `lora`, fc1's x·Aᵀ (its input gradient
+        /// ∂(x·Aᵀ)·A is as large).
+        var ffnLayer, loraFc1Down: Double
+        init(_ c: ModelConfig, loraRank r: Int, queries: Int) {
+            let t = Double(c.numTokens), n = Double(queries), w = Double(c.width), inner = Double(c.heads) * Double(c.headDim)
+            let m = Double(c.mlpWidth), rank = Double(r)
             patch = 2 * Double(c.numPatches) * Double(c.patchDim) * w
-            linears = 2 * t * (w * 3 * inner + inner * w + 2 * w * m)
-            attention = 2 * 2 * Double(c.heads) * t * t * Double(c.headDim)
-            lora = 2 * t * Double(r) * 2 * (w + m)
             head = 2 * w * Double(c.numClasses)
+            keysValues = 2 * t * w * 2 * inner
+            linears = 2 * n * (w * inner + inner * w + 2 * w * m)
+            attention = 2 * 2 * Double(c.heads) * n * t * Double(c.headDim)
+            lora = 2 * n * rank * 2 * (w + m)
+            ffnLayer = 2 * n * w * m
+            loraFc1Down = 2 * n * rank * w
+        }
+
+        /// The parts of a block over every token and of the last block (the class row alone with `classOnlyLastBlock`,
+        /// `ViT.allTokensInLastBlock` false, the model's default).
+        static func blocks(_ c: ModelConfig, loraRank r: Int, classOnlyLastBlock: Bool) -> (full: Parts, last: Parts) {
+            (Parts(c, loraRank: r, queries: c.numTokens), Parts(c, loraRank: r, queries: classOnlyLastBlock ? 1 : c.numTokens))
+        }
+
+        var forward: Double { keysValues + linears + attention + lora }
+
+        /// This block's backward: LoRA only and `lowest` (block 0) stops after the FFN: fc2's input gradient and the
+        /// LoRA gradients, no input gradient for fc1 (nor fc1's LoRA). Otherwise every input gradient (attention's two
+        /// products need four) and LoRA's, and with `allParameters` every weight gradient.
+        func backward(lowest: Bool, allParameters: Bool) -> Double {
+            let inputs = !allParameters && lowest ? ffnLayer + 2 * lora - loraFc1Down : keysValues + linears + 2 * attention + 2 * lora
+            return inputs + (allParameters ? keysValues + linears : 0)
         }
     }
 
-    /// FLOPs of one image's forward pass over every token.
-    public static func forwardFLOPs(_ c: ModelConfig, loraRank r: Int = 0) -> Double {
-        let p = Parts(c, loraRank: r)
-        return p.patch + Double(c.depth) * (p.linears + p.attention + p.lora) + p.head
+    /// FLOPs of one image's forward pass; `classOnlyLastBlock`: the last block's queries, attention, proj and FFN run on
+    /// the class token alone (K and V on every token), as the model runs unless `ViT.allTokensInLastBlock` is set.
+    public static func forwardFLOPs(_ c: ModelConfig, loraRank r: Int = 0, classOnlyLastBlock: Bool = false) -> Double {
+        let (full, last) = Parts.blocks(c, loraRank: r, classOnlyLastBlock: classOnlyLastBlock), d = max(0, c.depth)
+        return full.patch + full.head + (d > 0 ? Double(d - 1) * full.forward + last.forward : 0)
     }
 
-    /// FLOPs of one image's forward and backward pass. The backward pass takes every product's input gradient
-    /// (attention's two products need four), LoRA's factor gradients, and with `allParameters` every weight's
-    /// gradient too.
-    public static func trainingFLOPs(_ c: ModelConfig, loraRank r: Int, allParameters: Bool) -> Double {
-        let p = Parts(c, loraRank: r), d = Double(c.depth)
-        let loraOnly = p.patch + 2 * p.head + d * (2 * p.linears + 3 * p.attention + 3 * p.lora)
-        return allParameters ? loraOnly + p.patch + p.head + d * p.linears : loraOnly
+    /// FLOPs of one image's forward and backward pass, as `ViT.backward` and the loss make them: the head's input
+    /// gradient, and down the blocks every product's input gradient and LoRA's factor gradients. LoRA only stops
+    /// after block 0's FFN (nothing below needs more). `allParameters` goes down to the patch embedding and adds
+    /// every weight's gradient, the head's and the patch embedding's included.
+    public static func trainingFLOPs(_ c: ModelConfig, loraRank r: Int, allParameters: Bool, classOnlyLastBlock: Bool = false) -> Double {
+        let (full, last) = Parts.blocks(c, loraRank: r, classOnlyLastBlock: classOnlyLastBlock), d = max(0, c.depth)
+        var total = forwardFLOPs(c, loraRank: r, classOnlyLastBlock: classOnlyLastBlock) + full.head
+        // Without LoRA and without weight gradients nothing below the head is trained.
+        guard (allParameters || r > 0) && d > 0 else { return total }
+        if d == 1 {
+            total += last.backward(lowest: true, allParameters: allParameters)
+        } else {
+            total += last.backward(lowest: false, allParameters: allParameters)
+            total += Double(d - 2) * full.backward(lowest: false, allParameters: allParameters)
+            total += full.backward(lowest: true, allParameters: allParameters)
+        }
+        return allParameters ? total + full.patch + full.head : total
     }
 
     /// Parameters of the backbone and head (float32 each).

@@ -28,7 +28,8 @@ public struct RunEstimate: Codable, Sendable, Equatable {
     public var optimizerBytes: Int
     /// Runtime, libraries and their thread buffers.
     public var overheadBytes: Int
-    /// FLOPs of one step's products (`ModelCost.trainingFLOPs`).
+    /// FLOPs of one step's products (`ModelCost.trainingFLOPs`; the trainers' models run the last block on the class
+    /// token alone, `ViT.allTokensInLastBlock` false).
     public var flopsPerStep: Double
     /// The measured GEMM speed the time is predicted at.
     public var gemmGFLOPs: Double
@@ -57,14 +58,14 @@ public struct RunEstimate: Codable, Sendable, Equatable {
             weightBytes = ModelCost.clamped(2 * weights)
             activationBytes = ModelCost.activationBytes(c, batch: imagesPerStep, loraRank: rank, training: true, weightGradients: false)
             optimizerBytes = ModelCost.clamped(3 * Double(ModelCost.loraParameters(c, rank: rank)) * 4)
-            flopsPerStep = Double(imagesPerStep) * ModelCost.trainingFLOPs(c, loraRank: rank, allParameters: false)
+            flopsPerStep = Double(imagesPerStep) * ModelCost.trainingFLOPs(c, loraRank: rank, allParameters: false, classOnlyLastBlock: true)
         case .allParameters, .pretraining:
             // The mapped weights, the trained copy and the extra copies; pre-training has the trained copy alone.
             let copies = if case let .allParameters(extra) = trained { 2 + Double(extra) } else { 1.0 }
             weightBytes = ModelCost.clamped(copies * weights)
             activationBytes = ModelCost.activationBytes(c, batch: imagesPerStep, loraRank: 0, training: true)
             optimizerBytes = ModelCost.clamped(3 * weights)
-            flopsPerStep = Double(imagesPerStep) * ModelCost.trainingFLOPs(c, loraRank: 0, allParameters: true)
+            flopsPerStep = Double(imagesPerStep) * ModelCost.trainingFLOPs(c, loraRank: 0, allParameters: true, classOnlyLastBlock: true)
         }
     }
 
