@@ -6,7 +6,9 @@ import Foundation
     import Darwin
 #endif
 
-/// A whole file mapped read-only. Views (`bytes` and slices of it) keep the mapping alive after this object is gone.
+/// A whole file mapped read-only (private to this process). Views (`bytes` and slices of it) keep the mapping alive
+/// after this object is gone. `bytes.owner.makeWritable()` turns the mapping copy-on-write (model weights used in
+/// place: a stray write then costs the page it touches, never a crash, and never reaches the file).
 public final class MappedFile: @unchecked Sendable {
     public let path: String
     public let bytes: Bytes
@@ -43,7 +45,18 @@ public final class MappedFile: @unchecked Sendable {
         let base = UnsafeRawPointer(p)
         MappingRegistry.shared.add(base, size: size, fd: fd)
         bytes = Bytes(
-            owner: ByteOwner(base: UnsafeRawBufferPointer(start: p, count: size)) {
+            owner: ByteOwner(
+                base: UnsafeRawBufferPointer(start: p, count: size), writable: false,
+                unprotect: {
+                    // Marked first, so `releasePages` never drops a page that may be written from here on.
+                    MappingRegistry.shared.setCopyOnWrite(base, true)
+                    guard mprotect(p, size, PROT_READ | PROT_WRITE) == 0 else {
+                        MappingRegistry.shared.setCopyOnWrite(base, false)
+                        return false
+                    }
+                    return true
+                }
+            ) {
                 MappingRegistry.shared.remove(base)
                 munmap(p, size)
                 close(fd)
@@ -55,12 +68,14 @@ public final class MappedFile: @unchecked Sendable {
         if let p = bytes.buffer.baseAddress { _ = madvise(UnsafeMutableRawPointer(mutating: p), bytes.count, MADV_SEQUENTIAL) }
     }
 
-    /// Drops the pages behind `bytes` from this process's resident set when they are part of a live `MappedFile`
-    /// (for anything else it does nothing). The mapping is read-only, so no data is lost: a later read faults the
-    /// pages back in from the page cache. Writers call it after copying a tensor out, so converting a file does not
-    /// keep the whole input resident.
+    /// Drops the pages behind `bytes` from this process's resident set when they are part of a live, read-only
+    /// `MappedFile` (for anything else, a copy-on-write mapping included, it does nothing). No data is lost: a later
+    /// read faults the pages back in from the page cache. Writers call it after copying a tensor out, so converting a
+    /// file does not keep the whole input resident.
     public static func releasePages(of bytes: Bytes) {
-        guard bytes.count > 0, let start = bytes.buffer.baseAddress, let map = MappingRegistry.shared.mapping(of: bytes.owner) else { return }
+        guard bytes.count > 0, let start = bytes.buffer.baseAddress, let map = MappingRegistry.shared.mapping(of: bytes.owner),
+            !map.copyOnWrite
+        else { return }
         let page = Int(sysconf(Int32(_SC_PAGESIZE)))
         // Whole pages overlapping the range, clamped to the mapping (which starts on a page boundary).
         let lo = max(Int(bitPattern: start) & ~(page - 1), Int(bitPattern: map.base))
@@ -157,6 +172,8 @@ final class MappingRegistry: @unchecked Sendable {
         let base: UnsafeRawPointer
         let size: Int
         let fd: Int32
+        /// Made writable (`ByteOwner.makeWritable`): its pages may hold writes that dropping them would lose.
+        var copyOnWrite = false
         var checksums: [Range: UInt32] = [:]
         /// Stated but unchecked CRCs (`MappedFile.noteClaimedChecksum`). Ranges, not views: a view would keep the
         /// mapping, and so this entry, alive forever.
@@ -174,9 +191,13 @@ final class MappingRegistry: @unchecked Sendable {
         lock.withLock { _ = live.removeValue(forKey: base) }
     }
 
-    func mapping(of owner: ByteOwner) -> (base: UnsafeRawPointer, size: Int)? {
+    func setCopyOnWrite(_ base: UnsafeRawPointer, _ on: Bool) {
+        lock.withLock { live[base]?.copyOnWrite = on }
+    }
+
+    func mapping(of owner: ByteOwner) -> (base: UnsafeRawPointer, size: Int, copyOnWrite: Bool)? {
         guard let base = owner.base.baseAddress else { return nil }
-        return lock.withLock { live[base].map { ($0.base, $0.size) } }
+        return lock.withLock { live[base].map { ($0.base, $0.size, $0.copyOnWrite) } }
     }
 
     /// The mapped file's descriptor and the file offset where `bytes` start, when they are a view of a live mapping.

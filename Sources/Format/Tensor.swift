@@ -5,17 +5,43 @@ import Foundation
 public final class ByteOwner: @unchecked Sendable {
     public let base: UnsafeRawBufferPointer
     private let release: () -> Void
+    /// Makes the memory writable; nil when it never may be.
+    private let unprotect: (() -> Bool)?
+    private let lock = NSLock()
+    private var writable: Bool
 
-    public init(base: UnsafeRawBufferPointer, release: @escaping () -> Void) {
-        self.base = base
-        self.release = release
+    /// Memory at `base`, freed by `release`; it is read-only to every user of it (`isWritable` is false).
+    public convenience init(base: UnsafeRawBufferPointer, release: @escaping () -> Void) {
+        self.init(base: base, writable: false, unprotect: nil, release: release)
     }
 
-    /// A zero-filled, 64-byte-aligned allocation of `count` bytes.
+    init(base: UnsafeRawBufferPointer, writable: Bool, unprotect: (() -> Bool)?, release: @escaping () -> Void) {
+        self.base = base
+        self.release = release
+        self.writable = writable
+        self.unprotect = unprotect
+    }
+
+    /// A zero-filled, 64-byte-aligned allocation of `count` bytes (writable).
     public static func allocate(_ count: Int) -> ByteOwner {
         let p = UnsafeMutableRawPointer.allocate(byteCount: max(count, 1), alignment: 64)
         p.initializeMemory(as: UInt8.self, repeating: 0, count: max(count, 1))
-        return ByteOwner(base: UnsafeRawBufferPointer(start: p, count: count)) { p.deallocate() }
+        return ByteOwner(base: UnsafeRawBufferPointer(start: p, count: count), writable: true, unprotect: nil) { p.deallocate() }
+    }
+
+    /// Whether the memory may be written: an allocation, or a mapping after `makeWritable()`.
+    public var isWritable: Bool { lock.withLock { writable } }
+
+    /// Makes the memory writable if it can be, and says whether it is. A `MappedFile` becomes copy-on-write: a write
+    /// copies the page it lands on into this process's memory and never reaches the file. Such a write does change
+    /// what this mapping's views read (but not what `FileSink` copies of them, which come from the file), so code
+    /// that updates values it got from a view should copy them instead; making the memory writable only keeps a
+    /// stray write from crashing. Memory given to the public initialiser stays read-only (false).
+    public func makeWritable() -> Bool {
+        lock.withLock {
+            if !writable, let unprotect { writable = unprotect() }
+            return writable
+        }
     }
 
     deinit { release() }

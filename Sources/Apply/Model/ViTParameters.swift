@@ -35,7 +35,8 @@ public struct BlockParams {
 }
 
 /// Every parameter of a ViT in float32, by canonical role. The buffers are reference types: training updates
-/// them in place; `ViT.merged()` shares the ones it does not change.
+/// them in place (after `FloatBuffer.detach()`, as loaded ones may be views of the model file); `ViT.merged()`
+/// shares the ones it does not change.
 public struct ViTParameters {
     public let clsToken: FloatBuffer // [width]
     public let posEmbed: FloatBuffer // [tokens, width]
@@ -48,6 +49,8 @@ public struct ViTParameters {
 
     /// Reads and checks every canonical tensor `config` needs (any float dtype becomes float32).
     /// Names follow the canonical layout (cls_token, pos_embed, patch_embed.*, blocks.{i}.*, norm.*, head.*).
+    /// A float32 tensor on a 64-byte boundary (every one in a .gslr) is used in place (`FloatBuffer.init?(viewing:)`):
+    /// the weights of a mapped file are held once, its pages made copy-on-write. Others are converted copies.
     public init(config c: ModelConfig, weights: [Tensor]) throws {
         try ViTParameters.validate(c)
         var byName: [String: Tensor] = [:]
@@ -62,6 +65,7 @@ public struct ViTParameters {
                 throw ModelError.badTensor(tensor: name, problem: "dtype \(t.dtype.rawValue) is not a float type")
             }
             used.insert(name)
+            if let view = FloatBuffer(viewing: t) { return view }
             do { return FloatBuffer(try t.floats()) } catch {
                 throw ModelError.badTensor(tensor: name, problem: "\(error)")
             }

@@ -116,6 +116,8 @@ public final class PretrainStep {
         names = layout.0
         shapes = layout.1
         values = model.parameters.allBuffers
+        // Loaded weights may be views of the model file; the steps write every one of them.
+        values.forEach { $0.detach() }
         gradients = ViTGradients(model: model, parameters: true)
         grads = gradients.parameters!.allBuffers
         guard values.count == names.count, zip(values, shapes).allSatisfy({ $0.count == $1.reduce(1, *) }) else {

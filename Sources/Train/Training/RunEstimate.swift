@@ -54,13 +54,15 @@ public struct RunEstimate: Codable, Sendable, Equatable {
         self.gemmGFLOPs = gemmGFLOPs
         switch trained {
         case let .lora(rank):
-            // The backbone, and the merged copy each finished task is folded into.
+            // The backbone's mapped file (its float32 weights are used in place, not copied) and, from the second task
+            // on, the fc1/fc2 weights the finished tasks were folded into (less than one more copy).
             weightBytes = ModelCost.clamped(2 * weights)
             activationBytes = ModelCost.activationBytes(c, batch: imagesPerStep, loraRank: rank, training: true, weightGradients: false)
             optimizerBytes = ModelCost.clamped(3 * Double(ModelCost.loraParameters(c, rank: rank)) * 4)
             flopsPerStep = Double(imagesPerStep) * ModelCost.trainingFLOPs(c, loraRank: rank, allParameters: false, classOnlyLastBlock: true)
         case .allParameters, .pretraining:
-            // The mapped weights, the trained copy and the extra copies; pre-training has the trained copy alone.
+            // The mapped weights, the trained copy (`FloatBuffer.detach`) and the extra copies; pre-training has the
+            // trained copy alone.
             let copies = if case let .allParameters(extra) = trained { 2 + Double(extra) } else { 1.0 }
             weightBytes = ModelCost.clamped(copies * weights)
             activationBytes = ModelCost.activationBytes(c, batch: imagesPerStep, loraRank: 0, training: true)

@@ -41,6 +41,8 @@ public final class FullParameterModel {
         names = layout.0
         shapes = layout.1
         values = model.parameters.allBuffers
+        // Loaded weights may be views of the model file (whose tensors the run still reads); training writes them.
+        values.forEach { $0.detach() }
         holder = ViTGradients(model: model, parameters: true)
         gradients = holder.parameters!.allBuffers
         guard values.count == names.count, zip(values, shapes).allSatisfy({ $0.count == $1.reduce(1, *) }) else {
