@@ -51,9 +51,12 @@ struct ForgetCommand: ParsableCommand, ComputeCommand {
             starts it anyway). The peak, per process, is the sum of: the data, (train + test images) × C×H×W × 4 bytes \
             at the model's input size; the weights, 4 bytes per parameter, twice for GS-LoRA (the base and the merged \
             copy) and 2 + (anchor/teacher copies) times for a baseline, plus gradients and AdamW's moments (3 × 4 bytes \
-            per trained parameter); the activations of a step, about depth × 2·batch × tokens × (7·width + 9·heads·head \
-            dim + 2·mlp) × 4 bytes plus depth × 2·batch × heads × tokens² × 8 bytes (linear in batch and depth, and in \
-            width; quadratic in tokens through attention); one evaluation batch; about 60 MB of runtime.
+            per trained parameter); the activations of a step, about depth × 2·batch × tokens × (3·width + 3·heads·head \
+            dim + mlp) × 4 bytes kept per block (a baseline training every weight keeps width + heads·head dim more), \
+            plus once 2·batch × tokens × (7·width + 12·heads·head dim + 3·mlp) × 4 bytes and 2·batch × heads × tokens² \
+            × 8 bytes for the block being run (linear in batch, depth and width; quadratic in tokens only through the \
+            attention probabilities, which are recomputed rather than kept per block); one evaluation batch; about 60 MB \
+            of runtime.
 
             Examples:
               gslora-train forget fmnist.gslr --data fashion-mnist --forget Sandal,Bag --epochs 20 --data-ratio 0.2 -o run1
