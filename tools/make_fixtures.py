@@ -228,6 +228,52 @@ def timm_vit(out):
         "input": jsonfmt.arr(x), "logits": jsonfmt.arr(logits), "cls_features_after_norm": jsonfmt.arr(feats[:, 0])}, indent=1)
 
 
+TIMM_AVG_CONFIG = {"img_size": 32, "patch_size": 8, "embed_dim": 64, "depth": 2, "num_heads": 4, "mlp_ratio": 4.0,
+                   "num_classes": 10, "global_pool": "avg"}
+
+
+def timm_avg_vit(out):
+    """timm_vit_avg_tiny: a timm VisionTransformer with global_pool='avg' (mean of the patch tokens, then fc_norm),
+    its eval logits and the gradient of every parameter for L = sum(logits * R)."""
+    from timm.models.vision_transformer import VisionTransformer
+
+    torch.manual_seed(2101)
+    m = VisionTransformer(**TIMM_AVG_CONFIG).eval()
+    assert m.num_prefix_tokens == 1 and isinstance(m.norm, torch.nn.Identity) and not isinstance(m.fc_norm, torch.nn.Identity)
+    g = torch.Generator().manual_seed(2102)
+    with torch.no_grad():
+        # timm starts LayerNorms at 1/0, biases at 0 and the class token near 0: made random so that a wrong norm,
+        # a missing bias or a class token wrongly included in the mean shows.
+        for name, p in m.named_parameters():
+            if name.endswith(("norm1.weight", "norm2.weight", "fc_norm.weight")):
+                p.copy_(1 + 0.2 * torch.randn(p.shape, generator=g))
+            elif name.endswith(".bias") or name == "cls_token":
+                p.copy_(0.2 * torch.randn(p.shape, generator=g))
+            elif name == "head.weight":
+                p.copy_(0.2 * torch.randn(p.shape, generator=g))
+    save(m.state_dict(), os.path.join(out, "timm_vit_avg_tiny.pth"))
+    write_sidecar(out, "timm_vit_avg_tiny", ["timm VisionTransformer with global_pool='avg': fc_norm after pooling, no final norm"])
+    x = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(2103))
+    r = torch.randn(2, TIMM_AVG_CONFIG["num_classes"], generator=torch.Generator().manual_seed(2104))
+    with torch.no_grad():
+        feats = m.forward_features(x)
+        pooled = m.pool(feats)
+        logits = m.forward_head(feats)
+    m.zero_grad()
+    (m(x) * r).sum().backward()
+    grads = [{"name": n, "grad": jsonfmt.arr(p.grad)} for n, p in m.named_parameters() if not n.startswith("head.")]
+    jsonfmt.write(os.path.join(out, "timm_vit_avg_tiny.parity.json"), {
+        "description": "timm VisionTransformer(img_size=32, patch_size=8, embed_dim=64, depth=2, num_heads=4, mlp_ratio=4, num_classes=10, global_pool='avg'), eval() mode; weights = timm_vit_avg_tiny.pth",
+        "versions": jsonfmt.versions(), "seed": 2101, "timm_config": TIMM_AVG_CONFIG,
+        "notes": ["global_pool='avg': pooled = mean of the transformer output over the patch tokens (the class token, num_prefix_tokens=1, excluded), then fc_norm (LayerNorm), then head; the final norm is Identity",
+                  "norm1/norm2/fc_norm weights are 1+0.2*randn, every bias, the class token and the head weight 0.2*randn (timm's init would leave them trivial)",
+                  "no input normalisation applied; LayerNorm eps 1e-6; GELU exact (erf); attention scale head_dim**-0.5"],
+        "input": jsonfmt.arr(x), "logits": jsonfmt.arr(logits), "pooled_features_after_norm": jsonfmt.arr(m.fc_norm(pooled)),
+        "backward": {"loss": "sum(logits * R), the model in eval() mode (no dropout)", "R": jsonfmt.arr(r),
+                     "parameter_gradients": grads,
+                     "note": "every parameter but the head's, by its timm name"}}, indent=1)
+
+
 def dtypes(out):
     g = torch.Generator().manual_seed(3001)
     base = torch.arange(100.0)
@@ -310,7 +356,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("out", help="folder to write the fixtures into (created if missing)")
     ap.add_argument("--force", action="store_true", help="overwrite fixture files already in the folder")
-    ap.add_argument("--only", nargs="*", choices=["face", "torchvision", "timm", "dtypes", "legacy", "malicious"],
+    ap.add_argument("--only", nargs="*", choices=["face", "torchvision", "timm", "timm_avg", "dtypes", "legacy", "malicious"],
                     help="rebuild only these fixtures (face includes checkpoint_nested)")
     a = ap.parse_args()
     import timm
@@ -329,7 +375,8 @@ def main():
                  "--model OUT/face_vit_tiny.pth -o OUT/baselines_tiny.parity.json there, or pass --only with the other fixtures")
     torch.use_deterministic_algorithms(True)
     torch.set_num_threads(1)
-    steps = {"face": face, "torchvision": torchvision_vit, "timm": timm_vit, "dtypes": dtypes, "legacy": legacy, "malicious": malicious}
+    steps = {"face": face, "torchvision": torchvision_vit, "timm": timm_vit, "timm_avg": timm_avg_vit, "dtypes": dtypes,
+             "legacy": legacy, "malicious": malicious}
     for name in a.only or steps:
         print(f"make_fixtures: {name}", file=sys.stderr)
         steps[name](a.out)

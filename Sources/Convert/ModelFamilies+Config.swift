@@ -69,8 +69,26 @@ extension ModelFamilies {
         try need(headW.count == 2 && headW[1] == width && headW[0] > 0, "head.weight", "shape \(headW), expected [classes, \(width)]")
         let classes = headW[0]
         let qkvBias = byName["blocks.0.attn.qkv.bias"] != nil
+        // Pooling: timm's mean-pooling models (global_pool='avg', fc_norm on) norm after pooling, in `fc_norm`, and
+        // have no final `norm`; both at once (a norm before and after pooling) is not a model gslora runs.
+        let fcNorm = ["fc_norm.weight", "fc_norm.bias"].filter { byName[$0] != nil }
+        let pooling = fcNorm.isEmpty ? "cls" : "avg"
+        if let first = fcNorm.first {
+            try need(
+                family == .timmViT, first, "mean pooling (fc_norm) is a timm layout, not one of a \(family.rawValue) model")
+            if let norm = ["norm.weight", "norm.bias"].first(where: { byName[$0] != nil }) {
+                throw ConvertError.badModel(
+                    file: file, tensor: first,
+                    reason:
+                        "the file has both \(norm) (a norm before pooling) and \(first) (a norm after it); gslora runs one or the other: norm.* with class-token pooling, fc_norm.* with mean pooling (timm global_pool='avg')"
+                )
+            }
+        }
         let pe = try shape("patch_embed.weight")
-        let matches = Architectures.matching(family: family, width: width, depth: depth, mlpWidth: mlp, qkvBias: qkvBias, patchEmbed: pe)
+        // The architecture table lists class-token models only (spec/MODELS.md §3.1).
+        let matches =
+            pooling == "cls"
+            ? Architectures.matching(family: family, width: width, depth: depth, mlpWidth: mlp, qkvBias: qkvBias, patchEmbed: pe) : []
 
         // A value set by a config file: the last file that sets it, and the label for provenance and messages.
         func fromFile(_ field: String) -> (value: Int, file: ConfigFile, key: String)? {
@@ -108,7 +126,8 @@ extension ModelFamilies {
         else {
             let listed =
                 matches.isEmpty
-                ? "it matches no architecture of spec/MODELS.md; head counts up to 64 that divide it (heads×size): "
+                ? (pooling == "cls" ? "it matches no architecture of spec/MODELS.md" : "mean-pooling models are not in the architecture table")
+                    + "; head counts up to 64 that divide it (heads×size): "
                     + divisors(inner).map { "\($0)×\(inner / $0)" }.joined(separator: ", ")
                 : "it matches architectures that disagree: " + matches.map { "\($0.name) (\($0.heads)×\(inner / $0.heads))" }.joined(separator: ", ")
             throw ConvertError.cannotInfer(
@@ -208,7 +227,7 @@ extension ModelFamilies {
             family: family, imageSize: grid * patch, patchSize: patch, channels: channels, width: width, depth: depth,
             heads: heads, headDim: inner / heads, mlpWidth: mlp, numClasses: classes, head: head,
             attentionScale: face ? 1 / Double(width).squareRoot() : 1 / Double(inner / heads).squareRoot(),
-            layerNormEps: face ? 1e-5 : 1e-6, qkvBias: qkvBias, provenance: provenance)
+            layerNormEps: face ? 1e-5 : 1e-6, qkvBias: qkvBias, pooling: pooling, provenance: provenance)
 
         try checkShapes(weights, config: config, file: file)
         return (config, notices)
@@ -260,7 +279,7 @@ extension ModelFamilies {
                 (b + "mlp.fc2.weight", [w, m]), (b + "mlp.fc2.bias", [w])
             ]
         }
-        out += [("norm.weight", [w]), ("norm.bias", [w]), ("head.weight", [c.numClasses, w])]
+        out += [(c.finalNormName + ".weight", [w]), (c.finalNormName + ".bias", [w]), ("head.weight", [c.numClasses, w])]
         if c.head.kind == .linear { out.append(("head.bias", [c.numClasses])) }
         return out
     }

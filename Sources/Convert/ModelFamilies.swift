@@ -90,11 +90,12 @@ public enum ModelFamilies {
             + linear("mlp.0", "mlp.fc1", lora: true) + linear("mlp.3", "mlp.fc2", lora: true),
         signature: ["class_token", "conv_proj.weight", "encoder.pos_embedding", "encoder.layers.encoder_layer_0.ln_1.weight"])
 
-    /// timm `VisionTransformer` (vit_*_patch*_*), the canonical layout apart from `patch_embed.proj`.
+    /// timm `VisionTransformer` (vit_*_patch*_*), the canonical layout apart from `patch_embed.proj`. Mean-pooling
+    /// models (`global_pool='avg'`) have `fc_norm` after pooling instead of `norm`.
     public static let timm = FamilyKeyMap(
         family: .timmViT,
         globals: [("cls_token", "cls_token"), ("pos_embed", "pos_embed")] + linear("patch_embed.proj", "patch_embed")
-            + linear("norm", "norm") + linear("head", "head"),
+            + linear("norm", "norm") + linear("fc_norm", "fc_norm") + linear("head", "head"),
         blockPrefix: "blocks.",
         blockRules: linear("norm1", "norm1") + linear("attn.qkv", "attn.qkv") + linear("attn.proj", "attn.proj")
             + linear("norm2", "norm2") + linear("mlp.fc1", "mlp.fc1", lora: true) + linear("mlp.fc2", "mlp.fc2", lora: true),

@@ -118,7 +118,7 @@ enum HeaderValidation {
     }
 
     /// The values every 1.x reader knows; anything else is refused (spec/FORMAT.md §4.3-4.4: closed lists).
-    static let poolings: Set<String> = ["cls"]
+    static let poolings: Set<String> = ["cls", "avg"]
     static let groupings: Set<String> = ["block", "lora", "matrix"]
     static let scalingRules: Set<String> = ["alpha/rank", "alpha/sqrt(rank)"]
 

@@ -57,7 +57,8 @@ public struct ModelConfig: Codable, Equatable, Sendable {
     public var layerNormEps: Double
     /// Whether the qkv projection has a bias (torchvision and timm: yes; face: no).
     public var qkvBias: Bool
-    /// "cls": the class-token row after the final norm.
+    /// "cls": the class-token row, then the final norm `norm`; "avg": the mean of the patch-token rows (the class
+    /// token excluded), then the final norm `fc_norm` (timm's `global_pool='avg'`).
     public var pooling: String
     /// Where the values the tensor shapes cannot fix came from, by key ("heads", "channels", "head"): "given" (an
     /// option), "file:<path>" (a config file beside the checkpoint), "architecture:<names>" (spec/MODELS.md's
@@ -94,6 +95,8 @@ public struct ModelConfig: Codable, Equatable, Sendable {
     public var numTokens: Int { numPatches + 1 }
     /// Values in one flattened patch.
     public var patchDim: Int { patchSize * patchSize * channels }
+    /// Canonical name of the LayerNorm after pooling: timm's `fc_norm` for mean pooling, `norm` otherwise.
+    public var finalNormName: String { pooling == "avg" ? "fc_norm" : "norm" }
 
     /// Two configs are equal when they describe the same model; where a value came from is not part of it.
     public static func == (a: ModelConfig, b: ModelConfig) -> Bool {

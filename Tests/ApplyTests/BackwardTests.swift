@@ -5,11 +5,11 @@ import XCTest
 /// The hand-written backward pass against central finite differences of a fixed linear functional of the
 /// embeddings, L = Σ e·R, on tiny random models (face and conv layouts, with dropout and two adapters).
 final class BackwardTests: XCTestCase {
-    static func tinyConfig(_ family: ModelConfig.Family) -> ModelConfig {
+    static func tinyConfig(_ family: ModelConfig.Family, pooling: String = "cls") -> ModelConfig {
         ModelConfig(
             family: family, imageSize: 8, patchSize: 4, width: 8, depth: 2, heads: 2, headDim: 4, mlpWidth: 16,
             numClasses: 3, head: family == .faceViT ? .cosface : .linear, attentionScale: family == .faceViT ? 0.35 : 0.5,
-            layerNormEps: 1e-5, qkvBias: family != .faceViT)
+            layerNormEps: 1e-5, qkvBias: family != .faceViT, pooling: pooling)
     }
 
     /// Adapters with non-zero B so that gradients reach A.
@@ -35,8 +35,8 @@ final class BackwardTests: XCTestCase {
         }
     }
 
-    func makeSetup(_ family: ModelConfig.Family, dropout: Float) throws -> Setup {
-        let c = Self.tinyConfig(family)
+    func makeSetup(_ family: ModelConfig.Family, dropout: Float, pooling: String = "cls") throws -> Setup {
+        let c = Self.tinyConfig(family, pooling: pooling)
         let params = try ViTParameters.random(config: c, seed: 11)
         // Non-trivial LayerNorm affine parameters, so their gradients are exercised too.
         var rng = SplitMix64(seed: 12)
@@ -97,17 +97,17 @@ final class BackwardTests: XCTestCase {
     }
 
     func testLoRAGradientsMatchFiniteDifferences() throws {
-        for family in [ModelConfig.Family.faceViT, .timmViT] {
+        for (family, pooling) in [(ModelConfig.Family.faceViT, "cls"), (.timmViT, "cls"), (.timmViT, "avg")] {
             for p: Float in [0, 0.25] {
-                let s = try makeSetup(family, dropout: p)
+                let s = try makeSetup(family, dropout: p, pooling: pooling)
                 try check(s, loraPairs(s, try gradients(s, parameters: false)))
             }
         }
     }
 
     func testAllParameterGradientsMatchFiniteDifferences() throws {
-        for family in [ModelConfig.Family.faceViT, .torchvisionViT] {
-            let s = try makeSetup(family, dropout: 0.25)
+        for (family, pooling) in [(ModelConfig.Family.faceViT, "cls"), (.torchvisionViT, "cls"), (.timmViT, "avg")] {
+            let s = try makeSetup(family, dropout: 0.25, pooling: pooling)
             let g = try gradients(s, parameters: true)
             let names =
                 ["cls", "pos", "patch.W", "patch.b"]

@@ -94,8 +94,8 @@ final class ForwardParityTests: XCTestCase {
                 let out = try m.forward(images: input.floats, batch: input.shape[0])
                 try assertClose(out.logits, c.json["logits"], "\(c.name) logits")
                 XCTAssertNil(out.marginLogits)
-                if c.json["cls_features_after_norm"] != nil {
-                    try assertClose(out.embeddings, c.json["cls_features_after_norm"], "\(c.name) cls features")
+                for key in ["cls_features_after_norm", "pooled_features_after_norm"] where c.json[key] != nil {
+                    try assertClose(out.embeddings, c.json[key], "\(c.name) \(key)")
                 }
             }
         }

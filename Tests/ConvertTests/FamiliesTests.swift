@@ -33,6 +33,19 @@ enum ModelFixtures {
                 mlpWidth: try i("mlp_dim"), numClasses: try i("num_class"), head: head,
                 attentionScale: 1 / Double(dim).squareRoot(), layerNormEps: 1e-5, qkvBias: false)
         }
+        // timm VisionTransformer(**timm_config): qkv bias on, as timm's default.
+        if let tc = p["timm_config"] as? [String: Any] {
+            func i(_ k: String) throws -> Int {
+                guard let v = tc[k] as? Int else { throw FixtureError.malformed(url.lastPathComponent, "timm_config.\(k) missing") }
+                return v
+            }
+            let w = try i("embed_dim"), heads = try i("num_heads"), ratio = tc["mlp_ratio"] as? Double ?? 4
+            return ModelConfig(
+                family: .timmViT, imageSize: try i("img_size"), patchSize: try i("patch_size"), width: w, depth: try i("depth"),
+                heads: heads, headDim: w / heads, mlpWidth: Int(Double(w) * ratio), numClasses: try i("num_classes"), head: .linear,
+                attentionScale: 1 / Double(w / heads).squareRoot(), layerNormEps: 1e-6, qkvBias: true,
+                pooling: tc["global_pool"] as? String == "avg" ? "avg" : "cls")
+        }
         let d = p["description"] as? String ?? ""
         func arg(_ k: String) -> Int? {
             guard let r = d.range(of: "\(k)=(\\d+)", options: .regularExpression) else { return nil }

@@ -29,9 +29,10 @@ public enum ModelCost {
         }
 
         /// The parts of a block over every token and of the last block (the class row alone with `classOnlyLastBlock`,
-        /// `ViT.allTokensInLastBlock` false, the model's default).
+        /// `ViT.allTokensInLastBlock` false, the model's default; mean pooling always runs it on every token).
         static func blocks(_ c: ModelConfig, loraRank r: Int, classOnlyLastBlock: Bool) -> (full: Parts, last: Parts) {
-            (Parts(c, loraRank: r, queries: c.numTokens), Parts(c, loraRank: r, queries: classOnlyLastBlock ? 1 : c.numTokens))
+            let classOnly = classOnlyLastBlock && c.pooling == "cls"
+            return (Parts(c, loraRank: r, queries: c.numTokens), Parts(c, loraRank: r, queries: classOnly ? 1 : c.numTokens))
         }
 
         var forward: Double { keysValues + linears + attention + lora }
@@ -46,7 +47,8 @@ public enum ModelCost {
     }
 
     /// FLOPs of one image's forward pass; `classOnlyLastBlock`: the last block's queries, attention, proj and FFN run on
-    /// the class token alone (K and V on every token), as the model runs unless `ViT.allTokensInLastBlock` is set.
+    /// the class token alone (K and V on every token), as the model runs unless `ViT.allTokensInLastBlock` is set
+    /// (ignored for mean pooling, whose last block runs on every token).
     public static func forwardFLOPs(_ c: ModelConfig, loraRank r: Int = 0, classOnlyLastBlock: Bool = false) -> Double {
         let (full, last) = Parts.blocks(c, loraRank: r, classOnlyLastBlock: classOnlyLastBlock), d = max(0, c.depth)
         return full.patch + full.head + (d > 0 ? Double(d - 1) * full.forward + last.forward : 0)
@@ -88,12 +90,14 @@ public enum ModelCost {
     }
 
     /// Bytes of the activation buffers for a batch (`ViTActivations.floats`), plus the backward pass's scratch when
-    /// training; `weightGradients` false: the blocks share the inputs of qkv and proj (`ViT.keepsWeightGradientInputs`).
+    /// training, as the model sizes them (the last block on the class token alone for class-token pooling);
+    /// `weightGradients` false: the blocks share the inputs of qkv and proj (`ViT.keepsWeightGradientInputs`).
     public static func activationBytes(_ c: ModelConfig, batch: Int, loraRank r: Int, training: Bool, weightGradients: Bool = true) -> Int {
         // Eval runs a batch in pieces (`ViT.forward`).
         let images = training ? batch : min(batch, max(1, ViT.evalRows / c.numTokens)), ranks = r > 0 ? [r] : []
         var floats = ViTActivations.floats(
-            config: c, batch: images, ranks: ranks, training: training, classOnlyLastBlock: true, keepWeightInputs: weightGradients)
+            config: c, batch: images, ranks: ranks, training: training, classOnlyLastBlock: c.pooling == "cls",
+            keepWeightInputs: weightGradients)
         if training { floats += BackwardScratch.floats(c, batch: images, ranks: ranks) }
         return clamped(floats * 4)
     }

@@ -75,14 +75,22 @@ extension ViT {
         s.dProbs.reserve(max(Parallel.workers, batch * c.heads) * t * t)
         s.dPooled.reserve(batch * w)
 
-        // Final LayerNorm on the class-token rows, then into row 0 of each image's stream gradient.
+        // Final LayerNorm on the pooled rows, then into the stream gradient: row 0 of each image (class token), or
+        // 1/(tokens − 1) of it on every patch row (mean pooling).
         gradEmbeddings.withUnsafeBufferPointer { g in
             Kernels.layerNormBackward(
                 g.baseAddress!, x: acts.pooled.pointer, mean: acts.normMean.pointer, rstd: acts.normRstd.pointer,
                 gamma: parameters.norm.weight.pointer, rows: batch, cols: w, dx: s.dPooled.pointer,
                 accumulate: false, dGamma: pg?.norm.weight.pointer, dBeta: pg?.norm.bias.pointer)
         }
-        if !acts.classOnlyLastBlock {
+        if c.pooling == "avg" {
+            s.dStream.fill(0)
+            let scale = 1 / Float(t - 1)
+            for b in 0..<batch {
+                let g = s.dPooled.pointer + b * w, rowsOut = s.dStream.pointer + b * t * w
+                for i in 1..<t { for j in 0..<w { rowsOut[i * w + j] = scale * g[j] } }
+            }
+        } else if !acts.classOnlyLastBlock {
             s.dStream.fill(0)
             for b in 0..<batch { (s.dStream.pointer + b * t * w).update(from: s.dPooled.pointer + b * w, count: w) }
         }

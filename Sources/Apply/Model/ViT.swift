@@ -15,9 +15,10 @@ public enum ForwardMode: Equatable, Sendable {
 /// What a forward call returns, per image row-major.
 public struct ViTOutput: Sendable {
     public let batch: Int
-    /// The pooled class-token row after the final LayerNorm [batch, width].
+    /// The pooled row after the final LayerNorm [batch, width].
     public let embeddings: [Float]
-    /// The class-token row before the final LayerNorm [batch, width].
+    /// The pooled row before the final LayerNorm [batch, width]: the class-token row, or with mean pooling the mean
+    /// of the patch-token rows.
     public let preNormCLS: [Float]
     /// Logits without margin [batch, classes]: s·cos for CosFace/ArcFace, e·Wᵀ + b for a linear head.
     public let logits: [Float]
@@ -47,7 +48,8 @@ public final class ViT {
     /// data-parallel rank holding no rows of one of a step's batches, whose later calls must draw what one process draws.
     public func skipDropoutCall() { dropoutCalls &+= 1 }
     /// Run the last block on every token, not only on the class token. The outputs are the same either way (they
-    /// read only the class row); set this to get the whole transformer output in `activations.stream`.
+    /// read only the class row); set this to get the whole transformer output in `activations.stream`. Mean pooling
+    /// reads every patch row, so its last block always runs on every token.
     public var allTokensInLastBlock = false
     /// Whether training forwards keep, per block, the inputs of qkv and proj that only their weight gradients read.
     /// A model whose weights stay frozen (GS-LoRA) turns it off: the blocks then share one buffer for each, 2 × rows ×
@@ -167,7 +169,7 @@ public final class ViT {
         let acts = activations
         try acts.size(
             config: c, batch: batch, ranks: adapters.map(\.rank), training: mode.isTraining,
-            classOnlyLastBlock: !allTokensInLastBlock, keepWeightInputs: keepsWeightGradientInputs)
+            classOnlyLastBlock: !allTokensInLastBlock && c.pooling == "cls", keepWeightInputs: keepsWeightGradientInputs)
 
         try embed(images.baseAddress!, batch: batch, into: acts, dropout: &dropout)
         for l in 0..<c.depth {
@@ -336,12 +338,20 @@ public final class ViT {
         }
     }
 
-    /// The class-token rows and the final LayerNorm; returns the pre-norm rows. After a class-only last block
-    /// `pooled` holds them already.
+    /// The pooled rows (the class-token row, or with mean pooling the mean of the patch-token rows) and the final
+    /// LayerNorm; returns the pre-norm rows. After a class-only last block `pooled` holds them already.
     private func pool(batch: Int, acts: ViTActivations) -> [Float] {
-        let c = config, w = c.width
-        if !acts.classOnlyLastBlock {
-            for b in 0..<batch { (acts.pooled.pointer + b * w).update(from: acts.stream.pointer + b * c.numTokens * w, count: w) }
+        let c = config, w = c.width, t = c.numTokens
+        if c.pooling == "avg" {
+            let scale = 1 / Float(t - 1)
+            for b in 0..<batch {
+                let dst = acts.pooled.pointer + b * w, rows = acts.stream.pointer + b * t * w
+                dst.update(repeating: 0, count: w)
+                Kernels.addColumnSums(rows + w, rows: t - 1, cols: w, into: dst)
+                for j in 0..<w { dst[j] *= scale }
+            }
+        } else if !acts.classOnlyLastBlock {
+            for b in 0..<batch { (acts.pooled.pointer + b * w).update(from: acts.stream.pointer + b * t * w, count: w) }
         }
         Kernels.layerNorm(
             acts.pooled.pointer, rows: batch, cols: w, gamma: parameters.norm.weight.pointer,

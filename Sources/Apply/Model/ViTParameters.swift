@@ -43,12 +43,13 @@ public struct ViTParameters {
     /// [width, patchDim]; for conv families the columns are in (c, p1, p2) order, i.e. the conv kernel flattened.
     public let patchEmbed: Linear
     public let blocks: [BlockParams]
+    /// The LayerNorm after pooling (`ModelConfig.finalNormName`: `norm`, or `fc_norm` for mean pooling).
     public let norm: LayerNormParams
     /// [classes, width]; bias only for the linear head.
     public let head: Linear
 
     /// Reads and checks every canonical tensor `config` needs (any float dtype becomes float32).
-    /// Names follow the canonical layout (cls_token, pos_embed, patch_embed.*, blocks.{i}.*, norm.*, head.*).
+    /// Names follow the canonical layout (cls_token, pos_embed, patch_embed.*, blocks.{i}.*, norm.* or fc_norm.*, head.*).
     /// A float32 tensor on a 64-byte boundary (every one in a .gslr) is used in place (`FloatBuffer.init?(viewing:)`):
     /// the weights of a mapped file are held once, its pages made copy-on-write. Others are converted copies.
     public init(config c: ModelConfig, weights: [Tensor]) throws {
@@ -94,7 +95,7 @@ public struct ViTParameters {
                 fc1: try linear(b + "mlp.fc1", out: c.mlpWidth, in: w),
                 fc2: try linear(b + "mlp.fc2", out: w, in: c.mlpWidth))
         }
-        norm = try layerNorm("norm")
+        norm = try layerNorm(c.finalNormName)
         head = try linear("head", out: c.numClasses, in: w, bias: c.head.kind == .linear)
         let extra = byName.keys.filter { !used.contains($0) }.sorted()
         if !extra.isEmpty { throw ModelError.unexpectedTensors(extra) }
@@ -160,7 +161,7 @@ public struct ViTParameters {
         try need(c.heads * c.headDim <= cap, "heads × head_dim = \(c.heads * c.headDim) exceeds \(cap)")
         try need(c.attentionScale.isFinite && c.attentionScale > 0, "attention_scale \(c.attentionScale) is not a positive number")
         try need(c.layerNormEps.isFinite && c.layerNormEps > 0, "layer_norm_eps \(c.layerNormEps) is not a positive number")
-        try need(c.pooling == "cls", "pooling \"\(c.pooling)\" is not supported (only \"cls\")")
+        try need(["cls", "avg"].contains(c.pooling), "pooling \"\(c.pooling)\" is not supported (only \"cls\" and \"avg\")")
         switch c.head.kind {
         case .cosface, .arcface:
             try need(c.head.s.map { $0.isFinite } ?? false, "\(c.head.kind.rawValue) head needs a finite scale s")

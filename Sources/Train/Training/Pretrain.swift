@@ -148,7 +148,7 @@ public final class PretrainStep {
             linear(b + "mlp.fc1", c.mlpWidth, w)
             linear(b + "mlp.fc2", w, c.mlpWidth)
         }
-        norm("norm")
+        norm(c.finalNormName)
         linear("head", c.numClasses, w, bias: c.head.kind == .linear)
         return (n, s)
     }

@@ -29,7 +29,7 @@ public struct RunEstimate: Codable, Sendable, Equatable {
     /// Runtime, libraries and their thread buffers.
     public var overheadBytes: Int
     /// FLOPs of one step's products (`ModelCost.trainingFLOPs`; the trainers' models run the last block on the class
-    /// token alone, `ViT.allTokensInLastBlock` false).
+    /// token alone with class-token pooling, `ViT.allTokensInLastBlock` false, and on every token with mean pooling).
     public var flopsPerStep: Double
     /// The measured GEMM speed the time is predicted at.
     public var gemmGFLOPs: Double
@@ -59,7 +59,7 @@ public struct RunEstimate: Codable, Sendable, Equatable {
             weightBytes = ModelCost.clamped(2 * weights)
             activationBytes = ModelCost.activationBytes(c, batch: imagesPerStep, loraRank: rank, training: true, weightGradients: false)
             optimizerBytes = ModelCost.clamped(3 * Double(ModelCost.loraParameters(c, rank: rank)) * 4)
-            flopsPerStep = Double(imagesPerStep) * ModelCost.trainingFLOPs(c, loraRank: rank, allParameters: false, classOnlyLastBlock: true)
+            flopsPerStep = Double(imagesPerStep) * ModelCost.trainingFLOPs(c, loraRank: rank, allParameters: false, classOnlyLastBlock: c.pooling == "cls")
         case .allParameters, .pretraining:
             // The mapped weights, the trained copy (`FloatBuffer.detach`) and the extra copies; pre-training has the
             // trained copy alone.
@@ -67,7 +67,7 @@ public struct RunEstimate: Codable, Sendable, Equatable {
             weightBytes = ModelCost.clamped(copies * weights)
             activationBytes = ModelCost.activationBytes(c, batch: imagesPerStep, loraRank: 0, training: true)
             optimizerBytes = ModelCost.clamped(3 * weights)
-            flopsPerStep = Double(imagesPerStep) * ModelCost.trainingFLOPs(c, loraRank: 0, allParameters: true, classOnlyLastBlock: true)
+            flopsPerStep = Double(imagesPerStep) * ModelCost.trainingFLOPs(c, loraRank: 0, allParameters: true, classOnlyLastBlock: c.pooling == "cls")
         }
     }
 
