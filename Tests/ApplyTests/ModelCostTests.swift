@@ -54,6 +54,33 @@ final class ModelCostTests: XCTestCase {
         }
     }
 
+    /// Mean pooling reads every patch row, so its last block runs on every token whatever `allTokensInLastBlock` says,
+    /// and the counts follow: FLOPs as for the all-token block, activations what the model then holds.
+    func testMeanPoolingCountsTheAllTokenLastBlock() throws {
+        let c = BackwardTests.tinyConfig(.timmViT, pooling: "avg"), cls = BackwardTests.tinyConfig(.timmViT)
+        for allParameters in [false, true] {
+            XCTAssertEqual(
+                ModelCost.trainingFLOPs(c, loraRank: 2, allParameters: allParameters, classOnlyLastBlock: true),
+                ModelCost.trainingFLOPs(cls, loraRank: 2, allParameters: allParameters, classOnlyLastBlock: false))
+        }
+        XCTAssertEqual(ModelCost.forwardFLOPs(c, classOnlyLastBlock: true), ModelCost.forwardFLOPs(cls, classOnlyLastBlock: false))
+        XCTAssertLessThan(ModelCost.forwardFLOPs(cls, classOnlyLastBlock: true), ModelCost.forwardFLOPs(cls, classOnlyLastBlock: false))
+
+        let batch = 2
+        let model = try ViT(config: c, parameters: try ViTParameters.random(config: c, seed: 2))
+        XCTAssertFalse(model.allTokensInLastBlock)
+        _ = try model.forward(images: [Float](repeating: 0.25, count: batch * c.channels * c.imageSize * c.imageSize), batch: batch, mode: .train(dropout: 0))
+        XCTAssertFalse(model.activations.classOnlyLastBlock)
+        let allTokens = ViTActivations.floats(config: c, batch: batch, ranks: [], training: true, classOnlyLastBlock: false)
+        let unused = 16 * model.activations.blocks.count + 16
+        XCTAssertEqual(Double(model.activations.residentFloats), allTokens, accuracy: Double(unused))
+        // The estimate is the class-token model's plus the all-token last block's extra activations.
+        let classOnly = ViTActivations.floats(config: cls, batch: batch, ranks: [], training: true, classOnlyLastBlock: true)
+        XCTAssertEqual(
+            ModelCost.activationBytes(c, batch: batch, loraRank: 0, training: true) - ModelCost.activationBytes(cls, batch: batch, loraRank: 0, training: true),
+            Int(4 * (allTokens - classOnly)))
+    }
+
     /// The class-only last block (the model's default) is what `gslora-bench` counted for its forward and
     /// all-parameters cases: the values its own formula gave for P8S8 and ViT-B/16 per image; all parameters adds the
     /// head's input and weight gradients, which the bench left out (2 × 2·width·classes).

@@ -276,6 +276,31 @@ final class FamiliesTests: XCTestCase {
         }
     }
 
+    /// A timm checkpoint with fc_norm (mean pooling) and norm as well is refused naming both; without heads given,
+    /// a mean-pooling one is not decided by the (class-token) architecture table. Built from any timm fixture.
+    func testMeanPoolingNorms() throws {
+        guard let url = ModelFixtures.checkpoints().first(where: { (try? ModelFixtures.expectedConfig($0))??.family == .timmViT }),
+            let want = try ModelFixtures.expectedConfig(url)
+        else { return XCTFail("no timm fixture with a stated config in \(Fixtures.searched)") }
+        guard case let .dict(items) = try TorchCheckpoint.load(url.path) else { return XCTFail("not a dict") }
+        let w = Tensor(name: "", shape: [want.width], floats: [Float](repeating: 1, count: want.width))
+        let norms = ["norm.weight", "norm.bias", "fc_norm.weight", "fc_norm.bias"]
+        let both = items.filter { !norms.contains($0.key) } + norms.map { (key: $0, value: CheckpointValue.tensor(w)) }
+        XCTAssertThrowsError(try ModelImport.load(checkpoint: .dict(both), path: "both.pth", options: ModelFixtures.options(for: want))) { e in
+            guard case let ConvertError.badModel(_, tensor, reason) = e else { return XCTFail("\(e)") }
+            XCTAssertEqual(tensor, "fc_norm.weight")
+            XCTAssertTrue(reason.contains("norm.weight"), reason)
+        }
+        let avg = items.filter { !norms.contains($0.key) } + norms.suffix(2).map { (key: $0, value: CheckpointValue.tensor(w)) }
+        let m = try ModelImport.load(checkpoint: .dict(avg), path: "avg.pth", options: ModelFixtures.options(for: want))
+        XCTAssertEqual(m.config?.pooling, "avg")
+        XCTAssertEqual(m.weights.filter { $0.name.hasSuffix("norm.weight") && !$0.name.hasPrefix("blocks.") }.map(\.name), ["fc_norm.weight"])
+        XCTAssertThrowsError(try ModelImport.load(checkpoint: .dict(avg), path: "avg.pth", options: ImportOptions())) { e in
+            guard case ConvertError.cannotInfer = e else { return XCTFail("\(e)") }
+            XCTAssertTrue("\(e)".contains("mean-pooling"), "\(e)")
+        }
+    }
+
     /// Training-checkpoint wrappers: the state dict is found, `module.` dropped, leaves kept as metadata with dotted
     /// keys, optimizer state skipped with a notice (or kept when asked).
     func testCheckpointWrapperMetadataAndOptimizer() throws {
