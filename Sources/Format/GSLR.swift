@@ -3,7 +3,7 @@ public enum GSLR {
     /// "GSLORA", NUL, SUB (0x1A stops `type`/`cat` on some systems from dumping binary).
     public static let magic: [UInt8] = [0x47, 0x53, 0x4C, 0x4F, 0x52, 0x41, 0x00, 0x1A]
     public static let majorVersion = 1
-    public static let minorVersion = 1
+    public static let minorVersion = 2
     /// Written little-endian: bytes 04 03 02 01.
     public static let byteOrderMark: UInt32 = 0x0102_0304
     public static let preambleSize = 32

@@ -1,4 +1,4 @@
-"""Read, verify and write .gslr files (gslora's tensor format, spec/FORMAT.md 1.1) in pure Python.
+"""Read, verify and write .gslr files (gslora's tensor format, spec/FORMAT.md 1.2) in pure Python.
 
     import gslr
     tensors = gslr.load("model.gslr")             # {name: numpy array}; framework="torch" for tensors
@@ -13,4 +13,4 @@ from .core import (GSLRError, GSLRFile, MAJOR, MINOR, PREFIX, TABLE_ONLY_PREFIX,
 
 __all__ = ["GSLRError", "GSLRFile", "MAJOR", "MINOR", "PREFIX", "TABLE_ONLY_PREFIX", "binding_line", "fingerprint", "load",
            "matches", "open_file", "save", "verify"]
-__version__ = "1.1.0"
+__version__ = "1.2.0"

@@ -1,4 +1,4 @@
-"""The .gslr format (spec/FORMAT.md 1.1) in pure Python: read and check a file, verify its CRCs, write one.
+"""The .gslr format (spec/FORMAT.md 1.2) in pure Python: read and check a file, verify its CRCs, write one.
 
 Every refusal raises GSLRError with `kind`, one of the reference reader's error kinds (the cases of Swift's
 FormatError): notGSLR, truncated, unsupportedVersion, badPreamble, headerChecksum, badHeader, limitExceeded,
@@ -15,7 +15,7 @@ import tempfile
 import zlib
 
 MAGIC = b"GSLORA\x00\x1a"
-MAJOR, MINOR = 1, 1
+MAJOR, MINOR = 1, 2
 BOM = 0x01020304
 PREAMBLE = 32
 MAX_HEADER = 100 << 20
@@ -29,7 +29,7 @@ DTYPE_SIZES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16
 KINDS = ("backbone", "adapter", "tensors")
 FAMILIES = ("face_vit", "torchvision_vit", "timm_vit")
 HEAD_KINDS = ("cosface", "arcface", "linear")
-POOLINGS = ("cls",)
+POOLINGS = ("cls", "avg")
 GROUPINGS = ("block", "lora", "matrix")
 SCALING_RULES = ("alpha/rank", "alpha/sqrt(rank)")
 STATES = ("kept", "pruned")

@@ -13,7 +13,7 @@ def test_spec_example(tmp_path):
     fp = gslr.save(p, {"x": np.array([1.0, 2.0], dtype=np.float32)})
     b = p.read_bytes()
     assert len(b) == 200
-    assert b[:16] == bytes.fromhex("47534c4f5241001a0100010004030201")
+    assert b[:16] == bytes.fromhex("47534c4f5241001a0100020004030201")
     assert struct.unpack_from("<QI", b, 16) == (139, 0x3493463B)
     assert fp == "gslr1.1-sha256:280e827e625762f3c5c75d5d988356cf5e3ca0652aec10855a0a5a0b7fd678af"
     assert gslr.verify(p).fingerprint == fp
