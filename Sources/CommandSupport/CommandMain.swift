@@ -33,7 +33,10 @@ extension GsloraCommand {
                 let problem = fullMessage(for: error).split(separator: "\n").first.map { String($0) }
                 usageError(problem.map { $0.hasPrefix("Error: ") ? String($0.dropFirst(7)) : $0 }, command: self)
             }
-            FileHandle.standardError.write(Data("\(fullMessage(for: error))\n".utf8))
+            // ArgumentParser's own messages start "Error: "; every other error of ours starts "error: ".
+            let message = fullMessage(for: error)
+            let text = message.hasPrefix("Error: ") ? "error: " + message.dropFirst(7) : message
+            FileHandle.standardError.write(Data("\(text)\n".utf8))
             Foundation.exit(2)
         }
         do {
