@@ -22,6 +22,11 @@ public struct ConfigFile: Sendable {
     public var head: ModelConfig.Head?
     /// The table entry of the architecture the file names, when it has one.
     public var architecture: Architecture?
+    /// timm's pooling as the file states it: `model_args.global_pool`, else the root `global_pool` (timm writes the
+    /// model's current pooling there), with the key it was read under.
+    public var globalPool: (value: String, key: String)?
+    /// timm's `model_args.fc_norm`: nil when not stated (timm then norms after pooling exactly for 'avg', 'avgmax', 'max').
+    public var fcNorm: Bool?
 
     static let names = ["config.json", "config.txt"]
     /// Larger files are not config files; refusing them keeps a hostile folder from costing memory.
@@ -104,7 +109,22 @@ public struct ConfigFile: Sendable {
             ("num_channels", "channels")
         ]
         for (key, field) in fields { if let v = try int(rootPairs, key, key) { try c.set(field, v, key: key) } }
+        func string(_ pairs: [(key: String, value: StrictJSON)], _ key: String, _ label: String) throws -> (value: String, key: String)? {
+            guard let v = pairs.last(where: { $0.key == key })?.value else { return nil }
+            switch v {
+            case .null: return nil
+            case let .string(s): return (s, label)
+            default: throw bad("'\(label)' is not a string")
+            }
+        }
+        c.globalPool = try string(rootPairs, "global_pool", "global_pool")
         if let v = rootPairs.last(where: { $0.key == "model_args" })?.value, case let .object(args) = v {
+            if let pool = try string(args, "global_pool", "model_args.global_pool") { c.globalPool = pool }
+            switch args.last(where: { $0.key == "fc_norm" })?.value {
+            case nil, .null?: break
+            case let .bool(b)?: c.fcNorm = b
+            default: throw bad("'model_args.fc_norm' is not true, false or null")
+            }
             let argFields: [(String, String)] = [
                 ("num_heads", "heads"), ("embed_dim", "width"), ("depth", "depth"),
                 ("patch_size", "patch_size"), ("img_size", "image_size"), ("in_chans", "channels"),
@@ -127,6 +147,25 @@ public struct ConfigFile: Sendable {
             }
         }
         return c
+    }
+
+    /// The pooling gslora runs for what the file states, with the words that state it: "cls" for timm's 'token' and
+    /// for an architecture of the table (class-token models only), "avg" for 'avg' with its norm after pooling; nil
+    /// when the file says nothing of pooling. A pooling gslora does not run is refused, naming the key.
+    public func statedPooling() throws -> (pooling: String, says: String)? {
+        func bad(_ r: String) -> ConvertError { .badConfigFile(file: path, reason: r) }
+        guard let pool = globalPool else { return architecture.map { ("cls", "architecture \($0.name) (class-token pooling)") } }
+        let says = "\(pool.key) '\(pool.value)'" + (fcNorm.map { " with model_args.fc_norm \($0)" } ?? "")
+        switch (pool.value, fcNorm) {
+        case ("token", nil), ("token", false?): return ("cls", says)
+        case ("avg", nil), ("avg", true?): return ("avg", says)
+        case ("token", true?), ("avg", false?):
+            throw bad(
+                "it says \(says): a norm \(pool.value == "avg" ? "before mean" : "after class-token") pooling; gslora runs the final norm "
+                    + "after the blocks with class-token pooling, or after mean pooling (fc_norm)")
+        default:
+            throw bad("it says \(says); gslora runs 'token' (class-token) and 'avg' (mean) pooling")
+        }
     }
 
     /// The official scripts write `str(cfg)`, a Python dict. BACKBONE_NAME 'VIT' is `ViT_face` as every official

@@ -75,7 +75,7 @@ public enum ConvertError: Error, CustomStringConvertible, Equatable, LocalizedEr
         case let .badLoRA(f, r):
             return "\(f): \(r)"
         case let .badConfigFile(f, r):
-            return "\(f): \(r). Fix or move the config file, or pass the value it should set as an option."
+            return "\(f): \(r). Fix or move the config file."
         case let .badOutput(f, r):
             return "\(f): \(r)"
         }

@@ -84,6 +84,14 @@ extension ModelFamilies {
                 )
             }
         }
+        // A config file beside the checkpoint that states the pooling must agree: the weights alone cannot tell
+        // timm's 'token' from 'avg' with fc_norm=False (both have norm.*), nor 'avg' from 'token' with fc_norm=True.
+        for f in hints.files {
+            if let stated = try f.statedPooling(), stated.pooling != pooling {
+                let has = pooling == "avg" ? "fc_norm.* and no norm.* (mean pooling)" : "norm.* and no fc_norm.* (class-token pooling)"
+                throw ConvertError.badConfigFile(file: f.path, reason: "it says \(stated.says), but \(file) has \(has)")
+            }
+        }
         let pe = try shape("patch_embed.weight")
         // The architecture table lists class-token models only (spec/MODELS.md §3.1).
         let matches =
@@ -107,7 +115,8 @@ extension ModelFamilies {
             }
             if let f = fromFile(field) {
                 if let why = misfit(f.value) {
-                    throw ConvertError.badConfigFile(file: f.file.path, reason: "it says \(f.key) \(f.value), but in \(file) \(why)")
+                    throw ConvertError.badConfigFile(
+                        file: f.file.path, reason: "it says \(f.key) \(f.value), but in \(file) \(why); \(option) N overrides it")
                 }
                 provenance[field] = "file:\(f.file.path)"
                 return f.value

@@ -299,6 +299,36 @@ final class FamiliesTests: XCTestCase {
             guard case ConvertError.cannotInfer = e else { return XCTFail("\(e)") }
             XCTAssertTrue("\(e)".contains("mean-pooling"), "\(e)")
         }
+        // A config.json beside the checkpoint that states the pooling decides what the weights cannot: it must agree.
+        let dir = try ModelFixtures.tempDir()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let path = dir.appendingPathComponent("model.pth").path, js = dir.appendingPathComponent("config.json").path
+        let cls = items.filter { !norms.contains($0.key) } + norms.prefix(2).map { (key: $0, value: CheckpointValue.tensor(w)) }
+        let cases: [(json: String, items: [(key: String, value: CheckpointValue)], refusal: String?)] = [
+            (#"{"global_pool": "avg"}"#, avg, nil),
+            (#"{"global_pool": "token", "model_args": {"global_pool": "avg", "fc_norm": null}}"#, avg, nil),
+            (#"{"global_pool": "token"}"#, cls, nil),
+            (#"{"global_pool": "token"}"#, avg, "global_pool 'token', but \(path) has fc_norm.*"),
+            (#"{"model_args": {"global_pool": "avg", "fc_norm": false}}"#, cls, "model_args.global_pool 'avg' with model_args.fc_norm false"),
+            (#"{"model_args": {"global_pool": "token", "fc_norm": true}}"#, avg, "a norm after class-token pooling"),
+            (#"{"model_args": {"global_pool": "map"}}"#, cls, "model_args.global_pool 'map'"),
+            (#"{"global_pool": 3}"#, cls, "'global_pool' is not a string"),
+            (#"{"model_args": {"fc_norm": "yes"}}"#, cls, "'model_args.fc_norm' is not true, false or null")
+        ]
+        for (json, tensors, refusal) in cases {
+            try json.write(toFile: js, atomically: true, encoding: .utf8)
+            let load = { try ModelImport.load(checkpoint: .dict(tensors), path: path, options: ModelFixtures.options(for: want)) }
+            guard let refusal else {
+                XCTAssertEqual(try load().config?.pooling, tensors.contains { $0.key == "fc_norm.weight" } ? "avg" : "cls", json)
+                continue
+            }
+            XCTAssertThrowsError(try load(), json) { e in
+                guard case let ConvertError.badConfigFile(f, reason) = e else { return XCTFail("\(json): \(e)") }
+                XCTAssertEqual(f, js)
+                XCTAssertTrue(reason.contains(refusal), "\(json): \(reason)")
+            }
+        }
+        print("checked \(url.lastPathComponent): norm and fc_norm, and \(cases.count) config.json pooling statements")
     }
 
     /// Training-checkpoint wrappers: the state dict is found, `module.` dropped, leaves kept as metadata with dotted
