@@ -31,12 +31,9 @@ extension GsloraCommand {
             // Given nothing, ArgumentParser prints the whole help after the error: the error and the usage line do.
             if args.isEmpty {
                 let problem = fullMessage(for: error).split(separator: "\n").first.map { String($0) }
-                usageError(problem.map { $0.hasPrefix("Error: ") ? String($0.dropFirst(7)) : $0 }, command: self)
+                usageError(problem.map(withoutParserPrefix), command: self)
             }
-            // ArgumentParser's own messages start "Error: "; every other error of ours starts "error: ".
-            let message = fullMessage(for: error)
-            let text = message.hasPrefix("Error: ") ? "error: " + message.dropFirst(7) : message
-            FileHandle.standardError.write(Data("\(text)\n".utf8))
+            FileHandle.standardError.write(Data("error: \(withoutParserPrefix(fullMessage(for: error)))\n".utf8))
             Foundation.exit(2)
         }
         do {
@@ -55,6 +52,11 @@ extension GsloraCommand {
             FileHandle.standardError.write(Data("error: \(error)\n".utf8))
             Foundation.exit(1)
         }
+    }
+
+    /// ArgumentParser's messages start "Error: "; ours add "error: ", as every other error of the commands starts.
+    static func withoutParserPrefix(_ message: String) -> String {
+        message.hasPrefix("Error: ") ? String(message.dropFirst(7)) : message
     }
 
     /// Prints `problem` (if any) and the usage line of `command` on stderr; exits 2.
