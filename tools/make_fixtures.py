@@ -12,9 +12,11 @@ not here, so rebuilding face_vit_tiny.pth in a folder that holds it is refused: 
     make_baseline_fixtures.py --model OUT/face_vit_tiny.pth -o OUT/baselines_tiny.parity.json
 """
 import argparse
+import collections
 import hashlib
 import io
 import json
+import math
 import os
 import subprocess
 import sys
@@ -240,17 +242,7 @@ def timm_avg_vit(out):
     torch.manual_seed(2101)
     m = VisionTransformer(**TIMM_AVG_CONFIG).eval()
     assert m.num_prefix_tokens == 1 and isinstance(m.norm, torch.nn.Identity) and not isinstance(m.fc_norm, torch.nn.Identity)
-    g = torch.Generator().manual_seed(2102)
-    with torch.no_grad():
-        # timm starts LayerNorms at 1/0, biases at 0 and the class token near 0: made random so that a wrong norm,
-        # a missing bias or a class token wrongly included in the mean shows.
-        for name, p in m.named_parameters():
-            if name.endswith(("norm1.weight", "norm2.weight", "fc_norm.weight")):
-                p.copy_(1 + 0.2 * torch.randn(p.shape, generator=g))
-            elif name.endswith(".bias") or name == "cls_token":
-                p.copy_(0.2 * torch.randn(p.shape, generator=g))
-            elif name == "head.weight":
-                p.copy_(0.2 * torch.randn(p.shape, generator=g))
+    randomise_vit(m, torch.Generator().manual_seed(2102))
     save(m.state_dict(), os.path.join(out, "timm_vit_avg_tiny.pth"))
     write_sidecar(out, "timm_vit_avg_tiny", ["timm VisionTransformer with global_pool='avg': fc_norm after pooling, no final norm"])
     x = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(2103))
@@ -272,6 +264,83 @@ def timm_avg_vit(out):
         "backward": {"loss": "sum(logits * R), the model in eval() mode (no dropout)", "R": jsonfmt.arr(r),
                      "parameter_gradients": grads,
                      "note": "every parameter but the head's, by its timm name"}}, indent=1)
+
+
+TIMM_LORA_CONFIG = {"img_size": 32, "patch_size": 8, "embed_dim": 64, "depth": 2, "num_heads": 4, "mlp_ratio": 4.0,
+                    "num_classes": 10}
+
+
+def randomise_vit(m, g):
+    """timm and torchvision start LayerNorms at 1/0, biases at 0 and the class token near 0 (torchvision's head at 0):
+    made random so that a wrong norm, a missing bias or a wrongly pooled token shows."""
+    with torch.no_grad():
+        for name, p in m.named_parameters():
+            if p.dim() == 1 and name.endswith("weight"):  # LayerNorms, a ViT's only 1-D weights
+                p.copy_(1 + 0.2 * torch.randn(p.shape, generator=g))
+            elif name.endswith(".bias") or name in ("cls_token", "class_token"):
+                p.copy_(0.2 * torch.randn(p.shape, generator=g))
+            elif name in ("head.weight", "heads.head.weight"):
+                p.copy_(0.2 * torch.randn(p.shape, generator=g))
+
+
+def lora_linear_parity(out, stem, m, timm_config, x, rank, seed, description, notes):
+    """STEM.pth (a timm ViT's state dict plus LoRA factors `blocks.{i}.mlp.fc{1,2}.lora_{A,B}`, loralib's shapes and
+    alpha 1, so scaling 1/rank), its sidecar, and STEM.parity.json: eval-mode logits with LoRA applied unmerged and
+    the gradient of L = sum(logits * R) with respect to every LoRA factor. `timm_config` (the VisionTransformer
+    arguments) is recorded for the tests. Used for the tiny fixture and, by tools/full_size_parity.py, for ViT-B/16."""
+    g = torch.Generator().manual_seed(seed)
+    scaling = 1.0 / rank
+    factors = {}
+    for i, blk in enumerate(m.blocks):
+        for j, lin in ((1, blk.mlp.fc1), (2, blk.mlp.fc2)):
+            # Both factors random (loralib starts B at 0, which would leave A's gradient 0).
+            a = (0.1 * torch.randn(rank, lin.in_features, generator=g)).requires_grad_()
+            b = (0.1 * torch.randn(lin.out_features, rank, generator=g)).requires_grad_()
+            factors[f"blocks.{i}.mlp.fc{j}.lora_A"], factors[f"blocks.{i}.mlp.fc{j}.lora_B"] = a, b
+            lin.register_forward_hook(lambda mod, inp, y, a=a, b=b: y + scaling * (inp[0] @ a.t()) @ b.t())
+    m.eval()
+    for p in m.parameters():
+        p.requires_grad_(False)
+    # loralib's order: a LoRA Linear's state dict is weight, bias, lora_A, lora_B.
+    state = collections.OrderedDict()
+    for k, v in m.state_dict().items():
+        state[k] = v
+        lora = k.removesuffix(".bias") + ".lora_A"
+        if k.endswith(".bias") and lora in factors:
+            state[lora] = factors[lora].detach().clone()
+            state[lora[:-1] + "B"] = factors[lora[:-1] + "B"].detach().clone()
+    save(state, os.path.join(out, stem + ".pth"))
+    write_sidecar(out, stem, notes)
+    r = torch.randn(x.shape[0], m.num_classes, generator=g)
+    logits = m(x)
+    (logits * r).sum().backward()
+    jsonfmt.write(os.path.join(out, stem + ".parity.json"), {
+        "description": description, "versions": jsonfmt.versions(), "seed": seed, "timm_config": timm_config,
+        "lora": {"rank": rank, "lora_alpha": 1.0, "scaling": scaling, "targets": "blocks.{i}.mlp.fc1 and fc2",
+                 "formula": "y = x W^T + b + ((x A^T) B^T) * scaling, A [rank, in], B [out, rank] (loralib)"},
+        "notes": notes, "input": jsonfmt.arr(x), "logits": jsonfmt.arr(logits),
+        "losses": {"structure_block_norms": [
+            math.sqrt(sum(float((factors[f"blocks.{i}.mlp.fc{j}.lora_{f}"].detach().double() ** 2).sum()) for j in (1, 2) for f in "AB"))
+            for i in range(len(m.blocks))],
+            "note": "per block, the 2-norm of all four factors together (GS-LoRA's group)"},
+        "backward": {"loss": "sum(logits * R), the model in eval() mode (no dropout), LoRA unmerged", "R": jsonfmt.arr(r),
+                     "lora_gradients": [{"name": k, "grad": jsonfmt.arr(v.grad)} for k, v in factors.items()],
+                     "note": "every LoRA factor by its name in the .pth; the backbone and head are frozen"}}, indent=1)
+
+
+def timm_lora_vit(out):
+    """timm_vit_lora_tiny: a class-token timm ViT with rank-4 LoRA on every fc1/fc2, the gradients of its factors."""
+    from timm.models.vision_transformer import VisionTransformer
+
+    torch.manual_seed(2201)
+    m = VisionTransformer(**TIMM_LORA_CONFIG)
+    randomise_vit(m, torch.Generator().manual_seed(2202))
+    x = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(2203))
+    lora_linear_parity(
+        out, "timm_vit_lora_tiny", m, TIMM_LORA_CONFIG, x, rank=4, seed=2204,
+        description="timm VisionTransformer(img_size=32, patch_size=8, embed_dim=64, depth=2, num_heads=4, mlp_ratio=4, num_classes=10) with rank-4 LoRA on every fc1/fc2, eval() mode; weights and LoRA factors = timm_vit_lora_tiny.pth",
+        notes=["class-token pooling, final norm before the head; norm weights 1+0.2*randn, every bias, the class token and the head weight 0.2*randn",
+               "LoRA factors A and B both 0.1*randn, alpha 1 (scaling 1/rank); no input normalisation; LayerNorm eps 1e-6; GELU exact (erf)"])
 
 
 def dtypes(out):
@@ -356,7 +425,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("out", help="folder to write the fixtures into (created if missing)")
     ap.add_argument("--force", action="store_true", help="overwrite fixture files already in the folder")
-    ap.add_argument("--only", nargs="*", choices=["face", "torchvision", "timm", "timm_avg", "dtypes", "legacy", "malicious"],
+    ap.add_argument("--only", nargs="*", choices=["face", "torchvision", "timm", "timm_avg", "timm_lora", "dtypes", "legacy", "malicious"],
                     help="rebuild only these fixtures (face includes checkpoint_nested)")
     a = ap.parse_args()
     import timm
@@ -375,7 +444,7 @@ def main():
                  "--model OUT/face_vit_tiny.pth -o OUT/baselines_tiny.parity.json there, or pass --only with the other fixtures")
     torch.use_deterministic_algorithms(True)
     torch.set_num_threads(1)
-    steps = {"face": face, "torchvision": torchvision_vit, "timm": timm_vit, "timm_avg": timm_avg_vit, "dtypes": dtypes,
+    steps = {"face": face, "torchvision": torchvision_vit, "timm": timm_vit, "timm_avg": timm_avg_vit, "timm_lora": timm_lora_vit, "dtypes": dtypes,
              "legacy": legacy, "malicious": malicious}
     for name in a.only or steps:
         print(f"make_fixtures: {name}", file=sys.stderr)
